@@ -1,0 +1,1 @@
+"""The exq command line."""

@@ -1,0 +1,1 @@
+"""The pipeline engine: templating, graph, hashing and cache, lock file, runner."""

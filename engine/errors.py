@@ -1,0 +1,95 @@
+"""The one family of errors a user can cause.
+
+Every error that a user's input, files or repository state can cause is an
+``ExqError``. Its message is one line that names the file, the key or the
+stage; the CLI prints it without a traceback and exits with ``exit_code``.
+
+    ExqError
+    ├── ConfigError          .dvc/config or a command-line option is wrong
+    ├── DvcFileError         dvc.yaml / dvc.lock / .dvc file cannot be read
+    │   └── TemplateError    ${...}, vars, foreach or matrix cannot be resolved
+    ├── ParamsError          a params file is unreadable, or -S is malformed
+    ├── PipelineError        the stage graph is invalid (cycle, clash, escape)
+    ├── StageNotFound        a target names no stage or file
+    ├── StageFailed          a stage command exited non-zero or lost an out
+    ├── CacheError           the cache is missing or corrupt for a path
+    ├── GitError             the git repository is missing or in a bad state
+    └── ExperimentError      an experiment name is invalid, clashes or is unknown
+
+Library errors (yaml, OSError, pygit2, sqlite3) are translated once, where
+they happen, with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+
+class ExqError(Exception):
+    """An error the user can fix; ``str()`` is the one line to show."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+class ConfigError(ExqError):
+    """A configuration value or command-line option is invalid."""
+
+
+class DvcFileError(ExqError):
+    """A pipeline, lock or .dvc file cannot be read or has a bad shape."""
+
+
+class TemplateError(DvcFileError):
+    """Interpolation, vars, foreach or matrix could not be resolved.
+
+    The message reads ``<dvc.yaml path>: <location>: <reason>``, for example
+    ``dvc.yaml: stages.build@us.cmd: Could not find 'models.foobar'``.
+    """
+
+    def __init__(self, path: str, location: str, reason: str) -> None:
+        where = f"{path}: {location}" if location else path
+        super().__init__(f"{where}: {reason}")
+        self.path = path
+        self.location = location
+        self.reason = reason
+
+
+class ParamsError(ExqError):
+    """A params file cannot be read, or a -S edit is malformed."""
+
+
+class PipelineError(ExqError):
+    """The stage graph is invalid: a cycle, an out clash, a path escaping the repo."""
+
+
+class StageNotFound(ExqError):
+    """A target names no known stage or dvc.yaml file."""
+
+
+class StageFailed(ExqError):
+    """A stage's command failed or did not produce its outs."""
+
+    def __init__(self, stage: str, message: str, *, returncode: int | None = None) -> None:
+        super().__init__(f"stage '{stage}': {message}")
+        self.stage = stage
+        self.returncode = returncode
+
+
+class CacheError(ExqError):
+    """A cache object is missing or does not match its hash."""
+
+
+class GitError(ExqError):
+    """The git repository is missing or in a state exq cannot work with."""
+
+
+class ExperimentError(ExqError):
+    """An experiment name is invalid, clashes, or cannot be found."""

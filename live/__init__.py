@@ -1,0 +1,1 @@
+"""Live metrics logger for training scripts; standard library only."""
