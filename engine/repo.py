@@ -1,0 +1,108 @@
+"""Where a project lives: its root, its ``.dvc`` folder and its configuration.
+
+A project is a folder holding ``.dvc/`` (made by ``exq init`` or ``dvc init``),
+usually at the root of a git repository. Configuration is DVC's INI-style
+``.dvc/config`` overlaid by ``.dvc/config.local``.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from exq.engine.errors import ConfigError, ExqError
+
+DVC_DIR = ".dvc"
+LINK_TYPES = ("reflink", "hardlink", "symlink", "copy")
+DEFAULT_LINK_TYPES = ("reflink", "hardlink", "copy")
+_DVC_GITIGNORE = "/config.local\n/tmp\n/cache\n"
+
+
+@dataclass(frozen=True)
+class Project:
+    """A project root and the settings read from its configuration."""
+
+    root: Path
+    cache_dir: Path
+    link_types: tuple[str, ...]
+
+    @property
+    def dvc_dir(self) -> Path:
+        return self.root / DVC_DIR
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.dvc_dir / "tmp"
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above ``start`` that holds ``.dvc/``."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / DVC_DIR).is_dir():
+            return folder
+    raise ExqError(
+        f"not an exq/DVC project: no '{DVC_DIR}' folder in {here} or above",
+        hint="run 'exq init' at the root of your git repository",
+    )
+
+
+def open_project(start: Path | None = None) -> Project:
+    """Find the project around ``start`` and read its configuration."""
+    root = find_root(start)
+    config = read_config(root)
+    cache_dir = root / DVC_DIR / "cache"
+    if config.has_option("cache", "dir"):
+        configured = Path(config.get("cache", "dir"))
+        # DVC resolves a relative cache dir against the .dvc folder.
+        cache_dir = configured if configured.is_absolute() else root / DVC_DIR / configured
+    return Project(root=root, cache_dir=cache_dir.resolve(), link_types=_link_types(config))
+
+
+def read_config(root: Path) -> configparser.ConfigParser:
+    """``.dvc/config`` overlaid by ``.dvc/config.local`` (missing files are fine)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    for name in ("config", "config.local"):
+        path = root / DVC_DIR / name
+        try:
+            parser.read(path, encoding="utf-8")
+        except configparser.Error as exc:
+            first = str(exc).splitlines()[0]
+            raise ConfigError(f"{path.relative_to(root)}: cannot parse: {first}") from exc
+    return parser
+
+
+def _link_types(config: configparser.ConfigParser) -> tuple[str, ...]:
+    env = os.environ.get("EXQ_CACHE_TYPE")
+    raw = env if env is not None else config.get("cache", "type", fallback="")
+    if not raw.strip():
+        return DEFAULT_LINK_TYPES
+    kinds = tuple(part.strip() for part in raw.split(",") if part.strip())
+    bad = [kind for kind in kinds if kind not in LINK_TYPES]
+    if bad:
+        raise ConfigError(
+            f".dvc/config: cache.type: unknown link type '{bad[0]}'",
+            hint=f"use a comma list of {', '.join(LINK_TYPES)}",
+        )
+    return kinds
+
+
+def init_project(root: Path) -> bool:
+    """Create ``.dvc/`` the way ``dvc init`` does; False when it already exists."""
+    dvc_dir = root / DVC_DIR
+    if dvc_dir.is_dir():
+        return False
+    dvc_dir.mkdir()
+    (dvc_dir / "config").write_text("", encoding="utf-8")
+    (dvc_dir / ".gitignore").write_text(_DVC_GITIGNORE, encoding="utf-8")
+    dvcignore = root / ".dvcignore"
+    if not dvcignore.exists():
+        dvcignore.write_text(
+            "# Add patterns of files dvc should ignore, which could improve\n"
+            "# the performance. Learn more at\n"
+            "# https://dvc.org/doc/user-guide/dvcignore\n",
+            encoding="utf-8",
+        )
+    return True

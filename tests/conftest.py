@@ -1,0 +1,52 @@
+"""Shared fixtures: anyio's backend, and real git repositories in temp folders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+}
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run the real git CLI in ``cwd`` and return its stdout."""
+    env = {**os.environ, **GIT_ENV}
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    )
+    return done.stdout
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path) -> Path:
+    """An empty git repository with a committer configured locally."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.name", "Test")
+    git(repo, "config", "user.email", "test@example.com")
+    return repo
+
+
+@pytest.fixture
+def dvc_bin() -> str:
+    """The real dvc executable, or skip the test."""
+    candidate = os.environ.get("EXQ_TEST_DVC") or shutil.which("dvc")
+    if not candidate or not Path(candidate).exists():
+        pytest.skip("the real dvc is not installed (make dvc)")
+    return candidate
