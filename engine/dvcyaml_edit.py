@@ -1,0 +1,244 @@
+"""``stage add``: write one stage into ``dvc.yaml``, leaving the rest byte for byte.
+
+The new stage is laid out as ``dvc stage add`` writes it (checked against dvc
+3.67.1): keys ``desc, cmd, wdir, deps, params, outs, metrics, plots,
+always_changed``; deps sorted; params with the ``params.yaml`` keys first
+(sorted), then ``{file: [keys]}`` for other files sorted by name
+(``{file: null}`` tracks a whole file); outs, metrics and plots sorted, the
+ones with flags as ``{path: {cache: false, persist: true}}``.
+
+DVC itself re-dumps the whole file through ruamel, which moves comments and
+drops quotes. exq edits the text instead: the stage's YAML (dumped by ruamel
+with DVC's settings) is spliced in after the last line of the ``stages``
+block, or over the old stage's lines with ``force``, so every other byte of the
+file stays as the user wrote it. Only a flow-style ``stages: {...}`` falls back
+to a ruamel round trip.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import string
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import YAMLError
+
+from exq.engine.errors import DvcFileError, ExqError
+
+DEFAULT_PARAMS = "params.yaml"
+_BAD_NAME_CHARS = set(string.punctuation) - {"_", "-"}
+_KEY_COMMENT = re.compile(r"^[^#]*?:(\s+#.*)$")
+
+
+def _yaml() -> YAML:
+    yaml = YAML()
+    yaml.default_flow_style = False
+    return yaml
+
+
+def parse_params(values: Iterable[str]) -> dict[str, list[str]]:
+    """``-p`` values to {file: keys}: ``a,b`` (params.yaml), ``f.yaml:a,b``, ``f.yaml:`` (whole)."""
+    result: dict[str, list[str]] = {}
+    for value in values:
+        if ":" in value:
+            file, _, keys_text = value.rpartition(":")
+        else:
+            file, keys_text = DEFAULT_PARAMS, value
+        keys = result.setdefault(file or DEFAULT_PARAMS, [])
+        keys.extend(k.strip() for k in keys_text.split(",") if k.strip() and k.strip() not in keys)
+    return result
+
+
+def params_entry(params: dict[str, list[str]]) -> list[Any]:
+    """The ``params:`` list as DVC writes it (params.yaml keys first, then files)."""
+    entry: list[Any] = []
+    for file in sorted(params):
+        keys = sorted(set(params[file]))
+        if keys and file == DEFAULT_PARAMS:
+            entry = [*keys, *entry]
+        else:
+            entry.append({file: keys or None})
+    return entry
+
+
+def _outs(groups: Sequence[tuple[Iterable[str], dict[str, Any]]]) -> list[Any]:
+    flagged = [(path, flags) for paths, flags in groups for path in paths]
+    flagged.sort(key=lambda item: item[0])
+    return [path if not flags else {path: dict(flags)} for path, flags in flagged]
+
+
+def stage_data(
+    *,
+    cmd: str | list[str],
+    deps: Iterable[str] = (),
+    outs: Iterable[str] = (),
+    outs_no_cache: Iterable[str] = (),
+    outs_persist: Iterable[str] = (),
+    outs_persist_no_cache: Iterable[str] = (),
+    params: Iterable[str] = (),
+    metrics: Iterable[str] = (),
+    metrics_no_cache: Iterable[str] = (),
+    plots: Iterable[str] = (),
+    plots_no_cache: Iterable[str] = (),
+    wdir: str | None = None,
+    desc: str | None = None,
+    always_changed: bool = False,
+) -> dict[str, Any]:
+    """The mapping of one stage in DVC's key order, empty fields left out."""
+    no_cache = {"cache": False}
+    fields: list[tuple[str, Any]] = [
+        ("desc", desc),
+        ("cmd", cmd if isinstance(cmd, str) else list(cmd)),
+        ("wdir", None if wdir in (None, "", ".") else wdir),
+        ("deps", sorted(set(deps))),
+        ("params", params_entry(parse_params(params))),
+        ("outs", _outs([(outs, {}), (outs_no_cache, no_cache),
+                        (outs_persist, {"persist": True}),
+                        (outs_persist_no_cache, {"cache": False, "persist": True})])),
+        ("metrics", _outs([(metrics, {}), (metrics_no_cache, no_cache)])),
+        ("plots", _outs([(plots, {}), (plots_no_cache, no_cache)])),
+        ("always_changed", always_changed),
+    ]
+    return {key: value for key, value in fields if value}
+
+
+def stage_text(name: str, data: dict[str, Any], indent: int = 2, newline: str = "\n") -> str:
+    """The lines of ``name: data`` as they sit under ``stages:``, key at column ``indent``."""
+    stream = io.StringIO()
+    _yaml().dump({"stages": {name: data}}, stream)
+    lines = stream.getvalue().splitlines()[1:]  # drop "stages:"
+    shift = indent - 2
+    lines = [(" " * shift + line) if shift > 0 else line[-shift:] if shift else line
+             for line in lines]
+    return "".join(line + newline for line in lines)
+
+
+def add_stage(
+    dvcfile: Path,
+    name: str,
+    *,
+    cmd: str | list[str],
+    deps: Iterable[str] = (),
+    outs: Iterable[str] = (),
+    outs_no_cache: Iterable[str] = (),
+    outs_persist: Iterable[str] = (),
+    outs_persist_no_cache: Iterable[str] = (),
+    params: Iterable[str] = (),
+    metrics: Iterable[str] = (),
+    metrics_no_cache: Iterable[str] = (),
+    plots: Iterable[str] = (),
+    plots_no_cache: Iterable[str] = (),
+    wdir: str | None = None,
+    desc: str | None = None,
+    always_changed: bool = False,
+    force: bool = False,
+) -> str:
+    """Add stage ``name`` to ``dvcfile`` (created if absent); returns "added" or "modified".
+
+    Raises ExqError when the name is invalid, or already used and not ``force``.
+    """
+    if not name or _BAD_NAME_CHARS & set(name):
+        raise ExqError(f"invalid stage name '{name}'",
+                       hint="use letters, digits, '_' and '-' only")
+    if not cmd:
+        raise ExqError(f"stage '{name}': the command is empty")
+    if wdir not in (None, "", ".") and not (dvcfile.parent / wdir).is_dir():
+        raise ExqError(f"stage '{name}': working directory '{wdir}' does not exist")
+    data = stage_data(
+        cmd=cmd, deps=deps, outs=outs, outs_no_cache=outs_no_cache, outs_persist=outs_persist,
+        outs_persist_no_cache=outs_persist_no_cache, params=params, metrics=metrics,
+        metrics_no_cache=metrics_no_cache, plots=plots, plots_no_cache=plots_no_cache,
+        wdir=wdir, desc=desc, always_changed=always_changed,
+    )
+    try:
+        text = dvcfile.read_bytes().decode("utf-8") if dvcfile.exists() else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DvcFileError(f"{dvcfile}: cannot read: {exc}") from exc
+    new_text, action = _edit(text, str(dvcfile), name, data, force)
+    _atomic_write(dvcfile, new_text)
+    return action
+
+
+def _edit(text: str, where: str, name: str, data: dict[str, Any], force: bool) -> tuple[str, str]:
+    try:
+        doc = _yaml().load(text) if text.strip() else None
+    except YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DvcFileError(f"{where}: not valid YAML: {first}") from exc
+    newline = "\r\n" if "\r\n" in text else "\n"
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith(("\n", "\r")):
+        lines[-1] += newline
+    if doc is None or (isinstance(doc, CommentedMap) and "stages" not in doc):
+        block = "stages:" + newline + stage_text(name, data, 2, newline)
+        return "".join(lines) + block, "added"
+    if not isinstance(doc, CommentedMap):
+        raise DvcFileError(f"{where}: top level must be a mapping")
+    stages = doc["stages"]
+    if stages is not None and not isinstance(stages, CommentedMap):
+        raise DvcFileError(f"{where}: 'stages' must be a mapping")
+    if stages is not None and name in stages and not force:
+        raise ExqError(f"stage '{name}' already exists in '{where}'",
+                       hint="use --force to overwrite it")
+    if doc.fa.flow_style() or (stages is not None and stages.fa.flow_style()):
+        action = "modified" if stages is not None and name in stages else "added"
+        return _round_trip(doc, name, data), action
+    stages_line, stages_col = doc.lc.key("stages")
+    if stages and name in stages:
+        line, col = stages.lc.key(name)
+        end = _block_end(lines, line, col)
+        snippet = stage_text(name, data, col, newline)
+        match = _KEY_COMMENT.match(lines[line].rstrip("\r\n"))
+        if match:  # keep a comment written after the stage's key
+            first, _, rest = snippet.partition(newline)
+            snippet = first + match.group(1) + newline + rest
+        return "".join(lines[:line]) + snippet + "".join(lines[end:]), "modified"
+    col = stages.lc.key(next(iter(stages)))[1] if stages else stages_col + 2
+    end = _block_end(lines, stages_line, stages_col)
+    snippet = stage_text(name, data, col, newline)
+    return "".join(lines[:end]) + snippet + "".join(lines[end:]), "added"
+
+
+def _block_end(lines: list[str], key_line: int, key_col: int) -> int:
+    """Index after the last non-blank line nested under the key at (key_line, key_col)."""
+    last = key_line
+    for index in range(key_line + 1, len(lines)):
+        stripped = lines[index].strip()
+        if not stripped:
+            continue
+        indent = len(lines[index]) - len(lines[index].lstrip(" "))
+        if indent <= key_col:
+            break
+        last = index
+    return last + 1
+
+
+def _round_trip(doc: CommentedMap, name: str, data: dict[str, Any]) -> str:
+    if doc.get("stages") is None:
+        doc["stages"] = {}
+    doc["stages"][name] = data
+    stream = io.StringIO()
+    _yaml().dump(doc, stream)
+    return stream.getvalue()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise DvcFileError(f"{path}: cannot write: {exc}") from exc
