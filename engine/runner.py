@@ -63,7 +63,11 @@ class OutputSink:
 
     def say(self, label: str, text: str) -> None:
         prefix = f"[{label}] " if self.prefixed else ""
-        self.stream.write(f"{prefix}{text}\n".encode())
+        self.note(f"{prefix}{text}")
+
+    def note(self, text: str) -> None:
+        """A line of exq's own, never prefixed: it names its stage itself."""
+        self.stream.write(f"{text}\n".encode())
         self.stream.flush()
 
 

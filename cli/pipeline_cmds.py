@@ -1,0 +1,154 @@
+"""Pipeline commands: init, repro, status, dag, add, checkout, stage add/list."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import anyio
+import typer
+
+from exq.cli.main import app, handle_errors, stage_app
+from exq.engine import pipeline_ops as ops
+from exq.engine.repo import init_project, open_project
+from exq.engine.repro import ReproOptions
+from exq.engine.runner import stdout_sink
+
+
+def _default_jobs() -> int:
+    return os.cpu_count() or 1
+
+
+@app.command()
+@handle_errors
+def init() -> None:
+    """Make the current folder an exq (and DVC) project: create .dvc/."""
+    root = Path.cwd()
+    if init_project(root):
+        typer.echo(f"Initialized exq project in {root / '.dvc'}")
+    else:
+        typer.echo(f"'{root / '.dvc'}' exists already; nothing to do.")
+
+
+@app.command()
+@handle_errors
+def repro(
+    targets: list[str] = typer.Argument(None, help="Stages or dvc.yaml files (default: all)."),
+    force: bool = typer.Option(False, "--force", "-f", help="Run even unchanged stages."),
+    single_item: bool = typer.Option(
+        False, "--single-item", "-s", help="Run only the targets, not their upstream."
+    ),
+    jobs: int = typer.Option(0, "--jobs", "-j", help="Stages at once (default: cores)."),
+    dry: bool = typer.Option(False, "--dry", help="Print what would run; change nothing."),
+) -> None:
+    """Run the stages that are out of date, independent ones concurrently."""
+    project = open_project()
+    options = ReproOptions(
+        targets=targets or [], force=force, single_item=single_item,
+        jobs=jobs or _default_jobs(), dry=dry,
+    )
+    result = anyio.run(ops.run_repro, project, options)
+    if result.failed is not None:
+        raise result.failed
+    if not result.ran and not result.restored and not dry:
+        typer.echo("Data and pipelines are up to date.")
+
+
+@app.command()
+@handle_errors
+def status(
+    targets: list[str] = typer.Argument(None, help="Stages or dvc.yaml files (default: all)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show stages and tracked data that changed since they were last run or added."""
+    project = open_project()
+    report = ops.status(project, targets or [])
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    typer.echo(ops.render_status(report))
+
+
+@app.command()
+@handle_errors
+def dag(
+    targets: list[str] = typer.Argument(None, help="Show only the graph of these stages."),
+    as_json: bool = typer.Option(False, "--json", help="Print nodes and edges as JSON."),
+    dot: bool = typer.Option(False, "--dot", help="Print Graphviz DOT."),
+    mermaid: bool = typer.Option(False, "--mermaid", help="Print a Mermaid flowchart."),
+) -> None:
+    """Show the stage graph."""
+    project = open_project()
+    fmt = "json" if as_json else "dot" if dot else "mermaid" if mermaid else "text"
+    typer.echo(ops.render_dag(project, targets or [], fmt))
+
+
+@app.command()
+@handle_errors
+def add(
+    paths: list[str] = typer.Argument(..., help="Files or folders to track."),
+) -> None:
+    """Track data: cache it, write PATH.dvc and add PATH to .gitignore."""
+    project = open_project()
+    for path in paths:
+        written = ops.add(project, Path(path))
+        typer.echo(f"Added '{path}': wrote '{written}'.")
+
+
+@app.command()
+@handle_errors
+def checkout(
+    targets: list[str] = typer.Argument(None, help="Stages, dvc.yaml or .dvc files."),
+) -> None:
+    """Restore stage outputs and tracked data from the cache."""
+    project = open_project()
+    restored = ops.checkout(project, targets or [])
+    for path in restored:
+        typer.echo(f"M\t{path}")
+    if not restored:
+        typer.echo("Nothing to restore: the workspace matches the cache.")
+
+
+@stage_app.command("list")
+@handle_errors
+def stage_list(
+    as_json: bool = typer.Option(False, "--json", help="Print the resolved stages as JSON."),
+) -> None:
+    """List the resolved stages of every dvc.yaml."""
+    project = open_project()
+    stages = ops.stage_list(project)
+    if as_json:
+        typer.echo(json.dumps(stages, indent=2))
+        return
+    for stage in stages:
+        outs = ", ".join(stage["outs"] + stage["metrics"] + stage["plots"])
+        where = "" if stage["file"] == "dvc.yaml" else f"{stage['file']}:"
+        typer.echo(f"{where}{stage['name']}" + (f"\tOutputs {outs}" if outs else ""))
+
+
+@stage_app.command("add", context_settings={"allow_interspersed_args": False})
+@handle_errors
+def stage_add(
+    name: str = typer.Option(..., "--name", "-n", help="Stage name."),
+    deps: list[str] = typer.Option([], "--deps", "-d", help="A dependency."),
+    outs: list[str] = typer.Option([], "--outs", "-o", help="An output, cached."),
+    outs_no_cache: list[str] = typer.Option([], "--outs-no-cache", "-O", help="An output, not cached."),
+    params: list[str] = typer.Option([], "--params", "-p", help="[file:]key,key params."),
+    metrics: list[str] = typer.Option([], "--metrics", help="A metrics file, cached."),
+    metrics_no_cache: list[str] = typer.Option(
+        [], "--metrics-no-cache", "-M", help="A metrics file, not cached."
+    ),
+    plots: list[str] = typer.Option([], "--plots", help="A plots file."),
+    wdir: str = typer.Option(None, "--wdir", "-w", help="Working folder of the command."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite a stage of that name."),
+    command: list[str] = typer.Argument(..., help="The command to run."),
+) -> None:
+    """Add a stage to dvc.yaml, keeping the file's comments."""
+    project = open_project()
+    path = ops.stage_add(
+        project, name=name, cmd=" ".join(command), deps=deps, outs=outs,
+        outs_no_cache=outs_no_cache, params=params, metrics=metrics,
+        metrics_no_cache=metrics_no_cache, plots=plots, wdir=wdir, force=force,
+    )
+    typer.echo(f"Added stage '{name}' in '{path}'")

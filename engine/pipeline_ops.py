@@ -1,0 +1,184 @@
+"""The pipeline commands as engine functions: what ``exq repro``, ``status``,
+``dag``, ``add``, ``checkout`` and ``stage`` do, minus the printing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from exq.engine import graph as graph_mod
+from exq.engine.dvcyaml_edit import add_stage
+from exq.engine.graph import repo_path
+from exq.engine.outdated import StatusItem
+from exq.engine.pipeline import load_pipeline
+from exq.engine.repo import Project
+from exq.engine.repro import ReproOptions, ReproResult, repro
+from exq.engine.runner import stdout_sink
+from exq.engine.stage import Stage
+from exq.engine.tracked import add_path, find_tracked, read_tracked
+from exq.engine.workspace import StageIO
+
+
+async def run_repro(project: Project, options: ReproOptions) -> ReproResult:
+    """Load the pipeline and run ``repro``, printing stage output to stdout."""
+    pipeline = load_pipeline(project.root)
+    selected = pipeline.graph.select(options.targets, single_item=options.single_item)
+    sink = stdout_sink(prefixed=options.jobs > 1 and len(selected) > 1)
+    with StageIO(project) as io:
+        return await repro(pipeline, io, options, sink)
+
+
+def status(project: Project, targets: list[str]) -> dict[str, list[StatusItem]]:
+    """``status --json``: changed stages and .dvc files, up-to-date ones left out."""
+    pipeline = load_pipeline(project.root)
+    stages = pipeline.graph.select(targets) if targets else pipeline.stages
+    report: dict[str, list[StatusItem]] = {}
+    with StageIO(project) as io:
+        for stage in stages:
+            items = io.status(pipeline, stage)
+            if items:
+                report[stage.address] = items
+        if not targets:
+            report.update(_tracked_status(project, io))
+    return report
+
+
+def _tracked_status(project: Project, io: StageIO) -> dict[str, list[StatusItem]]:
+    report: dict[str, list[StatusItem]] = {}
+    for dvcfile in find_tracked(project.root):
+        rel_file = dvcfile.relative_to(project.root).as_posix()
+        changed: dict[str, str] = {}
+        for out in read_tracked(dvcfile, project.root):
+            rel = (dvcfile.parent / out.path).relative_to(project.root).as_posix()
+            now = io.hash_of(rel)
+            if now is None:
+                changed[rel] = "deleted"
+            elif out.info is None or now.md5 != out.info.md5:
+                changed[rel] = "modified"
+            elif not io.cache.exists(out.info, io.state):
+                changed[rel] = "not in cache"
+        if changed:
+            report[rel_file] = [{"changed outs": changed}]
+    return report
+
+
+def render_status(report: dict[str, list[StatusItem]]) -> str:
+    """The text ``dvc status`` prints for a report."""
+    if not report:
+        return "Data and pipelines are up to date."
+    lines: list[str] = []
+    for name, items in report.items():
+        lines.append(f"{name}:")
+        for item in items:
+            if isinstance(item, str):
+                lines.append(f"\t{item}")
+                continue
+            for heading, changes in item.items():
+                lines.append(f"\t{heading}:")
+                for path, state in changes.items():
+                    if isinstance(state, dict):
+                        for key, key_state in state.items():
+                            lines.append(f"\t\t{key_state + ':':<20}{path}: {key}")
+                    else:
+                        lines.append(f"\t\t{state + ':':<20}{path}")
+    return "\n".join(lines)
+
+
+def render_dag(project: Project, targets: list[str], fmt: str) -> str:
+    """The stage graph as text, ``dot``, ``mermaid`` or ``json``."""
+    import json
+
+    pipeline = load_pipeline(project.root)
+    stages = pipeline.graph.select(targets) if targets else None
+    if fmt == "json":
+        return json.dumps(graph_mod.dag_json(pipeline.graph, stages), indent=2)
+    if fmt == "dot":
+        return graph_mod.render_dot(pipeline.graph, stages)
+    if fmt == "mermaid":
+        return graph_mod.render_mermaid(pipeline.graph, stages)
+    return graph_mod.render_ascii(pipeline.graph, stages)
+
+
+def add(project: Project, path: Path) -> str:
+    """Track a file or folder; returns the repo-relative .dvc path written."""
+    with StageIO(project) as io:
+        written = add_path(project.root, path, io.cache, io.state)
+    return written.relative_to(project.root).as_posix()
+
+
+def checkout(project: Project, targets: list[str]) -> list[str]:
+    """Restore outs of stages (and data of .dvc files) from the cache; paths restored."""
+    pipeline = load_pipeline(project.root)
+    restored: list[str] = []
+    with StageIO(project) as io:
+        stages = pipeline.graph.select(targets, single_item=True) if targets else pipeline.stages
+        for stage in stages:
+            restored.extend(_checkout_stage(io, pipeline.lock_entry(stage), stage))
+        if not targets:
+            for dvcfile in find_tracked(project.root):
+                for out in read_tracked(dvcfile, project.root):
+                    rel = (dvcfile.parent / out.path).relative_to(project.root).as_posix()
+                    if out.info is not None and _restore(io, rel, out.info):
+                        restored.append(rel)
+        io.state.flush()
+    return restored
+
+
+def _checkout_stage(io: StageIO, entry: Any, stage: Stage) -> list[str]:
+    if entry is None:
+        return []
+    restored = []
+    for out in stage.outs:
+        recorded = entry.out(out.path)
+        info = recorded.to_hash() if recorded else None
+        rel = repo_path(stage, out.path)
+        if out.cache and info is not None and _restore(io, rel, info):
+            restored.append(rel)
+    return restored
+
+
+def _restore(io: StageIO, rel: str, info: Any) -> bool:
+    now = io.hash_of(rel)
+    if now is not None and now.md5 == info.md5:
+        return False
+    io.cache.checkout(io.root / rel, info, io.state)
+    io.forget([rel])
+    return True
+
+
+def stage_list(project: Project) -> list[dict[str, Any]]:
+    """The resolved stages as plain data, in file order."""
+    pipeline = load_pipeline(project.root)
+    return [stage_record(stage) for stage in pipeline.stages]
+
+
+def stage_record(stage: Stage) -> dict[str, Any]:
+    return {
+        "name": stage.name,
+        "file": stage.dvcfile,
+        "cmd": stage.cmd,
+        "wdir": stage.wdir,
+        "deps": list(stage.deps),
+        "outs": [out.path for out in stage.outs_of("outs")],
+        "metrics": [out.path for out in stage.outs_of("metrics")],
+        "plots": [out.path for out in stage.outs_of("plots")],
+        "params": {file: list(keys) for file, keys in stage.params.items()},
+        "frozen": stage.frozen,
+    }
+
+
+def stage_add(project: Project, *, name: str, cmd: str, deps: list[str], outs: list[str],
+              outs_no_cache: list[str], params: list[str], metrics: list[str],
+              metrics_no_cache: list[str], plots: list[str], wdir: str | None,
+              force: bool) -> str:
+    """Write a stage into the dvc.yaml of the current folder; its repo-relative path."""
+    dvcfile = Path.cwd() / "dvc.yaml"
+    add_stage(
+        dvcfile, name, cmd=cmd, deps=deps, outs=outs, outs_no_cache=outs_no_cache,
+        params=params, metrics=metrics, metrics_no_cache=metrics_no_cache, plots=plots,
+        wdir=wdir, force=force,
+    )
+    return dvcfile.relative_to(project.root).as_posix()
+
+
