@@ -27,6 +27,12 @@ app = typer.Typer(
 )
 stage_app = typer.Typer(help="Add and list pipeline stages.", no_args_is_help=True)
 app.add_typer(stage_app, name="stage")
+exp_app = typer.Typer(help="Run, compare and manage experiments.", no_args_is_help=True)
+app.add_typer(exp_app, name="exp")
+metrics_app = typer.Typer(help="Show and compare metrics.", no_args_is_help=True)
+app.add_typer(metrics_app, name="metrics")
+params_app = typer.Typer(help="Compare params.", no_args_is_help=True)
+app.add_typer(params_app, name="params")
 
 # Exit statuses: 1 for user errors, 130 for Ctrl-C (as shells report SIGINT).
 EXIT_INTERRUPTED = 130
@@ -68,10 +74,17 @@ def root(
     """exq: pipelines, experiments and a queue, on DVC's file formats."""
 
 
+# Modules that register commands; a missing one is a packaging bug, not optional.
+COMMAND_MODULES = ("pipeline_cmds",)
+
+
 def main() -> None:
     """Console-script entry point."""
     # Import the command modules for their registrations on ``app``.
-    from exq.cli import pipeline_cmds  # noqa: F401
+    import importlib
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(f"exq.cli.{module}")
 
     try:
         app()
