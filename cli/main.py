@@ -75,7 +75,7 @@ def root(
 
 
 # Modules that register commands; a missing one is a packaging bug, not optional.
-COMMAND_MODULES = ("pipeline_cmds",)
+COMMAND_MODULES = ("pipeline_cmds", "exp_run_cmd")
 
 
 def main() -> None:

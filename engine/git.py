@@ -332,6 +332,10 @@ class Git:
                 return []
         return sorted(_walk_tree(tree, prefix))
 
+    def tree_of(self, sha: str) -> str:
+        """The sha of the tree a commit records."""
+        return str(self._commit(sha).tree_id)
+
     def commit_info(self, sha: str) -> CommitInfo:
         """Sha, parents, time, message and author of a commit."""
         commit = self._commit(sha)

@@ -107,11 +107,11 @@ def add(project: Project, path: Path) -> str:
     return written.relative_to(project.root).as_posix()
 
 
-def checkout(project: Project, targets: list[str]) -> list[str]:
+def checkout(project: Project, targets: list[str], *, state_db: Path | None = None) -> list[str]:
     """Restore outs of stages (and data of .dvc files) from the cache; paths restored."""
     pipeline = load_pipeline(project.root)
     restored: list[str] = []
-    with StageIO(project) as io:
+    with StageIO(project, state_db=state_db) as io:
         stages = pipeline.graph.select(targets, single_item=True) if targets else pipeline.stages
         for stage in stages:
             restored.extend(_checkout_stage(io, pipeline.lock_entry(stage), stage))

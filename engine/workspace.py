@@ -33,10 +33,12 @@ ParamsNow = dict[str, dict[str, Any]]
 class StageIO:
     """Measures and changes the workspace for the stages of one project."""
 
-    def __init__(self, project: Project) -> None:
+    def __init__(self, project: Project, *, state_db: Path | None = None) -> None:
         self.root = project.root
         self.cache = Cache(project.cache_dir, project.link_types)
-        self.state = HashState(project.root)
+        # A worktree shares its main project's state DB, so cache objects verified
+        # there are not read again (rows are keyed by absolute path).
+        self.state = HashState(project.root, db_path=state_db)
         self.source = DiskSource(project.root)
         self._memo: dict[str, HashInfo | None] = {}
         self._memo_lock = threading.Lock()
