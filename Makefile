@@ -34,6 +34,7 @@ test: venv dvc
 
 bench: venv dvc
 	EXQ_BENCH_DVC="$(abspath $(DVC_VENV))/bin/dvc" $(PY) bench/repro_bench.py
+	EXQ_BENCH_DVC="$(abspath $(DVC_VENV))/bin/dvc" $(PY) bench/exp_show_bench.py
 
 clean:
 	rm -rf $(VENV) $(DVC_VENV)
