@@ -65,6 +65,9 @@ def params_status(
     for file, keys in stage.params.items():
         actual = params_now.get(file)
         recorded = entry.params.get(file) if entry else None
+        tracked = stage.tracked.get(file, [])
+        if recorded is None and keys and all(key in tracked for key in keys):
+            recorded = {}  # only ${...} values, which a lock written by DVC leaves out
         if actual is None:
             result[file] = "deleted"
             continue
@@ -78,7 +81,8 @@ def params_status(
             if key not in actual:
                 changed[key] = "deleted"
             elif key not in recorded:
-                changed[key] = "new"
+                if key not in tracked:
+                    changed[key] = "new"
             elif plain(actual[key]) != plain(recorded[key]):
                 changed[key] = "modified"
         if changed:

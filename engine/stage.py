@@ -20,6 +20,9 @@ class Out:
     kind: OutKind = "outs"
     cache: bool = True
     persist: bool = False
+    # DVC 2 checkpoint output (`- model.h5: {checkpoint: true}`): saved at each
+    # checkpoint signal and kept between runs.
+    checkpoint: bool = False
 
 
 @dataclass
@@ -35,6 +38,9 @@ class Stage:
     # params file (as written, relative to wdir) -> keys the stage depends on,
     # explicit ones first, then those tracked through ${...}; [] = whole file.
     params: dict[str, list[str]] = field(default_factory=dict)
+    # The subset of ``params`` known only through ${...}: DVC does not record
+    # these in dvc.lock, so their absence from a lock is no change.
+    tracked: dict[str, list[str]] = field(default_factory=dict)
     frozen: bool = False
     always_changed: bool = False
     desc: str | None = None

@@ -203,3 +203,22 @@ def test_status_paths_are_repo_relative_and_frozen_skips_deps() -> None:
     status = stage_status(stage, base_entry(), {}, {"model.pkl": None, "metrics.json": H_OTHER}, {})
     assert status == [{"changed outs": {"sub/work/model.pkl": "deleted"}}, "changed command"]
     assert status_json({"sub/dvc.yaml:train": status, "ok": []}) == {"sub/dvc.yaml:train": status}
+
+
+def test_tracked_values_missing_from_a_dvc_written_lock_are_no_change() -> None:
+    # DVC leaves ${...} values out of dvc.lock; exq records them. Both must read as clean.
+    stage = base_stage(
+        params={"params.yaml": ["lr", "opt", "seed"]}, tracked={"params.yaml": ["seed"]}
+    )
+    now = {"params.yaml": {"lr": 0.01, "opt": {"name": "adam"}, "seed": 7}}
+    assert check(stage=stage, params=now) == []
+    only_tracked = base_stage(params={"other.yaml": ["seed"]}, tracked={"other.yaml": ["seed"]})
+    entry = base_entry(params={})
+    assert check(stage=only_tracked, entry=entry, params={"other.yaml": {"seed": 7}}) == []
+
+
+def test_tracked_value_recorded_in_the_lock_still_counts() -> None:
+    stage = base_stage(params={"params.yaml": ["lr", "seed"]}, tracked={"params.yaml": ["seed"]})
+    entry = base_entry(params={"params.yaml": {"lr": 0.01, "seed": 7}})
+    changed = check(stage=stage, entry=entry, params={"params.yaml": {"lr": 0.01, "seed": 8}})
+    assert changed == ["params changed: params.yaml: seed (modified)"]
