@@ -8,7 +8,6 @@ import anyio
 import typer
 
 from exq.cli.main import exp_app, handle_errors
-from exq.engine.experiments import ExpRunOptions, run_experiment
 from exq.engine.repo import open_project
 from exq.engine.runner import stdout_sink
 
@@ -28,6 +27,9 @@ def exp_run(
     jobs: int = typer.Option(0, "--jobs", "-j", help="Stages at once (default: cores)."),
 ) -> None:
     """Run the pipeline as an experiment and save it under refs/exps (no branch, no commit)."""
+    # Imported here: pygit2 and the params editors are not needed by other commands.
+    from exq.engine.experiments import ExpRunOptions, run_experiment
+
     project = open_project()
     options = ExpRunOptions(
         targets=targets or [], set_params=set_param, name=name, temp=temp, force=force,

@@ -30,6 +30,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
+from exq.engine import yaml12
 from exq.engine.errors import DvcFileError
 from exq.engine.hashing import HashInfo
 
@@ -103,8 +104,8 @@ def read_lock(path: Path) -> dict[str, LockEntry]:
 def parse_lock(text: str, where: str = "dvc.lock") -> dict[str, LockEntry]:
     """Parse lock file text; ``where`` names the file in errors."""
     try:
-        data = YAML(typ="safe").load(text)
-    except YAMLError as exc:
+        data = yaml12.load(text)
+    except yaml12.YAMLError as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DvcFileError(f"{where}: lock file is not valid YAML: {detail}") from exc
     if data is None:

@@ -5,7 +5,7 @@ pipeline from the working tree (``DiskSource``) or from a git commit (a blob
 source implementing the same protocol). Paths given to a source are
 repo-relative POSIX paths.
 
-Parsing follows DVC: YAML is read as YAML 1.2 with ruamel's safe loader (so
+Parsing follows DVC: YAML is read as YAML 1.2 (``yaml12``, as ruamel reads it, so
 ``on``/``yes`` stay strings and ``1e-5`` is a float), an empty YAML or JSON file
 is ``{}``, TOML goes through ``tomllib``, a ``.py`` file is read with ``ast``
 (top-level literal assignments, classes as nested mappings) and any other
@@ -22,9 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
+from exq.engine import yaml12
 from exq.engine.errors import ExqError, ParamsError
 
 _MISSING: Any = object()
@@ -93,16 +91,16 @@ def decode_text(data: bytes, path: str, error_cls: type[ExqError] = ParamsError)
 def parse_yaml(
     data: bytes | str, path: str, *, error_cls: type[ExqError] = ParamsError
 ) -> Any:
-    """Parse YAML 1.2 like DVC does (ruamel, safe); errors name file and line."""
+    """Parse YAML 1.2 as DVC reads it; errors name file and line."""
     text = decode_text(data, path, error_cls) if isinstance(data, bytes) else data
     try:
-        return YAML(typ="safe").load(text)
-    except MarkedYAMLError as exc:
+        return yaml12.load(text)
+    except yaml12.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = " ".join(str(exc.problem or exc.context or "syntax error").split())
         raise error_cls(f"{path}: invalid YAML{where}: {problem}") from exc
-    except YAMLError as exc:
+    except yaml12.YAMLError as exc:
         raise error_cls(f"{path}: invalid YAML: {exc}") from exc
 
 

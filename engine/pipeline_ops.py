@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from exq.engine import graph as graph_mod
-from exq.engine.dvcyaml_edit import add_stage
 from exq.engine.graph import repo_path
 from exq.engine.outdated import StatusItem
 from exq.engine.pipeline import load_pipeline
@@ -173,6 +172,8 @@ def stage_add(project: Project, *, name: str, cmd: str, deps: list[str], outs: l
               metrics_no_cache: list[str], plots: list[str], wdir: str | None,
               force: bool) -> str:
     """Write a stage into the dvc.yaml of the current folder; its repo-relative path."""
+    from exq.engine.dvcyaml_edit import add_stage  # only this command edits dvc.yaml
+
     dvcfile = Path.cwd() / "dvc.yaml"
     add_stage(
         dvcfile, name, cmd=cmd, deps=deps, outs=outs, outs_no_cache=outs_no_cache,
