@@ -1,0 +1,75 @@
+"""Where the daemon keeps its state and its socket, read from the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_GRACE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """The daemon's folders and settings.
+
+    ``state_dir`` holds the queue database, the logs and the single-instance
+    lock; ``runtime_dir`` holds the socket (owner-only).
+    """
+
+    state_dir: Path
+    runtime_dir: Path
+    jobs: int = 1
+    grace: float = DEFAULT_GRACE_SECONDS
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> DaemonConfig:
+        env = dict(os.environ if env is None else env)
+        return cls(
+            state_dir=_state_dir(env),
+            runtime_dir=_runtime_dir(env),
+            grace=float(env.get("EXQ_GRACE_SECONDS", DEFAULT_GRACE_SECONDS)),
+        )
+
+    def with_jobs(self, jobs: int) -> DaemonConfig:
+        return replace(self, jobs=jobs)
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "queue.db"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def daemon_log(self) -> Path:
+        return self.state_dir / "daemon.log"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.state_dir / "daemon.lock"
+
+    @property
+    def worktrees_dir(self) -> Path:
+        return self.state_dir / "worktrees"
+
+    @property
+    def socket_path(self) -> Path:
+        return self.runtime_dir / "daemon.sock"
+
+
+def _state_dir(env: dict[str, str]) -> Path:
+    if env.get("EXQ_STATE_DIR"):
+        return Path(env["EXQ_STATE_DIR"])
+    base = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".local" / "state")
+    return Path(base) / "exq"
+
+
+def _runtime_dir(env: dict[str, str]) -> Path:
+    if env.get("EXQ_RUNTIME_DIR"):
+        return Path(env["EXQ_RUNTIME_DIR"])
+    if env.get("XDG_RUNTIME_DIR"):
+        return Path(env["XDG_RUNTIME_DIR"]) / "exq"
+    return Path("/tmp") / f"exq-{os.getuid()}"
