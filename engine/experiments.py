@@ -17,14 +17,21 @@ from __future__ import annotations
 import hashlib
 import secrets
 import shutil
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import anyio
 
 from exq.engine.errors import ExperimentError, GitError
 from exq.engine.exprefs import check_exp_name, exp_ref
 from exq.engine.git import Git
-from exq.engine.paramedit import ParamChange, parse_set_params, plan_changes, write_plan
+from exq.engine.paramedit import (
+    EditPlan,
+    ParamChange,
+    parse_set_params,
+    plan_changes,
+    write_plan,
+)
 from exq.engine.pipeline import load_pipeline
 from exq.engine.pipeline_ops import checkout
 from exq.engine.repo import Project
@@ -78,6 +85,43 @@ async def run_experiment(
 ) -> ExpRunResult:
     """Check everything, apply the -S edits, run, and commit the experiment."""
     git = Git.open(project.root)
+    prepared = prepare_experiment(project, git, options)
+    result = ExpRunResult(
+        name=prepared.name, baseline=prepared.baseline, ref=prepared.ref,
+        changes=prepared.plan.changes,
+    )
+    env = exp_env(prepared.name, prepared.baseline)
+    if options.temp:
+        folder = project.root / WORKTREES_DIR / f"{prepared.name}-{secrets.token_hex(4)}"
+        run = SnapshotRun(
+            snapshot=prepared.inputs, baseline=prepared.baseline, name=prepared.name,
+            targets=options.targets, jobs=options.jobs, env=env,
+        )
+        return await run_snapshot(project, run, folder, sink)
+    write_plan(prepared.plan)
+    result.repro = await _reproduce(project, options.targets, options.jobs, env, sink, None)
+    if not result.repro.failed:
+        result.sha = _commit(git, prepared.baseline, prepared.name)
+        git.set_ref(result.ref, result.sha, message=f"exq: experiment {prepared.name}")
+    return result
+
+
+@dataclass
+class Prepared:
+    """An experiment checked and named, nothing changed yet."""
+
+    baseline: str
+    name: str
+    ref: str
+    plan: EditPlan
+    inputs: str  # commit of the workspace with the -S edits applied
+
+
+def prepare_experiment(project: Project, git: Git, options: ExpRunOptions) -> Prepared:
+    """Validate the name and the -S edits and snapshot the inputs, changing nothing.
+
+    Raises before anything is written: a bad -S, a bad name, a name clash.
+    """
     baseline = git.head_sha()
     if baseline is None:
         raise GitError("the repository has no commit yet", hint="commit your project first")
@@ -95,54 +139,63 @@ async def run_experiment(
             f"experiment '{name}' already exists for baseline {baseline[:7]}",
             hint="choose another --name, or pass -f to replace it",
         )
-    result = ExpRunResult(name=name, baseline=baseline, ref=ref, changes=plan.changes)
-    reproduce = _repro_runner(options, exp_env(name, baseline), sink)
-    if options.temp:
-        sha = await _run_in_worktree(project, git, inputs, baseline, reproduce, result)
-    else:
+    return Prepared(baseline=baseline, name=name, ref=ref, plan=plan, inputs=inputs)
+
+
+@dataclass
+class SnapshotRun:
+    """An experiment to run from a commit (a --temp run, or a queued one)."""
+
+    snapshot: str
+    baseline: str
+    name: str
+    targets: list[str] = field(default_factory=list)
+    jobs: int = 1
+    env: dict[str, str] = field(default_factory=dict)
+    set_params: list[str] = field(default_factory=list)  # applied in the worktree
+
+
+async def run_snapshot(
+    project: Project, run: SnapshotRun, folder: Path, sink: OutputSink
+) -> ExpRunResult:
+    """Run in a detached worktree at ``run.snapshot``, sharing the project's cache.
+
+    The worktree gets the -S edits, the outs recorded in its dvc.lock from the
+    cache (so unchanged stages are skipped), and the result is committed to
+    the experiment ref. The worktree is removed whatever happens.
+    """
+    git = Git.open(project.root)
+    result = ExpRunResult(name=run.name, baseline=run.baseline, ref=exp_ref(run.baseline, run.name))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    git.add_worktree(folder, run.snapshot)
+    try:
+        sub = Project(root=folder, cache_dir=project.cache_dir, link_types=project.link_types)
+        (folder / ".dvc").mkdir(exist_ok=True)
+        plan = plan_changes(folder, parse_set_params(run.set_params))
         write_plan(plan)
-        result.repro = await reproduce(project, None)
-        sha = None if result.repro.failed else _commit(git, baseline, name)
-    if sha is not None:
-        git.set_ref(ref, sha, message=f"exq: experiment {name}")
-        result.sha = sha
-    return result
+        result.changes = plan.changes
+        state_db = project.root / STATE_RELPATH
+        checkout(sub, [], state_db=state_db)
+        result.repro = await _reproduce(sub, run.targets, run.jobs, run.env, sink, state_db)
+        if not result.repro.failed:
+            result.sha = _commit(Git.open(folder), run.baseline, run.name)
+            git.set_ref(result.ref, result.sha, message=f"exq: experiment {run.name}")
+        return result
+    finally:
+        with anyio.CancelScope(shield=True):
+            git.remove_worktree(folder)
+            shutil.rmtree(folder, ignore_errors=True)
 
 
-Reproduce = Callable[[Project, Path | None], Awaitable[ReproResult]]
-
-
-def _repro_runner(options: ExpRunOptions, env: dict[str, str], sink: OutputSink) -> Reproduce:
-    async def reproduce(project: Project, state_db: Path | None) -> ReproResult:
-        pipeline = load_pipeline(project.root)
-        repro_options = ReproOptions(targets=options.targets, jobs=options.jobs, env=env)
-        with StageIO(project, state_db=state_db) as io:
-            return await repro(pipeline, io, repro_options, sink)
-
-    return reproduce
+async def _reproduce(
+    project: Project, targets: list[str], jobs: int, env: dict[str, str],
+    sink: OutputSink, state_db: Path | None,
+) -> ReproResult:
+    pipeline = load_pipeline(project.root)
+    options = ReproOptions(targets=targets, jobs=jobs, env=env)
+    with StageIO(project, state_db=state_db) as io:
+        return await repro(pipeline, io, options, sink)
 
 
 def _commit(git: Git, baseline: str, name: str) -> str:
     return git.snapshot_workspace(f"exq: experiment {name}", parent=baseline)
-
-
-async def _run_in_worktree(
-    project: Project, git: Git, inputs: str, baseline: str,
-    reproduce: Reproduce, result: ExpRunResult,
-) -> str | None:
-    """Run in a detached worktree at the inputs commit, sharing the project's cache."""
-    folder = project.root / WORKTREES_DIR / f"{result.name}-{secrets.token_hex(4)}"
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    git.add_worktree(folder, inputs)
-    try:
-        sub = Project(root=folder, cache_dir=project.cache_dir, link_types=project.link_types)
-        (folder / ".dvc").mkdir(exist_ok=True)
-        state_db = project.root / STATE_RELPATH
-        checkout(sub, [], state_db=state_db)
-        result.repro = await reproduce(sub, state_db)
-        if result.repro.failed:
-            return None
-        return _commit(Git.open(folder), baseline, result.name)
-    finally:
-        git.remove_worktree(folder)
-        shutil.rmtree(folder, ignore_errors=True)
