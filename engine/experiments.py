@@ -36,7 +36,7 @@ from exq.engine.pipeline import load_pipeline
 from exq.engine.pipeline_ops import checkout
 from exq.engine.repo import Project
 from exq.engine.repro import ReproOptions, ReproResult, repro
-from exq.engine.runner import OutputSink
+from exq.engine.runner import OutputSink, SpawnHook
 from exq.engine.state import STATE_RELPATH
 from exq.engine.workspace import StageIO
 
@@ -153,6 +153,7 @@ class SnapshotRun:
     jobs: int = 1
     env: dict[str, str] = field(default_factory=dict)
     set_params: list[str] = field(default_factory=list)  # applied in the worktree
+    on_spawn: SpawnHook | None = None  # told each stage command's pid (the daemon)
 
 
 async def run_snapshot(
@@ -175,8 +176,11 @@ async def run_snapshot(
         write_plan(plan)
         result.changes = plan.changes
         state_db = project.root / STATE_RELPATH
-        checkout(sub, [], state_db=state_db)
-        result.repro = await _reproduce(sub, run.targets, run.jobs, run.env, sink, state_db)
+        # Outs of unchanged stages come from the cache; missing ones are rerun.
+        checkout(sub, [], state_db=state_db, missing_ok=True)
+        result.repro = await _reproduce(
+            sub, run.targets, run.jobs, run.env, sink, state_db, on_spawn=run.on_spawn
+        )
         if not result.repro.failed:
             result.sha = _commit(Git.open(folder), run.baseline, run.name)
             git.set_ref(result.ref, result.sha, message=f"exq: experiment {run.name}")
@@ -189,10 +193,10 @@ async def run_snapshot(
 
 async def _reproduce(
     project: Project, targets: list[str], jobs: int, env: dict[str, str],
-    sink: OutputSink, state_db: Path | None,
+    sink: OutputSink, state_db: Path | None, on_spawn: SpawnHook | None = None,
 ) -> ReproResult:
     pipeline = load_pipeline(project.root)
-    options = ReproOptions(targets=targets, jobs=jobs, env=env)
+    options = ReproOptions(targets=targets, jobs=jobs, env=env, on_spawn=on_spawn)
     with StageIO(project, state_db=state_db) as io:
         return await repro(pipeline, io, options, sink)
 

@@ -106,25 +106,33 @@ def add(project: Project, path: Path) -> str:
     return written.relative_to(project.root).as_posix()
 
 
-def checkout(project: Project, targets: list[str], *, state_db: Path | None = None) -> list[str]:
-    """Restore outs of stages (and data of .dvc files) from the cache; paths restored."""
+def checkout(
+    project: Project, targets: list[str], *, state_db: Path | None = None,
+    missing_ok: bool = False,
+) -> list[str]:
+    """Restore outs of stages (and data of .dvc files) from the cache; paths restored.
+
+    With ``missing_ok``, outs whose objects are not in the cache are left out
+    (a run will make them) instead of stopping the checkout.
+    """
     pipeline = load_pipeline(project.root)
     restored: list[str] = []
     with StageIO(project, state_db=state_db) as io:
         stages = pipeline.graph.select(targets, single_item=True) if targets else pipeline.stages
         for stage in stages:
-            restored.extend(_checkout_stage(io, pipeline.lock_entry(stage), stage))
+            entry = pipeline.lock_entry(stage)
+            restored.extend(_checkout_stage(io, entry, stage, missing_ok))
         if not targets:
             for dvcfile in find_tracked(project.root):
                 for out in read_tracked(dvcfile, project.root):
                     rel = (dvcfile.parent / out.path).relative_to(project.root).as_posix()
-                    if out.info is not None and _restore(io, rel, out.info):
+                    if out.info is not None and _restore(io, rel, out.info, missing_ok):
                         restored.append(rel)
         io.state.flush()
     return restored
 
 
-def _checkout_stage(io: StageIO, entry: Any, stage: Stage) -> list[str]:
+def _checkout_stage(io: StageIO, entry: Any, stage: Stage, missing_ok: bool) -> list[str]:
     if entry is None:
         return []
     restored = []
@@ -132,14 +140,16 @@ def _checkout_stage(io: StageIO, entry: Any, stage: Stage) -> list[str]:
         recorded = entry.out(out.path)
         info = recorded.to_hash() if recorded else None
         rel = repo_path(stage, out.path)
-        if out.cache and info is not None and _restore(io, rel, info):
+        if out.cache and info is not None and _restore(io, rel, info, missing_ok):
             restored.append(rel)
     return restored
 
 
-def _restore(io: StageIO, rel: str, info: Any) -> bool:
+def _restore(io: StageIO, rel: str, info: Any, missing_ok: bool = False) -> bool:
     now = io.hash_of(rel)
     if now is not None and now.md5 == info.md5:
+        return False
+    if missing_ok and not io.cache.exists(info, io.state):
         return False
     io.cache.checkout(io.root / rel, info, io.state)
     io.forget([rel])

@@ -20,7 +20,7 @@ import anyio
 from exq.engine.errors import ExqError, StageFailed
 from exq.engine.lockfile import update_lock
 from exq.engine.pipeline import Pipeline
-from exq.engine.runner import Outcome, OutputSink, run_command, run_dag
+from exq.engine.runner import Outcome, OutputSink, SpawnHook, run_command, run_dag
 from exq.engine.stage import Stage
 from exq.engine.workspace import StageIO
 
@@ -35,6 +35,7 @@ class ReproOptions:
     jobs: int = 1
     dry: bool = False
     env: Mapping[str, str] = field(default_factory=dict)
+    on_spawn: SpawnHook | None = None  # told each stage command's pid (the daemon)
 
 
 @dataclass
@@ -89,7 +90,9 @@ async def repro(
             sink.note(f"Stage '{name}' is cached: restored its outputs")
             result.restored.append(name)
             return True
-        return await _run_stage(pipeline, io, stage, env, sink, lock_guard, result)
+        return await _run_stage(
+            pipeline, io, stage, env, sink, lock_guard, result, options.on_spawn
+        )
 
     outcomes = await run_dag(names, preds, work, jobs=options.jobs)
     failed = [name for name in names if outcomes.get(name) is Outcome.FAILED]
@@ -113,12 +116,15 @@ async def _run_stage(
     sink: OutputSink,
     lock_guard: anyio.Lock,
     result: ReproResult,
+    on_spawn: SpawnHook | None = None,
 ) -> bool:
     name = stage.address
     sink.note(f"Running stage '{name}':")
     await anyio.to_thread.run_sync(io.remove_outs, stage)
     cwd = pipeline.root / stage.wdir
-    code = await run_command(stage.cmd, cwd=cwd, env=env, label=name, sink=sink)
+    code = await run_command(
+        stage.cmd, cwd=cwd, env=env, label=name, sink=sink, on_spawn=on_spawn
+    )
     if code != 0:
         result.failed = StageFailed(name, f"command exited with code {code}", returncode=code)
         return False
@@ -133,6 +139,9 @@ async def _run_stage(
                         pipeline.stage_order(stage.dvcfile),
                     )
                 )
+    except StageFailed as exc:
+        result.failed = exc
+        return False
     except ExqError as exc:
         result.failed = StageFailed(name, exc.message)
         return False

@@ -26,6 +26,10 @@ from typing import IO
 import anyio
 from anyio.abc import Process
 
+# Called with the pid (= process group id) of each command as soon as it starts;
+# the daemon records it so that a restarted daemon can reap a dead one's stages.
+SpawnHook = Callable[[int], Awaitable[None]]
+
 # Seconds to wait after each signal before escalating to the next one.
 _SIGNAL_GRACE = ((signal.SIGINT, 3.0), (signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0))
 
@@ -82,19 +86,24 @@ async def run_command(
     env: Mapping[str, str],
     label: str,
     sink: OutputSink,
+    on_spawn: SpawnHook | None = None,
 ) -> int:
-    """Run ``cmd`` (one shell line, or a list run in order) and return its exit code."""
+    """Run ``cmd`` (one shell line, or a list run in order) and return its exit code.
+
+    ``on_spawn(pid)`` is awaited as each command starts, before its output is read.
+    """
     commands = [cmd] if isinstance(cmd, str) else list(cmd)
     for line in commands:
         sink.say(label, f"> {line}")
-        code = await _run_one(line, cwd=cwd, env=env, label=label, sink=sink)
+        code = await _run_one(line, cwd=cwd, env=env, label=label, sink=sink, on_spawn=on_spawn)
         if code != 0:
             return code
     return 0
 
 
 async def _run_one(
-    line: str, *, cwd: Path, env: Mapping[str, str], label: str, sink: OutputSink
+    line: str, *, cwd: Path, env: Mapping[str, str], label: str, sink: OutputSink,
+    on_spawn: SpawnHook | None,
 ) -> int:
     process = await anyio.open_process(
         line,
@@ -106,6 +115,8 @@ async def _run_one(
         start_new_session=True,
     )
     try:
+        if on_spawn is not None:
+            await on_spawn(process.pid)
         pending = bytearray()
         assert process.stdout is not None
         async for data in process.stdout:
