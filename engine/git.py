@@ -336,6 +336,21 @@ class Git:
         """The sha of the tree a commit records."""
         return str(self._commit(sha).tree_id)
 
+    def tree_entries(self, tree_id: str) -> list[tuple[str, str, str]]:
+        """(name, kind, object sha) of each entry of tree ``tree_id``; kind is
+        ``tree``, ``blob`` (files and symlinks) or ``commit`` (a submodule).
+
+        By tree id, so a caller walking many similar commits can memoise
+        the subtrees they share."""
+        try:
+            tree = self._repo[tree_id]
+        except (KeyError, ValueError) as exc:
+            raise GitError(f"unknown tree {tree_id}") from exc
+        if not isinstance(tree, pygit2.Tree):
+            raise GitError(f"{tree_id} is not a tree")
+        kinds = {_MODE_GITLINK: "commit", FileMode.TREE: "tree"}
+        return [(str(e.name), kinds.get(e.filemode, "blob"), str(e.id)) for e in tree]
+
     def commit_info(self, sha: str) -> CommitInfo:
         """Sha, parents, time, message and author of a commit."""
         commit = self._commit(sha)
@@ -560,6 +575,26 @@ class Git:
         if proc.returncode != 0:
             raise GitError(f"push to {remote} failed: {_first_error(proc.stderr)}")
         return changed
+
+    def remote_refs(self, remote: str, prefix: str = "refs/") -> dict[str, str]:
+        """The refs of ``remote`` whose names start with ``prefix``: full name -> sha."""
+        proc = self._run_git(["ls-remote", "--refs", self._remote_arg(remote)])
+        if proc.returncode != 0:
+            raise GitError(f"cannot list the refs of {remote}: {_first_error(proc.stderr)}")
+        out: dict[str, str] = {}
+        for line in proc.stdout.splitlines():
+            sha, _, name = line.partition("\t")
+            if name.startswith(prefix) and _HEX40.fullmatch(sha):
+                out[name] = sha
+        return out
+
+    def has_commit(self, sha: str) -> bool:
+        """True when the commit ``sha`` (full) is in the local object database."""
+        try:
+            obj = self._repo.get(sha)
+        except (ValueError, pygit2.GitError):
+            return False
+        return isinstance(obj, pygit2.Commit)
 
     def fetch_refs(self, remote: str, refspecs: list[str], *, force: bool = False) -> list[str]:
         """Fetch ``refspecs`` (``src:dst``) from ``remote``. A non-fast-forward update

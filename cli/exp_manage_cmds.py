@@ -1,0 +1,171 @@
+"""``exq exp apply|branch|gc|remove|list|push|pull``: thin wrappers over the engine."""
+
+from __future__ import annotations
+
+import typer
+
+from exq.cli.main import exp_app, handle_errors
+from exq.engine import exp_manage as manage
+from exq.engine import exp_sync as sync
+from exq.engine.errors import ExperimentError
+from exq.engine.git import Git
+from exq.engine.repo import open_project
+
+_ALL_COMMITS = typer.Option(
+    False, "--all-commits", "-A", "--all", help="Every experiment of the repository."
+)
+_REV = typer.Option(
+    None, "--rev", help="Experiments derived from this commit as baseline (repeatable)."
+)
+_NUM = typer.Option(
+    1, "--num", "-n", help="Baselines from the last NUM first-parent commits (<0: all)."
+)
+
+
+def _git() -> Git:
+    return Git.open(open_project().root)
+
+
+def _selection(all_commits: bool, rev: list[str] | None, num: int) -> manage.Selection:
+    return manage.Selection(all_commits=all_commits, revs=tuple(rev or ()), num=num)
+
+
+@exp_app.command("apply")
+@handle_errors
+def exp_apply(
+    experiment: str = typer.Argument(..., help="Experiment to apply."),
+    force: bool = typer.Option(
+        False, "--force", "-f", help="Overwrite uncommitted changes in the workspace."
+    ),
+) -> None:
+    """Put an experiment's files and cached outputs into the workspace."""
+    result = manage.apply(open_project(), experiment, force=force)
+    typer.echo(
+        f"Changes for experiment '{result.name}' have been applied to your current workspace."
+    )
+
+
+@exp_app.command("branch")
+@handle_errors
+def exp_branch(
+    experiment: str = typer.Argument(..., help="Experiment to promote."),
+    branch: str = typer.Argument(None, help="Branch name (default: '<experiment>-branch')."),
+) -> None:
+    """Create a git branch at an experiment's commit."""
+    name, exp = manage.branch(_git(), experiment, branch)
+    typer.echo(manage.branch_message(name, exp.name))
+
+
+@exp_app.command("remove")
+@handle_errors
+def exp_remove(
+    experiments: list[str] = typer.Argument(None, help="Experiments to remove."),
+    all_commits: bool = _ALL_COMMITS,
+    rev: list[str] = _REV,
+    num: int = _NUM,
+) -> None:
+    """Remove experiments: by name, or every one of some baselines."""
+    selection = _selection(all_commits, rev, num) if all_commits or rev else None
+    removed = manage.remove(_git(), experiments or [], selection)
+    if removed:
+        typer.echo(f"Removed experiments: {manage.humanize_join(repr(e.name) for e in removed)}")
+    else:
+        typer.echo("No experiments to remove.")
+
+
+exp_app.command("rm", hidden=True)(exp_remove)
+
+
+@exp_app.command("list")
+@handle_errors
+def exp_list(
+    git_remote: str = typer.Argument(None, help="List the experiments of this git remote."),
+    all_commits: bool = _ALL_COMMITS,
+    rev: list[str] = _REV,
+    num: int = _NUM,
+    names_only: bool = typer.Option(False, "--names-only", "--name-only", help="Only names."),
+    sha_only: bool = typer.Option(False, "--sha-only", "--shas-only", help="Only commit shas."),
+) -> None:
+    """List experiments under their baseline (default: of HEAD)."""
+    if names_only and sha_only:
+        raise ExperimentError("--names-only and --sha-only cannot be used together")
+    mode = "names" if names_only else "shas" if sha_only else "full"
+    lines = manage.list_lines(_git(), _selection(all_commits, rev, num), mode, git_remote)
+    for line in lines:
+        typer.echo(line)
+
+
+exp_app.command("ls", hidden=True)(exp_list)
+
+
+@exp_app.command("gc")
+@handle_errors
+def exp_gc(
+    workspace: bool = typer.Option(False, "--workspace", "-w", help="Keep HEAD's experiments."),
+    all_branches: bool = typer.Option(
+        False, "--all-branches", "-a", help="Also keep those of every branch tip."
+    ),
+    all_tags: bool = typer.Option(False, "--all-tags", "-T", help="Also keep those of tags."),
+    all_commits: bool = typer.Option(
+        False, "--all-commits", "-A", help="Also keep those of every commit."
+    ),
+    queued: bool = typer.Option(
+        False, "--queued", help="Keep queued runs of kept baselines (else the queue is cleared)."
+    ),
+    force: bool = typer.Option(False, "--force", "-f", help="Do not ask for confirmation."),
+) -> None:
+    """Remove experiments whose baseline is not kept."""
+    scope = manage.GcScope(workspace, all_branches, all_tags, all_commits, queued)
+
+    def confirm(_plan: manage.GcPlan) -> bool:
+        if force:
+            return True
+        typer.echo(f"WARNING: {manage.gc_warning(scope)}", err=True)
+        return typer.confirm("Are you sure you want to proceed?")
+
+    plan = manage.gc(_git(), scope, confirm)
+    if plan.experiments:
+        typer.echo(
+            f"Removed {len(plan.experiments)} experiments. "
+            "To remove unused cache files use 'dvc gc'."
+        )
+    else:
+        typer.echo("No experiments to remove.")
+    if plan.queued:
+        typer.echo(f"Removed {len(plan.queued)} queued experiments.")
+
+
+@exp_app.command("push")
+@handle_errors
+def exp_push(
+    git_remote: str = typer.Argument(..., help="Git remote name, URL or path."),
+    experiments: list[str] = typer.Argument(None, help="Experiments to push."),
+    all_commits: bool = _ALL_COMMITS,
+    rev: list[str] = _REV,
+    num: int = _NUM,
+    force: bool = typer.Option(False, "--force", "-f", help="Replace diverged remote refs."),
+) -> None:
+    """Push experiments to a git remote (default: those of HEAD)."""
+    result = sync.push(
+        _git(), git_remote, experiments or [], _selection(all_commits, rev, num), force=force
+    )
+    for line in sync.push_messages(result):
+        typer.echo(line)
+
+
+@exp_app.command("pull")
+@handle_errors
+def exp_pull(
+    git_remote: str = typer.Argument(..., help="Git remote name, URL or path."),
+    experiments: list[str] = typer.Argument(None, help="Experiments to pull."),
+    all_commits: bool = _ALL_COMMITS,
+    rev: list[str] = _REV,
+    num: int = _NUM,
+    force: bool = typer.Option(False, "--force", "-f", help="Replace diverged local refs."),
+) -> None:
+    """Pull experiments from a git remote (default: those of HEAD)."""
+    result = sync.pull(
+        _git(), git_remote, experiments or [], _selection(all_commits, rev, num), force=force
+    )
+    for line in sync.pull_messages(result):
+        typer.echo(line)
