@@ -165,30 +165,51 @@ async def run_snapshot(
     cache (so unchanged stages are skipped), and the result is committed to
     the experiment ref. The worktree is removed whatever happens.
     """
-    git = Git.open(project.root)
     result = ExpRunResult(name=run.name, baseline=run.baseline, ref=exp_ref(run.baseline, run.name))
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    git.add_worktree(folder, run.snapshot)
+    # Git and cache work runs in worker threads (a Git per thread, as pygit2
+    # wants), so a daemon's socket and other slots are not stalled meanwhile.
+    sub = Project(root=folder, cache_dir=project.cache_dir, link_types=project.link_types)
+    state_db = project.root / STATE_RELPATH
+    await anyio.to_thread.run_sync(_add_worktree, project.root, folder, run.snapshot)
     try:
-        sub = Project(root=folder, cache_dir=project.cache_dir, link_types=project.link_types)
-        (folder / ".dvc").mkdir(exist_ok=True)
-        plan = plan_changes(folder, parse_set_params(run.set_params))
-        write_plan(plan)
-        result.changes = plan.changes
-        state_db = project.root / STATE_RELPATH
-        # Outs of unchanged stages come from the cache; missing ones are rerun.
-        checkout(sub, [], state_db=state_db, missing_ok=True)
+        result.changes = await anyio.to_thread.run_sync(_prepare_worktree, sub, run, state_db)
         result.repro = await _reproduce(
             sub, run.targets, run.jobs, run.env, sink, state_db, on_spawn=run.on_spawn
         )
         if not result.repro.failed:
-            result.sha = _commit(Git.open(folder), run.baseline, run.name)
-            git.set_ref(result.ref, result.sha, message=f"exq: experiment {run.name}")
+            result.sha = await anyio.to_thread.run_sync(
+                _commit_worktree, project.root, folder, run, result.ref
+            )
         return result
     finally:
         with anyio.CancelScope(shield=True):
-            git.remove_worktree(folder)
-            shutil.rmtree(folder, ignore_errors=True)
+            await anyio.to_thread.run_sync(_remove_worktree, project.root, folder)
+
+
+def _add_worktree(root: Path, folder: Path, snapshot: str) -> None:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    Git.open(root).add_worktree(folder, snapshot)
+
+
+def _prepare_worktree(sub: Project, run: SnapshotRun, state_db: Path) -> list[ParamChange]:
+    """Apply the -S edits and link the outs of unchanged stages from the cache."""
+    (sub.root / ".dvc").mkdir(exist_ok=True)
+    plan = plan_changes(sub.root, parse_set_params(run.set_params))
+    write_plan(plan)
+    # Outs missing from the cache are left out: their stages run again.
+    checkout(sub, [], state_db=state_db, missing_ok=True)
+    return plan.changes
+
+
+def _commit_worktree(root: Path, folder: Path, run: SnapshotRun, ref: str) -> str:
+    sha = _commit(Git.open(folder), run.baseline, run.name)
+    Git.open(root).set_ref(ref, sha, message=f"exq: experiment {run.name}")
+    return sha
+
+
+def _remove_worktree(root: Path, folder: Path) -> None:
+    Git.open(root).remove_worktree(folder)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 async def _reproduce(
