@@ -1,0 +1,257 @@
+"""The scheduler: the one reconciler that moves runs between states.
+
+Requests (through :class:`~exq.daemon.handlers.Handlers`, which this class
+implements) only record intent and set an ``anyio.Event``; :meth:`Scheduler.run`
+wakes, applies kills, starts the oldest queued runs in free slots (a
+compare-and-set claim each), and sleeps until the next wake or poll. Each run
+goes in a task of its own; its end state is written under a shielded cancel
+scope, so a cancelled daemon still records it.
+
+Stopping a run (a kill, or the daemon stopping) signals its process groups
+directly: SIGINT, then SIGKILL (at once with ``force``, after ``config.grace``
+seconds for a stopping daemon). A stage that starts after the signal gets it
+at once, so a run cannot slip into its next stage.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import partial
+
+import anyio
+import structlog
+from anyio.abc import TaskGroup, TaskStatus
+
+from exq.daemon.config import DaemonConfig
+from exq.daemon.executor import ExecResult, execute, signal_group, start_ticks
+from exq.daemon.handlers import StatusInfo
+from exq.daemon.states import Outcome, QueueItem, RunState, StopReason, end_state, pick_next
+from exq.daemon.store import RunProcess, RunRecord
+from exq.daemon.store_async import AsyncStore
+
+# Seconds between looks at the queue when nobody rings: the CLI rings after an
+# enqueue, so this only catches rings lost to a race.
+POLL_SECONDS = 1.0
+
+
+class StopMode(Enum):
+    FINISH = "finish"  # let running runs end
+    KILL = "kill"  # interrupt them
+
+
+@dataclass
+class Active:
+    """A run in a slot."""
+
+    record: RunRecord
+    slot: int
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    pgids: list[int] = field(default_factory=list)
+    stop: StopReason | None = None
+    signum: int | None = None  # the last signal sent: new stages get it too
+
+    @property
+    def token(self) -> str:
+        return self.record.token or ""
+
+
+class Scheduler:
+    """Takes queued runs up to ``jobs`` at a time and runs them to an end state."""
+
+    def __init__(
+        self, store: AsyncStore, config: DaemonConfig, log: structlog.typing.FilteringBoundLogger,
+        *, poll_seconds: float = POLL_SECONDS,
+    ) -> None:
+        self._store = store
+        self._config = config
+        self._log = log
+        self._poll = poll_seconds
+        self._jobs = max(1, config.jobs)
+        self._paused = False
+        self._stop_mode: StopMode | None = None
+        self._grace_deadline: float | None = None
+        self._kills: dict[int, bool] = {}
+        self._active: dict[int, Active] = {}
+        self._wakeup = anyio.Event()
+        self.stop_requested = anyio.Event()
+        self.finished = anyio.Event()  # run() returned after a stop
+
+    # -- Handlers: record intent, wake the loop -----------------------------
+
+    async def wake(self) -> None:
+        self._wakeup.set()
+
+    async def status(self) -> StatusInfo:
+        return StatusInfo(
+            pid=os.getpid(), slots_busy=len(self._active), slots_total=self._jobs,
+            paused=self._paused, stopping=self._stop_mode is not None,
+            running=sorted(self._active),
+        )
+
+    async def kill(self, run_ids: list[int], force: bool) -> list[int]:
+        killed = []
+        for run_id in run_ids:
+            record = None if run_id in self._active else await self._store.get_run(run_id)
+            if run_id in self._active or (record is not None and record.state is RunState.QUEUED):
+                self._kills[run_id] = self._kills.get(run_id, False) or force
+                killed.append(run_id)
+        self._wakeup.set()
+        return killed
+
+    async def pause(self) -> None:
+        self._paused = True
+        self._log.info("queue.paused")
+        self._wakeup.set()
+
+    async def resume(self) -> None:
+        self._paused = False
+        self._log.info("queue.resumed")
+        self._wakeup.set()
+
+    async def set_jobs(self, jobs: int) -> None:
+        if jobs < 1:
+            raise ValueError(f"jobs must be 1 or more, not {jobs}")
+        self._jobs = jobs
+        self._log.info("queue.jobs", jobs=jobs)
+        self._wakeup.set()
+
+    @property
+    def killing(self) -> bool:
+        """Whether a stop that interrupts the running runs is under way."""
+        return self._stop_mode is StopMode.KILL
+
+    async def stop(self, kill: bool, *, now: bool = False) -> None:
+        """See :meth:`Handlers.stop`; ``now`` (a second signal) skips the grace."""
+        if kill or self._stop_mode is None:
+            self._stop_mode = StopMode.KILL if kill else StopMode.FINISH
+        if now:
+            self._grace_deadline = anyio.current_time()
+        if not self.stop_requested.is_set():
+            self._log.info("daemon.stopping", kill=kill, running=sorted(self._active))
+            self.stop_requested.set()
+        self._wakeup.set()
+
+    # -- the loop -------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Reconcile until a stop is requested and no run is left running."""
+        async with anyio.create_task_group() as tg:
+            task_status.started()
+            while True:
+                self._wakeup = anyio.Event()
+                await self._reconcile(tg)
+                if self._stop_mode is not None and not self._active:
+                    break
+                with anyio.move_on_after(self._timeout()):
+                    await self._wakeup.wait()
+        self.finished.set()
+
+    def _timeout(self) -> float:
+        left = None if self._grace_deadline is None else self._grace_deadline - anyio.current_time()
+        if left is None or left <= 0 or not self._active:  # past the grace: runs are ending
+            return self._poll
+        return min(self._poll, left)
+
+    async def _reconcile(self, tg: TaskGroup) -> None:
+        await self._apply_kills()
+        if self._stop_mode is StopMode.KILL:
+            self._interrupt_all()
+        if self._stop_mode is None and not self._paused:
+            await self._start_runs(tg)
+
+    async def _apply_kills(self) -> None:
+        kills, self._kills = self._kills, {}
+        for run_id, force in kills.items():
+            active = self._active.get(run_id)
+            if active is not None:
+                active.stop = StopReason.KILL
+                self._log.info("run.killing", run_id=run_id, force=force)
+                self._signal(active, signal.SIGKILL if force else signal.SIGINT)
+            elif await self._store.transition(run_id, RunState.QUEUED, RunState.CANCELLED,
+                                              error="killed before it started"):
+                self._log.info("run.cancelled", run_id=run_id)
+
+    def _interrupt_all(self) -> None:
+        """Daemon stopping: SIGINT every run once, SIGKILL and cancel after the grace."""
+        now = anyio.current_time()
+        if self._grace_deadline is None:
+            self._grace_deadline = now + self._config.grace
+        for active in self._active.values():
+            if active.stop is None:
+                active.stop = StopReason.SHUTDOWN
+                self._signal(active, signal.SIGINT)
+            if now >= self._grace_deadline:
+                if active.signum != signal.SIGKILL:
+                    self._signal(active, signal.SIGKILL)
+                active.scope.cancel()  # for a run busy outside any process
+
+    def _signal(self, active: Active, signum: int) -> None:
+        active.signum = signum
+        for pgid in active.pgids:
+            if signal_group(pgid, active.token, signum):
+                self._log.info("run.signalled", run_id=active.record.id, pgid=pgid,
+                               signal=signal.Signals(signum).name)
+
+    async def _start_runs(self, tg: TaskGroup) -> None:
+        busy = {active.slot for active in self._active.values()}
+        free = self._jobs - len(busy)
+        if free <= 0:
+            return
+        queued = await self._store.queued(free)
+        items = [QueueItem(record.id, record.seq) for record in queued]
+        for run_id, slot in pick_next(items, busy, self._jobs):
+            token = secrets.token_hex(8)
+            log_path = self._config.logs_dir / f"{run_id}.log"
+            if not await self._store.claim(run_id, slot=slot, log_path=str(log_path), token=token):
+                self._wakeup.set()  # removed or cancelled meanwhile: look again
+                continue
+            record = await self._store.get_run(run_id)
+            assert record is not None
+            active = Active(record=record, slot=slot)
+            self._active[run_id] = active
+            tg.start_soon(self._run_one, active)
+
+    # -- one run ------------------------------------------------------------
+
+    async def _run_one(self, active: Active) -> None:
+        record = active.record
+        structlog.contextvars.bind_contextvars(run_id=record.id)
+        self._log.info("run.started", name=record.name, repo=record.repo, slot=active.slot,
+                       attempt=record.attempts)
+        result = ExecResult(Outcome.CANCELLED)
+        try:
+            with active.scope:
+                result = await execute(record, config=self._config, slot=active.slot,
+                                       on_spawn=partial(self._on_spawn, active))
+        except Exception as exc:  # a bug of ours: the run fails, the daemon goes on
+            self._log.exception("run.crashed")
+            result = ExecResult(Outcome.FAILED, error=f"internal error: {exc!r}")
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._finish(active, result)
+
+    async def _finish(self, active: Active, result: ExecResult) -> None:
+        record = active.record
+        state, error = end_state(result.outcome, active.stop, result.error)
+        await self._store.transition(
+            record.id, RunState.RUNNING, state, exit_code=result.exit_code, error=error,
+            experiment_ref=result.experiment_ref if state is RunState.SUCCESS else None,
+            experiment_sha=result.experiment_sha if state is RunState.SUCCESS else None,
+        )
+        self._log.info("run.finished", state=state.value, exit_code=result.exit_code,
+                       error=error, experiment_ref=result.experiment_ref)
+        del self._active[record.id]
+        self._wakeup.set()
+
+    async def _on_spawn(self, active: Active, pid: int) -> None:
+        active.pgids.append(pid)
+        if active.signum is not None:  # stopping: this stage must not run on
+            signal_group(pid, active.token, active.signum)
+        await self._store.add_proc(
+            RunProcess(run_id=active.record.id, pid=pid, start_ticks=start_ticks(pid),
+                       token=active.token)
+        )

@@ -1,0 +1,160 @@
+"""Run states and the decisions about them, as pure functions over plain data.
+
+A run's life::
+
+    queued ──> running ──> success
+      │           ├──────> failed        (a stage failed, or the user killed it)
+      │           └──────> interrupted   (the daemon stopped or died under it)
+      └──> cancelled                     (killed while still queued)
+
+    interrupted ──> queued   (at the next start, at the front of the queue)
+    failed, cancelled, interrupted ──> queued   (``exq queue retry``)
+
+Only the daemon's scheduler moves a run to ``running`` or to an end state; the
+CLI only inserts queued rows, requeues ended ones (retry) and deletes rows
+that are not running. Every move is a compare-and-set in SQL on the old state.
+
+Killed runs end ``failed`` with the error ``killed``, as DVC marks killed
+experiments failed: ``interrupted`` would requeue them at the next start.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# A run interrupted this many times (the daemon died or stopped under it each
+# time) is failed rather than requeued again: it may be what kills the daemon.
+MAX_ATTEMPTS = 5
+
+
+class RunState(enum.StrEnum):
+    """The states of a queued run, as stored in the database."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    CANCELLED = "cancelled"
+
+
+ENDED = frozenset({RunState.SUCCESS, RunState.FAILED, RunState.INTERRUPTED, RunState.CANCELLED})
+RETRYABLE = frozenset({RunState.FAILED, RunState.INTERRUPTED, RunState.CANCELLED})
+
+TRANSITIONS: dict[RunState, frozenset[RunState]] = {
+    RunState.QUEUED: frozenset({RunState.RUNNING, RunState.CANCELLED}),
+    RunState.RUNNING: frozenset({RunState.SUCCESS, RunState.FAILED, RunState.INTERRUPTED}),
+    RunState.SUCCESS: frozenset(),
+    RunState.FAILED: frozenset({RunState.QUEUED}),
+    RunState.INTERRUPTED: frozenset({RunState.QUEUED, RunState.FAILED}),
+    RunState.CANCELLED: frozenset({RunState.QUEUED}),
+}
+
+
+def can_transition(old: RunState, new: RunState) -> bool:
+    """Whether a run may move from ``old`` to ``new``."""
+    return new in TRANSITIONS[old]
+
+
+# -- start-up recovery ------------------------------------------------------
+
+
+DIED = "the daemon died while the run was running"
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What to do at start-up with a run a previous daemon left behind."""
+
+    steps: tuple[RunState, ...]  # states to move through, in order
+    error: str | None = None  # error text of a final ``failed`` step
+    kill_leftovers: bool = False  # its processes may still run: reap them
+
+
+def recovery_decision(state: RunState, attempts: int, max_attempts: int = MAX_ATTEMPTS) -> Recovery:
+    """The moves for one run found in ``state`` when the daemon starts.
+
+    ``running`` means the previous daemon died under it: it becomes
+    ``interrupted`` (error :data:`DIED`) and, like runs interrupted by a
+    graceful stop, is queued again at the front, unless it has used up its
+    attempts: then it is failed.
+    """
+    if state is RunState.RUNNING:
+        rest = recovery_decision(RunState.INTERRUPTED, attempts, max_attempts)
+        return Recovery(steps=(RunState.INTERRUPTED, *rest.steps), error=rest.error,
+                        kill_leftovers=True)
+    if state is RunState.INTERRUPTED:
+        if attempts >= max_attempts:
+            return Recovery(
+                steps=(RunState.FAILED,), error=f"interrupted {attempts} times, not retried again"
+            )
+        return Recovery(steps=(RunState.QUEUED,))
+    return Recovery(steps=())
+
+
+# -- queue order ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """A queued run's place: ordered by ``seq``, then by id."""
+
+    run_id: int
+    seq: int
+
+
+def front_seqs(requeued: Sequence[QueueItem], queued: Sequence[QueueItem]) -> dict[int, int]:
+    """New ``seq`` values putting ``requeued`` before every run in ``queued``,
+    keeping their own relative order."""
+    ordered = sorted(requeued, key=lambda item: (item.seq, item.run_id))
+    front = min((item.seq for item in queued), default=1)
+    start = front - len(ordered)
+    return {item.run_id: start + index for index, item in enumerate(ordered)}
+
+
+def pick_next(
+    queued: Sequence[QueueItem], busy_slots: set[int], jobs: int
+) -> list[tuple[int, int]]:
+    """(run id, slot) pairs to start now: the first queued runs, one per free slot
+    among ``0..jobs-1``, lowest slot first."""
+    free = [slot for slot in range(jobs) if slot not in busy_slots]
+    ordered = sorted(queued, key=lambda item: (item.seq, item.run_id))
+    return [(item.run_id, slot) for item, slot in zip(ordered, free, strict=False)]
+
+
+# -- end of a run -----------------------------------------------------------
+
+
+class Outcome(enum.StrEnum):
+    """How the executor came back."""
+
+    SUCCESS = "success"
+    FAILED = "failed"  # a stage failed or the run could not be set up
+    CANCELLED = "cancelled"  # the run's task was cancelled before it ended
+
+
+class StopReason(enum.StrEnum):
+    """Why the scheduler stopped a running run, if it did."""
+
+    KILL = "kill"  # the user: exq queue kill
+    SHUTDOWN = "shutdown"  # the daemon is stopping
+
+
+def end_state(
+    outcome: Outcome, stop: StopReason | None, error: str | None
+) -> tuple[RunState, str | None]:
+    """The end state and error text of a run that came back with ``outcome``.
+
+    A run that succeeds despite a stop request (it ignored SIGINT and finished)
+    is a success. Otherwise a killed run is failed with ``killed``, a run
+    stopped by a shutdown or cancelled is interrupted, so that it runs again.
+    """
+    if outcome is Outcome.SUCCESS:
+        return RunState.SUCCESS, None
+    if stop is StopReason.KILL:
+        return RunState.FAILED, "killed"
+    if stop is StopReason.SHUTDOWN or outcome is Outcome.CANCELLED:
+        return RunState.INTERRUPTED, "interrupted by the daemon stopping"
+    return RunState.FAILED, error

@@ -1,0 +1,454 @@
+"""The queue database: the only module that holds SQL.
+
+One SQLite file per user (``DaemonConfig.db_path``), in WAL mode with a busy
+timeout and ``synchronous=FULL``, so that an enqueue is on disk when the CLI
+returns. Two doors share the statements below:
+
+- :class:`SyncStore` (plain ``sqlite3``) for the CLI: enqueue, list, get,
+  remove, retry. It never moves a run to ``running`` or an end state.
+- :class:`exq.daemon.store_async.AsyncStore` (``aiosqlite``) for the daemon's
+  scheduler, which alone claims runs and ends them. It lives in its own module
+  so that the CLI does not import aiosqlite and anyio, but all its SQL is here.
+
+Every state change is a compare-and-set, ``UPDATE ... WHERE id=? AND
+state=?``, that reports whether it applied. Writes run in ``BEGIN IMMEDIATE``
+transactions so that concurrent writers queue on the busy timeout instead of
+failing on a lock upgrade. Run ids are ``AUTOINCREMENT``: never reused, even
+after the rows are removed.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from exq.daemon.states import ENDED, RETRYABLE, QueueItem, RunState, can_transition
+from exq.engine.errors import ExqError
+
+BUSY_TIMEOUT_SECONDS = 30.0
+QUEUE_REF_PREFIX = "refs/exq/queue/"
+
+
+class StoreError(ExqError):
+    """The queue database cannot be opened, read or written."""
+
+
+# -- records ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """A run to enqueue: what ``exq exp run --queue`` snapshotted."""
+
+    repo: str  # project root, absolute
+    baseline: str  # full sha of HEAD at enqueue time
+    snapshot: str  # full sha of the workspace snapshot commit, -S edits applied
+    name: str
+    params: list[str] = field(default_factory=list)  # the -S edits as typed, for display
+    targets: list[str] = field(default_factory=list)
+    stage_jobs: int | None = None  # stages at once inside the run (None: cores)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of the queue."""
+
+    id: int
+    seq: int  # queue order: lowest first
+    name: str
+    repo: str
+    baseline: str
+    snapshot: str
+    snapshot_ref: str  # refs/exq/queue/<id>, keeps the snapshot alive
+    params: list[str]
+    targets: list[str]
+    stage_jobs: int | None
+    state: RunState
+    attempts: int
+    created: datetime
+    started: datetime | None
+    finished: datetime | None
+    exit_code: int | None
+    error: str | None
+    log_path: str | None
+    experiment_ref: str | None
+    experiment_sha: str | None
+    checkpoints: int
+    worker_slot: int | None
+    token: str | None  # EXQ_RUN_TOKEN of the current attempt: marks its processes
+
+
+@dataclass(frozen=True)
+class RunProcess:
+    """A stage process group a run started, to reap after a daemon crash."""
+
+    run_id: int
+    pid: int  # also the process group id (stages start their own session)
+    start_ticks: int  # /proc/<pid>/stat start time, to tell a reused pid apart
+    token: str
+
+
+def queue_ref(run_id: int) -> str:
+    """The ref that holds a queued run's snapshot commit."""
+    return f"{QUEUE_REF_PREFIX}{run_id}"
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+# -- schema -----------------------------------------------------------------
+
+# Migration N brings the schema from version N-1 to N. Never edit a released
+# one: append a new one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            seq INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            repo TEXT NOT NULL,
+            baseline TEXT NOT NULL,
+            snapshot TEXT NOT NULL,
+            snapshot_ref TEXT NOT NULL,
+            params TEXT NOT NULL DEFAULT '[]',
+            targets TEXT NOT NULL DEFAULT '[]',
+            stage_jobs INTEGER,
+            state TEXT NOT NULL CHECK (state IN
+                ('queued', 'running', 'success', 'failed', 'interrupted', 'cancelled')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created TEXT NOT NULL,
+            started TEXT,
+            finished TEXT,
+            exit_code INTEGER,
+            error TEXT,
+            log_path TEXT,
+            experiment_ref TEXT,
+            experiment_sha TEXT,
+            checkpoints INTEGER NOT NULL DEFAULT 0,
+            worker_slot INTEGER,
+            token TEXT
+        )""",
+        "CREATE INDEX runs_state_seq ON runs (state, seq, id)",
+        "CREATE INDEX runs_name ON runs (name)",
+        """CREATE TABLE run_procs (
+            run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            pid INTEGER NOT NULL,
+            start_ticks INTEGER NOT NULL,
+            token TEXT NOT NULL,
+            PRIMARY KEY (run_id, pid)
+        )""",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",  # durable at commit, also across a power loss
+    "PRAGMA foreign_keys=ON",
+)
+SQL_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+SQL_VERSION = "SELECT MAX(version) FROM schema_version"
+SQL_HAS_VERSION_TABLE = "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_version'"
+SQL_SET_VERSION = "INSERT INTO schema_version (version) VALUES (?)"
+
+# -- statements -------------------------------------------------------------
+
+COLUMNS = (
+    "id, seq, name, repo, baseline, snapshot, snapshot_ref, params, targets, stage_jobs, "
+    "state, attempts, created, started, finished, exit_code, error, log_path, "
+    "experiment_ref, experiment_sha, checkpoints, worker_slot, token"
+)
+SQL_INSERT = (
+    "INSERT INTO runs (seq, name, repo, baseline, snapshot, snapshot_ref, params, targets, "
+    "stage_jobs, state, created) VALUES "
+    "((SELECT COALESCE(MAX(seq), 0) + 1 FROM runs), ?, ?, ?, ?, '', ?, ?, ?, 'queued', ?)"
+)
+SQL_SET_SNAPSHOT_REF = "UPDATE runs SET snapshot_ref = ? WHERE id = ?"
+SQL_GET_BY_ID = f"SELECT {COLUMNS} FROM runs WHERE id = ?"
+SQL_GET_BY_NAME = f"SELECT {COLUMNS} FROM runs WHERE name = ? ORDER BY id DESC LIMIT 1"
+SQL_LIST = f"SELECT {COLUMNS} FROM runs ORDER BY id"
+SQL_IN_STATE = f"SELECT {COLUMNS} FROM runs WHERE state = ? ORDER BY seq, id"
+SQL_QUEUED = f"SELECT {COLUMNS} FROM runs WHERE state = 'queued' ORDER BY seq, id LIMIT ?"
+SQL_QUEUE_ITEMS = "SELECT id, seq FROM runs WHERE state = 'queued' ORDER BY seq, id"
+SQL_DELETE = "DELETE FROM runs WHERE id = ? AND state != 'running'"
+SQL_RETRY = (
+    "UPDATE runs SET state = 'queued', seq = (SELECT MAX(seq) + 1 FROM runs), "
+    "exit_code = NULL, error = NULL, finished = NULL, started = NULL, worker_slot = NULL, "
+    "token = NULL WHERE id = ? AND state = ?"
+)
+SQL_CLAIM = (
+    "UPDATE runs SET state = 'running', attempts = attempts + 1, started = ?, finished = NULL, "
+    "worker_slot = ?, log_path = ?, token = ?, exit_code = NULL, error = NULL "
+    "WHERE id = ? AND state = 'queued'"
+)
+SQL_DISTINCT_REPOS = "SELECT DISTINCT repo FROM runs ORDER BY repo"
+SQL_ADD_PROC = (
+    "INSERT OR REPLACE INTO run_procs (run_id, pid, start_ticks, token) VALUES (?, ?, ?, ?)"
+)
+SQL_PROCS = "SELECT run_id, pid, start_ticks, token FROM run_procs WHERE run_id = ? ORDER BY pid"
+SQL_CLEAR_PROCS = "DELETE FROM run_procs WHERE run_id = ?"
+SQL_BEGIN = "BEGIN IMMEDIATE"
+SQL_COMMIT = "COMMIT"
+SQL_ROLLBACK = "ROLLBACK"
+
+# Fields an end-state or recovery transition may set along with the state.
+_TRANSITION_FIELDS = frozenset({
+    "finished", "exit_code", "error", "experiment_ref", "experiment_sha", "seq", "worker_slot",
+    "checkpoints",
+})
+
+
+def transition_sql(fields: Iterable[str]) -> str:
+    """``UPDATE runs SET state=?, <fields>=? WHERE id=? AND state=?`` for a CAS."""
+    names = sorted(fields)
+    bad = set(names) - _TRANSITION_FIELDS
+    if bad:
+        raise ValueError(f"not a transition field: {', '.join(sorted(bad))}")
+    sets = "".join(f", {name} = ?" for name in names)
+    return f"UPDATE runs SET state = ?{sets} WHERE id = ? AND state = ?"
+
+
+def transition_params(
+    run_id: int, old: RunState, new: RunState, values: dict[str, Any]
+) -> tuple[Any, ...]:
+    if not can_transition(old, new):
+        raise ValueError(f"a run cannot go from {old} to {new}")
+    return (new.value, *(values[name] for name in sorted(values)), run_id, old.value)
+
+
+def insert_params(run: NewRun) -> tuple[Any, ...]:
+    return (
+        run.name, run.repo, run.baseline, run.snapshot, json.dumps(run.params),
+        json.dumps(run.targets), run.stage_jobs, now(),
+    )
+
+
+def record_of(row: Sequence[Any]) -> RunRecord:
+    (id_, seq, name, repo, baseline, snapshot, snapshot_ref, params, targets, stage_jobs,
+     state, attempts, created, started, finished, exit_code, error, log_path,
+     experiment_ref, experiment_sha, checkpoints, worker_slot, token) = row
+    return RunRecord(
+        id=id_, seq=seq, name=name, repo=repo, baseline=baseline, snapshot=snapshot,
+        snapshot_ref=snapshot_ref, params=json.loads(params), targets=json.loads(targets),
+        stage_jobs=stage_jobs, state=RunState(state), attempts=attempts,
+        created=_time(created), started=_opt_time(started), finished=_opt_time(finished),
+        exit_code=exit_code, error=error, log_path=log_path, experiment_ref=experiment_ref,
+        experiment_sha=experiment_sha, checkpoints=checkpoints, worker_slot=worker_slot,
+        token=token,
+    )
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _opt_time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def lookups(key: int | str) -> list[tuple[str, Any]]:
+    if isinstance(key, int):
+        return [(SQL_GET_BY_ID, key)]
+    if key.isdigit():
+        return [(SQL_GET_BY_ID, int(key)), (SQL_GET_BY_NAME, key)]
+    return [(SQL_GET_BY_NAME, key)]
+
+
+def store_failure(db_path: Path, exc: sqlite3.Error) -> StoreError:
+    return StoreError(
+        f"queue database {db_path}: {exc}",
+        hint="check the file's permissions, or move it away to start an empty queue",
+    )
+
+
+# -- sync facade (CLI) ------------------------------------------------------
+
+
+class SyncStore:
+    """The CLI's door to the queue (plain ``sqlite3``); use as a context manager.
+
+    Opening creates the database and brings its schema up to date.
+    """
+
+    def __init__(self, db_path: Path | str) -> None:
+        self.db_path = Path(db_path)
+        try:
+            self.db_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._conn = sqlite3.connect(
+                self.db_path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the queue database {self.db_path}: {exc}") from exc
+        try:
+            self._setup()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def __enter__(self) -> SyncStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def _setup(self) -> None:
+        try:
+            for pragma in PRAGMAS:
+                self._conn.execute(pragma)
+            if _current_version(self._conn.execute) == SCHEMA_VERSION:
+                return
+            with self._transaction():
+                self._conn.execute(SQL_VERSION_TABLE)
+                version = self._conn.execute(SQL_VERSION).fetchone()[0] or 0
+                for step, statements in _pending(version, self.db_path):
+                    for statement in statements:
+                        self._conn.execute(statement)
+                    self._conn.execute(SQL_SET_VERSION, (step,))
+        except sqlite3.Error as exc:
+            raise store_failure(self.db_path, exc) from exc
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._conn)
+
+    def enqueue(self, run: NewRun, *, on_id: Callable[[int], None] | None = None) -> int:
+        """Insert one queued run and return its id; see :meth:`enqueue_many`."""
+        return self.enqueue_many([run], on_id=on_id)[0]
+
+    def enqueue_many(
+        self, runs: Sequence[NewRun], *, on_id: Callable[[int], None] | None = None
+    ) -> list[int]:
+        """Insert queued runs in one transaction, durable on return; their ids.
+
+        ``on_id(id)`` runs for each new id before the commit (the CLI points
+        ``refs/exq/queue/<id>`` at the snapshot there): the daemon never sees a
+        row whose ref is missing, and if ``on_id`` raises nothing is inserted.
+        """
+        ids: list[int] = []
+        try:
+            with self._transaction():
+                for run in runs:
+                    cursor = self._conn.execute(SQL_INSERT, insert_params(run))
+                    run_id = int(cursor.lastrowid or 0)
+                    self._conn.execute(SQL_SET_SNAPSHOT_REF, (queue_ref(run_id), run_id))
+                    if on_id is not None:
+                        on_id(run_id)
+                    ids.append(run_id)
+        except sqlite3.Error as exc:
+            raise store_failure(self.db_path, exc) from exc
+        return ids
+
+    def list_runs(
+        self, states: Iterable[RunState] | None = None, *, repo: str | None = None
+    ) -> list[RunRecord]:
+        """All runs (or those in ``states`` / of ``repo``), oldest first."""
+        wanted = None if states is None else {RunState(s) for s in states}
+        rows = self._read(SQL_LIST, ())
+        records = [record_of(row) for row in rows]
+        return [
+            r for r in records
+            if (wanted is None or r.state in wanted) and (repo is None or r.repo == repo)
+        ]
+
+    def get_run(self, key: int | str) -> RunRecord | None:
+        """The run with id ``key``, else the newest run named ``key`` (a string of
+        digits is tried as an id first), else None."""
+        for sql, arg in lookups(key):
+            rows = self._read(sql, (arg,))
+            if rows:
+                return record_of(rows[0])
+        return None
+
+    def procs(self, run_id: int) -> list[RunProcess]:
+        """The stage process groups recorded for a run's current attempt."""
+        return [RunProcess(*row) for row in self._read(SQL_PROCS, (run_id,))]
+
+    def remove(
+        self, ids: Iterable[int] = (), *, states: Iterable[RunState] = ()
+    ) -> list[RunRecord]:
+        """Delete the runs ``ids`` and every run in ``states``; never a running one.
+
+        Returns the rows deleted (the caller deletes their queue refs and logs);
+        ids missing from the result were unknown or running.
+        """
+        wanted = {RunState(s) for s in states}
+        if RunState.RUNNING in wanted:
+            raise StoreError("running runs cannot be removed", hint="kill them first")
+        removed: list[RunRecord] = []
+        try:
+            with self._transaction():
+                targets = {int(i) for i in ids}
+                for row in self._conn.execute(SQL_LIST).fetchall():
+                    record = record_of(row)
+                    if record.id not in targets and record.state not in wanted:
+                        continue
+                    if self._conn.execute(SQL_DELETE, (record.id,)).rowcount == 1:
+                        removed.append(record)
+        except sqlite3.Error as exc:
+            raise store_failure(self.db_path, exc) from exc
+        return removed
+
+    def retry(self, ids: Iterable[int]) -> list[int]:
+        """Queue again (at the back) the failed, interrupted or cancelled runs among
+        ``ids``; returns those requeued. Their attempts count on."""
+        done: list[int] = []
+        try:
+            with self._transaction():
+                for run_id in ids:
+                    for state in sorted(RETRYABLE):
+                        if self._conn.execute(SQL_RETRY, (run_id, state.value)).rowcount == 1:
+                            done.append(run_id)
+                            break
+        except sqlite3.Error as exc:
+            raise store_failure(self.db_path, exc) from exc
+        return done
+
+    def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise store_failure(self.db_path, exc) from exc
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on any exception)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> None:
+        self._conn.execute(SQL_BEGIN)
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self._conn.execute(SQL_ROLLBACK if exc_type is not None else SQL_COMMIT)
+
+
+def _current_version(execute: Callable[..., Any]) -> int | None:
+    if execute(SQL_HAS_VERSION_TABLE).fetchone() is None:
+        return None
+    version = execute(SQL_VERSION).fetchone()[0]
+    return None if version is None else int(version)
+
+
+def _pending(version: int, db_path: Path) -> list[tuple[int, tuple[str, ...]]]:
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"queue database {db_path} has schema version {version}, newer than this exq's"
+            f" {SCHEMA_VERSION}",
+            hint="upgrade exq",
+        )
+    return [(step, MIGRATIONS[step - 1]) for step in range(version + 1, SCHEMA_VERSION + 1)]
+
+
+__all__ = [
+    "ENDED", "MIGRATIONS", "NewRun", "QueueItem", "RunProcess", "RunRecord", "RunState",
+    "SCHEMA_VERSION", "StoreError", "SyncStore", "queue_ref",
+]

@@ -1,0 +1,160 @@
+"""The daemon's door to the queue database (aiosqlite).
+
+All SQL text lives in :mod:`exq.daemon.store`; this module only runs it, so
+that the CLI, which uses :class:`~exq.daemon.store.SyncStore`, does not import
+aiosqlite and anyio.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import anyio
+
+from exq.daemon.states import ENDED, QueueItem, RunState
+from exq.daemon.store import (
+    BUSY_TIMEOUT_SECONDS,
+    PRAGMAS,
+    SQL_ADD_PROC,
+    SQL_BEGIN,
+    SQL_CLAIM,
+    SQL_CLEAR_PROCS,
+    SQL_COMMIT,
+    SQL_DISTINCT_REPOS,
+    SQL_IN_STATE,
+    SQL_LIST,
+    SQL_PROCS,
+    SQL_QUEUE_ITEMS,
+    SQL_QUEUED,
+    SQL_ROLLBACK,
+    RunProcess,
+    RunRecord,
+    SyncStore,
+    store_failure,
+    lookups,
+    now,
+    record_of,
+    transition_params,
+    transition_sql,
+)
+
+
+class AsyncStore:
+    """The daemon's door to the queue (aiosqlite); open with :meth:`open`.
+
+    One connection; a lock keeps the transactions of concurrent tasks apart.
+    """
+
+    def __init__(self, db_path: Path, conn: aiosqlite.Connection) -> None:
+        self.db_path = db_path
+        self._conn = conn
+        self._lock = anyio.Lock()
+
+    @classmethod
+    async def open(cls, db_path: Path | str) -> AsyncStore:
+        """Create or migrate the database, then connect."""
+        path = Path(db_path)
+        await anyio.to_thread.run_sync(lambda: SyncStore(path).close())
+        try:
+            conn = await aiosqlite.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+            for pragma in PRAGMAS:
+                await conn.execute(pragma)
+        except sqlite3.Error as exc:
+            raise store_failure(path, exc) from exc
+        return cls(path, conn)
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    async def __aenter__(self) -> AsyncStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        with anyio.CancelScope(shield=True):
+            await self.close()
+
+    # -- reads
+
+    async def get_run(self, key: int | str) -> RunRecord | None:
+        """Like :meth:`SyncStore.get_run`."""
+        for sql, arg in lookups(key):
+            rows = await self._read(sql, (arg,))
+            if rows:
+                return record_of(rows[0])
+        return None
+
+    async def list_runs(self) -> list[RunRecord]:
+        """Every run, oldest first."""
+        return [record_of(row) for row in await self._read(SQL_LIST, ())]
+
+    async def in_state(self, state: RunState) -> list[RunRecord]:
+        """The runs in ``state``, in queue order."""
+        return [record_of(row) for row in await self._read(SQL_IN_STATE, (state.value,))]
+
+    async def queued(self, limit: int) -> list[RunRecord]:
+        """The first ``limit`` queued runs, in queue order."""
+        return [record_of(row) for row in await self._read(SQL_QUEUED, (limit,))]
+
+    async def queue_items(self) -> list[QueueItem]:
+        return [QueueItem(run_id, seq) for run_id, seq in await self._read(SQL_QUEUE_ITEMS, ())]
+
+    async def procs(self, run_id: int) -> list[RunProcess]:
+        return [RunProcess(*row) for row in await self._read(SQL_PROCS, (run_id,))]
+
+    async def repos(self) -> list[str]:
+        """Every repository a run was ever queued from."""
+        return [row[0] for row in await self._read(SQL_DISTINCT_REPOS, ())]
+
+    # -- writes (the scheduler's)
+
+    async def claim(self, run_id: int, *, slot: int, log_path: str, token: str) -> bool:
+        """queued -> running in ``slot``, counting an attempt; False if not queued."""
+        return await self._write([(SQL_CLAIM, (now(), slot, log_path, token, run_id))])
+
+    async def transition(
+        self, run_id: int, old: RunState, new: RunState, **values: Any
+    ) -> bool:
+        """Compare-and-set ``old`` -> ``new``, setting ``values`` too; False if the
+        run was not in ``old``. Ending a run stamps ``finished`` and forgets its
+        recorded processes."""
+        if new in ENDED:
+            values.setdefault("finished", now())
+        steps = [(transition_sql(values), transition_params(run_id, old, new, values))]
+        if old is RunState.RUNNING:
+            steps.append((SQL_CLEAR_PROCS, (run_id,)))
+        return await self._write(steps)
+
+    async def add_proc(self, proc: RunProcess) -> None:
+        """Record a stage process group of a running run."""
+        await self._write([(SQL_ADD_PROC, (proc.run_id, proc.pid, proc.start_ticks, proc.token))])
+
+    async def _write(self, steps: list[tuple[str, tuple[Any, ...]]]) -> bool:
+        """Run ``steps`` in one transaction; True if the first changed a row (else
+        the rest are rolled back)."""
+        async with self._lock:
+            try:
+                await self._conn.execute(SQL_BEGIN)
+                try:
+                    first = await self._conn.execute(*steps[0])
+                    applied = first.rowcount == 1
+                    if applied:
+                        for sql, params in steps[1:]:
+                            await self._conn.execute(sql, params)
+                    await self._conn.execute(SQL_COMMIT if applied else SQL_ROLLBACK)
+                except BaseException:
+                    with anyio.CancelScope(shield=True):
+                        await self._conn.execute(SQL_ROLLBACK)
+                    raise
+            except sqlite3.Error as exc:
+                raise store_failure(self.db_path, exc) from exc
+        return applied
+
+    async def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        try:
+            async with self._conn.execute(sql, params) as cursor:
+                return list(await cursor.fetchall())
+        except sqlite3.Error as exc:
+            raise store_failure(self.db_path, exc) from exc
