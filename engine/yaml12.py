@@ -19,7 +19,7 @@ _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
-_INT = re.compile(r"^(?:[-+]?[0-9_]+|0b[01_]+|0o[0-7_]+|0x[0-9a-fA-F_]+)$")
+_INT = re.compile(r"^[-+]?(?:[0-9_]+|0b[01_]+|0o[0-7_]+|0x[0-9a-fA-F_]+)$")
 _TIMESTAMP = re.compile(
     r"^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
     r"|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?"
@@ -29,7 +29,7 @@ _TIMESTAMP = re.compile(
 _FLOAT = re.compile(
     r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?"
     r"|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)"
-    r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.[0-9_]+(?:[eE][-+][0-9]+)?"
     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
 )
 
@@ -60,13 +60,12 @@ class Yaml12Loader(_Base):  # type: ignore[misc, valid-type]
 
 def _int(loader: Yaml12Loader, node: Any) -> int:
     text = loader.construct_scalar(node).replace("_", "")
-    if text.startswith("0b"):
-        return int(text[2:], 2)
-    if text.startswith("0o"):
-        return int(text[2:], 8)
-    if text.startswith("0x"):
-        return int(text[2:], 16)
-    return int(text, 10)
+    sign = -1 if text.startswith("-") else 1
+    digits = text.lstrip("-+")
+    for prefix, base in (("0b", 2), ("0o", 8), ("0x", 16)):
+        if digits.startswith(prefix):
+            return sign * int(digits[2:], base)
+    return sign * int(digits, 10)
 
 
 def _float(loader: Yaml12Loader, node: Any) -> float:
@@ -89,6 +88,9 @@ for _tag, _regex, _first in (
     ("tag:yaml.org,2002:float", _FLOAT, "-+0123456789."),
     # ruamel keeps YAML 1.1's timestamps in 1.2 mode, and so does DVC.
     ("tag:yaml.org,2002:timestamp", _TIMESTAMP, "0123456789"),
+    ("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$"), "<"),
+    # A bare "=" is YAML's value key, which safe loaders refuse (ruamel too).
+    ("tag:yaml.org,2002:value", re.compile(r"^(?:=)$"), "="),
 ):
     Yaml12Loader.add_implicit_resolver(_tag, _regex, list(_first))
 Yaml12Loader.add_constructor("tag:yaml.org,2002:int", _int)

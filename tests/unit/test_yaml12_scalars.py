@@ -13,7 +13,8 @@ SCALARS = [
     "1e-05", "1E5", "1.5e+3", "0.1", "-0.5", ".5", "1.", "+1", "-7", "10", "010", "0o17",
     "0x1F", "1_000", "yes", "no", "on", "off", "y", "n", "true", "False", "TRUE", "null",
     "~", "Null", "", ".inf", "-.inf", "2021-02-17", "12:30", "3.14abc", "0b101", "'1'",
-    '"true"', "1e5x", "2021-02-17 10:00:00", "0b2", "nan", ".NaN", "0.0", "-0", "[1, 2]", "{a: 1}",
+    '"true"', "1e5x", "2021-02-17 10:00:00", "0b2", "-.5", ".5e3", "+.5e-3", "-0x1F", "+0b11", "-0o17",
+    "+12", "nan", ".NaN", "0.0", "-0", "[1, 2]", "{a: 1}",
 ]
 
 
@@ -39,3 +40,13 @@ def test_nested_documents() -> None:
     assert yaml12.load(text) == {
         "stages": {"train": {"cmd": "python t.py", "deps": ["a", "b"], "frozen": "no"}}
     }
+
+
+def test_merge_keys_merge() -> None:
+    text = "base: &b {lr: 0.1, seed: 1}\ntrain:\n  <<: *b\n  seed: 2\n"
+    assert yaml12.load(text)["train"] == {"lr": 0.1, "seed": 2}
+
+
+def test_bare_equals_is_refused_as_ruamel_does() -> None:
+    with pytest.raises(yaml12.YAMLError):
+        yaml12.load("v: =\n")
