@@ -1,0 +1,338 @@
+"""Comparing revisions: ``exp show``, ``exp diff``, ``metrics show``/``diff``, ``params diff``.
+
+Values come from ``exq.engine.exp_collect`` (read from git blobs), tables and
+diffs from ``exq.engine.compare`` and ``exq.cli.render``; this module only
+maps options onto them. Revisions are what ``exprefs.resolve_rev`` accepts:
+an experiment name, a branch, a tag, a sha; ``workspace`` names the working tree.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from typing import Any
+
+import typer
+
+from exq.cli import render
+from exq.cli.main import exp_app, handle_errors, metrics_app, params_app
+from exq.engine.compare import (
+    DEFAULT_PRECISION,
+    DiffRow,
+    Values,
+    build_table,
+    diff_values,
+    format_value,
+    rows_to_json,
+    split_filter_list,
+)
+from exq.engine.errors import ConfigError, GitError
+from exq.engine.exp_collect import Collector, RevData
+from exq.engine.exp_rows import (
+    WORKSPACE,
+    RevisionSet,
+    collect_rev,
+    exp_show_rows,
+    select_revisions,
+)
+from exq.engine.git import Git
+from exq.engine.repo import open_project
+
+# With no terminal (output piped to a file or a test) nothing is elided.
+_UNLIMITED_WIDTH = 100_000
+
+
+def _open(param_deps: bool = False, *, need_git: bool = True) -> tuple[Git | None, Collector]:
+    """The project's git repository and a Collector over it."""
+    project = open_project()
+    try:
+        git: Git | None = Git.open(project.root)
+    except GitError:
+        if need_git:
+            raise
+        git = None
+    return git, Collector(git, project.root, project.cache_dir, param_deps=param_deps)
+
+
+def _warn(errors: list[str]) -> None:
+    for message in dict.fromkeys(errors):
+        typer.echo(f"WARNING: {message}", err=True)
+
+
+def _width() -> int:
+    """COLUMNS if set, else the terminal's width, else unlimited (piped output)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return _UNLIMITED_WIDTH
+
+
+def _color() -> bool:
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+def _one_format(**flags: bool) -> None:
+    chosen = [name for name, on in flags.items() if on]
+    if len(chosen) > 1:
+        raise ConfigError(f"options {' and '.join(chosen)} cannot be used together")
+
+
+# ---------------------------------------------------------------- exp show
+
+
+@exp_app.command("show")
+@handle_errors
+def exp_show(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per row."),
+    as_csv: bool = typer.Option(False, "--csv", help="Print comma-separated values."),
+    as_md: bool = typer.Option(False, "--md", help="Print a markdown table."),
+    include_params: list[str] = typer.Option(
+        [], "--include-params", help="Params to show: comma lists of names or globs (NAME or FILE:NAME)."),
+    exclude_params: list[str] = typer.Option([], "--exclude-params", help="Params to hide."),
+    include_metrics: list[str] = typer.Option(
+        [], "--include-metrics", help="Metrics to show: comma lists of names or globs (NAME or FILE:NAME)."),
+    exclude_metrics: list[str] = typer.Option([], "--exclude-metrics", help="Metrics to hide."),
+    sort_by: str = typer.Option(None, "--sort-by", help="Sort experiments by a metric or param (NAME or FILE:NAME)."),
+    sort_order: str = typer.Option("asc", "--sort-order", help="asc or desc."),
+    only_changed: bool = typer.Option(
+        False, "--only-changed", help="Only columns whose values differ between rows."),
+    all_branches: bool = typer.Option(False, "--all-branches", "-a", help="Every branch tip."),
+    all_tags: bool = typer.Option(False, "--all-tags", "-T", help="Every tagged commit."),
+    all_commits: bool = typer.Option(False, "--all-commits", "-A", help="Every commit."),
+    num: int = typer.Option(1, "--num", "-n", help="The last N commits of HEAD's history."),
+    no_timestamp: bool = typer.Option(False, "--no-timestamp", help="No Created column."),
+    no_pager: bool = typer.Option(False, "--no-pager", help="Accepted; exq never pages."),
+    param_deps: bool = typer.Option(
+        False, "--param-deps", help="Only params that stages depend on."),
+    precision: int = typer.Option(
+        DEFAULT_PRECISION, "--precision", help="Significant digits of numbers."),
+) -> None:
+    """Show the workspace, the baseline and its experiments with their metrics and params."""
+    del no_pager  # nothing to page: tables are printed whole
+    _one_format(**{"--json": as_json, "--csv": as_csv, "--md": as_md})
+    if sort_order not in ("asc", "desc"):
+        raise ConfigError(f"--sort-order: expected asc or desc, got '{sort_order}'")
+    if num < 1:
+        raise ConfigError(f"--num: expected a number of commits of 1 or more, got {num}")
+    git, collector = _open(param_deps)
+    assert git is not None
+    errors: list[str] = []
+    selection = RevisionSet(all_branches, all_tags, all_commits, num)
+    rows = exp_show_rows(git, collector, selection, errors=errors)
+    _warn(errors)
+    if as_json:
+        typer.echo(render.render_json(rows_to_json(rows)))
+        return
+    table = build_table(
+        rows,
+        include_params=split_filter_list(include_params) or None,
+        exclude_params=split_filter_list(exclude_params) or None,
+        include_metrics=split_filter_list(include_metrics) or None,
+        exclude_metrics=split_filter_list(exclude_metrics) or None,
+        sort_by=sort_by,
+        sort_order="desc" if sort_order == "desc" else "asc",
+        only_changed=only_changed,
+        precision=precision,
+        no_timestamp=no_timestamp,
+    )
+    if as_csv:
+        typer.echo(render.render_csv(table), nl=False)
+    elif as_md:
+        typer.echo(render.render_markdown(table), nl=False)
+    else:
+        typer.echo(render.render_table(table, width=_width(), color=_color()), nl=False)
+
+
+# ---------------------------------------------------------------- diffs
+
+
+def _two_revs(a_rev: str | None, b_rev: str | None) -> tuple[str, str]:
+    """DVC's defaults: HEAD against the workspace; one rev against the workspace."""
+    return a_rev or "HEAD", b_rev or WORKSPACE
+
+
+def _collect_pair(
+    git: Git | None, collector: Collector, a_rev: str, b_rev: str
+) -> tuple[RevData, RevData]:
+    pair = []
+    for rev in (a_rev, b_rev):
+        if rev == WORKSPACE:
+            pair.append(collector.workspace())
+        elif git is None:
+            raise GitError(f"cannot read revision '{rev}': not a git repository")
+        elif rev == "HEAD" and git.head_sha() is None:
+            pair.append(RevData())  # nothing committed yet: everything is new
+        else:
+            pair.append(collect_rev(git, collector, rev))
+    _warn([e for data in pair for e in data.errors])
+    return pair[0], pair[1]
+
+
+def _only_targets(values: Values, targets: list[str]) -> Values:
+    """The files named by ``--targets`` (a file, or a folder holding files)."""
+    if not targets:
+        return values
+    wanted = [t.strip("/").removeprefix("./") for t in targets]
+    return {
+        file: keys for file, keys in values.items()
+        if any(file == t or file.startswith(t + "/") for t in wanted)
+    }
+
+
+@exp_app.command("diff")
+@handle_errors
+def exp_diff(
+    a_rev: str = typer.Argument(None, help="Old experiment or revision (default: HEAD)."),
+    b_rev: str = typer.Argument(None, help="New experiment or revision (default: the workspace)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_md: bool = typer.Option(False, "--md", help="Print markdown tables."),
+    show_all: bool = typer.Option(False, "--all", help="Also unchanged metrics and params."),
+    param_deps: bool = typer.Option(
+        False, "--param-deps", help="Only params that stages depend on."),
+    precision: int = typer.Option(
+        DEFAULT_PRECISION, "--precision", help="Significant digits of metrics."),
+) -> None:
+    """Show how metrics and params changed between two experiments or revisions."""
+    _one_format(**{"--json": as_json, "--md": as_md})
+    git, collector = _open(param_deps)
+    old_label, new_label = _two_revs(a_rev, b_rev)
+    old, new = _collect_pair(git, collector, old_label, new_label)
+    metrics = diff_values(old.metrics, new.metrics, all=show_all, precision=precision)
+    params = diff_values(old.params, new.params, all=show_all, precision=None)
+    if as_json:
+        typer.echo(render.render_exp_diff_json(metrics, params))
+        return
+    text = render.render_exp_diff(
+        metrics, params, old_label=old_label, new_label=new_label, markdown=as_md
+    )
+    if text:
+        typer.echo(text, nl=False)
+
+
+@metrics_app.command("diff")
+@handle_errors
+def metrics_diff(
+    a_rev: str = typer.Argument(None, help="Old revision (default: HEAD)."),
+    b_rev: str = typer.Argument(None, help="New revision (default: the workspace)."),
+    targets: list[str] = typer.Option(
+        [], "--targets", "--target", "-t", help="Only these metrics files or folders."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_md: bool = typer.Option(False, "--md", help="Print a markdown table."),
+    show_all: bool = typer.Option(False, "--all", help="Also unchanged metrics."),
+    precision: int = typer.Option(
+        DEFAULT_PRECISION, "--precision", help="Digits after the decimal point."),
+) -> None:
+    """Show how metrics changed between two revisions (default: HEAD and the workspace)."""
+    _one_format(**{"--json": as_json, "--md": as_md})
+    git, collector = _open(need_git=False)
+    old_label, new_label = _two_revs(a_rev, b_rev)
+    old, new = _collect_pair(git, collector, old_label, new_label)
+    rows = diff_values(
+        _only_targets(old.metrics, targets), _only_targets(new.metrics, targets),
+        all=show_all, precision=precision, round_digits=True, unsupported="-",
+    )
+    _print_diff(rows, "Metric", old_label, new_label, as_json=as_json, as_md=as_md)
+
+
+@params_app.command("diff")
+@handle_errors
+def params_diff(
+    a_rev: str = typer.Argument(None, help="Old revision (default: HEAD)."),
+    b_rev: str = typer.Argument(None, help="New revision (default: the workspace)."),
+    targets: list[str] = typer.Option(
+        [], "--targets", "--target", "-t", help="Only these params files."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_md: bool = typer.Option(False, "--md", help="Print a markdown table."),
+    show_all: bool = typer.Option(False, "--all", help="Also unchanged params."),
+    deps: bool = typer.Option(False, "--deps", help="Only params that stages depend on."),
+) -> None:
+    """Show how params changed between two revisions (default: HEAD and the workspace)."""
+    _one_format(**{"--json": as_json, "--md": as_md})
+    git, collector = _open(deps, need_git=False)
+    old_label, new_label = _two_revs(a_rev, b_rev)
+    old, new = _collect_pair(git, collector, old_label, new_label)
+    rows = diff_values(
+        _only_targets(old.params, targets), _only_targets(new.params, targets),
+        all=show_all, precision=None,
+    )
+    _print_diff(rows, "Param", old_label, new_label, as_json=as_json, as_md=as_md,
+                show_change=False)
+
+
+def _print_diff(
+    rows: list[DiffRow], title: str, old_label: str, new_label: str, *,
+    as_json: bool, as_md: bool, show_change: bool = True,
+) -> None:
+    if as_json:
+        typer.echo(render.render_diff_json(rows))
+        return
+    text = render.render_diff(rows, title=title, old_label=old_label, new_label=new_label,
+                              show_change=show_change, markdown=as_md)
+    if text:
+        typer.echo(text, nl=False)
+
+
+# ---------------------------------------------------------------- metrics show
+
+
+@metrics_app.command("show")
+@handle_errors
+def metrics_show(
+    targets: list[str] = typer.Argument(None, help="Only these metrics files or folders."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_md: bool = typer.Option(False, "--md", help="Print a markdown table."),
+    all_branches: bool = typer.Option(False, "--all-branches", "-a", help="Every branch tip."),
+    all_tags: bool = typer.Option(False, "--all-tags", "-T", help="Every tagged commit."),
+    all_commits: bool = typer.Option(False, "--all-commits", "-A", help="Every commit."),
+    precision: int = typer.Option(
+        DEFAULT_PRECISION, "--precision", help="Digits after the decimal point."),
+) -> None:
+    """Show the metrics of the workspace (and of branches, tags or commits)."""
+    _one_format(**{"--json": as_json, "--md": as_md})
+    many = all_branches or all_tags or all_commits
+    git, collector = _open(need_git=many)
+    revisions: list[tuple[str, Values]] = []
+    errors: list[str] = []
+    workspace = collector.workspace()
+    errors += workspace.errors
+    revisions.append((WORKSPACE, _only_targets(workspace.metrics, targets or [])))
+    if many and git is not None:
+        for rev in select_revisions(git, RevisionSet(all_branches, all_tags, all_commits)):
+            data = collector.commit(rev.sha)
+            errors += [f"{rev.name}: {message}" for message in data.errors]
+            revisions.append((rev.name, _only_targets(data.metrics, targets or [])))
+    _warn(errors)
+    if as_json:
+        typer.echo(render.render_json(dict(revisions)))
+        return
+    text = _metrics_grid(revisions, with_revision=many, precision=precision, markdown=as_md)
+    if text:
+        typer.echo(text, nl=False)
+
+
+def _metrics_grid(
+    revisions: list[tuple[str, Values]], *, with_revision: bool, precision: int, markdown: bool
+) -> str:
+    """DVC's ``metrics show`` table: a row per (revision, file), a column per metric."""
+    files: dict[str, None] = {}
+    keys: dict[str, None] = {}
+    for _, values in revisions:
+        for file, flat in values.items():
+            files.setdefault(file)
+            keys.update(dict.fromkeys(flat))
+    if not files:
+        return ""
+    header = (["Revision"] if with_revision else []) + ["Path", *keys]
+    lines: list[list[str]] = []
+    for name, values in revisions:
+        for file in files:
+            if file not in values and not with_revision:
+                continue
+            flat: dict[str, Any] = values.get(file, {})
+            cells = [format_value(flat.get(k), precision, round_digits=True) for k in keys]
+            lines.append(([name] if with_revision else []) + [file, *cells])
+    grid = render.markdown_grid if markdown else render.plain_grid
+    return grid(header, lines)

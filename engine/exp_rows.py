@@ -1,0 +1,134 @@
+"""Which revisions ``exp show`` and ``metrics show`` list, in which order, under which names.
+
+``exp_show_rows`` gives the rows of the experiments table: the workspace,
+then each baseline (HEAD first; more with ``-a``/``-T``/``-A``/``-n``), each
+followed by its experiments newest first. Baselines are named as DVC names
+them: HEAD by its branch, other commits by a tag, else a branch pointing at
+them, else the short sha. Values come from an ``exp_collect.Collector``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from exq.engine.compare import Row
+from exq.engine.errors import ExperimentError
+from exq.engine.exp_collect import Collector, RevData
+from exq.engine.exprefs import ExpRef, list_experiments, resolve_rev
+from exq.engine.git import Git
+
+WORKSPACE = "workspace"
+
+
+@dataclass(frozen=True)
+class RevisionSet:
+    """Which commits to list besides HEAD (``-a``, ``-T``, ``-A``, ``-n``)."""
+
+    all_branches: bool = False
+    all_tags: bool = False
+    all_commits: bool = False
+    num: int = 1
+
+
+@dataclass(frozen=True)
+class Revision:
+    """A commit to show, and the name it shows under."""
+
+    sha: str
+    name: str
+
+
+def namer(git: Git) -> Callable[[str], str]:
+    """A function naming commits: HEAD's branch, else a tag, a branch, the short sha."""
+    head, branch = git.head_sha(), git.head_branch()
+    by_sha: dict[str, str] = {}
+    for names in (git.list_branches(), git.list_tags()):  # tags last: they win
+        for name, sha in sorted(names.items(), reverse=True):
+            by_sha[sha] = name
+
+    def name(sha: str) -> str:
+        if sha == head and branch is not None:
+            return branch
+        return by_sha.get(sha, sha[:7])
+
+    return name
+
+
+def select_revisions(git: Git, selection: RevisionSet) -> list[Revision]:
+    """HEAD (and its ``num - 1`` first-parent ancestors), then the other selected
+    commits newest first, without repeats; [] when the repository has no commit."""
+    head = git.head_sha()
+    if head is None:
+        return []
+    shas = git.log(head, max(selection.num, 1))
+    extra: set[str] = set()
+    if selection.all_branches:
+        extra.update(git.list_branches().values())
+    if selection.all_tags:
+        extra.update(git.list_tags().values())
+    if selection.all_commits:
+        extra.update(git.all_commits())
+    rest = sorted(extra - set(shas), key=lambda sha: (-_timestamp(git, sha), sha))
+    name = namer(git)
+    return [Revision(sha, name(sha)) for sha in [*shas, *rest]]
+
+
+def _timestamp(git: Git, sha: str) -> float:
+    return git.commit_info(sha).time.timestamp()
+
+
+def workspace_row(git: Git, collector: Collector) -> Row:
+    """The ``workspace`` row: values read from disk; its baseline is HEAD."""
+    data = collector.workspace()
+    return Row(name=WORKSPACE, rev=None, baseline=git.head_sha(), kind="workspace",
+               params=data.params, metrics=data.metrics)
+
+
+def exp_show_rows(
+    git: Git,
+    collector: Collector,
+    selection: RevisionSet | None = None,
+    *,
+    errors: list[str] | None = None,
+) -> list[Row]:
+    """Rows of ``exp show``: workspace, then each baseline and its experiments, newest first.
+
+    Read errors of single revisions do not stop the listing: they are
+    appended to ``errors`` (as ``name: message``) when it is given.
+    """
+    rows = [workspace_row(git, collector)]
+    by_baseline: dict[str, list[ExpRef]] = {}
+    revisions = select_revisions(git, selection or RevisionSet())
+    if revisions:
+        for exp in list_experiments(git):
+            by_baseline.setdefault(exp.baseline, []).append(exp)
+    for rev in revisions:
+        info = git.commit_info(rev.sha)
+        data = _collect(collector, rev.sha, rev.name, errors)
+        rows.append(Row(name=rev.name, rev=rev.sha, baseline=rev.sha, kind="baseline",
+                        created=info.time, params=data.params, metrics=data.metrics))
+        experiments = [(exp, git.commit_info(exp.sha).time) for exp in by_baseline.get(rev.sha, [])]
+        experiments.sort(key=lambda pair: (-pair[1].timestamp(), pair[0].name))
+        for exp, created in experiments:
+            data = _collect(collector, exp.sha, exp.name, errors)
+            rows.append(Row(name=exp.name, rev=exp.sha, baseline=exp.baseline, kind="experiment",
+                            created=created, params=data.params, metrics=data.metrics))
+    return rows
+
+
+def _collect(collector: Collector, sha: str, name: str, errors: list[str] | None) -> RevData:
+    data = collector.commit(sha)
+    if errors is not None:
+        errors.extend(f"{name}: {message}" for message in data.errors)
+    return data
+
+
+def collect_rev(git: Git, collector: Collector, rev: str | None) -> RevData:
+    """Values of ``rev`` (an experiment name, branch, tag or sha), or of the
+    workspace when ``rev`` is None or ``workspace``."""
+    if rev is None or rev == WORKSPACE:
+        return collector.workspace()
+    if git.head_sha() is None:
+        raise ExperimentError(f"unknown revision '{rev}': the repository has no commit yet")
+    return collector.commit(resolve_rev(git, rev))

@@ -1,0 +1,79 @@
+"""Reading a commit's files without a checkout: a ``FileSource`` over git blobs.
+
+``GitSource`` lets templating, params and metrics code read any commit the
+way ``DiskSource`` reads the working tree. ``DvcfileFinder`` finds the
+``dvc.yaml`` files of many commits quickly: experiments of one baseline share
+almost every subtree, so the walk is memoised by tree id and only the folders
+an experiment changed are listed again.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+from exq.engine.git import Git
+from exq.engine.pipeline import DVCFILE
+
+# As ``pipeline.find_dvcfiles`` on disk: folders never searched.
+_SKIP_DIRS = {"node_modules", "__pycache__"}
+_VENV_MARKER = "pyvenv.cfg"
+
+
+def _clean(path: str) -> str | None:
+    """A repo-relative POSIX path, or None when it names the root or leaves the repo."""
+    norm = posixpath.normpath(path.replace("\\", "/")).lstrip("/")
+    if norm in ("", ".") or norm == ".." or norm.startswith("../"):
+        return None
+    return norm
+
+
+class GitSource:
+    """The files of commit ``sha``, read from git blobs; each path is read once."""
+
+    def __init__(self, git: Git, sha: str) -> None:
+        self.git = git
+        self.sha = sha
+        self._memo: dict[str, bytes | None] = {}
+
+    def read_bytes(self, path: str) -> bytes | None:
+        """Content of the repo-relative ``path`` in the commit, or None if no file is there."""
+        norm = _clean(path)
+        if norm is None:
+            return None
+        if norm not in self._memo:
+            self._memo[norm] = self.git.read_blob(self.sha, norm)
+        return self._memo[norm]
+
+    def list_files(self, folder: str) -> list[str]:
+        """Repo-relative paths of the files under ``folder`` in the commit (sorted)."""
+        norm = _clean(folder)
+        return [] if norm is None else self.git.list_files(self.sha, norm)
+
+
+class DvcfileFinder:
+    """Finds every ``dvc.yaml`` of a commit, memoising the walk by tree id."""
+
+    def __init__(self, git: Git) -> None:
+        self.git = git
+        self._by_tree: dict[str, list[str]] = {}
+
+    def find(self, sha: str) -> list[str]:
+        """Repo-relative ``dvc.yaml`` paths of commit ``sha``, the root one first, then sorted."""
+        found = self._walk(self.git.tree_of(sha), root=True)
+        return sorted(found, key=lambda path: (path.count("/"), path))
+
+    def _walk(self, tree_id: str, *, root: bool = False) -> list[str]:
+        """``dvc.yaml`` paths inside one tree, relative to it."""
+        cached = self._by_tree.get(tree_id)
+        if cached is not None:
+            return cached
+        entries = self.git.tree_entries(tree_id)
+        names = {name for name, kind, _ in entries if kind == "blob"}
+        found: list[str] = []
+        if root or _VENV_MARKER not in names:  # a committed virtualenv is skipped, as on disk
+            found = [DVCFILE] if DVCFILE in names else []
+            for name, kind, oid in entries:
+                if kind == "tree" and not name.startswith(".") and name not in _SKIP_DIRS:
+                    found.extend(f"{name}/{path}" for path in self._walk(oid))
+        self._by_tree[tree_id] = found
+        return found
