@@ -1,0 +1,118 @@
+"""``exq plots show`` and ``exq plots diff``: plots files of revisions drawn into one HTML page.
+
+Reading is ``exq.engine.plots_collect``'s, the charts ``exq.engine.plots``'s,
+the page ``exq.engine.plots_html``'s; this module maps options onto them, as
+DVC names them: targets, ``-o/--out`` (default ``dvc_plots``), ``--open``,
+``--json``, and for ``diff`` revisions, ``-e/--experiment`` and ``--targets``.
+"""
+
+from __future__ import annotations
+
+import os
+import webbrowser
+from collections.abc import Sequence
+from pathlib import Path
+
+import typer
+
+from exq.cli import render
+from exq.cli.app import handle_errors, plots_app
+from exq.engine.errors import ConfigError, GitError, PlotsError
+from exq.engine.git import Git
+from exq.engine.plots import RevPlots, build_charts, charts_to_json, target_found
+from exq.engine.plots_collect import WORKSPACE, PlotsCollector, resolve_revisions
+from exq.engine.repo import open_project
+
+DEFAULT_OUT = "dvc_plots"
+
+
+def _collector() -> tuple[Git | None, PlotsCollector]:
+    project = open_project()
+    try:
+        git: Git | None = Git.open(project.root)
+    except GitError:
+        git = None  # a project without git still has a workspace to plot
+    return git, PlotsCollector(git, project.root, project.cache_dir)
+
+
+def _repo_targets(root: Path, targets: Sequence[str]) -> list[str]:
+    """Targets as typed (relative to the current folder) made repo-relative."""
+    found = []
+    for target in targets:
+        rel = os.path.relpath(os.path.abspath(target), root).replace(os.sep, "/")
+        if rel == ".." or rel.startswith("../"):
+            raise PlotsError(f"plots target '{target}' is outside the project")
+        found.append(rel)
+    return found
+
+
+def _output(
+    revs: list[RevPlots], targets: Sequence[str], typed: Sequence[str],
+    *, out: str | None, open_page: bool, as_json: bool,
+) -> None:
+    """Warn about read errors, check the targets, then print JSON or write the page."""
+    errors = [e for rev in revs for e in rev.errors]
+    labels = [rev.rev for rev in revs]
+    for target, shown in zip(targets, typed):
+        if not target_found(target, revs):
+            # The target's own read error says more than "not there".
+            why = [e for e in errors if f" {target}:" in e or f" {target}/" in e]
+            raise PlotsError(why[0] if why else
+                             f"plots target '{shown}': no plots file there in {', '.join(labels)}")
+    for message in dict.fromkeys(errors):
+        typer.echo(f"WARNING: {message}", err=True)
+    charts = build_charts(revs)
+    if as_json:
+        typer.echo(render.render_json(charts_to_json(charts, labels, errors)))
+        return
+    if not charts:
+        raise PlotsError(f"no plots to show in {', '.join(labels)}",
+                         hint="name plots files, or add plots outs to dvc.yaml")
+    from exq.engine.plots_html import write_page  # the page's code is loaded only to write one
+
+    path = write_page(Path(out or DEFAULT_OUT), charts, labels)
+    url = path.as_uri()
+    typer.echo(url)
+    if open_page and not webbrowser.open(url):
+        raise PlotsError("failed to open the plots page in a browser", hint="open the file above")
+
+
+@plots_app.command("show")
+@handle_errors
+def plots_show(
+    targets: list[str] = typer.Argument(
+        None, help="Plots files or folders (default: every plot of every dvc.yaml)."),
+    out: str = typer.Option(None, "--out", "-o", help=f"Folder for index.html (default: {DEFAULT_OUT})."),
+    open_page: bool = typer.Option(False, "--open", help="Open the page in a web browser."),
+    as_json: bool = typer.Option(False, "--json", help="Print the plots' data as JSON; write no page."),
+) -> None:
+    """Draw the workspace's plots files (tsv, csv, json, yaml; live log folders) into one page."""
+    _, collector = _collector()
+    typed = list(targets or [])
+    repo_targets = _repo_targets(collector.root, typed)
+    revs = [collector.workspace(repo_targets or None, WORKSPACE)]
+    _output(revs, repo_targets, typed, out=out, open_page=open_page, as_json=as_json)
+
+
+@plots_app.command("diff")
+@handle_errors
+def plots_diff(
+    revisions: list[str] = typer.Argument(
+        None, help="Revisions or experiments (default: HEAD and the workspace; one: it and the workspace)."),
+    experiment: bool = typer.Option(
+        False, "--experiment", "-e",
+        help="The revisions are experiments; a single one is drawn against its baseline."),
+    targets: list[str] = typer.Option(
+        [], "--targets", "--target", help="Plots files or folders (repeat for more)."),
+    out: str = typer.Option(None, "--out", "-o", help=f"Folder for index.html (default: {DEFAULT_OUT})."),
+    open_page: bool = typer.Option(False, "--open", help="Open the page in a web browser."),
+    as_json: bool = typer.Option(False, "--json", help="Print the plots' data as JSON; write no page."),
+) -> None:
+    """Draw plots of several revisions or experiments, a line per revision in each chart."""
+    git, collector = _collector()
+    pairs = resolve_revisions(git, list(revisions or []), experiment=experiment)
+    if not pairs:
+        raise ConfigError("no revision to draw")
+    repo_targets = _repo_targets(collector.root, targets)
+    revs = collector.revisions(pairs, repo_targets or None)
+    _output(revs, repo_targets, targets, out=out, open_page=open_page, as_json=as_json)
