@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 import anyio
@@ -11,8 +12,9 @@ import typer
 
 from exq.cli.main import app, handle_errors, stage_app
 from exq.engine import pipeline_ops as ops
-from exq.engine.repo import init_project, open_project
-from exq.engine.repro import ReproOptions
+from exq.engine.errors import ExqError
+from exq.engine.repo import Project, init_project, open_project
+from exq.engine.repro import ReproOptions, ReproResult
 from exq.engine.runner import stdout_sink
 
 
@@ -46,13 +48,45 @@ def repro(
     project = open_project()
     options = ReproOptions(
         targets=targets or [], force=force, single_item=single_item,
-        jobs=jobs or _default_jobs(), dry=dry,
+        jobs=jobs or _default_jobs(), dry=dry, cwd=ops.cwd_in(project),
     )
-    result = anyio.run(ops.run_repro, project, options)
+    result = anyio.run(_repro_until_stopped, project, options)
     if result.failed is not None:
         raise result.failed
     if not result.ran and not result.restored and not dry:
         typer.echo("Data and pipelines are up to date.")
+
+
+async def _repro_until_stopped(project: Project, options: ReproOptions) -> ReproResult:
+    """``run_repro``, stopped by SIGTERM or SIGHUP as by Ctrl-C.
+
+    Stage commands run in sessions of their own, so a plain ``kill`` or a
+    closed terminal would otherwise leave them running after exq is gone.
+    """
+    stopped = False
+    result: ReproResult | None = None
+    error: ExqError | None = None
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            nonlocal stopped
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+                async for _ in signals:
+                    stopped = True
+                    tg.cancel_scope.cancel()
+                    return
+
+        tg.start_soon(watch)
+        try:
+            result = await ops.run_repro(project, options)
+        except ExqError as exc:
+            error = exc  # raised here, not wrapped in the task group's ExceptionGroup
+        tg.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    if stopped or result is None:
+        raise KeyboardInterrupt
+    return result
 
 
 @app.command()

@@ -18,9 +18,7 @@ canonical layout, else goes through a ruamel round trip as DVC does.
 from __future__ import annotations
 
 import io
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +31,7 @@ from ruamel.yaml.scalarbool import ScalarBoolean
 from exq.engine import yaml12
 from exq.engine.errors import DvcFileError
 from exq.engine.hashing import HashInfo
+from exq.engine.writes import atomic_write_text
 
 SCHEMA = "2.0"
 DEFAULT_PARAMS = "params.yaml"
@@ -237,15 +236,8 @@ def dumps_lock(entries: Mapping[str, LockEntry]) -> str:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # writes.py keeps the file's mode (0o644 for a new one), not mkstemp's 0o600
+    atomic_write_text(path, text)
 
 
 def write_lock(path: Path, entries: Mapping[str, LockEntry]) -> None:

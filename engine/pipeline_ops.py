@@ -4,10 +4,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from exq.engine import graph as graph_mod
+from exq.engine.errors import PipelineError
 from exq.engine.graph import repo_path
 from exq.engine.outdated import StatusItem
 from exq.engine.pipeline import load_pipeline
@@ -15,14 +17,25 @@ from exq.engine.repo import Project
 from exq.engine.repro import ReproOptions, ReproResult, repro
 from exq.engine.runner import stdout_sink
 from exq.engine.stage import Stage
-from exq.engine.tracked import add_path, find_tracked, read_tracked
+from exq.engine.tracked import add_path, find_tracked, ignore_in_git, read_tracked
 from exq.engine.workspace import StageIO
+
+
+def cwd_in(project: Project) -> str:
+    """The current folder relative to the project root ("." outside it): bare
+    target names refer to the dvc.yaml there, as in DVC."""
+    try:
+        return Path.cwd().resolve().relative_to(project.root.resolve()).as_posix()
+    except ValueError:
+        return "."
 
 
 async def run_repro(project: Project, options: ReproOptions) -> ReproResult:
     """Load the pipeline and run ``repro``, printing stage output to stdout."""
     pipeline = load_pipeline(project.root)
-    selected = pipeline.graph.select(options.targets, single_item=options.single_item)
+    selected = pipeline.graph.select(
+        options.targets, single_item=options.single_item, cwd=options.cwd
+    )
     sink = stdout_sink(prefixed=options.jobs > 1 and len(selected) > 1)
     with StageIO(project) as io:
         return await repro(pipeline, io, options, sink)
@@ -31,7 +44,7 @@ async def run_repro(project: Project, options: ReproOptions) -> ReproResult:
 def status(project: Project, targets: list[str]) -> dict[str, list[StatusItem]]:
     """``status --json``: changed stages and .dvc files, up-to-date ones left out."""
     pipeline = load_pipeline(project.root)
-    stages = pipeline.graph.select(targets) if targets else pipeline.stages
+    stages = pipeline.graph.select(targets, cwd=cwd_in(project)) if targets else pipeline.stages
     report: dict[str, list[StatusItem]] = {}
     with StageIO(project) as io:
         for stage in stages:
@@ -89,7 +102,7 @@ def render_dag(project: Project, targets: list[str], fmt: str) -> str:
     import json
 
     pipeline = load_pipeline(project.root)
-    stages = pipeline.graph.select(targets) if targets else None
+    stages = pipeline.graph.select(targets, cwd=cwd_in(project)) if targets else None
     if fmt == "json":
         return json.dumps(graph_mod.dag_json(pipeline.graph, stages), indent=2)
     if fmt == "dot":
@@ -100,10 +113,31 @@ def render_dag(project: Project, targets: list[str], fmt: str) -> str:
 
 
 def add(project: Project, path: Path) -> str:
-    """Track a file or folder; returns the repo-relative .dvc path written."""
+    """Track a file or folder; returns the repo-relative .dvc path written.
+
+    As DVC, refuses a path that is, holds or lies inside an out of a stage:
+    dvc.lock tracks those already.
+    """
+    _refuse_stage_outs(project, path)
     with StageIO(project) as io:
         written = add_path(project.root, path, io.cache, io.state)
     return written.relative_to(project.root).as_posix()
+
+
+def _refuse_stage_outs(project: Project, path: Path) -> None:
+    try:
+        rel = Path(os.path.normpath(path.absolute())).relative_to(project.root).as_posix()
+    except ValueError:
+        return  # add_path reports paths outside the project
+    graph = load_pipeline(project.root).graph
+    for stage in graph.stages:
+        for out in graph.outs_of(stage):
+            if out == rel or out.startswith(rel + "/") or rel.startswith(out + "/"):
+                raise PipelineError(
+                    f"cannot add '{rel}': it overlaps with output '{out}' of stage "
+                    f"'{stage.address}'",
+                    hint="run the pipeline instead: dvc.lock tracks stage outputs",
+                )
 
 
 def checkout(
@@ -118,7 +152,10 @@ def checkout(
     pipeline = load_pipeline(project.root)
     restored: list[str] = []
     with StageIO(project, state_db=state_db) as io:
-        stages = pipeline.graph.select(targets, single_item=True) if targets else pipeline.stages
+        stages = (
+            pipeline.graph.select(targets, single_item=True, cwd=cwd_in(project))
+            if targets else pipeline.stages
+        )
         for stage in stages:
             entry = pipeline.lock_entry(stage)
             restored.extend(_checkout_stage(io, entry, stage, missing_ok))
@@ -190,6 +227,12 @@ def stage_add(project: Project, *, name: str, cmd: str, deps: list[str], outs: l
         params=params, metrics=metrics, metrics_no_cache=metrics_no_cache, plots=plots,
         wdir=wdir, force=force,
     )
+    # As `dvc stage add`: cached outs belong to the cache, not to git.
+    base = Path(os.path.normpath(Path.cwd() / (wdir or ".")))
+    for out in [*outs, *metrics, *plots]:
+        path = Path(os.path.normpath(base / out))
+        if project.root in path.parents:
+            ignore_in_git(path.parent / ".gitignore", "/" + path.name)
     return dvcfile.relative_to(project.root).as_posix()
 
 

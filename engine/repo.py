@@ -78,7 +78,7 @@ def _link_types(config: configparser.ConfigParser) -> tuple[str, ...]:
     env = os.environ.get("EXQ_CACHE_TYPE")
     raw = env if env is not None else config.get("cache", "type", fallback="")
     if not raw.strip():
-        return DEFAULT_LINK_TYPES
+        return default_link_types()
     kinds = tuple(part.strip() for part in raw.split(",") if part.strip())
     bad = [kind for kind in kinds if kind not in LINK_TYPES]
     if bad:
@@ -87,6 +87,19 @@ def _link_types(config: configparser.ConfigParser) -> tuple[str, ...]:
             hint=f"use a comma list of {', '.join(LINK_TYPES)}",
         )
     return kinds
+
+
+def default_link_types() -> tuple[str, ...]:
+    """Link types used when none are configured.
+
+    Hard and symbolic links are protected by making the shared file read-only,
+    which stops every user but root: root's ``echo more >> out.txt`` would
+    write straight into the cache (and into every other out with the same
+    bytes). So root gets independent copies, as DVC's own default does.
+    """
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return tuple(kind for kind in DEFAULT_LINK_TYPES if kind not in ("hardlink", "symlink"))
+    return DEFAULT_LINK_TYPES
 
 
 def init_project(root: Path) -> bool:

@@ -36,6 +36,7 @@ class ReproOptions:
     dry: bool = False
     env: Mapping[str, str] = field(default_factory=dict)
     on_spawn: SpawnHook | None = None  # told each stage command's pid (the daemon)
+    cwd: str = "."  # repo-relative folder that bare target names refer to, as in DVC
 
 
 @dataclass
@@ -59,18 +60,29 @@ async def repro(
     pipeline: Pipeline, io: StageIO, options: ReproOptions, sink: OutputSink
 ) -> ReproResult:
     """Run what is out of date among ``options.targets`` (all stages by default)."""
-    selected = pipeline.graph.select(options.targets, single_item=options.single_item)
+    selected = pipeline.graph.select(
+        options.targets, single_item=options.single_item, cwd=options.cwd
+    )
     names = [stage.address for stage in selected]
     by_name = {stage.address: stage for stage in selected}
-    preds = {
-        stage.address: {up.address for up in pipeline.graph.upstream(stage)} for stage in selected
-    }
+    # nearest selected ancestors: `repro -s a c` must still run a before c
+    preds = pipeline.graph.predecessors(selected)
     result = ReproResult()
     would_run: set[str] = set()
     lock_guard = anyio.Lock()
     env = stage_env(pipeline.root, options.env)
 
     async def work(name: str) -> bool:
+        try:
+            return await attempt(name)
+        except ExqError as exc:
+            # e.g. a params file that no longer parses: this stage fails, not the
+            # whole run with a traceback; finished stages keep their lock entries
+            failure = exc if isinstance(exc, StageFailed) else StageFailed(name, exc.message)
+            result.failed = result.failed or failure
+            return False
+
+    async def attempt(name: str) -> bool:
         stage = by_name[name]
         if stage.frozen:
             sink.note(f"Stage '{name}' is frozen, skipping")
