@@ -7,7 +7,7 @@ import os
 import anyio
 import typer
 
-from exq.cli.main import exp_app, handle_errors
+from exq.cli.main import exp_app, fail, handle_errors
 from exq.engine.repo import open_project
 from exq.engine.runner import stdout_sink
 
@@ -24,12 +24,27 @@ def exp_run(
         False, "--temp", help="Run in a temporary git worktree; leave the workspace as it is."
     ),
     force: bool = typer.Option(False, "--force", "-f", help="Replace an experiment of that name."),
-    jobs: int = typer.Option(0, "--jobs", "-j", help="Stages at once (default: cores)."),
+    jobs: int = typer.Option(
+        0, "--jobs", "-j",
+        help="Stages at once (default: cores); with --run-all, runs at once.",
+    ),
+    queue: bool = typer.Option(
+        False, "--queue",
+        help="Snapshot the workspace and queue the run for the daemon (sweeps: one run each).",
+    ),
+    run_all: bool = typer.Option(
+        False, "--run-all", help="Start the daemon if needed and follow the queued runs to their end.",
+    ),
 ) -> None:
     """Run the pipeline as an experiment and save it under refs/exps (no branch, no commit)."""
+    if queue or run_all:
+        _queue_and_run_all(targets or [], set_param, name, force, jobs, queue=queue, run_all=run_all)
+        return
     # Imported here: pygit2 and the params editors are not needed by other commands.
+    from exq.engine.enqueue import refuse_sweep
     from exq.engine.experiments import ExpRunOptions, run_experiment
 
+    refuse_sweep(set_param)
     project = open_project()
     options = ExpRunOptions(
         targets=targets or [], set_params=set_param, name=name, temp=temp, force=force,
@@ -46,3 +61,25 @@ def exp_run(
         typer.echo(f"\texq exp apply {result.name}")
     else:
         typer.echo("Experiment results have been applied to your workspace.")
+
+
+def _queue_and_run_all(
+    targets: list[str], set_params: list[str], name: str | None, force: bool, jobs: int,
+    *, queue: bool, run_all: bool,
+) -> None:
+    """``--queue`` (with sweeps), then ``--run-all``; the fast path in ``main()``
+    usually handles a plain ``--queue`` before typer is even imported."""
+    from exq.cli.exp_queue import EnqueueArgs, enqueue, print_queued
+    from exq.cli.queue_cmds import daemon_errors
+    from exq.cli.queue_run import run_all_queued
+
+    if queue:
+        args = EnqueueArgs(
+            targets=targets, set_params=set_params, name=name, force=force,
+            stage_jobs=None if run_all else jobs or None,
+        )
+        print_queued(enqueue(args))
+    elif set_params or name:
+        fail("-S and -n describe a new run: pass --queue to queue it before --run-all", 2)
+    if run_all:
+        daemon_errors(run_all_queued)(jobs or None)

@@ -1,92 +1,85 @@
 """The ``exq`` command line: a thin typer app over the engine.
 
-Every command turns an ``ExqError`` into one line on stderr and a non-zero
-exit; nothing here decides pipeline behaviour.
+The app and its sub-apps live in :mod:`exq.cli.app`; this module is the
+console-script entry point. It imports typer only when needed: ``exq exp run
+--queue`` must answer in about 0.1 s, so :func:`main` hands a plain queue
+call to :func:`exq.cli.exp_queue.fast_enqueue` before typer, rich and the
+command modules are imported (anything it does not recognise goes the usual
+way). Names of :mod:`exq.cli.app` (``app``, ``exp_app``, ``fail``,
+``handle_errors``, ...) can still be imported from here.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar
-
-import typer
-
-from exq import __version__
-from exq.engine.errors import ExqError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-app = typer.Typer(
-    name="exq",
-    help="Run DVC-format pipelines and many ML experiments on your own machines.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-stage_app = typer.Typer(help="Add and list pipeline stages.", no_args_is_help=True)
-app.add_typer(stage_app, name="stage")
-exp_app = typer.Typer(help="Run, compare and manage experiments.", no_args_is_help=True)
-app.add_typer(exp_app, name="exp")
-metrics_app = typer.Typer(help="Show and compare metrics.", no_args_is_help=True)
-app.add_typer(metrics_app, name="metrics")
-params_app = typer.Typer(help="Compare params.", no_args_is_help=True)
-app.add_typer(params_app, name="params")
-
-# Exit statuses: 1 for user errors, 130 for Ctrl-C (as shells report SIGINT).
-EXIT_INTERRUPTED = 130
-
-
-def fail(message: str, code: int = 1) -> None:
-    typer.echo(f"ERROR: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def handle_errors(func: F) -> F:
-    """Print user errors as one line and exit non-zero, without a traceback."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except ExqError as exc:
-            fail(str(exc), exc.exit_code)
-        except KeyboardInterrupt:
-            typer.echo("Interrupted.", err=True)
-            raise typer.Exit(EXIT_INTERRUPTED) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def version_callback(value: bool) -> None:
-    if value:
-        typer.echo(f"exq {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def root(
-    version: bool = typer.Option(
-        False, "--version", callback=version_callback, is_eager=True, help="Show the version."
-    ),
-) -> None:
-    """exq: pipelines, experiments and a queue, on DVC's file formats."""
-
+from typing import Any
 
 # Modules that register commands; a missing one is a packaging bug, not optional.
-COMMAND_MODULES = ("pipeline_cmds", "exp_run_cmd")
+COMMAND_MODULES = ("pipeline_cmds", "exp_run_cmd", "exp_manage_cmds", "exp_show_cmds", "queue_cmds", "plots_cmds")
+
+
+# Which module registers a command: a top-level name, or (group, name).
+_ROUTES: dict[str | tuple[str, str], str] = {
+    **{name: "pipeline_cmds" for name in ("init", "repro", "status", "dag", "add", "checkout",
+                                          "stage")},
+    ("exp", "run"): "exp_run_cmd",
+    ("exp", "show"): "exp_show_cmds",
+    ("exp", "diff"): "exp_show_cmds",
+    "exp": "exp_manage_cmds",
+    "metrics": "exp_show_cmds",
+    "params": "exp_show_cmds",
+    "queue": "queue_cmds",
+    "daemon": "queue_cmds",
+    "plots": "plots_cmds",
+}
+
+
+_GROUPS = {"exp", "stage", "queue", "metrics", "params", "plots"}
+
+
+def modules_for(argv: list[str]) -> tuple[str, ...]:
+    """The command modules a command line needs; all of them for help or the unknown."""
+    words = [arg for arg in argv if not arg.startswith("-")]
+    if not words or any(arg in ("--help", "-h") for arg in argv):
+        return COMMAND_MODULES
+    if len(words) == 1 and words[0] in _GROUPS:
+        return COMMAND_MODULES  # a group alone prints its help: list every command
+    module = _ROUTES.get(tuple(words[:2])) or _ROUTES.get(words[0])  # type: ignore[call-overload]
+    return (module,) if module in COMMAND_MODULES else COMMAND_MODULES
 
 
 def main() -> None:
     """Console-script entry point."""
-    # Import the command modules for their registrations on ``app``.
+    argv = sys.argv[1:]
+    if argv[:2] == ["exp", "run"] and "--queue" in argv:
+        from exq.cli.exp_queue import fast_enqueue
+
+        code = fast_enqueue(argv[2:])
+        if code is not None:
+            sys.exit(code)
+
+    # Import the command modules for their registrations on ``app``: only the
+    # one that holds the command asked for, since each pulls in its own engine.
     import importlib
 
-    for module in COMMAND_MODULES:
+    from exq.cli.app import EXIT_INTERRUPTED, app
+
+    for module in modules_for(argv):
         importlib.import_module(f"exq.cli.{module}")
 
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
+
+
+def __getattr__(name: str) -> Any:
+    """``from exq.cli.main import exp_app`` and the like: the names of ``exq.cli.app``."""
+    if name.startswith("__"):
+        raise AttributeError(name)
+    from exq.cli import app as app_module
+
+    try:
+        return getattr(app_module, name)
+    except AttributeError:
+        raise AttributeError(f"module 'exq.cli.main' has no attribute {name!r}") from None

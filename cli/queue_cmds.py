@@ -1,0 +1,323 @@
+"""``exq daemon`` and ``exq queue ...``: start, inspect and control the queue daemon.
+
+Commands that only read or edit rows (``status``, ``logs``, ``remove``,
+``retry``) go to the database through the store's sync facade, so they work
+when no daemon runs; commands that act on running runs or on the daemon
+(``kill``, ``pause``, ``resume``, ``stop``, ``start``) go through the client,
+whose method names mirror the daemon's handlers. Every failure is one line on
+stderr; :data:`EXIT_STATUS` maps the protocol's error codes to exit statuses.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+
+from exq.cli.main import app, fail, handle_errors
+from exq.cli.queue_run import ensure_daemon
+from exq.cli.queue_view import daemon_line, format_table, status_json, status_rows
+from exq.daemon.client import Client, DaemonError, DaemonNotRunning
+from exq.daemon.config import DaemonConfig
+from exq.daemon.protocol import Code, StatusReply
+from exq.daemon.states import ENDED, RunState
+from exq.daemon.store import RunRecord, SyncStore, queue_ref
+from exq.engine.errors import ExperimentError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+queue_app = typer.Typer(help="Inspect and control the queue of experiments.", no_args_is_help=True)
+app.add_typer(queue_app, name="queue")
+
+# The one table from the protocol's error codes to exit statuses.
+EXIT_STATUS: dict[str, int] = {
+    Code.FAILED: 1,
+    Code.NOT_FOUND: 1,
+    Code.INVALID_STATE: 1,
+    Code.BAD_REQUEST: 2,
+    Code.NOT_RUNNING: 3,
+    Code.TIMEOUT: 4,
+    Code.PERMISSION_DENIED: 5,
+    Code.VERSION_MISMATCH: 6,
+    Code.UNKNOWN_REQUEST: 6,
+    Code.PROTOCOL: 6,
+    Code.INTERNAL: 70,  # EX_SOFTWARE: a bug in the daemon
+}
+
+
+def daemon_errors(func: F) -> F:
+    """Daemon errors as one line, with the exit status of their code."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except DaemonError as exc:
+            fail(str(exc), EXIT_STATUS.get(exc.code, 1))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _config() -> DaemonConfig:
+    return DaemonConfig.from_env()
+
+
+def _client(config: DaemonConfig, timeout: float = 10.0) -> Client:
+    return Client(config.socket_path, timeout=timeout)
+
+
+# -- the daemon ---------------------------------------------------------------
+
+
+@app.command("daemon")
+@handle_errors
+def daemon(
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Runs at once."),
+) -> None:
+    """Run the queue daemon in the foreground (what systemd and 'queue start' run)."""
+    from exq.daemon.main import main  # anyio, aiosqlite, structlog: only here
+
+    config = _config()
+    running = _client(config, timeout=2).running()
+    if running is not None:  # also one with another state dir but this socket
+        fail(f"an exq daemon is already running (pid {running.pid})", EXIT_STATUS[Code.FAILED])
+    # main() prints its own one-line error (a second daemon on the lock) and
+    # returns the exit status.
+    raise typer.Exit(main(config.with_jobs(jobs)))
+
+
+@queue_app.command("start")
+@handle_errors
+@daemon_errors
+def queue_start(
+    jobs: int = typer.Option(None, "--jobs", "-j", min=1, help="Runs at once (default 1)."),
+) -> None:
+    """Start the daemon in the background if it is not running; set how many runs go at once."""
+    pid, started = ensure_daemon(_config(), jobs)
+    if started:
+        typer.echo(f"Started the exq daemon (pid {pid}), {jobs or 1} run(s) at a time.")
+    elif jobs is not None:
+        typer.echo(f"The exq daemon is running (pid {pid}); now {jobs} run(s) at a time.")
+    else:
+        typer.echo(f"The exq daemon is already running (pid {pid}).")
+
+
+# -- reading the queue ----------------------------------------------------------
+
+
+@queue_app.command("status")
+@handle_errors
+def queue_status(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """The runs of the queue and the daemon's state (works when the daemon is down)."""
+    config = _config()
+    with SyncStore(config.db_path) as store:
+        runs = store.list_runs()
+    daemon = _daemon_status(config)
+    if as_json:
+        typer.echo(json.dumps(status_json(daemon, runs), indent=2))
+        return
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    if runs:
+        rows = status_rows(runs, datetime.now(UTC), Path.home())
+        typer.echo("\n".join(format_table(rows, width)))
+    else:
+        typer.echo("No runs in the queue.")
+    typer.echo(daemon_line(daemon))
+
+
+def _daemon_status(config: DaemonConfig) -> StatusReply | None:
+    try:
+        return _client(config, timeout=3).status()
+    except DaemonNotRunning:
+        return None
+
+
+def _find(store: SyncStore, key: str) -> RunRecord:
+    record = store.get_run(key)
+    if record is None:
+        raise ExperimentError(f"no run '{key}' in the queue", hint="see 'exq queue status'")
+    return record
+
+
+@queue_app.command("logs")
+@handle_errors
+def queue_logs(
+    run: str = typer.Argument(..., metavar="ID|NAME", help="Run id or experiment name."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the run ends."),
+) -> None:
+    """Print a run's output."""
+    config = _config()
+    with SyncStore(config.db_path) as store:
+        record = _find(store, run)
+        if not follow:
+            if record.log_path is None or not Path(record.log_path).exists():
+                typer.echo(f"Run {record.id} '{record.name}' has no output yet ({record.state.value}).",
+                           err=True)
+                return
+            _copy(Path(record.log_path), 0)
+            return
+        _follow_log(store, record.id, config.logs_dir / f"{record.id}.log")
+
+
+def _copy(path: Path, offset: int) -> int:
+    """Write ``path`` from ``offset`` to stdout; the new offset."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read()
+    except FileNotFoundError:
+        return offset
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+    return offset + len(data)
+
+
+def _follow_log(store: SyncStore, run_id: int, default: Path) -> None:
+    offset = 0
+    while True:
+        record = store.get_run(run_id)
+        path = Path(record.log_path) if record is not None and record.log_path else default
+        offset = _copy(path, offset)
+        if record is None or record.state in ENDED:
+            _copy(path, offset)  # what was written before the state changed
+            return
+        time.sleep(0.2)
+
+
+# -- editing the queue -------------------------------------------------------
+
+
+@queue_app.command("remove")
+@handle_errors
+def queue_remove(
+    runs: list[str] = typer.Argument(None, metavar="[ID|NAME]...", help="Runs to remove."),
+    queued: bool = typer.Option(False, "--queued", help="Every queued run."),
+    failed: bool = typer.Option(False, "--failed", help="Every failed run."),
+    success: bool = typer.Option(False, "--success", help="Every successful run."),
+    all_: bool = typer.Option(False, "--all", help="Every run that is not running."),
+) -> None:
+    """Remove runs from the queue (never running ones: kill them first)."""
+    states = _states(queued=queued, failed=failed, success=success, all_=all_)
+    if not runs and not states:
+        fail("name the runs to remove, or pass --queued, --failed, --success or --all", 2)
+    config = _config()
+    with SyncStore(config.db_path) as store:
+        ids = [_find(store, key).id for key in runs or []]
+        removed = store.remove(ids, states=states)
+    for record in removed:
+        _forget(record)
+        typer.echo(f"Removed run {record.id} '{record.name}' ({record.state.value}).")
+    left = sorted(set(ids) - {record.id for record in removed})
+    if left:
+        fail(f"not removed (running): {', '.join(map(str, left))}", 1)
+    if not removed:
+        typer.echo("Nothing to remove.")
+
+
+def _states(*, queued: bool, failed: bool, success: bool, all_: bool) -> list[RunState]:
+    if all_:
+        return [state for state in RunState if state is not RunState.RUNNING]
+    states = [RunState.QUEUED] if queued else []
+    states += [RunState.FAILED] if failed else []
+    states += [RunState.SUCCESS] if success else []
+    return states
+
+
+def _forget(record: RunRecord) -> None:
+    """Drop a removed run's queue ref and log; a vanished repo or file is fine."""
+    from exq.engine.errors import ExqError
+    from exq.engine.git import Git
+
+    try:
+        Git.open(record.repo).delete_ref(queue_ref(record.id))
+    except ExqError:
+        pass
+    if record.log_path:
+        Path(record.log_path).unlink(missing_ok=True)
+
+
+@queue_app.command("retry")
+@handle_errors
+def queue_retry(
+    runs: list[str] = typer.Argument(..., metavar="ID|NAME...", help="Runs to queue again."),
+) -> None:
+    """Queue failed, interrupted or cancelled runs again (at the back of the queue)."""
+    config = _config()
+    with SyncStore(config.db_path) as store:
+        records = [_find(store, key) for key in runs]
+        done = set(store.retry([record.id for record in records]))
+    for record in records:
+        if record.id in done:
+            typer.echo(f"Queued run {record.id} '{record.name}' again.")
+    _client(config, timeout=1).wake_if_running()
+    refused = [f"{r.id} ({r.state.value})" for r in records if r.id not in done]
+    if refused:
+        fail(f"only failed, interrupted or cancelled runs can be retried: {', '.join(refused)}", 1)
+
+
+# -- controlling the daemon --------------------------------------------------
+
+
+@queue_app.command("kill")
+@handle_errors
+@daemon_errors
+def queue_kill(
+    runs: list[str] = typer.Argument(..., metavar="ID|NAME...", help="Runs to stop."),
+    force: bool = typer.Option(False, "--force", help="SIGKILL instead of SIGINT."),
+) -> None:
+    """Stop running runs (SIGINT to their process groups; SIGKILL with --force); cancel queued ones."""
+    config = _config()
+    with SyncStore(config.db_path) as store:
+        ids = [_find(store, key).id for key in runs]
+    reply = _client(config).kill(ids, force)
+    signal = "SIGKILL" if force else "SIGINT"
+    for run_id in reply.killed:
+        typer.echo(f"Sent {signal} to run {run_id} (a queued run is cancelled).")
+    if reply.not_running:
+        fail(f"not running or queued: {', '.join(map(str, reply.not_running))}", 1)
+
+
+@queue_app.command("pause")
+@handle_errors
+@daemon_errors
+def queue_pause() -> None:
+    """Start no new runs; running ones go on."""
+    _client(_config()).pause()
+    typer.echo("Paused: no new runs start until 'exq queue resume'.")
+
+
+@queue_app.command("resume")
+@handle_errors
+@daemon_errors
+def queue_resume() -> None:
+    """Start new runs again."""
+    _client(_config()).resume()
+    typer.echo("Resumed.")
+
+
+@queue_app.command("stop")
+@handle_errors
+@daemon_errors
+def queue_stop(
+    kill: bool = typer.Option(False, "--kill", help="Interrupt running runs (requeued at next start)."),
+) -> None:
+    """Stop the daemon once running runs finish (or, with --kill, interrupt them)."""
+    try:
+        _client(_config()).stop(kill)
+    except DaemonNotRunning:
+        typer.echo("The exq daemon is not running.")
+        return
+    if kill:
+        typer.echo("Stopping the exq daemon: running runs are interrupted and will run again.")
+    else:
+        typer.echo("Stopping the exq daemon once the running runs finish.")

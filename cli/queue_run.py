@@ -1,0 +1,150 @@
+"""Starting the daemon in the background, and following queued runs to their end.
+
+``exq queue start`` and ``exq exp run --run-all`` share these: the daemon is
+``exq daemon`` spawned in a new session (so a Ctrl-C in the terminal does not
+reach it), with stdin and stdout on /dev/null and stderr appended to the
+daemon log; the CLI waits until its socket answers.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import typer
+
+from exq.cli.queue_view import progress_line
+from exq.daemon.client import Client, DaemonError, DaemonNotRunning
+from exq.daemon.config import DaemonConfig
+from exq.daemon.protocol import Code
+from exq.daemon.states import ENDED, RunState
+from exq.daemon.store import RunRecord, SyncStore
+
+# How long `queue start` waits for a new daemon's socket to answer.
+START_TIMEOUT = 30.0
+POLL = 0.05
+
+
+def ensure_daemon(config: DaemonConfig, jobs: int | None) -> tuple[int, bool]:
+    """Start ``exq daemon`` detached unless one answers; set ``jobs`` on a running one.
+
+    Returns (pid, whether it was started now).
+    """
+    client = Client(config.socket_path)
+    running = client.running()
+    if running is not None:
+        if jobs is not None:
+            client.set_jobs(jobs)
+        return running.pid, False
+    proc = _spawn_daemon(config, jobs or 1)
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        pong = client.running()
+        if pong is not None:  # ours, or one started at the same time by someone else
+            if jobs is not None and pong.pid != proc.pid:
+                client.set_jobs(jobs)
+            return pong.pid, True
+        code = proc.poll()
+        if code is not None:
+            raise DaemonError(
+                Code.FAILED, f"the exq daemon exited at start (status {code}): "
+                f"{_last_line(config.daemon_log) or 'no output'}",
+                hint=f"see {config.daemon_log}",
+            )
+        if time.monotonic() > deadline:
+            raise DaemonError(
+                Code.TIMEOUT, f"the exq daemon (pid {proc.pid}) did not answer within "
+                f"{START_TIMEOUT:g} s", hint=f"see {config.daemon_log}",
+            )
+        time.sleep(POLL)
+
+
+def _spawn_daemon(config: DaemonConfig, jobs: int) -> subprocess.Popen[bytes]:
+    """``exq daemon -j N`` in a new session, stdin and stdout on /dev/null, stderr
+    appended to the daemon log (tracebacks of a crash at start land there)."""
+    config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(config.daemon_log, "ab") as log:
+        return subprocess.Popen(
+            [*exq_command(), "daemon", "--jobs", str(jobs)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+            start_new_session=True, close_fds=True, cwd="/",
+        )
+
+
+def exq_command() -> list[str]:
+    """How to run this exq again: the console script beside the interpreter, if any."""
+    script = Path(sys.executable).parent / "exq"
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from exq.cli.main import main; sys.exit(main())"]
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = path.read_bytes()[-4096:].decode(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
+
+
+def follow_runs(config: DaemonConfig, ids: Iterable[int], echo: Callable[[str], None]) -> list[RunRecord]:
+    """Print a line each time one of ``ids`` changes state, until all have ended.
+
+    Returns their last records. Raises ``DaemonNotRunning`` if the daemon goes
+    away while some have not ended.
+    """
+    pending = set(ids)
+    seen: dict[int, tuple[RunState, int]] = {}
+    last: dict[int, RunRecord] = {}
+    client = Client(config.socket_path, timeout=3)
+    next_check = time.monotonic() + 1.0
+    with SyncStore(config.db_path) as store:
+        while pending:
+            for run_id in sorted(pending):
+                record = store.get_run(run_id)
+                if record is None:  # removed meanwhile
+                    pending.discard(run_id)
+                    continue
+                last[run_id] = record
+                if seen.get(run_id) != (record.state, record.attempts):
+                    seen[run_id] = (record.state, record.attempts)
+                    echo(progress_line(record))
+                if record.state in ENDED:
+                    pending.discard(run_id)
+            if pending and time.monotonic() > next_check:
+                next_check = time.monotonic() + 1.0
+                if client.running() is None:
+                    raise DaemonNotRunning(config.socket_path)
+            if pending:
+                time.sleep(0.1)
+    return [last[i] for i in sorted(last)]
+
+
+def run_all_queued(jobs: int | None) -> None:
+    """``exp run --run-all``: start the daemon if needed, follow the queued runs.
+
+    Ctrl-C stops following, not the runs. Exits 1 if any run did not succeed.
+    """
+    config = DaemonConfig.from_env()
+    with SyncStore(config.db_path) as store:
+        ids = [r.id for r in store.list_runs([RunState.QUEUED, RunState.RUNNING])]
+    pid, started = ensure_daemon(config, jobs)
+    how = "Started" if started else "Using"
+    typer.echo(f"{how} the exq daemon (pid {pid}); following {len(ids)} run(s). "
+               "Ctrl-C stops following, not the runs.")
+    try:
+        records = follow_runs(config, ids, typer.echo)
+    except KeyboardInterrupt:
+        typer.echo("Stopped following; the runs go on (see 'exq queue status').", err=True)
+        raise typer.Exit(130) from None
+    counts: dict[str, int] = {}
+    for record in records:
+        counts[record.state.value] = counts.get(record.state.value, 0) + 1
+    if records:
+        typer.echo("Done: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) + ".")
+    if any(record.state is not RunState.SUCCESS for record in records):
+        raise typer.Exit(1)

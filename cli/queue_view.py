@@ -1,0 +1,158 @@
+"""What ``exq queue status`` shows, as plain data: pure functions over run records.
+
+``status_json`` is the ``--json`` shape of the issue::
+
+    {"daemon": {"running", "pid", "slots_busy", "slots_total"},
+     "runs": [{"id", "name", "repo", "state", "attempt", "created", "started",
+               "finished", "exit_code", "experiment_ref", "error", "checkpoints"}]}
+
+with times in ISO 8601 and absent values null. ``status_rows`` gives the
+table's cells; drawing them is the command's business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from exq.daemon.protocol import StatusReply
+from exq.daemon.store import RunRecord
+from exq.daemon.states import RunState
+
+HEADERS = ("ID", "Name", "Repo", "State", "Created", "Duration", "Attempt", "Result")
+
+
+def daemon_json(daemon: StatusReply | None) -> dict[str, Any]:
+    if daemon is None:
+        return {"running": False, "pid": None, "slots_busy": None, "slots_total": None}
+    return {
+        "running": True, "pid": daemon.pid, "slots_busy": daemon.slots_busy,
+        "slots_total": daemon.slots_total,
+    }
+
+
+def run_json(run: RunRecord) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "name": run.name,
+        "repo": run.repo,
+        "state": run.state.value,
+        "attempt": run.attempts,
+        "created": _iso(run.created),
+        "started": _iso(run.started),
+        "finished": _iso(run.finished),
+        "exit_code": run.exit_code,
+        "experiment_ref": run.experiment_ref,
+        "error": run.error,
+        "checkpoints": run.checkpoints,
+    }
+
+
+def status_json(daemon: StatusReply | None, runs: Sequence[RunRecord]) -> dict[str, Any]:
+    return {"daemon": daemon_json(daemon), "runs": [run_json(run) for run in runs]}
+
+
+def daemon_line(daemon: StatusReply | None) -> str:
+    """One line on the daemon: running or not, slots busy/total."""
+    if daemon is None:
+        return "Daemon: not running (start it with 'exq queue start')"
+    extra = ", paused" if daemon.paused else ""
+    extra += ", stopping" if daemon.stopping else ""
+    return (
+        f"Daemon: running (pid {daemon.pid}), {daemon.slots_busy}/{daemon.slots_total}"
+        f" slots busy{extra}"
+    )
+
+
+def status_rows(runs: Sequence[RunRecord], now: datetime, home: Path | None = None) -> list[list[str]]:
+    """The table's cells, one row per run."""
+    return [
+        [
+            str(run.id), run.name, short_repo(run.repo, home), run.state.value,
+            run.created.astimezone().strftime("%Y-%m-%d %H:%M:%S"), duration(run, now),
+            str(run.attempts), result_text(run),
+        ]
+        for run in runs
+    ]
+
+
+def short_repo(repo: str, home: Path | None) -> str:
+    """``~/...`` for folders under the home folder."""
+    if home is not None:
+        path = Path(repo)
+        if path == home or home in path.parents:
+            return "~/" + path.relative_to(home).as_posix() if path != home else "~"
+    return repo
+
+
+def duration(run: RunRecord, now: datetime) -> str:
+    """Running time so far, or of the last attempt; empty before it starts."""
+    if run.started is None:
+        return ""
+    end = run.finished if run.finished is not None else now
+    if run.state is not RunState.RUNNING and run.finished is None:
+        return ""
+    return format_seconds((end - run.started).total_seconds())
+
+
+def format_seconds(seconds: float) -> str:
+    """``0.4s``, ``12s``, ``3m05s``, ``2h03m``."""
+    if seconds < 10:
+        return f"{max(seconds, 0):.1f}s"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def result_text(run: RunRecord) -> str:
+    """The outcome in a few words: the experiment, the exit code, the error, the slot."""
+    if run.state is RunState.SUCCESS:
+        return run.experiment_ref.rsplit("/", 1)[-1] if run.experiment_ref else "done"
+    if run.state is RunState.RUNNING:
+        return f"slot {run.worker_slot}" if run.worker_slot is not None else ""
+    parts = []
+    if run.exit_code is not None:
+        parts.append(f"exit {run.exit_code}")
+    if run.error:
+        parts.append(run.error.splitlines()[0] if run.error.strip() else "")
+    return ": ".join(p for p in parts if p)
+
+
+def progress_line(run: RunRecord) -> str:
+    """One line for ``exp run --run-all`` when a run changes state."""
+    head = f"[{run.id}] {run.name}: {run.state.value}"
+    if run.state is RunState.RUNNING and run.worker_slot is not None:
+        return f"{head} (slot {run.worker_slot}, attempt {run.attempts})"
+    if run.state is RunState.SUCCESS and run.experiment_ref:
+        return f"{head} -> {run.experiment_ref}"
+    detail = result_text(run)
+    return f"{head} ({detail})" if detail and run.state is not RunState.QUEUED else head
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def format_table(rows: Sequence[Sequence[str]], width: int | None = None) -> list[str]:
+    """Rows under ``HEADERS`` as aligned text lines, two spaces between columns.
+
+    With ``width`` (a terminal's), the last column is cut with ``…`` to fit;
+    the others always show whole.
+    """
+    table = [list(HEADERS), *[list(row) for row in rows]]
+    widths = [max(len(row[i]) for row in table) for i in range(len(HEADERS))]
+    lines = []
+    for row in table:
+        head = "  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths[:-1]))
+        last = row[-1]
+        if width is not None:
+            room = max(width - len(head) - 2, 8)
+            if len(last) > room:
+                last = last[: room - 1] + "…"
+        lines.append(f"{head}  {last}".rstrip())
+    return lines

@@ -1,0 +1,175 @@
+"""Pure pieces of the queue CLI: the fast path's parser, sweeps, the status table and JSON."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from exq.cli.exp_queue import EnqueueArgs, parse_queue_args
+from exq.cli.queue_view import (
+    daemon_json,
+    daemon_line,
+    duration,
+    format_seconds,
+    format_table,
+    progress_line,
+    result_text,
+    run_json,
+    short_repo,
+    status_rows,
+)
+from exq.daemon.protocol import StatusReply
+from exq.daemon.states import RunState
+from exq.daemon.store import RunRecord
+from exq.engine.enqueue import QueuePoint, first_sweep, sweep_points
+
+T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+RECORD = RunRecord(
+    id=7, seq=7, name="exp-a", repo="/home/u/proj", baseline="b" * 40, snapshot="s" * 40,
+    snapshot_ref="refs/exq/queue/7", params=["lr=0.1"], targets=[], stage_jobs=None,
+    state=RunState.QUEUED, attempts=0, created=T0, started=None, finished=None, exit_code=None,
+    error=None, log_path=None, experiment_ref=None, experiment_sha=None, checkpoints=0,
+    worker_slot=None, token=None,
+)
+DONE = replace(
+    RECORD, state=RunState.SUCCESS, attempts=1, started=T0 + timedelta(seconds=1),
+    finished=T0 + timedelta(seconds=75), exit_code=0,
+    experiment_ref="refs/exps/bb/" + "b" * 38 + "/exp-a",
+)
+FAILED = replace(
+    RECORD, state=RunState.FAILED, attempts=2, started=T0, finished=T0 + timedelta(seconds=3),
+    exit_code=3, error="stage 'work': failed with exit code 3\nmore",
+)
+RUNNING = replace(RECORD, state=RunState.RUNNING, attempts=1, started=T0, worker_slot=1)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--queue"], EnqueueArgs()),
+        (["--queue", "-S", "a=1", "-Sb=2", "--set-param", "c=3", "--set-param=d=4"],
+         EnqueueArgs(set_params=["a=1", "b=2", "c=3", "d=4"])),
+        (["-n", "x", "--queue", "train", "-f"], EnqueueArgs(targets=["train"], name="x", force=True)),
+        (["--name=x", "--queue", "-j", "4", "--", "-weird-target"],
+         EnqueueArgs(targets=["-weird-target"], name="x", stage_jobs=4)),
+        (["--queue", "--jobs=0"], EnqueueArgs(stage_jobs=None)),
+    ],
+)
+def test_fast_path_parses_plain_queue_calls(argv: list[str], expected: EnqueueArgs) -> None:
+    assert parse_queue_args(argv) == expected
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],  # no --queue
+        ["-S", "a=1"],
+        ["--queue", "--help"],
+        ["--queue", "--run-all"],
+        ["--queue", "--temp"],
+        ["--queue", "-S"],  # missing value: typer words the error
+        ["--queue", "-j", "many"],
+        ["--queue=yes"],
+    ],
+)
+def test_fast_path_leaves_the_rest_to_typer(argv: list[str]) -> None:
+    assert parse_queue_args(argv) is None
+
+
+@pytest.mark.parametrize(
+    ("set_params", "name", "expected"),
+    [
+        ([], None, [QueuePoint(None, [])]),
+        (["a=1"], "n", [QueuePoint("n", ["a=1"])]),
+        (["a=1,2", "b=x,y"], "n", [
+            QueuePoint("n-1", ["a=1", "b=x"]), QueuePoint("n-2", ["a=1", "b=y"]),
+            QueuePoint("n-3", ["a=2", "b=x"]), QueuePoint("n-4", ["a=2", "b=y"]),
+        ]),
+        (["a=1,2", "c=[3,4]"], None, [QueuePoint(None, ["a=1", "c=[3,4]"]), QueuePoint(None, ["a=2", "c=[3,4]"])]),
+    ],
+)
+def test_sweep_points(set_params: list[str], name: str | None, expected: list[QueuePoint]) -> None:
+    assert sweep_points(set_params, name) == expected
+
+
+@pytest.mark.parametrize(
+    ("set_params", "sweep"),
+    [([], None), (["a=1", "b='x,y'"], None), (["a=1", "b=2,3"], "b=2,3"), (["c=[1,2]"], None)],
+)
+def test_first_sweep(set_params: list[str], sweep: str | None) -> None:
+    assert first_sweep(set_params) == sweep
+
+
+def test_run_json_names_times_and_nulls() -> None:
+    assert run_json(DONE) == {
+        "id": 7, "name": "exp-a", "repo": "/home/u/proj", "state": "success", "attempt": 1,
+        "created": "2026-01-02T03:04:05+00:00", "started": "2026-01-02T03:04:06+00:00",
+        "finished": "2026-01-02T03:05:20+00:00", "exit_code": 0,
+        "experiment_ref": DONE.experiment_ref, "error": None, "checkpoints": 0,
+    }
+
+
+def test_daemon_json_and_line() -> None:
+    reply = StatusReply(pid=42, slots_busy=1, slots_total=2, paused=True)
+    assert daemon_json(reply) == {"running": True, "pid": 42, "slots_busy": 1, "slots_total": 2}
+    assert daemon_json(None) == {"running": False, "pid": None, "slots_busy": None, "slots_total": None}
+    assert daemon_line(reply) == "Daemon: running (pid 42), 1/2 slots busy, paused"
+    assert daemon_line(None).startswith("Daemon: not running")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(0.42, "0.4s"), (12.9, "12s"), (185, "3m05s"), (7380, "2h03m"), (-1, "0.0s")]
+)
+def test_format_seconds(seconds: float, text: str) -> None:
+    assert format_seconds(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("record", "time", "result"),
+    [
+        (RECORD, "", ""),
+        (DONE, "1m14s", "exp-a"),
+        (FAILED, "3.0s", "exit 3: stage 'work': failed with exit code 3"),
+        (RUNNING, "10s", "slot 1"),
+    ],
+)
+def test_duration_and_result(record: RunRecord, time: str, result: str) -> None:
+    assert duration(record, T0 + timedelta(seconds=10)) == time
+    assert result_text(record) == result
+
+
+def test_status_rows_and_table() -> None:
+    rows = status_rows([RECORD, FAILED], T0, Path("/home/u"))
+    assert rows[0][:4] == ["7", "exp-a", "~/proj", "queued"]
+    lines = format_table(rows)
+    assert lines[0].split() == ["ID", "Name", "Repo", "State", "Created", "Duration", "Attempt", "Result"]
+    assert lines[0].index("Name") == lines[1].index("exp-a")  # aligned
+    cut = format_table(rows, width=len(lines[2]) - 10)
+    assert cut[2].endswith("…") and len(cut[2]) == len(lines[2]) - 10
+    assert cut[1] == lines[1]
+
+
+@pytest.mark.parametrize(
+    ("repo", "home", "shown"),
+    [("/home/u/p", Path("/home/u"), "~/p"), ("/home/u", Path("/home/u"), "~"),
+     ("/srv/p", Path("/home/u"), "/srv/p"), ("/home/user2/p", Path("/home/u"), "/home/user2/p")],
+)
+def test_short_repo(repo: str, home: Path, shown: str) -> None:
+    assert short_repo(repo, home) == shown
+
+
+@pytest.mark.parametrize(
+    ("record", "line"),
+    [
+        (RECORD, "[7] exp-a: queued"),
+        (RUNNING, "[7] exp-a: running (slot 1, attempt 1)"),
+        (DONE, f"[7] exp-a: success -> {DONE.experiment_ref}"),
+        (FAILED, "[7] exp-a: failed (exit 3: stage 'work': failed with exit code 3)"),
+    ],
+)
+def test_progress_line(record: RunRecord, line: str) -> None:
+    assert progress_line(record) == line
