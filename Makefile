@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DVC_VENV := .venv-dvc
 
-.PHONY: demo test venv dvc bench clean
+.PHONY: demo test venv dvc browser bench clean
 
 venv: $(VENV)/.installed
 
@@ -29,7 +29,18 @@ $(DVC_VENV)/.installed: requirements-dvc.txt
 demo: venv
 	PATH="$(abspath $(VENV))/bin:$$PATH" bash examples/demo.sh
 
-test: venv dvc
+# Headless Chromium (Debian's package) for the browser tests of the plots page and the
+# live report: installed where missing when running as root (CI); elsewhere those tests skip.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -q >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; \
+	else \
+		echo "chromium missing and not root: the browser tests will be skipped"; \
+	fi
+
+test: venv dvc browser
 	EXQ_TEST_DVC="$(abspath $(DVC_VENV))/bin/dvc" $(PY) -m pytest -q
 
 bench: venv dvc

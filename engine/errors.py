@@ -14,7 +14,8 @@ stage; the CLI prints it without a traceback and exits with ``exit_code``.
     ├── StageFailed          a stage command exited non-zero or lost an out
     ├── CacheError           the cache is missing or corrupt for a path
     ├── GitError             the git repository is missing or in a bad state
-    └── ExperimentError      an experiment name is invalid, clashes or is unknown
+    ├── ExperimentError      an experiment name is invalid, clashes or is unknown
+    └── PlotsError           a plots file is unreadable or a plots target is missing
 
 Library errors (yaml, OSError, pygit2, sqlite3) are translated once, where
 they happen, with ``raise ... from exc``.
@@ -93,3 +94,7 @@ class GitError(ExqError):
 
 class ExperimentError(ExqError):
     """An experiment name is invalid, clashes, or cannot be found."""
+
+
+class PlotsError(ExqError):
+    """A plots file cannot be parsed, or a plots target names nothing to plot."""
