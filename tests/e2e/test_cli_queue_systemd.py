@@ -33,7 +33,8 @@ def test_unit_directives() -> None:
     service = unit["Service"]
     assert service["Type"] == "notify"
     assert service["ExecStart"] == "%h/.local/bin/exq daemon"
-    assert service["KillMode"] == "control-group"
+    # mixed: SIGTERM to the daemon alone (its graceful stop), SIGKILL to leftovers.
+    assert service["KillMode"] == "mixed"
     assert service["Restart"] == "on-failure"
     # Room for the daemon's 30 s grace before systemd SIGKILLs what is left.
     assert int(service["TimeoutStopSec"]) > 30
