@@ -259,8 +259,9 @@ def update_lock(
 ) -> None:
     """Replace or add the entries in ``updates``, keeping every other entry as it is.
 
-    Existing stages keep their place; new ones are appended in ``updates``
-    order. When ``order`` (the stage names of the matching dvc.yaml) is
+    Existing stages keep their place; a new one goes before the first entry
+    that follows it in ``order`` (so stages finishing in any order give one
+    file), else at the end. When ``order`` (the stage names of the matching dvc.yaml) is
     given, entries of stages no longer in it are dropped.
 
     A file in the layout DVC and exq write is edited as text, one entry's
@@ -274,7 +275,7 @@ def update_lock(
     except OSError as exc:
         raise DvcFileError(f"{path}: cannot read lock file: {exc}") from exc
     keep = None if order is None else set(order) | set(updates)
-    new_text = _splice(text, updates, keep)
+    new_text = _splice(text, updates, keep, order)
     if new_text is None:
         new_text = _round_trip(text, str(path), updates, keep)
     try:
@@ -297,7 +298,10 @@ _HEADER = "schema: '2.0'\nstages:\n"
 _KEY_LINE = re.compile(r"  (\S[^\n]*?):\n")
 
 
-def _splice(text: str, updates: Mapping[str, LockEntry], keep: set[str] | None) -> str | None:
+def _splice(
+    text: str, updates: Mapping[str, LockEntry], keep: set[str] | None,
+    order: list[str] | None = None,
+) -> str | None:
     """Edit a canonical lock file as text; None when its layout is not the canonical one."""
     if not text:
         return dumps_lock(updates) if updates else ""
@@ -322,11 +326,30 @@ def _splice(text: str, updates: Mapping[str, LockEntry], keep: set[str] | None) 
         else:
             current.append(line)
     for name, entry in updates.items():
+        if name not in blocks:
+            blocks = _insert_in_order(blocks, name, order)
         blocks[name] = [_entry_text(name, entry)]
     kept = [b for n, b in blocks.items() if keep is None or n in keep]
     if not kept:
         return ""
     return _HEADER + "".join("".join(block) for block in kept) + "".join(tail)
+
+
+def _insert_in_order(
+    blocks: dict[str, list[str]], name: str, order: list[str] | None
+) -> dict[str, list[str]]:
+    """``blocks`` with an empty slot for ``name`` before the first entry that
+    comes after it in dvc.yaml, so concurrent runs write one stable order."""
+    rank = {n: i for i, n in enumerate(order or [])}
+    if name not in rank:
+        return {**blocks, name: []}
+    result: dict[str, list[str]] = {}
+    for existing, lines in blocks.items():
+        if name not in result and rank.get(existing, -1) > rank[name]:
+            result[name] = []
+        result[existing] = lines
+    result.setdefault(name, [])
+    return result
 
 
 def _key_name(raw: str) -> str | None:

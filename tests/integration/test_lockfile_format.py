@@ -205,6 +205,21 @@ def test_update_keeps_other_entries_and_appends_new_ones(tmp_path: Path) -> None
     assert list(read_lock(path)) == ["train", "extra"]
 
 
+def test_new_entries_take_their_dvc_yaml_place_whatever_order_they_finish(
+    tmp_path: Path,
+) -> None:
+    order = ["a@0", "a@1", "a@2", "a@3"]
+    entries = {name: LockEntry(cmd=f"echo {name}") for name in order}
+    files = []
+    for finishing in (["a@2", "a@0", "a@3", "a@1"], ["a@1", "a@3", "a@0", "a@2"]):
+        path = tmp_path / f"{len(files)}.lock"
+        for name in finishing:
+            update_lock(path, {name: entries[name]}, order)
+        assert list(read_lock(path)) == order
+        files.append(path.read_bytes())
+    assert files[0] == files[1]
+
+
 def test_update_creates_the_file(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "dvc.lock"
     entry = LockEntry(cmd="echo", params={"params.yaml": {"lr": 0.1}})
