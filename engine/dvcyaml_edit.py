@@ -34,6 +34,7 @@ from exq.engine.errors import DvcFileError, ExqError
 
 DEFAULT_PARAMS = "params.yaml"
 _BAD_NAME_CHARS = set(string.punctuation) - {"_", "-"}
+_EMPTY_FLOW = re.compile(r"[ \t]*\{[ \t]*\}")
 _KEY_COMMENT = re.compile(r"^[^#]*?:(\s+#.*)$")
 
 
@@ -187,10 +188,14 @@ def _edit(text: str, where: str, name: str, data: dict[str, Any], force: bool) -
     if stages is not None and name in stages and not force:
         raise ExqError(f"stage '{name}' already exists in '{where}'",
                        hint="use --force to overwrite it")
+    stages_line, stages_col = doc.lc.key("stages")
+    if stages is not None and not stages and _EMPTY_FLOW.search(lines[stages_line]):
+        # `stages: {}`: drop the braces and add the stage as a block below.
+        lines[stages_line] = _EMPTY_FLOW.sub("", lines[stages_line], count=1)
+        stages = None
     if doc.fa.flow_style() or (stages is not None and stages.fa.flow_style()):
         action = "modified" if stages is not None and name in stages else "added"
         return _round_trip(doc, name, data), action
-    stages_line, stages_col = doc.lc.key("stages")
     if stages and name in stages:
         line, col = stages.lc.key(name)
         end = _block_end(lines, line, col)

@@ -223,3 +223,14 @@ def test_same_text_as_real_dvc_stage_add(git_repo: Path, dvc_bin: str) -> None:
               params=["x,y", "o.yaml:k"], outs=["z.bin"], outs_no_cache=["n.txt"],
               metrics=["m.json"], plots=["p.csv"], wdir="w")
     assert ours.read_text() == (git_repo / "dvc.yaml").read_text()
+
+
+def test_empty_flow_stages_becomes_a_block(tmp_path: Path) -> None:
+    dvcfile = tmp_path / "dvc.yaml"
+    dvcfile.write_text("# my pipeline\nstages: {}  # none yet\nvars:\n  - x: 1\n")
+    add_stage(dvcfile, "t", cmd="cp a b", deps=["a"], outs=["b"])
+    assert dvcfile.read_text() == (
+        "# my pipeline\nstages:  # none yet\n  t:\n    cmd: cp a b\n    deps:\n    - a\n"
+        "    outs:\n    - b\nvars:\n  - x: 1\n"
+    )
+    assert YAML(typ="safe").load(dvcfile.read_text())["stages"]["t"]["cmd"] == "cp a b"
