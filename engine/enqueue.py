@@ -14,11 +14,11 @@ imports git and the params editors, not the pipeline or the runner.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from exq.engine.errors import ExperimentError, GitError, ParamsError
+from exq.engine.errors import ParamsError
+from exq.engine.expinputs import auto_name, check_clash, require_baseline, snapshot_inputs
 from exq.engine.exprefs import check_exp_name, exp_ref
 from exq.engine.git import Git
 from exq.engine.paramedit import expand_sweeps, parse_set_params, plan_changes
@@ -78,12 +78,6 @@ def refuse_sweep(set_params: Sequence[str]) -> None:
         )
 
 
-def auto_name(baseline: str, input_tree: str) -> str:
-    """``exp-`` and five hex digits of the inputs, as ``exp run`` names experiments."""
-    digest = hashlib.sha256(f"{baseline}:{input_tree}".encode()).hexdigest()
-    return f"exp-{digest[:5]}"
-
-
 def prepare_queue(
     project: Project, git: Git, points: Sequence[QueuePoint], *, force: bool = False
 ) -> list[QueuedSnapshot]:
@@ -92,30 +86,19 @@ def prepare_queue(
     A clash with an existing experiment of the same name (same baseline) is
     refused unless ``force``, as for ``exp run``.
     """
-    baseline = git.head_sha()
-    if baseline is None:
-        raise GitError("the repository has no commit yet", hint="commit your project first")
+    baseline = require_baseline(git)
     plans = []
     for point in points:  # everything is checked before the first snapshot
         if point.name is not None:
             check_exp_name(point.name)
-            _check_clash(git, baseline, point.name, force)
+            check_clash(git, baseline, point.name, force)
         plans.append(plan_changes(project.root, parse_set_params(point.set_params)))
     snapshots = []
     for point, plan in zip(points, plans):
-        extra = {path.relative_to(project.root).as_posix(): data for path, data in plan.files.items()}
-        snapshot = git.snapshot_workspace(SNAPSHOT_MESSAGE, parent=baseline, extra=extra)
+        snapshot = snapshot_inputs(project, git, baseline, plan, SNAPSHOT_MESSAGE)
         name = point.name or auto_name(baseline, git.tree_of(snapshot))
         snapshots.append(QueuedSnapshot(
             name=name, baseline=baseline, snapshot=snapshot, ref=exp_ref(baseline, name),
             set_params=list(point.set_params),
         ))
     return snapshots
-
-
-def _check_clash(git: Git, baseline: str, name: str, force: bool) -> None:
-    if not force and git.get_ref(exp_ref(baseline, name)) is not None:
-        raise ExperimentError(
-            f"experiment '{name}' already exists for baseline {baseline[:7]}",
-            hint="choose another --name, or pass -f to replace it",
-        )

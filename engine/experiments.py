@@ -14,7 +14,6 @@ it in ``EXQ_EXP_NAME``/``DVC_EXP_NAME``; the same inputs give the same name.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import shutil
 from dataclasses import dataclass, field
@@ -22,7 +21,8 @@ from pathlib import Path
 
 import anyio
 
-from exq.engine.errors import ExperimentError, GitError
+
+from exq.engine.expinputs import auto_name, check_clash, require_baseline, snapshot_inputs
 from exq.engine.exprefs import check_exp_name, exp_ref
 from exq.engine.git import Git
 from exq.engine.paramedit import (
@@ -75,11 +75,6 @@ def exp_env(name: str, baseline: str) -> dict[str, str]:
     }
 
 
-def auto_name(baseline: str, input_tree: str) -> str:
-    digest = hashlib.sha256(f"{baseline}:{input_tree}".encode()).hexdigest()
-    return f"exp-{digest[:5]}"
-
-
 async def run_experiment(
     project: Project, options: ExpRunOptions, sink: OutputSink
 ) -> ExpRunResult:
@@ -122,23 +117,14 @@ def prepare_experiment(project: Project, git: Git, options: ExpRunOptions) -> Pr
 
     Raises before anything is written: a bad -S, a bad name, a name clash.
     """
-    baseline = git.head_sha()
-    if baseline is None:
-        raise GitError("the repository has no commit yet", hint="commit your project first")
+    baseline = require_baseline(git)
     if options.name is not None:
         check_exp_name(options.name)
+        check_clash(git, baseline, options.name, options.force)
     plan = plan_changes(project.root, parse_set_params(options.set_params))
-    extra = {
-        path.relative_to(project.root).as_posix(): data for path, data in plan.files.items()
-    }
-    inputs = git.snapshot_workspace("exq: experiment inputs", parent=baseline, extra=extra)
+    inputs = snapshot_inputs(project, git, baseline, plan, "exq: experiment inputs")
     name = options.name or auto_name(baseline, git.tree_of(inputs))
     ref = exp_ref(baseline, name)
-    if options.name is not None and git.get_ref(ref) is not None and not options.force:
-        raise ExperimentError(
-            f"experiment '{name}' already exists for baseline {baseline[:7]}",
-            hint="choose another --name, or pass -f to replace it",
-        )
     return Prepared(baseline=baseline, name=name, ref=ref, plan=plan, inputs=inputs)
 
 
