@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -31,7 +32,9 @@ from exq.engine.errors import ConfigError, GitError
 from exq.engine.exp_collect import Collector, RevData
 from exq.engine.exp_rows import (
     WORKSPACE,
+    PendingRun,
     RevisionSet,
+    add_pending,
     collect_rev,
     exp_show_rows,
     select_revisions,
@@ -53,6 +56,26 @@ def _open(param_deps: bool = False, *, need_git: bool = True) -> tuple[Git | Non
             raise
         git = None
     return git, Collector(git, project.root, project.cache_dir, param_deps=param_deps)
+
+
+def _pending_runs(root: Path) -> list[PendingRun]:
+    """Queued, running and failed runs of this repository, read from the queue's database."""
+    from exq.daemon.config import DaemonConfig
+    from exq.daemon.store import SyncStore
+
+    db_path = DaemonConfig.from_env().db_path
+    if not db_path.exists():
+        return []
+    with SyncStore(db_path) as store:
+        records = store.list_runs(PENDING_STATES, repo=str(root))
+    return [
+        PendingRun(name=r.name, snapshot=r.snapshot, baseline=r.baseline,
+                   state=str(r.state), created=r.created)
+        for r in records
+    ]
+
+
+PENDING_STATES = ("queued", "running", "failed", "interrupted")
 
 
 def _warn(errors: list[str]) -> None:
@@ -122,6 +145,7 @@ def exp_show(
     errors: list[str] = []
     selection = RevisionSet(all_branches, all_tags, all_commits, num)
     rows = exp_show_rows(git, collector, selection, errors=errors)
+    rows = add_pending(rows, _pending_runs(open_project().root), collector, errors)
     _warn(errors)
     if as_json:
         typer.echo(render.render_json(rows_to_json(rows)))

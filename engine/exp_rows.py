@@ -9,8 +9,9 @@ them, else the short sha. Values come from an ``exp_collect.Collector``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from exq.engine.compare import Row
 from exq.engine.errors import ExperimentError
@@ -115,6 +116,40 @@ def exp_show_rows(
             rows.append(Row(name=exp.name, rev=exp.sha, baseline=exp.baseline, kind="experiment",
                             created=created, params=data.params, metrics=data.metrics))
     return rows
+
+
+@dataclass(frozen=True)
+class PendingRun:
+    """A queued, running or failed run of the queue, as ``exp show`` lists it."""
+
+    name: str
+    snapshot: str  # the commit it runs from: its params are the run's
+    baseline: str
+    state: str  # queued, running, failed, interrupted
+    created: datetime
+
+
+def add_pending(
+    rows: list[Row], pending: Sequence[PendingRun], collector: Collector,
+    errors: list[str] | None = None,
+) -> list[Row]:
+    """``rows`` with each pending run at the top of its baseline's group, newest first.
+
+    Their params come from the snapshot (the -S edits are in it); they have no
+    metrics yet. Runs of baselines not shown are left out.
+    """
+    result = list(rows)
+    for run in sorted(pending, key=lambda r: r.created):
+        at = next((i for i, row in enumerate(result)
+                   if row.kind == "baseline" and row.rev == run.baseline), None)
+        if at is None:
+            continue
+        data = _collect(collector, run.snapshot, run.name, errors)
+        kind = "queued" if run.state == "queued" else "experiment"
+        row = Row(name=run.name, rev=run.snapshot, baseline=run.baseline, kind=kind,
+                  state=run.state, created=run.created, params=data.params)
+        result.insert(at + 1, row)
+    return result
 
 
 def _collect(collector: Collector, sha: str, name: str, errors: list[str] | None) -> RevData:

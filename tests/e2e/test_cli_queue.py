@@ -223,3 +223,19 @@ def test_status_json_of_an_empty_queue(queue_env: QueueEnv, tmp_path: Path) -> N
         "daemon": {"running": False, "pid": None, "slots_busy": None, "slots_total": None},
         "runs": [],
     }
+
+
+def test_exp_show_lists_queued_runs_with_their_params(queue_env: QueueEnv, tmp_path: Path) -> None:
+    root = make_project(tmp_path / "repo")
+    code, out, _ = exq("exp", "run", "--queue", "-S", "lr=0.25", "-n", "later", cwd=root)
+    assert code == 0
+    code, out, err = exq("exp", "show", "--json", cwd=root)
+    assert code == 0, err
+    rows = {row["name"]: row for row in json.loads(out)}
+    queued = rows["later"]
+    head = git(root, "rev-parse", "HEAD").strip()
+    assert (queued["kind"], queued["state"], queued["baseline"]) == ("queued", "queued", head)
+    assert queued["params"]["params.yaml"]["lr"] == 0.25
+    assert queued["metrics"] == {}
+    code, out, _ = exq("exp", "show", "--no-timestamp", cwd=root)
+    assert "Queued" in out and "later" in out
