@@ -46,6 +46,7 @@ test: venv dvc browser
 bench: venv dvc
 	EXQ_BENCH_DVC="$(abspath $(DVC_VENV))/bin/dvc" $(PY) bench/repro_bench.py
 	EXQ_BENCH_DVC="$(abspath $(DVC_VENV))/bin/dvc" $(PY) bench/exp_show_bench.py
+	EXQ_BENCH_DVC="$(abspath $(DVC_VENV))/bin/dvc" $(PY) bench/queue_bench.py
 
 clean:
 	rm -rf $(VENV) $(DVC_VENV)
