@@ -42,6 +42,7 @@ class StageIO:
         self.source = DiskSource(project.root)
         self._memo: dict[str, HashInfo | None] = {}
         self._memo_lock = threading.Lock()
+        self._hashing: dict[str, threading.Lock] = {}
 
     def close(self) -> None:
         self.state.close()
@@ -59,10 +60,17 @@ class StageIO:
         with self._memo_lock:
             if rel in self._memo:
                 return self._memo[rel]
-        path = self.root / rel
-        info = hash_path(path, self.state) if os.path.lexists(path) else None
-        with self._memo_lock:
-            self._memo[rel] = info
+            # Stages checked side by side often share a dep folder: one thread
+            # hashes it while the others wait for its result.
+            path_lock = self._hashing.setdefault(rel, threading.Lock())
+        with path_lock:
+            with self._memo_lock:
+                if rel in self._memo:
+                    return self._memo[rel]
+            path = self.root / rel
+            info = hash_path(path, self.state) if os.path.lexists(path) else None
+            with self._memo_lock:
+                self._memo[rel] = info
         return info
 
     def forget(self, rels: list[str]) -> None:
@@ -122,12 +130,18 @@ class StageIO:
 
     # -- changing ---------------------------------------------------------
 
-    def remove_outs(self, stage: Stage) -> None:
-        """Clear the stage's outs before it runs; persistent ones become private copies."""
+    def remove_outs(self, stage: Stage, *, reset: bool = False) -> None:
+        """Clear the stage's outs before it runs; kept ones become private copies.
+
+        Kept: persist outs, checkpoint outs (training resumes from them) and a
+        checkpoint stage's live logger files. ``reset`` (``exp run --reset``)
+        removes the checkpoint and live ones too; persist outs stay.
+        """
+        kept = {out.path for out in stage.kept_outs()}
         rels = [repo_path(stage, out.path) for out in stage.outs]
         for out, rel in zip(stage.outs, rels):
             path = self.root / rel
-            if out.persist:
+            if out.persist or (out.path in kept and not reset):
                 self.cache.unprotect(path, self.state)
             elif os.path.lexists(path):
                 remove_out(path)
@@ -159,15 +173,24 @@ class StageIO:
         self.state.flush()
         return True
 
-    def commit_outs(self, pipeline: Pipeline, stage: Stage) -> LockEntry:
-        """After a run: save the outs to the cache and build the stage's lock entry."""
+    def commit_outs(self, pipeline: Pipeline, stage: Stage, *, checkpoint: bool = False) -> LockEntry:
+        """After a run: save the outs to the cache and build the stage's lock entry.
+
+        ``checkpoint``: in the middle of a run, at a checkpoint signal. Only the
+        checkpoint outs must exist (outs not written yet are left out of the
+        entry), and saved outs are made private writable copies again, since
+        the command goes on writing them.
+        """
         rels = [repo_path(stage, out.path) for out in stage.outs]
         self.forget(rels)
         outs: list[LockPath] = []
         for out, rel in zip(stage.outs, rels):
             path = self.root / rel
             if not os.path.lexists(path):
-                raise StageFailed(stage.address, f"output '{out.path}' does not exist after the run")
+                if checkpoint and not out.checkpoint:
+                    continue
+                when = "at the checkpoint" if checkpoint else "after the run"
+                raise StageFailed(stage.address, f"output '{out.path}' does not exist {when}")
             try:
                 info = self.cache.save(path, self.state) if out.cache else hash_path(path, self.state)
             except ExqError as exc:
@@ -177,6 +200,8 @@ class StageIO:
                 # Cached outs live in the cache, not in git, as DVC arranges it.
                 with self._memo_lock:
                     ignore_in_git(path.parent / ".gitignore", "/" + path.name)
+                if checkpoint:
+                    self.cache.unprotect(path, self.state)
         deps = []
         for dep in stage.deps:
             info = self.hash_of(repo_path(stage, dep))
