@@ -12,6 +12,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def cache_bytecode(tmp: Path) -> None:
+    """Let exq's commands keep their bytecode, as an installed package does.
+
+    DVC's site-packages were compiled at install; exq may be an editable
+    install whose bytecode is never written when PYTHONDONTWRITEBYTECODE is
+    set, so it would compile every module at every command. Cache it under
+    ``tmp`` instead (nothing is written into the source tree).
+    """
+    if os.environ.pop("PYTHONDONTWRITEBYTECODE", None):
+        os.environ["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+    # --help imports every command module: their bytecode is written before any timing.
+    subprocess.run([exq_bin(), "--help"], check=True, capture_output=True)
+
+
 def exq_bin() -> str:
     candidate = Path(sys.executable).parent / "exq"
     return str(candidate) if candidate.exists() else shutil.which("exq") or "exq"

@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, best_of, dvc_bin, exq_bin, git_commit_all, git_init, report, run
+from common import ROOT, best_of, cache_bytecode, dvc_bin, exq_bin, git_commit_all, git_init, report, run
 
 sys.path.insert(0, str(ROOT))  # not needed when exq is installed; harmless otherwise
 
@@ -165,6 +165,7 @@ def bench_run(tmp: Path, exq: str, dvc: str) -> None:
 def main() -> None:
     exq, dvc = exq_bin(), dvc_bin()
     with tempfile.TemporaryDirectory(prefix="exq-bench-") as tmp:
+        cache_bytecode(Path(tmp))
         bench_show(Path(tmp), exq, dvc)
         bench_run(Path(tmp), exq, dvc)
 

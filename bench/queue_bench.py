@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import dvc_bin, exq_bin, git_commit_all, git_init, report, run
+from common import cache_bytecode, dvc_bin, exq_bin, git_commit_all, git_init, report, run
 
 N_RUNS = 20
 JOBS = 2
@@ -118,16 +118,9 @@ def stop_dvc_workers(dvc: str, dvc_dir: Path) -> None:
 
 
 def prepare_environment(dvc: str, tmp: Path) -> None:
-    """dvc's queue workers run ``dvc`` from $PATH; both tools read cached bytecode.
-
-    dvc's site-packages were compiled at install; exq may be an editable
-    install whose bytecode is never written when PYTHONDONTWRITEBYTECODE is
-    set, so it would recompile every module on every command. Cache it under
-    ``tmp`` instead (nothing is written into the source tree).
-    """
+    """dvc's queue workers run ``dvc`` from $PATH; both tools read cached bytecode."""
     os.environ["PATH"] = f"{Path(dvc).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    if os.environ.pop("PYTHONDONTWRITEBYTECODE", None):
-        os.environ["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+    cache_bytecode(tmp)
 
 
 def main() -> None:

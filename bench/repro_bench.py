@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from common import best_of, dvc_bin, exq_bin, git_commit_all, git_init, report, run
+from common import best_of, cache_bytecode, dvc_bin, exq_bin, git_commit_all, git_init, report, run
 
 N_FILES = 2000
 N_ITEMS = 50
@@ -50,6 +50,7 @@ def make_project(path: Path) -> None:
 def main() -> None:
     exq, dvc = exq_bin(), dvc_bin()
     with tempfile.TemporaryDirectory(prefix="exq-bench-") as tmp:
+        cache_bytecode(Path(tmp))
         base = Path(tmp) / "base"
         make_project(base)
         exq_dir, dvc_dir = Path(tmp) / "exq", Path(tmp) / "dvc"
