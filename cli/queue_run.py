@@ -132,11 +132,13 @@ def run_all_queued(jobs: int | None) -> None:
     config = DaemonConfig.from_env()
     with SyncStore(config.db_path) as store:
         ids = [r.id for r in store.list_runs([RunState.QUEUED, RunState.RUNNING])]
-    pid, started = ensure_daemon(config, jobs)
-    how = "Started" if started else "Using"
-    typer.echo(f"{how} the exq daemon (pid {pid}); following {len(ids)} run(s). "
-               "Ctrl-C stops following, not the runs.")
     try:
+        # Ctrl-C may come while the daemon starts: it is detached, so it and
+        # the runs go on either way.
+        pid, started = ensure_daemon(config, jobs)
+        how = "Started" if started else "Using"
+        typer.echo(f"{how} the exq daemon (pid {pid}); following {len(ids)} run(s). "
+                   "Ctrl-C stops following, not the runs.")
         records = follow_runs(config, ids, typer.echo)
     except KeyboardInterrupt:
         typer.echo("Stopped following; the runs go on (see 'exq queue status').", err=True)
