@@ -24,9 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
-from ruamel.yaml.scalarbool import ScalarBoolean
 
 from exq.engine import yaml12
 from exq.engine.errors import DvcFileError
@@ -169,7 +166,10 @@ def _paths(where: str, location: str, raw: Any) -> list[LockPath]:
 # -- writing ---------------------------------------------------------------
 
 
-def _yaml() -> YAML:
+def _yaml() -> Any:
+    # Imported here: only writing needs ruamel, and reading a lock must stay quick.
+    from ruamel.yaml import YAML
+
     # The same dumper settings DVC uses: round-trip, block style, width 80.
     yaml = YAML()
     yaml.default_flow_style = False
@@ -183,8 +183,8 @@ def plain(value: Any) -> Any:
     (``1.0e-3``), where DVC, which loads params with the safe loader, writes
     ``0.001``.
     """
-    if isinstance(value, (bool, ScalarBoolean)):
-        return bool(value)
+    if isinstance(value, bool) or type(value).__name__ == "ScalarBoolean":
+        return bool(value)  # ruamel's round-trip booleans are ints underneath
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
@@ -356,8 +356,8 @@ def _key_name(raw: str) -> str | None:
     if raw[0] not in "'\"":
         return None if any(c in raw for c in "#{}[]&*!|>%") else raw
     try:
-        value = YAML(typ="safe").load(raw)
-    except YAMLError:
+        value = yaml12.load(raw)
+    except yaml12.YAMLError:
         return None
     return value if isinstance(value, str) else None
 

@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from exq.engine import paramedit_json, paramedit_py, paramedit_toml, paramedit_yaml
+import importlib
+from types import ModuleType
 from exq.engine.errors import ParamsError
 from exq.engine.paramedit_spans import StructOp
 from exq.engine.paramedit_values import bad_override as _bad
@@ -61,13 +62,20 @@ __all__ = [
 Op = Literal["set", "add", "force", "delete"]
 
 SUFFIXES = (".yaml", ".yml", ".json", ".toml", ".py")
+# Editor modules, imported when a file of their kind is edited (tomlkit, for
+# one, is not worth loading for a YAML edit).
 _FORMATS = {
-    ".yaml": paramedit_yaml,
-    ".yml": paramedit_yaml,
-    ".json": paramedit_json,
-    ".toml": paramedit_toml,
-    ".py": paramedit_py,
+    ".yaml": "paramedit_yaml",
+    ".yml": "paramedit_yaml",
+    ".json": "paramedit_json",
+    ".toml": "paramedit_toml",
+    ".py": "paramedit_py",
 }
+
+
+def _editor(file: str) -> ModuleType | None:
+    name = _FORMATS.get(PurePosixPath(file).suffix.lower())
+    return None if name is None else importlib.import_module(f"exq.engine.{name}")
 _SEGMENT = re.compile(r"[\w$-]+")
 
 
@@ -283,7 +291,7 @@ def edit_params_text(
     The new text is read back and must mean exactly the expected data, or
     ParamsError is raised.
     """
-    fmt = _FORMATS.get(PurePosixPath(file).suffix.lower())
+    fmt = _editor(file)
     if fmt is None:
         raise ParamsError(f"{file}: not a params file ({', '.join(SUFFIXES)})")
     data = fmt.load(text, file)

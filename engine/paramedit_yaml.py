@@ -6,7 +6,7 @@ mapping, a deleted key loses exactly its lines. Comments, quoting, blank lines,
 flow lists and indentation elsewhere are untouched (a YAML dumper, even
 ruamel's round-trip mode, re-flows some of them).
 
-Values are read as exq and DVC read them (YAML 1.2, ruamel's safe loader). New
+Values are read as exq and DVC read them (YAML 1.2, yaml12). New
 text is written so that YAML 1.1 (PyYAML) and YAML 1.2 read the same value:
 strings that either could take for another type are quoted, floats always
 carry a '.' (``1.0e-05``).
@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError as RuamelError
 
+from exq.engine import yaml12
 from exq.engine.errors import ParamsError
 from exq.engine.paramedit_spans import (
     Entry,
@@ -51,10 +50,10 @@ class _Style:
 
 
 def load(text: str, file: str) -> Any:
-    """The file's data as exq and DVC read it (YAML 1.2, ruamel); empty is ``{}``."""
+    """The file's data as exq and DVC read it (YAML 1.2, as ruamel reads it); empty is ``{}``."""
     try:
-        data = YAML(typ="safe").load(text)
-    except RuamelError as exc:
+        data = yaml12.load(text)
+    except yaml12.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
