@@ -132,7 +132,10 @@ def exp_gc(
     else:
         typer.echo("No experiments to remove.")
     if plan.queued:
-        typer.echo(f"Removed {len(plan.queued)} queued experiments.")
+        from exq.cli.queue_cmds import remove_queue_refs
+
+        removed = remove_queue_refs(_git(), plan.queued)
+        typer.echo(f"Removed {removed} queued experiments.")
 
 
 @exp_app.command("push")

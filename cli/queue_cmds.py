@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
@@ -31,6 +31,9 @@ from exq.daemon.protocol import Code, StatusReply
 from exq.daemon.states import ENDED, RunState
 from exq.daemon.store import RunRecord, SyncStore, queue_ref
 from exq.engine.errors import ExperimentError
+
+if TYPE_CHECKING:
+    from exq.engine.git import Git
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -231,6 +234,28 @@ def _states(*, queued: bool, failed: bool, success: bool, all_: bool) -> list[Ru
     states += [RunState.FAILED] if failed else []
     states += [RunState.SUCCESS] if success else []
     return states
+
+
+def remove_queue_refs(git: Git, refs: list[str]) -> int:
+    """Remove the queued runs behind these ``refs/exq/queue/<id>`` refs (never a
+    running one) with their rows, refs and logs; a ref with no row is just deleted.
+    Returns how many were removed."""
+    by_id = {int(ref.rsplit("/", 1)[1]): ref for ref in refs if ref.rsplit("/", 1)[1].isdigit()}
+    config = _config()
+    records: dict[int, RunRecord | None] = {}
+    if config.db_path.exists():
+        with SyncStore(config.db_path) as store:
+            records = {run_id: store.get_run(run_id) for run_id in by_id}
+            removed = store.remove([i for i, r in records.items() if r is not None], states=[])
+    else:
+        removed = []
+    for record in removed:
+        _forget(record)
+    orphans = [ref for run_id, ref in by_id.items() if records.get(run_id) is None]
+    orphans += [ref for ref in refs if not ref.rsplit("/", 1)[1].isdigit()]
+    for ref in orphans:
+        git.delete_ref(ref)
+    return len(removed) + len(orphans)
 
 
 def _forget(record: RunRecord) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from exq.engine.checkpoints import find_chain_commit, read_marker, remember_applied
 from exq.engine.errors import CacheError, ExperimentError, GitError
 from exq.engine.exprefs import (
     EXPS_PREFIX,
@@ -59,6 +60,8 @@ def require_experiment(git: Git, name: str) -> ExpRef:
     if exp is None and len(name) >= 4 and all(c in "0123456789abcdef" for c in name.lower()):
         by_sha = [e for e in list_experiments(git) if e.sha.startswith(name.lower())]
         exp = by_sha[0] if len({e.sha for e in by_sha}) == 1 else None
+    if exp is None:
+        exp = find_chain_commit(git, name)  # a checkpoint inside a chain, by its sha
     if exp is None:
         raise ExperimentError(
             f"'{name}' does not appear to be an experiment", hint="see 'exq exp list --all'"
@@ -146,14 +149,22 @@ def apply(project: Project, name: str, *, force: bool = False) -> ApplyResult:
     exp = require_experiment(git, name)
     prefix = project_prefix(git, project)
     head = git.head_sha()
-    clashes = git.would_overwrite(exp.sha)
+    # The workspace may hold a checkpoint that is committed already (see
+    # checkpoints.py): what it saved is not lost, so it is no clash either.
+    held = read_marker(project.root)
+    saved = [rev for rev in (head, held.sha if held else None) if rev and git.has_commit(rev)]
     with StageIO(project) as io:
-        old = committed_outs(git, head, prefix) if head else {}
         new = committed_outs(git, exp.sha, prefix)
         now = {rel: _md5(io.hash_of(rel)) for rel in new}
-        clashes += [posixpath.join(prefix, rel) for rel in out_clashes(
-            {k: v.md5 for k, v in old.items()}, {k: v.md5 for k, v in new.items()}, now
-        )]
+        clash_sets = []
+        for rev in saved or [None]:
+            old = committed_outs(git, rev, prefix) if rev else {}
+            found = set(git.would_overwrite(exp.sha, rev))
+            found.update(posixpath.join(prefix, rel) for rel in out_clashes(
+                {k: v.md5 for k, v in old.items()}, {k: v.md5 for k, v in new.items()}, now
+            ))
+            clash_sets.append(found)
+        clashes = sorted(set.intersection(*clash_sets))
         if clashes and not force:
             raise ExperimentError(
                 f"applying '{exp.name}' would overwrite uncommitted changes in "
@@ -171,6 +182,7 @@ def apply(project: Project, name: str, *, force: bool = False) -> ApplyResult:
         )
     files = git.checkout_files(exp.sha, force=True)
     outs = checkout(project, [])
+    remember_applied(project.root, git, exp.sha, exp.baseline)
     return ApplyResult(name=exp.name, sha=exp.sha, files=files, outs=outs)
 
 
@@ -442,6 +454,6 @@ def gc(git: Git, scope: GcScope, confirm: Callable[[GcPlan], bool] | None = None
         raise ExperimentError("cancelled: no experiment was removed")
     for exp in plan.experiments:
         git.delete_ref(exp.ref, expected_old=exp.sha)
-    for ref in plan.queued:
-        git.delete_ref(ref)
+    # plan.queued is left to the caller: queued runs leave through the queue's
+    # store, which keeps running ones and drops their rows with their refs.
     return plan

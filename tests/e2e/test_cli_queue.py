@@ -239,3 +239,18 @@ def test_exp_show_lists_queued_runs_with_their_params(queue_env: QueueEnv, tmp_p
     assert queued["metrics"] == {}
     code, out, _ = exq("exp", "show", "--no-timestamp", cwd=root)
     assert "Queued" in out and "later" in out
+
+
+def test_exp_gc_clears_queued_runs_through_the_queue(queue_env: QueueEnv, tmp_path: Path) -> None:
+    root = make_project(tmp_path / "repo")
+    code, out, _ = exq("exp", "run", "--queue", "-S", "lr=0.3", "-n", "kept", cwd=root)
+    assert code == 0
+    (run_id,) = queued_ids(out)
+    code, out, err = exq("exp", "gc", "-w", "--queued", "-f", cwd=root)
+    assert code == 0, err
+    assert run_id in runs_by_id(root) and queue_refs(root)
+    code, out, err = exq("exp", "gc", "-w", "-f", cwd=root)
+    assert code == 0, err
+    assert "Removed 1 queued experiments." in out
+    assert run_id not in runs_by_id(root)
+    assert queue_refs(root) == {}
