@@ -23,7 +23,6 @@ line per broken file, so one bad experiment does not hide the others.
 
 from __future__ import annotations
 
-import os
 import posixpath
 import re
 from collections.abc import Iterable
@@ -39,7 +38,7 @@ from exq.engine.gitsource import DvcfileFinder, GitSource
 from exq.engine.graph import repo_path
 from exq.engine.lockfile import parse_lock
 from exq.engine.paramfiles import (
-    DiskSource,
+    DiskTree,
     FileSource,
     flatten,
     get_dotted,
@@ -150,7 +149,7 @@ class Collector:
 
     def workspace(self) -> RevData:
         """Params and metrics of the working tree as it is on disk."""
-        return self._collect(_DiskLister(self.root), find_dvcfiles(self.root), in_git=False)
+        return self._collect(DiskTree(self.root), find_dvcfiles(self.root), in_git=False)
 
     # -- one revision ------------------------------------------------------
 
@@ -388,24 +387,4 @@ def _merge_keys(params: dict[str, list[str] | None], path: str, keys: list[str] 
 # -- the workspace -------------------------------------------------------------
 
 
-class _DiskLister(DiskSource):
-    """The working tree, with folder listing for metrics folders."""
-
-    def read_bytes(self, path: str) -> bytes | None:
-        if (self.root / path).is_dir():
-            return None  # a metrics folder: read through list_files, as in a commit
-        return super().read_bytes(path)
-
-    def list_files(self, folder: str) -> list[str]:
-        top = self.root / folder
-        if not top.is_dir():
-            return []
-        found = []
-        for here, dirs, files in os.walk(top):
-            dirs.sort()
-            for name in sorted(files):
-                found.append(Path(here, name).relative_to(self.root).as_posix())
-        return found
-
-
-_Lister = GitSource | _DiskLister
+_Lister = GitSource | DiskTree

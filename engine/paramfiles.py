@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import posixpath
 import tomllib
 from collections.abc import Mapping
@@ -52,6 +53,30 @@ class DiskSource:
             raise ParamsError(f"{path}: is a directory, not a file") from exc
         except OSError as exc:
             raise ParamsError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+
+
+class DiskTree(DiskSource):
+    """The working tree as a source that also lists folders, as a commit's does.
+
+    A folder reads as absent (None): metrics and plots folders are read file
+    by file through ``list_files``.
+    """
+
+    def read_bytes(self, path: str) -> bytes | None:
+        if (self.root / path).is_dir():
+            return None
+        return super().read_bytes(path)
+
+    def list_files(self, folder: str) -> list[str]:
+        """Repo-relative paths of every file below ``folder``, sorted; [] if not a folder."""
+        top = self.root / folder
+        if not top.is_dir():
+            return []
+        found = []
+        for here, dirs, files in os.walk(top):
+            dirs.sort()
+            found.extend(Path(here, name).relative_to(self.root).as_posix() for name in sorted(files))
+        return found
 
 
 class MemorySource:

@@ -14,7 +14,6 @@ of that revision, so one bad revision does not hide the others.
 
 from __future__ import annotations
 
-import os
 import posixpath
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +27,7 @@ from exq.engine.gitsource import DvcfileFinder, GitSource
 from exq.engine.graph import repo_path
 from exq.engine.hashing import HashInfo
 from exq.engine.lockfile import parse_lock
-from exq.engine.paramfiles import DiskSource, parse_yaml
+from exq.engine.paramfiles import DiskTree, parse_yaml
 from exq.engine.pipeline import find_dvcfiles, lock_name
 from exq.engine.plots import (
     FileData,
@@ -51,25 +50,6 @@ class _Source(Protocol):
     def list_files(self, folder: str) -> list[str]: ...
 
 
-class _Disk(DiskSource):
-    """The working tree, with folder listing (for plots folders)."""
-
-    def read_bytes(self, path: str) -> bytes | None:
-        if (self.root / path).is_dir():
-            return None
-        return super().read_bytes(path)
-
-    def list_files(self, folder: str) -> list[str]:
-        top = self.root / folder
-        if not top.is_dir():
-            return []
-        found = []
-        for here, dirs, files in os.walk(top):
-            dirs.sort()
-            found.extend(Path(here, name).relative_to(self.root).as_posix() for name in sorted(files))
-        return found
-
-
 class PlotsCollector:
     """Reads the plots of the workspace and of commits of one repository.
 
@@ -85,7 +65,7 @@ class PlotsCollector:
 
     def workspace(self, targets: Sequence[str] | None = None, label: str = WORKSPACE) -> RevPlots:
         """The plots files of the working tree (``targets``: repo-relative files or folders)."""
-        source = _Disk(self.root)
+        source = DiskTree(self.root)
         return self._collect(label, source, find_dvcfiles(self.root), targets, in_git=False)
 
     def commit(self, sha: str, label: str, targets: Sequence[str] | None = None) -> RevPlots:
