@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
+import signal
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import anyio
 import typer
 
 from exq.cli.main import exp_app, fail, handle_errors
+from exq.engine.errors import ExqError
 from exq.engine.repo import open_project
 from exq.engine.runner import stdout_sink
+
+T = TypeVar("T")
 
 
 @exp_app.command("run")
@@ -24,6 +30,9 @@ def exp_run(
         False, "--temp", help="Run in a temporary git worktree; leave the workspace as it is."
     ),
     force: bool = typer.Option(False, "--force", "-f", help="Replace an experiment of that name."),
+    reset: bool = typer.Option(
+        False, "--reset", help="Checkpoint stages start from scratch: remove their checkpoint outs.",
+    ),
     jobs: int = typer.Option(
         0, "--jobs", "-j",
         help="Stages at once (default: cores); with --run-all, runs at once.",
@@ -37,6 +46,8 @@ def exp_run(
     ),
 ) -> None:
     """Run the pipeline as an experiment and save it under refs/exps (no branch, no commit)."""
+    if (queue or run_all) and reset:
+        fail("--reset applies to a run in the workspace or --temp, not to queued runs", 2)
     if queue or run_all:
         _queue_and_run_all(targets or [], set_param, name, force, jobs, queue=queue, run_all=run_all)
         return
@@ -48,10 +59,12 @@ def exp_run(
     project = open_project()
     options = ExpRunOptions(
         targets=targets or [], set_params=set_param, name=name, temp=temp, force=force,
-        jobs=jobs or os.cpu_count() or 1,
+        jobs=jobs or os.cpu_count() or 1, reset=reset,
     )
     prefixed = options.jobs > 1
-    result = anyio.run(run_experiment, project, options, stdout_sink(prefixed))
+    result = anyio.run(
+        _until_stopped, lambda: run_experiment(project, options, stdout_sink(prefixed))
+    )
     if result.repro is not None and result.repro.failed is not None:
         raise result.repro.failed
     typer.echo("")
@@ -83,3 +96,32 @@ def _queue_and_run_all(
         fail("-S and -n describe a new run: pass --queue to queue it before --run-all", 2)
     if run_all:
         daemon_errors(run_all_queued)(jobs or None)
+
+
+async def _until_stopped(run: Callable[[], Awaitable[T]]) -> T:
+    """``run()``, stopped by SIGTERM or SIGHUP as by Ctrl-C: the stage commands
+    (in sessions of their own) are stopped and a checkpoint under way is finished."""
+    stopped = False
+    result: list[T] = []
+    error: ExqError | None = None
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            nonlocal stopped
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+                async for _ in signals:
+                    stopped = True
+                    tg.cancel_scope.cancel()
+                    return
+
+        tg.start_soon(watch)
+        try:
+            result.append(await run())
+        except ExqError as exc:
+            error = exc  # raised here, not wrapped in the task group's ExceptionGroup
+        tg.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    if stopped or not result:
+        raise KeyboardInterrupt
+    return result[0]

@@ -174,15 +174,31 @@ def stage_add(
         [], "--metrics-no-cache", "-M", help="A metrics file, not cached."
     ),
     plots: list[str] = typer.Option([], "--plots", help="A plots file."),
+    checkpoints: list[str] = typer.Option(
+        [], "--checkpoints", "--checkpoint", "-c",
+        help="A checkpoint output: saved at each checkpoint, kept between runs.",
+    ),
+    live: str = typer.Option(None, "--live", help="The live logger's folder (DVC 2's live: section)."),
+    live_no_summary: bool = typer.Option(False, "--live-no-summary", help="No <live>.json summary."),
+    live_no_html: bool = typer.Option(
+        False, "--live-no-html", "--live-no-report", help="No <live>.html report."
+    ),
+    live_no_cache: bool = typer.Option(False, "--live-no-cache", help="Keep the live files in git."),
     wdir: str = typer.Option(None, "--wdir", "-w", help="Working folder of the command."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite a stage of that name."),
     command: list[str] = typer.Argument(..., help="The command to run."),
 ) -> None:
     """Add a stage to dvc.yaml, keeping the file's comments."""
+    from exq.engine.dvcyaml_edit import LiveOptions
+
     project = open_project()
+    live_options = None if live is None else LiveOptions(
+        live, summary=not live_no_summary, html=not live_no_html, cache=not live_no_cache,
+    )
     path = ops.stage_add(
         project, name=name, cmd=" ".join(command), deps=deps, outs=outs,
         outs_no_cache=outs_no_cache, params=params, metrics=metrics,
         metrics_no_cache=metrics_no_cache, plots=plots, wdir=wdir, force=force,
+        checkpoints=checkpoints, live=live_options,
     )
     typer.echo(f"Added stage '{name}' in '{path}'")

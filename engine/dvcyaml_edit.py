@@ -23,6 +23,7 @@ import re
 import string
 import tempfile
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,23 @@ def params_entry(params: dict[str, list[str]]) -> list[Any]:
     return entry
 
 
+@dataclass(frozen=True)
+class LiveOptions:
+    """``--live DIR`` and its ``--live-no-*`` switches."""
+
+    path: str
+    summary: bool = True
+    html: bool = True
+    cache: bool = True
+
+    def section(self) -> dict[str, Any]:
+        """``{DIR: {summary: .., html: ..[, cache: false]}}`` as DVC 2 wrote it."""
+        props: dict[str, Any] = {"summary": self.summary, "html": self.html}
+        if not self.cache:
+            props["cache"] = False
+        return {self.path: props}
+
+
 def _outs(groups: Sequence[tuple[Iterable[str], dict[str, Any]]]) -> list[Any]:
     flagged = [(path, flags) for paths, flags in groups for path in paths]
     flagged.sort(key=lambda item: item[0])
@@ -91,8 +109,14 @@ def stage_data(
     wdir: str | None = None,
     desc: str | None = None,
     always_changed: bool = False,
+    checkpoints: Iterable[str] = (),
+    live: LiveOptions | None = None,
 ) -> dict[str, Any]:
-    """The mapping of one stage in DVC's key order, empty fields left out."""
+    """The mapping of one stage in DVC's key order, empty fields left out.
+
+    ``checkpoints`` are outs written ``{path: {checkpoint: true}}`` (DVC 2's
+    ``-c``); ``live`` is DVC 2's ``live:`` section, after the plots.
+    """
     no_cache = {"cache": False}
     fields: list[tuple[str, Any]] = [
         ("desc", desc),
@@ -102,9 +126,11 @@ def stage_data(
         ("params", params_entry(parse_params(params))),
         ("outs", _outs([(outs, {}), (outs_no_cache, no_cache),
                         (outs_persist, {"persist": True}),
-                        (outs_persist_no_cache, {"cache": False, "persist": True})])),
+                        (outs_persist_no_cache, {"cache": False, "persist": True}),
+                        (checkpoints, {"checkpoint": True})])),
         ("metrics", _outs([(metrics, {}), (metrics_no_cache, no_cache)])),
         ("plots", _outs([(plots, {}), (plots_no_cache, no_cache)])),
+        ("live", None if live is None else live.section()),
         ("always_changed", always_changed),
     ]
     return {key: value for key, value in fields if value}
@@ -140,6 +166,8 @@ def add_stage(
     desc: str | None = None,
     always_changed: bool = False,
     force: bool = False,
+    checkpoints: Iterable[str] = (),
+    live: LiveOptions | None = None,
 ) -> str:
     """Add stage ``name`` to ``dvcfile`` (created if absent); returns "added" or "modified".
 
@@ -156,7 +184,7 @@ def add_stage(
         cmd=cmd, deps=deps, outs=outs, outs_no_cache=outs_no_cache, outs_persist=outs_persist,
         outs_persist_no_cache=outs_persist_no_cache, params=params, metrics=metrics,
         metrics_no_cache=metrics_no_cache, plots=plots, plots_no_cache=plots_no_cache,
-        wdir=wdir, desc=desc, always_changed=always_changed,
+        wdir=wdir, desc=desc, always_changed=always_changed, checkpoints=checkpoints, live=live,
     )
     try:
         text = dvcfile.read_bytes().decode("utf-8") if dvcfile.exists() else ""

@@ -18,7 +18,7 @@ TOP_LEVEL_KEYS = frozenset(
 STAGE_KEYS = frozenset(
     {"cmd", "wdir", "deps", "params", "vars", "frozen", "meta", "desc", "always_changed",
      "outs", "metrics", "plots",
-     "live"}  # DVC 2.x live-metrics section: accepted, not interpreted here
+     "live"}  # DVC 2.x live-metrics section: `live: {logs: {summary: true, html: true}}`
 )
 # Stage names address stages (`dvc.yaml:name`, `name@key`): these would break that.
 FORBIDDEN_NAME_CHARS = ("@", ":", "/", "\\")
@@ -30,6 +30,11 @@ _OUT_OPTIONS: dict[str, type | tuple[type, ...] | None] = {
 _PLOT_OPTIONS: dict[str, type | tuple[type, ...] | None] = {
     **_OUT_OPTIONS, "template": str, "x": str, "y": str, "x_label": str,
     "y_label": str, "title": str, "header": bool,
+}
+# DVC 2.x's live props (its LIVE_PROPS on top of the plot props); `report` is
+# the later name of `html`.
+_LIVE_OPTIONS: dict[str, type | tuple[type, ...] | None] = {
+    **_PLOT_OPTIONS, "summary": bool, "html": bool, "report": bool,
 }
 _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "wdir": str, "frozen": bool, "always_changed": bool, "desc": str,
@@ -126,6 +131,8 @@ def _check_stage_body(body: Any, dvcfile: str, location: str, *, allow_matrix: b
     for kind in ("outs", "metrics", "plots"):
         if kind in body:
             _check_outs(body[kind], kind, dvcfile, f"{location}.{kind}")
+    if "live" in body:
+        _check_live(body["live"], dvcfile, f"{location}.live")
 
 
 def _check_cmd(cmd: Any, dvcfile: str, location: str) -> None:
@@ -175,3 +182,13 @@ def _check_options(props: Any, options: dict[str, Any], dvcfile: str, location: 
         kind = options[key]
         if kind is not None:
             _expect(value, kind, dvcfile, f"{location}.{key}")
+
+
+def _check_live(section: Any, dvcfile: str, location: str) -> None:
+    _expect(section, dict, dvcfile, location)
+    if len(section) != 1:
+        raise _fail(dvcfile, location, "expected exactly one logger folder")
+    for path, props in section.items():
+        _expect(path, str, dvcfile, location)
+        if props is not None:
+            _check_options(props, _LIVE_OPTIONS, dvcfile, f"{location}.{path}")

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from exq.engine.checkpoints import ChainCommit, chain_of
 from exq.engine.compare import Row
 from exq.engine.errors import ExperimentError
 from exq.engine.exp_collect import Collector, RevData
@@ -109,12 +110,40 @@ def exp_show_rows(
         data = _collect(collector, rev.sha, rev.name, errors)
         rows.append(Row(name=rev.name, rev=rev.sha, baseline=rev.sha, kind="baseline",
                         created=info.time, params=data.params, metrics=data.metrics))
-        experiments = [(exp, git.commit_info(exp.sha).time) for exp in by_baseline.get(rev.sha, [])]
-        experiments.sort(key=lambda pair: (-pair[1].timestamp(), pair[0].name))
-        for exp, created in experiments:
+        experiments = [(exp, git.commit_info(exp.sha)) for exp in by_baseline.get(rev.sha, [])]
+        chains = {exp.sha: chain_of(git, exp.sha, rev.sha, first=info) for exp, info in experiments}
+        # A chain continued by a modified run is drawn under the newer experiment.
+        inside = {commit.info.sha for chain in chains.values() for commit in chain[1:]}
+        experiments = [(exp, info) for exp, info in experiments if exp.sha not in inside]
+        experiments.sort(key=lambda pair: (-pair[1].time.timestamp(), pair[0].name))
+        for exp, info in experiments:
             data = _collect(collector, exp.sha, exp.name, errors)
             rows.append(Row(name=exp.name, rev=exp.sha, baseline=exp.baseline, kind="experiment",
-                            created=created, params=data.params, metrics=data.metrics))
+                            created=info.time, params=data.params, metrics=data.metrics))
+            rows.extend(_checkpoint_rows(collector, exp, chains[exp.sha], errors))
+    return rows
+
+
+def _checkpoint_rows(
+    collector: Collector, exp: ExpRef, chain: list[ChainCommit], errors: list[str] | None
+) -> list[Row]:
+    """A row per commit of the experiment's chain, newest first.
+
+    ``parent`` is the previous checkpoint (None for the chain's first commit);
+    ``checkpoint_tip`` is the newest commit of the run that made the row's
+    commit, so a chain continued from another draws where the older one ends.
+    """
+    rows: list[Row] = []
+    segment_ref, segment_tip = None, exp.sha
+    for index, commit in enumerate(chain):
+        sha = commit.info.sha
+        if commit.ref != segment_ref:
+            segment_ref, segment_tip = commit.ref, sha if index else exp.sha
+        parent = chain[index + 1].info.sha if index + 1 < len(chain) else None
+        data = _collect(collector, sha, sha[:7], errors)
+        rows.append(Row(name=sha[:7], rev=sha, baseline=exp.baseline, kind="checkpoint",
+                        created=commit.info.time, parent=parent, params=data.params,
+                        metrics=data.metrics, checkpoint_tip=segment_tip))
     return rows
 
 

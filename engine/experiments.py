@@ -10,6 +10,10 @@ Without a name, the experiment is called ``exp-`` and five hex digits of a hash
 of its inputs: the baseline and the tree it starts from (params, code and the
 lock it reproduces). The name is known before the run, so stage commands get
 it in ``EXQ_EXP_NAME``/``DVC_EXP_NAME``; the same inputs give the same name.
+
+A pipeline with checkpoint stages makes a chain of commits instead, one per
+checkpoint, and may resume an earlier chain (see ``checkpoints`` for the
+rules, ``checkpoint_commit`` for the commits).
 """
 
 from __future__ import annotations
@@ -18,12 +22,23 @@ import secrets
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import anyio
 
-
+from exq.engine.checkpoint_commit import ChainCommitter, CheckpointCallback
+from exq.engine.checkpoints import (
+    RESUME_ENV,
+    ChainPlan,
+    chain_ref,
+    has_checkpoint_stages,
+    held_checkpoint,
+    inputs_modified,
+    plan_chain,
+)
+from exq.engine.errors import ExperimentError
 from exq.engine.expinputs import auto_name, check_clash, require_baseline, snapshot_inputs
-from exq.engine.exprefs import check_exp_name, exp_ref
+from exq.engine.exprefs import check_exp_name, exp_ref, parse_exp_ref
 from exq.engine.git import Git
 from exq.engine.paramedit import (
     EditPlan,
@@ -53,6 +68,7 @@ class ExpRunOptions:
     temp: bool = False
     force: bool = False
     jobs: int = 1
+    reset: bool = False  # checkpoint stages start over: their checkpoint outs are removed
 
 
 @dataclass
@@ -81,24 +97,73 @@ async def run_experiment(
     """Check everything, apply the -S edits, run, and commit the experiment."""
     git = Git.open(project.root)
     prepared = prepare_experiment(project, git, options)
+    chain = _plan_workspace_chain(project, git, prepared, options)
+    if chain is not None and chain.message:
+        sink.note(chain.message)
+    name = chain.name if chain is not None else prepared.name
     result = ExpRunResult(
-        name=prepared.name, baseline=prepared.baseline, ref=prepared.ref,
+        name=name, baseline=prepared.baseline, ref=exp_ref(prepared.baseline, name),
         changes=prepared.plan.changes,
     )
-    env = exp_env(prepared.name, prepared.baseline)
+    env = exp_env(name, prepared.baseline)
     if options.temp:
-        folder = project.root / WORKTREES_DIR / f"{prepared.name}-{secrets.token_hex(4)}"
+        folder = project.root / WORKTREES_DIR / f"{name}-{secrets.token_hex(4)}"
         run = SnapshotRun(
-            snapshot=prepared.inputs, baseline=prepared.baseline, name=prepared.name,
-            targets=options.targets, jobs=options.jobs, env=env,
+            snapshot=prepared.inputs, baseline=prepared.baseline, name=name,
+            targets=options.targets, jobs=options.jobs, env=env, reset=options.reset,
+            checkpoint_parent=chain.parent if chain else None,
+            resume=chain.resume if chain else False,
         )
         return await run_snapshot(project, run, folder, sink)
     write_plan(prepared.plan)
-    result.repro = await _reproduce(project, options.targets, options.jobs, env, sink, None)
+    if chain is None:
+        repro_options = ReproOptions(targets=options.targets, jobs=options.jobs, env=env)
+        result.repro = await _reproduce(project, repro_options, sink, None)
+        if not result.repro.failed:
+            result.sha = _commit(git, prepared.baseline, name)
+            git.set_ref(result.ref, result.sha, message=f"exq: experiment {name}")
+        return result
+    hook = ChainCommitter(project, ref=result.ref, name=name, baseline=prepared.baseline,
+                          parent=chain.parent, marker=True)
+    repro_options = _checkpoint_options(
+        options.targets, options.jobs, env, hook, chain.resume,
+        force=chain.kind != "new" or options.reset, reset=options.reset,
+    )
+    result.repro = await _reproduce(project, repro_options, sink, None)
     if not result.repro.failed:
-        result.sha = _commit(git, prepared.baseline, prepared.name)
-        git.set_ref(result.ref, result.sha, message=f"exq: experiment {prepared.name}")
+        result.sha = await anyio.to_thread.run_sync(hook.finish)
     return result
+
+
+def _plan_workspace_chain(
+    project: Project, git: Git, prepared: Prepared, options: ExpRunOptions
+) -> ChainPlan | None:
+    """Resume, continue or start a checkpoint chain; None without checkpoint stages."""
+    pipeline = load_pipeline(project.root)
+    if not has_checkpoint_stages(pipeline, options.targets):
+        return None
+    prefix = _prefix(git, project.root)
+    with StageIO(project) as io:
+        held = held_checkpoint(git, pipeline, io, prefix)
+    modified = held is not None and inputs_modified(git, held.sha, prepared.inputs, pipeline, prefix)
+    return plan_chain(held, modified=modified, reset=options.reset, new_name=prepared.name,
+                      explicit_name=options.name)
+
+
+def _prefix(git: Git, root: Path) -> str:
+    rel = Path(root).resolve().relative_to(git.root.resolve()).as_posix()
+    return "" if rel == "." else rel
+
+
+def _checkpoint_options(
+    targets: list[str], jobs: int, env: dict[str, str], hook: ChainCommitter, resume: bool,
+    *, force: bool, reset: bool, on_spawn: SpawnHook | None = None,
+) -> ReproOptions:
+    return ReproOptions(
+        targets=targets, jobs=jobs, env=env, on_spawn=on_spawn, checkpoints=hook,
+        checkpoint_env=dict(RESUME_ENV) if resume else {},
+        force_checkpoint_stages=force, reset_checkpoints=reset,
+    )
 
 
 @dataclass
@@ -140,6 +205,13 @@ class SnapshotRun:
     env: dict[str, str] = field(default_factory=dict)
     set_params: list[str] = field(default_factory=list)  # applied in the worktree
     on_spawn: SpawnHook | None = None  # told each stage command's pid (the daemon)
+    # Checkpoint stages. The chain continues from ``checkpoint_parent`` (a chain
+    # commit; None: a new chain on the baseline); ``resume`` sets EXQ_RESUME=1
+    # and DVCLIVE_RESUME=1 for them; ``reset`` removes their checkpoint outs.
+    checkpoint_parent: str | None = None
+    resume: bool = False
+    reset: bool = False
+    on_checkpoint: CheckpointCallback | None = None  # told each checkpoint committed
 
 
 async def run_snapshot(
@@ -159,17 +231,59 @@ async def run_snapshot(
     await anyio.to_thread.run_sync(_add_worktree, project.root, folder, run.snapshot)
     try:
         result.changes = await anyio.to_thread.run_sync(_prepare_worktree, sub, run, state_db)
-        result.repro = await _reproduce(
-            sub, run.targets, run.jobs, run.env, sink, state_db, on_spawn=run.on_spawn
-        )
-        if not result.repro.failed:
-            result.sha = await anyio.to_thread.run_sync(
-                _commit_worktree, project.root, folder, run, result.ref
+        hook = await anyio.to_thread.run_sync(_worktree_hook, sub, run, result.ref, state_db)
+        if hook is None:
+            options = ReproOptions(
+                targets=run.targets, jobs=run.jobs, env=run.env, on_spawn=run.on_spawn
             )
+        else:
+            options = _checkpoint_options(
+                run.targets, run.jobs, run.env, hook, run.resume, on_spawn=run.on_spawn,
+                force=run.checkpoint_parent is not None or run.reset, reset=run.reset,
+            )
+        result.repro = await _reproduce(sub, options, sink, state_db)
+        if not result.repro.failed:
+            if hook is not None:
+                result.sha = await anyio.to_thread.run_sync(hook.finish)
+            else:
+                result.sha = await anyio.to_thread.run_sync(
+                    _commit_worktree, project.root, folder, run, result.ref
+                )
         return result
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(_remove_worktree, project.root, folder)
+
+
+def _worktree_hook(
+    sub: Project, run: SnapshotRun, ref: str, state_db: Path
+) -> ChainCommitter | None:
+    """The chain committer of a worktree run, when its pipeline has checkpoint stages."""
+    if not has_checkpoint_stages(load_pipeline(sub.root), run.targets):
+        return None
+    return ChainCommitter(
+        sub, ref=ref, name=run.name, baseline=run.baseline, parent=run.checkpoint_parent,
+        on_checkpoint=run.on_checkpoint, state_db=state_db,
+    )
+
+
+def resume_run(project: Project, sha: str, **fields: Any) -> SnapshotRun:
+    """A ``SnapshotRun`` that resumes the chain whose checkpoint commit is ``sha``.
+
+    The worktree starts at that commit (its outs from the cache), the
+    checkpoint stages run again with ``EXQ_RESUME=1``, and the chain goes on
+    under the same experiment ref. ``fields`` are the other ``SnapshotRun``
+    fields (``targets``, ``jobs``, ``env``, ``on_spawn``, ``on_checkpoint``).
+    """
+    git = Git.open(project.root)
+    ref = chain_ref(git.commit_info(sha).message)
+    parsed = parse_exp_ref(ref) if ref else None
+    if parsed is None:
+        raise ExperimentError(f"commit {sha[:7]} is not a checkpoint of an experiment")
+    return SnapshotRun(
+        snapshot=sha, baseline=parsed[0], name=parsed[1], checkpoint_parent=sha, resume=True,
+        **fields,
+    )
 
 
 def _add_worktree(root: Path, folder: Path, snapshot: str) -> None:
@@ -199,11 +313,9 @@ def _remove_worktree(root: Path, folder: Path) -> None:
 
 
 async def _reproduce(
-    project: Project, targets: list[str], jobs: int, env: dict[str, str],
-    sink: OutputSink, state_db: Path | None, on_spawn: SpawnHook | None = None,
+    project: Project, options: ReproOptions, sink: OutputSink, state_db: Path | None
 ) -> ReproResult:
     pipeline = load_pipeline(project.root)
-    options = ReproOptions(targets=targets, jobs=jobs, env=env, on_spawn=on_spawn)
     with StageIO(project, state_db=state_db) as io:
         return await repro(pipeline, io, options, sink)
 

@@ -383,6 +383,14 @@ class Git:
         walker.simplify_first_parent()
         return [str(c.id) for c in islice(walker, max(n, 0))]
 
+    def changed_paths(self, a: str, b: str) -> list[str]:
+        """Paths of the files that differ between the trees of commits ``a`` and ``b``."""
+        old, new = self._commit(a).tree, self._commit(b).tree
+        found: set[str] = set()
+        for delta in old.diff_to_tree(new).deltas:
+            found.update((delta.old_file.path, delta.new_file.path))
+        return sorted(found)
+
     def is_ancestor(self, a: str, b: str) -> bool:
         """True if ``a`` is ``b`` or one of its ancestors."""
         ca, cb = self._commit(a).id, self._commit(b).id

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exq.engine import graph as graph_mod
 from exq.engine.errors import PipelineError
@@ -19,6 +19,9 @@ from exq.engine.runner import stdout_sink
 from exq.engine.stage import Stage
 from exq.engine.tracked import add_path, find_tracked, ignore_in_git, read_tracked
 from exq.engine.workspace import StageIO
+
+if TYPE_CHECKING:
+    from exq.engine.dvcyaml_edit import LiveOptions
 
 
 def cwd_in(project: Project) -> str:
@@ -217,7 +220,8 @@ def stage_record(stage: Stage) -> dict[str, Any]:
 def stage_add(project: Project, *, name: str, cmd: str, deps: list[str], outs: list[str],
               outs_no_cache: list[str], params: list[str], metrics: list[str],
               metrics_no_cache: list[str], plots: list[str], wdir: str | None,
-              force: bool) -> str:
+              force: bool, checkpoints: list[str] | None = None,
+              live: LiveOptions | None = None) -> str:
     """Write a stage into the dvc.yaml of the current folder; its repo-relative path."""
     from exq.engine.dvcyaml_edit import add_stage  # only this command edits dvc.yaml
 
@@ -225,11 +229,15 @@ def stage_add(project: Project, *, name: str, cmd: str, deps: list[str], outs: l
     add_stage(
         dvcfile, name, cmd=cmd, deps=deps, outs=outs, outs_no_cache=outs_no_cache,
         params=params, metrics=metrics, metrics_no_cache=metrics_no_cache, plots=plots,
-        wdir=wdir, force=force,
+        wdir=wdir, force=force, checkpoints=checkpoints or [], live=live,
     )
     # As `dvc stage add`: cached outs belong to the cache, not to git.
     base = Path(os.path.normpath(Path.cwd() / (wdir or ".")))
-    for out in [*outs, *metrics, *plots]:
+    cached_live = [] if live is None or not live.cache else [
+        live.path, *([live.path + ".json"] if live.summary else []),
+        *([live.path + ".html"] if live.html else []),
+    ]
+    for out in [*outs, *metrics, *plots, *(checkpoints or []), *cached_live]:
         path = Path(os.path.normpath(base / out))
         if project.root in path.parents:
             ignore_in_git(path.parent / ".gitignore", "/" + path.name)

@@ -25,6 +25,48 @@ class Out:
     checkpoint: bool = False
 
 
+@dataclass(frozen=True)
+class LiveSpec:
+    """DVC 2's ``live:`` section: ``live: {logs: {summary: true, html: true, cache: false}}``.
+
+    ``path`` is the logger's folder (relative to the wdir). Templating turns it
+    into outs: the folder (plots), ``<path>.json`` (metrics) when ``summary``,
+    ``<path>.html`` when ``html``, all cached unless ``cache`` is false. The
+    runner points the logger at it with ``DVCLIVE_PATH``/``DVCLIVE_SUMMARY``/
+    ``DVCLIVE_HTML``.
+    """
+
+    path: str
+    summary: bool = True
+    html: bool = True
+    cache: bool = True
+
+    @property
+    def summary_path(self) -> str:
+        return self.path + ".json"
+
+    @property
+    def html_path(self) -> str:
+        return self.path + ".html"
+
+    def paths(self) -> set[str]:
+        """Every out path the section makes (as written, relative to the wdir)."""
+        found = {self.path}
+        if self.summary:
+            found.add(self.summary_path)
+        if self.html:
+            found.add(self.html_path)
+        return found
+
+    def env(self) -> dict[str, str]:
+        """What tells an exq.live/dvclive logger where to write and what."""
+        return {
+            "DVCLIVE_PATH": self.path,
+            "DVCLIVE_SUMMARY": "1" if self.summary else "0",
+            "DVCLIVE_HTML": "1" if self.html else "0",
+        }
+
+
 @dataclass
 class Stage:
     """A stage after templating: one ``foreach``/``matrix`` item is one Stage."""
@@ -44,9 +86,21 @@ class Stage:
     frozen: bool = False
     always_changed: bool = False
     desc: str | None = None
+    live: LiveSpec | None = None
 
     def outs_of(self, kind: OutKind) -> list[Out]:
         return [out for out in self.outs if out.kind == kind]
+
+    @property
+    def has_checkpoints(self) -> bool:
+        """True when an out is a checkpoint out: the stage signals checkpoints."""
+        return any(out.checkpoint for out in self.outs)
+
+    def kept_outs(self) -> list[Out]:
+        """Outs that stay in place between runs: persist and checkpoint outs, and,
+        in a checkpoint stage, the live logger's files (a resumed logger reads them)."""
+        live = self.live.paths() if self.live is not None and self.has_checkpoints else set()
+        return [out for out in self.outs if out.persist or out.checkpoint or out.path in live]
 
     @property
     def address(self) -> str:

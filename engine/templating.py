@@ -44,7 +44,7 @@ from exq.engine.interpolation import (
     unpack_dict,
 )
 from exq.engine.paramfiles import CachingSource, FileSource, parse_params, parse_yaml
-from exq.engine.stage import Out, OutKind, Stage
+from exq.engine.stage import LiveSpec, Out, OutKind, Stage
 
 __all__ = ["DEFAULT_PARAMS_FILE", "ParsingOptions", "load_dvcfile", "resolve_dvcfile"]
 
@@ -330,6 +330,9 @@ class _StageBuilder:
 
     def build(self, data: dict[str, Any]) -> Stage:
         outs = [out for kind in _OUT_KINDS for out in self._outs(data.get(kind) or [], kind)]
+        live = self._live(data.get("live"))
+        if live is not None:
+            outs.extend(self._live_outs(live, outs))
         desc = data.get("desc")
         return Stage(
             name=self.name,
@@ -342,6 +345,7 @@ class _StageBuilder:
             frozen=bool(data.get("frozen", False)),
             always_changed=bool(data.get("always_changed", False)),
             desc=None if desc is None else to_str(desc),
+            live=live,
         )
 
     def _cmd(self, cmd: Any) -> str | list[str]:
@@ -384,6 +388,38 @@ class _StageBuilder:
                     )
                 )
         return outs
+
+    def _live(self, section: Any) -> LiveSpec | None:
+        """DVC 2's ``live: {<folder>: {summary, html (or report), cache}}``."""
+        if section is None:
+            return None
+        if not isinstance(section, dict) or len(section) != 1:
+            raise self._error("live", "expected one logger folder: live: {logs: {summary: true}}")
+        (raw_path, props), = section.items()
+        path = self._path(raw_path, "live").rstrip("/")
+        props = props or {}
+        if not isinstance(props, dict):
+            raise self._error(f"live.{path}", f"expected a mapping, got {type(props).__name__}")
+        html = props.get("html", props.get("report", True))
+        return LiveSpec(
+            path=path,
+            summary=bool(props.get("summary", True)),
+            html=bool(html),
+            cache=bool(props.get("cache", True)),
+        )
+
+    def _live_outs(self, live: LiveSpec, outs: list[Out]) -> list[Out]:
+        """The folder is plots, the summary metrics, the report a plain out."""
+        wanted: list[tuple[str, OutKind]] = [(live.path, "plots")]
+        if live.summary:
+            wanted.append((live.summary_path, "metrics"))
+        if live.html:
+            wanted.append((live.html_path, "outs"))
+        taken = {out.path for out in outs}
+        for path, _ in wanted:
+            if path in taken:
+                raise self._error("live", f"'{path}' is an output of the stage already")
+        return [Out(path, kind, cache=live.cache) for path, kind in wanted]
 
     def _params(self, entries: list[Any]) -> dict[str, list[str]]:
         """DVC's params merge: strings are keys of params.yaml; {file: } = whole."""

@@ -489,7 +489,13 @@ def test_checkpoint_outs_and_dvc2_live_section() -> None:
               - other.h5
         """
     )
-    assert stage.outs == [Out("model.h5", checkpoint=True), Out("other.h5")]
+    assert stage.outs == [
+        Out("model.h5", checkpoint=True),
+        Out("other.h5"),
+        Out("logs", "plots", cache=False),
+        Out("logs.json", "metrics", cache=False),
+        Out("logs.html", "outs", cache=False),
+    ]
 
 
 def test_parsing_options_apply_to_a_whole_dict_cmd() -> None:
