@@ -14,7 +14,10 @@ class DaemonConfig:
     """The daemon's folders and settings.
 
     ``state_dir`` holds the queue database, the logs and the single-instance
-    lock; ``runtime_dir`` holds the socket (owner-only).
+    lock; ``runtime_dir`` holds the socket (owner-only). ``resume_checkpoints``:
+    at start-up, interrupted checkpoint runs resume from their last checkpoint
+    commit (``EXQ_RESUME_CHECKPOINTS=0`` turns that off: they start over from
+    their snapshot, a new chain under the same experiment ref).
     """
 
     state_dir: Path
@@ -22,6 +25,7 @@ class DaemonConfig:
     jobs: int = 1
     grace: float = DEFAULT_GRACE_SECONDS
     extra_env: dict[str, str] = field(default_factory=dict)
+    resume_checkpoints: bool = True
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> DaemonConfig:
@@ -30,6 +34,7 @@ class DaemonConfig:
             state_dir=_state_dir(env),
             runtime_dir=_runtime_dir(env),
             grace=float(env.get("EXQ_GRACE_SECONDS", DEFAULT_GRACE_SECONDS)),
+            resume_checkpoints=_flag(env.get("EXQ_RESUME_CHECKPOINTS"), default=True),
         )
 
     def with_jobs(self, jobs: int) -> DaemonConfig:
@@ -58,6 +63,13 @@ class DaemonConfig:
     @property
     def socket_path(self) -> Path:
         return self.runtime_dir / "daemon.sock"
+
+
+def _flag(value: str | None, *, default: bool) -> bool:
+    """An on/off variable: 0, false, no, off (any case) or empty is off."""
+    if value is None:
+        return default
+    return value.strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def _state_dir(env: dict[str, str]) -> Path:

@@ -8,6 +8,13 @@ them at enqueue), the cached outs linked in, the pipeline, the commit to
 log file. Stage commands see ``EXQ_RUN_ID``, ``EXQ_WORKER_SLOT`` and
 ``EXQ_RUN_TOKEN``, a random token of the attempt.
 
+Checkpoint runs report each checkpoint committed through ``on_checkpoint``
+(the scheduler records it in the store at once), and share ``snapshot_lock``
+with the engine, held while a snapshot is under way. A run whose row has a
+``resume_sha`` (an interrupted checkpoint run) resumes from that checkpoint
+commit instead of starting from its snapshot
+(:func:`exq.engine.experiments.resume_run`).
+
 The token is how the daemon knows a process is a run's: before it signals a
 recorded process group (whose leader may be gone and its pid reused), and
 when a restarted daemon reaps what a SIGKILLed one left behind, it reads
@@ -22,13 +29,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import anyio
 
 from exq.daemon.config import DaemonConfig
 from exq.daemon.states import Outcome
 from exq.daemon.store import RunProcess, RunRecord
 from exq.engine.errors import ExqError
-from exq.engine.experiments import SnapshotRun, exp_env, run_snapshot
-from exq.engine.repo import open_project
+from exq.engine.checkpoint_commit import CheckpointCallback
+from exq.engine.experiments import SnapshotRun, exp_env, resume_run, run_snapshot
+from exq.engine.repo import Project, open_project
 from exq.engine.runner import OutputSink, SpawnHook
 
 PROC = Path("/proc")
@@ -61,25 +72,49 @@ def worktree_path(config: DaemonConfig, run: RunRecord) -> Path:
     return config.worktrees_dir / f"{run.id}-{run.attempts}"
 
 
+@dataclass(frozen=True)
+class RunHooks:
+    """What the scheduler hears of a run while it goes on."""
+
+    on_spawn: SpawnHook
+    on_checkpoint: CheckpointCallback | None = None
+    snapshot_lock: anyio.Lock | None = None
+
+
+def snapshot_run(
+    project: Project, run: RunRecord, config: DaemonConfig, slot: int, hooks: RunHooks
+) -> SnapshotRun:
+    """The engine's run of one attempt: from the snapshot, or from ``run.resume_sha``."""
+    jobs = run.stage_jobs or os.cpu_count() or 1
+    fields: dict[str, Any] = dict(
+        targets=list(run.targets), jobs=jobs, env=run_env(run, config, slot),
+        on_spawn=hooks.on_spawn, on_checkpoint=hooks.on_checkpoint,
+        snapshot_lock=hooks.snapshot_lock,
+    )
+    if run.resume_sha:
+        return resume_run(project, run.resume_sha, **fields)
+    # No set_params: the -S edits were applied into the snapshot at enqueue.
+    return SnapshotRun(snapshot=run.snapshot, baseline=run.baseline, name=run.name, **fields)
+
+
 async def execute(
-    run: RunRecord, *, config: DaemonConfig, slot: int, on_spawn: SpawnHook
+    run: RunRecord, *, config: DaemonConfig, slot: int, hooks: RunHooks
 ) -> ExecResult:
     """Run one claimed run to its end; user-level errors become a failed result."""
     assert run.log_path is not None, "a claimed run has a log path"
     log_path = Path(run.log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    jobs = run.stage_jobs or os.cpu_count() or 1
-    snapshot = SnapshotRun(
-        snapshot=run.snapshot, baseline=run.baseline, name=run.name, targets=list(run.targets),
-        # No set_params: the -S edits were applied into the snapshot at enqueue.
-        jobs=jobs, env=run_env(run, config, slot), on_spawn=on_spawn,
-    )
     with open(log_path, "ab") as stream:
-        sink = OutputSink(stream=stream, prefixed=jobs > 1)
+        sink = OutputSink(stream=stream, prefixed=(run.stage_jobs or os.cpu_count() or 1) > 1)
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         sink.note(f"exq: run {run.id} '{run.name}', attempt {run.attempts}, slot {slot}, {stamp}")
         try:
             project = open_project(Path(run.repo))
+            snapshot = await anyio.to_thread.run_sync(
+                snapshot_run, project, run, config, slot, hooks
+            )
+            if run.resume_sha:
+                sink.note(f"exq: resuming from checkpoint {run.resume_sha[:7]}")
             result = await run_snapshot(project, snapshot, worktree_path(config, run), sink)
         except ExqError as exc:
             sink.note(f"exq: error: {exc}")

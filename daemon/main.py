@@ -16,12 +16,15 @@ a second daemon gets :class:`DaemonAlreadyRunning`), configure structlog
 (JSON lines to ``state_dir/daemon.log``, and to stderr under systemd), open
 the store, recover what a dead daemon left (its runs' processes SIGKILLed,
 its running runs interrupted, interrupted runs queued again at the front,
-stale worktrees removed), then start the scheduler and the socket server and
+those with a checkpoint to resume from it unless ``config.resume_checkpoints``
+is off, stale worktrees removed), then start the scheduler and the socket server and
 tell systemd ``READY=1``.
 
 Stop: SIGTERM or SIGINT (or ``exq queue stop --kill``) stops taking runs,
 sends SIGINT to the running runs, SIGKILL after ``config.grace`` seconds (a
-second signal skips the wait), marks them interrupted and returns; ``main``
+second signal skips the wait; neither is sent while a run's checkpoint
+snapshot is under way), marks them interrupted, keeping the last checkpoint
+of checkpoint runs, and returns; ``main``
 exits 0. ``STOPPING=1`` goes to systemd as the stop begins.
 """
 
@@ -47,7 +50,14 @@ from exq.daemon.config import DaemonConfig
 from exq.daemon.executor import any_alive, reap_leftovers
 from exq.daemon.scheduler import Scheduler
 from exq.daemon.server import serve
-from exq.daemon.states import DIED, QueueItem, RunState, front_seqs, recovery_decision
+from exq.daemon.states import (
+    DIED,
+    QueueItem,
+    RunState,
+    front_seqs,
+    recovery_decision,
+    resume_point,
+)
 from exq.daemon.store import RunRecord
 from exq.daemon.store_async import AsyncStore
 from exq.engine.errors import ExqError, GitError
@@ -194,16 +204,18 @@ async def recover(store: AsyncStore, config: DaemonConfig, log: Any) -> None:
     seqs = front_seqs(requeue, await store.queue_items())
     for record in interrupted:
         decision = decisions[record.id]
+        resume = resume_point(record.experiment_sha, record.checkpoints,
+                              config.resume_checkpoints)
         if record.id in seqs:
             await store.transition(
                 record.id, RunState.INTERRUPTED, RunState.QUEUED, seq=seqs[record.id],
-                error=None, exit_code=None, finished=None, worker_slot=None,
+                error=None, exit_code=None, finished=None, worker_slot=None, resume_sha=resume,
             )
         else:
             await store.transition(record.id, RunState.INTERRUPTED, RunState.FAILED,
                                    error=decision.error)
         log.info("run.recovered", run_id=record.id, state=decision.steps[-1].value,
-                 attempts=record.attempts)
+                 attempts=record.attempts, resume_sha=resume if record.id in seqs else None)
     repos = await store.repos()
     await anyio.to_thread.run_sync(prune_worktrees, config.worktrees_dir, repos, log)
 

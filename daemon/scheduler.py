@@ -11,6 +11,13 @@ Stopping a run (a kill, or the daemon stopping) signals its process groups
 directly: SIGINT, then SIGKILL (at once with ``force``, after ``config.grace``
 seconds for a stopping daemon). A stage that starts after the signal gets it
 at once, so a run cannot slip into its next stage.
+
+Checkpoint runs: each checkpoint the engine commits is counted in the store at
+once (with the commit as the run's experiment so far). No signal reaches a
+run while one of its checkpoint snapshots is under way (the engine holds the
+run's ``snapshot_lock`` then): the signal waits for the snapshot to end, so a
+stopped checkpoint run always keeps a whole last checkpoint, and ends
+interrupted, to resume from it at the next start.
 """
 
 from __future__ import annotations
@@ -27,11 +34,12 @@ import structlog
 from anyio.abc import TaskGroup, TaskStatus
 
 from exq.daemon.config import DaemonConfig
-from exq.daemon.executor import ExecResult, execute, signal_group, start_ticks
+from exq.daemon.executor import ExecResult, RunHooks, execute, signal_group, start_ticks
 from exq.daemon.handlers import StatusInfo
 from exq.daemon.states import Outcome, QueueItem, RunState, StopReason, end_state, pick_next
-from exq.daemon.store import RunProcess, RunRecord
+from exq.daemon.store import RunProcess, RunRecord, StoreError
 from exq.daemon.store_async import AsyncStore
+from exq.engine.checkpoint_commit import CheckpointEvent
 
 # Seconds between looks at the queue when nobody rings: the CLI rings after an
 # enqueue, so this only catches rings lost to a race.
@@ -53,6 +61,9 @@ class Active:
     pgids: list[int] = field(default_factory=list)
     stop: StopReason | None = None
     signum: int | None = None  # the last signal sent: new stages get it too
+    # Held by the engine during a checkpoint snapshot: signals wait for it.
+    snapshot_lock: anyio.Lock = field(default_factory=anyio.Lock)
+    deferred: bool = False  # a task waits for the snapshot to send ``signum``
 
     @property
     def token(self) -> str:
@@ -77,6 +88,7 @@ class Scheduler:
         self._kills: dict[int, bool] = {}
         self._active: dict[int, Active] = {}
         self._wakeup = anyio.Event()
+        self._tg: TaskGroup | None = None
         self.stop_requested = anyio.Event()
         self.finished = anyio.Event()  # run() returned after a stop
 
@@ -140,6 +152,7 @@ class Scheduler:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Reconcile until a stop is requested and no run is left running."""
         async with anyio.create_task_group() as tg:
+            self._tg = tg
             task_status.started()
             while True:
                 self._wakeup = anyio.Event()
@@ -191,6 +204,23 @@ class Scheduler:
 
     def _signal(self, active: Active, signum: int) -> None:
         active.signum = signum
+        if active.snapshot_lock.locked():  # a checkpoint snapshot is under way
+            if not active.deferred and self._tg is not None:
+                active.deferred = True
+                self._log.info("run.signal_deferred", run_id=active.record.id,
+                               signal=signal.Signals(signum).name)
+                self._tg.start_soon(self._signal_after_snapshot, active)
+            return
+        self._send(active, signum)
+
+    async def _signal_after_snapshot(self, active: Active) -> None:
+        # Holding the lock, no new snapshot can start while the signal goes out.
+        async with active.snapshot_lock:
+            active.deferred = False
+            if active.signum is not None:
+                self._send(active, active.signum)
+
+    def _send(self, active: Active, signum: int) -> None:
         for pgid in active.pgids:
             if signal_group(pgid, active.token, signum):
                 self._log.info("run.signalled", run_id=active.record.id, pgid=pgid,
@@ -225,8 +255,13 @@ class Scheduler:
         result = ExecResult(Outcome.CANCELLED)
         try:
             with active.scope:
+                hooks = RunHooks(
+                    on_spawn=partial(self._on_spawn, active),
+                    on_checkpoint=partial(self._on_checkpoint, active),
+                    snapshot_lock=active.snapshot_lock,
+                )
                 result = await execute(record, config=self._config, slot=active.slot,
-                                       on_spawn=partial(self._on_spawn, active))
+                                       hooks=hooks)
         except Exception as exc:  # a bug of ours: the run fails, the daemon goes on
             self._log.exception("run.crashed")
             result = ExecResult(Outcome.FAILED, error=f"internal error: {exc!r}")
@@ -237,15 +272,30 @@ class Scheduler:
     async def _finish(self, active: Active, result: ExecResult) -> None:
         record = active.record
         state, error = end_state(result.outcome, active.stop, result.error)
+        # A run that did not succeed keeps the experiment its checkpoints recorded.
+        outcome = (
+            {"experiment_ref": result.experiment_ref, "experiment_sha": result.experiment_sha}
+            if state is RunState.SUCCESS else {}
+        )
         await self._store.transition(
-            record.id, RunState.RUNNING, state, exit_code=result.exit_code, error=error,
-            experiment_ref=result.experiment_ref if state is RunState.SUCCESS else None,
-            experiment_sha=result.experiment_sha if state is RunState.SUCCESS else None,
+            record.id, RunState.RUNNING, state, exit_code=result.exit_code, error=error, **outcome
         )
         self._log.info("run.finished", state=state.value, exit_code=result.exit_code,
                        error=error, experiment_ref=result.experiment_ref)
         del self._active[record.id]
         self._wakeup.set()
+
+    async def _on_checkpoint(self, active: Active, event: CheckpointEvent) -> None:
+        # Runs inside the engine's shielded snapshot: one quick write. The commit
+        # is made already: a database error must not refuse the checkpoint.
+        try:
+            await self._store.record_checkpoint(active.record.id, active.token, ref=event.ref,
+                                                sha=event.sha)
+        except StoreError as exc:
+            self._log.warning("checkpoint.unrecorded", sha=event.sha, error=str(exc))
+            return
+        self._log.info("checkpoint.saved", sha=event.sha, ref=event.ref, step=event.step,
+                       count=event.count)
 
     async def _on_spawn(self, active: Active, pid: int) -> None:
         active.pgids.append(pid)

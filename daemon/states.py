@@ -7,7 +7,8 @@ A run's life::
       │           └──────> interrupted   (the daemon stopped or died under it)
       └──> cancelled                     (killed while still queued)
 
-    interrupted ──> queued   (at the next start, at the front of the queue)
+    interrupted ──> queued   (at the next start, at the front of the queue;
+                              a checkpoint run resumes from its last checkpoint)
     failed, cancelled, interrupted ──> queued   (``exq queue retry``)
 
 Only the daemon's scheduler moves a run to ``running`` or to an end state; the
@@ -92,6 +93,14 @@ def recovery_decision(state: RunState, attempts: int, max_attempts: int = MAX_AT
             )
         return Recovery(steps=(RunState.QUEUED,))
     return Recovery(steps=())
+
+
+def resume_point(experiment_sha: str | None, checkpoints: int, enabled: bool) -> str | None:
+    """The commit an interrupted run requeued at start-up resumes from: its last
+    checkpoint, when it made one and resuming is on; else None (from the snapshot)."""
+    if not enabled or checkpoints <= 0 or not experiment_sha:
+        return None
+    return experiment_sha
 
 
 # -- queue order ------------------------------------------------------------

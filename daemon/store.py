@@ -81,6 +81,9 @@ class RunRecord:
     checkpoints: int
     worker_slot: int | None
     token: str | None  # EXQ_RUN_TOKEN of the current attempt: marks its processes
+    # The checkpoint commit the next attempt resumes from (set at start-up
+    # recovery for an interrupted checkpoint run); None: run from the snapshot.
+    resume_sha: str | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (run_id, pid)
         )""",
     ),
+    # 2: checkpoint runs resume from their last checkpoint after an interruption.
+    ("ALTER TABLE runs ADD COLUMN resume_sha TEXT",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -162,7 +167,7 @@ SQL_SET_VERSION = "INSERT INTO schema_version (version) VALUES (?)"
 COLUMNS = (
     "id, seq, name, repo, baseline, snapshot, snapshot_ref, params, targets, stage_jobs, "
     "state, attempts, created, started, finished, exit_code, error, log_path, "
-    "experiment_ref, experiment_sha, checkpoints, worker_slot, token"
+    "experiment_ref, experiment_sha, checkpoints, worker_slot, token, resume_sha"
 )
 SQL_INSERT = (
     "INSERT INTO runs (seq, name, repo, baseline, snapshot, snapshot_ref, params, targets, "
@@ -180,12 +185,21 @@ SQL_DELETE = "DELETE FROM runs WHERE id = ? AND state != 'running'"
 SQL_RETRY = (
     "UPDATE runs SET state = 'queued', seq = (SELECT MAX(seq) + 1 FROM runs), "
     "exit_code = NULL, error = NULL, finished = NULL, started = NULL, worker_slot = NULL, "
-    "token = NULL WHERE id = ? AND state = ?"
+    "token = NULL, resume_sha = NULL WHERE id = ? AND state = ?"
 )
+# An attempt that resumes a checkpoint counts on from it; one that starts from
+# the snapshot starts a new chain, so its checkpoint count starts at zero.
 SQL_CLAIM = (
     "UPDATE runs SET state = 'running', attempts = attempts + 1, started = ?, finished = NULL, "
-    "worker_slot = ?, log_path = ?, token = ?, exit_code = NULL, error = NULL "
+    "worker_slot = ?, log_path = ?, token = ?, exit_code = NULL, error = NULL, "
+    "checkpoints = CASE WHEN resume_sha IS NULL THEN 0 ELSE checkpoints END "
     "WHERE id = ? AND state = 'queued'"
+)
+# A checkpoint committed by the attempt holding ``token``: counted at once, so
+# `queue status` shows it while the run goes on.
+SQL_CHECKPOINT = (
+    "UPDATE runs SET checkpoints = checkpoints + 1, experiment_ref = ?, experiment_sha = ? "
+    "WHERE id = ? AND state = 'running' AND token = ?"
 )
 SQL_DISTINCT_REPOS = "SELECT DISTINCT repo FROM runs ORDER BY repo"
 SQL_ADD_PROC = (
@@ -200,7 +214,7 @@ SQL_ROLLBACK = "ROLLBACK"
 # Fields an end-state or recovery transition may set along with the state.
 _TRANSITION_FIELDS = frozenset({
     "finished", "exit_code", "error", "experiment_ref", "experiment_sha", "seq", "worker_slot",
-    "checkpoints",
+    "checkpoints", "resume_sha",
 })
 
 
@@ -232,7 +246,7 @@ def insert_params(run: NewRun) -> tuple[Any, ...]:
 def record_of(row: Sequence[Any]) -> RunRecord:
     (id_, seq, name, repo, baseline, snapshot, snapshot_ref, params, targets, stage_jobs,
      state, attempts, created, started, finished, exit_code, error, log_path,
-     experiment_ref, experiment_sha, checkpoints, worker_slot, token) = row
+     experiment_ref, experiment_sha, checkpoints, worker_slot, token, resume_sha) = row
     return RunRecord(
         id=id_, seq=seq, name=name, repo=repo, baseline=baseline, snapshot=snapshot,
         snapshot_ref=snapshot_ref, params=json.loads(params), targets=json.loads(targets),
@@ -240,7 +254,7 @@ def record_of(row: Sequence[Any]) -> RunRecord:
         created=_time(created), started=_opt_time(started), finished=_opt_time(finished),
         exit_code=exit_code, error=error, log_path=log_path, experiment_ref=experiment_ref,
         experiment_sha=experiment_sha, checkpoints=checkpoints, worker_slot=worker_slot,
-        token=token,
+        token=token, resume_sha=resume_sha,
     )
 
 

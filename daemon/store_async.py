@@ -20,6 +20,7 @@ from exq.daemon.store import (
     PRAGMAS,
     SQL_ADD_PROC,
     SQL_BEGIN,
+    SQL_CHECKPOINT,
     SQL_CLAIM,
     SQL_CLEAR_PROCS,
     SQL_COMMIT,
@@ -126,6 +127,11 @@ class AsyncStore:
         if old is RunState.RUNNING:
             steps.append((SQL_CLEAR_PROCS, (run_id,)))
         return await self._write(steps)
+
+    async def record_checkpoint(self, run_id: int, token: str, *, ref: str, sha: str) -> bool:
+        """Count a checkpoint of the running attempt holding ``token`` and record
+        its commit as the run's experiment; False if that attempt is not running."""
+        return await self._write([(SQL_CHECKPOINT, (ref, sha, run_id, token))])
 
     async def add_proc(self, proc: RunProcess) -> None:
         """Record a stage process group of a running run."""

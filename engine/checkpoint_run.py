@@ -57,10 +57,14 @@ class CheckpointHook(Protocol):
 class CheckpointSession:
     """Serves the checkpoint channels of one stage command while it runs."""
 
-    def __init__(self, handler: CheckpointHandler, *, dvc_root: Path) -> None:
+    def __init__(
+        self, handler: CheckpointHandler, *, dvc_root: Path, lock: anyio.Lock | None = None
+    ) -> None:
+        """``lock`` is held during each snapshot: a caller that shares it (the
+        daemon) can hold off signalling the command until the snapshot is done."""
         self._handler = handler
         self._dvc_root = dvc_root
-        self._busy = anyio.Lock()
+        self._busy = lock if lock is not None else anyio.Lock()
         self._stopping = False
         self.count = 0  # checkpoints taken
         self.errors: list[str] = []  # checkpoints refused, with why

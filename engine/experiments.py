@@ -158,11 +158,12 @@ def _prefix(git: Git, root: Path) -> str:
 def _checkpoint_options(
     targets: list[str], jobs: int, env: dict[str, str], hook: ChainCommitter, resume: bool,
     *, force: bool, reset: bool, on_spawn: SpawnHook | None = None,
+    snapshot_lock: anyio.Lock | None = None,
 ) -> ReproOptions:
     return ReproOptions(
         targets=targets, jobs=jobs, env=env, on_spawn=on_spawn, checkpoints=hook,
         checkpoint_env=dict(RESUME_ENV) if resume else {},
-        force_checkpoint_stages=force, reset_checkpoints=reset,
+        force_checkpoint_stages=force, reset_checkpoints=reset, snapshot_lock=snapshot_lock,
     )
 
 
@@ -212,6 +213,7 @@ class SnapshotRun:
     resume: bool = False
     reset: bool = False
     on_checkpoint: CheckpointCallback | None = None  # told each checkpoint committed
+    snapshot_lock: anyio.Lock | None = None  # held during each snapshot (see ReproOptions)
 
 
 async def run_snapshot(
@@ -240,6 +242,7 @@ async def run_snapshot(
             options = _checkpoint_options(
                 run.targets, run.jobs, run.env, hook, run.resume, on_spawn=run.on_spawn,
                 force=run.checkpoint_parent is not None or run.reset, reset=run.reset,
+                snapshot_lock=run.snapshot_lock,
             )
         result.repro = await _reproduce(sub, options, sink, state_db)
         if not result.repro.failed:
@@ -273,7 +276,8 @@ def resume_run(project: Project, sha: str, **fields: Any) -> SnapshotRun:
     The worktree starts at that commit (its outs from the cache), the
     checkpoint stages run again with ``EXQ_RESUME=1``, and the chain goes on
     under the same experiment ref. ``fields`` are the other ``SnapshotRun``
-    fields (``targets``, ``jobs``, ``env``, ``on_spawn``, ``on_checkpoint``).
+    fields (``targets``, ``jobs``, ``env``, ``on_spawn``, ``on_checkpoint``,
+    ``snapshot_lock``).
     """
     git = Git.open(project.root)
     ref = chain_ref(git.commit_info(sha).message)

@@ -49,6 +49,9 @@ class ReproOptions:
     checkpoint_env: Mapping[str, str] = field(default_factory=dict)  # e.g. EXQ_RESUME=1
     force_checkpoint_stages: bool = False  # run them even when unchanged (a resumed chain)
     reset_checkpoints: bool = False  # remove their checkpoint outs first (exp run --reset)
+    # Held while a checkpoint snapshot is under way (the daemon sends no signal
+    # to the run's processes while it is locked); None: each stage its own.
+    snapshot_lock: anyio.Lock | None = None
 
 
 @dataclass
@@ -208,7 +211,8 @@ class _StageRun:
             await self._write_lock(stage, entry)
             await hook.checkpoint(stage, step)
 
-        session = CheckpointSession(on_signal, dvc_root=self.pipeline.root)
+        session = CheckpointSession(on_signal, dvc_root=self.pipeline.root,
+                                    lock=self.options.snapshot_lock)
         try:
             code = await session.run(lambda extra: self._command(stage, {**env, **extra}))
         except BaseException:

@@ -30,11 +30,13 @@ def test_open_creates_the_schema_in_wal_mode(db: Path) -> None:
     SyncStore(db).close()
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [
+        (version,) for version in range(1, SCHEMA_VERSION + 1)
+    ]
     conn.close()
     SyncStore(db).close()  # reopening migrates nothing
     conn = sqlite3.connect(db)
-    assert conn.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == 1
+    assert conn.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == SCHEMA_VERSION
     conn.close()
 
 
