@@ -10,7 +10,7 @@ them, else the short sha. Values come from an ``exp_collect.Collector``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from exq.engine.checkpoints import ChainCommit, chain_of
@@ -165,13 +165,20 @@ def add_pending(
     """``rows`` with each pending run at the top of its baseline's group, newest first.
 
     Their params come from the snapshot (the -S edits are in it); they have no
-    metrics yet. Runs of baselines not shown are left out.
+    metrics yet. A run that already committed (checkpoints of a running or
+    interrupted run) is not listed twice: its experiment row takes its state.
+    Runs of baselines not shown are left out.
     """
     result = list(rows)
     for run in sorted(pending, key=lambda r: r.created):
         at = next((i for i, row in enumerate(result)
                    if row.kind == "baseline" and row.rev == run.baseline), None)
         if at is None:
+            continue
+        made = next((i for i, row in enumerate(result) if row.kind == "experiment"
+                     and row.baseline == run.baseline and row.name == run.name), None)
+        if made is not None:
+            result[made] = replace(result[made], state=run.state)
             continue
         data = _collect(collector, run.snapshot, run.name, errors)
         kind = "queued" if run.state == "queued" else "experiment"

@@ -293,3 +293,34 @@ def test_many_experiments_are_read_quickly(repo: Path) -> None:
     assert len(rows) == 302
     assert {r.metrics["metrics.json"]["acc"] for r in rows[2:]} == set(range(300))
     assert elapsed < 1.0, f"300 experiments took {elapsed:.2f} s"
+
+
+def test_pending_runs_join_their_group_and_a_started_chain_is_listed_once(repo: Path) -> None:
+    from datetime import UTC, datetime
+
+    from exq.engine.exp_rows import PendingRun, add_pending
+
+    head = run_git(repo, "rev-parse", "HEAD")
+    made = make_exp(repo, "long", {"params.yaml": PARAMS.replace("0.1", "0.2")}, BASE_TIME + 5)
+    queued_snapshot = make_exp(
+        repo, "scratch", {"params.yaml": PARAMS.replace("0.1", "0.4")}, BASE_TIME + 6
+    )
+    run_git(repo, "update-ref", "-d", exp_ref(head, "scratch"))  # only a snapshot, no ref
+    git = Git.open(repo)
+    coll = collector(repo)
+    rows = exp_show_rows(git, coll)
+    now = datetime.now(UTC)
+    pending = [
+        PendingRun(name="long", snapshot=made, baseline=head, state="running", created=now),
+        PendingRun(name="next", snapshot=queued_snapshot, baseline=head, state="queued",
+                   created=now),
+    ]
+    shown = add_pending(rows, pending, coll)
+    names = [(row.name, row.kind, row.state) for row in shown]
+    assert names == [
+        ("workspace", "workspace", "success"),
+        ("main", "baseline", "success"),
+        ("next", "queued", "queued"),
+        ("long", "experiment", "running"),
+    ]
+    assert shown[2].params["params.yaml"]["train.lr"] == 0.4
