@@ -105,7 +105,10 @@ def queued_runs(exq: str, dvc: str, exq_dir: Path, dvc_dir: Path) -> tuple[float
     run([exq, "queue", "stop"], exq_dir)
 
     start = time.perf_counter()
-    run([dvc, "queue", "start", "-j", str(JOBS)], dvc_dir)
+    # Not run(): dvc's detached workers keep captured pipes open, so it would never return.
+    subprocess.run([dvc, "queue", "start", "-j", str(JOBS)], cwd=dvc_dir, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   env={**os.environ, "DVC_NO_ANALYTICS": "1"})
     dvc_total = wait_for_runs(dvc_dir, start, "dvc")
     return exq_total, dvc_total
 
