@@ -36,9 +36,10 @@ import anyio
 from exq.daemon.config import DaemonConfig
 from exq.daemon.states import Outcome
 from exq.daemon.store import RunProcess, RunRecord
-from exq.engine.errors import ExqError
 from exq.engine.checkpoint_commit import CheckpointCallback
+from exq.engine.errors import ExqError
 from exq.engine.experiments import SnapshotRun, exp_env, resume_run, run_snapshot
+from exq.engine.git import Git
 from exq.engine.repo import Project, open_project
 from exq.engine.runner import OutputSink, SpawnHook
 
@@ -92,9 +93,26 @@ def snapshot_run(
         snapshot_lock=hooks.snapshot_lock,
     )
     if run.resume_sha:
-        return resume_run(project, run.resume_sha, **fields)
+        return resume_run(project, latest_checkpoint(project, run), **fields)
     # No set_params: the -S edits were applied into the snapshot at enqueue.
     return SnapshotRun(snapshot=run.snapshot, baseline=run.baseline, name=run.name, **fields)
+
+
+def latest_checkpoint(project: Project, run: RunRecord) -> str:
+    """Where an interrupted checkpoint run resumes: its recorded checkpoint, or a
+    later one on its ref (a daemon killed between moving the ref and writing the
+    row recorded one checkpoint too few)."""
+    assert run.resume_sha is not None
+    if not run.experiment_ref:
+        return run.resume_sha
+    try:
+        git = Git.open(project.root)
+        tip = git.get_ref(run.experiment_ref)
+        if tip is not None and tip != run.resume_sha and git.is_ancestor(run.resume_sha, tip):
+            return tip
+    except ExqError:
+        pass  # the recorded checkpoint is the safe choice
+    return run.resume_sha
 
 
 async def execute(

@@ -238,3 +238,25 @@ def test_a_version_1_database_gains_resume_sha_and_keeps_its_runs(tmp_path: Path
     assert (record.name, record.experiment_sha, record.checkpoints, record.resume_sha) == (
         "old", "abc", 2, None)
     assert SCHEMA_VERSION == 2
+
+
+async def test_a_row_one_checkpoint_behind_its_ref_resumes_from_the_ref(
+    config: DaemonConfig, tmp_path: Path  # noqa: F811
+) -> None:
+    # A daemon killed between moving the ref and writing the row leaves the row
+    # one checkpoint behind: the resume must start from the ref's tip.
+    import sqlite3
+
+    repo, baseline = make_training_project(tmp_path / "train")
+    run_id, stopped = await stopped_at_step_2(config, repo)
+    tip = stopped.experiment_sha or ""
+    behind = git(repo, "rev-parse", f"{tip}^").strip()
+    assert step_of(repo, behind) == 1
+    with sqlite3.connect(config.db_path) as db:
+        db.execute("UPDATE runs SET experiment_sha = ? WHERE id = ?", (behind, run_id))
+    async with daemon(config):
+        done = await wait_state(config, run_id, RunState.SUCCESS, RunState.FAILED)
+    assert done.state is RunState.SUCCESS, done.error
+    assert computed(rdv(config)) == [0, 1, 2, 3, 4]  # step 2 is not computed again
+    steps = chain_steps(repo, done.experiment_sha or "", baseline)
+    assert [s for s in steps if s is not None] == [0, 1, 2, 3, 4]
