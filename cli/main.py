@@ -67,10 +67,35 @@ def main() -> None:
     for module in modules_for(argv):
         importlib.import_module(f"exq.cli.{module}")
 
+    import typer
+
+    usage_error, abort = _click_exception(), typer.Abort
     try:
-        app()
+        # Not standalone: a usage error comes back to us, to be shown as one
+        # line like every other error instead of click's framed block.
+        code = app(standalone_mode=False)
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
+    except usage_error as exc:
+        message = exc.format_message()
+        if type(exc).__name__ != "NoArgsIsHelpError":
+            print(f"ERROR: {message}", file=sys.stderr)
+        elif message:  # a group without its command: the help (rich has printed it already)
+            print(message, file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except abort:
+        print("Aborted!", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _click_exception() -> type[Any]:
+    """click's ClickException: vendored by recent typer, plain click before."""
+    try:
+        from typer._click.exceptions import ClickException
+    except ImportError:
+        from click.exceptions import ClickException
+    return ClickException
 
 
 def __getattr__(name: str) -> Any:

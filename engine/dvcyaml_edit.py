@@ -18,11 +18,9 @@ to a ruamel round trip.
 from __future__ import annotations
 
 import io
-import os
 import re
 import string
-import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
 from exq.engine.errors import DvcFileError, ExqError
+from exq.engine.writes import atomic_write_bytes
 
 DEFAULT_PARAMS = "params.yaml"
 _BAD_NAME_CHARS = set(string.punctuation) - {"_", "-"}
@@ -168,10 +167,13 @@ def add_stage(
     force: bool = False,
     checkpoints: Iterable[str] = (),
     live: LiveOptions | None = None,
+    check: Callable[[str], None] | None = None,
 ) -> str:
     """Add stage ``name`` to ``dvcfile`` (created if absent); returns "added" or "modified".
 
     Raises ExqError when the name is invalid, or already used and not ``force``.
+    ``check`` is given the new file's text before it is written, and may
+    refuse it by raising (e.g. an out that another stage already produces).
     """
     if not name or _BAD_NAME_CHARS & set(name):
         raise ExqError(f"invalid stage name '{name}'",
@@ -191,6 +193,8 @@ def add_stage(
     except (OSError, UnicodeDecodeError) as exc:
         raise DvcFileError(f"{dvcfile}: cannot read: {exc}") from exc
     new_text, action = _edit(text, str(dvcfile), name, data, force)
+    if check is not None:
+        check(new_text)
     _atomic_write(dvcfile, new_text)
     return action
 
@@ -264,14 +268,7 @@ def _round_trip(doc: CommentedMap, name: str, data: dict[str, Any]) -> str:
 
 def _atomic_write(path: Path, text: str) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                handle.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # writes.py keeps the file's mode, where a bare mkstemp would leave 0600
+        atomic_write_bytes(path, text.encode("utf-8"))
     except OSError as exc:
         raise DvcFileError(f"{path}: cannot write: {exc}") from exc

@@ -9,14 +9,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from exq.engine import graph as graph_mod
-from exq.engine.errors import PipelineError
+from exq.engine.errors import ExqError, PipelineError
 from exq.engine.graph import repo_path
 from exq.engine.outdated import StatusItem
-from exq.engine.pipeline import load_pipeline
+from exq.engine.paramfiles import DiskSource
+from exq.engine.pipeline import find_dvcfiles, load_pipeline
 from exq.engine.repo import Project
 from exq.engine.repro import ReproOptions, ReproResult, repro
 from exq.engine.runner import stdout_sink
 from exq.engine.stage import Stage
+from exq.engine.templating import load_dvcfile
 from exq.engine.tracked import add_path, find_tracked, ignore_in_git, read_tracked
 from exq.engine.workspace import StageIO
 
@@ -230,6 +232,7 @@ def stage_add(project: Project, *, name: str, cmd: str, deps: list[str], outs: l
         dvcfile, name, cmd=cmd, deps=deps, outs=outs, outs_no_cache=outs_no_cache,
         params=params, metrics=metrics, metrics_no_cache=metrics_no_cache, plots=plots,
         wdir=wdir, force=force, checkpoints=checkpoints or [], live=live,
+        check=lambda text: _check_graph(project, dvcfile, text),
     )
     # As `dvc stage add`: cached outs belong to the cache, not to git.
     base = Path(os.path.normpath(Path.cwd() / (wdir or ".")))
@@ -244,3 +247,31 @@ def stage_add(project: Project, *, name: str, cmd: str, deps: list[str], outs: l
     return dvcfile.relative_to(project.root).as_posix()
 
 
+class _EditedSource(DiskSource):
+    """The working tree, with one dvc.yaml as it would be after ``stage add``."""
+
+    def __init__(self, root: Path, rel: str, text: str) -> None:
+        super().__init__(root)
+        self.rel, self.data = rel, text.encode("utf-8")
+
+    def read_bytes(self, path: str) -> bytes | None:
+        return self.data if path == self.rel else super().read_bytes(path)
+
+
+def _check_graph(project: Project, dvcfile: Path, text: str) -> None:
+    """Refuse a ``stage add`` whose stage would clash with the pipeline (as DVC does).
+
+    Only graph errors (an out produced twice, a cycle, a path escaping the
+    repo) refuse the edit; a dvc.yaml elsewhere that does not load is for
+    ``repro`` to report.
+    """
+    rel = dvcfile.relative_to(project.root).as_posix()
+    source = _EditedSource(project.root, rel, text)
+    dvcfiles = find_dvcfiles(project.root)
+    if rel not in dvcfiles:
+        dvcfiles.append(rel)
+    try:
+        stages = [stage for path in dvcfiles for stage in load_dvcfile(source, path)]
+    except ExqError:
+        return
+    graph_mod.build_graph(stages)

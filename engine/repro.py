@@ -150,6 +150,11 @@ class _StageRun:
     async def stage(self, stage: Stage) -> bool:
         """Run the stage's command, save its outs, write its lock entry."""
         name = stage.address
+        try:
+            await anyio.to_thread.run_sync(self.io.check_inputs, stage)
+        except StageFailed as exc:
+            self.result.failed = exc
+            return False
         self.sink.note(f"Running stage '{name}':")
         reset = self.options.reset_checkpoints
         await anyio.to_thread.run_sync(lambda: self.io.remove_outs(stage, reset=reset))

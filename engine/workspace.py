@@ -100,6 +100,25 @@ class StageIO:
             result[file] = values
         return result
 
+    def check_inputs(self, stage: Stage) -> None:
+        """Before a run: every dep, params file and tracked key must exist, as DVC requires.
+
+        Raises ``StageFailed`` naming the path or the keys, so the stage's outs
+        are not removed for a command that cannot work, and no lock entry
+        records a param that is not there.
+        """
+        for dep in stage.deps:
+            if not os.path.lexists(self.root / repo_path(stage, dep)):
+                raise StageFailed(stage.address, f"dependency '{dep}' does not exist")
+        now = self.params_now(stage)
+        for file, keys in stage.params.items():
+            if file not in now:
+                raise StageFailed(stage.address, f"dependency '{file}' does not exist")
+            missing = [key for key in keys if key not in now[file]]
+            if missing:
+                names = ", ".join(missing)
+                raise StageFailed(stage.address, f"parameters '{names}' are missing from '{file}'")
+
     def _measure(self, stage: Stage) -> tuple[dict[str, HashInfo | None], dict[str, HashInfo | None]]:
         deps = {dep: self.hash_of(repo_path(stage, dep)) for dep in stage.deps}
         outs = {out.path: self.hash_of(repo_path(stage, out.path)) for out in stage.outs}
