@@ -235,11 +235,6 @@ def dumps_lock(entries: Mapping[str, LockEntry]) -> str:
     return stream.getvalue()
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    # writes.py keeps the file's mode (0o644 for a new one), not mkstemp's 0o600
-    atomic_write_text(path, text)
-
-
 def write_lock(path: Path, entries: Mapping[str, LockEntry]) -> None:
     """Write a whole lock file atomically, stages in the order of ``entries``.
 
@@ -249,7 +244,7 @@ def write_lock(path: Path, entries: Mapping[str, LockEntry]) -> None:
         if not entries:
             path.unlink(missing_ok=True)
             return
-        _atomic_write(path, dumps_lock(entries))
+        atomic_write_text(path, dumps_lock(entries))
     except OSError as exc:
         raise DvcFileError(f"{path}: cannot write lock file: {exc}") from exc
 
@@ -280,7 +275,7 @@ def update_lock(
         new_text = _round_trip(text, str(path), updates, keep)
     try:
         if new_text:
-            _atomic_write(path, new_text)
+            atomic_write_text(path, new_text)
         else:
             path.unlink(missing_ok=True)
     except OSError as exc:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from html import escape
 from importlib import metadata
@@ -25,6 +24,7 @@ from typing import Any
 
 from exq.engine.errors import ExqError
 from exq.engine.plots import Chart, Line, Number
+from exq.engine.writes import atomic_write_text
 
 MAX_POINTS = 5000  # per line: more than a chart can show, and pages stay small
 POINTS_UP_TO = 60  # lines this short also draw their points (a one-step run is visible)
@@ -157,22 +157,10 @@ def vega_bundle(cache_dir: Path | None = None) -> str:
         pass
     bundle = str(vl_convert.javascript_bundle())
     try:
-        _write_atomic(path, bundle)
+        atomic_write_text(path, bundle)
     except OSError:
         pass  # a read-only home: the next page builds the bundle again
     return bundle
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_page(
@@ -182,7 +170,7 @@ def write_page(
     page = render_page(charts, revs, vega_bundle(), title=title)
     path = (out_dir / "index.html").absolute()
     try:
-        _write_atomic(path, page)
+        atomic_write_text(path, page)
     except OSError as exc:
         raise ExqError(f"{path}: cannot write the plots page: {exc.strerror or exc}") from exc
     return path
