@@ -27,7 +27,7 @@ from exq.engine.git import Git
 from exq.engine.graph import repo_path
 from exq.engine.hashing import HashInfo
 from exq.engine.lockfile import parse_lock
-from exq.engine.pipeline import DVCFILE, lock_name
+from exq.engine.pipeline import DVCFILE, lock_name, skipped_dir
 from exq.engine.pipeline_ops import checkout
 from exq.engine.repo import Project
 from exq.engine.templating import load_dvcfile
@@ -36,7 +36,6 @@ from exq.engine.workspace import StageIO
 QUEUE_PREFIX = "refs/exq/queue/"
 """Queued snapshots (see DESIGN.md); their commit's parent is their baseline."""
 
-_SKIP_DIRS = {"node_modules", "__pycache__"}  # as pipeline.find_dvcfiles; dot dirs too
 _SHOWN = 3  # paths named in a refusal before "and N more"
 
 
@@ -122,7 +121,7 @@ def _commit_dvcfiles(git: Git, sha: str, prefix: str) -> list[str]:
         parts = rel.split("/")
         if parts[-1] != DVCFILE:
             continue
-        if any(p.startswith(".") or p in _SKIP_DIRS for p in parts[:-1]):
+        if any(skipped_dir(p) for p in parts[:-1]):
             continue
         found.append(rel)
     return sorted(found, key=lambda p: (p.count("/"), p))

@@ -12,11 +12,9 @@ from __future__ import annotations
 import posixpath
 
 from exq.engine.git import Git
-from exq.engine.pipeline import DVCFILE
+from exq.engine.pipeline import DVCFILE, VENV_MARKER, skipped_dir
 
 # As ``pipeline.find_dvcfiles`` on disk: folders never searched.
-_SKIP_DIRS = {"node_modules", "__pycache__"}
-_VENV_MARKER = "pyvenv.cfg"
 
 
 def _clean(path: str) -> str | None:
@@ -70,10 +68,10 @@ class DvcfileFinder:
         entries = self.git.tree_entries(tree_id)
         names = {name for name, kind, _ in entries if kind == "blob"}
         found: list[str] = []
-        if root or _VENV_MARKER not in names:  # a committed virtualenv is skipped, as on disk
+        if root or VENV_MARKER not in names:  # a committed virtualenv is skipped, as on disk
             found = [DVCFILE] if DVCFILE in names else []
             for name, kind, oid in entries:
-                if kind == "tree" and not name.startswith(".") and name not in _SKIP_DIRS:
+                if kind == "tree" and not skipped_dir(name):
                     found.extend(f"{name}/{path}" for path in self._walk(oid))
         self._by_tree[tree_id] = found
         return found

@@ -15,9 +15,15 @@ from exq.engine.templating import load_dvcfile
 
 DVCFILE = "dvc.yaml"
 LOCKFILE = "dvc.lock"
-# Folders never searched for dvc.yaml files: git's and DVC's own, and the
-# usual homes of virtualenvs and packages, which can hold many thousand files.
-_SKIP_DIRS = {".git", ".dvc", "node_modules", "__pycache__"}
+# Folders never searched for dvc.yaml or .dvc files: hidden ones (git's and
+# DVC's own among them), and homes of packages that can hold many thousand files.
+_SKIP_DIRS = {"node_modules", "__pycache__"}
+VENV_MARKER = "pyvenv.cfg"  # a folder holding it is a virtualenv, skipped too
+
+
+def skipped_dir(name: str) -> bool:
+    """True for a folder name that project searches never enter."""
+    return name.startswith(".") or name in _SKIP_DIRS
 
 
 @dataclass
@@ -49,8 +55,8 @@ def find_dvcfiles(root: Path) -> list[str]:
     found: list[str] = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(
-            d for d in dirs if d not in _SKIP_DIRS and not d.startswith(".")
-            and not os.path.exists(os.path.join(folder, d, "pyvenv.cfg"))
+            d for d in dirs if not skipped_dir(d)
+            and not os.path.exists(os.path.join(folder, d, VENV_MARKER))
         )
         if DVCFILE in files:
             rel = os.path.relpath(os.path.join(folder, DVCFILE), root)

@@ -15,6 +15,7 @@ import yaml
 from exq.engine.cache import Cache
 from exq.engine.errors import DvcFileError, ExqError
 from exq.engine.hashing import HashInfo
+from exq.engine.pipeline import skipped_dir
 from exq.engine.state import HashState
 from exq.engine.writes import atomic_write_text
 
@@ -37,7 +38,7 @@ def find_tracked(root: Path) -> list[Path]:
     """Every ``*.dvc`` file in the project, outside git's and DVC's folders."""
     found: list[Path] = []
     for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "node_modules")
+        dirs[:] = sorted(d for d in dirs if not skipped_dir(d))
         found.extend(Path(folder) / f for f in sorted(files) if f.endswith(SUFFIX))
     return found
 
