@@ -1,12 +1,33 @@
-"""Where the daemon keeps its state and its socket, read from the environment."""
+"""Where the daemon keeps its state and its socket, and which executor it uses.
+
+Settings come from the environment, over the user's config file
+(``$XDG_CONFIG_HOME/exq/config.toml``, or ``$EXQ_CONFIG``)::
+
+    [queue]
+    executor = "ray"                        # or "local", the default
+    [ray]
+    address = "http://head.example:8265"    # the Ray Jobs API (dashboard) address
+    python = "python"                       # the Python of the cluster's nodes
+
+``EXQ_EXECUTOR``, ``EXQ_RAY_ADDRESS`` (else Ray's own ``RAY_ADDRESS``) and
+``EXQ_RAY_PYTHON`` override the file; ``exq queue start --executor ray
+--address ADDR`` overrides both.
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
+import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
+
+from exq.engine.errors import ConfigError
 
 DEFAULT_GRACE_SECONDS = 30.0
+EXECUTORS = ("local", "ray")
+DEFAULT_RAY_ADDRESS = "http://127.0.0.1:8265"
 
 
 @dataclass(frozen=True)
@@ -26,19 +47,52 @@ class DaemonConfig:
     grace: float = DEFAULT_GRACE_SECONDS
     extra_env: dict[str, str] = field(default_factory=dict)
     resume_checkpoints: bool = True
+    executor: str = "local"  # for runs that did not choose one
+    ray_address: str = DEFAULT_RAY_ADDRESS
+    ray_python: str = "python"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> DaemonConfig:
         env = dict(os.environ if env is None else env)
+        file = read_config_file(config_path(env))
+        queue, ray = file.get("queue", {}), file.get("ray", {})
         return cls(
             state_dir=_state_dir(env),
             runtime_dir=_runtime_dir(env),
             grace=float(env.get("EXQ_GRACE_SECONDS", DEFAULT_GRACE_SECONDS)),
             resume_checkpoints=_flag(env.get("EXQ_RESUME_CHECKPOINTS"), default=True),
+            executor=check_executor(env.get("EXQ_EXECUTOR") or queue.get("executor") or "local"),
+            ray_address=(env.get("EXQ_RAY_ADDRESS") or env.get("RAY_ADDRESS")
+                         or ray.get("address") or DEFAULT_RAY_ADDRESS),
+            ray_python=env.get("EXQ_RAY_PYTHON") or ray.get("python") or "python",
         )
 
     def with_jobs(self, jobs: int) -> DaemonConfig:
         return replace(self, jobs=jobs)
+
+    def with_executor(self, executor: str | None, address: str | None) -> DaemonConfig:
+        """Override the executor and the Ray address (``None`` keeps them)."""
+        return replace(
+            self, executor=check_executor(executor or self.executor),
+            ray_address=address or self.ray_address,
+        )
+
+    def daemon_id(self) -> str:
+        """A random id of this state folder, made once: it keeps the cluster job
+        ids of two users (or two state folders) on one cluster apart."""
+        path = self.state_dir / "daemon.id"
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            pass
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        new = secrets.token_hex(4)
+        try:
+            with open(path, "x") as out:  # two racing daemons: the first one wins
+                out.write(new + "\n")
+        except FileExistsError:
+            return path.read_text().strip()
+        return new
 
     @property
     def db_path(self) -> Path:
@@ -63,6 +117,33 @@ class DaemonConfig:
     @property
     def socket_path(self) -> Path:
         return self.runtime_dir / "daemon.sock"
+
+
+def config_path(env: dict[str, str]) -> Path:
+    if env.get("EXQ_CONFIG"):
+        return Path(env["EXQ_CONFIG"])
+    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".config")
+    return Path(base) / "exq" / "config.toml"
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The user's config file as tables (empty when there is none)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    for table in ("queue", "ray"):
+        if not isinstance(data.get(table, {}), dict):
+            raise ConfigError(f"{path}: '{table}' must be a table")
+    return data
+
+
+def check_executor(name: str) -> str:
+    if name not in EXECUTORS:
+        raise ConfigError(f"unknown executor '{name}'", hint=f"use one of {', '.join(EXECUTORS)}")
+    return name
 
 
 def _flag(value: str | None, *, default: bool) -> bool:

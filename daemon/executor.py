@@ -1,4 +1,9 @@
-"""Running one queued run with the engine, and finding its processes later.
+"""Executors, and the local one: running a queued run with the engine here.
+
+An executor takes a claimed row and runs it to an :class:`ExecResult`
+(:class:`Executor`). :class:`LocalExecutor`, the default, is this module; the
+Ray executor (``exq.daemon.ray_executor``) sends the run to a cluster and is
+imported only when a run asks for it.
 
 :func:`execute` runs a claimed row: a detached worktree at its snapshot under
 the state dir (the ``-S`` edits are in the snapshot already: the CLI applied
@@ -25,11 +30,11 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 
@@ -73,6 +78,12 @@ def worktree_path(config: DaemonConfig, run: RunRecord) -> Path:
     return config.worktrees_dir / f"{run.id}-{run.attempts}"
 
 
+class RemoteJob(Protocol):
+    """A run handed to a cluster: the scheduler stops it through this."""
+
+    async def stop(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class RunHooks:
     """What the scheduler hears of a run while it goes on."""
@@ -80,6 +91,31 @@ class RunHooks:
     on_spawn: SpawnHook
     on_checkpoint: CheckpointCallback | None = None
     snapshot_lock: anyio.Lock | None = None
+    # A cluster took the run: its stop goes through the job from then on.
+    on_remote: Callable[[RemoteJob, str], Awaitable[None]] | None = None
+
+
+class Executor(Protocol):
+    """Runs claimed runs somewhere."""
+
+    def location(self) -> str:
+        """Where its runs go, as ``queue status`` shows it."""
+        ...
+
+    async def execute(self, run: RunRecord, *, slot: int, hooks: RunHooks) -> ExecResult: ...
+
+
+class LocalExecutor:
+    """Runs in a worktree of the run's repository, on this machine."""
+
+    def __init__(self, config: DaemonConfig) -> None:
+        self._config = config
+
+    def location(self) -> str:
+        return "local"
+
+    async def execute(self, run: RunRecord, *, slot: int, hooks: RunHooks) -> ExecResult:
+        return await execute(run, config=self._config, slot=slot, hooks=hooks)
 
 
 def snapshot_run(

@@ -48,16 +48,9 @@ from anyio.abc import TaskStatus
 from exq import __version__
 from exq.daemon.config import DaemonConfig
 from exq.daemon.executor import any_alive, reap_leftovers
-from exq.daemon.scheduler import Scheduler
+from exq.daemon.scheduler import Scheduler, requeue_interrupted
 from exq.daemon.server import serve
-from exq.daemon.states import (
-    DIED,
-    QueueItem,
-    RunState,
-    front_seqs,
-    recovery_decision,
-    resume_point,
-)
+from exq.daemon.states import DIED, RunState, recovery_decision
 from exq.daemon.store import RunRecord
 from exq.daemon.store_async import AsyncStore
 from exq.engine.errors import ExqError, GitError
@@ -99,8 +92,8 @@ async def run(
         log = structlog.get_logger("exq.daemon")
         try:
             async with await AsyncStore.open(config.db_path) as store:
-                await recover(store, config, log)
-                await _serve(store, config, log, install_signal_handlers, task_status)
+                adopt = await recover(store, config, log)
+                await _serve(store, config, log, install_signal_handlers, task_status, adopt)
         except ExqError as exc:  # e.g. the database or the socket: the caller prints it
             log.error("daemon.failed", error=str(exc))
             raise
@@ -114,9 +107,9 @@ async def run(
 
 async def _serve(
     store: AsyncStore, config: DaemonConfig, log: Any, install_signal_handlers: bool,
-    task_status: TaskStatus[None],
+    task_status: TaskStatus[None], adopt: list[RunRecord],
 ) -> None:
-    scheduler = Scheduler(store, config, log)
+    scheduler = Scheduler(store, config, log, adopt=adopt)
     try:
         await _root(scheduler, config, log, install_signal_handlers, task_status)
     except BaseExceptionGroup as group:
@@ -188,36 +181,26 @@ def acquire_lock(path: Path) -> int:
 # -- recovery ---------------------------------------------------------------
 
 
-async def recover(store: AsyncStore, config: DaemonConfig, log: Any) -> None:
-    """Put right what a daemon that died or stopped left behind."""
-    left = await store.in_state(RunState.RUNNING)
+async def recover(store: AsyncStore, config: DaemonConfig, log: Any) -> list[RunRecord]:
+    """Put right what a daemon that died or stopped left behind; the cluster
+    runs it left running, for the scheduler to follow again."""
+    running = await store.in_state(RunState.RUNNING)
+    remote = [r for r in running if is_remote_location(r.location)]
+    left = [r for r in running if not is_remote_location(r.location)]
     if any(recovery_decision(r.state, r.attempts).kill_leftovers for r in left):
         await _reap(store, left, log)
     for record in left:
         await store.transition(record.id, RunState.RUNNING, RunState.INTERRUPTED, error=DIED)
         log.info("run.recovered", run_id=record.id, state="interrupted", error=DIED)
-    interrupted = await store.in_state(RunState.INTERRUPTED)
-    decisions = {r.id: recovery_decision(r.state, r.attempts) for r in interrupted}
-    requeue = [
-        QueueItem(r.id, r.seq) for r in interrupted if decisions[r.id].steps == (RunState.QUEUED,)
-    ]
-    seqs = front_seqs(requeue, await store.queue_items())
-    for record in interrupted:
-        decision = decisions[record.id]
-        resume = resume_point(record.experiment_sha, record.checkpoints,
-                              config.resume_checkpoints)
-        if record.id in seqs:
-            await store.transition(
-                record.id, RunState.INTERRUPTED, RunState.QUEUED, seq=seqs[record.id],
-                error=None, exit_code=None, finished=None, worker_slot=None, resume_sha=resume,
-            )
-        else:
-            await store.transition(record.id, RunState.INTERRUPTED, RunState.FAILED,
-                                   error=decision.error)
-        log.info("run.recovered", run_id=record.id, state=decision.steps[-1].value,
-                 attempts=record.attempts, resume_sha=resume if record.id in seqs else None)
+    await requeue_interrupted(store, await store.in_state(RunState.INTERRUPTED), config, log)
     repos = await store.repos()
     await anyio.to_thread.run_sync(prune_worktrees, config.worktrees_dir, repos, log)
+    return remote
+
+
+def is_remote_location(location: str | None) -> bool:
+    """Whether a run's attempt went to a cluster (it may still run there)."""
+    return bool(location) and location != "local"
 
 
 async def _reap(store: AsyncStore, left: list[RunRecord], log: Any) -> None:

@@ -12,6 +12,13 @@ directly: SIGINT, then SIGKILL (at once with ``force``, after ``config.grace``
 seconds for a stopping daemon). A stage that starts after the signal gets it
 at once, so a run cannot slip into its next stage.
 
+Runs go to an executor: the local one, or a Ray cluster for runs (or a
+daemon) that ask for it. A cluster run is stopped through its job rather than
+by signals, and the daemon stopping lets go of it without stopping it: the
+row stays ``running`` and the next daemon follows the job again (``adopt``).
+A cluster run interrupted from outside (its node died) is queued again at
+once, at the front, resuming from its last checkpoint.
+
 Checkpoint runs: each checkpoint the engine commits is counted in the store at
 once (with the commit as the run's experiment so far). No signal reaches a
 run while one of its checkpoint snapshots is under way (the engine holds the
@@ -28,18 +35,38 @@ import signal
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import partial
+from typing import Any
 
 import anyio
 import structlog
 from anyio.abc import TaskGroup, TaskStatus
 
 from exq.daemon.config import DaemonConfig
-from exq.daemon.executor import ExecResult, RunHooks, execute, signal_group, start_ticks
+from exq.daemon.executor import (
+    ExecResult,
+    Executor,
+    LocalExecutor,
+    RemoteJob,
+    RunHooks,
+    signal_group,
+    start_ticks,
+)
 from exq.daemon.handlers import StatusInfo
-from exq.daemon.states import Outcome, QueueItem, RunState, StopReason, end_state, pick_next
+from exq.daemon.states import (
+    Outcome,
+    QueueItem,
+    RunState,
+    StopReason,
+    end_state,
+    front_seqs,
+    pick_next,
+    recovery_decision,
+    resume_point,
+)
 from exq.daemon.store import RunProcess, RunRecord, StoreError
 from exq.daemon.store_async import AsyncStore
 from exq.engine.checkpoint_commit import CheckpointEvent
+from exq.engine.errors import ExqError
 
 # Seconds between looks at the queue when nobody rings: the CLI rings after an
 # enqueue, so this only catches rings lost to a race.
@@ -64,6 +91,7 @@ class Active:
     # Held by the engine during a checkpoint snapshot: signals wait for it.
     snapshot_lock: anyio.Lock = field(default_factory=anyio.Lock)
     deferred: bool = False  # a task waits for the snapshot to send ``signum``
+    remote: RemoteJob | None = None  # set once a cluster took the run
 
     @property
     def token(self) -> str:
@@ -75,7 +103,7 @@ class Scheduler:
 
     def __init__(
         self, store: AsyncStore, config: DaemonConfig, log: structlog.typing.FilteringBoundLogger,
-        *, poll_seconds: float = POLL_SECONDS,
+        *, poll_seconds: float = POLL_SECONDS, adopt: list[RunRecord] | None = None,
     ) -> None:
         self._store = store
         self._config = config
@@ -89,6 +117,8 @@ class Scheduler:
         self._active: dict[int, Active] = {}
         self._wakeup = anyio.Event()
         self._tg: TaskGroup | None = None
+        self._executors: dict[str, Executor] = {"local": LocalExecutor(config)}
+        self._adopt = list(adopt or [])  # cluster runs a previous daemon left running
         self.stop_requested = anyio.Event()
         self.finished = anyio.Event()  # run() returned after a stop
 
@@ -153,6 +183,7 @@ class Scheduler:
         """Reconcile until a stop is requested and no run is left running."""
         async with anyio.create_task_group() as tg:
             self._tg = tg
+            self._start_adopted(tg)
             task_status.started()
             while True:
                 self._wakeup = anyio.Event()
@@ -194,6 +225,10 @@ class Scheduler:
         if self._grace_deadline is None:
             self._grace_deadline = now + self._config.grace
         for active in self._active.values():
+            if self._is_remote(active):  # let go of it: the job goes on on its cluster
+                active.stop = StopReason.SHUTDOWN
+                active.scope.cancel()
+                continue
             if active.stop is None:
                 active.stop = StopReason.SHUTDOWN
                 self._signal(active, signal.SIGINT)
@@ -204,6 +239,10 @@ class Scheduler:
 
     def _signal(self, active: Active, signum: int) -> None:
         active.signum = signum
+        if active.remote is not None:  # a cluster run: its job stops it
+            if self._tg is not None:
+                self._tg.start_soon(active.remote.stop)
+            return
         if active.snapshot_lock.locked():  # a checkpoint snapshot is under way
             if not active.deferred and self._tg is not None:
                 active.deferred = True
@@ -233,10 +272,13 @@ class Scheduler:
             return
         queued = await self._store.queued(free)
         items = [QueueItem(record.id, record.seq) for record in queued]
+        kinds = {record.id: self._kind(record) for record in queued}
         for run_id, slot in pick_next(items, busy, self._jobs):
             token = secrets.token_hex(8)
             log_path = self._config.logs_dir / f"{run_id}.log"
-            if not await self._store.claim(run_id, slot=slot, log_path=str(log_path), token=token):
+            location = location_of(kinds[run_id], self._config)
+            if not await self._store.claim(run_id, slot=slot, log_path=str(log_path), token=token,
+                                           location=location):
                 self._wakeup.set()  # removed or cancelled meanwhile: look again
                 continue
             record = await self._store.get_run(run_id)
@@ -244,6 +286,28 @@ class Scheduler:
             active = Active(record=record, slot=slot)
             self._active[run_id] = active
             tg.start_soon(self._run_one, active)
+
+    def _start_adopted(self, tg: TaskGroup) -> None:
+        for record in self._adopt:
+            slot = record.worker_slot if record.worker_slot is not None else len(self._active)
+            active = Active(record=record, slot=slot)
+            self._active[record.id] = active
+            self._log.info("run.adopted", run_id=record.id, location=record.location)
+            tg.start_soon(self._run_one, active)
+        self._adopt = []
+
+    def _kind(self, record: RunRecord) -> str:
+        return record.executor or self._config.executor
+
+    def _is_remote(self, active: Active) -> bool:
+        return active.remote is not None or self._kind(active.record) != "local"
+
+    def _executor(self, kind: str) -> Executor:
+        if kind not in self._executors:
+            from exq.daemon.ray_executor import RayExecutor  # Ray only when a run wants it
+
+            self._executors[kind] = RayExecutor(self._config, self._log)
+        return self._executors[kind]
 
     # -- one run ------------------------------------------------------------
 
@@ -259,9 +323,13 @@ class Scheduler:
                     on_spawn=partial(self._on_spawn, active),
                     on_checkpoint=partial(self._on_checkpoint, active),
                     snapshot_lock=active.snapshot_lock,
+                    on_remote=partial(self._on_remote, active),
                 )
-                result = await execute(record, config=self._config, slot=active.slot,
-                                       hooks=hooks)
+                executor = self._executor(self._kind(record))
+                result = await executor.execute(record, slot=active.slot, hooks=hooks)
+        except ExqError as exc:  # the executor cannot start (Ray missing, say)
+            self._log.warning("run.executor_failed", error=str(exc))
+            result = ExecResult(Outcome.FAILED, error=str(exc))
         except Exception as exc:  # a bug of ours: the run fails, the daemon goes on
             self._log.exception("run.crashed")
             result = ExecResult(Outcome.FAILED, error=f"internal error: {exc!r}")
@@ -271,6 +339,12 @@ class Scheduler:
 
     async def _finish(self, active: Active, result: ExecResult) -> None:
         record = active.record
+        if result.outcome is Outcome.CANCELLED and self._is_remote(active):
+            # The daemon is going away: the job goes on, the next daemon adopts it.
+            self._log.info("run.detached", location=record.location)
+            del self._active[record.id]
+            self._wakeup.set()
+            return
         state, error = end_state(result.outcome, active.stop, result.error)
         # A run that did not succeed keeps the experiment its checkpoints recorded.
         outcome = (
@@ -282,6 +356,10 @@ class Scheduler:
         )
         self._log.info("run.finished", state=state.value, exit_code=result.exit_code,
                        error=error, experiment_ref=result.experiment_ref)
+        if result.outcome is Outcome.INTERRUPTED and self._stop_mode is None:
+            fresh = await self._store.get_run(record.id)
+            if fresh is not None:
+                await requeue_interrupted(self._store, [fresh], self._config, self._log)
         del self._active[record.id]
         self._wakeup.set()
 
@@ -297,6 +375,12 @@ class Scheduler:
         self._log.info("checkpoint.saved", sha=event.sha, ref=event.ref, step=event.step,
                        count=event.count)
 
+    async def _on_remote(self, active: Active, job: RemoteJob, location: str) -> None:
+        active.remote = job
+        if active.signum is not None:  # killed while it was being sent
+            await job.stop()
+        await self._store.set_location(active.record.id, location)
+
     async def _on_spawn(self, active: Active, pid: int) -> None:
         active.pgids.append(pid)
         if active.signum is not None:  # stopping: this stage must not run on
@@ -305,3 +389,34 @@ class Scheduler:
             RunProcess(run_id=active.record.id, pid=pid, start_ticks=start_ticks(pid),
                        token=active.token)
         )
+
+
+def location_of(kind: str, config: DaemonConfig) -> str:
+    """Where a run of executor ``kind`` goes, before it started."""
+    return "local" if kind == "local" else f"ray {config.ray_address}"
+
+
+async def requeue_interrupted(
+    store: AsyncStore, records: list[RunRecord], config: DaemonConfig, log: Any
+) -> None:
+    """Queue interrupted runs again at the front (checkpoint runs to resume from
+    their last checkpoint), or fail those that used up their attempts."""
+    decisions = {r.id: recovery_decision(r.state, r.attempts) for r in records}
+    requeue = [
+        QueueItem(r.id, r.seq) for r in records if decisions[r.id].steps == (RunState.QUEUED,)
+    ]
+    seqs = front_seqs(requeue, await store.queue_items())
+    for record in records:
+        decision = decisions[record.id]
+        resume = resume_point(record.experiment_sha, record.checkpoints,
+                              config.resume_checkpoints)
+        if record.id in seqs:
+            await store.transition(
+                record.id, RunState.INTERRUPTED, RunState.QUEUED, seq=seqs[record.id],
+                error=None, exit_code=None, finished=None, worker_slot=None, resume_sha=resume,
+            )
+        else:
+            await store.transition(record.id, RunState.INTERRUPTED, RunState.FAILED,
+                                   error=decision.error)
+        log.info("run.recovered", run_id=record.id, state=decision.steps[-1].value,
+                 attempts=record.attempts, resume_sha=resume if record.id in seqs else None)

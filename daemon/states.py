@@ -142,6 +142,7 @@ class Outcome(enum.StrEnum):
     SUCCESS = "success"
     FAILED = "failed"  # a stage failed or the run could not be set up
     CANCELLED = "cancelled"  # the run's task was cancelled before it ended
+    INTERRUPTED = "interrupted"  # stopped from outside: its cluster node died, say
 
 
 class StopReason(enum.StrEnum):
@@ -166,4 +167,36 @@ def end_state(
         return RunState.FAILED, "killed"
     if stop is StopReason.SHUTDOWN or outcome is Outcome.CANCELLED:
         return RunState.INTERRUPTED, "interrupted by the daemon stopping"
+    if outcome is Outcome.INTERRUPTED:
+        return RunState.INTERRUPTED, error
     return RunState.FAILED, error
+
+
+# -- runs on a cluster ------------------------------------------------------
+
+
+def remote_end(
+    result: dict[str, object] | None, status: str, exit_code: int | None, message: str
+) -> tuple[Outcome, str | None, int | None]:
+    """(outcome, error, exit code) of a cluster job that ended in ``status``.
+
+    The run's own last word (``result``, the worker's final pack) decides when
+    it came. Without one, the worker never finished: a job stopped from the
+    cluster, or one whose node or supervisor died, is interrupted (it runs
+    again, a checkpoint run from its last checkpoint); an entrypoint that
+    exited with an error by itself (exq missing on the node, say) failed.
+    """
+    if result is not None:
+        outcome = result.get("outcome")
+        if outcome == "success":
+            return Outcome.SUCCESS, None, 0
+        if outcome == "interrupted":
+            return Outcome.INTERRUPTED, "the cluster stopped the job", None
+        code = result.get("exit_code")
+        return Outcome.FAILED, str(result.get("error")), code if isinstance(code, int) else None
+    if status == "STOPPED":
+        return Outcome.INTERRUPTED, "the cluster stopped the job", None
+    if status == "SUCCEEDED" or (exit_code is not None and exit_code > 0):
+        detail = f"status {exit_code}" if exit_code is not None else "no result"
+        return Outcome.FAILED, f"the job's entrypoint ended with {detail}: {message}", exit_code
+    return Outcome.INTERRUPTED, f"the job failed on the cluster: {message}", None

@@ -52,6 +52,9 @@ class NewRun:
     params: list[str] = field(default_factory=list)  # the -S edits as typed, for display
     targets: list[str] = field(default_factory=list)
     stage_jobs: int | None = None  # stages at once inside the run (None: cores)
+    executor: str | None = None  # "local" or "ray"; None: the daemon's default
+    cpus: float | None = None  # resources a cluster reserves for the run
+    gpus: float | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,10 @@ class RunRecord:
     # The checkpoint commit the next attempt resumes from (set at start-up
     # recovery for an interrupted checkpoint run); None: run from the snapshot.
     resume_sha: str | None = None
+    executor: str | None = None  # None: the daemon's default executor
+    cpus: float | None = None
+    gpus: float | None = None
+    location: str | None = None  # where the current attempt runs ("local", "ray ADDRESS ...")
 
 
 @dataclass(frozen=True)
@@ -149,6 +156,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 2: checkpoint runs resume from their last checkpoint after an interruption.
     ("ALTER TABLE runs ADD COLUMN resume_sha TEXT",),
+    # 3: runs may go to another executor (a Ray cluster), with resources.
+    (
+        "ALTER TABLE runs ADD COLUMN executor TEXT",
+        "ALTER TABLE runs ADD COLUMN cpus REAL",
+        "ALTER TABLE runs ADD COLUMN gpus REAL",
+        "ALTER TABLE runs ADD COLUMN location TEXT",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -167,12 +181,14 @@ SQL_SET_VERSION = "INSERT INTO schema_version (version) VALUES (?)"
 COLUMNS = (
     "id, seq, name, repo, baseline, snapshot, snapshot_ref, params, targets, stage_jobs, "
     "state, attempts, created, started, finished, exit_code, error, log_path, "
-    "experiment_ref, experiment_sha, checkpoints, worker_slot, token, resume_sha"
+    "experiment_ref, experiment_sha, checkpoints, worker_slot, token, resume_sha, "
+    "executor, cpus, gpus, location"
 )
 SQL_INSERT = (
     "INSERT INTO runs (seq, name, repo, baseline, snapshot, snapshot_ref, params, targets, "
-    "stage_jobs, state, created) VALUES "
-    "((SELECT COALESCE(MAX(seq), 0) + 1 FROM runs), ?, ?, ?, ?, '', ?, ?, ?, 'queued', ?)"
+    "stage_jobs, executor, cpus, gpus, state, created) VALUES "
+    "((SELECT COALESCE(MAX(seq), 0) + 1 FROM runs), ?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?, "
+    "'queued', ?)"
 )
 SQL_SET_SNAPSHOT_REF = "UPDATE runs SET snapshot_ref = ? WHERE id = ?"
 SQL_GET_BY_ID = f"SELECT {COLUMNS} FROM runs WHERE id = ?"
@@ -191,7 +207,7 @@ SQL_RETRY = (
 # the snapshot starts a new chain, so its checkpoint count starts at zero.
 SQL_CLAIM = (
     "UPDATE runs SET state = 'running', attempts = attempts + 1, started = ?, finished = NULL, "
-    "worker_slot = ?, log_path = ?, token = ?, exit_code = NULL, error = NULL, "
+    "worker_slot = ?, log_path = ?, token = ?, exit_code = NULL, error = NULL, location = ?, "
     "checkpoints = CASE WHEN resume_sha IS NULL THEN 0 ELSE checkpoints END "
     "WHERE id = ? AND state = 'queued'"
 )
@@ -201,6 +217,7 @@ SQL_CHECKPOINT = (
     "UPDATE runs SET checkpoints = checkpoints + 1, experiment_ref = ?, experiment_sha = ? "
     "WHERE id = ? AND state = 'running' AND token = ?"
 )
+SQL_SET_LOCATION = "UPDATE runs SET location = ? WHERE id = ? AND state = 'running'"
 SQL_DISTINCT_REPOS = "SELECT DISTINCT repo FROM runs ORDER BY repo"
 SQL_ADD_PROC = (
     "INSERT OR REPLACE INTO run_procs (run_id, pid, start_ticks, token) VALUES (?, ?, ?, ?)"
@@ -239,14 +256,15 @@ def transition_params(
 def insert_params(run: NewRun) -> tuple[Any, ...]:
     return (
         run.name, run.repo, run.baseline, run.snapshot, json.dumps(run.params),
-        json.dumps(run.targets), run.stage_jobs, now(),
+        json.dumps(run.targets), run.stage_jobs, run.executor, run.cpus, run.gpus, now(),
     )
 
 
 def record_of(row: Sequence[Any]) -> RunRecord:
     (id_, seq, name, repo, baseline, snapshot, snapshot_ref, params, targets, stage_jobs,
      state, attempts, created, started, finished, exit_code, error, log_path,
-     experiment_ref, experiment_sha, checkpoints, worker_slot, token, resume_sha) = row
+     experiment_ref, experiment_sha, checkpoints, worker_slot, token, resume_sha,
+     executor, cpus, gpus, location) = row
     return RunRecord(
         id=id_, seq=seq, name=name, repo=repo, baseline=baseline, snapshot=snapshot,
         snapshot_ref=snapshot_ref, params=json.loads(params), targets=json.loads(targets),
@@ -254,7 +272,8 @@ def record_of(row: Sequence[Any]) -> RunRecord:
         created=_time(created), started=_opt_time(started), finished=_opt_time(finished),
         exit_code=exit_code, error=error, log_path=log_path, experiment_ref=experiment_ref,
         experiment_sha=experiment_sha, checkpoints=checkpoints, worker_slot=worker_slot,
-        token=token, resume_sha=resume_sha,
+        token=token, resume_sha=resume_sha, executor=executor, cpus=cpus, gpus=gpus,
+        location=location,
     )
 
 

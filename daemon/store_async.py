@@ -31,6 +31,7 @@ from exq.daemon.store import (
     SQL_QUEUE_ITEMS,
     SQL_QUEUED,
     SQL_ROLLBACK,
+    SQL_SET_LOCATION,
     RunProcess,
     RunRecord,
     SyncStore,
@@ -111,9 +112,11 @@ class AsyncStore:
 
     # -- writes (the scheduler's)
 
-    async def claim(self, run_id: int, *, slot: int, log_path: str, token: str) -> bool:
+    async def claim(
+        self, run_id: int, *, slot: int, log_path: str, token: str, location: str = "local"
+    ) -> bool:
         """queued -> running in ``slot``, counting an attempt; False if not queued."""
-        return await self._write([(SQL_CLAIM, (now(), slot, log_path, token, run_id))])
+        return await self._write([(SQL_CLAIM, (now(), slot, log_path, token, location, run_id))])
 
     async def transition(
         self, run_id: int, old: RunState, new: RunState, **values: Any
@@ -132,6 +135,10 @@ class AsyncStore:
         """Count a checkpoint of the running attempt holding ``token`` and record
         its commit as the run's experiment; False if that attempt is not running."""
         return await self._write([(SQL_CHECKPOINT, (ref, sha, run_id, token))])
+
+    async def set_location(self, run_id: int, location: str) -> None:
+        """Where the run's current attempt runs (shown by ``queue status``)."""
+        await self._write([(SQL_SET_LOCATION, (location, run_id))])
 
     async def add_proc(self, proc: RunProcess) -> None:
         """Record a stage process group of a running run."""

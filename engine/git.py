@@ -49,6 +49,8 @@ _IGNORED = int(FileStatus.IGNORED)
 
 # (blob sha, file mode) of one path in a tree or in the workspace.
 _Entry = tuple[str, int]
+# (sha, pygit2 object type, raw content) of one git object.
+GitObject = tuple[str, int, bytes]
 
 
 class _Any(enum.Enum):
@@ -603,6 +605,58 @@ class Git:
         except (ValueError, pygit2.GitError):
             return False
         return isinstance(obj, pygit2.Commit)
+
+    # -- raw objects (shipping commits to and from a remote worker) ---------
+
+    @classmethod
+    def init(cls, path: Path | str) -> Git:
+        """A new, empty repository with a working tree at ``path``."""
+        try:
+            return cls(pygit2.init_repository(str(path)))
+        except pygit2.GitError as exc:
+            raise GitError(f"cannot create a git repository at {path}: {exc}") from exc
+
+    def signature(self) -> tuple[str, str]:
+        """The (name, email) commits made here carry."""
+        sig = self._signature()
+        return sig.name, sig.email
+
+    def set_identity(self, name: str, email: str) -> None:
+        """Make this repository's commits carry ``name`` and ``email``."""
+        self._repo.config["user.name"] = name
+        self._repo.config["user.email"] = email
+
+    def export_objects(self, shas: Iterable[str], known: set[str]) -> list[GitObject]:
+        """The commits ``shas`` with their trees and blobs (not their parents),
+        leaving out the objects in ``known`` and what a known tree holds.
+        ``known`` gains what is returned."""
+        out: list[GitObject] = []
+        for sha in shas:
+            commit = self._commit(sha)
+            self._export(commit.id, known, out)
+            self._export(commit.tree_id, known, out)
+        return out
+
+    def _export(self, oid: pygit2.Oid, known: set[str], out: list[GitObject]) -> None:
+        if str(oid) in known:
+            return
+        kind, data = self._repo.odb.read(oid)
+        known.add(str(oid))
+        out.append((str(oid), int(kind), bytes(data)))
+        if kind == pygit2.GIT_OBJECT_TREE:
+            for entry in self._repo[oid]:
+                if entry.filemode != _MODE_GITLINK:  # a submodule's commit is not ours
+                    self._export(entry.id, known, out)
+
+    def import_objects(self, objects: Iterable[GitObject]) -> None:
+        """Write raw objects into the object database, checking each one's id."""
+        odb = self._repo.odb
+        for sha, kind, data in objects:
+            if odb.exists(sha):
+                continue
+            written = str(odb.write(kind, data))
+            if written != sha:
+                raise GitError(f"object {sha[:7]} arrived damaged (it hashes to {written[:7]})")
 
     def fetch_refs(self, remote: str, refspecs: list[str], *, force: bool = False) -> list[str]:
         """Fetch ``refspecs`` (``src:dst``) from ``remote``. A non-fast-forward update
