@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DVC_VENV := .venv-dvc
 
-.PHONY: demo test venv dvc browser bench clean
+.PHONY: demo test venv dvc ray browser bench clean
 
 venv: $(VENV)/.installed
 
@@ -15,6 +15,13 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.lock
 	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+# Ray (the exq[ray] extra) in .venv: the ray executor's tests start a local head node.
+ray: $(VENV)/.ray-installed
+
+$(VENV)/.ray-installed: $(VENV)/.installed requirements-ray.txt
+	$(PY) -m pip install -q -r requirements-ray.txt
 	touch $@
 
 # The real DVC, in its own virtualenv, for the interoperability tests and benchmarks.
@@ -40,10 +47,10 @@ browser:
 		echo "chromium missing and not root: the browser tests will be skipped"; \
 	fi
 
-test: venv dvc browser
+test: venv ray dvc browser
 	EXQ_TEST_DVC="$(abspath $(DVC_VENV))/bin/dvc" $(PY) -m pytest -q
 
-bench: venv dvc
+bench: venv ray dvc
 	EXQ_BENCH_DVC="$(abspath $(DVC_VENV))/bin/dvc" $(PY) bench/repro_bench.py
 	EXQ_BENCH_DVC="$(abspath $(DVC_VENV))/bin/dvc" $(PY) bench/exp_show_bench.py
 	EXQ_BENCH_DVC="$(abspath $(DVC_VENV))/bin/dvc" $(PY) bench/queue_bench.py

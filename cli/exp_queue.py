@@ -30,17 +30,22 @@ class EnqueueArgs:
     name: str | None = None
     force: bool = False
     stage_jobs: int | None = None
+    executor: str | None = None  # None: the daemon's
+    cpus: float | None = None
+    gpus: float | None = None
 
 
 def enqueue(args: EnqueueArgs) -> list[tuple[int, str]]:
     """Snapshot, write the rows (refs/exq/queue/<id> set in the same transaction),
     ring the daemon; (run id, name) of each queued run. Raises ``ExqError``."""
-    from exq.daemon.config import DaemonConfig
+    from exq.daemon.config import DaemonConfig, check_executor
     from exq.daemon.store import NewRun, SyncStore, queue_ref
     from exq.engine.enqueue import prepare_queue, sweep_points
     from exq.engine.git import Git
     from exq.engine.repo import open_project
 
+    if args.executor is not None:
+        check_executor(args.executor)
     project = open_project()
     git = Git.open(project.root)
     snapshots = prepare_queue(project, git, sweep_points(args.set_params, args.name), force=args.force)
@@ -48,6 +53,7 @@ def enqueue(args: EnqueueArgs) -> list[tuple[int, str]]:
         NewRun(
             repo=str(project.root), baseline=s.baseline, snapshot=s.snapshot, name=s.name,
             params=s.set_params, targets=list(args.targets), stage_jobs=args.stage_jobs,
+            executor=args.executor, cpus=args.cpus, gpus=args.gpus,
         )
         for s in snapshots
     ]
@@ -103,7 +109,8 @@ def fast_enqueue(argv: Sequence[str]) -> int | None:
 
 _VALUE_OPTIONS = {
     "-S": "set_params", "--set-param": "set_params", "-n": "name", "--name": "name",
-    "-j": "stage_jobs", "--jobs": "stage_jobs",
+    "-j": "stage_jobs", "--jobs": "stage_jobs", "--executor": "executor",
+    "--cpus": "cpus", "--gpus": "gpus",
 }
 _FLAGS = {"-f": "force", "--force": "force", "--queue": "queue"}
 
@@ -152,8 +159,24 @@ def _store(args: EnqueueArgs, key: str, value: str) -> bool:
         args.set_params.append(value)
     elif key == "name":
         args.name = value
+    elif key == "executor":
+        args.executor = value
+    elif key in ("cpus", "gpus"):
+        amount = _amount(value)
+        if amount is None:
+            return False  # let typer word the error
+        setattr(args, key, amount)
     else:
         if not value.isdigit():
             return False  # let typer word the error
         args.stage_jobs = int(value) or None
     return True
+
+
+def _amount(value: str) -> float | None:
+    """A resource amount: a number above zero."""
+    try:
+        amount = float(value)
+    except ValueError:
+        return None
+    return amount if amount > 0 else None

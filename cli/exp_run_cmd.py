@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import typer
@@ -44,12 +44,21 @@ def exp_run(
     run_all: bool = typer.Option(
         False, "--run-all", help="Start the daemon if needed and follow the queued runs to their end.",
     ),
+    executor: str = typer.Option(
+        None, "--executor", help="Where the queued run goes: local or ray (default: the daemon's).",
+    ),
+    cpus: float = typer.Option(None, "--cpus", min=0.001, help="CPUs a cluster reserves for the run."),
+    gpus: float = typer.Option(None, "--gpus", min=0.001, help="GPUs a cluster reserves for the run."),
 ) -> None:
     """Run the pipeline as an experiment and save it under refs/exps (no branch, no commit)."""
     if (queue or run_all) and reset:
         fail("--reset applies to a run in the workspace or --temp, not to queued runs", 2)
+    placement = {"executor": executor, "cpus": cpus, "gpus": gpus}
+    if not queue and any(value is not None for value in placement.values()):
+        fail("--executor, --cpus and --gpus apply to queued runs: add --queue", 2)
     if queue or run_all:
-        _queue_and_run_all(targets or [], set_param, name, force, jobs, queue=queue, run_all=run_all)
+        _queue_and_run_all(targets or [], set_param, name, force, jobs, queue=queue,
+                           run_all=run_all, placement=placement)
         return
     # Imported here: pygit2 and the params editors are not needed by other commands.
     from exq.engine.enqueue import refuse_sweep
@@ -78,7 +87,7 @@ def exp_run(
 
 def _queue_and_run_all(
     targets: list[str], set_params: list[str], name: str | None, force: bool, jobs: int,
-    *, queue: bool, run_all: bool,
+    *, queue: bool, run_all: bool, placement: dict[str, Any],
 ) -> None:
     """``--queue`` (with sweeps), then ``--run-all``; the fast path in ``main()``
     usually handles a plain ``--queue`` before typer is even imported."""
@@ -89,7 +98,7 @@ def _queue_and_run_all(
     if queue:
         args = EnqueueArgs(
             targets=targets, set_params=set_params, name=name, force=force,
-            stage_jobs=None if run_all else jobs or None,
+            stage_jobs=None if run_all else jobs or None, **placement,
         )
         print_queued(enqueue(args))
     elif set_params or name:

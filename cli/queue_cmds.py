@@ -84,11 +84,15 @@ def _client(config: DaemonConfig, timeout: float = 10.0) -> Client:
 @handle_errors
 def daemon(
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Runs at once."),
+    executor: str = typer.Option(
+        None, "--executor", help="Where runs that did not choose go: local or ray."
+    ),
+    address: str = typer.Option(None, "--address", help="The Ray cluster's Jobs API address."),
 ) -> None:
     """Run the queue daemon in the foreground (what systemd and 'queue start' run)."""
     from exq.daemon.main import main  # anyio, aiosqlite, structlog: only here
 
-    config = _config()
+    config = _config().with_executor(executor, address)
     running = _client(config, timeout=2).running()
     if running is not None:  # also one with another state dir but this socket
         fail(f"an exq daemon is already running (pid {running.pid})", EXIT_STATUS[Code.FAILED])
@@ -102,11 +106,26 @@ def daemon(
 @daemon_errors
 def queue_start(
     jobs: int = typer.Option(None, "--jobs", "-j", min=1, help="Runs at once (default 1)."),
+    executor: str = typer.Option(
+        None, "--executor", help="Where runs that did not choose go: local or ray."
+    ),
+    address: str = typer.Option(
+        None, "--address", help="The Ray cluster's Jobs API address (http://HOST:8265)."
+    ),
 ) -> None:
     """Start the daemon in the background if it is not running; set how many runs go at once."""
-    pid, started = ensure_daemon(_config(), jobs)
-    if started:
+    config = _config().with_executor(executor, address)  # checks the executor's name
+    placement = [*(["--executor", executor] if executor else []),
+                 *(["--address", address] if address else [])]
+    pid, started = ensure_daemon(config, jobs, placement)
+    if started and config.executor != "local":
+        typer.echo(f"Started the exq daemon (pid {pid}), {jobs or 1} run(s) at a time,"
+                   f" sending runs to Ray at {config.ray_address}.")
+    elif started:
         typer.echo(f"Started the exq daemon (pid {pid}), {jobs or 1} run(s) at a time.")
+    elif placement:
+        fail(f"the exq daemon is already running (pid {pid}) with its own executor:"
+             " stop it with 'exq queue stop' to start it with another", 1)
     elif jobs is not None:
         typer.echo(f"The exq daemon is running (pid {pid}); now {jobs} run(s) at a time.")
     else:

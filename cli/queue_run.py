@@ -29,8 +29,11 @@ START_TIMEOUT = 30.0
 POLL = 0.05
 
 
-def ensure_daemon(config: DaemonConfig, jobs: int | None) -> tuple[int, bool]:
+def ensure_daemon(
+    config: DaemonConfig, jobs: int | None, placement: list[str] | None = None
+) -> tuple[int, bool]:
     """Start ``exq daemon`` detached unless one answers; set ``jobs`` on a running one.
+    ``placement`` (``--executor X --address A``) goes to a daemon started now.
 
     Returns (pid, whether it was started now).
     """
@@ -40,7 +43,7 @@ def ensure_daemon(config: DaemonConfig, jobs: int | None) -> tuple[int, bool]:
         if jobs is not None:
             client.set_jobs(jobs)
         return running.pid, False
-    proc = _spawn_daemon(config, jobs or 1)
+    proc = _spawn_daemon(config, jobs or 1, placement or [])
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         pong = client.running()
@@ -63,13 +66,15 @@ def ensure_daemon(config: DaemonConfig, jobs: int | None) -> tuple[int, bool]:
         time.sleep(POLL)
 
 
-def _spawn_daemon(config: DaemonConfig, jobs: int) -> subprocess.Popen[bytes]:
+def _spawn_daemon(
+    config: DaemonConfig, jobs: int, placement: list[str]
+) -> subprocess.Popen[bytes]:
     """``exq daemon -j N`` in a new session, stdin and stdout on /dev/null, stderr
     appended to the daemon log (tracebacks of a crash at start land there)."""
     config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     with open(config.daemon_log, "ab") as log:
         return subprocess.Popen(
-            [*exq_command(), "daemon", "--jobs", str(jobs)],
+            [*exq_command(), "daemon", "--jobs", str(jobs), *placement],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
             start_new_session=True, close_fds=True, cwd="/",
         )

@@ -4,7 +4,8 @@
 
     {"daemon": {"running", "pid", "slots_busy", "slots_total"},
      "runs": [{"id", "name", "repo", "state", "attempt", "created", "started",
-               "finished", "exit_code", "experiment_ref", "error", "checkpoints"}]}
+               "finished", "exit_code", "experiment_ref", "error", "checkpoints",
+               "executor", "location", "cpus", "gpus"}]}
 
 with times in ISO 8601 and absent values null. ``status_rows`` gives the
 table's cells; drawing them is the command's business.
@@ -21,7 +22,7 @@ from exq.daemon.protocol import StatusReply
 from exq.daemon.store import RunRecord
 from exq.daemon.states import RunState
 
-HEADERS = ("ID", "Name", "Repo", "State", "Created", "Duration", "Attempt", "Result")
+HEADERS = ("ID", "Name", "Repo", "State", "Where", "Created", "Duration", "Attempt", "Result")
 
 
 def daemon_json(daemon: StatusReply | None) -> dict[str, Any]:
@@ -47,6 +48,10 @@ def run_json(run: RunRecord) -> dict[str, Any]:
         "experiment_ref": run.experiment_ref,
         "error": run.error,
         "checkpoints": run.checkpoints,
+        "executor": run.executor,
+        "location": run.location,
+        "cpus": run.cpus,
+        "gpus": run.gpus,
     }
 
 
@@ -70,12 +75,20 @@ def status_rows(runs: Sequence[RunRecord], now: datetime, home: Path | None = No
     """The table's cells, one row per run."""
     return [
         [
-            str(run.id), run.name, short_repo(run.repo, home), run.state.value,
+            str(run.id), run.name, short_repo(run.repo, home), run.state.value, where(run),
             run.created.astimezone().strftime("%Y-%m-%d %H:%M:%S"), duration(run, now),
             str(run.attempts), result_text(run),
         ]
         for run in runs
     ]
+
+
+def where(run: RunRecord) -> str:
+    """Where the run runs or ran (``local``, ``ray ADDRESS node ID``); for a
+    queued run, the executor it asked for, if any."""
+    if run.state is RunState.QUEUED or not run.location:
+        return run.executor or ""
+    return run.location
 
 
 def short_repo(repo: str, home: Path | None) -> str:

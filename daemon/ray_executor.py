@@ -102,6 +102,8 @@ class RayExecutor:
                     size = await self._submit(client, run, slot, job_id)
                     note(f"exq: run {run.id} '{run.name}', attempt {run.attempts}: sent to Ray"
                          f" at {self._config.ray_address} as job {job_id} ({size / 1024:.0f} KiB)")
+                    if run.resume_sha:
+                        note(f"exq: resuming from checkpoint {run.resume_sha[:7]}")
                 else:
                     note(f"exq: following Ray job {job_id} again")
                 job = RayJob(client, job_id)
@@ -185,10 +187,10 @@ class Follower:
         async for chunk in self.job.client.tail_job_logs(self.job.job_id):
             fresh = chunk[max(0, self.offset - seen):]
             seen += len(chunk)
+            if not self.located:  # output comes once the job's driver runs on a node
+                await self._locate()
             if fresh:
                 await self._take(fresh)
-            if not self.located:
-                await self._locate()
 
     async def _catch_up(self) -> None:
         """Whatever the stream had not given yet when it closed."""

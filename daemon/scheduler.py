@@ -356,7 +356,8 @@ class Scheduler:
         )
         self._log.info("run.finished", state=state.value, exit_code=result.exit_code,
                        error=error, experiment_ref=result.experiment_ref)
-        if result.outcome is Outcome.INTERRUPTED and self._stop_mode is None:
+        if state is RunState.INTERRUPTED and result.outcome is Outcome.INTERRUPTED \
+                and self._stop_mode is None:
             fresh = await self._store.get_run(record.id)
             if fresh is not None:
                 await requeue_interrupted(self._store, [fresh], self._config, self._log)
@@ -401,6 +402,7 @@ async def requeue_interrupted(
 ) -> None:
     """Queue interrupted runs again at the front (checkpoint runs to resume from
     their last checkpoint), or fail those that used up their attempts."""
+    records = [r for r in records if r.state is RunState.INTERRUPTED]
     decisions = {r.id: recovery_decision(r.state, r.attempts) for r in records}
     requeue = [
         QueueItem(r.id, r.seq) for r in records if decisions[r.id].steps == (RunState.QUEUED,)

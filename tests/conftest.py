@@ -50,3 +50,7 @@ def dvc_bin() -> str:
     if not candidate or not Path(candidate).exists():
         pytest.skip("the real dvc is not installed (make dvc)")
     return candidate
+
+
+# The local Ray cluster of the ray executor's tests (session-wide: it takes seconds to start).
+from tests.ray_cluster import ray_cluster  # noqa: E402, F401

@@ -150,7 +150,8 @@ def test_status_json_shape_with_daemon_down(queue_env: QueueEnv, tmp_path: Path)
     (run,) = data["runs"]
     assert list(run) == [
         "id", "name", "repo", "state", "attempt", "created", "started", "finished",
-        "exit_code", "experiment_ref", "error", "checkpoints",
+        "exit_code", "experiment_ref", "error", "checkpoints", "executor", "location", "cpus",
+        "gpus",
     ]
     assert run["id"] == run_id and run["name"] == "one" and run["repo"] == str(root)
     assert (run["state"], run["attempt"], run["started"], run["finished"]) == ("queued", 0, None, None)
@@ -158,7 +159,7 @@ def test_status_json_shape_with_daemon_down(queue_env: QueueEnv, tmp_path: Path)
 
     _, table, _ = exq("queue", "status", cwd=root)
     lines = table.splitlines()
-    assert lines[0].split() == ["ID", "Name", "Repo", "State", "Created", "Duration", "Attempt", "Result"]
+    assert lines[0].split() == ["ID", "Name", "Repo", "State", "Where", "Created", "Duration", "Attempt", "Result"]
     assert lines[1].split()[:4] == [str(run_id), "one", str(root), "queued"]
     assert lines[-1].startswith("Daemon: not running")
 

@@ -20,6 +20,7 @@ from exq.cli.queue_view import (
     run_json,
     short_repo,
     status_rows,
+    where,
 )
 from exq.daemon.protocol import StatusReply
 from exq.daemon.states import RunState
@@ -57,6 +58,8 @@ RUNNING = replace(RECORD, state=RunState.RUNNING, attempts=1, started=T0, worker
         (["--name=x", "--queue", "-j", "4", "--", "-weird-target"],
          EnqueueArgs(targets=["-weird-target"], name="x", stage_jobs=4)),
         (["--queue", "--jobs=0"], EnqueueArgs(stage_jobs=None)),
+        (["--queue", "--executor", "ray", "--cpus=2", "--gpus", "0.5"],
+         EnqueueArgs(executor="ray", cpus=2.0, gpus=0.5)),
     ],
 )
 def test_fast_path_parses_plain_queue_calls(argv: list[str], expected: EnqueueArgs) -> None:
@@ -74,6 +77,8 @@ def test_fast_path_parses_plain_queue_calls(argv: list[str], expected: EnqueueAr
         ["--queue", "-S"],  # missing value: typer words the error
         ["--queue", "-j", "many"],
         ["--queue=yes"],
+        ["--queue", "--cpus", "0"],  # typer words the error
+        ["--queue", "--gpus", "lots"],
     ],
 )
 def test_fast_path_leaves_the_rest_to_typer(argv: list[str]) -> None:
@@ -110,6 +115,7 @@ def test_run_json_names_times_and_nulls() -> None:
         "created": "2026-01-02T03:04:05+00:00", "started": "2026-01-02T03:04:06+00:00",
         "finished": "2026-01-02T03:05:20+00:00", "exit_code": 0,
         "experiment_ref": DONE.experiment_ref, "error": None, "checkpoints": 0,
+        "executor": None, "location": None, "cpus": None, "gpus": None,
     }
 
 
@@ -146,11 +152,23 @@ def test_status_rows_and_table() -> None:
     rows = status_rows([RECORD, FAILED], T0, Path("/home/u"))
     assert rows[0][:4] == ["7", "exp-a", "~/proj", "queued"]
     lines = format_table(rows)
-    assert lines[0].split() == ["ID", "Name", "Repo", "State", "Created", "Duration", "Attempt", "Result"]
+    assert lines[0].split() == [
+        "ID", "Name", "Repo", "State", "Where", "Created", "Duration", "Attempt", "Result"]
     assert lines[0].index("Name") == lines[1].index("exp-a")  # aligned
     cut = format_table(rows, width=len(lines[2]) - 10)
     assert cut[2].endswith("…") and len(cut[2]) == len(lines[2]) - 10
     assert cut[1] == lines[1]
+
+
+@pytest.mark.parametrize(
+    ("changes", "shown"),
+    [({}, ""), ({"executor": "ray"}, "ray"),
+     ({"state": RunState.RUNNING, "location": "ray http://h:8265 node 1a2b3c4d"},
+      "ray http://h:8265 node 1a2b3c4d"),
+     ({"state": RunState.SUCCESS, "location": "local", "executor": None}, "local")],
+)
+def test_where_a_run_goes_or_went(changes: dict[str, object], shown: str) -> None:
+    assert where(replace(RECORD, **changes)) == shown
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,121 @@
+"""The daemon (in-process) sending checkpoint runs to a real local Ray cluster.
+
+A job stopped from the cluster mid-run is interrupted and resumes on the
+cluster from its last checkpoint; a daemon that goes away lets its jobs run
+on and the next one follows them again without a second submission; a kill
+stops the job. The training script is the one of the local checkpoint tests
+(``HOLD_TRAIN``): it waits after step ``HOLD_AT`` for the file ``$RDV/go``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import anyio
+import pytest
+
+from exq.daemon.config import DaemonConfig
+from exq.daemon.ray_executor import submission_id
+from exq.daemon.states import RunState
+from exq.engine.exprefs import exp_ref
+from exq.engine.git import Git
+from tests.integration.test_daemon_checkpoints import (
+    chain_steps,
+    computed,
+    make_training_project,
+    tsv_steps,
+)
+from tests.integration.test_daemon_core_queue import (
+    call,
+    config,  # noqa: F401  (a fixture)
+    daemon,
+    enqueue,
+    get,
+    rdv,
+    wait_for,
+    wait_state,
+)
+from tests.ray_cluster import RayCluster
+
+pytestmark = [pytest.mark.anyio, pytest.mark.ray]
+SLOW = 180.0  # seconds: a job's start on a 2-core machine is a few seconds
+
+
+def on_ray(config: DaemonConfig, cluster: RayCluster, hold_at: int) -> DaemonConfig:
+    return replace(config, executor="ray", ray_address=cluster.address,
+                   extra_env={**config.extra_env, "HOLD_AT": str(hold_at)})
+
+
+async def held(config: DaemonConfig, run_id: int, checkpoints: int) -> None:
+    """Wait until the script holds after a step and that many checkpoints landed."""
+    await wait_for(lambda: list(rdv(config).glob("held-*"))
+                   and get(config, run_id).checkpoints >= checkpoints,
+                   f"{checkpoints} checkpoints and a held script", SLOW)
+
+
+async def test_a_job_stopped_on_the_cluster_resumes_there_with_a_gapless_chain(
+    config: DaemonConfig, tmp_path: Path, ray_cluster: RayCluster  # noqa: F811
+) -> None:
+    repo, baseline = make_training_project(tmp_path / "train", epochs=5)
+    config = on_ray(config, ray_cluster, hold_at=2)
+    run_id = enqueue(config.db_path, repo, "far")
+    async with daemon(config):
+        await held(config, run_id, 3)
+        await wait_for(lambda: get(config, run_id).location.startswith(
+            f"ray {ray_cluster.address} node "), "the job's node in its location")
+        job = submission_id(config.daemon_id(), get(config, run_id))
+        await anyio.to_thread.run_sync(ray_cluster.client().stop_job, job)  # as a lost node would
+        await wait_for(lambda: get(config, run_id).attempts == 2, "the second attempt", SLOW)
+        (rdv(config) / "go").write_text("")
+        record = await wait_state(config, run_id, RunState.SUCCESS, RunState.FAILED)
+        await wait_for(lambda: get(config, run_id).state is RunState.SUCCESS, "success", SLOW)
+    record = get(config, run_id)
+    assert record.error is None and record.attempts == 2
+    tip = Git.open(repo).get_ref(exp_ref(baseline, "far"))
+    assert tip == record.experiment_sha
+    assert chain_steps(repo, tip, baseline) == [0, 1, 2, 3, 4]
+    assert tsv_steps(repo, tip) == [0, 1, 2, 3, 4]
+    assert computed(rdv(config)) == [0, 1, 2, 3, 4]  # no step computed twice
+    log = Path(record.log_path or "").read_text()
+    assert "\x1e" not in log and "resum" in log.lower()
+
+
+async def test_a_restarted_daemon_follows_the_job_it_left_running(
+    config: DaemonConfig, tmp_path: Path, ray_cluster: RayCluster  # noqa: F811
+) -> None:
+    repo, baseline = make_training_project(tmp_path / "train", epochs=4)
+    config = on_ray(config, ray_cluster, hold_at=1)
+    run_id = enqueue(config.db_path, repo, "kept")
+    async with daemon(config):
+        await held(config, run_id, 2)
+    assert get(config, run_id).state is RunState.RUNNING  # let go of, not stopped
+    (rdv(config) / "go").write_text("")
+    async with daemon(config):
+        await wait_for(lambda: get(config, run_id).state is not RunState.RUNNING, "its end", SLOW)
+    record = get(config, run_id)
+    assert (record.state, record.attempts, record.error) == (RunState.SUCCESS, 1, None)
+    tip = Git.open(repo).get_ref(exp_ref(baseline, "kept"))
+    assert chain_steps(repo, tip, baseline) == [0, 1, 2, 3]
+    assert computed(rdv(config)) == [0, 1, 2, 3]
+    jobs = await anyio.to_thread.run_sync(ray_cluster.client().list_jobs)
+    mine = [j for j in jobs if (j.submission_id or "").startswith(f"exq-{config.daemon_id()}-{run_id}-")]
+    assert len(mine) == 1  # one attempt, submitted once
+
+
+async def test_kill_stops_the_job_and_fails_the_run(
+    config: DaemonConfig, tmp_path: Path, ray_cluster: RayCluster  # noqa: F811
+) -> None:
+    repo, _ = make_training_project(tmp_path / "train", epochs=4)
+    config = on_ray(config, ray_cluster, hold_at=0)
+    run_id = enqueue(config.db_path, repo, "doomed")
+    async with daemon(config):
+        await held(config, run_id, 1)
+        reply = await call(config, "kill", [run_id], False)
+        assert reply.killed == [run_id]  # type: ignore[attr-defined]
+        await wait_for(lambda: get(config, run_id).state is not RunState.RUNNING, "its end", SLOW)
+    record = get(config, run_id)
+    assert (record.state, record.error) == (RunState.FAILED, "killed")
+    job = submission_id(config.daemon_id(), record)
+    info = await anyio.to_thread.run_sync(ray_cluster.client().get_job_info, job)
+    assert str(info.status) in ("STOPPED", "JobStatus.STOPPED", "FAILED", "JobStatus.FAILED")
