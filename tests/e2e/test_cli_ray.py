@@ -1,0 +1,115 @@
+"""``exq`` driving the real daemon with the ray executor against a local cluster.
+
+The same sweep of four runs, two at a time, goes once to Ray and once to the
+local executor, in two copies of one repository (same baseline commit, same
+cache): the four experiments of each get the same names and the same trees,
+commit for commit, and the outs come back into the cache.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import git
+from tests.e2e.conftest import PY, exq, write
+from tests.e2e.queue_helpers import (
+    QueueEnv,
+    queue_env,  # noqa: F401  (a fixture)
+    queued_ids,
+    runs_by_id,
+    wait_states,
+)
+from tests.ray_cluster import RayCluster
+
+pytestmark = pytest.mark.ray
+
+TRAIN = '''\
+import json, sys
+from pathlib import Path
+
+lr = float(Path("params.yaml").read_text().split("lr:")[1].split()[0])
+rows = Path("data/raw.txt").read_text().split()
+score = round(sum(float(r) for r in rows) * lr, 6)
+Path("model.bin").write_text(f"weights {score}\\n")
+Path("metrics.json").write_text(json.dumps({"score": score}))
+print(f"trained lr={lr} score={score}", flush=True)
+'''
+DVC_YAML = f"""\
+stages:
+  train:
+    cmd: {PY} train.py
+    deps:
+    - train.py
+    - data/raw.txt
+    params:
+    - lr
+    outs:
+    - model.bin
+    metrics:
+    - metrics.json:
+        cache: false
+"""
+DATES = {"GIT_AUTHOR_DATE": "2026-01-01T00:00:00+00:00",
+         "GIT_COMMITTER_DATE": "2026-01-01T00:00:00+00:00"}
+
+
+def make_sweep_project(root: Path) -> Path:
+    """A committed project whose data is tracked by exq (so it is in the cache)."""
+    root.mkdir(parents=True)
+    git(root, "init", "-q", "-b", "main")
+    exq("init", cwd=root)
+    write(root / "data" / "raw.txt", "1 2 3 4\n")
+    exq("add", "data/raw.txt", cwd=root)
+    write(root / "train.py", TRAIN)
+    write(root / "params.yaml", "lr: 0.1\n")
+    write(root / "dvc.yaml", DVC_YAML)
+    write(root / ".gitignore", "/model.bin\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "project")
+    return root
+
+
+def exp_trees(root: Path) -> dict[str, str]:
+    """Experiment name -> the tree of its commit."""
+    refs = git(root, "for-each-ref", "--format=%(refname)", "refs/exps/").split()
+    return {ref.rsplit("/", 1)[1]: git(root, "rev-parse", f"{ref}^{{tree}}").strip()
+            for ref in refs}
+
+
+def test_a_sweep_on_ray_matches_the_same_sweep_run_locally(
+    queue_env: QueueEnv, tmp_path: Path, ray_cluster: RayCluster  # noqa: F811
+) -> None:
+    far = make_sweep_project(tmp_path / "far")
+    near = tmp_path / "near"
+    git(tmp_path, "clone", "-q", str(far), str(near))
+    shutil.copytree(far / ".dvc" / "cache", near / ".dvc" / "cache")
+    assert git(near, "rev-parse", "HEAD") == git(far, "rev-parse", "HEAD")
+
+    _, out, _ = exq("queue", "start", "-j", "2", "--executor", "ray",
+                    "--address", ray_cluster.address, cwd=far)
+    assert "sending runs to Ray" in out
+    _, out, _ = exq("exp", "run", "--queue", "-S", "lr=0.1,0.2,0.3,0.4", cwd=far)
+    ray_ids = queued_ids(out)
+    _, out, _ = exq("exp", "run", "--queue", "--executor", "local", "-S", "lr=0.1,0.2,0.3,0.4",
+                    cwd=near)
+    local_ids = queued_ids(out)
+    runs = wait_states(far, ray_ids + local_ids, {"success", "failed"}, seconds=300)
+
+    assert {runs[i]["state"] for i in ray_ids + local_ids} == {"success"}
+    assert all(runs[i]["location"].startswith(f"ray {ray_cluster.address} node ") for i in ray_ids)
+    assert all(runs[i]["location"] == "local" for i in local_ids)
+    trees = exp_trees(far)
+    assert len(trees) == 4 and trees == exp_trees(near)
+
+    _, log, _ = exq("queue", "logs", str(ray_ids[0]), cwd=far)
+    assert "trained lr=0.1 score=1.0" in log and "\x1e" not in log
+    _, shown, _ = exq("exp", "show", "--json", cwd=far)
+    assert "score" in shown and len(json.loads(shown)) >= 1
+    # The model came back into the cache: applying an experiment checks it out.
+    last = runs[ray_ids[-1]]["experiment_ref"].rsplit("/", 1)[1]
+    exq("exp", "apply", last, cwd=far)
+    assert (far / "model.bin").read_text() == "weights 4.0\n"
