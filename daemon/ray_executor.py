@@ -24,6 +24,7 @@ writes the output twice nor misses a pack.
 from __future__ import annotations
 
 import tempfile
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -162,6 +163,8 @@ class Follower:
         while True:
             try:
                 await self._tail()
+                if self.result is not None:  # its last word is in: no need to wait for the job
+                    return self._end(None)
                 info = await anyio.to_thread.run_sync(job_info, self.job.client, self.job.job_id)
             except ExqError:
                 raise
@@ -184,13 +187,16 @@ class Follower:
 
     async def _tail(self) -> None:
         seen = 0
-        async for chunk in self.job.client.tail_job_logs(self.job.job_id):
-            fresh = chunk[max(0, self.offset - seen):]
-            seen += len(chunk)
-            if not self.located:  # output comes once the job's driver runs on a node
-                await self._locate()
-            if fresh:
-                await self._take(fresh)
+        async with aclosing(self.job.client.tail_job_logs(self.job.job_id)) as chunks:
+            async for chunk in chunks:
+                fresh = chunk[max(0, self.offset - seen):]
+                seen += len(chunk)
+                if not self.located:  # output comes once the job's driver runs on a node
+                    await self._locate()
+                if fresh:
+                    await self._take(fresh)
+                if self.result is not None:
+                    return
 
     async def _catch_up(self) -> None:
         """Whatever the stream had not given yet when it closed."""
@@ -232,12 +238,15 @@ class Follower:
             await self.hooks.on_remote(self.job, f"ray {self.address} node {node[:8]}")
 
     def _end(self, info: Any) -> ExecResult:
+        """The run's end: from its result pack, else from the job's end (``info``)."""
+        status = "SUCCEEDED" if info is None else str(info.status)
         outcome, error, code = remote_end(
-            self.result, str(info.status), getattr(info, "driver_exit_code", None),
-            str(info.message or ""),
+            self.result, status, getattr(info, "driver_exit_code", None),
+            str(getattr(info, "message", "") or ""),
         )
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
-        _noter(self.stream)(f"exq: Ray job {self.job.job_id} ended {info.status}, {stamp}")
+        how = "sent its result" if info is None else f"ended {info.status}"
+        _noter(self.stream)(f"exq: Ray job {self.job.job_id} {how}, {stamp}")
         if outcome is Outcome.SUCCESS and self.result is not None:
             return ExecResult(outcome, exit_code=0, experiment_ref=self.result["ref"],
                               experiment_sha=self.result["sha"])

@@ -62,11 +62,9 @@ def _answers(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[RayCluster]:
-    if not ray_available():
-        pytest.skip("Ray is not installed (make ray)")
-    temp = Path(tempfile.mkdtemp(prefix="exqray-", dir="/tmp"))  # Ray's socket paths are short
+def start_cluster(temp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a head node keeping its files in ``temp``; (its process, the Jobs API address).
+    Raises RuntimeError with the end of its output if it does not come up."""
     dashboard = _free_port()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
            "RAY_USAGE_STATS_ENABLED": "0", "RAY_JOB_STOP_WAIT_TIME_S": "20"}
@@ -78,25 +76,39 @@ def ray_cluster() -> Iterator[RayCluster]:
         f"--ray-client-server-port={_free_port()}", f"--metrics-export-port={_free_port()}",
         "--num-cpus=4", "--num-gpus=0", "--include-dashboard=true", f"--temp-dir={temp}",
     ]
-    log = open(temp / "ray-start.log", "wb")
-    proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    log_path = temp / "ray-start.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     address = f"http://127.0.0.1:{dashboard}"
+    deadline = time.monotonic() + START_TIMEOUT
+    while not _answers(f"{address}/api/version"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_cluster(proc)
+            raise RuntimeError(f"ray start failed: {log_path.read_text()[-2000:]}")
+        time.sleep(0.5)
+    return proc, address
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[RayCluster]:
+    if not ray_available():
+        pytest.skip("Ray is not installed (make ray)")
+    temp = Path(tempfile.mkdtemp(prefix="exqray-", dir="/tmp"))  # Ray's socket paths are short
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not _answers(f"{address}/api/version"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail(f"ray start failed: {(temp / 'ray-start.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-        yield RayCluster(address=address, temp_dir=temp)
+        try:
+            proc, address = start_cluster(temp)
+        except RuntimeError as exc:
+            pytest.fail(str(exc))
+        try:
+            yield RayCluster(address=address, temp_dir=temp)
+        finally:
+            stop_cluster(proc)
     finally:
-        _stop(proc)
-        log.close()
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop_cluster(proc: subprocess.Popen[bytes]) -> None:
     """Stop the head node and everything it started (they share its session)."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)

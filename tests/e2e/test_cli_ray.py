@@ -113,3 +113,34 @@ def test_a_sweep_on_ray_matches_the_same_sweep_run_locally(
     last = runs[ray_ids[-1]]["experiment_ref"].rsplit("/", 1)[1]
     exq("exp", "apply", last, cwd=far)
     assert (far / "model.bin").read_text() == "weights 4.0\n"
+
+
+def test_an_unreachable_cluster_fails_the_run_with_one_clear_error(
+    queue_env: QueueEnv, tmp_path: Path  # noqa: F811
+) -> None:
+    from tests.ray_cluster import ray_available
+
+    if not ray_available():
+        pytest.skip("Ray is not installed (make ray)")
+    root = make_sweep_project(tmp_path / "repo")
+    exq("queue", "start", "--address", "http://127.0.0.1:9", cwd=root)  # nothing listens there
+    _, out, _ = exq("exp", "run", "--queue", "--executor", "ray", "-n", "lost", cwd=root)
+    (run_id,) = queued_ids(out)
+    run = wait_states(root, [run_id], {"success", "failed"}, seconds=120)[run_id]
+    assert run["state"] == "failed"
+    assert run["error"].startswith("cannot reach the Ray cluster at http://127.0.0.1:9")
+    assert "\n" not in run["error"]
+
+
+def test_a_bad_executor_name_is_refused_before_anything_is_queued(
+    queue_env: QueueEnv, tmp_path: Path  # noqa: F811
+) -> None:
+    root = make_sweep_project(tmp_path / "repo")
+    for args in (["exp", "run", "--queue", "--executor", "slurm"],
+                 ["queue", "start", "--executor", "slurm"]):
+        code, _, err = exq(*args, cwd=root, check=False)
+        assert code != 0 and err.startswith("ERROR: unknown executor 'slurm'")
+        assert len(err.strip().splitlines()) == 1
+    assert git(root, "for-each-ref", "refs/exq/").strip() == ""
+    code, _, err = exq("exp", "run", "--executor", "ray", cwd=root, check=False)
+    assert code == 2 and "add --queue" in err
