@@ -40,6 +40,7 @@ from exq.daemon.states import Outcome, remote_end
 from exq.daemon.store import RunRecord
 from exq.engine.checkpoint_commit import CheckpointEvent
 from exq.engine.errors import ExqError
+from exq.engine.exprefs import exp_ref
 from exq.engine.repo import open_project
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
@@ -155,7 +156,8 @@ class Follower:
     located: bool = False
 
     def __post_init__(self) -> None:
-        self.importer = Importer(open_project(Path(self.run.repo)))
+        self.importer = Importer(open_project(Path(self.run.repo)),
+                                 exp_ref(self.run.baseline, self.run.name))
         self.offset = _read_offset(self.offset_path)
 
     async def follow(self, log: Any) -> ExecResult:

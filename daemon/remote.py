@@ -28,6 +28,7 @@ from exq.daemon.executor import latest_checkpoint, run_env
 from exq.daemon.shipment import (
     DIR_SUFFIX,
     Pack,
+    ShipmentError,
     cache_names,
     encode_pack,
     hashes_in,
@@ -108,10 +109,12 @@ class Applied:
 
 
 class Importer:
-    """Applies a run's packs to the repository at ``project``."""
+    """Applies a run's packs to the repository at ``project``; they may move the
+    run's experiment ref ``ref`` and nothing else."""
 
-    def __init__(self, project: Project) -> None:
+    def __init__(self, project: Project, ref: str) -> None:
         self.project = project
+        self.ref = ref
 
     def apply(self, pack: Pack) -> Applied:
         git = Git.open(self.project.root)
@@ -123,7 +126,9 @@ class Importer:
         return Applied(kind=kind, meta=meta, moved=moves and self._move(git, meta))
 
     def _move(self, git: Git, meta: dict[str, Any]) -> bool:
-        ref, sha, expected = meta["ref"], meta["sha"], meta.get("expected")
+        ref, sha, expected = meta.get("ref"), str(meta.get("sha")), meta.get("expected")
+        if ref != self.ref:  # the worker is not trusted with the other refs
+            raise ShipmentError(f"a pack of the run tried to move {ref}, not {self.ref}")
         current = git.get_ref(ref)
         if current == sha:
             return False  # applied before this restart

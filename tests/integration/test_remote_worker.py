@@ -21,7 +21,7 @@ import pytest
 
 from exq.daemon.config import DaemonConfig
 from exq.daemon.remote import JOB_FILE, Importer, write_payload
-from exq.daemon.shipment import FrameReader, decode_pack
+from exq.daemon.shipment import FrameReader, ShipmentError, decode_pack
 from exq.daemon.store import RunRecord, SyncStore
 from exq.engine.exprefs import exp_ref
 from exq.engine.git import Git
@@ -49,11 +49,11 @@ def ship(config: DaemonConfig, run: RunRecord, folder: Path) -> None:
     write_payload(open_project(Path(run.repo)), run, config, 0, folder)
 
 
-def apply_output(repo: Path, output: str) -> tuple[str, list[dict[str, object]]]:
+def apply_output(repo: Path, output: str, ref: str) -> tuple[str, list[dict[str, object]]]:
     """Apply every pack in ``output``; (the plain text, the packs' headers)."""
     reader = FrameReader()
     text, packs = reader.feed(output)
-    importer = Importer(open_project(repo))
+    importer = Importer(open_project(repo), ref)
     metas = []
     for _seq, blob in packs:
         applied = importer.apply(decode_pack(blob))
@@ -76,10 +76,10 @@ def test_a_checkpoint_run_comes_back_as_its_chain_and_cache(
     proc = subprocess.run(WORKER, cwd=folder, env={**os.environ, "RDV": str(rdv)},
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    text, metas = apply_output(repo, proc.stdout)
+    ref = exp_ref(baseline, "far")
+    text, metas = apply_output(repo, proc.stdout, ref)
 
     assert [m["kind"] for m in metas] == ["checkpoint"] * 3 + ["result"]
-    ref = exp_ref(baseline, "far")
     tip = Git.open(repo).get_ref(ref)
     assert tip == metas[-1]["sha"]
     assert chain_steps(repo, tip, baseline) == [0, 1, 2]
@@ -109,9 +109,9 @@ def test_a_resumed_run_continues_the_chain_it_was_sent(
     os.kill(proc.pid, signal.SIGTERM)  # what a cluster does to stop a job
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130
-    _, metas = apply_output(repo, output)
-    assert [m.get("outcome") for m in metas if m["kind"] == "result"] == ["interrupted"]
     ref = exp_ref(baseline, "resumed")
+    _, metas = apply_output(repo, output, ref)
+    assert [m.get("outcome") for m in metas if m["kind"] == "result"] == ["interrupted"]
     tip = Git.open(repo).get_ref(ref)
     assert tip is not None and chain_steps(repo, tip, baseline) == [0, 1]
 
@@ -121,14 +121,14 @@ def test_a_resumed_run_continues_the_chain_it_was_sent(
     proc2 = subprocess.run(WORKER, cwd=second, env=env, capture_output=True, text=True,
                            timeout=120)
     assert proc2.returncode == 0, proc2.stdout + proc2.stderr
-    apply_output(repo, proc2.stdout)
+    apply_output(repo, proc2.stdout, ref)
     tip = Git.open(repo).get_ref(ref)
     assert chain_steps(repo, tip, baseline) == [0, 1, 2, 3, 4]
     assert tsv_steps(repo, tip) == [0, 1, 2, 3, 4]
 
 
 def test_a_failing_stage_reports_its_status(config: DaemonConfig, tmp_path: Path) -> None:
-    repo, _ = make_training_project(tmp_path / "train", epochs=2)
+    repo, baseline = make_training_project(tmp_path / "train", epochs=2)
     (repo / "train.py").write_text("import sys\nprint('broken')\nsys.exit(3)\n")
     git(repo, "commit", "-qam", "broken")
     run_id = enqueue(config.db_path, repo, "bad")
@@ -136,7 +136,7 @@ def test_a_failing_stage_reports_its_status(config: DaemonConfig, tmp_path: Path
     ship(config, record(config, run_id), folder)
     proc = subprocess.run(WORKER, cwd=folder, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 3
-    text, metas = apply_output(repo, proc.stdout)
+    text, metas = apply_output(repo, proc.stdout, exp_ref(baseline, "bad"))
     assert metas[-1]["outcome"] == "failed" and metas[-1]["exit_code"] == 3
     assert "broken" in text
 
@@ -149,11 +149,15 @@ def test_applying_a_pack_twice_changes_nothing(config: DaemonConfig, tmp_path: P
     proc = subprocess.run(WORKER, cwd=folder, env={**os.environ, "RDV": str(tmp_path)},
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    apply_output(repo, proc.stdout)
-    tip = Git.open(repo).get_ref(exp_ref(baseline, "twice"))
-    _, metas = apply_output(repo, proc.stdout)  # a restarted daemon reads it all again
-    assert Git.open(repo).get_ref(exp_ref(baseline, "twice")) == tip
+    ref = exp_ref(baseline, "twice")
+    apply_output(repo, proc.stdout, ref)
+    tip = Git.open(repo).get_ref(ref)
+    _, metas = apply_output(repo, proc.stdout, ref)  # a restarted daemon reads it all again
+    assert Git.open(repo).get_ref(ref) == tip
     assert len(metas) == 3
+    with pytest.raises(ShipmentError, match="tried to move refs/exps/"):
+        apply_output(repo, proc.stdout, "refs/heads/main")  # only the run's own ref moves
+    assert git(repo, "rev-parse", "main").strip() == baseline
 
 
 def test_a_folder_without_a_run_exits_2(tmp_path: Path) -> None:
