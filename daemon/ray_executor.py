@@ -64,10 +64,10 @@ class RayJob:
 
     client: Any
     job_id: str
-    stopping: bool = False
+    stop_sent: anyio.Event = field(default_factory=anyio.Event)
 
     async def stop(self) -> None:
-        self.stopping = True
+        self.stop_sent.set()
         try:
             await anyio.to_thread.run_sync(self.client.stop_job, self.job_id)
         except Exception:  # noqa: BLE001 - already ended or unreachable: it ends anyway
@@ -154,6 +154,7 @@ class Follower:
     reader: FrameReader = field(default_factory=FrameReader)
     result: dict[str, Any] | None = None
     located: bool = False
+    unstarted: bool = False  # stopped while still waiting for its resources
 
     def __post_init__(self) -> None:
         self.importer = Importer(open_project(Path(self.run.repo)),
@@ -164,7 +165,12 @@ class Follower:
         unreachable_since: float | None = None
         while True:
             try:
-                await self._tail()
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._watch_stop, tg.cancel_scope)
+                    await self._tail()
+                    tg.cancel_scope.cancel()
+                if self.unstarted:
+                    return ExecResult(Outcome.INTERRUPTED, error="stopped before it started")
                 if self.result is not None:  # its last word is in: no need to wait for the job
                     return self._end(None)
                 info = await anyio.to_thread.run_sync(job_info, self.job.client, self.job.job_id)
@@ -186,6 +192,16 @@ class Follower:
                 await self._catch_up()
                 return self._end(info)
             await anyio.sleep(RETRY_SECONDS)  # the stream broke off early: read on
+
+    async def _watch_stop(self, scope: anyio.CancelScope) -> None:
+        """A job stopped while it waits for resources never hears of it (its
+        supervisor does not exist yet): stop following it then."""
+        await self.job.stop_sent.wait()
+        info = await anyio.to_thread.run_sync(job_info, self.job.client, self.job.job_id)
+        if info is not None and str(info.status) == "PENDING":
+            self.unstarted = True
+            scope.cancel()
+        # else it runs: the worker answers the stop itself
 
     async def _tail(self) -> None:
         seen = 0

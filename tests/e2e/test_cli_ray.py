@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from tests.e2e.queue_helpers import (
     queue_env,  # noqa: F401  (a fixture)
     queued_ids,
     runs_by_id,
+    wait_for,
     wait_states,
 )
 from tests.ray_cluster import RayCluster
@@ -92,7 +94,7 @@ def test_a_sweep_on_ray_matches_the_same_sweep_run_locally(
     _, out, _ = exq("queue", "start", "-j", "2", "--executor", "ray",
                     "--address", ray_cluster.address, cwd=far)
     assert "sending runs to Ray" in out
-    _, out, _ = exq("exp", "run", "--queue", "-S", "lr=0.1,0.2,0.3,0.4", cwd=far)
+    _, out, _ = exq("exp", "run", "--queue", "--cpus", "1", "-S", "lr=0.1,0.2,0.3,0.4", cwd=far)
     ray_ids = queued_ids(out)
     _, out, _ = exq("exp", "run", "--queue", "--executor", "local", "-S", "lr=0.1,0.2,0.3,0.4",
                     cwd=near)
@@ -104,6 +106,10 @@ def test_a_sweep_on_ray_matches_the_same_sweep_run_locally(
     assert all(runs[i]["location"] == "local" for i in local_ids)
     trees = exp_trees(far)
     assert len(trees) == 4 and trees == exp_trees(near)
+
+    jobs = [job for job in ray_cluster.client().list_jobs()
+            if (job.metadata or {}).get("exq_run") in {str(i) for i in ray_ids}]
+    assert len(jobs) == 4 and {runs[i]["cpus"] for i in ray_ids} == {1.0}
 
     _, log, _ = exq("queue", "logs", str(ray_ids[0]), cwd=far)
     assert "trained lr=0.1 score=1.0" in log and "\x1e" not in log
@@ -144,3 +150,27 @@ def test_a_bad_executor_name_is_refused_before_anything_is_queued(
     assert git(root, "for-each-ref", "refs/exq/").strip() == ""
     code, _, err = exq("exp", "run", "--executor", "ray", cwd=root, check=False)
     assert code == 2 and "add --queue" in err
+
+
+def test_a_run_asking_more_cpus_than_the_cluster_has_waits_until_killed(
+    queue_env: QueueEnv, tmp_path: Path, ray_cluster: RayCluster  # noqa: F811
+) -> None:
+    root = make_sweep_project(tmp_path / "repo")
+    exq("queue", "start", "--executor", "ray", "--address", ray_cluster.address, cwd=root)
+    _, out, _ = exq("exp", "run", "--queue", "--cpus", "64", "-n", "big", cwd=root)
+    (run_id,) = queued_ids(out)
+
+    def job():  # noqa: ANN202
+        found = [j for j in ray_cluster.client().list_jobs()
+                 if (j.metadata or {}).get("exq_run") == str(run_id)]
+        return found[0] if found else None
+
+    wait_for(job, "the job on the cluster", 60)
+    time.sleep(3)  # the cluster has 4 CPUs: the job cannot start
+    assert str(job().status).endswith("PENDING")
+    assert runs_by_id(root)[run_id]["state"] == "running"
+    exq("queue", "kill", str(run_id), cwd=root)
+    run = wait_states(root, [run_id], {"failed", "success"}, seconds=120)[run_id]
+    assert (run["state"], run["error"]) == ("failed", "killed")
+    # Ray itself leaves the job pending: its stop reaches the job's supervisor,
+    # which does not exist before the resources do. The daemon let go of it.
