@@ -54,6 +54,7 @@ bench: venv ray dvc
 	EXQ_BENCH_DVC="$(abspath $(DVC_VENV))/bin/dvc" $(PY) bench/repro_bench.py
 	EXQ_BENCH_DVC="$(abspath $(DVC_VENV))/bin/dvc" $(PY) bench/exp_show_bench.py
 	EXQ_BENCH_DVC="$(abspath $(DVC_VENV))/bin/dvc" $(PY) bench/queue_bench.py
+	$(PY) bench/ray_bench.py
 
 clean:
 	rm -rf $(VENV) $(DVC_VENV)
