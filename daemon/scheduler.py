@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import partial
 from typing import Any
@@ -300,14 +300,19 @@ class Scheduler:
         return record.executor or self._config.executor
 
     def _is_remote(self, active: Active) -> bool:
-        return active.remote is not None or self._kind(active.record) != "local"
+        return active.remote is not None or (active.record.location or "local") != "local"
 
-    def _executor(self, kind: str) -> Executor:
-        if kind not in self._executors:
+    def _executor(self, location: str) -> Executor:
+        """The executor of an attempt, from where its claim sent it: an adopted
+        run goes on with the cluster it started on, whatever the daemon's
+        settings are now."""
+        key = "local" if location == "local" else location.split()[1]
+        if key not in self._executors:
             from exq.daemon.ray_executor import RayExecutor  # Ray only when a run wants it
 
-            self._executors[kind] = RayExecutor(self._config, self._log)
-        return self._executors[kind]
+            config = replace(self._config, ray_address=key)
+            self._executors[key] = RayExecutor(config, self._log)
+        return self._executors[key]
 
     # -- one run ------------------------------------------------------------
 
@@ -325,7 +330,7 @@ class Scheduler:
                     snapshot_lock=active.snapshot_lock,
                     on_remote=partial(self._on_remote, active),
                 )
-                executor = self._executor(self._kind(record))
+                executor = self._executor(record.location or "local")
                 result = await executor.execute(record, slot=active.slot, hooks=hooks)
         except ExqError as exc:  # the executor cannot start (Ray missing, say)
             self._log.warning("run.executor_failed", error=str(exc))

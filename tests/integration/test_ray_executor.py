@@ -91,7 +91,8 @@ async def test_a_restarted_daemon_follows_the_job_it_left_running(
         await held(config, run_id, 2)
     assert get(config, run_id).state is RunState.RUNNING  # let go of, not stopped
     (rdv(config) / "go").write_text("")
-    async with daemon(config):
+    # The next daemon runs new work locally: the adopted run stays on its cluster.
+    async with daemon(replace(config, executor="local", ray_address="http://127.0.0.1:9")):
         await wait_for(lambda: get(config, run_id).state is not RunState.RUNNING, "its end", SLOW)
     record = get(config, run_id)
     assert (record.state, record.attempts, record.error) == (RunState.SUCCESS, 1, None)
