@@ -15,7 +15,6 @@ from exq.engine import pipeline_ops as ops
 from exq.engine.errors import ExqError
 from exq.engine.repo import Project, init_project, open_project
 from exq.engine.repro import ReproOptions, ReproResult
-from exq.engine.runner import stdout_sink
 
 
 def _default_jobs() -> int:

@@ -48,7 +48,8 @@ from anyio.abc import TaskStatus
 from exq import __version__
 from exq.daemon.config import DaemonConfig
 from exq.daemon.executor import any_alive, reap_leftovers
-from exq.daemon.scheduler import Scheduler, requeue_interrupted
+from exq.daemon.requeue import requeue_interrupted
+from exq.daemon.scheduler import Scheduler
 from exq.daemon.server import serve
 from exq.daemon.states import DIED, RunState, recovery_decision
 from exq.daemon.store import RunRecord

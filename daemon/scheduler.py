@@ -35,7 +35,6 @@ import signal
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import partial
-from typing import Any
 
 import anyio
 import structlog
@@ -52,17 +51,8 @@ from exq.daemon.executor import (
     start_ticks,
 )
 from exq.daemon.handlers import StatusInfo
-from exq.daemon.states import (
-    Outcome,
-    QueueItem,
-    RunState,
-    StopReason,
-    end_state,
-    front_seqs,
-    pick_next,
-    recovery_decision,
-    resume_point,
-)
+from exq.daemon.requeue import requeue_interrupted
+from exq.daemon.states import Outcome, QueueItem, RunState, StopReason, end_state, pick_next
 from exq.daemon.store import RunProcess, RunRecord, StoreError
 from exq.daemon.store_async import AsyncStore
 from exq.engine.checkpoint_commit import CheckpointEvent
@@ -400,30 +390,3 @@ class Scheduler:
 def location_of(kind: str, config: DaemonConfig) -> str:
     """Where a run of executor ``kind`` goes, before it started."""
     return "local" if kind == "local" else f"ray {config.ray_address}"
-
-
-async def requeue_interrupted(
-    store: AsyncStore, records: list[RunRecord], config: DaemonConfig, log: Any
-) -> None:
-    """Queue interrupted runs again at the front (checkpoint runs to resume from
-    their last checkpoint), or fail those that used up their attempts."""
-    records = [r for r in records if r.state is RunState.INTERRUPTED]
-    decisions = {r.id: recovery_decision(r.state, r.attempts) for r in records}
-    requeue = [
-        QueueItem(r.id, r.seq) for r in records if decisions[r.id].steps == (RunState.QUEUED,)
-    ]
-    seqs = front_seqs(requeue, await store.queue_items())
-    for record in records:
-        decision = decisions[record.id]
-        resume = resume_point(record.experiment_sha, record.checkpoints,
-                              config.resume_checkpoints)
-        if record.id in seqs:
-            await store.transition(
-                record.id, RunState.INTERRUPTED, RunState.QUEUED, seq=seqs[record.id],
-                error=None, exit_code=None, finished=None, worker_slot=None, resume_sha=resume,
-            )
-        else:
-            await store.transition(record.id, RunState.INTERRUPTED, RunState.FAILED,
-                                   error=decision.error)
-        log.info("run.recovered", run_id=record.id, state=decision.steps[-1].value,
-                 attempts=record.attempts, resume_sha=resume if record.id in seqs else None)

@@ -42,12 +42,12 @@ pytestmark = [pytest.mark.anyio, pytest.mark.ray]
 SLOW = 180.0  # seconds: a job's start on a 2-core machine is a few seconds
 
 
-def on_ray(config: DaemonConfig, cluster: RayCluster, hold_at: int) -> DaemonConfig:
+def on_ray(config: DaemonConfig, cluster: RayCluster, hold_at: int) -> DaemonConfig:  # noqa: F811
     return replace(config, executor="ray", ray_address=cluster.address,
                    extra_env={**config.extra_env, "HOLD_AT": str(hold_at)})
 
 
-async def held(config: DaemonConfig, run_id: int, checkpoints: int) -> None:
+async def held(config: DaemonConfig, run_id: int, checkpoints: int) -> None:  # noqa: F811
     """Wait until the script holds after a step and that many checkpoints landed."""
     await wait_for(lambda: list(rdv(config).glob("held-*"))
                    and get(config, run_id).checkpoints >= checkpoints,
