@@ -75,6 +75,12 @@ def make_sweep_project(root: Path) -> Path:
     return root
 
 
+def job_id(env: QueueEnv, run_id: int, attempt: int = 1) -> str:
+    """The Ray job of a run's attempt (other tests' daemons share the cluster)."""
+    daemon_id = (env.state / "daemon.id").read_text().strip()
+    return f"exq-{daemon_id}-{run_id}-{attempt}"
+
+
 def exp_trees(root: Path) -> dict[str, str]:
     """Experiment name -> the tree of its commit."""
     refs = git(root, "for-each-ref", "--format=%(refname)", "refs/exps/").split()
@@ -108,7 +114,7 @@ def test_a_sweep_on_ray_matches_the_same_sweep_run_locally(
     assert len(trees) == 4 and trees == exp_trees(near)
 
     jobs = [job for job in ray_cluster.client().list_jobs()
-            if (job.metadata or {}).get("exq_run") in {str(i) for i in ray_ids}]
+            if job.submission_id in {job_id(queue_env, i) for i in ray_ids}]
     assert len(jobs) == 4 and {runs[i]["cpus"] for i in ray_ids} == {1.0}
 
     _, log, _ = exq("queue", "logs", str(ray_ids[0]), cwd=far)
@@ -162,7 +168,7 @@ def test_a_run_asking_more_cpus_than_the_cluster_has_waits_until_killed(
 
     def job():  # noqa: ANN202
         found = [j for j in ray_cluster.client().list_jobs()
-                 if (j.metadata or {}).get("exq_run") == str(run_id)]
+                 if j.submission_id == job_id(queue_env, run_id)]
         return found[0] if found else None
 
     wait_for(job, "the job on the cluster", 60)
