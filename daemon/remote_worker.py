@@ -15,7 +15,8 @@ the steps since the last checkpoint.
 
 SIGTERM or SIGINT (the cluster stopping the job) sends SIGINT to the stages,
 but never while a checkpoint snapshot is under way, and ends with an
-``interrupted`` result. Exit status: 0 on success, the failed stage's status,
+``interrupted`` result. If the cluster kills the worker outright (its stop
+wait ran out), a watchdog process kills the stages, so none outlives it. Exit status: 0 on success, the failed stage's status,
 130 when interrupted, 2 when the folder is not a run.
 """
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -111,16 +113,58 @@ class Sender:
         await anyio.to_thread.run_sync(self.send, meta, [event.sha])
 
 
+# The watchdog: a process of its own session, which the cluster's kill of the
+# worker's process group does not reach. It reads stage group ids from its
+# stdin; at "done" it leaves, at end of file (the worker died without saying
+# "done") it SIGKILLs those groups, so no stage outlives its worker.
+WATCHDOG = """
+import os, signal, sys
+groups = []
+for line in sys.stdin:
+    if line.strip() == "done":
+        sys.exit(0)
+    groups.append(int(line))
+for group in groups:
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except OSError:
+        pass
+"""
+
+
+class Watchdog:
+    """Kills the run's stage groups if the worker is killed (see ``WATCHDOG``)."""
+
+    def __init__(self) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", WATCHDOG], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            start_new_session=True, text=True,
+        )
+
+    def watch(self, pgid: int) -> None:
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(f"{pgid}\n")
+        self._proc.stdin.flush()
+
+    def done(self) -> None:
+        assert self._proc.stdin is not None
+        self._proc.stdin.write("done\n")
+        self._proc.stdin.close()
+        self._proc.wait()
+
+
 class Stopper:
     """Turns the cluster's stop signal into SIGINT for the run's stage groups."""
 
-    def __init__(self) -> None:
+    def __init__(self, watchdog: Watchdog) -> None:
         self.pgids: list[int] = []
         self.snapshot_lock = anyio.Lock()
         self.stopped = False
+        self.watchdog = watchdog
 
     async def on_spawn(self, pid: int) -> None:
         self.pgids.append(pid)
+        self.watchdog.watch(pid)
         if self.stopped:  # a stage that starts after the stop: stop it too
             _interrupt([pid])
 
@@ -181,7 +225,8 @@ def result_meta(
 
 async def run_job(job: dict[str, Any], pack: Pack, stream: LineStream) -> int:
     sink = OutputSink(stream=stream, prefixed=(job["jobs"] or os.cpu_count() or 1) > 1)  # type: ignore[arg-type]
-    stopper = Stopper()
+    watchdog = Watchdog()
+    stopper = Stopper(watchdog)
     with tempfile.TemporaryDirectory(prefix="exq-run-") as tmp:
         project = await anyio.to_thread.run_sync(build_repo, Path(tmp) / "repo", job, pack)
         sender = Sender(stream, project, {sha for sha, _, _ in pack.objects},
@@ -199,6 +244,7 @@ async def run_job(job: dict[str, Any], pack: Pack, stream: LineStream) -> int:
             else:
                 meta, status = result_meta(result, sender.ref_value, stopper.stopped)
             tg.cancel_scope.cancel()
+        watchdog.done()  # every stage has ended
         shas = [meta["sha"]] if meta.get("sha") else []
         await anyio.to_thread.run_sync(sender.send, meta, shas)
     return status

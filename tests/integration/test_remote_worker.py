@@ -28,7 +28,7 @@ from exq.engine.git import Git
 from exq.engine.repo import open_project
 from tests.e2e.conftest import exq
 from tests.integration.test_daemon_checkpoints import chain_steps, make_training_project, tsv_steps
-from tests.integration.test_daemon_core_queue import enqueue, git
+from tests.integration.test_daemon_core_queue import alive, enqueue, git
 
 WORKER = [sys.executable, "-m", "exq.daemon.remote_worker", "."]
 
@@ -164,3 +164,26 @@ def test_a_folder_without_a_run_exits_2(tmp_path: Path) -> None:
     proc = subprocess.run(WORKER, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "holds no run" in proc.stderr
+
+
+def test_a_killed_worker_takes_its_stage_with_it(config: DaemonConfig, tmp_path: Path) -> None:
+    repo, _ = make_training_project(tmp_path / "train", epochs=3)
+    run_id = enqueue(config.db_path, repo, "orphan")
+    folder = tmp_path / "payload"
+    ship(config, record(config, run_id), folder)
+    rdv = tmp_path / "rdv"
+    rdv.mkdir()
+    env = {**os.environ, "RDV": str(rdv), "HOLD_AT": "0"}
+    proc = subprocess.Popen(WORKER, cwd=folder, env=env, stdout=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not list(rdv.glob("held-*")):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    stage_pid = int(next(rdv.glob("held-*")).name.split("-")[1])
+    os.killpg(proc.pid, signal.SIGKILL)  # what a cluster does when its stop wait runs out
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while alive(stage_pid):
+        assert time.monotonic() < deadline, "the stage outlived its worker"
+        time.sleep(0.05)
