@@ -287,7 +287,10 @@ def _forget(record: RunRecord) -> None:
     except ExqError:
         pass
     if record.log_path:
-        Path(record.log_path).unlink(missing_ok=True)
+        log = Path(record.log_path)
+        log.unlink(missing_ok=True)
+        for offset in log.parent.glob(f"{log.name}.*.offset"):  # how far a Ray job was read
+            offset.unlink(missing_ok=True)
 
 
 @queue_app.command("retry")

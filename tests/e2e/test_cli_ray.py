@@ -126,6 +126,11 @@ def test_a_sweep_on_ray_matches_the_same_sweep_run_locally(
     exq("exp", "apply", last, cwd=far)
     assert (far / "model.bin").read_text() == "weights 4.0\n"
 
+    logs = queue_env.state / "logs"
+    assert list(logs.glob(f"{ray_ids[0]}.log.*.offset"))
+    exq("queue", "remove", str(ray_ids[0]), cwd=far)
+    assert not list(logs.glob(f"{ray_ids[0]}.log*"))
+
 
 def test_an_unreachable_cluster_fails_the_run_with_one_clear_error(
     queue_env: QueueEnv, tmp_path: Path  # noqa: F811
