@@ -23,6 +23,7 @@ writes the output twice nor misses a pack.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ TERMINAL = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
 # Seconds between tries while the cluster cannot be reached, and how long to
 # keep trying before the run counts as interrupted (it is then run again).
 RETRY_SECONDS = 2.0
+END_POLL_SECONDS = 0.5
 PATIENCE_SECONDS = 300.0
 
 
@@ -165,15 +167,7 @@ class Follower:
         unreachable_since: float | None = None
         while True:
             try:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._watch_stop, tg.cancel_scope)
-                    await self._tail()
-                    tg.cancel_scope.cancel()
-                if self.unstarted:
-                    return ExecResult(Outcome.INTERRUPTED, error="stopped before it started")
-                if self.result is not None:  # its last word is in: no need to wait for the job
-                    return self._end(None)
-                info = await anyio.to_thread.run_sync(job_info, self.job.client, self.job.job_id)
+                info = await self._read_until_end()
             except ExqError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the connection: try again
@@ -186,12 +180,45 @@ class Follower:
                 await anyio.sleep(RETRY_SECONDS)
                 continue
             unreachable_since = None
+            if self.unstarted:
+                return ExecResult(Outcome.INTERRUPTED, error="stopped before it started")
+            if self.result is not None:  # its last word is in: no need to wait for the job
+                return self._end(None)
             if info is None:
                 return ExecResult(Outcome.INTERRUPTED, error="the cluster lost the job")
             if info.status in TERMINAL:
-                await self._catch_up()
                 return self._end(info)
             await anyio.sleep(RETRY_SECONDS)  # the stream broke off early: read on
+
+    async def _read_until_end(self) -> Any:
+        """Follow the output until the result pack comes or the job ends; the
+        job's details then (None once the result is in)."""
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._watch_stop, tg.cancel_scope)
+                tg.start_soon(self._watch_end, tg.cancel_scope)
+                await self._tail()
+                tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            raise _leaf(group) from None
+        if not self.located and not self.unstarted:  # it ended before its output came
+            await self._locate()
+        if self.result is not None or self.unstarted:
+            return None
+        info = await anyio.to_thread.run_sync(job_info, self.job.client, self.job.job_id)
+        if info is not None and info.status in TERMINAL:
+            await self._catch_up()  # what the stream had not given yet
+        return info
+
+    async def _watch_end(self, scope: anyio.CancelScope) -> None:
+        """Ray reads a job's log once a second, and reads it again after the job
+        ends: asking for the job's status sees the end sooner."""
+        while True:
+            await anyio.sleep(END_POLL_SECONDS)
+            status = await anyio.to_thread.run_sync(self.job.client.get_job_status, self.job.job_id)
+            if str(status) in TERMINAL:
+                scope.cancel()
+                return
 
     async def _watch_stop(self, scope: anyio.CancelScope) -> None:
         """A job stopped while it waits for resources never hears of it (its
@@ -282,6 +309,11 @@ def connect(address: str) -> Any:
             "the ray executor needs Ray's job client, which is not installed",
             hint="pip install 'exq[ray]'",
         ) from exc
+    # Ray logs each upload and each closed log stream at INFO on stderr, which
+    # is the daemon's log file: keep its errors only (its job client sets INFO
+    # on its own loggers, so the handler filters).
+    for handler in logging.getLogger("ray").handlers:
+        handler.setLevel(logging.ERROR)
     try:
         return JobSubmissionClient(address)
     except Exception as exc:  # noqa: BLE001 - Ray raises plain ConnectionError/RuntimeError
@@ -311,6 +343,14 @@ def submit(
         if "already exists" in str(exc):
             return  # submitted before a restart: it is followed, not started again
         raise RayError(f"the Ray cluster refused job {job_id}: {_first_line(exc)}") from exc
+
+
+def _leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first exception a task group failed with."""
+    leaf: BaseException = group
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf
 
 
 def _first_line(exc: BaseException) -> str:
