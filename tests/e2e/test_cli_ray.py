@@ -126,6 +126,8 @@ def test_a_sweep_on_ray_matches_the_same_sweep_run_locally(
     exq("exp", "apply", last, cwd=far)
     assert (far / "model.bin").read_text() == "weights 4.0\n"
 
+    for line in (queue_env.state / "daemon.log").read_text().splitlines():
+        json.loads(line)  # Ray's own INFO lines stay out of the daemon's log
     logs = queue_env.state / "logs"
     assert list(logs.glob(f"{ray_ids[0]}.log.*.offset"))
     exq("queue", "remove", str(ray_ids[0]), cwd=far)
