@@ -170,13 +170,16 @@ class Follower:
                 info = await self._read_until_end()
             except ExqError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the connection: try again
+            except Exception as exc:  # noqa: BLE001 - the connection, or the job's node
+                ended = await self._ended_info()
+                if ended is not None:  # its node died: its output went with it
+                    return self._end(ended)
                 now = anyio.current_time()
                 unreachable_since = unreachable_since or now
-                log.warning("ray.unreachable", job=self.job.job_id, error=str(exc))
+                log.warning("ray.unreachable", job=self.job.job_id, error=_first_line(exc))
                 if now - unreachable_since > PATIENCE_SECONDS:
-                    return ExecResult(Outcome.INTERRUPTED,
-                                      error=f"the Ray cluster was unreachable: {exc}")
+                    return ExecResult(Outcome.INTERRUPTED, error="the Ray cluster was"
+                                      f" unreachable: {_first_line(exc)}")
                 await anyio.sleep(RETRY_SECONDS)
                 continue
             unreachable_since = None
@@ -189,6 +192,14 @@ class Follower:
             if info.status in TERMINAL:
                 return self._end(info)
             await anyio.sleep(RETRY_SECONDS)  # the stream broke off early: read on
+
+    async def _ended_info(self) -> Any:
+        """The job's details if it ended (None if it runs, or the cluster does not answer)."""
+        try:
+            info = await anyio.to_thread.run_sync(job_info, self.job.client, self.job.job_id)
+        except Exception:  # noqa: BLE001 - unreachable: the caller tries again
+            return None
+        return info if info is not None and info.status in TERMINAL else None
 
     async def _read_until_end(self) -> Any:
         """Follow the output until the result pack comes or the job ends; the
@@ -287,7 +298,7 @@ class Follower:
         status = "SUCCEEDED" if info is None else str(info.status)
         outcome, error, code = remote_end(
             self.result, status, getattr(info, "driver_exit_code", None),
-            str(getattr(info, "message", "") or ""),
+            _summary(str(getattr(info, "message", "") or "")),
         )
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         how = "sent its result" if info is None else f"ended {info.status}"
@@ -343,6 +354,13 @@ def submit(
         if "already exists" in str(exc):
             return  # submitted before a restart: it is followed, not started again
         raise RayError(f"the Ray cluster refused job {job_id}: {_first_line(exc)}") from exc
+
+
+def _summary(message: str) -> str:
+    """One line of a job's end message: why it died, when Ray says so."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    why = [line for line in lines if "died because" in line]
+    return (why or lines or [""])[0]
 
 
 def _leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:

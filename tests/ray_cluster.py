@@ -62,31 +62,53 @@ def _answers(url: str) -> bool:
         return False
 
 
-def start_cluster(temp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Start a head node keeping its files in ``temp``; (its process, the Jobs API address).
-    Raises RuntimeError with the end of its output if it does not come up."""
-    dashboard = _free_port()
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
-           "RAY_USAGE_STATS_ENABLED": "0", "RAY_JOB_STOP_WAIT_TIME_S": "20"}
-    args = [
-        str(RAY_BIN), "start", "--head", "--block", "--disable-usage-stats",
-        "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1",
-        f"--port={_free_port()}", f"--dashboard-port={dashboard}",
+def _env() -> dict[str, str]:
+    # Fast health checks: a node killed by a test is declared dead in seconds.
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+            "RAY_USAGE_STATS_ENABLED": "0", "RAY_JOB_STOP_WAIT_TIME_S": "20",
+            "RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "4",
+            "RAY_health_check_initial_delay_ms": "1000"}
+
+
+def _spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    with open(log_path, "ab") as log:
+        return subprocess.Popen([str(RAY_BIN), "start", "--block", "--disable-usage-stats",
+                                 "--node-ip-address=127.0.0.1", *args], env=_env(), stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def start_head(temp: Path, num_cpus: int = 4) -> tuple[subprocess.Popen[bytes], str, int]:
+    """Start a head node keeping its files in ``temp``: (its process, the Jobs API
+    address, the GCS port). Raises RuntimeError with the end of its output if it
+    does not come up."""
+    dashboard, gcs = _free_port(), _free_port()
+    proc = _spawn([
+        "--head", "--dashboard-host=127.0.0.1", f"--port={gcs}", f"--dashboard-port={dashboard}",
         f"--dashboard-agent-listen-port={_free_port()}",
         f"--ray-client-server-port={_free_port()}", f"--metrics-export-port={_free_port()}",
-        "--num-cpus=4", "--num-gpus=0", "--include-dashboard=true", f"--temp-dir={temp}",
-    ]
-    log_path = temp / "ray-start.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        f"--num-cpus={num_cpus}", "--num-gpus=0", "--include-dashboard=true",
+        f"--temp-dir={temp}",
+    ], temp / "ray-head.log")
     address = f"http://127.0.0.1:{dashboard}"
     deadline = time.monotonic() + START_TIMEOUT
     while not _answers(f"{address}/api/version"):
         if proc.poll() is not None or time.monotonic() > deadline:
             stop_cluster(proc)
-            raise RuntimeError(f"ray start failed: {log_path.read_text()[-2000:]}")
+            raise RuntimeError(f"ray start failed: {(temp / 'ray-head.log').read_text()[-2000:]}")
         time.sleep(0.5)
+    return proc, address, gcs
+
+
+def start_worker(temp: Path, gcs: int, num_cpus: int) -> subprocess.Popen[bytes]:
+    """Add a worker node to the cluster whose GCS listens on ``gcs``."""
+    return _spawn([f"--address=127.0.0.1:{gcs}", f"--num-cpus={num_cpus}", "--num-gpus=0",
+                   f"--dashboard-agent-listen-port={_free_port()}",
+                   f"--metrics-export-port={_free_port()}"], temp / "ray-worker.log")
+
+
+def start_cluster(temp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A one-node cluster with 4 CPUs: (its process, the Jobs API address)."""
+    proc, address, _ = start_head(temp)
     return proc, address
 
 
@@ -121,3 +143,38 @@ def stop_cluster(proc: subprocess.Popen[bytes]) -> None:
     except ProcessLookupError:
         pass
     proc.wait()
+
+
+def kill_node(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a node as a machine dies: every process under its ``ray start``, at
+    once, whatever session it made (the raylet's workers, the job's driver and
+    its stages), stopped first so that none can react."""
+    tree = _descendants(proc.pid) | {proc.pid}
+    for sig in (signal.SIGSTOP, signal.SIGKILL):
+        for pid in tree:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+    proc.wait()
+
+
+def _descendants(root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat[stat.rfind(")") + 2:].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found

@@ -9,6 +9,10 @@ stops the job. The training script is the one of the local checkpoint tests
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,7 +40,15 @@ from tests.integration.test_daemon_core_queue import (
     wait_for,
     wait_state,
 )
-from tests.ray_cluster import RayCluster
+from exq.daemon.store import SyncStore
+from tests.ray_cluster import (
+    RayCluster,
+    kill_node,
+    ray_available,
+    start_head,
+    start_worker,
+    stop_cluster,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.ray]
 SLOW = 180.0  # seconds: a job's start on a 2-core machine is a few seconds
@@ -120,3 +132,57 @@ async def test_kill_stops_the_job_and_fails_the_run(
     job = submission_id(config.daemon_id(), record)
     info = await anyio.to_thread.run_sync(ray_cluster.client().get_job_info, job)
     assert str(info.status) in ("STOPPED", "JobStatus.STOPPED", "FAILED", "JobStatus.FAILED")
+
+
+@pytest.fixture
+def two_nodes(tmp_path: Path) -> Iterator[tuple[str, Callable[[], subprocess.Popen[bytes]]]]:
+    """A head node with no CPUs (jobs that ask for one go to a worker node) and a
+    way to add worker nodes: (the Jobs API address, start a worker node)."""
+    if not ray_available():
+        pytest.skip("Ray is not installed (make ray)")
+    temp = Path(tempfile.mkdtemp(prefix="exqray-", dir="/tmp"))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        head, address, gcs = start_head(temp, num_cpus=0)
+        procs.append(head)
+
+        def add_worker() -> subprocess.Popen[bytes]:
+            procs.append(start_worker(temp, gcs, num_cpus=2))
+            return procs[-1]
+
+        yield address, add_worker
+    finally:
+        for proc in reversed(procs):
+            stop_cluster(proc)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+async def test_a_run_whose_node_dies_resumes_on_another_node(
+    config: DaemonConfig, tmp_path: Path,  # noqa: F811
+    two_nodes: tuple[str, Callable[[], subprocess.Popen[bytes]]],
+) -> None:
+    address, add_worker = two_nodes
+    first = add_worker()
+    repo, baseline = make_training_project(tmp_path / "train", epochs=5)
+    config = replace(config, executor="ray", ray_address=address,
+                     extra_env={**config.extra_env, "HOLD_AT": "2"})
+    run_id = enqueue(config.db_path, repo, "moved")
+    with SyncStore(config.db_path) as store:  # it needs a CPU: only worker nodes have one
+        store._conn.execute("UPDATE runs SET cpus = 1 WHERE id = ?", (run_id,))
+    async with daemon(config):
+        await held(config, run_id, 3)
+        first_node = get(config, run_id).location
+        kill_node(first)  # the machine dies, with the run's worker and stage
+        await wait_for(lambda: get(config, run_id).attempts == 2, "the second attempt", SLOW)
+        events = [line for line in config.daemon_log.read_text().splitlines()
+                  if '"state": "interrupted"' in line]
+        assert "its node has died" in events[0]
+        add_worker()
+        (rdv(config) / "go").write_text("")
+        await wait_for(lambda: get(config, run_id).state is not RunState.RUNNING, "its end", SLOW)
+    record = get(config, run_id)
+    assert (record.state, record.attempts, record.error) == (RunState.SUCCESS, 2, None)
+    assert record.location != first_node
+    tip = Git.open(repo).get_ref(exp_ref(baseline, "moved"))
+    assert chain_steps(repo, tip, baseline) == [0, 1, 2, 3, 4]
+    assert computed(rdv(config)) == [0, 1, 2, 3, 4]
