@@ -13,7 +13,7 @@ import typer
 from exq.cli.main import app, handle_errors, stage_app
 from exq.engine import pipeline_ops as ops
 from exq.engine.errors import ExqError
-from exq.engine.repo import Project, init_project, open_project
+from exq.engine.repo import Project, check_init_place, init_project, open_project
 from exq.engine.repro import ReproOptions, ReproResult
 
 
@@ -23,10 +23,17 @@ def _default_jobs() -> int:
 
 @app.command()
 @handle_errors
-def init() -> None:
+def init(
+    no_scm: bool = typer.Option(False, "--no-scm", help="A project outside git (no experiments)."),
+    subdir: bool = typer.Option(
+        False, "--subdir", help="A project in a sub-folder of a git repository."
+    ),
+) -> None:
     """Make the current folder an exq (and DVC) project: create .dvc/."""
     root = Path.cwd()
-    if init_project(root):
+    if not no_scm:
+        check_init_place(root, subdir=subdir)
+    if init_project(root, no_scm=no_scm):
         typer.echo(f"Initialized exq project in {root / '.dvc'}")
     else:
         typer.echo(f"'{root / '.dvc'}' exists already; nothing to do.")

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from exq.engine.errors import ConfigError, ExqError
+from exq.engine.errors import ConfigError, ExqError, GitError
 
 DVC_DIR = ".dvc"
 LINK_TYPES = ("reflink", "hardlink", "symlink", "copy")
@@ -102,13 +102,33 @@ def default_link_types() -> tuple[str, ...]:
     return DEFAULT_LINK_TYPES
 
 
-def init_project(root: Path) -> bool:
+def check_init_place(root: Path, *, subdir: bool) -> None:
+    """Refuse, as ``dvc init`` does, a project outside git, or in a sub-folder of
+    a git repository unless ``subdir``."""
+    from exq.engine.git import Git  # git is only needed here, at init
+
+    try:
+        top = Git.open(root).root
+    except GitError:
+        raise ConfigError(
+            f"{root} is not in a git repository",
+            hint="run 'git init' first, or pass --no-scm for a project without experiments",
+        ) from None
+    if os.path.realpath(top) != os.path.realpath(root) and not subdir:
+        raise ConfigError(
+            f"{root} is a sub-folder of the git repository {top}",
+            hint="pass --subdir to make a project there, or run 'exq init' at the repository's root",
+        )
+
+
+def init_project(root: Path, *, no_scm: bool = False) -> bool:
     """Create ``.dvc/`` the way ``dvc init`` does; False when it already exists."""
     dvc_dir = root / DVC_DIR
     if dvc_dir.is_dir():
         return False
     dvc_dir.mkdir()
-    (dvc_dir / "config").write_text("", encoding="utf-8")
+    (dvc_dir / "config").write_text("[core]\n    no_scm = True\n" if no_scm else "",
+                                    encoding="utf-8")
     (dvc_dir / ".gitignore").write_text(_DVC_GITIGNORE, encoding="utf-8")
     dvcignore = root / ".dvcignore"
     if not dvcignore.exists():

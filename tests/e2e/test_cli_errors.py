@@ -184,3 +184,23 @@ def test_help_into_a_closed_pipe_has_no_traceback(tmp_path: Path) -> None:
     err = proc.stderr.read().decode()
     proc.wait(timeout=30)
     assert "Traceback" not in err
+
+
+def test_init_refuses_outside_git_and_in_a_sub_folder_as_dvc_does(tmp_path: Path) -> None:
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    code, _, err = exq("init", cwd=bare, check=False)
+    assert code != 0 and err.startswith(f"ERROR: {bare} is not in a git repository")
+    assert len(err.strip().splitlines()) == 1 and not (bare / ".dvc").exists()
+    exq("init", "--no-scm", cwd=bare)
+    assert "no_scm = True" in (bare / ".dvc" / "config").read_text()
+
+    repo = tmp_path / "repo"
+    (repo / "sub").mkdir(parents=True)
+    git(repo, "init", "-q")
+    code, _, err = exq("init", cwd=repo / "sub", check=False)
+    assert code != 0 and "is a sub-folder of the git repository" in err
+    assert not (repo / "sub" / ".dvc").exists()
+    exq("init", "--subdir", cwd=repo / "sub")
+    exq("init", cwd=repo)
+    assert (repo / "sub" / ".dvc").is_dir() and (repo / ".dvc").is_dir()
