@@ -139,7 +139,9 @@ def add(
 @app.command()
 @handle_errors
 def checkout(
-    targets: list[str] = typer.Argument(None, help="Stages, dvc.yaml or .dvc files."),
+    targets: list[str] = typer.Argument(
+        None, help="Stages, dvc.yaml or .dvc files, or paths of outputs and tracked data."
+    ),
 ) -> None:
     """Restore stage outputs and tracked data from the cache."""
     project = open_project()

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from exq.engine import graph as graph_mod
-from exq.engine.errors import ExqError, PipelineError
+from exq.engine.errors import ExqError, PipelineError, StageNotFound
 from exq.engine.graph import repo_path
 from exq.engine.outdated import StatusItem
 from exq.engine.paramfiles import DiskSource
@@ -157,34 +157,65 @@ def checkout(
     pipeline = load_pipeline(project.root)
     restored: list[str] = []
     with StageIO(project, state_db=state_db) as io:
-        stages = (
-            pipeline.graph.select(targets, single_item=True, cwd=cwd_in(project))
-            if targets else pipeline.stages
-        )
-        for stage in stages:
-            entry = pipeline.lock_entry(stage)
-            restored.extend(_checkout_stage(io, entry, stage, missing_ok))
+        tracked = _tracked_outs(project)
         if not targets:
-            for dvcfile in find_tracked(project.root):
-                for out in read_tracked(dvcfile, project.root):
-                    rel = (dvcfile.parent / out.path).relative_to(project.root).as_posix()
-                    if out.info is not None and _restore(io, rel, out.info, missing_ok):
-                        restored.append(rel)
+            outs = _stage_outs(pipeline, pipeline.stages) + list(tracked.items())
+        else:
+            outs = [out for target in targets
+                    for out in _target_outs(project, pipeline, tracked, target)]
+        for rel, info in outs:
+            if info is not None and _restore(io, rel, info, missing_ok):
+                restored.append(rel)
         io.state.flush()
     return restored
 
 
-def _checkout_stage(io: StageIO, entry: Any, stage: Stage, missing_ok: bool) -> list[str]:
-    if entry is None:
-        return []
-    restored = []
-    for out in stage.outs:
-        recorded = entry.out(out.path)
-        info = recorded.to_hash() if recorded else None
-        rel = repo_path(stage, out.path)
-        if out.cache and info is not None and _restore(io, rel, info, missing_ok):
-            restored.append(rel)
-    return restored
+def _tracked_outs(project: Project) -> dict[str, Any]:
+    """Data of every .dvc file: path from the root -> recorded hash."""
+    outs = {}
+    for dvcfile in find_tracked(project.root):
+        for out in read_tracked(dvcfile, project.root):
+            outs[(dvcfile.parent / out.path).relative_to(project.root).as_posix()] = out.info
+    return outs
+
+
+def _stage_outs(pipeline: Any, stages: list[Stage]) -> list[tuple[str, Any]]:
+    """The cached outs of ``stages`` with the hashes their lock entries record."""
+    outs = []
+    for stage in stages:
+        entry = pipeline.lock_entry(stage)
+        for out in stage.outs if entry is not None else []:
+            recorded = entry.out(out.path)
+            if out.cache and recorded is not None:
+                outs.append((repo_path(stage, out.path), recorded.to_hash()))
+    return outs
+
+
+def _target_outs(
+    project: Project, pipeline: Any, tracked: dict[str, Any], target: str
+) -> list[tuple[str, Any]]:
+    """What one ``checkout`` target names: a .dvc file, a data path (of a .dvc
+    file or of a stage's outs), else stages or a dvc.yaml."""
+    path = Path(target).absolute()
+    rel = os.path.relpath(path, project.root).replace(os.sep, "/")
+    if target.endswith(".dvc") and path.is_file():
+        return [(os.path.relpath(path.parent / out.path, project.root).replace(os.sep, "/"),
+                 out.info) for out in read_tracked(path, project.root)]
+    if rel in tracked:
+        return [(rel, tracked[rel])]
+    named = [out for out in _stage_outs(pipeline, pipeline.stages) if out[0] == rel]
+    if named:
+        return named
+    try:
+        stages = pipeline.graph.select([target], single_item=True, cwd=cwd_in(project))
+    except (PipelineError, StageNotFound):
+        if ":" in target or target.endswith(("dvc.yaml", "dvc.yml")):
+            raise  # it names a dvc.yaml: its own error says what is wrong
+        raise PipelineError(
+            f"'{target}' is not a stage, a .dvc file or an output of this project",
+            hint="'exq stage list' lists the stages and their outs",
+        ) from None
+    return _stage_outs(pipeline, stages)
 
 
 def _restore(io: StageIO, rel: str, info: Any, missing_ok: bool = False) -> bool:

@@ -702,3 +702,25 @@ def test_not_a_project(tmp_path: Path) -> None:
     code, _, err = exq("repro", cwd=tmp_path, check=False)
     assert code != 0
     assert_one_line_error(err, "exq init")
+
+
+def test_checkout_takes_data_paths_dvc_files_and_stages(basic: Path) -> None:
+    exq("repro", cwd=basic)
+    write(basic / "extra.txt", "extra\n")
+    exq("add", "extra.txt", cwd=basic)
+    for rel in ("model.txt", "prep.txt", "extra.txt"):
+        (basic / rel).unlink()
+
+    _, out, _ = exq("checkout", "model.txt", cwd=basic)  # a stage's out, by its path
+    assert out.split() == ["M", "model.txt"]
+    assert not (basic / "prep.txt").exists() and not (basic / "extra.txt").exists()
+    _, out, _ = exq("checkout", "extra.txt.dvc", cwd=basic)  # a .dvc file
+    assert out.split() == ["M", "extra.txt"] and (basic / "extra.txt").read_text() == "extra\n"
+    (basic / "extra.txt").unlink()
+    _, out, _ = exq("checkout", "extra.txt", "prep", cwd=basic)  # tracked data, a stage
+    assert sorted(out.split()) == ["M", "M", "extra.txt", "prep.txt"]
+    _, out, _ = exq("status", cwd=basic)
+    assert out.strip() == "Data and pipelines are up to date."
+    code, _, err = exq("checkout", "nowhere.txt", cwd=basic, check=False)
+    assert code != 0 and err.startswith("ERROR: 'nowhere.txt' is not a stage, a .dvc file")
+    assert len(err.strip().splitlines()) == 1
