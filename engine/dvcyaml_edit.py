@@ -150,27 +150,13 @@ def add_stage(
     dvcfile: Path,
     name: str,
     *,
-    cmd: str | list[str],
-    deps: Iterable[str] = (),
-    outs: Iterable[str] = (),
-    outs_no_cache: Iterable[str] = (),
-    outs_persist: Iterable[str] = (),
-    outs_persist_no_cache: Iterable[str] = (),
-    params: Iterable[str] = (),
-    metrics: Iterable[str] = (),
-    metrics_no_cache: Iterable[str] = (),
-    plots: Iterable[str] = (),
-    plots_no_cache: Iterable[str] = (),
-    wdir: str | None = None,
-    desc: str | None = None,
-    always_changed: bool = False,
     force: bool = False,
-    checkpoints: Iterable[str] = (),
-    live: LiveOptions | None = None,
     check: Callable[[str], None] | None = None,
+    **fields: Any,
 ) -> str:
     """Add stage ``name`` to ``dvcfile`` (created if absent); returns "added" or "modified".
 
+    ``fields`` are those of :func:`stage_data` (``cmd`` is required).
     Raises ExqError when the name is invalid, or already used and not ``force``.
     ``check`` is given the new file's text before it is written, and may
     refuse it by raising (e.g. an out that another stage already produces).
@@ -178,16 +164,12 @@ def add_stage(
     if not name or _BAD_NAME_CHARS & set(name):
         raise ExqError(f"invalid stage name '{name}'",
                        hint="use letters, digits, '_' and '-' only")
-    if not cmd:
+    if not fields.get("cmd"):
         raise ExqError(f"stage '{name}': the command is empty")
+    wdir = fields.get("wdir")
     if wdir not in (None, "", ".") and not (dvcfile.parent / wdir).is_dir():
         raise ExqError(f"stage '{name}': working directory '{wdir}' does not exist")
-    data = stage_data(
-        cmd=cmd, deps=deps, outs=outs, outs_no_cache=outs_no_cache, outs_persist=outs_persist,
-        outs_persist_no_cache=outs_persist_no_cache, params=params, metrics=metrics,
-        metrics_no_cache=metrics_no_cache, plots=plots, plots_no_cache=plots_no_cache,
-        wdir=wdir, desc=desc, always_changed=always_changed, checkpoints=checkpoints, live=live,
-    )
+    data = stage_data(**fields)
     try:
         text = dvcfile.read_bytes().decode("utf-8") if dvcfile.exists() else ""
     except (OSError, UnicodeDecodeError) as exc:
