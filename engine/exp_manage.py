@@ -24,10 +24,11 @@ from exq.engine.exprefs import (
     parse_exp_ref,
 )
 from exq.engine.git import Git
+from exq.engine.gitsource import DvcfileFinder, GitSource
 from exq.engine.graph import repo_path
 from exq.engine.hashing import HashInfo
 from exq.engine.lockfile import parse_lock
-from exq.engine.pipeline import DVCFILE, lock_name, skipped_dir
+from exq.engine.pipeline import lock_name
 from exq.engine.pipeline_ops import checkout
 from exq.engine.repo import Project
 from exq.engine.templating import load_dvcfile
@@ -81,16 +82,6 @@ class ApplyResult:
     outs: list[str]
 
 
-class _CommitSource:
-    """A ``FileSource`` over one commit, for the project at ``prefix`` in the repo."""
-
-    def __init__(self, git: Git, sha: str, prefix: str) -> None:
-        self.git, self.sha, self.prefix = git, sha, prefix
-
-    def read_bytes(self, path: str) -> bytes | None:
-        return self.git.read_blob(self.sha, posixpath.join(self.prefix, path))
-
-
 def project_prefix(git: Git, project: Project) -> str:
     """The project's folder relative to the git root ('' when they are the same)."""
     rel = Path(project.root).resolve().relative_to(git.root.resolve()).as_posix()
@@ -99,9 +90,9 @@ def project_prefix(git: Git, project: Project) -> str:
 
 def committed_outs(git: Git, sha: str, prefix: str = "") -> dict[str, HashInfo]:
     """Cached outs recorded in the dvc.lock files of commit ``sha``: project path -> hash."""
-    source = _CommitSource(git, sha, prefix)
+    source = GitSource(git, sha, prefix)
     found: dict[str, HashInfo] = {}
-    for dvcfile in _commit_dvcfiles(git, sha, prefix):
+    for dvcfile in DvcfileFinder(git).find(sha, prefix):
         raw_lock = source.read_bytes(lock_name(dvcfile))
         lock = parse_lock(raw_lock.decode("utf-8"), lock_name(dvcfile)) if raw_lock else {}
         for stage in load_dvcfile(source, dvcfile):
@@ -112,19 +103,6 @@ def committed_outs(git: Git, sha: str, prefix: str = "") -> dict[str, HashInfo]:
                 if out.cache and info is not None:
                     found[repo_path(stage, out.path)] = info
     return found
-
-
-def _commit_dvcfiles(git: Git, sha: str, prefix: str) -> list[str]:
-    found = []
-    for path in git.list_files(sha, prefix):
-        rel = path[len(prefix) + 1 :] if prefix else path
-        parts = rel.split("/")
-        if parts[-1] != DVCFILE:
-            continue
-        if any(skipped_dir(p) for p in parts[:-1]):
-            continue
-        found.append(rel)
-    return sorted(found, key=lambda p: (p.count("/"), p))
 
 
 def out_clashes(

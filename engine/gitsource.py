@@ -26,26 +26,34 @@ def _clean(path: str) -> str | None:
 
 
 class GitSource:
-    """The files of commit ``sha``, read from git blobs; each path is read once."""
+    """The files of commit ``sha``, read from git blobs; each path is read once.
 
-    def __init__(self, git: Git, sha: str) -> None:
+    Paths are relative to the project, which sits at ``prefix`` in the
+    repository ('' when it is the repository's root).
+    """
+
+    def __init__(self, git: Git, sha: str, prefix: str = "") -> None:
         self.git = git
         self.sha = sha
+        self.prefix = prefix
         self._memo: dict[str, bytes | None] = {}
 
     def read_bytes(self, path: str) -> bytes | None:
-        """Content of the repo-relative ``path`` in the commit, or None if no file is there."""
+        """Content of the project-relative ``path`` in the commit, or None if no file is there."""
         norm = _clean(path)
         if norm is None:
             return None
         if norm not in self._memo:
-            self._memo[norm] = self.git.read_blob(self.sha, norm)
+            self._memo[norm] = self.git.read_blob(self.sha, posixpath.join(self.prefix, norm))
         return self._memo[norm]
 
     def list_files(self, folder: str) -> list[str]:
-        """Repo-relative paths of the files under ``folder`` in the commit (sorted)."""
+        """Project-relative paths of the files under ``folder`` in the commit (sorted)."""
         norm = _clean(folder)
-        return [] if norm is None else self.git.list_files(self.sha, norm)
+        if norm is None:
+            return []
+        files = self.git.list_files(self.sha, posixpath.join(self.prefix, norm))
+        return [path[len(self.prefix) + 1:] for path in files] if self.prefix else files
 
 
 class DvcfileFinder:
@@ -55,9 +63,14 @@ class DvcfileFinder:
         self.git = git
         self._by_tree: dict[str, list[str]] = {}
 
-    def find(self, sha: str) -> list[str]:
-        """Repo-relative ``dvc.yaml`` paths of commit ``sha``, the root one first, then sorted."""
-        found = self._walk(self.git.tree_of(sha), root=True)
+    def find(self, sha: str, prefix: str = "") -> list[str]:
+        """``dvc.yaml`` paths of commit ``sha`` relative to the project at ``prefix``,
+        the root one first, then sorted."""
+        tree: str | None = self.git.tree_of(sha)
+        for part in prefix.split("/") if prefix else []:
+            tree = next((oid for name, kind, oid in self.git.tree_entries(tree) if
+                         name == part and kind == "tree"), None) if tree else None
+        found = self._walk(tree, root=True) if tree else []
         return sorted(found, key=lambda path: (path.count("/"), path))
 
     def _walk(self, tree_id: str, *, root: bool = False) -> list[str]:
