@@ -191,7 +191,10 @@ def build_repo(root: Path, job: dict[str, Any], pack: Pack) -> Project:
     git.import_objects(pack.objects)
     for ref, sha in job["refs"].items():
         git.set_ref(ref, sha)
-    project = Project(root=root, cache_dir=root / ".dvc" / "cache",
+    # A project in a sub-folder of its repository: the run happens in that sub-folder.
+    top = root / job["prefix"] if job.get("prefix") else root
+    top.mkdir(parents=True, exist_ok=True)
+    project = Project(root=top, cache_dir=root / ".dvc" / "cache",
                       link_types=default_link_types())
     write_cache(project.cache_dir / "files" / "md5", pack.cache)
     return project

@@ -228,7 +228,10 @@ async def run_snapshot(
     result = ExpRunResult(name=run.name, baseline=run.baseline, ref=exp_ref(run.baseline, run.name))
     # Git and cache work runs in worker threads (a Git per thread, as pygit2
     # wants), so a daemon's socket and other slots are not stalled meanwhile.
-    sub = Project(root=folder, cache_dir=project.cache_dir, link_types=project.link_types)
+    # A project in a sub-folder of its repository is in that sub-folder of the worktree.
+    prefix = await anyio.to_thread.run_sync(lambda: _prefix(Git.open(project.root), project.root))
+    sub = Project(root=folder / prefix if prefix else folder, cache_dir=project.cache_dir,
+                  link_types=project.link_types)
     state_db = project.root / STATE_RELPATH
     await anyio.to_thread.run_sync(_add_worktree, project.root, folder, run.snapshot)
     try:

@@ -42,5 +42,7 @@ def snapshot_inputs(
     project: Project, git: Git, baseline: str, plan: EditPlan, message: str
 ) -> str:
     """A commit of the workspace with the planned -S edits applied; nothing on disk changes."""
-    extra = {path.relative_to(project.root).as_posix(): data for path, data in plan.files.items()}
+    # Paths in the commit are relative to the repository, which may hold the project in a sub-folder.
+    top = git.root.resolve()
+    extra = {path.resolve().relative_to(top).as_posix(): data for path, data in plan.files.items()}
     return git.snapshot_workspace(message, parent=baseline, extra=extra)

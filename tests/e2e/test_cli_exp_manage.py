@@ -429,3 +429,24 @@ def test_pull_unknown_name(clone: Path) -> None:
     code, _, err = exq("exp", "pull", "origin", "nope", cwd=clone, check=False)
     assert_refused(code, err, "'nope'", "origin")
     assert exp_refs(clone) == {}
+
+
+def test_apply_in_a_project_in_a_sub_folder_of_the_repository(tmp_path: Path) -> None:
+    root = init_repo(tmp_path / "repo")
+    project = root / "proj"
+    project.mkdir()
+    shutil.rmtree(root / ".dvc", ignore_errors=True)
+    (root / ".dvcignore").unlink(missing_ok=True)
+    exq("init", "--subdir", cwd=project)
+    write(project / "params.yaml", "train:\n  lr: 0.1\n  epochs: 3\n")
+    write(project / "train.py", TRAIN)
+    write(project / "dvc.yaml", DVCYAML)
+    exq("repro", cwd=project)
+    commit_all(root, "project in proj/")
+    exq("exp", "run", "--temp", "-n", "deep", "-S", "train.lr=0.9", cwd=project)
+
+    exq("exp", "apply", "deep", cwd=project)
+    assert (project / "model.txt").read_text() == "lr=0.9 epochs=3\n"  # from the cache
+    write(project / "model.txt", "edited by hand\n")
+    code, _, err = exq("exp", "apply", "deep", cwd=project, check=False)
+    assert_refused(code, err, "would overwrite", "model.txt")

@@ -187,3 +187,32 @@ def test_a_killed_worker_takes_its_stage_with_it(config: DaemonConfig, tmp_path:
     while alive(stage_pid):
         assert time.monotonic() < deadline, "the stage outlived its worker"
         time.sleep(0.05)
+
+
+def test_a_project_in_a_sub_folder_runs_there_on_the_worker(
+    config: DaemonConfig, tmp_path: Path
+) -> None:
+    from exq.engine.repo import init_project
+    from tests.e2e.checkpoint_helpers import DVCYAML as TRAIN_DVCYAML
+    from tests.e2e.checkpoint_helpers import write_training_project
+    from tests.integration.test_daemon_checkpoints import HOLD_TRAIN
+
+    repo = tmp_path / "repo"
+    proj = repo / "proj"
+    proj.mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    init_project(proj)
+    baseline = write_training_project(proj, dvcyaml=TRAIN_DVCYAML, script=HOLD_TRAIN,
+                                      params="train:\n  epochs: 2\n  lr: 0.5\n")
+    run_id = enqueue(config.db_path, proj, "deep")
+    folder = tmp_path / "payload"
+    ship(config, record(config, run_id), folder)
+    assert json.loads((folder / JOB_FILE).read_text())["prefix"] == "proj"
+    proc = subprocess.run(WORKER, cwd=folder, env={**os.environ, "RDV": str(tmp_path)},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ref = exp_ref(baseline, "deep")
+    apply_output(proj, proc.stdout, ref)
+    tip = Git.open(repo).get_ref(ref)
+    assert "model.txt" in git(repo, "show", f"{tip}:proj/dvc.lock")
+    assert git(repo, "ls-tree", "--name-only", tip).split() == ["proj"]  # nothing at the root
