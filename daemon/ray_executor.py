@@ -157,6 +157,7 @@ class Follower:
     result: dict[str, Any] | None = None
     located: bool = False
     unstarted: bool = False  # stopped while still waiting for its resources
+    last_line: str = ""  # of the job's plain output
 
     def __post_init__(self) -> None:
         self.importer = Importer(open_project(Path(self.run.repo)),
@@ -273,6 +274,8 @@ class Follower:
             if text:
                 self.stream.write(text.encode())
                 self.stream.flush()
+                lines = [line for line in text.splitlines() if line.strip()]
+                self.last_line = lines[-1].strip() if lines else self.last_line
             self.offset += len(chunk)
             _write_offset(self.offset_path, self.offset)
 
@@ -296,9 +299,12 @@ class Follower:
     def _end(self, info: Any) -> ExecResult:
         """The run's end: from its result pack, else from the job's end (``info``)."""
         status = "SUCCEEDED" if info is None else str(info.status)
+        exit_code = getattr(info, "driver_exit_code", None)
+        # An entrypoint that failed by itself said why on its last line.
+        said = self.last_line if exit_code and exit_code > 0 else ""
         outcome, error, code = remote_end(
-            self.result, status, getattr(info, "driver_exit_code", None),
-            _summary(str(getattr(info, "message", "") or "")),
+            self.result, status, exit_code,
+            said or _summary(str(getattr(info, "message", "") or "")),
         )
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         how = "sent its result" if info is None else f"ended {info.status}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -186,3 +187,19 @@ async def test_a_run_whose_node_dies_resumes_on_another_node(
     tip = Git.open(repo).get_ref(exp_ref(baseline, "moved"))
     assert chain_steps(repo, tip, baseline) == [0, 1, 2, 3, 4]
     assert computed(rdv(config)) == [0, 1, 2, 3, 4]
+
+
+async def test_a_node_without_exq_fails_the_run_with_the_reason(
+    config: DaemonConfig, tmp_path: Path, ray_cluster: RayCluster  # noqa: F811
+) -> None:
+    repo, _ = make_training_project(tmp_path / "train", epochs=2)
+    bare_python = Path(sys.base_prefix) / "bin" / "python3"  # this Python without the venv
+    config = replace(on_ray(config, ray_cluster, hold_at=-1), ray_python=str(bare_python))
+    run_id = enqueue(config.db_path, repo, "nowhere")
+    async with daemon(config):
+        await wait_for(lambda: get(config, run_id).state is not RunState.RUNNING
+                       and get(config, run_id).attempts == 1, "its end", SLOW)
+        record = await wait_state(config, run_id, RunState.FAILED, RunState.SUCCESS)
+    assert record.state is RunState.FAILED and record.attempts == 1
+    assert record.error is not None and "No module named" in record.error
+    assert "\n" not in record.error
