@@ -93,6 +93,7 @@ class RunHooks:
     snapshot_lock: anyio.Lock | None = None
     # A cluster took the run: its stop goes through the job from then on.
     on_remote: Callable[[RemoteJob, str], Awaitable[None]] | None = None
+    adopted: bool = False  # a run a previous daemon left running on a cluster
 
 
 class Executor(Protocol):

@@ -87,9 +87,19 @@ class RayExecutor:
     def location(self) -> str:
         return f"ray {self._config.ray_address}"
 
-    async def _connect(self) -> Any:
-        if self._client is None:
-            self._client = await anyio.to_thread.run_sync(connect, self._config.ray_address)
+    async def _connect(self, *, patient: bool) -> Any:
+        """The Jobs API client. ``patient``: keep trying for ``PATIENCE_SECONDS``
+        (a run a previous daemon left on the cluster must not fail because the
+        cluster is briefly away when this one starts)."""
+        deadline = anyio.current_time() + (PATIENCE_SECONDS if patient else 0)
+        while self._client is None:
+            try:
+                self._client = await anyio.to_thread.run_sync(connect, self._config.ray_address)
+            except RayError as exc:
+                if anyio.current_time() >= deadline or "not installed" in str(exc):
+                    raise
+                self._log.warning("ray.unreachable", error=str(exc))
+                await anyio.sleep(RETRY_SECONDS)
         return self._client
 
     async def execute(self, run: RunRecord, *, slot: int, hooks: RunHooks) -> ExecResult:
@@ -101,7 +111,7 @@ class RayExecutor:
             note = _noter(stream)
             job: RayJob | None = None
             try:
-                client = await self._connect()
+                client = await self._connect(patient=hooks.adopted)
                 if await anyio.to_thread.run_sync(job_info, client, job_id) is None:
                     size = await self._submit(client, run, slot, job_id)
                     note(f"exq: run {run.id} '{run.name}', attempt {run.attempts}: sent to Ray"

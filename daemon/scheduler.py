@@ -82,6 +82,7 @@ class Active:
     snapshot_lock: anyio.Lock = field(default_factory=anyio.Lock)
     deferred: bool = False  # a task waits for the snapshot to send ``signum``
     remote: RemoteJob | None = None  # set once a cluster took the run
+    adopted: bool = False  # left running by a previous daemon
 
     @property
     def token(self) -> str:
@@ -280,7 +281,7 @@ class Scheduler:
     def _start_adopted(self, tg: TaskGroup) -> None:
         for record in self._adopt:
             slot = record.worker_slot if record.worker_slot is not None else len(self._active)
-            active = Active(record=record, slot=slot)
+            active = Active(record=record, slot=slot, adopted=True)
             self._active[record.id] = active
             self._log.info("run.adopted", run_id=record.id, location=record.location)
             tg.start_soon(self._run_one, active)
@@ -319,6 +320,7 @@ class Scheduler:
                     on_checkpoint=partial(self._on_checkpoint, active),
                     snapshot_lock=active.snapshot_lock,
                     on_remote=partial(self._on_remote, active),
+                    adopted=active.adopted,
                 )
                 executor = self._executor(record.location or "local")
                 result = await executor.execute(record, slot=active.slot, hooks=hooks)

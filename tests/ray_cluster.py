@@ -48,7 +48,7 @@ def ray_available() -> bool:
     return RAY_BIN.is_file()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -77,15 +77,17 @@ def _spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def start_head(temp: Path, num_cpus: int = 4) -> tuple[subprocess.Popen[bytes], str, int]:
+def start_head(
+    temp: Path, num_cpus: int = 4, dashboard: int | None = None
+) -> tuple[subprocess.Popen[bytes], str, int]:
     """Start a head node keeping its files in ``temp``: (its process, the Jobs API
     address, the GCS port). Raises RuntimeError with the end of its output if it
     does not come up."""
-    dashboard, gcs = _free_port(), _free_port()
+    dashboard, gcs = dashboard or free_port(), free_port()
     proc = _spawn([
         "--head", "--dashboard-host=127.0.0.1", f"--port={gcs}", f"--dashboard-port={dashboard}",
-        f"--dashboard-agent-listen-port={_free_port()}",
-        f"--ray-client-server-port={_free_port()}", f"--metrics-export-port={_free_port()}",
+        f"--dashboard-agent-listen-port={free_port()}",
+        f"--ray-client-server-port={free_port()}", f"--metrics-export-port={free_port()}",
         f"--num-cpus={num_cpus}", "--num-gpus=0", "--include-dashboard=true",
         f"--temp-dir={temp}",
     ], temp / "ray-head.log")
@@ -102,8 +104,8 @@ def start_head(temp: Path, num_cpus: int = 4) -> tuple[subprocess.Popen[bytes], 
 def start_worker(temp: Path, gcs: int, num_cpus: int) -> subprocess.Popen[bytes]:
     """Add a worker node to the cluster whose GCS listens on ``gcs``."""
     return _spawn([f"--address=127.0.0.1:{gcs}", f"--num-cpus={num_cpus}", "--num-gpus=0",
-                   f"--dashboard-agent-listen-port={_free_port()}",
-                   f"--metrics-export-port={_free_port()}"], temp / "ray-worker.log")
+                   f"--dashboard-agent-listen-port={free_port()}",
+                   f"--metrics-export-port={free_port()}"], temp / "ray-worker.log")
 
 
 def start_cluster(temp: Path) -> tuple[subprocess.Popen[bytes], str]:

@@ -42,8 +42,10 @@ from tests.integration.test_daemon_core_queue import (
     wait_state,
 )
 from exq.daemon.store import SyncStore
+from exq.daemon.store_async import AsyncStore
 from tests.ray_cluster import (
     RayCluster,
+    free_port,
     kill_node,
     ray_available,
     start_head,
@@ -203,3 +205,35 @@ async def test_a_node_without_exq_fails_the_run_with_the_reason(
     assert record.state is RunState.FAILED and record.attempts == 1
     assert record.error is not None and "No module named" in record.error
     assert "\n" not in record.error
+
+
+async def test_an_adopted_run_waits_for_its_cluster_to_come_back(
+    config: DaemonConfig, tmp_path: Path  # noqa: F811
+) -> None:
+    if not ray_available():
+        pytest.skip("Ray is not installed (make ray)")
+    repo, baseline = make_training_project(tmp_path / "train", epochs=2)
+    port = free_port()
+    address = f"http://127.0.0.1:{port}"
+    config = replace(config, extra_env={**config.extra_env, "HOLD_AT": "-1"})
+    run_id = enqueue(config.db_path, repo, "patient")
+    async with await AsyncStore.open(config.db_path) as store:  # as a dead daemon left it
+        assert await store.claim(run_id, slot=0, log_path=str(config.logs_dir / "1.log"),
+                                 token="t0", location=f"ray {address}")
+    temp = Path(tempfile.mkdtemp(prefix="exqray-", dir="/tmp"))
+    head = None
+    try:
+        async with daemon(config):
+            await anyio.sleep(3)  # the cluster is away: the run waits, it does not fail
+            assert get(config, run_id).state is RunState.RUNNING
+            head, _, _ = await anyio.to_thread.run_sync(
+                lambda: start_head(temp, dashboard=port))
+            await wait_for(lambda: get(config, run_id).state is not RunState.RUNNING,
+                           "its end", SLOW)
+    finally:
+        if head is not None:
+            stop_cluster(head)
+        shutil.rmtree(temp, ignore_errors=True)
+    record = get(config, run_id)
+    assert (record.state, record.attempts) == (RunState.SUCCESS, 1)
+    assert Git.open(repo).get_ref(exp_ref(baseline, "patient")) == record.experiment_sha
