@@ -187,3 +187,30 @@ def test_a_run_asking_more_cpus_than_the_cluster_has_waits_until_killed(
     assert (run["state"], run["error"]) == ("failed", "killed")
     # Ray itself leaves the job pending: its stop reaches the job's supervisor,
     # which does not exist before the resources do. The daemon let go of it.
+
+
+TICKS = '''\
+import sys, time
+for i in range(6):
+    print(f"tick {i}", flush=True)
+    time.sleep(0.5)
+'''
+
+
+def test_queue_logs_follows_a_ray_run_as_it_goes(
+    queue_env: QueueEnv, tmp_path: Path, ray_cluster: RayCluster  # noqa: F811
+) -> None:
+    root = make_sweep_project(tmp_path / "repo")
+    write(root / "ticks.py", TICKS)
+    write(root / "dvc.yaml", DVC_YAML.replace("train.py", "ticks.py && " + PY + " train.py", 1))
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "ticks")
+    exq("queue", "start", "--executor", "ray", "--address", ray_cluster.address, cwd=root)
+    _, out, _ = exq("exp", "run", "--queue", "-n", "ticking", cwd=root)
+    (run_id,) = queued_ids(out)
+    wait_for(lambda: runs_by_id(root)[run_id]["state"] == "running", "the run to start", 60)
+    _, log, _ = exq("queue", "logs", "-f", str(run_id), cwd=root, timeout=120)
+    assert [line.split("] ")[-1] for line in log.splitlines() if "tick " in line
+            and "ticks.py" not in line] == [f"tick {i}" for i in range(6)]
+    assert "sent its result" in log and "\x1e" not in log
+    assert runs_by_id(root)[run_id]["state"] == "success"
