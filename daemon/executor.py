@@ -78,6 +78,26 @@ def worktree_path(config: DaemonConfig, run: RunRecord) -> Path:
     return config.worktrees_dir / f"{run.id}-{run.attempts}"
 
 
+# -- where a run goes: "local", or "ray ADDRESS" (then "ray ADDRESS node ID") ----
+
+LOCAL = "local"
+
+
+def location_of(kind: str, ray_address: str) -> str:
+    """Where a run of executor ``kind`` goes, before it starts."""
+    return LOCAL if kind == LOCAL else f"ray {ray_address}"
+
+
+def is_remote_location(location: str | None) -> bool:
+    """Whether a run's attempt went to a cluster (it may still run there)."""
+    return bool(location) and location != LOCAL
+
+
+def ray_address_of(location: str) -> str:
+    """The cluster address of a remote location."""
+    return location.split()[1]
+
+
 class RemoteJob(Protocol):
     """A run handed to a cluster: the scheduler stops it through this."""
 
@@ -91,17 +111,14 @@ class RunHooks:
     on_spawn: SpawnHook
     on_checkpoint: CheckpointCallback | None = None
     snapshot_lock: anyio.Lock | None = None
-    # A cluster took the run: its stop goes through the job from then on.
-    on_remote: Callable[[RemoteJob, str], Awaitable[None]] | None = None
+    # A cluster took the run: its stop goes through the job from then on; the
+    # location, when given, says more of where it runs (its node).
+    on_remote: Callable[[RemoteJob, str | None], Awaitable[None]] | None = None
     adopted: bool = False  # a run a previous daemon left running on a cluster
 
 
 class Executor(Protocol):
     """Runs claimed runs somewhere."""
-
-    def location(self) -> str:
-        """Where its runs go, as ``queue status`` shows it."""
-        ...
 
     async def execute(self, run: RunRecord, *, slot: int, hooks: RunHooks) -> ExecResult: ...
 
@@ -111,9 +128,6 @@ class LocalExecutor:
 
     def __init__(self, config: DaemonConfig) -> None:
         self._config = config
-
-    def location(self) -> str:
-        return "local"
 
     async def execute(self, run: RunRecord, *, slot: int, hooks: RunHooks) -> ExecResult:
         return await execute(run, config=self._config, slot=slot, hooks=hooks)

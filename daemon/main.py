@@ -47,7 +47,7 @@ from anyio.abc import TaskStatus
 
 from exq import __version__
 from exq.daemon.config import DaemonConfig
-from exq.daemon.executor import any_alive, reap_leftovers
+from exq.daemon.executor import any_alive, is_remote_location, reap_leftovers
 from exq.daemon.requeue import requeue_interrupted
 from exq.daemon.scheduler import Scheduler
 from exq.daemon.server import serve
@@ -197,11 +197,6 @@ async def recover(store: AsyncStore, config: DaemonConfig, log: Any) -> list[Run
     repos = await store.repos()
     await anyio.to_thread.run_sync(prune_worktrees, config.worktrees_dir, repos, log)
     return remote
-
-
-def is_remote_location(location: str | None) -> bool:
-    """Whether a run's attempt went to a cluster (it may still run there)."""
-    return bool(location) and location != "local"
 
 
 async def _reap(store: AsyncStore, left: list[RunRecord], log: Any) -> None:

@@ -84,9 +84,6 @@ class RayExecutor:
         self._log = log
         self._client: Any = None
 
-    def location(self) -> str:
-        return f"ray {self._config.ray_address}"
-
     async def _connect(self, *, patient: bool) -> Any:
         """The Jobs API client. ``patient``: keep trying for ``PATIENCE_SECONDS``
         (a run a previous daemon left on the cluster must not fail because the
@@ -122,7 +119,7 @@ class RayExecutor:
                     note(f"exq: following Ray job {job_id} again")
                 job = RayJob(client, job_id)
                 if hooks.on_remote is not None:
-                    await hooks.on_remote(job, self.location())
+                    await hooks.on_remote(job, None)  # its claim wrote where it goes
                 follower = Follower(run, job, hooks, stream, Path(f"{log_path}.{job_id}.offset"),
                                     self._config.ray_address)
                 return await follower.follow(self._log)

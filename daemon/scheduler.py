@@ -42,11 +42,15 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from exq.daemon.config import DaemonConfig
 from exq.daemon.executor import (
+    LOCAL,
     ExecResult,
     Executor,
     LocalExecutor,
     RemoteJob,
     RunHooks,
+    is_remote_location,
+    location_of,
+    ray_address_of,
     signal_group,
     start_ticks,
 )
@@ -108,7 +112,7 @@ class Scheduler:
         self._active: dict[int, Active] = {}
         self._wakeup = anyio.Event()
         self._tg: TaskGroup | None = None
-        self._executors: dict[str, Executor] = {"local": LocalExecutor(config)}
+        self._executors: dict[str, Executor] = {LOCAL: LocalExecutor(config)}
         self._adopt = list(adopt or [])  # cluster runs a previous daemon left running
         self.stop_requested = anyio.Event()
         self.finished = anyio.Event()  # run() returned after a stop
@@ -267,7 +271,7 @@ class Scheduler:
         for run_id, slot in pick_next(items, busy, self._jobs):
             token = secrets.token_hex(8)
             log_path = self._config.logs_dir / f"{run_id}.log"
-            location = location_of(kinds[run_id], self._config)
+            location = location_of(kinds[run_id], self._config.ray_address)
             if not await self._store.claim(run_id, slot=slot, log_path=str(log_path), token=token,
                                            location=location):
                 self._wakeup.set()  # removed or cancelled meanwhile: look again
@@ -291,13 +295,13 @@ class Scheduler:
         return record.executor or self._config.executor
 
     def _is_remote(self, active: Active) -> bool:
-        return active.remote is not None or (active.record.location or "local") != "local"
+        return active.remote is not None or is_remote_location(active.record.location)
 
     def _executor(self, location: str) -> Executor:
         """The executor of an attempt, from where its claim sent it: an adopted
         run goes on with the cluster it started on, whatever the daemon's
         settings are now."""
-        key = "local" if location == "local" else location.split()[1]
+        key = ray_address_of(location) if is_remote_location(location) else LOCAL
         if key not in self._executors:
             from exq.daemon.ray_executor import RayExecutor  # Ray only when a run wants it
 
@@ -322,7 +326,7 @@ class Scheduler:
                     on_remote=partial(self._on_remote, active),
                     adopted=active.adopted,
                 )
-                executor = self._executor(record.location or "local")
+                executor = self._executor(record.location or LOCAL)
                 result = await executor.execute(record, slot=active.slot, hooks=hooks)
         except ExqError as exc:  # the executor cannot start (Ray missing, say)
             self._log.warning("run.executor_failed", error=str(exc))
@@ -373,11 +377,12 @@ class Scheduler:
         self._log.info("checkpoint.saved", sha=event.sha, ref=event.ref, step=event.step,
                        count=event.count)
 
-    async def _on_remote(self, active: Active, job: RemoteJob, location: str) -> None:
+    async def _on_remote(self, active: Active, job: RemoteJob, location: str | None) -> None:
         active.remote = job
         if active.signum is not None:  # killed while it was being sent
             await job.stop()
-        await self._store.set_location(active.record.id, location)
+        if location is not None:
+            await self._store.set_location(active.record.id, location)
 
     async def _on_spawn(self, active: Active, pid: int) -> None:
         active.pgids.append(pid)
@@ -387,8 +392,3 @@ class Scheduler:
             RunProcess(run_id=active.record.id, pid=pid, start_ticks=start_ticks(pid),
                        token=active.token)
         )
-
-
-def location_of(kind: str, config: DaemonConfig) -> str:
-    """Where a run of executor ``kind`` goes, before it started."""
-    return "local" if kind == "local" else f"ray {config.ray_address}"
