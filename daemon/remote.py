@@ -17,7 +17,6 @@ output from the start) changes nothing the second time.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,19 +65,13 @@ def write_payload(
         "baseline": run.baseline, "start": start, "resume": bool(run.resume_sha),
         "targets": list(run.targets), "jobs": run.stage_jobs, "env": run_env(run, config, slot),
         "refs": {ref: current} if current else {}, "identity": list(git.signature()),
-        "prefix": project_prefix(git, project.root),
+        "prefix": git.prefix_of(project.root),
     }
     folder.mkdir(parents=True, exist_ok=True)
     (folder / JOB_FILE).write_text(json.dumps(job, indent=1))
     blob = encode_pack(Pack(meta={"kind": "inputs"}, objects=objects, cache=cache))
     (folder / PACK_FILE).write_bytes(blob)
     return len(blob)
-
-
-def project_prefix(git: Git, root: Path) -> str:
-    """The project's folder in its repository ('' at the root)."""
-    rel = Path(os.path.realpath(root)).relative_to(os.path.realpath(git.root)).as_posix()
-    return "" if rel == "." else rel
 
 
 def needed_cache(git: Git, sha: str, objects_dir: Path) -> set[str]:

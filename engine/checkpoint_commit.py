@@ -119,7 +119,7 @@ class ChainCommitter:
                 clear_marker(self.project.root)
             return sha
         sha = git.snapshot_workspace(chain_message(self.name, self.ref, final=True), parent=self.tip)
-        prefix = _prefix(git, self.project.root)
+        prefix = git.prefix_of(self.project.root)
         stages = [stage for stage in load_pipeline(self.project.root).stages if stage.has_checkpoints]
         if _only_reports_changed(git, self.tip, sha, prefix, stages):
             # Nothing new since the last checkpoint but the report's "finished"
@@ -145,7 +145,7 @@ class ChainCommitter:
         """The stage's outs as commit ``sha`` recorded them: cached ones from the
         cache, the others (in git) from the commit's tree."""
         git = Git.open(self.project.root)
-        prefix = _prefix(git, self.project.root)
+        prefix = git.prefix_of(self.project.root)
         entry = _lock_entry(git, sha, prefix, stage)
         if entry is None:
             return
@@ -161,11 +161,6 @@ class ChainCommitter:
                 elif io.cache.exists(info, io.state):
                     io.cache.checkout(self.project.root / rel, info, io.state)
             io.state.flush()
-
-
-def _prefix(git: Git, root: Path) -> str:
-    rel = Path(os.path.realpath(root)).relative_to(os.path.realpath(git.root)).as_posix()
-    return "" if rel == "." else rel
 
 
 def _join(prefix: str, rel: str) -> str:

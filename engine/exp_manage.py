@@ -12,7 +12,6 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from exq.engine.checkpoints import find_chain_commit, read_marker, remember_applied
 from exq.engine.errors import CacheError, ExperimentError, GitError
@@ -82,12 +81,6 @@ class ApplyResult:
     outs: list[str]
 
 
-def project_prefix(git: Git, project: Project) -> str:
-    """The project's folder relative to the git root ('' when they are the same)."""
-    rel = Path(project.root).resolve().relative_to(git.root.resolve()).as_posix()
-    return "" if rel == "." else rel
-
-
 def committed_outs(git: Git, sha: str, prefix: str = "") -> dict[str, HashInfo]:
     """Cached outs recorded in the dvc.lock files of commit ``sha``: project path -> hash."""
     source = GitSource(git, sha, prefix)
@@ -124,7 +117,7 @@ def apply(project: Project, name: str, *, force: bool = False) -> ApplyResult:
     """
     git = Git.open(project.root)
     exp = require_experiment(git, name)
-    prefix = project_prefix(git, project)
+    prefix = git.prefix_of(project.root)
     head = git.head_sha()
     # The workspace may hold a checkpoint that is committed already (see
     # checkpoints.py): what it saved is not lost, so it is no clash either.

@@ -142,17 +142,12 @@ def _plan_workspace_chain(
     pipeline = load_pipeline(project.root)
     if not has_checkpoint_stages(pipeline, options.targets):
         return None
-    prefix = _prefix(git, project.root)
+    prefix = git.prefix_of(project.root)
     with StageIO(project) as io:
         held = held_checkpoint(git, pipeline, io, prefix)
     modified = held is not None and inputs_modified(git, held.sha, prepared.inputs, pipeline, prefix)
     return plan_chain(held, modified=modified, reset=options.reset, new_name=prepared.name,
                       explicit_name=options.name)
-
-
-def _prefix(git: Git, root: Path) -> str:
-    rel = Path(root).resolve().relative_to(git.root.resolve()).as_posix()
-    return "" if rel == "." else rel
 
 
 def _checkpoint_options(
@@ -229,7 +224,7 @@ async def run_snapshot(
     # Git and cache work runs in worker threads (a Git per thread, as pygit2
     # wants), so a daemon's socket and other slots are not stalled meanwhile.
     # A project in a sub-folder of its repository is in that sub-folder of the worktree.
-    prefix = await anyio.to_thread.run_sync(lambda: _prefix(Git.open(project.root), project.root))
+    prefix = await anyio.to_thread.run_sync(lambda: Git.open(project.root).prefix_of(project.root))
     sub = Project(root=folder / prefix if prefix else folder, cache_dir=project.cache_dir,
                   link_types=project.link_types)
     state_db = project.root / STATE_RELPATH

@@ -598,6 +598,12 @@ class Git:
                 out[name] = sha
         return out
 
+    def prefix_of(self, folder: Path | str) -> str:
+        """``folder`` relative to the working tree's root, as commits name it
+        ('' for the root itself): where a project in a sub-folder lives."""
+        rel = Path(os.path.realpath(folder)).relative_to(os.path.realpath(self.root)).as_posix()
+        return "" if rel == "." else rel
+
     def has_commit(self, sha: str) -> bool:
         """True when the commit ``sha`` (full) is in the local object database."""
         try:
