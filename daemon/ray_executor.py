@@ -43,6 +43,8 @@ from exq.engine.checkpoint_commit import CheckpointEvent
 from exq.engine.errors import ExqError
 from exq.engine.exprefs import exp_ref
 from exq.engine.repo import open_project
+from exq.engine.runner import OutputSink
+from exq.engine.writes import atomic_write_text
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
 # Seconds between tries while the cluster cannot be reached, and how long to
@@ -105,7 +107,7 @@ class RayExecutor:
         log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         job_id = submission_id(self._config.daemon_id(), run)
         with open(log_path, "ab") as stream:
-            note = _noter(stream)
+            note = OutputSink(stream=stream).note
             job: RayJob | None = None
             try:
                 client = await self._connect(patient=hooks.adopted)
@@ -315,7 +317,7 @@ class Follower:
         )
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         how = "sent its result" if info is None else f"ended {info.status}"
-        _noter(self.stream)(f"exq: Ray job {self.job.job_id} {how}, {stamp}")
+        OutputSink(stream=self.stream).note(f"exq: Ray job {self.job.job_id} {how}, {stamp}")
         if outcome is Outcome.SUCCESS and self.result is not None:
             return ExecResult(outcome, exit_code=0, experiment_ref=self.result["ref"],
                               experiment_sha=self.result["sha"])
@@ -390,13 +392,6 @@ def _first_line(exc: BaseException) -> str:
     return (lines[-1] if "Traceback" in text and lines else (lines[0] if lines else repr(exc)))[:300]
 
 
-def _noter(stream: IO[bytes]) -> Any:
-    def note(text: str) -> None:
-        stream.write(f"{text}\n".encode())
-        stream.flush()
-    return note
-
-
 def _read_offset(path: Path) -> int:
     try:
         return int(path.read_text().strip() or 0)
@@ -405,6 +400,4 @@ def _read_offset(path: Path) -> int:
 
 
 def _write_offset(path: Path, offset: int) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(f"{offset}\n")
-    tmp.replace(path)
+    atomic_write_text(path, f"{offset}\n")

@@ -33,6 +33,7 @@ from exq.daemon.shipment import (
     encode_pack,
     hashes_in,
     listed_names,
+    object_path,
     read_cache,
     write_cache,
 )
@@ -90,7 +91,7 @@ def needed_cache(git: Git, sha: str, objects_dir: Path) -> set[str]:
         names.update(hashes_in(document))
     for name in [n for n in names if n.endswith(DIR_SUFFIX)]:
         try:
-            names.update(listed_names((objects_dir / name[:2] / name[2:]).read_bytes()))
+            names.update(listed_names(object_path(objects_dir, name).read_bytes()))
         except FileNotFoundError:
             continue
     return names

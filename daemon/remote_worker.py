@@ -41,6 +41,7 @@ from exq.daemon.shipment import (
     decode_pack,
     encode_pack,
     frame_lines,
+    read_cache,
     write_cache,
 )
 from exq.engine.checkpoint_commit import CheckpointEvent
@@ -98,9 +99,7 @@ class Sender:
         git = Git.open(self.project.root)
         objects = git.export_objects(shas, self.known)
         new = cache_names(self._objects_dir) - self.known_cache
-        cache = []
-        for name in sorted(new):
-            cache.append((name, (self._objects_dir / name[:2] / name[2:]).read_bytes()))
+        cache = read_cache(self._objects_dir, new)
         self.known_cache |= new
         self.stream.frames(frame_lines(self.seq, encode_pack(Pack(meta, objects, cache))))
         self.seq += 1

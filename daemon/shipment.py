@@ -96,6 +96,11 @@ def _md5_name(name: str, data: bytes) -> str:
 # -- cache files ----------------------------------------------------------------
 
 
+def object_path(objects_dir: Path, name: str) -> Path:
+    """Where the cache keeps the object named ``name`` (``<md5>`` or ``<md5>.dir``)."""
+    return objects_dir / name[:2] / name[2:]
+
+
 def cache_names(objects_dir: Path) -> set[str]:
     """The objects in a cache's ``files/md5`` folder, as md5 names."""
     names = set()
@@ -112,7 +117,7 @@ def read_cache(objects_dir: Path, names: Iterable[str]) -> list[tuple[str, bytes
     out = []
     for name in sorted(set(names)):
         try:
-            out.append((name, (objects_dir / name[:2] / name[2:]).read_bytes()))
+            out.append((name, object_path(objects_dir, name).read_bytes()))
         except FileNotFoundError:
             continue  # not cached here: its stage runs again
     return out
@@ -122,7 +127,7 @@ def write_cache(objects_dir: Path, files: Iterable[tuple[str, bytes]]) -> int:
     """Add objects to a cache, read-only as the cache keeps them; how many were new."""
     added = 0
     for name, data in files:
-        path = objects_dir / name[:2] / name[2:]
+        path = object_path(objects_dir, name)
         if path.exists():
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
