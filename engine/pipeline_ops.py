@@ -66,14 +66,13 @@ def _tracked_status(project: Project, io: StageIO) -> dict[str, list[StatusItem]
     for dvcfile in find_tracked(project.root):
         rel_file = dvcfile.relative_to(project.root).as_posix()
         changed: dict[str, str] = {}
-        for out in read_tracked(dvcfile, project.root):
-            rel = (dvcfile.parent / out.path).relative_to(project.root).as_posix()
+        for rel, info in _dvcfile_outs(project, dvcfile):
             now = io.hash_of(rel)
             if now is None:
                 changed[rel] = "deleted"
-            elif out.info is None or now.md5 != out.info.md5:
+            elif info is None or now.md5 != info.md5:
                 changed[rel] = "modified"
-            elif not io.cache.exists(out.info, io.state):
+            elif not io.cache.exists(info, io.state):
                 changed[rel] = "not in cache"
         if changed:
             report[rel_file] = [{"changed outs": changed}]
@@ -172,11 +171,14 @@ def checkout(
 
 def _tracked_outs(project: Project) -> dict[str, Any]:
     """Data of every .dvc file: path from the root -> recorded hash."""
-    outs = {}
-    for dvcfile in find_tracked(project.root):
-        for out in read_tracked(dvcfile, project.root):
-            outs[(dvcfile.parent / out.path).relative_to(project.root).as_posix()] = out.info
-    return outs
+    return {rel: info for dvcfile in find_tracked(project.root)
+            for rel, info in _dvcfile_outs(project, dvcfile)}
+
+
+def _dvcfile_outs(project: Project, dvcfile: Path) -> list[tuple[str, Any]]:
+    """The data one .dvc file tracks: (path from the root, recorded hash)."""
+    return [((dvcfile.parent / out.path).relative_to(project.root).as_posix(), out.info)
+            for out in read_tracked(dvcfile, project.root)]
 
 
 def _stage_outs(pipeline: Any, stages: list[Stage]) -> list[tuple[str, Any]]:
@@ -198,9 +200,8 @@ def _target_outs(
     file or of a stage's outs), else stages or a dvc.yaml."""
     path = Path(target).absolute()
     rel = os.path.relpath(path, project.root).replace(os.sep, "/")
-    if target.endswith(".dvc") and path.is_file():
-        return [(os.path.relpath(path.parent / out.path, project.root).replace(os.sep, "/"),
-                 out.info) for out in read_tracked(path, project.root)]
+    if target.endswith(".dvc") and path.is_file() and not rel.startswith("../"):
+        return _dvcfile_outs(project, project.root / rel)
     if rel in tracked:
         return [(rel, tracked[rel])]
     named = [out for out in _stage_outs(pipeline, pipeline.stages) if out[0] == rel]
