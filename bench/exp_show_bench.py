@@ -32,7 +32,7 @@ from common import ROOT, best_of, cache_bytecode, dvc_bin, exq_bin, git_commit_a
 
 sys.path.insert(0, str(ROOT))  # not needed when exq is installed; harmless otherwise
 
-from exq.engine.exprefs import exp_ref  # noqa: E402
+from exq.engine.experiments.refs import exp_ref  # noqa: E402
 from exq.engine.git import Git  # noqa: E402
 
 SIZES = (20, 200, 1000)

@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from exq.engine.cache import Cache, hash_path
-from exq.engine.state import STATE_RELPATH, HashState
+from exq.engine.data.cache import Cache, hash_path
+from exq.engine.data.hashdb import STATE_RELPATH, HashState
 
 
 def make_tree(top: Path, count: int) -> None:

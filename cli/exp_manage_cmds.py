@@ -5,11 +5,11 @@ from __future__ import annotations
 import typer
 
 from exq.cli.main import exp_app, handle_errors
-from exq.engine import exp_manage as manage
-from exq.engine import exp_sync as sync
+from exq.engine.experiments import manage
+from exq.engine.experiments import sync
 from exq.engine.errors import ExperimentError
 from exq.engine.git import Git
-from exq.engine.repo import open_project
+from exq.engine.run.project import open_project
 
 _ALL_COMMITS = typer.Option(
     False, "--all-commits", "-A", "--all", help="Every experiment of the repository."

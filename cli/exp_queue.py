@@ -40,9 +40,9 @@ def enqueue(args: EnqueueArgs) -> list[tuple[int, str]]:
     ring the daemon; (run id, name) of each queued run. Raises ``ExqError``."""
     from exq.daemon.config import DaemonConfig, check_executor
     from exq.daemon.store import NewRun, SyncStore, queue_ref
-    from exq.engine.enqueue import prepare_queue, sweep_points
+    from exq.engine.experiments.queue_snapshot import prepare_queue, sweep_points
     from exq.engine.git import Git
-    from exq.engine.repo import open_project
+    from exq.engine.run.project import open_project
 
     if args.executor is not None:
         check_executor(args.executor)

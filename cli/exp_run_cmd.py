@@ -12,8 +12,8 @@ import typer
 
 from exq.cli.main import exp_app, fail, handle_errors
 from exq.engine.errors import ExqError
-from exq.engine.repo import open_project
-from exq.engine.runner import stdout_sink
+from exq.engine.run.project import open_project
+from exq.engine.run.runner import stdout_sink
 
 T = TypeVar("T")
 
@@ -61,8 +61,8 @@ def exp_run(
                            run_all=run_all, placement=placement)
         return
     # Imported here: pygit2 and the params editors are not needed by other commands.
-    from exq.engine.enqueue import refuse_sweep
-    from exq.engine.experiments import ExpRunOptions, run_experiment
+    from exq.engine.experiments.queue_snapshot import refuse_sweep
+    from exq.engine.experiments.run import ExpRunOptions, run_experiment
 
     refuse_sweep(set_param)
     project = open_project()

@@ -1,7 +1,7 @@
 """Comparing revisions: ``exp show``, ``exp diff``, ``metrics show``/``diff``, ``params diff``.
 
-Values come from ``exq.engine.exp_collect`` (read from git blobs), tables and
-diffs from ``exq.engine.compare`` and ``exq.cli.render``; this module only
+Values come from ``exq.engine.experiments.collect`` (read from git blobs), tables and
+diffs from ``exq.engine.experiments.compare`` and ``exq.cli.render``; this module only
 maps options onto them. Revisions are what ``exprefs.resolve_rev`` accepts:
 an experiment name, a branch, a tag, a sha; ``workspace`` names the working tree.
 """
@@ -18,7 +18,7 @@ import typer
 
 from exq.cli import render
 from exq.cli.main import exp_app, handle_errors, metrics_app, params_app
-from exq.engine.compare import (
+from exq.engine.experiments.compare import (
     DEFAULT_PRECISION,
     DiffRow,
     Values,
@@ -29,8 +29,8 @@ from exq.engine.compare import (
     split_filter_list,
 )
 from exq.engine.errors import ConfigError, GitError
-from exq.engine.exp_collect import Collector, RevData
-from exq.engine.exp_rows import (
+from exq.engine.experiments.collect import Collector, RevData
+from exq.engine.experiments.rows import (
     WORKSPACE,
     PendingRun,
     RevisionSet,
@@ -40,7 +40,7 @@ from exq.engine.exp_rows import (
     select_revisions,
 )
 from exq.engine.git import Git
-from exq.engine.repo import open_project
+from exq.engine.run.project import open_project
 
 # With no terminal (output piped to a file or a test) nothing is elided.
 _UNLIMITED_WIDTH = 100_000

@@ -11,10 +11,10 @@ import anyio
 import typer
 
 from exq.cli.main import app, handle_errors, stage_app
-from exq.engine import pipeline_ops as ops
+from exq.engine.run import commands as ops
 from exq.engine.errors import ExqError
-from exq.engine.repo import Project, check_init_place, init_project, open_project
-from exq.engine.repro import ReproOptions, ReproResult
+from exq.engine.run.project import Project, check_init_place, init_project, open_project
+from exq.engine.run.repro import ReproOptions, ReproResult
 
 
 def _default_jobs() -> int:
@@ -197,7 +197,7 @@ def stage_add(
     command: list[str] = typer.Argument(..., help="The command to run."),
 ) -> None:
     """Add a stage to dvc.yaml, keeping the file's comments."""
-    from exq.engine.dvcyaml_edit import LiveOptions
+    from exq.engine.spec.dvcyaml_edit import LiveOptions
 
     project = open_project()
     live_options = None if live is None else LiveOptions(

@@ -1,7 +1,7 @@
 """``exq plots show`` and ``exq plots diff``: plots files of revisions drawn into one HTML page.
 
-Reading is ``exq.engine.plots_collect``'s, the charts ``exq.engine.plots``'s,
-the page ``exq.engine.plots_html``'s; this module maps options onto them, as
+Reading is ``exq.engine.plots.collect``'s, the charts ``exq.engine.plots.model``'s,
+the page ``exq.engine.plots.page``'s; this module maps options onto them, as
 DVC names them: targets, ``-o/--out`` (default ``dvc_plots``), ``--open``,
 ``--json``, and for ``diff`` revisions, ``-e/--experiment`` and ``--targets``.
 """
@@ -19,9 +19,9 @@ from exq.cli import render
 from exq.cli.app import handle_errors, plots_app
 from exq.engine.errors import ConfigError, GitError, PlotsError
 from exq.engine.git import Git
-from exq.engine.plots import RevPlots, build_charts, charts_to_json, target_found
-from exq.engine.plots_collect import WORKSPACE, PlotsCollector, resolve_revisions
-from exq.engine.repo import open_project
+from exq.engine.plots.model import RevPlots, build_charts, charts_to_json, target_found
+from exq.engine.plots.collect import WORKSPACE, PlotsCollector, resolve_revisions
+from exq.engine.run.project import open_project
 
 DEFAULT_OUT = "dvc_plots"
 
@@ -68,7 +68,7 @@ def _output(
     if not charts:
         raise PlotsError(f"no plots to show in {', '.join(labels)}",
                          hint="name plots files, or add plots outs to dvc.yaml")
-    from exq.engine.plots_html import write_page  # the page's code is loaded only to write one
+    from exq.engine.plots.page import write_page  # the page's code is loaded only to write one
 
     path = write_page(Path(out or DEFAULT_OUT), charts, labels)
     url = path.as_uri()

@@ -2,7 +2,7 @@
 
 Every function returns a string and takes the terminal width as a parameter,
 so tests compare exact output. The table model comes from
-``exq.engine.compare``; nothing here decides what goes into a table, only how
+``exq.engine.experiments.compare``; nothing here decides what goes into a table, only how
 it looks.
 """
 
@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from exq.engine.compare import Column, DiffRow, Row, Table, cell_value, diff_to_dict
+from exq.engine.experiments.compare import Column, DiffRow, Row, Table, cell_value, diff_to_dict
 
 ELLIPSIS = "…"
 

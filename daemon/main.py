@@ -47,7 +47,7 @@ from anyio.abc import TaskStatus
 
 from exq import __version__
 from exq.daemon.config import DaemonConfig
-from exq.daemon.executor import any_alive, is_remote_location, reap_leftovers
+from exq.daemon.executors.base import any_alive, is_remote_location, reap_leftovers
 from exq.daemon.requeue import requeue_interrupted
 from exq.daemon.scheduler import Scheduler
 from exq.daemon.server import serve

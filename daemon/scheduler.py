@@ -41,7 +41,7 @@ import structlog
 from anyio.abc import TaskGroup, TaskStatus
 
 from exq.daemon.config import DaemonConfig
-from exq.daemon.executor import (
+from exq.daemon.executors.base import (
     LOCAL,
     ExecResult,
     Executor,
@@ -59,7 +59,7 @@ from exq.daemon.requeue import requeue_interrupted
 from exq.daemon.states import Outcome, QueueItem, RunState, StopReason, end_state, pick_next
 from exq.daemon.store import RunProcess, RunRecord, StoreError
 from exq.daemon.store_async import AsyncStore
-from exq.engine.checkpoint_commit import CheckpointEvent
+from exq.engine.experiments.chain_commit import CheckpointEvent
 from exq.engine.errors import ExqError
 
 # Seconds between looks at the queue when nobody rings: the CLI rings after an
@@ -303,7 +303,7 @@ class Scheduler:
         settings are now."""
         key = ray_address_of(location) if is_remote_location(location) else LOCAL
         if key not in self._executors:
-            from exq.daemon.ray_executor import RayExecutor  # Ray only when a run wants it
+            from exq.daemon.executors.ray.executor import RayExecutor  # Ray only when a run wants it
 
             config = replace(self._config, ray_address=key)
             self._executors[key] = RayExecutor(config, self._log)

@@ -3,7 +3,7 @@
 ``ray start --head --block`` runs in the foreground of a process the tests
 own, with every port on loopback picked free, its files in a short temporary
 folder, and this interpreter's folder first on PATH, so the cluster's jobs run
-``python -m exq.daemon.remote_worker`` with the exq under test. Stopping that
+``python -m exq.daemon.executors.ray.worker`` with the exq under test. Stopping that
 process stops the cluster. Tests that use it carry the ``ray`` mark and are
 skipped where Ray is not installed (``make test`` installs it).
 """

@@ -45,8 +45,8 @@ def test_install_mode(mode: str, tmp_path: Path) -> None:
     done = subprocess.run(install, capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     probe = (
-        "import exq, exq.engine.templating, exq.cli.main, exq.daemon.store, exq.live\n"
-        "print(exq.__file__); print(exq.engine.templating.__file__)\n"
+        "import exq, exq.engine.spec.templating, exq.cli.main, exq.daemon.store, exq.live\n"
+        "print(exq.__file__); print(exq.engine.spec.templating.__file__)\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
     shown = subprocess.run([str(python), "-c", probe], capture_output=True, text=True,
@@ -57,7 +57,7 @@ def test_install_mode(mode: str, tmp_path: Path) -> None:
     if mode == "regular":
         assert str(_site_packages(env_dir)) in templating  # a copy, not the source
     elif mode == "editable":
-        assert templating == str(source / "engine" / "templating.py")
+        assert templating == str(source / "engine" / "spec" / "templating.py")
     version = subprocess.run([str(env_dir / "bin" / "exq"), "--version"],
                              capture_output=True, text=True, cwd=tmp_path, env=env)
     assert version.returncode == 0, version.stderr

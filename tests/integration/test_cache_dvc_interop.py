@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from exq.engine.cache import Cache, hash_path, remove_out
-from exq.engine.hashing import HashInfo
-from exq.engine.state import HashState
+from exq.engine.data.cache import Cache, hash_path, remove_out
+from exq.engine.data.hashing import HashInfo
+from exq.engine.data.hashdb import HashState
 
 pytestmark = pytest.mark.dvc
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from exq.engine.pipeline import load_pipeline
-from exq.engine.repo import init_project, open_project
-from exq.engine.repro import ReproOptions, ReproResult, repro
-from exq.engine.runner import OutputSink
-from exq.engine.workspace import StageIO
+from exq.engine.spec.loading import load_pipeline
+from exq.engine.run.project import init_project, open_project
+from exq.engine.run.repro import ReproOptions, ReproResult, repro
+from exq.engine.run.runner import OutputSink
+from exq.engine.run.workspace import StageIO
 
 pytestmark = pytest.mark.anyio
 

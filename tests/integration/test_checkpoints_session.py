@@ -10,9 +10,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from exq.engine.checkpoint_run import CheckpointSession
+from exq.engine.run.checkpoint_session import CheckpointSession
 from exq.engine.errors import ExperimentError
-from exq.engine.runner import OutputSink, run_command
+from exq.engine.run.runner import OutputSink, run_command
 
 pytestmark = pytest.mark.anyio
 

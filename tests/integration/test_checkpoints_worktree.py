@@ -7,12 +7,12 @@ from pathlib import Path
 import anyio
 import pytest
 
-from exq.engine.checkpoint_commit import CheckpointEvent
-from exq.engine.experiments import SnapshotRun, exp_env, resume_run, run_snapshot
-from exq.engine.exprefs import exp_ref
+from exq.engine.experiments.chain_commit import CheckpointEvent
+from exq.engine.experiments.run import SnapshotRun, exp_env, resume_run, run_snapshot
+from exq.engine.experiments.refs import exp_ref
 from exq.engine.git import Git
-from exq.engine.repo import init_project, open_project
-from exq.engine.runner import OutputSink
+from exq.engine.run.project import init_project, open_project
+from exq.engine.run.runner import OutputSink
 from tests.conftest import git
 from tests.e2e.checkpoint_helpers import chain, step_of, write_training_project
 

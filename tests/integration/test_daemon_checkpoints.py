@@ -25,9 +25,9 @@ from exq.daemon.scheduler import Active, Scheduler
 from exq.daemon.states import RunState
 from exq.daemon.store import RunRecord
 from exq.daemon.store_async import AsyncStore
-from exq.engine.exprefs import exp_ref
+from exq.engine.experiments.refs import exp_ref
 from exq.engine.git import Git
-from exq.engine.repo import init_project
+from exq.engine.run.project import init_project
 from tests.e2e.checkpoint_helpers import DVCYAML, step_of, write_training_project
 from tests.integration.test_daemon_core_queue import (
     alive,

@@ -37,10 +37,10 @@ from exq.daemon.states import RunState
 from exq.daemon.store import NewRun, RunProcess, RunRecord, SyncStore, queue_ref
 from exq.daemon.store_async import AsyncStore
 from exq.engine.errors import ExqError
-from exq.engine.exprefs import exp_ref
+from exq.engine.experiments.refs import exp_ref
 from exq.engine.git import Git
-from exq.engine.paramedit import parse_set_params, plan_changes
-from exq.engine.repo import init_project
+from exq.engine.params.edit import parse_set_params, plan_changes
+from exq.engine.run.project import init_project
 
 pytestmark = pytest.mark.anyio
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from exq.engine.exprefs import exp_ref
+from exq.engine.experiments.refs import exp_ref
 from exq.engine.git import Git
-from exq.engine.paramfiles import flatten
+from exq.engine.spec.paramfiles import flatten
 
 pytestmark = pytest.mark.dvc
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from exq.engine.dvcyaml_edit import add_stage
+from exq.engine.spec.dvcyaml_edit import add_stage
 from exq.engine.errors import DvcFileError, ExqError
 
 USER_FILE = """\

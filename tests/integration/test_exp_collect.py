@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from exq.engine.errors import ExperimentError
-from exq.engine.exp_collect import Collector
-from exq.engine.exp_rows import RevisionSet, collect_rev, exp_show_rows, select_revisions
-from exq.engine.exprefs import exp_ref
+from exq.engine.experiments.collect import Collector
+from exq.engine.experiments.rows import RevisionSet, collect_rev, exp_show_rows, select_revisions
+from exq.engine.experiments.refs import exp_ref
 from exq.engine.git import Git
 
 BASE_TIME = 1_700_000_000
@@ -298,7 +298,7 @@ def test_many_experiments_are_read_quickly(repo: Path) -> None:
 def test_pending_runs_join_their_group_and_a_started_chain_is_listed_once(repo: Path) -> None:
     from datetime import UTC, datetime
 
-    from exq.engine.exp_rows import PendingRun, add_pending
+    from exq.engine.experiments.rows import PendingRun, add_pending
 
     head = run_git(repo, "rev-parse", "HEAD")
     made = make_exp(repo, "long", {"params.yaml": PARAMS.replace("0.1", "0.2")}, BASE_TIME + 5)

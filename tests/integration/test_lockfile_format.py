@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from exq.engine.errors import DvcFileError
-from exq.engine.hashing import HashInfo
-from exq.engine.lockfile import (
+from exq.engine.data.hashing import HashInfo
+from exq.engine.spec.lockfile import (
     LockEntry,
     LockPath,
     dumps_lock,

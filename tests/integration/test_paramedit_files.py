@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from exq.engine.errors import ParamsError
-from exq.engine.paramedit import apply_edits, parse_set_params, plan_changes, plan_edits
+from exq.engine.params.edit import apply_edits, parse_set_params, plan_changes, plan_edits
 
 YAML_TEXT = """\
 # Parameters of the pipeline.
@@ -232,7 +232,7 @@ def test_edits_apply_in_a_worktree_and_leave_the_workspace_alone(
 
 
 def test_failed_write_leaves_no_temp_files(repo: Path) -> None:
-    from exq.engine.paramedit import write_plan
+    from exq.engine.params.edit import write_plan
 
     plan = plan_changes(repo, parse_set_params(["conf/extra.yml:a=2", "train.lr=1"]))
     (repo / "conf/extra.yml").unlink()

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from exq.engine.cache import Cache
+from exq.engine.data.cache import Cache
 from exq.engine.errors import ExperimentError, GitError
-from exq.engine.exprefs import exp_ref
+from exq.engine.experiments.refs import exp_ref
 from exq.engine.git import Git
-from exq.engine.plots import build_charts
-from exq.engine.plots_collect import PlotsCollector, resolve_revisions
-from exq.engine.state import HashState
+from exq.engine.plots.model import build_charts
+from exq.engine.plots.collect import PlotsCollector, resolve_revisions
+from exq.engine.data.hashdb import HashState
 from tests.conftest import git
 
 

@@ -21,9 +21,9 @@ import anyio
 import pytest
 
 from exq.daemon.config import DaemonConfig
-from exq.daemon.ray_executor import submission_id
+from exq.daemon.executors.ray.executor import submission_id
 from exq.daemon.states import RunState
-from exq.engine.exprefs import exp_ref
+from exq.engine.experiments.refs import exp_ref
 from exq.engine.git import Git
 from tests.integration.test_daemon_checkpoints import (
     chain_steps,

@@ -7,8 +7,8 @@ import sys
 
 MODULES = [
     "exq.cli.main", "exq.cli.queue_cmds", "exq.cli.exp_run_cmd", "exq.daemon.main",
-    "exq.daemon.scheduler", "exq.daemon.executor", "exq.daemon.remote",
-    "exq.daemon.remote_worker", "exq.daemon.shipment",
+    "exq.daemon.scheduler", "exq.daemon.executors.base", "exq.daemon.executors.ray.remote",
+    "exq.daemon.executors.ray.worker", "exq.daemon.executors.ray.shipment",
 ]
 
 

@@ -20,17 +20,17 @@ from pathlib import Path
 import pytest
 
 from exq.daemon.config import DaemonConfig
-from exq.daemon.remote import JOB_FILE, Importer, write_payload
-from exq.daemon.shipment import FrameReader, ShipmentError, decode_pack
+from exq.daemon.executors.ray.remote import JOB_FILE, Importer, write_payload
+from exq.daemon.executors.ray.shipment import FrameReader, ShipmentError, decode_pack
 from exq.daemon.store import RunRecord, SyncStore
-from exq.engine.exprefs import exp_ref
+from exq.engine.experiments.refs import exp_ref
 from exq.engine.git import Git
-from exq.engine.repo import open_project
+from exq.engine.run.project import open_project
 from tests.e2e.conftest import exq
 from tests.integration.test_daemon_checkpoints import chain_steps, make_training_project, tsv_steps
 from tests.integration.test_daemon_core_queue import alive, enqueue, git
 
-WORKER = [sys.executable, "-m", "exq.daemon.remote_worker", "."]
+WORKER = [sys.executable, "-m", "exq.daemon.executors.ray.worker", "."]
 
 
 @pytest.fixture
@@ -192,7 +192,7 @@ def test_a_killed_worker_takes_its_stage_with_it(config: DaemonConfig, tmp_path:
 def test_a_project_in_a_sub_folder_runs_there_on_the_worker(
     config: DaemonConfig, tmp_path: Path
 ) -> None:
-    from exq.engine.repo import init_project
+    from exq.engine.run.project import init_project
     from tests.e2e.checkpoint_helpers import DVCYAML as TRAIN_DVCYAML
     from tests.e2e.checkpoint_helpers import write_training_project
     from tests.integration.test_daemon_checkpoints import HOLD_TRAIN

@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from exq.engine.runner import Outcome, OutputSink, run_command, run_dag
+from exq.engine.run.runner import Outcome, OutputSink, run_command, run_dag
 
 pytestmark = pytest.mark.anyio
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from exq.engine.paramfiles import DiskSource
-from exq.engine.templating import load_dvcfile
+from exq.engine.spec.paramfiles import DiskSource
+from exq.engine.spec.templating import load_dvcfile
 
 pytestmark = pytest.mark.dvc
 

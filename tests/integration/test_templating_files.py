@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from exq.engine.errors import DvcFileError, ParamsError, TemplateError
-from exq.engine.paramfiles import DiskSource, load_params
-from exq.engine.stage import Out
-from exq.engine.templating import load_dvcfile
+from exq.engine.spec.paramfiles import DiskSource, load_params
+from exq.engine.spec.stage import Out
+from exq.engine.spec.templating import load_dvcfile
 
 
 def write(root: Path, files: dict[str, str | bytes]) -> DiskSource:

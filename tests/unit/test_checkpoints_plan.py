@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exq.engine.checkpoints import (
+from exq.engine.experiments.chains import (
     RESUME_ENV,
     Held,
     chain_message,
@@ -13,7 +13,7 @@ from exq.engine.checkpoints import (
     parse_trailers,
     plan_chain,
 )
-from exq.engine.stage import LiveSpec, Out, Stage
+from exq.engine.spec.stage import LiveSpec, Out, Stage
 
 REF = "refs/exps/ab/" + "c" * 38 + "/exp-e15bc"
 

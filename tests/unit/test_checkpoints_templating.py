@@ -6,11 +6,11 @@ import textwrap
 
 import pytest
 
-from exq.engine.dvcyaml_edit import LiveOptions, stage_data
+from exq.engine.spec.dvcyaml_edit import LiveOptions, stage_data
 from exq.engine.errors import DvcFileError, TemplateError
-from exq.engine.paramfiles import MemorySource, parse_yaml
-from exq.engine.stage import LiveSpec, Out, Stage
-from exq.engine.templating import resolve_dvcfile
+from exq.engine.spec.paramfiles import MemorySource, parse_yaml
+from exq.engine.spec.stage import LiveSpec, Out, Stage
+from exq.engine.spec.templating import resolve_dvcfile
 
 
 def resolve(text: str) -> list[Stage]:

@@ -25,7 +25,7 @@ from exq.cli.queue_view import (
 from exq.daemon.protocol import StatusReply
 from exq.daemon.states import RunState
 from exq.daemon.store import RunRecord
-from exq.engine.enqueue import QueuePoint, first_sweep, sweep_points
+from exq.engine.experiments.queue_snapshot import QueuePoint, first_sweep, sweep_points
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 

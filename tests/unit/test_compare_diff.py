@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exq.engine.compare import DiffRow, diff_to_dict, diff_values
+from exq.engine.experiments.compare import DiffRow, diff_to_dict, diff_values
 
 OLD = {"metrics.json": {"auc": 0.51, "n": 1500, "flag": False, "s": "x5", "tiny": 1e-08, "same": 3, "gone": 2}}
 NEW = {"metrics.json": {"auc": 0.7, "n": 3000, "flag": True, "s": "x10", "tiny": 2.0000000000000002e-07, "same": 3, "extra": 1}}

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from exq.engine.compare import format_created, format_value, split_filter_list
+from exq.engine.experiments.compare import format_created, format_value, split_filter_list
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from exq.engine.compare import Row, build_table, rows_to_json
+from exq.engine.experiments.compare import Row, build_table, rows_to_json
 from exq.engine.errors import ConfigError
 
 NOW = datetime(2021, 2, 17, 18, 0)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from exq.engine.dvcyaml_edit import params_entry, parse_params, stage_data
+from exq.engine.spec.dvcyaml_edit import params_entry, parse_params, stage_data
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from exq.engine.errors import ExperimentError
-from exq.engine.exp_manage import (
+from exq.engine.experiments.manage import (
     GcScope,
     describe,
     first_few,
@@ -16,7 +16,7 @@ from exq.engine.exp_manage import (
     plan_gc,
     render_list,
 )
-from exq.engine.exp_sync import (
+from exq.engine.experiments.sync import (
     SyncResult,
     SyncStatus,
     pull_messages,
@@ -24,7 +24,7 @@ from exq.engine.exp_sync import (
     resolve_remote_names,
     sync_status,
 )
-from exq.engine.exprefs import ExpRef, exp_ref
+from exq.engine.experiments.refs import ExpRef, exp_ref
 
 B1, B2, B3 = "1" * 40, "2" * 40, "3" * 40
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from exq.engine.errors import PipelineError, StageNotFound
-from exq.engine.graph import (
+from exq.engine.spec.graph import (
     build_graph,
     dag_json,
     parse_target,
@@ -13,7 +13,7 @@ from exq.engine.graph import (
     render_dot,
     render_mermaid,
 )
-from exq.engine.stage import Out, Stage
+from exq.engine.spec.stage import Out, Stage
 
 
 def st(

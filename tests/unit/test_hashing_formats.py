@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exq.engine.hashing import (
+from exq.engine.data.hashing import (
     HashInfo,
     IgnoreRules,
     bytes_md5,

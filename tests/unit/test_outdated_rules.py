@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from exq.engine.hashing import HashInfo
-from exq.engine.lockfile import LockEntry, LockPath
-from exq.engine.outdated import stage_changes, stage_status, status_json
-from exq.engine.stage import Out, Stage
+from exq.engine.data.hashing import HashInfo
+from exq.engine.spec.lockfile import LockEntry, LockPath
+from exq.engine.run.outdated import stage_changes, stage_status, status_json
+from exq.engine.spec.stage import Out, Stage
 
 H_DATA = HashInfo("a" * 32, 4)
 H_DIR = HashInfo("b" * 32 + ".dir", 8, 2)

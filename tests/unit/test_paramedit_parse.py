@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from exq.engine.errors import ParamsError
-from exq.engine.paramedit import ParamEdit, expand_sweeps, parse_set_param, parse_set_params
+from exq.engine.params.edit import ParamEdit, expand_sweeps, parse_set_param, parse_set_params
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from exq.engine.errors import ParamsError
-from exq.engine.paramedit import edit_params_text, parse_set_params
-from exq.engine.paramedit_py import PyExpr, load
+from exq.engine.params.edit import edit_params_text, parse_set_params
+from exq.engine.params.py_edit import PyExpr, load
 
 PARAMS = '''\
 """Parameters for train.py."""

@@ -7,7 +7,7 @@ import tomllib
 import pytest
 
 from exq.engine.errors import ParamsError
-from exq.engine.paramedit import edit_params_text, parse_set_params
+from exq.engine.params.edit import edit_params_text, parse_set_params
 
 PARAMS = """\
 # Model parameters

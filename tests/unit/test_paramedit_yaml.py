@@ -11,8 +11,8 @@ import yaml
 from ruamel.yaml import YAML
 
 from exq.engine.errors import ParamsError
-from exq.engine.paramedit import edit_params_text, parse_set_params
-from exq.engine.paramedit_yaml import render_scalar
+from exq.engine.params.edit import edit_params_text, parse_set_params
+from exq.engine.params.yaml_edit import render_scalar
 
 PARAMS = """\
 # Training parameters for the baseline model.

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from exq.engine.errors import PlotsError
-from exq.engine.plots import (
+from exq.engine.plots.model import (
     INDEX,
     Chart,
     FileData,
@@ -26,7 +26,7 @@ from exq.engine.plots import (
     to_number,
     top_level_plot_defs,
 )
-from exq.engine.plots_html import chart_spec, render_page, thin
+from exq.engine.plots.page import chart_spec, render_page, thin
 
 LIVE_TSV = b"timestamp\tstep\tloss\n1700000000000\t0\t0.5\n1700000000100\t1\t0.25\n"
 

@@ -12,7 +12,7 @@ from exq.cli.render import (
     render_exp_diff,
     render_exp_diff_json,
 )
-from exq.engine.compare import diff_values
+from exq.engine.experiments.compare import diff_values
 
 OLD_M = {"metrics.json": {"auc": 0.51, "n": 1500, "flag": False, "s": "x5", "tiny": 1e-08}}
 NEW_M = {"metrics.json": {"auc": 0.7, "n": 3000, "flag": True, "s": "x10", "tiny": 2.0000000000000002e-07, "extra": 1}}

@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 
 from exq.cli.render import column_widths, fit_columns, render_csv, render_markdown, render_table, table_width
-from exq.engine.compare import Column, Row, Table, build_table
+from exq.engine.experiments.compare import Column, Row, Table, build_table
 
 
 def params(max_features: int, ngrams: int) -> dict[str, dict[str, object]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from exq.daemon.config import DaemonConfig, read_config_file
-from exq.daemon.shipment import (
+from exq.daemon.executors.ray.shipment import (
     FRAME_MARK,
     FrameReader,
     Pack,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from exq.engine.interpolation import (
+from exq.engine.spec.interpolation import (
     Context,
     InterpolationError,
     Node,

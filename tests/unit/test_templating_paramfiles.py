@@ -7,7 +7,7 @@ import datetime
 import pytest
 
 from exq.engine.errors import DvcFileError, ParamsError
-from exq.engine.paramfiles import (
+from exq.engine.spec.paramfiles import (
     CachingSource,
     MemorySource,
     flatten,

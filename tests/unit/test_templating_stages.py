@@ -7,9 +7,9 @@ import textwrap
 import pytest
 
 from exq.engine.errors import DvcFileError, TemplateError
-from exq.engine.paramfiles import MemorySource, parse_yaml
-from exq.engine.stage import Out, Stage
-from exq.engine.templating import ParsingOptions, resolve_dvcfile
+from exq.engine.spec.paramfiles import MemorySource, parse_yaml
+from exq.engine.spec.stage import Out, Stage
+from exq.engine.spec.templating import ParsingOptions, resolve_dvcfile
 
 PARAMS = """\
 models:

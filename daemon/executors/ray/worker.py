@@ -1,0 +1,272 @@
+"""A run on another machine: ``python -m exq.daemon.executors.ray.worker FOLDER``.
+
+A cluster starts this in the folder the daemon sent (``job.json`` and
+``pack.bin``, see :mod:`exq.daemon.executors.ray.remote`). It needs exq on that machine, and
+nothing of the cluster's own libraries: it only reads files and prints.
+
+It builds a private repository in a temporary folder from the pack (objects,
+the experiment ref as the daemon had it, the cache objects), and runs the
+experiment there with the engine, exactly as the daemon runs one locally
+(:func:`exq.engine.experiments.run.run_snapshot`, or ``resume_run`` for a
+checkpoint run that resumes). After each checkpoint and at the end it prints
+a pack of what is new (commits, trees, blobs, cache objects) as frames among
+the run's output (:mod:`exq.daemon.executors.ray.shipment`), so a lost machine loses at most
+the steps since the last checkpoint.
+
+SIGTERM or SIGINT (the cluster stopping the job) sends SIGINT to the stages,
+but never while a checkpoint snapshot is under way, and ends with an
+``interrupted`` result. If the cluster kills the worker outright (its stop
+wait ran out), a watchdog process kills the stages, so none outlives it. Exit status: 0 on success, the failed stage's status,
+130 when interrupted, 2 when the folder is not a run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import IO, Any
+
+import anyio
+
+from exq.daemon.executors.ray.remote import JOB_FILE, JOB_VERSION, PACK_FILE
+from exq.daemon.executors.ray.shipment import (
+    Pack,
+    ShipmentError,
+    cache_names,
+    decode_pack,
+    encode_pack,
+    frame_lines,
+    read_cache,
+    write_cache,
+)
+from exq.engine.experiments.chain_commit import CheckpointEvent
+from exq.engine.errors import ExqError
+from exq.engine.experiments.run import ExpRunResult, SnapshotRun, resume_run, run_snapshot
+from exq.engine.git import Git
+from exq.engine.run.project import Project, default_link_types
+from exq.engine.run.runner import OutputSink
+
+INTERRUPTED_STATUS = 130
+
+
+class LineStream:
+    """The output stream, knowing whether a line is open (frames start lines)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.at_line_start = True
+
+    def write(self, data: bytes) -> int:
+        if data:
+            self.raw.write(data)
+            self.at_line_start = data.endswith(b"\n")
+        return len(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def frames(self, text: str) -> None:
+        self.raw.write((b"" if self.at_line_start else b"\n") + text.encode())
+        self.raw.flush()
+        self.at_line_start = True
+
+
+class Sender:
+    """Prints packs of what the run made since the last one."""
+
+    def __init__(
+        self, stream: LineStream, project: Project, known: set[str], ref_value: str | None
+    ) -> None:
+        self.stream = stream
+        self.project = project
+        self.known = known  # git objects the daemon has
+        self.known_cache = cache_names(self._objects_dir)
+        self.seq = 0
+        # The experiment ref as the daemon will have it once it applied what
+        # was sent: the compare-and-set value of the next move.
+        self.ref_value = ref_value
+
+    @property
+    def _objects_dir(self) -> Path:
+        return self.project.cache_dir / "files" / "md5"
+
+    def send(self, meta: dict[str, Any], shas: list[str]) -> None:
+        git = Git.open(self.project.root)
+        objects = git.export_objects(shas, self.known)
+        new = cache_names(self._objects_dir) - self.known_cache
+        cache = read_cache(self._objects_dir, new)
+        self.known_cache |= new
+        self.stream.frames(frame_lines(self.seq, encode_pack(Pack(meta, objects, cache))))
+        self.seq += 1
+        if meta.get("sha"):
+            self.ref_value = meta["sha"]
+
+    async def checkpoint(self, event: CheckpointEvent) -> None:
+        meta = {"kind": "checkpoint", "ref": event.ref, "sha": event.sha, "name": event.name,
+                "expected": self.ref_value, "step": event.step, "count": event.count}
+        await anyio.to_thread.run_sync(self.send, meta, [event.sha])
+
+
+# The watchdog: a process of its own session, which the cluster's kill of the
+# worker's process group does not reach. It reads stage group ids from its
+# stdin; at "done" it leaves, at end of file (the worker died without saying
+# "done") it SIGKILLs those groups, so no stage outlives its worker.
+WATCHDOG = """
+import os, signal, sys
+groups = []
+for line in sys.stdin:
+    if line.strip() == "done":
+        sys.exit(0)
+    groups.append(int(line))
+for group in groups:
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except OSError:
+        pass
+"""
+
+
+class Watchdog:
+    """Kills the run's stage groups if the worker is killed (see ``WATCHDOG``)."""
+
+    def __init__(self) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", WATCHDOG], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            start_new_session=True, text=True,
+        )
+
+    def watch(self, pgid: int) -> None:
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(f"{pgid}\n")
+        self._proc.stdin.flush()
+
+    def done(self) -> None:
+        assert self._proc.stdin is not None
+        self._proc.stdin.write("done\n")
+        self._proc.stdin.close()
+        self._proc.wait()
+
+
+class Stopper:
+    """Turns the cluster's stop signal into SIGINT for the run's stage groups."""
+
+    def __init__(self, watchdog: Watchdog) -> None:
+        self.pgids: list[int] = []
+        self.snapshot_lock = anyio.Lock()
+        self.stopped = False
+        self.watchdog = watchdog
+
+    async def on_spawn(self, pid: int) -> None:
+        self.pgids.append(pid)
+        self.watchdog.watch(pid)
+        if self.stopped:  # a stage that starts after the stop: stop it too
+            _interrupt([pid])
+
+    async def watch(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for _ in signals:
+                self.stopped = True
+                async with self.snapshot_lock:  # a checkpoint snapshot ends first
+                    _interrupt(self.pgids)
+
+
+def _interrupt(pgids: list[int]) -> None:
+    for pgid in pgids:
+        try:
+            os.killpg(pgid, signal.SIGINT)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def build_repo(root: Path, job: dict[str, Any], pack: Pack) -> Project:
+    """A private repository at ``root`` holding what the daemon sent."""
+    git = Git.init(root)
+    git.set_identity(*job["identity"])
+    git.import_objects(pack.objects)
+    for ref, sha in job["refs"].items():
+        git.set_ref(ref, sha)
+    # A project in a sub-folder of its repository: the run happens in that sub-folder.
+    top = root / job["prefix"] if job.get("prefix") else root
+    top.mkdir(parents=True, exist_ok=True)
+    project = Project(root=top, cache_dir=root / ".dvc" / "cache",
+                      link_types=default_link_types())
+    write_cache(project.cache_dir / "files" / "md5", pack.cache)
+    return project
+
+
+def snapshot_run(project: Project, job: dict[str, Any], stopper: Stopper,
+                 sender: Sender) -> SnapshotRun:
+    fields: dict[str, Any] = dict(
+        targets=job["targets"], jobs=job["jobs"] or os.cpu_count() or 1, env=job["env"],
+        on_spawn=stopper.on_spawn, on_checkpoint=sender.checkpoint,
+        snapshot_lock=stopper.snapshot_lock,
+    )
+    if job["resume"]:
+        return resume_run(project, job["start"], **fields)
+    return SnapshotRun(snapshot=job["start"], baseline=job["baseline"], name=job["name"], **fields)
+
+
+def result_meta(
+    result: ExpRunResult, ref_value: str | None, stopped: bool
+) -> tuple[dict[str, Any], int]:
+    """The last pack's header and the exit status."""
+    failed = result.repro.failed if result.repro is not None else None
+    if stopped and (failed is not None or result.sha is None):
+        return {"kind": "result", "outcome": "interrupted"}, INTERRUPTED_STATUS
+    if failed is not None:
+        return ({"kind": "result", "outcome": "failed", "error": str(failed),
+                 "exit_code": failed.returncode}, failed.returncode or 1)
+    return ({"kind": "result", "outcome": "success", "ref": result.ref, "sha": result.sha,
+             "name": result.name, "expected": ref_value}, 0)
+
+
+async def run_job(job: dict[str, Any], pack: Pack, stream: LineStream) -> int:
+    sink = OutputSink(stream=stream, prefixed=(job["jobs"] or os.cpu_count() or 1) > 1)  # type: ignore[arg-type]
+    watchdog = Watchdog()
+    stopper = Stopper(watchdog)
+    with tempfile.TemporaryDirectory(prefix="exq-run-") as tmp:
+        project = await anyio.to_thread.run_sync(build_repo, Path(tmp) / "repo", job, pack)
+        sender = Sender(stream, project, {sha for sha, _, _ in pack.objects},
+                        next(iter(job["refs"].values()), None))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(stopper.watch)
+            try:
+                run = await anyio.to_thread.run_sync(snapshot_run, project, job, stopper, sender)
+                result = await run_snapshot(project, run, Path(tmp) / "worktree", sink)
+            except ExqError as exc:
+                sink.note(f"exq: error: {exc}")
+                meta, status = {"kind": "result", "outcome": "failed", "error": str(exc)}, 1
+                if stopper.stopped:
+                    meta, status = {"kind": "result", "outcome": "interrupted"}, INTERRUPTED_STATUS
+            else:
+                meta, status = result_meta(result, sender.ref_value, stopper.stopped)
+            tg.cancel_scope.cancel()
+        watchdog.done()  # every stage has ended
+        shas = [meta["sha"]] if meta.get("sha") else []
+        await anyio.to_thread.run_sync(sender.send, meta, shas)
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    folder = Path(args[0] if args else ".")
+    try:
+        job = json.loads((folder / JOB_FILE).read_text())
+        pack = decode_pack((folder / PACK_FILE).read_bytes())
+    except (OSError, ValueError, ShipmentError) as exc:
+        print(f"exq: {folder} holds no run: {exc}", file=sys.stderr)
+        return 2
+    if job.get("version") != JOB_VERSION:
+        print(f"exq: this exq reads jobs of version {JOB_VERSION}, not {job.get('version')}:"
+              " install the same exq on the cluster as on the daemon's machine", file=sys.stderr)
+        return 2
+    return anyio.run(run_job, job, pack, LineStream(sys.stdout.buffer))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

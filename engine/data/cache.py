@@ -1,0 +1,491 @@
+"""The content-addressed cache and the links between it and the workspace.
+
+Layout as DVC 3: ``<cache_dir>/files/md5/<md5[:2]>/<md5[2:]>`` holds a file's
+bytes, and ``<md5[2:]>.dir`` a directory's listing (see ``hashing``). Objects
+are written to a temp name beside their final place and renamed, and are made
+read-only (0o444).
+
+Workspace copies are made with the first link type that works, in the
+configured order (default reflink, hardlink, copy; ``symlink`` is accepted
+too). A hardlinked workspace file *is* the cache object, and root can write
+through 0o444, so an object is never trusted blindly: its ``(inode, mtime,
+size)`` must be what the state DB recorded when it was verified, or it is
+hashed again; an object whose bytes no longer match its name is deleted and
+treated as missing. Executable files are never hardlinked or symlinked: that
+would either drop their exec bit or set it on the shared object.
+
+The runner must delete (``remove_out``) or ``unprotect`` an output before a
+stage writes it: a command that truncates a hardlinked output in place would
+otherwise destroy the cached copy (which we then detect, but cannot undo).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import shutil
+import stat
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from exq.engine.errors import CacheError, ConfigError
+from exq.engine.data.hashing import (
+    DIR_SUFFIX,
+    HashInfo,
+    file_md5,
+    hash_dir_entries,
+    hash_file,
+    hash_path,
+    parse_dir_listing,
+    same_stat,
+)
+from exq.engine.data.hashdb import HashState
+
+__all__ = ["DEFAULT_LINK_TYPES", "LINK_TYPES", "Cache", "hash_path", "remove_out"]
+
+FICLONE = 0x40049409  # Linux ioctl: share the source's extents (btrfs, xfs, ...)
+LINK_TYPES = ("reflink", "hardlink", "symlink", "copy")
+DEFAULT_LINK_TYPES = ["reflink", "hardlink", "copy"]
+READ_ONLY = 0o444
+
+# errnos that mean "this link type cannot work here", not "this one file failed"
+_UNSUPPORTED = {
+    errno.EOPNOTSUPP,
+    errno.ENOTSUP,
+    errno.EXDEV,
+    errno.ENOTTY,
+    errno.EINVAL,
+    errno.ENOSYS,
+    errno.EPERM,
+}
+
+
+def _reflink(src: Path, dst: Path) -> None:
+    if not sys.platform.startswith("linux"):
+        raise OSError(errno.ENOTSUP, "reflink is only implemented on Linux")
+    import fcntl
+
+    fd_src = os.open(src, os.O_RDONLY)
+    try:
+        fd_dst = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            fcntl.ioctl(fd_dst, FICLONE, fd_src)
+        except OSError:
+            os.close(fd_dst)
+            os.unlink(dst)
+            raise
+        os.close(fd_dst)
+    finally:
+        os.close(fd_src)
+
+
+def _hardlink(src: Path, dst: Path) -> None:
+    os.link(src, dst)
+
+
+def _symlink(src: Path, dst: Path) -> None:
+    os.symlink(os.path.abspath(src), dst)
+
+
+def _copy(src: Path, dst: Path) -> None:
+    shutil.copyfile(src, dst)
+
+
+_LINKERS: dict[str, Callable[[Path, Path], None]] = {
+    "reflink": _reflink,
+    "hardlink": _hardlink,
+    "symlink": _symlink,
+    "copy": _copy,
+}
+
+
+def _tmp_beside(path: Path) -> Path:
+    return path.parent / f".{path.name}.exq-{secrets.token_hex(6)}.tmp"
+
+
+def _unlink_quiet(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def remove_out(path: Path | str) -> None:
+    """Delete a file, symlink or folder tree, read-only entries included; no-op if absent."""
+    path = Path(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    try:
+        if stat.S_ISDIR(st.st_mode):
+            _rmtree(path)
+        else:
+            os.unlink(path)
+    except OSError as exc:
+        raise CacheError(f"{path}: cannot remove: {exc.strerror}") from exc
+
+
+def _rmtree(path: Path) -> None:
+    def retry(func: Callable[..., object], failed: str, *_: object) -> None:
+        # A read-only folder blocks deleting its entries: make it writable once.
+        os.chmod(os.path.dirname(failed), stat.S_IRWXU)
+        if os.path.isdir(failed) and not os.path.islink(failed):
+            os.chmod(failed, stat.S_IRWXU)
+        func(failed)
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=retry)
+    else:
+        shutil.rmtree(path, onerror=retry)
+
+
+class Cache:
+    """DVC 3's content-addressed cache, and links from it into the workspace."""
+
+    def __init__(self, cache_dir: Path | str, link_types: Iterable[str] | None = None) -> None:
+        self.cache_dir = Path(cache_dir).absolute()
+        self.objects_dir = self.cache_dir / "files" / "md5"
+        self.link_types = list(link_types) if link_types is not None else list(DEFAULT_LINK_TYPES)
+        bad = [kind for kind in self.link_types if kind not in LINK_TYPES]
+        if bad or not self.link_types:
+            raise ConfigError(
+                f"cache.type: unknown link type {', '.join(bad) or '(none)'}",
+                hint=f"use one or more of {', '.join(LINK_TYPES)}",
+            )
+        self.last_link_type: str | None = None
+        self.removed_corrupt: list[Path] = []
+        self._unsupported: set[str] = set()
+
+    # ---------------------------------------------------------------- paths
+
+    def obj_path(self, md5: str) -> Path:
+        """Where the object named ``md5`` (``<hex>`` or ``<hex>.dir``) lives."""
+        return self.objects_dir / md5[:2] / md5[2:]
+
+    def hash_path(self, path: Path | str, state: HashState) -> HashInfo:
+        """Hash a workspace file or folder (``hashing.hash_path``)."""
+        return hash_path(path, state)
+
+    # ---------------------------------------------------------------- links
+
+    def _order(self, allowed: Iterable[str]) -> list[str]:
+        allowed = set(allowed)
+        # Types that failed as unsupported here are remembered and not tried again.
+        return [k for k in self.link_types if k in allowed and k not in self._unsupported]
+
+    def _link(self, src: Path, dst: Path, allowed: Iterable[str]) -> str | None:
+        """Make ``dst`` a copy of ``src`` with the first allowed link type that works.
+
+        Returns the type used, or None when every allowed type failed or none is usable.
+        """
+        for kind in self._order(allowed):
+            try:
+                _LINKERS[kind](src, dst)
+            except OSError as exc:
+                if exc.errno in _UNSUPPORTED:
+                    self._unsupported.add(kind)
+                _unlink_quiet(dst)
+                continue
+            self.last_link_type = kind
+            return kind
+        return None
+
+    def _link_or_copy(self, src: Path, dst: Path, allowed: Iterable[str]) -> str:
+        """Like ``_link``, but fall back to a plain copy, which always works."""
+        kind = self._link(src, dst, allowed)
+        if kind is not None:
+            return kind
+        try:
+            _copy(src, dst)
+        except OSError as exc:
+            _unlink_quiet(dst)
+            raise CacheError(f"{dst}: cannot copy from {src}: {exc.strerror}") from exc
+        return "copy"
+
+    # ---------------------------------------------------------- verification
+
+    def _verify(self, obj: Path, md5: str, state: HashState | None) -> bool:
+        """True if ``obj`` holds the bytes named ``md5``; delete it if it does not."""
+        try:
+            st = os.stat(obj)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise CacheError(f"{obj}: cannot stat cache object: {exc.strerror}") from exc
+        expected = md5.removesuffix(DIR_SUFFIX)
+        if state is not None:
+            known = state.get(obj, st)
+            if known is not None and known.md5 == expected:
+                return True
+        try:
+            actual = file_md5(obj)
+        except OSError as exc:
+            raise CacheError(f"{obj}: cannot read cache object: {exc.strerror}") from exc
+        if actual == expected:
+            if state is not None:
+                state.put(obj, st, HashInfo(md5=expected, size=st.st_size))
+            return True
+        # Someone wrote through a link into the cache: this object lies.
+        _unlink_quiet(obj)
+        if state is not None:
+            state.forget(obj)
+        self.removed_corrupt.append(obj)
+        return False
+
+    def load_listing(self, info: HashInfo, state: HashState | None = None) -> list[tuple[str, str]]:
+        """The ``(relpath, md5)`` pairs of a directory object; CacheError if absent or bad."""
+        obj = self.obj_path(info.md5)
+        if not self._verify(obj, info.md5, state):
+            raise CacheError(f"cache object {info.md5} is missing or corrupt ({obj})")
+        try:
+            return parse_dir_listing(obj.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise CacheError(f"{obj}: unreadable directory listing {info.md5}") from exc
+
+    def exists(self, info: HashInfo, state: HashState | None = None) -> bool:
+        """True when the object (for a folder: its listing and every file) is in the cache.
+
+        Objects are verified; pass ``state`` so unchanged objects are not read again.
+        """
+        if not info.isdir:
+            return self._verify(self.obj_path(info.md5), info.md5, state)
+        try:
+            listing = self.load_listing(info, state)
+        except CacheError:
+            return False
+        return all(self._verify(self.obj_path(md5), md5, state) for _, md5 in listing)
+
+    # ------------------------------------------------------------------ save
+
+    def save(self, path: Path | str, state: HashState) -> HashInfo:
+        """Put a file or folder into the cache and link the workspace copy to it."""
+        path = Path(path).absolute()
+        try:
+            st = os.stat(path)
+        except FileNotFoundError as exc:
+            raise CacheError(f"{path}: does not exist, cannot save it") from exc
+        if stat.S_ISDIR(st.st_mode):
+            dinfo, data, files = hash_dir_entries(path, state)
+            for _, fpath, fst, finfo in files:
+                self._save_file(fpath, fst, finfo, state)
+            self._save_listing(dinfo.md5, data, state)
+            return dinfo
+        if not stat.S_ISREG(st.st_mode):
+            raise CacheError(f"{path}: neither a file nor a folder, cannot save it")
+        info = hash_file(path, st, state)
+        self._save_file(path, st, info, state)
+        return info
+
+    def _save_file(self, path: Path, st: os.stat_result, info: HashInfo, state: HashState) -> None:
+        obj = self.obj_path(info.md5)
+        if self._verify(obj, info.md5, state):
+            # Deduplicate: make the workspace file share the object, never by copying.
+            self._place(obj, path, info, state, expect=st)
+            return
+        obj.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _tmp_beside(obj)
+        # Never a symlink: the object itself must hold the bytes.
+        allowed = {"reflink", "copy"} if info.isexec else {"reflink", "hardlink", "copy"}
+        self._link_or_copy(path, tmp, allowed)
+        try:
+            if not same_stat(os.stat(path), st):
+                raise CacheError(f"{path}: changed while it was being saved")
+            os.chmod(tmp, READ_ONLY)  # for a hardlink this is the workspace file too
+            os.replace(tmp, obj)
+        except OSError as exc:
+            _unlink_quiet(tmp)
+            raise CacheError(f"{obj}: cannot write cache object: {exc.strerror}") from exc
+        except CacheError:
+            _unlink_quiet(tmp)
+            raise
+        state.put(obj, os.stat(obj), info)
+
+    def _save_listing(self, md5: str, data: bytes, state: HashState) -> None:
+        obj = self.obj_path(md5)
+        if self._verify(obj, md5, state):
+            return
+        obj.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _tmp_beside(obj)
+        try:
+            tmp.write_bytes(data)
+            os.chmod(tmp, READ_ONLY)
+            os.replace(tmp, obj)
+        except OSError as exc:
+            _unlink_quiet(tmp)
+            raise CacheError(f"{obj}: cannot write directory listing: {exc.strerror}") from exc
+        state.put(obj, os.stat(obj), HashInfo(md5=md5.removesuffix(DIR_SUFFIX), size=len(data)))
+
+    # ----------------------------------------------------------- placement
+
+    def _place(
+        self,
+        obj: Path,
+        path: Path,
+        info: HashInfo,
+        state: HashState,
+        *,
+        expect: os.stat_result | None = None,
+    ) -> None:
+        """Make ``path`` a link to (or copy of) ``obj``, atomically.
+
+        With ``expect`` this is a relink of a workspace file known to hold the
+        same bytes: it only happens through a real link (never a copy), only
+        if the file is not already the object, and only if ``path`` still has
+        stat ``expect``.
+        """
+        allowed = {"reflink", "copy"} if info.isexec else set(LINK_TYPES)
+        tmp = _tmp_beside(path)
+        if expect is None:
+            kind = self._link_or_copy(obj, tmp, allowed)
+        else:
+            if self._already_linked(obj, path, expect):
+                return
+            found = self._link(obj, tmp, allowed - {"copy"})
+            if found is None:
+                return  # no cheap link here: keeping the workspace copy is fine
+            kind = found
+        try:
+            self._fix_mode(tmp, kind, info, expect)
+            if expect is not None and not same_stat(os.stat(path), expect):
+                _unlink_quiet(tmp)
+                return  # the workspace file changed under us: leave it alone
+            os.replace(tmp, path)
+        except OSError as exc:
+            _unlink_quiet(tmp)
+            raise CacheError(f"{path}: cannot link from cache: {exc.strerror}") from exc
+        state.put(path, os.stat(path), HashInfo(md5=info.md5, size=info.size))
+
+    @staticmethod
+    def _already_linked(obj: Path, path: Path, expect: os.stat_result) -> bool:
+        if os.path.islink(path):
+            return os.path.realpath(path) == os.path.realpath(obj)
+        try:
+            return os.stat(obj).st_ino == expect.st_ino
+        except OSError:
+            return False
+
+    @staticmethod
+    def _fix_mode(tmp: Path, kind: str, info: HashInfo, expect: os.stat_result | None) -> None:
+        if kind in ("hardlink", "symlink"):
+            return  # shares the object's inode and mode
+        # A relink keeps the workspace file's mode; a fresh copy has the umask's.
+        mode = stat.S_IMODE((expect or os.stat(tmp)).st_mode)
+        if info.isexec:
+            mode |= (mode & 0o444) >> 2
+        os.chmod(tmp, mode | stat.S_IWUSR)
+
+    # -------------------------------------------------------------- checkout
+
+    def checkout(self, path: Path | str, info: HashInfo, state: HashState) -> None:
+        """Restore a file or folder from the cache; CacheError when an object is missing."""
+        path = Path(path).absolute()
+        if info.isdir:
+            self._checkout_dir(path, info, state)
+            return
+        if self._matches(path, info.md5, state):
+            return
+        obj = self.obj_path(info.md5)
+        if not self._verify(obj, info.md5, state):
+            raise CacheError(f"{path}: cache object {info.md5} is missing or corrupt")
+        if os.path.isdir(path) and not os.path.islink(path):
+            remove_out(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._place(obj, path, info, state)
+
+    @staticmethod
+    def _matches(path: Path, md5: str, state: HashState) -> bool:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        if not stat.S_ISREG(st.st_mode):
+            return False
+        return hash_file(path, st, state).md5 == md5
+
+    def _checkout_dir(self, path: Path, info: HashInfo, state: HashState) -> None:
+        current: dict[str, tuple[Path, str]] = {}
+        if os.path.isdir(path) and not os.path.islink(path):
+            found, _, files = hash_dir_entries(path, state)
+            if found.md5 == info.md5:
+                return
+            current = {rel: (fpath, finfo.md5) for rel, fpath, _, finfo in files}
+        try:
+            listing = self.load_listing(info, state)
+        except CacheError as exc:
+            raise CacheError(f"{path}: cache object {info.md5} is missing or corrupt") from exc
+        todo = [(rel, md5) for rel, md5 in listing if current.get(rel, (None, None))[1] != md5]
+        # Check every needed object before touching the workspace: refuse, do not half-restore.
+        for rel, md5 in todo:
+            if not self._verify(self.obj_path(md5), md5, state):
+                raise CacheError(f"{path / rel}: cache object {md5} is missing or corrupt")
+        if os.path.lexists(path) and (os.path.islink(path) or not os.path.isdir(path)):
+            remove_out(path)
+        path.mkdir(parents=True, exist_ok=True)
+        wanted = dict(listing)
+        for rel in sorted(set(current) - set(wanted)):
+            remove_out(current[rel][0])
+            _prune_empty(current[rel][0].parent, path)
+        for rel, md5 in todo:
+            target = path / rel
+            _make_parents(target, path)
+            obj = self.obj_path(md5)
+            self._place(obj, target, HashInfo(md5=md5, size=os.stat(obj).st_size), state)
+
+    # ------------------------------------------------------------- unprotect
+
+    def unprotect(self, path: Path | str, state: HashState | None = None) -> None:
+        """Turn linked, read-only workspace files into private writable copies."""
+        path = Path(path)
+        if os.path.isdir(path) and not os.path.islink(path):
+            for folder, _, names in os.walk(path):
+                for name in names:
+                    _unprotect_file(Path(folder) / name, state)
+        elif os.path.lexists(path):
+            _unprotect_file(path, state)
+
+
+def _unprotect_file(path: Path, state: HashState | None) -> None:
+    try:
+        st = os.stat(path)
+        lst = os.lstat(path)
+    except FileNotFoundError:
+        return  # broken symlink: nothing to protect
+    shared = st.st_nlink > 1 or stat.S_ISLNK(lst.st_mode)
+    if not shared and st.st_mode & stat.S_IWUSR:
+        return
+    known = state.get(path, st) if state is not None else None
+    tmp = _tmp_beside(path)
+    try:
+        _copy(path, tmp)
+        os.chmod(tmp, stat.S_IMODE(st.st_mode) | stat.S_IWUSR)
+        os.replace(tmp, path)
+    except OSError as exc:
+        _unlink_quiet(tmp)
+        raise CacheError(f"{path}: cannot unprotect: {exc.strerror}") from exc
+    if known is not None and state is not None:
+        state.put(path, os.stat(path), known)
+
+
+def _make_parents(target: Path, top: Path) -> None:
+    """Create ``target``'s parent folders below ``top``, replacing files in the way."""
+    current = top
+    for part in target.relative_to(top).parts[:-1]:
+        current = current / part
+        if os.path.islink(current) or (os.path.lexists(current) and not current.is_dir()):
+            remove_out(current)
+        if not current.is_dir():
+            current.mkdir()
+    if os.path.isdir(target) and not os.path.islink(target):
+        remove_out(target)
+
+
+def _prune_empty(folder: Path, top: Path) -> None:
+    """Remove folders left empty below ``top``, walking upwards from ``folder``."""
+    while folder != top and top in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent

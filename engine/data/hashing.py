@@ -1,0 +1,364 @@
+"""Content hashes exactly as DVC 3 computes them (``hash: md5``).
+
+A file's hash is the plain md5 of its bytes: DVC 3 no longer turns CRLF into
+LF for text files, so neither do we.
+
+A directory's hash is the md5 of its *listing object* followed by ``.dir``.
+The listing is ``json.dumps`` (default separators ``", "`` and ``": "``,
+``ensure_ascii`` on, no trailing newline) of a list of
+``{"md5": ..., "relpath": ...}`` sorted by ``relpath`` as a plain string with
+``/`` separators; its ``size`` is the sum of the file sizes and ``nfiles``
+the number of files. Empty directories do not appear; ``[]`` is the listing of
+a directory without files.
+
+What a directory walk skips, as DVC 3.67 does (checked against the real dvc):
+
+- paths matched by ``.dvcignore`` files (gitignore syntax) in the repo root
+  or in any folder between the root and the file;
+- entries named ``.git`` (file or folder) and folders named ``.hg``;
+- folders holding a ``.dvc`` folder (DVC treats them as sub-repos);
+- symlinks to folders (files behind symlinks are hashed; a broken symlink is
+  an error), and anything that is not a regular file (fifos, sockets).
+
+``.gitignore`` files are ordinary files and are hashed like any other.
+
+``hash_path`` (and ``hash_file``/``hash_dir_entries``) go through a
+``HashState`` so that files whose ``(inode, mtime, size)`` did not change are
+not read again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import stat
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from exq.engine.errors import CacheError
+
+if TYPE_CHECKING:  # state imports HashInfo from here
+    from exq.engine.data.hashdb import HashState
+
+DIR_SUFFIX = ".dir"
+IGNORE_FILE = ".dvcignore"
+
+
+@dataclass(frozen=True)
+class HashInfo:
+    """The hash of a file or directory as written in ``dvc.lock``.
+
+    ``isexec`` is metadata (DVC writes ``isexec: true`` for executable files)
+    and takes no part in equality: two outputs with the same bytes match.
+    """
+
+    md5: str
+    size: int
+    nfiles: int | None = None
+    isexec: bool = field(default=False, compare=False)
+
+    @property
+    def isdir(self) -> bool:
+        """True for a directory hash (``<md5>.dir``)."""
+        return self.md5.endswith(DIR_SUFFIX)
+
+
+def file_md5(path: Path | str) -> str:
+    """Return the hex md5 of a file's bytes, read in large chunks."""
+    with open(path, "rb") as fobj:
+        return hashlib.file_digest(fobj, "md5").hexdigest()
+
+
+def bytes_md5(data: bytes) -> str:
+    """Return the hex md5 of ``data``."""
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def is_exec(mode: int) -> bool:
+    """True when a file mode has the owner's execute bit, as DVC's isexec."""
+    return bool(mode & stat.S_IXUSR)
+
+
+def same_stat(a: os.stat_result, b: os.stat_result) -> bool:
+    """True when two stats show the same inode, mtime and size (what the state DB keys on)."""
+    return (a.st_ino, a.st_mtime_ns, a.st_size) == (b.st_ino, b.st_mtime_ns, b.st_size)
+
+
+def dir_listing_bytes(entries: Iterable[tuple[str, str]]) -> bytes:
+    """Serialize ``(relpath, md5)`` pairs into DVC's ``.dir`` object bytes."""
+    ordered = sorted(entries)
+    listing = [{"md5": md5, "relpath": rel} for rel, md5 in ordered]
+    return json.dumps(listing, sort_keys=True).encode("utf-8")
+
+
+def parse_dir_listing(data: bytes) -> list[tuple[str, str]]:
+    """Parse a ``.dir`` object into sorted ``(relpath, md5)`` pairs.
+
+    Raises ``ValueError`` when the bytes are not a DVC listing.
+    """
+    items = json.loads(data.decode("utf-8"))
+    if not isinstance(items, list):
+        raise ValueError("a .dir listing must be a JSON list")
+    pairs = []
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("relpath"), str):
+            raise ValueError("a .dir listing entry needs a relpath")
+        md5 = item.get("md5")
+        if not isinstance(md5, str):
+            raise ValueError(f"entry {item['relpath']!r} has no md5")
+        pairs.append((item["relpath"], md5))
+    return sorted(pairs)
+
+
+def dir_hash(entries: Iterable[tuple[str, str, int]]) -> tuple[HashInfo, bytes]:
+    """Hash a directory from ``(relpath, md5, size)`` of its files.
+
+    Returns the directory's HashInfo and the listing object's bytes.
+    """
+    items = list(entries)
+    data = dir_listing_bytes((rel, md5) for rel, md5, _ in items)
+    info = HashInfo(
+        md5=bytes_md5(data) + DIR_SUFFIX,
+        size=sum(size for _, _, size in items),
+        nfiles=len(items),
+    )
+    return info, data
+
+
+# --------------------------------------------------------------- .dvcignore
+
+
+@dataclass(frozen=True)
+class _Rule:
+    regex: re.Pattern[str]
+    negate: bool
+    dir_only: bool
+
+
+def _glob_to_regex(pattern: str) -> str:
+    """Translate one gitignore glob (already unanchored/anchored) to a regex."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        if i == 0 and pattern.startswith("**/"):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("/**/", i):
+            out.append("/(?:.*/)?")
+            i += 4
+        elif pattern.startswith("/**", i) and i + 3 == n:
+            out.append("/.*")
+            i += 3
+        elif pattern == "**":
+            out.append(".*")
+            i = n
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            while i < n and pattern[i] == "*":
+                i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[":
+            end = pattern.find("]", i + 2)
+            if end == -1:
+                out.append(re.escape("["))
+                i += 1
+                continue
+            body = pattern[i + 1 : end]
+            if body.startswith("!"):
+                body = "^" + body[1:]
+            out.append("[" + body.replace("\\", "\\\\") + "]")
+            i = end + 1
+        elif pattern[i] == "\\" and i + 1 < n:
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return "".join(out)
+
+
+def _parse_rule(line: str) -> _Rule | None:
+    line = line.rstrip("\r\n")
+    # Trailing spaces are dropped unless the last one is escaped.
+    line = line.rstrip(" ") + " " if line.endswith("\\ ") else line.rstrip(" ")
+    if not line or line.startswith("#"):
+        return None
+    negate = line.startswith("!")
+    if negate or line.startswith(("\\!", "\\#")):
+        line = line[1:]
+    dir_only = line.endswith("/")
+    line = line.rstrip("/")
+    if not line:
+        return None
+    if "/" in line:  # a slash at the start or middle anchors the pattern
+        line = line.lstrip("/")
+    else:
+        line = "**/" + line
+    return _Rule(re.compile(_glob_to_regex(line), re.DOTALL), negate, dir_only)
+
+
+class IgnoreRules:
+    """``.dvcignore`` rules: gitignore syntax, deeper files override shallower."""
+
+    def __init__(self) -> None:
+        # (folder relative to the repo root, "" for the root; its rules)
+        self._scopes: list[tuple[str, list[_Rule]]] = []
+
+    def add_file(self, base: str, path: Path) -> None:
+        """Read a ``.dvcignore`` at repo-relative folder ``base``, if present."""
+        try:
+            text = path.read_text(encoding="utf-8", errors="surrogateescape")
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        except OSError as exc:
+            raise CacheError(f"{path}: cannot read ignore file: {exc.strerror}") from exc
+        self.add_lines(base, text.splitlines())
+
+    def add_lines(self, base: str, lines: Iterable[str]) -> None:
+        """Add gitignore-syntax ``lines`` that apply below repo-relative folder ``base``."""
+        rules = [r for r in map(_parse_rule, lines) if r is not None]
+        if rules:
+            self._scopes.append((base, rules))
+
+    @classmethod
+    def for_path(cls, root: Path, top: Path) -> IgnoreRules:
+        """Rules from the ``.dvcignore`` files in ``root`` and the folders down to ``top``."""
+        rules = cls()
+        rules.add_file("", root / IGNORE_FILE)
+        try:
+            parts = top.relative_to(root).parts
+        except ValueError:
+            return rules
+        for depth in range(1, len(parts) + 1):
+            rel = "/".join(parts[:depth])
+            rules.add_file(rel, root / rel / IGNORE_FILE)
+        return rules
+
+    def ignored(self, rel: str, isdir: bool) -> bool:
+        """True when repo-relative ``rel`` is ignored (its parents are not checked)."""
+        verdict = False
+        for base, rules in self._scopes:
+            if base:
+                if not rel.startswith(base + "/"):
+                    continue
+                sub = rel[len(base) + 1 :]
+            else:
+                sub = rel
+            for rule in rules:
+                if rule.dir_only and not isdir:
+                    continue
+                if rule.regex.fullmatch(sub):
+                    verdict = not rule.negate
+        return verdict
+
+
+# ------------------------------------------------------------------- walking
+
+
+def _is_special_dir(entry: os.DirEntry[str]) -> bool:
+    """``.git``/``.hg`` folders and sub-repos (folders holding ``.dvc``)."""
+    if entry.name in (".git", ".hg"):
+        return True
+    return os.path.isdir(os.path.join(entry.path, ".dvc"))
+
+
+def walk_files(top: Path, root: Path | None = None) -> Iterator[tuple[str, Path, os.stat_result]]:
+    """Yield ``(relpath, path, stat)`` for each file DVC would hash under ``top``.
+
+    ``root`` is the repo root whose ``.dvcignore`` files apply; relpaths are
+    relative to ``top`` with ``/`` separators, in no particular order.
+    """
+    root = root if root is not None else top
+    rules = IgnoreRules.for_path(root, top)
+    try:
+        top_rel = top.relative_to(root).as_posix()
+    except ValueError:
+        top_rel = ""
+    top_rel = "" if top_rel == "." else top_rel
+    if os.path.isdir(top / ".dvc"):
+        return  # DVC sees a folder holding .dvc as a sub-repo: nothing inside counts
+    yield from _walk(str(top), "", top_rel, rules)
+
+
+def _walk(
+    folder: str, rel: str, repo_rel: str, rules: IgnoreRules
+) -> Iterator[tuple[str, Path, os.stat_result]]:
+    if rel:  # nested .dvcignore files apply below their folder
+        rules.add_file(repo_rel, Path(folder) / IGNORE_FILE)
+    try:
+        entries = list(os.scandir(folder))
+    except OSError as exc:
+        raise CacheError(f"{folder}: cannot list folder: {exc.strerror}") from exc
+    for entry in entries:
+        child_rel = f"{rel}/{entry.name}" if rel else entry.name
+        child_repo = f"{repo_rel}/{entry.name}" if repo_rel else entry.name
+        if entry.is_dir(follow_symlinks=False):
+            if _is_special_dir(entry) or rules.ignored(child_repo, True):
+                continue
+            yield from _walk(entry.path, child_rel, child_repo, rules)
+            continue
+        if entry.name == ".git":
+            continue
+        try:
+            st = entry.stat(follow_symlinks=True)
+        except FileNotFoundError as exc:
+            raise CacheError(f"{entry.path}: broken symlink, cannot hash it") from exc
+        if not stat.S_ISREG(st.st_mode) or rules.ignored(child_repo, False):
+            continue  # symlinks to folders, fifos, sockets: DVC skips them
+        yield child_rel, Path(entry.path), st
+
+
+# ------------------------------------------------------- hashing with state
+
+
+def hash_file(path: Path, st: os.stat_result, state: HashState) -> HashInfo:
+    """Hash one regular file, through the state DB when it is unchanged."""
+    known = state.get(path, st)
+    if known is not None:
+        return known
+    try:
+        md5 = file_md5(path)
+        after = os.stat(path)
+    except OSError as exc:
+        raise CacheError(f"{path}: cannot read: {exc.strerror}") from exc
+    info = HashInfo(md5=md5, size=st.st_size, isexec=is_exec(st.st_mode))
+    if same_stat(st, after):  # do not remember the hash of a file being written
+        state.put(path, st, info)
+    return info
+
+
+DirFiles = list[tuple[str, Path, os.stat_result, HashInfo]]
+
+
+def hash_dir_entries(path: Path, state: HashState) -> tuple[HashInfo, bytes, DirFiles]:
+    """Hash a folder: its HashInfo, listing bytes, and ``(relpath, path, stat, info)`` per file."""
+    files = []
+    triples = []
+    for rel, fpath, st in walk_files(path, state.root):
+        info = hash_file(fpath, st, state)
+        files.append((rel, fpath, st, info))
+        triples.append((rel, info.md5, st.st_size))
+    dinfo, data = dir_hash(triples)
+    return dinfo, data, files
+
+
+def hash_path(path: Path | str, state: HashState) -> HashInfo:
+    """Hash a file or folder as DVC 3 does; raise CacheError when it is missing."""
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError as exc:
+        raise CacheError(f"{path}: does not exist") from exc
+    except OSError as exc:
+        raise CacheError(f"{path}: cannot stat: {exc.strerror}") from exc
+    if stat.S_ISDIR(st.st_mode):
+        return hash_dir_entries(path, state)[0]
+    if stat.S_ISREG(st.st_mode):
+        return hash_file(path, st, state)
+    raise CacheError(f"{path}: neither a file nor a folder")

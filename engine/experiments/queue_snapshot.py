@@ -1,0 +1,104 @@
+"""``exp run --queue``: the git side of queueing experiments, nothing of the queue itself.
+
+For each point of the ``-S`` grid (Hydra sweeps: ``-S lr=0.1,0.01 -S m=a,b``
+is four points) this validates the edits against the params files and
+snapshots the workspace with them applied into a commit on top of HEAD. The
+snapshot is exactly what will run: the edits are in it, and later changes to
+the workspace do not reach it. The caller writes the queue rows and points
+``refs/exq/queue/<run id>`` at each snapshot (until then the commits are
+unreferenced objects, harmless if anything fails).
+
+Kept light on purpose: ``exp run --queue`` must answer in about 0.1 s, so this
+imports git and the params editors, not the pipeline or the runner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from exq.engine.errors import ParamsError
+from exq.engine.experiments.inputs import auto_name, check_clash, require_baseline, snapshot_inputs
+from exq.engine.experiments.refs import check_exp_name, exp_ref
+from exq.engine.git import Git
+from exq.engine.params.edit import expand_sweeps, parse_set_params, plan_changes
+from exq.engine.run.project import Project
+
+SNAPSHOT_MESSAGE = "exq: queued experiment inputs"
+
+
+@dataclass(frozen=True)
+class QueuePoint:
+    """One experiment to queue, before any snapshot: its name (None: automatic) and edits."""
+
+    name: str | None
+    set_params: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class QueuedSnapshot:
+    """One experiment ready to queue: the edits are already in ``snapshot``."""
+
+    name: str
+    baseline: str
+    snapshot: str
+    ref: str  # the experiment ref it will commit to
+    set_params: list[str]  # as typed, for display: applied already
+
+
+def sweep_points(set_params: Sequence[str], name: str | None) -> list[QueuePoint]:
+    """The grid of ``-S`` lists; a sweep's points are named ``NAME-1``, ``NAME-2``, ...
+
+    Pure. Without a name every point gets an automatic name at snapshot time.
+    """
+    grid = expand_sweeps(list(set_params))
+    if len(grid) == 1:
+        return [QueuePoint(name=name, set_params=grid[0])]
+    return [
+        QueuePoint(name=None if name is None else f"{name}-{index}", set_params=point)
+        for index, point in enumerate(grid, start=1)
+    ]
+
+
+def first_sweep(set_params: Sequence[str]) -> str | None:
+    """The first ``-S`` text that is a sweep (several values), if any. Pure."""
+    for text in set_params:
+        if len(expand_sweeps([text])) > 1:
+            return text
+    return None
+
+
+def refuse_sweep(set_params: Sequence[str]) -> None:
+    """A sweep only makes sense queued: refuse it for a direct run."""
+    text = first_sweep(set_params)
+    if text is not None:
+        raise ParamsError(
+            f"-S '{text}' is a sweep of several values",
+            hint="queue the sweep with 'exq exp run --queue', one run per combination",
+        )
+
+
+def prepare_queue(
+    project: Project, git: Git, points: Sequence[QueuePoint], *, force: bool = False
+) -> list[QueuedSnapshot]:
+    """Validate every point, then snapshot each; raises before the caller writes anything.
+
+    A clash with an existing experiment of the same name (same baseline) is
+    refused unless ``force``, as for ``exp run``.
+    """
+    baseline = require_baseline(git)
+    plans = []
+    for point in points:  # everything is checked before the first snapshot
+        if point.name is not None:
+            check_exp_name(point.name)
+            check_clash(git, baseline, point.name, force)
+        plans.append(plan_changes(project.root, parse_set_params(point.set_params)))
+    snapshots = []
+    for point, plan in zip(points, plans):
+        snapshot = snapshot_inputs(project, git, baseline, plan, SNAPSHOT_MESSAGE)
+        name = point.name or auto_name(baseline, git.tree_of(snapshot))
+        snapshots.append(QueuedSnapshot(
+            name=name, baseline=baseline, snapshot=snapshot, ref=exp_ref(baseline, name),
+            set_params=list(point.set_params),
+        ))
+    return snapshots

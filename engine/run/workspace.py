@@ -1,0 +1,240 @@
+"""The workspace side of a stage: hashing its deps and outs, reading its params,
+saving its outs to the cache and restoring them.
+
+``StageIO`` is the one place where the pipeline meets files; the decisions it
+feeds (``outdated``) are pure. Hashes are memoised for one run, so a folder
+that fifty stages depend on is hashed once; a stage's outs are dropped from
+the memo when it writes them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from exq.engine.data.cache import Cache, hash_path, remove_out
+from exq.engine.errors import ExqError, StageFailed
+from exq.engine.spec.graph import repo_path
+from exq.engine.data.hashing import HashInfo
+from exq.engine.spec.lockfile import LockEntry, LockPath
+from exq.engine.run.outdated import StatusItem, stage_changes, stage_status
+from exq.engine.spec.paramfiles import DiskSource, get_dotted, load_params
+from exq.engine.spec.loading import Pipeline
+from exq.engine.run.project import Project
+from exq.engine.spec.stage import Stage
+from exq.engine.data.hashdb import HashState
+from exq.engine.run.tracked import ignore_in_git
+
+ParamsNow = dict[str, dict[str, Any]]
+
+
+class StageIO:
+    """Measures and changes the workspace for the stages of one project."""
+
+    def __init__(self, project: Project, *, state_db: Path | None = None) -> None:
+        self.root = project.root
+        self.cache = Cache(project.cache_dir, project.link_types)
+        # A worktree shares its main project's state DB, so cache objects verified
+        # there are not read again (rows are keyed by absolute path).
+        self.state = HashState(project.root, db_path=state_db)
+        self.source = DiskSource(project.root)
+        self._memo: dict[str, HashInfo | None] = {}
+        self._memo_lock = threading.Lock()
+        self._hashing: dict[str, threading.Lock] = {}
+
+    def close(self) -> None:
+        self.state.close()
+
+    def __enter__(self) -> StageIO:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- measuring --------------------------------------------------------
+
+    def hash_of(self, rel: str) -> HashInfo | None:
+        """Hash of the repo-relative path now, or None when it does not exist."""
+        with self._memo_lock:
+            if rel in self._memo:
+                return self._memo[rel]
+            # Stages checked side by side often share a dep folder: one thread
+            # hashes it while the others wait for its result.
+            path_lock = self._hashing.setdefault(rel, threading.Lock())
+        with path_lock:
+            with self._memo_lock:
+                if rel in self._memo:
+                    return self._memo[rel]
+            path = self.root / rel
+            info = hash_path(path, self.state) if os.path.lexists(path) else None
+            with self._memo_lock:
+                self._memo[rel] = info
+        return info
+
+    def forget(self, rels: list[str]) -> None:
+        """Drop memoised hashes of these paths and of any path inside or around them."""
+        with self._memo_lock:
+            for key in list(self._memo):
+                if any(_related(key, rel) for rel in rels):
+                    del self._memo[key]
+
+    def params_now(self, stage: Stage) -> ParamsNow:
+        """Current values of the stage's params: file -> {key: value}; missing files left out."""
+        result: ParamsNow = {}
+        for file, keys in stage.params.items():
+            rel = repo_path(stage, file)
+            if self.source.read_bytes(rel) is None:
+                continue
+            data = load_params(self.source, rel)
+            if not keys:
+                result[file] = dict(data)
+                continue
+            values: dict[str, Any] = {}
+            for key in keys:
+                try:
+                    values[key] = get_dotted(data, key)
+                except (KeyError, IndexError, TypeError):
+                    continue
+            result[file] = values
+        return result
+
+    def check_inputs(self, stage: Stage) -> None:
+        """Before a run: every dep, params file and tracked key must exist, as DVC requires.
+
+        Raises ``StageFailed`` naming the path or the keys, so the stage's outs
+        are not removed for a command that cannot work, and no lock entry
+        records a param that is not there.
+        """
+        for dep in stage.deps:
+            if not os.path.lexists(self.root / repo_path(stage, dep)):
+                raise StageFailed(stage.address, f"dependency '{dep}' does not exist")
+        now = self.params_now(stage)
+        for file, keys in stage.params.items():
+            if file not in now:
+                raise StageFailed(stage.address, f"dependency '{file}' does not exist")
+            missing = [key for key in keys if key not in now[file]]
+            if missing:
+                names = ", ".join(missing)
+                raise StageFailed(stage.address, f"parameters '{names}' are missing from '{file}'")
+
+    def _measure(self, stage: Stage) -> tuple[dict[str, HashInfo | None], dict[str, HashInfo | None]]:
+        deps = {dep: self.hash_of(repo_path(stage, dep)) for dep in stage.deps}
+        outs = {out.path: self.hash_of(repo_path(stage, out.path)) for out in stage.outs}
+        return deps, outs
+
+    def _not_in_cache(self, stage: Stage, entry: LockEntry | None) -> list[str]:
+        missing = []
+        for out in stage.outs:
+            recorded = entry.out(out.path) if entry else None
+            info = recorded.to_hash() if recorded else None
+            if out.cache and info is not None and not self.cache.exists(info, self.state):
+                missing.append(out.path)
+        return missing
+
+    def changes(self, pipeline: Pipeline, stage: Stage) -> list[str]:
+        """Why the stage must run; [] when it is up to date."""
+        entry = pipeline.lock_entry(stage)
+        deps, outs = self._measure(stage)
+        missing = self._not_in_cache(stage, entry)
+        return stage_changes(stage, entry, deps, outs, self.params_now(stage), not_in_cache=missing)
+
+    def status(self, pipeline: Pipeline, stage: Stage) -> list[StatusItem]:
+        """The stage's entry in ``status --json``; [] when it is up to date."""
+        entry = pipeline.lock_entry(stage)
+        deps, outs = self._measure(stage)
+        missing = self._not_in_cache(stage, entry)
+        return stage_status(stage, entry, deps, outs, self.params_now(stage), not_in_cache=missing)
+
+    # -- changing ---------------------------------------------------------
+
+    def remove_outs(self, stage: Stage, *, reset: bool = False) -> None:
+        """Clear the stage's outs before it runs; kept ones become private copies.
+
+        Kept: persist outs, checkpoint outs (training resumes from them) and a
+        checkpoint stage's live logger files. ``reset`` (``exp run --reset``)
+        removes the checkpoint and live ones too; persist outs stay.
+        """
+        kept = {out.path for out in stage.kept_outs()}
+        rels = [repo_path(stage, out.path) for out in stage.outs]
+        for out, rel in zip(stage.outs, rels):
+            path = self.root / rel
+            if out.persist or (out.path in kept and not reset):
+                self.cache.unprotect(path, self.state)
+            elif os.path.lexists(path):
+                remove_out(path)
+        self.forget(rels)
+
+    def restore(self, pipeline: Pipeline, stage: Stage) -> bool:
+        """Check out the stage's outs from the cache when only they are missing or changed.
+
+        True when every out was restored, so the stage need not run.
+        """
+        entry = pipeline.lock_entry(stage)
+        if entry is None or stage.always_changed or not stage.outs:
+            return False
+        infos = []
+        for out in stage.outs:
+            recorded = entry.out(out.path)
+            info = recorded.to_hash() if recorded else None
+            if not out.cache or info is None or not self.cache.exists(info, self.state):
+                return False
+            infos.append((out, info))
+        deps, _ = self._measure(stage)
+        # Judge the stage as if its outs were in place: only cmd, deps and params count.
+        recorded_outs = {out.path: info for out, info in infos}
+        if stage_changes(stage, entry, deps, recorded_outs, self.params_now(stage)):
+            return False
+        for out, info in infos:
+            self.cache.checkout(self.root / repo_path(stage, out.path), info, self.state)
+        self.forget([repo_path(stage, out.path) for out in stage.outs])
+        self.state.flush()
+        return True
+
+    def commit_outs(self, pipeline: Pipeline, stage: Stage, *, checkpoint: bool = False) -> LockEntry:
+        """After a run: save the outs to the cache and build the stage's lock entry.
+
+        ``checkpoint``: in the middle of a run, at a checkpoint signal. Only the
+        checkpoint outs must exist (outs not written yet are left out of the
+        entry), and saved outs are made private writable copies again, since
+        the command goes on writing them.
+        """
+        rels = [repo_path(stage, out.path) for out in stage.outs]
+        self.forget(rels)
+        outs: list[LockPath] = []
+        for out, rel in zip(stage.outs, rels):
+            path = self.root / rel
+            if not os.path.lexists(path):
+                if checkpoint and not out.checkpoint:
+                    continue
+                when = "at the checkpoint" if checkpoint else "after the run"
+                raise StageFailed(stage.address, f"output '{out.path}' does not exist {when}")
+            try:
+                info = self.cache.save(path, self.state) if out.cache else hash_path(path, self.state)
+            except ExqError as exc:
+                raise StageFailed(stage.address, f"output '{out.path}': {exc.message}") from exc
+            outs.append(LockPath.from_hash(out.path, info))
+            if out.cache:
+                # Cached outs live in the cache, not in git, as DVC arranges it.
+                with self._memo_lock:
+                    ignore_in_git(path.parent / ".gitignore", "/" + path.name)
+                if checkpoint:
+                    self.cache.unprotect(path, self.state)
+        deps = []
+        for dep in stage.deps:
+            info = self.hash_of(repo_path(stage, dep))
+            if info is None:
+                raise StageFailed(stage.address, f"dependency '{dep}' does not exist")
+            deps.append(LockPath.from_hash(dep, info))
+        self.state.flush()
+        return LockEntry(cmd=stage.cmd, deps=deps, params=self.params_now(stage), outs=outs)
+
+
+def _related(a: str, b: str) -> bool:
+    """True when one repo-relative path is the other or inside it."""
+    if a == b:
+        return True
+    return a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/") or b == "."
+
+
