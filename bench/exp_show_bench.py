@@ -28,7 +28,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, best_of, cache_bytecode, dvc_bin, exq_bin, git_commit_all, git_init, report, run
+from common import (
+    ROOT,
+    best_of,
+    cache_bytecode,
+    dvc_bin,
+    exq_bin,
+    git_commit_all,
+    git_init,
+    report,
+    run,
+)
 
 sys.path.insert(0, str(ROOT))  # not needed when exq is installed; harmless otherwise
 
@@ -101,22 +111,27 @@ def add_experiments(path: Path, start: int, stop: int) -> None:
         sha = git.snapshot_workspace(
             f"exq: experiment exp-{i:05d}",
             parent=baseline,
-            extra={"params.yaml": params.encode(), "metrics.json": metrics.encode(),
-                   "dvc.lock": exp_lock.encode()},
+            extra={
+                "params.yaml": params.encode(),
+                "metrics.json": metrics.encode(),
+                "dvc.lock": exp_lock.encode(),
+            },
         )
         git.set_ref(exp_ref(baseline, f"exp-{i:05d}"), sha)
 
 
 def count_dvc_experiments(dvc: str, path: Path) -> int:
-    out = subprocess.run([dvc, "exp", "show", "--json"], cwd=path, capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [dvc, "exp", "show", "--json"], cwd=path, capture_output=True, text=True, check=True
+    ).stdout
     rows = json.loads(out)
     return sum(len(row.get("experiments") or []) for row in rows)
 
 
 def count_exq_experiments(exq: str, path: Path) -> int:
-    out = subprocess.run([exq, "exp", "show", "--json"], cwd=path, capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [exq, "exp", "show", "--json"], cwd=path, capture_output=True, text=True, check=True
+    ).stdout
     return sum(1 for row in json.loads(out) if row["kind"] == "experiment")
 
 
@@ -136,8 +151,10 @@ def bench_show(tmp: Path, exq: str, dvc: str) -> None:
         dvc_warm = best_of(2, [dvc, "exp", "show", "--json"], project)
         listed = count_dvc_experiments(dvc, project)
         report(f"exp show --json, N={size}", exq_s, dvc_warm)
-        print(f"{'':<28} dvc cold {dvc_cold:.3f} s (dvc/exq {dvc_cold / exq_s:.1f}x);"
-              f" dvc lists {listed} of {size}")
+        print(
+            f"{'':<28} dvc cold {dvc_cold:.3f} s (dvc/exq {dvc_cold / exq_s:.1f}x);"
+            f" dvc lists {listed} of {size}"
+        )
 
 
 def bench_run(tmp: Path, exq: str, dvc: str) -> None:

@@ -67,7 +67,10 @@ def exp_count(path: Path) -> int:
     """Experiments that exist (refs/exps/<2>/<38>/<name>; not dvc's queue refs)."""
     out = subprocess.run(
         ["git", "for-each-ref", "--format=%(refname)", "refs/exps/"],
-        cwd=path, check=True, capture_output=True, text=True,
+        cwd=path,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return sum(1 for ref in out.split() if EXP_REF.match(ref))
 
@@ -106,16 +109,24 @@ def queued_runs(exq: str, dvc: str, exq_dir: Path, dvc_dir: Path) -> tuple[float
 
     start = time.perf_counter()
     # Not run(): dvc's detached workers keep captured pipes open, so it would never return.
-    subprocess.run([dvc, "queue", "start", "-j", str(JOBS)], cwd=dvc_dir, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+    subprocess.run(
+        [dvc, "queue", "start", "-j", str(JOBS)],
+        cwd=dvc_dir,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "DVC_NO_ANALYTICS": "1"},
+    )
     dvc_total = wait_for_runs(dvc_dir, start, "dvc")
     return exq_total, dvc_total
 
 
 def stop_dvc_workers(dvc: str, dvc_dir: Path) -> None:
     subprocess.run(
-        [dvc, "queue", "stop", "--kill"], cwd=dvc_dir, capture_output=True, timeout=120,
+        [dvc, "queue", "stop", "--kill"],
+        cwd=dvc_dir,
+        capture_output=True,
+        timeout=120,
         env={**os.environ, "DVC_NO_ANALYTICS": "1"},
     )
 
@@ -146,8 +157,10 @@ def main() -> None:
         try:
             run([exq, "queue", "status"], exq_dir)  # warm the bytecode cache
             stage = stage_seconds(base)
-            print(f"workload: {N_RUNS} queued runs of a one-stage pipeline (stage alone "
-                  f"{stage:.3f} s), {JOBS} at a time; {os.cpu_count()} cores")
+            print(
+                f"workload: {N_RUNS} queued runs of a one-stage pipeline (stage alone "
+                f"{stage:.3f} s), {JOBS} at a time; {os.cpu_count()} cores"
+            )
             exq_enq, dvc_enq = enqueue_latency(exq, dvc, exq_dir, dvc_dir)
             report(f"enqueue (median of {N_RUNS})", exq_enq, dvc_enq)
             exq_total, dvc_total = queued_runs(exq, dvc, exq_dir, dvc_dir)

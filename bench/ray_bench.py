@@ -49,8 +49,9 @@ def make_project(path: Path, exq: str) -> None:
 
 def ended(exq: str, path: Path) -> int:
     """Runs of the queue that ended (a cluster run's ref lands before its row ends)."""
-    out = subprocess.run([exq, "queue", "status", "--json"], cwd=path, check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [exq, "queue", "status", "--json"], cwd=path, check=True, capture_output=True, text=True
+    ).stdout
     runs = json.loads(out)["runs"]
     failed = [run for run in runs if run["state"] in ("failed", "interrupted", "cancelled")]
     if failed:
@@ -83,7 +84,9 @@ def single(exq: str, path: Path, executor: str) -> float:
 
 
 def line(label: str, local_s: float, ray_s: float) -> None:
-    print(f"{label:<30} local {local_s:7.3f} s   ray {ray_s:7.3f} s   ray/local {ray_s / local_s:6.1f}x")
+    print(
+        f"{label:<30} local {local_s:7.3f} s   ray {ray_s:7.3f} s   ray/local {ray_s / local_s:6.1f}x"
+    )
 
 
 def main() -> None:
@@ -106,16 +109,21 @@ def main() -> None:
             shutil.copytree(base, ray_dir, symlinks=True)
             stage = stage_seconds(base)
             run([exq, "queue", "start", "-j", str(JOBS), "--address", address], base)
-            print(f"workload: a sweep of {N_RUNS} runs of a one-stage pipeline (stage alone"
-                  f" {stage:.3f} s), {JOBS} at a time; one-node Ray cluster on 127.0.0.1;"
-                  f" {os.cpu_count()} cores")
+            print(
+                f"workload: a sweep of {N_RUNS} runs of a one-stage pipeline (stage alone"
+                f" {stage:.3f} s), {JOBS} at a time; one-node Ray cluster on 127.0.0.1;"
+                f" {os.cpu_count()} cores"
+            )
             local_total = sweep(exq, local_dir, "local")
             ray_total = sweep(exq, ray_dir, "ray")
             line(f"{N_RUNS} runs, -j {JOBS} (total)", local_total, ray_total)
             per_run = [total * JOBS / N_RUNS - stage for total in (local_total, ray_total)]
             line("overhead per run", max(per_run[0], 1e-6), per_run[1])
-            line("one run alone (enqueue->end)", single(exq, local_dir, "local"),
-                 single(exq, ray_dir, "ray"))
+            line(
+                "one run alone (enqueue->end)",
+                single(exq, local_dir, "local"),
+                single(exq, ray_dir, "ray"),
+            )
         finally:
             subprocess.run([exq, "queue", "stop", "--kill"], cwd=tmp, capture_output=True)
             stop_cluster(proc)

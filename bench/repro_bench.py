@@ -19,16 +19,16 @@ from common import best_of, cache_bytecode, dvc_bin, exq_bin, git_commit_all, gi
 N_FILES = 2000
 N_ITEMS = 50
 
-DVC_YAML = f"""\
+DVC_YAML = """\
 stages:
   count:
-    foreach: ${{items}}
+    foreach: ${items}
     do:
-      cmd: ls data | wc -l > counts/${{item}}.txt && echo ${{factor}} >> counts/${{item}}.txt
+      cmd: ls data | wc -l > counts/${item}.txt && echo ${factor} >> counts/${item}.txt
       deps:
         - data
       outs:
-        - counts/${{item}}.txt
+        - counts/${item}.txt
 """
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import typer
 
 from exq.cli.main import exp_app, handle_errors
-from exq.engine.experiments import manage
-from exq.engine.experiments import sync
 from exq.engine.errors import ExperimentError
+from exq.engine.experiments import manage, sync
 from exq.engine.git import Git
 from exq.engine.run.project import open_project
 

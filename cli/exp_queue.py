@@ -48,12 +48,21 @@ def enqueue(args: EnqueueArgs) -> list[tuple[int, str]]:
         check_executor(args.executor)
     project = open_project()
     git = Git.open(project.root)
-    snapshots = prepare_queue(project, git, sweep_points(args.set_params, args.name), force=args.force)
+    snapshots = prepare_queue(
+        project, git, sweep_points(args.set_params, args.name), force=args.force
+    )
     runs = [
         NewRun(
-            repo=str(project.root), baseline=s.baseline, snapshot=s.snapshot, name=s.name,
-            params=s.set_params, targets=list(args.targets), stage_jobs=args.stage_jobs,
-            executor=args.executor, cpus=args.cpus, gpus=args.gpus,
+            repo=str(project.root),
+            baseline=s.baseline,
+            snapshot=s.snapshot,
+            name=s.name,
+            params=s.set_params,
+            targets=list(args.targets),
+            stage_jobs=args.stage_jobs,
+            executor=args.executor,
+            cpus=args.cpus,
+            gpus=args.gpus,
         )
         for s in snapshots
     ]
@@ -108,9 +117,15 @@ def fast_enqueue(argv: Sequence[str]) -> int | None:
 
 
 _VALUE_OPTIONS = {
-    "-S": "set_params", "--set-param": "set_params", "-n": "name", "--name": "name",
-    "-j": "stage_jobs", "--jobs": "stage_jobs", "--executor": "executor",
-    "--cpus": "cpus", "--gpus": "gpus",
+    "-S": "set_params",
+    "--set-param": "set_params",
+    "-n": "name",
+    "--name": "name",
+    "-j": "stage_jobs",
+    "--jobs": "stage_jobs",
+    "--executor": "executor",
+    "--cpus": "cpus",
+    "--gpus": "gpus",
 }
 _FLAGS = {"-f": "force", "--force": "force", "--queue": "queue"}
 

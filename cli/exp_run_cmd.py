@@ -31,24 +31,37 @@ def exp_run(
     ),
     force: bool = typer.Option(False, "--force", "-f", help="Replace an experiment of that name."),
     reset: bool = typer.Option(
-        False, "--reset", help="Checkpoint stages start from scratch: remove their checkpoint outs.",
+        False,
+        "--reset",
+        help="Checkpoint stages start from scratch: remove their checkpoint outs.",
     ),
     jobs: int = typer.Option(
-        0, "--jobs", "-j",
+        0,
+        "--jobs",
+        "-j",
         help="Stages at once (default: cores); with --run-all, runs at once.",
     ),
     queue: bool = typer.Option(
-        False, "--queue",
+        False,
+        "--queue",
         help="Snapshot the workspace and queue the run for the daemon (sweeps: one run each).",
     ),
     run_all: bool = typer.Option(
-        False, "--run-all", help="Start the daemon if needed and follow the queued runs to their end.",
+        False,
+        "--run-all",
+        help="Start the daemon if needed and follow the queued runs to their end.",
     ),
     executor: str = typer.Option(
-        None, "--executor", help="Where the queued run goes: local or ray (default: the daemon's).",
+        None,
+        "--executor",
+        help="Where the queued run goes: local or ray (default: the daemon's).",
     ),
-    cpus: float = typer.Option(None, "--cpus", min=0.001, help="CPUs a cluster reserves for the run."),
-    gpus: float = typer.Option(None, "--gpus", min=0.001, help="GPUs a cluster reserves for the run."),
+    cpus: float = typer.Option(
+        None, "--cpus", min=0.001, help="CPUs a cluster reserves for the run."
+    ),
+    gpus: float = typer.Option(
+        None, "--gpus", min=0.001, help="GPUs a cluster reserves for the run."
+    ),
 ) -> None:
     """Run the pipeline as an experiment and save it under refs/exps (no branch, no commit)."""
     if (queue or run_all) and reset:
@@ -57,8 +70,16 @@ def exp_run(
     if not queue and any(value is not None for value in placement.values()):
         fail("--executor, --cpus and --gpus apply to queued runs: add --queue", 2)
     if queue or run_all:
-        _queue_and_run_all(targets or [], set_param, name, force, jobs, queue=queue,
-                           run_all=run_all, placement=placement)
+        _queue_and_run_all(
+            targets or [],
+            set_param,
+            name,
+            force,
+            jobs,
+            queue=queue,
+            run_all=run_all,
+            placement=placement,
+        )
         return
     # Imported here: pygit2 and the params editors are not needed by other commands.
     from exq.engine.experiments.queue_snapshot import refuse_sweep
@@ -67,8 +88,13 @@ def exp_run(
     refuse_sweep(set_param)
     project = open_project()
     options = ExpRunOptions(
-        targets=targets or [], set_params=set_param, name=name, temp=temp, force=force,
-        jobs=jobs or os.cpu_count() or 1, reset=reset,
+        targets=targets or [],
+        set_params=set_param,
+        name=name,
+        temp=temp,
+        force=force,
+        jobs=jobs or os.cpu_count() or 1,
+        reset=reset,
     )
     prefixed = options.jobs > 1
     result = anyio.run(
@@ -86,8 +112,15 @@ def exp_run(
 
 
 def _queue_and_run_all(
-    targets: list[str], set_params: list[str], name: str | None, force: bool, jobs: int,
-    *, queue: bool, run_all: bool, placement: dict[str, Any],
+    targets: list[str],
+    set_params: list[str],
+    name: str | None,
+    force: bool,
+    jobs: int,
+    *,
+    queue: bool,
+    run_all: bool,
+    placement: dict[str, Any],
 ) -> None:
     """``--queue`` (with sweeps), then ``--run-all``; the fast path in ``main()``
     usually handles a plain ``--queue`` before typer is even imported."""
@@ -97,8 +130,12 @@ def _queue_and_run_all(
 
     if queue:
         args = EnqueueArgs(
-            targets=targets, set_params=set_params, name=name, force=force,
-            stage_jobs=None if run_all else jobs or None, **placement,
+            targets=targets,
+            set_params=set_params,
+            name=name,
+            force=force,
+            stage_jobs=None if run_all else jobs or None,
+            **placement,
         )
         print_queued(enqueue(args))
     elif set_params or name:

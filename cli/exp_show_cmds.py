@@ -18,6 +18,8 @@ import typer
 
 from exq.cli import render
 from exq.cli.main import exp_app, handle_errors, metrics_app, params_app
+from exq.engine.errors import ConfigError, GitError
+from exq.engine.experiments.collect import Collector, RevData
 from exq.engine.experiments.compare import (
     DEFAULT_PRECISION,
     DiffRow,
@@ -28,8 +30,6 @@ from exq.engine.experiments.compare import (
     rows_to_json,
     split_filter_list,
 )
-from exq.engine.errors import ConfigError, GitError
-from exq.engine.experiments.collect import Collector, RevData
 from exq.engine.experiments.rows import (
     WORKSPACE,
     PendingRun,
@@ -69,8 +69,13 @@ def _pending_runs(root: Path) -> list[PendingRun]:
     with SyncStore(db_path) as store:
         records = store.list_runs(PENDING_STATES, repo=str(root))
     return [
-        PendingRun(name=r.name, snapshot=r.snapshot, baseline=r.baseline,
-                   state=str(r.state), created=r.created)
+        PendingRun(
+            name=r.name,
+            snapshot=r.snapshot,
+            baseline=r.baseline,
+            state=str(r.state),
+            created=r.created,
+        )
         for r in records
     ]
 
@@ -113,15 +118,24 @@ def exp_show(
     as_csv: bool = typer.Option(False, "--csv", help="Print comma-separated values."),
     as_md: bool = typer.Option(False, "--md", help="Print a markdown table."),
     include_params: list[str] = typer.Option(
-        [], "--include-params", help="Params to show: comma lists of names or globs (NAME or FILE:NAME)."),
+        [],
+        "--include-params",
+        help="Params to show: comma lists of names or globs (NAME or FILE:NAME).",
+    ),
     exclude_params: list[str] = typer.Option([], "--exclude-params", help="Params to hide."),
     include_metrics: list[str] = typer.Option(
-        [], "--include-metrics", help="Metrics to show: comma lists of names or globs (NAME or FILE:NAME)."),
+        [],
+        "--include-metrics",
+        help="Metrics to show: comma lists of names or globs (NAME or FILE:NAME).",
+    ),
     exclude_metrics: list[str] = typer.Option([], "--exclude-metrics", help="Metrics to hide."),
-    sort_by: str = typer.Option(None, "--sort-by", help="Sort experiments by a metric or param (NAME or FILE:NAME)."),
+    sort_by: str = typer.Option(
+        None, "--sort-by", help="Sort experiments by a metric or param (NAME or FILE:NAME)."
+    ),
     sort_order: str = typer.Option("asc", "--sort-order", help="asc or desc."),
     only_changed: bool = typer.Option(
-        False, "--only-changed", help="Only columns whose values differ between rows."),
+        False, "--only-changed", help="Only columns whose values differ between rows."
+    ),
     all_branches: bool = typer.Option(False, "--all-branches", "-a", help="Every branch tip."),
     all_tags: bool = typer.Option(False, "--all-tags", "-T", help="Every tagged commit."),
     all_commits: bool = typer.Option(False, "--all-commits", "-A", help="Every commit."),
@@ -129,9 +143,11 @@ def exp_show(
     no_timestamp: bool = typer.Option(False, "--no-timestamp", help="No Created column."),
     no_pager: bool = typer.Option(False, "--no-pager", help="Accepted; exq never pages."),
     param_deps: bool = typer.Option(
-        False, "--param-deps", help="Only params that stages depend on."),
+        False, "--param-deps", help="Only params that stages depend on."
+    ),
     precision: int = typer.Option(
-        DEFAULT_PRECISION, "--precision", help="Significant digits of numbers."),
+        DEFAULT_PRECISION, "--precision", help="Significant digits of numbers."
+    ),
 ) -> None:
     """Show the workspace, the baseline and its experiments with their metrics and params."""
     del no_pager  # nothing to page: tables are printed whole
@@ -201,7 +217,8 @@ def _only_targets(values: Values, targets: list[str]) -> Values:
         return values
     wanted = [t.strip("/").removeprefix("./") for t in targets]
     return {
-        file: keys for file, keys in values.items()
+        file: keys
+        for file, keys in values.items()
         if any(file == t or file.startswith(t + "/") for t in wanted)
     }
 
@@ -215,9 +232,11 @@ def exp_diff(
     as_md: bool = typer.Option(False, "--md", help="Print markdown tables."),
     show_all: bool = typer.Option(False, "--all", help="Also unchanged metrics and params."),
     param_deps: bool = typer.Option(
-        False, "--param-deps", help="Only params that stages depend on."),
+        False, "--param-deps", help="Only params that stages depend on."
+    ),
     precision: int = typer.Option(
-        DEFAULT_PRECISION, "--precision", help="Significant digits of metrics."),
+        DEFAULT_PRECISION, "--precision", help="Significant digits of metrics."
+    ),
 ) -> None:
     """Show how metrics and params changed between two experiments or revisions."""
     _one_format(**{"--json": as_json, "--md": as_md})
@@ -242,12 +261,14 @@ def metrics_diff(
     a_rev: str = typer.Argument(None, help="Old revision (default: HEAD)."),
     b_rev: str = typer.Argument(None, help="New revision (default: the workspace)."),
     targets: list[str] = typer.Option(
-        [], "--targets", "--target", "-t", help="Only these metrics files or folders."),
+        [], "--targets", "--target", "-t", help="Only these metrics files or folders."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     as_md: bool = typer.Option(False, "--md", help="Print a markdown table."),
     show_all: bool = typer.Option(False, "--all", help="Also unchanged metrics."),
     precision: int = typer.Option(
-        DEFAULT_PRECISION, "--precision", help="Digits after the decimal point."),
+        DEFAULT_PRECISION, "--precision", help="Digits after the decimal point."
+    ),
 ) -> None:
     """Show how metrics changed between two revisions (default: HEAD and the workspace)."""
     _one_format(**{"--json": as_json, "--md": as_md})
@@ -255,8 +276,12 @@ def metrics_diff(
     old_label, new_label = _two_revs(a_rev, b_rev)
     old, new = _collect_pair(git, collector, old_label, new_label)
     rows = diff_values(
-        _only_targets(old.metrics, targets), _only_targets(new.metrics, targets),
-        all=show_all, precision=precision, round_digits=True, unsupported="-",
+        _only_targets(old.metrics, targets),
+        _only_targets(new.metrics, targets),
+        all=show_all,
+        precision=precision,
+        round_digits=True,
+        unsupported="-",
     )
     _print_diff(rows, "Metric", old_label, new_label, as_json=as_json, as_md=as_md)
 
@@ -267,7 +292,8 @@ def params_diff(
     a_rev: str = typer.Argument(None, help="Old revision (default: HEAD)."),
     b_rev: str = typer.Argument(None, help="New revision (default: the workspace)."),
     targets: list[str] = typer.Option(
-        [], "--targets", "--target", "-t", help="Only these params files."),
+        [], "--targets", "--target", "-t", help="Only these params files."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     as_md: bool = typer.Option(False, "--md", help="Print a markdown table."),
     show_all: bool = typer.Option(False, "--all", help="Also unchanged params."),
@@ -279,22 +305,37 @@ def params_diff(
     old_label, new_label = _two_revs(a_rev, b_rev)
     old, new = _collect_pair(git, collector, old_label, new_label)
     rows = diff_values(
-        _only_targets(old.params, targets), _only_targets(new.params, targets),
-        all=show_all, precision=None,
+        _only_targets(old.params, targets),
+        _only_targets(new.params, targets),
+        all=show_all,
+        precision=None,
     )
-    _print_diff(rows, "Param", old_label, new_label, as_json=as_json, as_md=as_md,
-                show_change=False)
+    _print_diff(
+        rows, "Param", old_label, new_label, as_json=as_json, as_md=as_md, show_change=False
+    )
 
 
 def _print_diff(
-    rows: list[DiffRow], title: str, old_label: str, new_label: str, *,
-    as_json: bool, as_md: bool, show_change: bool = True,
+    rows: list[DiffRow],
+    title: str,
+    old_label: str,
+    new_label: str,
+    *,
+    as_json: bool,
+    as_md: bool,
+    show_change: bool = True,
 ) -> None:
     if as_json:
         typer.echo(render.render_diff_json(rows))
         return
-    text = render.render_diff(rows, title=title, old_label=old_label, new_label=new_label,
-                              show_change=show_change, markdown=as_md)
+    text = render.render_diff(
+        rows,
+        title=title,
+        old_label=old_label,
+        new_label=new_label,
+        show_change=show_change,
+        markdown=as_md,
+    )
     if text:
         typer.echo(text, nl=False)
 
@@ -312,7 +353,8 @@ def metrics_show(
     all_tags: bool = typer.Option(False, "--all-tags", "-T", help="Every tagged commit."),
     all_commits: bool = typer.Option(False, "--all-commits", "-A", help="Every commit."),
     precision: int = typer.Option(
-        DEFAULT_PRECISION, "--precision", help="Digits after the decimal point."),
+        DEFAULT_PRECISION, "--precision", help="Digits after the decimal point."
+    ),
 ) -> None:
     """Show the metrics of the workspace (and of branches, tags or commits)."""
     _one_format(**{"--json": as_json, "--md": as_md})

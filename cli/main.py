@@ -15,13 +15,22 @@ import sys
 from typing import Any
 
 # Modules that register commands; a missing one is a packaging bug, not optional.
-COMMAND_MODULES = ("pipeline_cmds", "exp_run_cmd", "exp_manage_cmds", "exp_show_cmds", "queue_cmds", "plots_cmds")
+COMMAND_MODULES = (
+    "pipeline_cmds",
+    "exp_run_cmd",
+    "exp_manage_cmds",
+    "exp_show_cmds",
+    "queue_cmds",
+    "plots_cmds",
+)
 
 
 # Which module registers a command: a top-level name, or (group, name).
 _ROUTES: dict[str | tuple[str, str], str] = {
-    **{name: "pipeline_cmds" for name in ("init", "repro", "status", "dag", "add", "checkout",
-                                          "stage")},
+    **{
+        name: "pipeline_cmds"
+        for name in ("init", "repro", "status", "dag", "add", "checkout", "stage")
+    },
     ("exp", "run"): "exp_run_cmd",
     ("exp", "show"): "exp_show_cmds",
     ("exp", "diff"): "exp_show_cmds",

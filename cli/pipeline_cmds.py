@@ -11,8 +11,8 @@ import anyio
 import typer
 
 from exq.cli.main import app, handle_errors, stage_app
-from exq.engine.run import commands as ops
 from exq.engine.errors import ExqError
+from exq.engine.run import commands as ops
 from exq.engine.run.project import Project, check_init_place, init_project, open_project
 from exq.engine.run.repro import ReproOptions, ReproResult
 
@@ -53,8 +53,12 @@ def repro(
     """Run the stages that are out of date, independent ones concurrently."""
     project = open_project()
     options = ReproOptions(
-        targets=targets or [], force=force, single_item=single_item,
-        jobs=jobs or _default_jobs(), dry=dry, cwd=ops.cwd_in(project),
+        targets=targets or [],
+        force=force,
+        single_item=single_item,
+        jobs=jobs or _default_jobs(),
+        dry=dry,
+        cwd=ops.cwd_in(project),
     )
     result = anyio.run(_repro_until_stopped, project, options)
     if result.failed is not None:
@@ -175,7 +179,9 @@ def stage_add(
     name: str = typer.Option(..., "--name", "-n", help="Stage name."),
     deps: list[str] = typer.Option([], "--deps", "-d", help="A dependency."),
     outs: list[str] = typer.Option([], "--outs", "-o", help="An output, cached."),
-    outs_no_cache: list[str] = typer.Option([], "--outs-no-cache", "-O", help="An output, not cached."),
+    outs_no_cache: list[str] = typer.Option(
+        [], "--outs-no-cache", "-O", help="An output, not cached."
+    ),
     params: list[str] = typer.Option([], "--params", "-p", help="[file:]key,key params."),
     metrics: list[str] = typer.Option([], "--metrics", help="A metrics file, cached."),
     metrics_no_cache: list[str] = typer.Option(
@@ -183,15 +189,24 @@ def stage_add(
     ),
     plots: list[str] = typer.Option([], "--plots", help="A plots file."),
     checkpoints: list[str] = typer.Option(
-        [], "--checkpoints", "--checkpoint", "-c",
+        [],
+        "--checkpoints",
+        "--checkpoint",
+        "-c",
         help="A checkpoint output: saved at each checkpoint, kept between runs.",
     ),
-    live: str = typer.Option(None, "--live", help="The live logger's folder (DVC 2's live: section)."),
-    live_no_summary: bool = typer.Option(False, "--live-no-summary", help="No <live>.json summary."),
+    live: str = typer.Option(
+        None, "--live", help="The live logger's folder (DVC 2's live: section)."
+    ),
+    live_no_summary: bool = typer.Option(
+        False, "--live-no-summary", help="No <live>.json summary."
+    ),
     live_no_html: bool = typer.Option(
         False, "--live-no-html", "--live-no-report", help="No <live>.html report."
     ),
-    live_no_cache: bool = typer.Option(False, "--live-no-cache", help="Keep the live files in git."),
+    live_no_cache: bool = typer.Option(
+        False, "--live-no-cache", help="Keep the live files in git."
+    ),
     wdir: str = typer.Option(None, "--wdir", "-w", help="Working folder of the command."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite a stage of that name."),
     command: list[str] = typer.Argument(..., help="The command to run."),
@@ -200,13 +215,30 @@ def stage_add(
     from exq.engine.spec.dvcyaml_edit import LiveOptions
 
     project = open_project()
-    live_options = None if live is None else LiveOptions(
-        live, summary=not live_no_summary, html=not live_no_html, cache=not live_no_cache,
+    live_options = (
+        None
+        if live is None
+        else LiveOptions(
+            live,
+            summary=not live_no_summary,
+            html=not live_no_html,
+            cache=not live_no_cache,
+        )
     )
     path = ops.stage_add(
-        project, name=name, cmd=" ".join(command), deps=deps, outs=outs,
-        outs_no_cache=outs_no_cache, params=params, metrics=metrics,
-        metrics_no_cache=metrics_no_cache, plots=plots, wdir=wdir, force=force,
-        checkpoints=checkpoints, live=live_options,
+        project,
+        name=name,
+        cmd=" ".join(command),
+        deps=deps,
+        outs=outs,
+        outs_no_cache=outs_no_cache,
+        params=params,
+        metrics=metrics,
+        metrics_no_cache=metrics_no_cache,
+        plots=plots,
+        wdir=wdir,
+        force=force,
+        checkpoints=checkpoints,
+        live=live_options,
     )
     typer.echo(f"Added stage '{name}' in '{path}'")

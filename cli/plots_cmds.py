@@ -19,8 +19,8 @@ from exq.cli import render
 from exq.cli.app import handle_errors, plots_app
 from exq.engine.errors import ConfigError, GitError, PlotsError
 from exq.engine.git import Git
-from exq.engine.plots.model import RevPlots, build_charts, charts_to_json, target_found
 from exq.engine.plots.collect import WORKSPACE, PlotsCollector, resolve_revisions
+from exq.engine.plots.model import RevPlots, build_charts, charts_to_json, target_found
 from exq.engine.run.project import open_project
 
 DEFAULT_OUT = "dvc_plots"
@@ -47,8 +47,13 @@ def _repo_targets(root: Path, targets: Sequence[str]) -> list[str]:
 
 
 def _output(
-    revs: list[RevPlots], targets: Sequence[str], typed: Sequence[str],
-    *, out: str | None, open_page: bool, as_json: bool,
+    revs: list[RevPlots],
+    targets: Sequence[str],
+    typed: Sequence[str],
+    *,
+    out: str | None,
+    open_page: bool,
+    as_json: bool,
 ) -> None:
     """Warn about read errors, check the targets, then print JSON or write the page."""
     errors = [e for rev in revs for e in rev.errors]
@@ -57,8 +62,11 @@ def _output(
         if not target_found(target, revs):
             # The target's own read error says more than "not there".
             why = [e for e in errors if f" {target}:" in e or f" {target}/" in e]
-            raise PlotsError(why[0] if why else
-                             f"plots target '{shown}': no plots file there in {', '.join(labels)}")
+            raise PlotsError(
+                why[0]
+                if why
+                else f"plots target '{shown}': no plots file there in {', '.join(labels)}"
+            )
     for message in dict.fromkeys(errors):
         typer.echo(f"WARNING: {message}", err=True)
     charts = build_charts(revs)
@@ -66,8 +74,10 @@ def _output(
         typer.echo(render.render_json(charts_to_json(charts, labels, errors)))
         return
     if not charts:
-        raise PlotsError(f"no plots to show in {', '.join(labels)}",
-                         hint="name plots files, or add plots outs to dvc.yaml")
+        raise PlotsError(
+            f"no plots to show in {', '.join(labels)}",
+            hint="name plots files, or add plots outs to dvc.yaml",
+        )
     from exq.engine.plots.page import write_page  # the page's code is loaded only to write one
 
     path = write_page(Path(out or DEFAULT_OUT), charts, labels)
@@ -81,10 +91,15 @@ def _output(
 @handle_errors
 def plots_show(
     targets: list[str] = typer.Argument(
-        None, help="Plots files or folders (default: every plot of every dvc.yaml)."),
-    out: str = typer.Option(None, "--out", "-o", help=f"Folder for index.html (default: {DEFAULT_OUT})."),
+        None, help="Plots files or folders (default: every plot of every dvc.yaml)."
+    ),
+    out: str = typer.Option(
+        None, "--out", "-o", help=f"Folder for index.html (default: {DEFAULT_OUT})."
+    ),
     open_page: bool = typer.Option(False, "--open", help="Open the page in a web browser."),
-    as_json: bool = typer.Option(False, "--json", help="Print the plots' data as JSON; write no page."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the plots' data as JSON; write no page."
+    ),
 ) -> None:
     """Draw the workspace's plots files (tsv, csv, json, yaml; live log folders) into one page."""
     _, collector = _collector()
@@ -98,15 +113,25 @@ def plots_show(
 @handle_errors
 def plots_diff(
     revisions: list[str] = typer.Argument(
-        None, help="Revisions or experiments (default: HEAD and the workspace; one: it and the workspace)."),
+        None,
+        help="Revisions or experiments (default: HEAD and the workspace; one: it and the workspace).",
+    ),
     experiment: bool = typer.Option(
-        False, "--experiment", "-e",
-        help="The revisions are experiments; a single one is drawn against its baseline."),
+        False,
+        "--experiment",
+        "-e",
+        help="The revisions are experiments; a single one is drawn against its baseline.",
+    ),
     targets: list[str] = typer.Option(
-        [], "--targets", "--target", help="Plots files or folders (repeat for more)."),
-    out: str = typer.Option(None, "--out", "-o", help=f"Folder for index.html (default: {DEFAULT_OUT})."),
+        [], "--targets", "--target", help="Plots files or folders (repeat for more)."
+    ),
+    out: str = typer.Option(
+        None, "--out", "-o", help=f"Folder for index.html (default: {DEFAULT_OUT})."
+    ),
     open_page: bool = typer.Option(False, "--open", help="Open the page in a web browser."),
-    as_json: bool = typer.Option(False, "--json", help="Print the plots' data as JSON; write no page."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the plots' data as JSON; write no page."
+    ),
 ) -> None:
     """Draw plots of several revisions or experiments, a line per revision in each chart."""
     git, collector = _collector()

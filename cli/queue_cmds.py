@@ -115,17 +115,24 @@ def queue_start(
 ) -> None:
     """Start the daemon in the background if it is not running; set how many runs go at once."""
     config = _config().with_executor(executor, address)  # checks the executor's name
-    placement = [*(["--executor", executor] if executor else []),
-                 *(["--address", address] if address else [])]
+    placement = [
+        *(["--executor", executor] if executor else []),
+        *(["--address", address] if address else []),
+    ]
     pid, started = ensure_daemon(config, jobs, placement)
     if started and config.executor != "local":
-        typer.echo(f"Started the exq daemon (pid {pid}), {jobs or 1} run(s) at a time,"
-                   f" sending runs to Ray at {config.ray_address}.")
+        typer.echo(
+            f"Started the exq daemon (pid {pid}), {jobs or 1} run(s) at a time,"
+            f" sending runs to Ray at {config.ray_address}."
+        )
     elif started:
         typer.echo(f"Started the exq daemon (pid {pid}), {jobs or 1} run(s) at a time.")
     elif placement:
-        fail(f"the exq daemon is already running (pid {pid}) with its own executor:"
-             " stop it with 'exq queue stop' to start it with another", 1)
+        fail(
+            f"the exq daemon is already running (pid {pid}) with its own executor:"
+            " stop it with 'exq queue stop' to start it with another",
+            1,
+        )
     elif jobs is not None:
         typer.echo(f"The exq daemon is running (pid {pid}); now {jobs} run(s) at a time.")
     else:
@@ -183,8 +190,10 @@ def queue_logs(
         record = _find(store, run)
         if not follow:
             if record.log_path is None or not Path(record.log_path).exists():
-                typer.echo(f"Run {record.id} '{record.name}' has no output yet ({record.state.value}).",
-                           err=True)
+                typer.echo(
+                    f"Run {record.id} '{record.name}' has no output yet ({record.state.value}).",
+                    err=True,
+                )
                 return
             _copy(Path(record.log_path), 0)
             return
@@ -356,7 +365,9 @@ def queue_resume() -> None:
 @handle_errors
 @daemon_errors
 def queue_stop(
-    kill: bool = typer.Option(False, "--kill", help="Interrupt running runs (requeued at next start)."),
+    kill: bool = typer.Option(
+        False, "--kill", help="Interrupt running runs (requeued at next start)."
+    ),
 ) -> None:
     """Stop the daemon once running runs finish (or, with --kill, interrupt them)."""
     try:

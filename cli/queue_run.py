@@ -54,29 +54,33 @@ def ensure_daemon(
         code = proc.poll()
         if code is not None:
             raise DaemonError(
-                Code.FAILED, f"the exq daemon exited at start (status {code}): "
+                Code.FAILED,
+                f"the exq daemon exited at start (status {code}): "
                 f"{_last_line(config.daemon_log) or 'no output'}",
                 hint=f"see {config.daemon_log}",
             )
         if time.monotonic() > deadline:
             raise DaemonError(
-                Code.TIMEOUT, f"the exq daemon (pid {proc.pid}) did not answer within "
-                f"{START_TIMEOUT:g} s", hint=f"see {config.daemon_log}",
+                Code.TIMEOUT,
+                f"the exq daemon (pid {proc.pid}) did not answer within {START_TIMEOUT:g} s",
+                hint=f"see {config.daemon_log}",
             )
         time.sleep(POLL)
 
 
-def _spawn_daemon(
-    config: DaemonConfig, jobs: int, placement: list[str]
-) -> subprocess.Popen[bytes]:
+def _spawn_daemon(config: DaemonConfig, jobs: int, placement: list[str]) -> subprocess.Popen[bytes]:
     """``exq daemon -j N`` in a new session, stdin and stdout on /dev/null, stderr
     appended to the daemon log (tracebacks of a crash at start land there)."""
     config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     with open(config.daemon_log, "ab") as log:
         return subprocess.Popen(
             [*exq_command(), "daemon", "--jobs", str(jobs), *placement],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-            start_new_session=True, close_fds=True, cwd="/",
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+            close_fds=True,
+            cwd="/",
         )
 
 
@@ -96,7 +100,9 @@ def _last_line(path: Path) -> str:
     return lines[-1] if lines else ""
 
 
-def follow_runs(config: DaemonConfig, ids: Iterable[int], echo: Callable[[str], None]) -> list[RunRecord]:
+def follow_runs(
+    config: DaemonConfig, ids: Iterable[int], echo: Callable[[str], None]
+) -> list[RunRecord]:
     """Print a line each time one of ``ids`` changes state, until all have ended.
 
     Returns their last records. Raises ``DaemonNotRunning`` if the daemon goes
@@ -142,8 +148,10 @@ def run_all_queued(jobs: int | None) -> None:
         # the runs go on either way.
         pid, started = ensure_daemon(config, jobs)
         how = "Started" if started else "Using"
-        typer.echo(f"{how} the exq daemon (pid {pid}); following {len(ids)} run(s). "
-                   "Ctrl-C stops following, not the runs.")
+        typer.echo(
+            f"{how} the exq daemon (pid {pid}); following {len(ids)} run(s). "
+            "Ctrl-C stops following, not the runs."
+        )
         records = follow_runs(config, ids, typer.echo)
     except KeyboardInterrupt:
         typer.echo("Stopped following; the runs go on (see 'exq queue status').", err=True)
@@ -152,6 +160,8 @@ def run_all_queued(jobs: int | None) -> None:
     for record in records:
         counts[record.state.value] = counts.get(record.state.value, 0) + 1
     if records:
-        typer.echo("Done: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) + ".")
+        typer.echo(
+            "Done: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) + "."
+        )
     if any(record.state is not RunState.SUCCESS for record in records):
         raise typer.Exit(1)

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from exq.daemon.protocol import StatusReply
-from exq.daemon.store import RunRecord
 from exq.daemon.states import RunState
+from exq.daemon.store import RunRecord
 
 HEADERS = ("ID", "Name", "Repo", "State", "Where", "Created", "Duration", "Attempt", "Result")
 
@@ -29,7 +29,9 @@ def daemon_json(daemon: StatusReply | None) -> dict[str, Any]:
     if daemon is None:
         return {"running": False, "pid": None, "slots_busy": None, "slots_total": None}
     return {
-        "running": True, "pid": daemon.pid, "slots_busy": daemon.slots_busy,
+        "running": True,
+        "pid": daemon.pid,
+        "slots_busy": daemon.slots_busy,
         "slots_total": daemon.slots_total,
     }
 
@@ -71,13 +73,21 @@ def daemon_line(daemon: StatusReply | None) -> str:
     )
 
 
-def status_rows(runs: Sequence[RunRecord], now: datetime, home: Path | None = None) -> list[list[str]]:
+def status_rows(
+    runs: Sequence[RunRecord], now: datetime, home: Path | None = None
+) -> list[list[str]]:
     """The table's cells, one row per run."""
     return [
         [
-            str(run.id), run.name, short_repo(run.repo, home), run.state.value, where(run),
-            run.created.astimezone().strftime("%Y-%m-%d %H:%M:%S"), duration(run, now),
-            str(run.attempts), result_text(run),
+            str(run.id),
+            run.name,
+            short_repo(run.repo, home),
+            run.state.value,
+            where(run),
+            run.created.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+            duration(run, now),
+            str(run.attempts),
+            result_text(run),
         ]
         for run in runs
     ]

@@ -128,9 +128,7 @@ def render_csv(table: Table) -> str:
 
 def _widths(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[int]:
     # like tabulate: a header gets two cells of room beyond its own width
-    return [
-        max([cell_len(h) + 2, *(cell_len(r[i]) for r in rows)]) for i, h in enumerate(header)
-    ]
+    return [max([cell_len(h) + 2, *(cell_len(r[i]) for r in rows)]) for i, h in enumerate(header)]
 
 
 def _pad(text: str, width: int) -> str:
@@ -140,7 +138,9 @@ def _pad(text: str, width: int) -> str:
 def plain_grid(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Columns separated by two spaces, left-aligned, no trailing blanks (DVC's diff tables)."""
     widths = _widths(header, rows)
-    lines = ["  ".join(_pad(c, w) for c, w in zip(line, widths)).rstrip() for line in [header, *rows]]
+    lines = [
+        "  ".join(_pad(c, w) for c, w in zip(line, widths)).rstrip() for line in [header, *rows]
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -149,7 +149,10 @@ def markdown_grid(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     header = [h.replace("|", "\\|") for h in header]
     rows = [[c.replace("|", "\\|") for c in line] for line in rows]
     widths = _widths(header, rows)
-    lines = ["| " + " | ".join(_pad(c, w) for c, w in zip(line, widths)) + " |" for line in [header, *rows]]
+    lines = [
+        "| " + " | ".join(_pad(c, w) for c, w in zip(line, widths)) + " |"
+        for line in [header, *rows]
+    ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines) + "\n"
 
@@ -205,7 +208,9 @@ def render_diff_json(rows: Sequence[DiffRow]) -> str:
 
 def render_exp_diff_json(metrics: Sequence[DiffRow], params: Sequence[DiffRow]) -> str:
     """``{"metrics": {...}, "params": {...}}`` as ``dvc exp diff --json`` prints it."""
-    return json.dumps({"metrics": diff_to_dict(list(metrics)), "params": diff_to_dict(list(params))})
+    return json.dumps(
+        {"metrics": diff_to_dict(list(metrics)), "params": diff_to_dict(list(params))}
+    )
 
 
 def render_json(data: Any) -> str:

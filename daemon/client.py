@@ -59,7 +59,8 @@ class DaemonNotRunning(DaemonError):
 
     def __init__(self, socket_path: Path) -> None:
         super().__init__(
-            Code.NOT_RUNNING, f"the exq daemon is not running (no answer on {socket_path})",
+            Code.NOT_RUNNING,
+            f"the exq daemon is not running (no answer on {socket_path})",
             hint="start it with 'exq queue start'",
         )
 
@@ -102,7 +103,9 @@ class Client:
                     Code.TIMEOUT, f"the daemon did not answer within {self.timeout:g} s"
                 ) from exc
             except OSError as exc:
-                raise DaemonError(Code.PROTOCOL, f"lost the connection to the daemon: {exc}") from exc
+                raise DaemonError(
+                    Code.PROTOCOL, f"lost the connection to the daemon: {exc}"
+                ) from exc
         finally:
             sock.close()
 

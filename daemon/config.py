@@ -62,8 +62,12 @@ class DaemonConfig:
             grace=float(env.get("EXQ_GRACE_SECONDS", DEFAULT_GRACE_SECONDS)),
             resume_checkpoints=_flag(env.get("EXQ_RESUME_CHECKPOINTS"), default=True),
             executor=check_executor(env.get("EXQ_EXECUTOR") or queue.get("executor") or "local"),
-            ray_address=(env.get("EXQ_RAY_ADDRESS") or env.get("RAY_ADDRESS")
-                         or ray.get("address") or DEFAULT_RAY_ADDRESS),
+            ray_address=(
+                env.get("EXQ_RAY_ADDRESS")
+                or env.get("RAY_ADDRESS")
+                or ray.get("address")
+                or DEFAULT_RAY_ADDRESS
+            ),
             ray_python=env.get("EXQ_RAY_PYTHON") or ray.get("python") or "python",
         )
 
@@ -73,7 +77,8 @@ class DaemonConfig:
     def with_executor(self, executor: str | None, address: str | None) -> DaemonConfig:
         """Override the executor and the Ray address (``None`` keeps them)."""
         return replace(
-            self, executor=check_executor(executor or self.executor),
+            self,
+            executor=check_executor(executor or self.executor),
             ray_address=address or self.ray_address,
         )
 
@@ -156,7 +161,9 @@ def _flag(value: str | None, *, default: bool) -> bool:
 def _state_dir(env: dict[str, str]) -> Path:
     if env.get("EXQ_STATE_DIR"):
         return Path(env["EXQ_STATE_DIR"])
-    base = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".local" / "state")
+    base = env.get("XDG_STATE_HOME") or str(
+        Path(env.get("HOME", "~")).expanduser() / ".local" / "state"
+    )
     return Path(base) / "exq"
 
 

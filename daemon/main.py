@@ -107,8 +107,12 @@ async def run(
 
 
 async def _serve(
-    store: AsyncStore, config: DaemonConfig, log: Any, install_signal_handlers: bool,
-    task_status: TaskStatus[None], adopt: list[RunRecord],
+    store: AsyncStore,
+    config: DaemonConfig,
+    log: Any,
+    install_signal_handlers: bool,
+    task_status: TaskStatus[None],
+    adopt: list[RunRecord],
 ) -> None:
     scheduler = Scheduler(store, config, log, adopt=adopt)
     try:
@@ -121,7 +125,10 @@ async def _serve(
 
 
 async def _root(
-    scheduler: Scheduler, config: DaemonConfig, log: Any, install_signal_handlers: bool,
+    scheduler: Scheduler,
+    config: DaemonConfig,
+    log: Any,
+    install_signal_handlers: bool,
     task_status: TaskStatus[None],
 ) -> None:
     async with anyio.create_task_group() as tg:
@@ -130,8 +137,14 @@ async def _root(
         await tg.start(scheduler.run)
         await tg.start(serve, config, scheduler)
         sd_notify("READY=1")
-        log.info("daemon.started", pid=os.getpid(), version=__version__, jobs=config.jobs,
-                 state_dir=str(config.state_dir), socket=str(config.socket_path))
+        log.info(
+            "daemon.started",
+            pid=os.getpid(),
+            version=__version__,
+            jobs=config.jobs,
+            state_dir=str(config.state_dir),
+            socket=str(config.socket_path),
+        )
         task_status.started()
         await scheduler.stop_requested.wait()
         sd_notify("STOPPING=1")

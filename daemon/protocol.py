@@ -49,10 +49,21 @@ class Code:
     TIMEOUT = "timeout"  # the daemon did not answer in time
     PROTOCOL = "protocol"  # the reply could not be understood
 
-    ALL: ClassVar[frozenset[str]] = frozenset({
-        BAD_REQUEST, UNKNOWN_REQUEST, VERSION_MISMATCH, PERMISSION_DENIED, NOT_FOUND,
-        INVALID_STATE, FAILED, INTERNAL, NOT_RUNNING, TIMEOUT, PROTOCOL,
-    })
+    ALL: ClassVar[frozenset[str]] = frozenset(
+        {
+            BAD_REQUEST,
+            UNKNOWN_REQUEST,
+            VERSION_MISMATCH,
+            PERMISSION_DENIED,
+            NOT_FOUND,
+            INVALID_STATE,
+            FAILED,
+            INTERNAL,
+            NOT_RUNNING,
+            TIMEOUT,
+            PROTOCOL,
+        }
+    )
 
 
 class ProtocolError(Exception):
@@ -287,7 +298,8 @@ def _build(cls: type[Any], body: dict[str, Any], what: str, code: str) -> Any:
     if unknown:
         raise ProtocolError(code, f"{what}: unknown field(s) {', '.join(unknown)}")
     missing = [
-        name for name, f in known.items()
+        name
+        for name, f in known.items()
         if name not in body and f.default is MISSING and f.default_factory is MISSING
     ]
     if missing:

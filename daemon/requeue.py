@@ -30,15 +30,27 @@ async def requeue_interrupted(
     seqs = front_seqs(requeue, await store.queue_items())
     for record in records:
         decision = decisions[record.id]
-        resume = resume_point(record.experiment_sha, record.checkpoints,
-                              config.resume_checkpoints)
+        resume = resume_point(record.experiment_sha, record.checkpoints, config.resume_checkpoints)
         if record.id in seqs:
             await store.transition(
-                record.id, RunState.INTERRUPTED, RunState.QUEUED, seq=seqs[record.id],
-                error=None, exit_code=None, finished=None, worker_slot=None, resume_sha=resume,
+                record.id,
+                RunState.INTERRUPTED,
+                RunState.QUEUED,
+                seq=seqs[record.id],
+                error=None,
+                exit_code=None,
+                finished=None,
+                worker_slot=None,
+                resume_sha=resume,
             )
         else:
-            await store.transition(record.id, RunState.INTERRUPTED, RunState.FAILED,
-                                   error=decision.error)
-        log.info("run.recovered", run_id=record.id, state=decision.steps[-1].value,
-                 attempts=record.attempts, resume_sha=resume if record.id in seqs else None)
+            await store.transition(
+                record.id, RunState.INTERRUPTED, RunState.FAILED, error=decision.error
+            )
+        log.info(
+            "run.recovered",
+            run_id=record.id,
+            state=decision.steps[-1].value,
+            attempts=record.attempts,
+            resume_sha=resume if record.id in seqs else None,
+        )

@@ -59,8 +59,8 @@ from exq.daemon.requeue import requeue_interrupted
 from exq.daemon.states import Outcome, QueueItem, RunState, StopReason, end_state, pick_next
 from exq.daemon.store import RunProcess, RunRecord, StoreError
 from exq.daemon.store_async import AsyncStore
-from exq.engine.experiments.chain_commit import CheckpointEvent
 from exq.engine.errors import ExqError
+from exq.engine.experiments.chain_commit import CheckpointEvent
 
 # Seconds between looks at the queue when nobody rings: the CLI rings after an
 # enqueue, so this only catches rings lost to a race.
@@ -97,8 +97,13 @@ class Scheduler:
     """Takes queued runs up to ``jobs`` at a time and runs them to an end state."""
 
     def __init__(
-        self, store: AsyncStore, config: DaemonConfig, log: structlog.typing.FilteringBoundLogger,
-        *, poll_seconds: float = POLL_SECONDS, adopt: list[RunRecord] | None = None,
+        self,
+        store: AsyncStore,
+        config: DaemonConfig,
+        log: structlog.typing.FilteringBoundLogger,
+        *,
+        poll_seconds: float = POLL_SECONDS,
+        adopt: list[RunRecord] | None = None,
     ) -> None:
         self._store = store
         self._config = config
@@ -124,8 +129,11 @@ class Scheduler:
 
     async def status(self) -> StatusInfo:
         return StatusInfo(
-            pid=os.getpid(), slots_busy=len(self._active), slots_total=self._jobs,
-            paused=self._paused, stopping=self._stop_mode is not None,
+            pid=os.getpid(),
+            slots_busy=len(self._active),
+            slots_total=self._jobs,
+            paused=self._paused,
+            stopping=self._stop_mode is not None,
             running=sorted(self._active),
         )
 
@@ -210,8 +218,9 @@ class Scheduler:
                 active.stop = StopReason.KILL
                 self._log.info("run.killing", run_id=run_id, force=force)
                 self._signal(active, signal.SIGKILL if force else signal.SIGINT)
-            elif await self._store.transition(run_id, RunState.QUEUED, RunState.CANCELLED,
-                                              error="killed before it started"):
+            elif await self._store.transition(
+                run_id, RunState.QUEUED, RunState.CANCELLED, error="killed before it started"
+            ):
                 self._log.info("run.cancelled", run_id=run_id)
 
     def _interrupt_all(self) -> None:
@@ -241,8 +250,11 @@ class Scheduler:
         if active.snapshot_lock.locked():  # a checkpoint snapshot is under way
             if not active.deferred and self._tg is not None:
                 active.deferred = True
-                self._log.info("run.signal_deferred", run_id=active.record.id,
-                               signal=signal.Signals(signum).name)
+                self._log.info(
+                    "run.signal_deferred",
+                    run_id=active.record.id,
+                    signal=signal.Signals(signum).name,
+                )
                 self._tg.start_soon(self._signal_after_snapshot, active)
             return
         self._send(active, signum)
@@ -257,8 +269,12 @@ class Scheduler:
     def _send(self, active: Active, signum: int) -> None:
         for pgid in active.pgids:
             if signal_group(pgid, active.token, signum):
-                self._log.info("run.signalled", run_id=active.record.id, pgid=pgid,
-                               signal=signal.Signals(signum).name)
+                self._log.info(
+                    "run.signalled",
+                    run_id=active.record.id,
+                    pgid=pgid,
+                    signal=signal.Signals(signum).name,
+                )
 
     async def _start_runs(self, tg: TaskGroup) -> None:
         busy = {active.slot for active in self._active.values()}
@@ -272,8 +288,9 @@ class Scheduler:
             token = secrets.token_hex(8)
             log_path = self._config.logs_dir / f"{run_id}.log"
             location = location_of(kinds[run_id], self._config.ray_address)
-            if not await self._store.claim(run_id, slot=slot, log_path=str(log_path), token=token,
-                                           location=location):
+            if not await self._store.claim(
+                run_id, slot=slot, log_path=str(log_path), token=token, location=location
+            ):
                 self._wakeup.set()  # removed or cancelled meanwhile: look again
                 continue
             record = await self._store.get_run(run_id)
@@ -303,7 +320,9 @@ class Scheduler:
         settings are now."""
         key = ray_address_of(location) if is_remote_location(location) else LOCAL
         if key not in self._executors:
-            from exq.daemon.executors.ray.executor import RayExecutor  # Ray only when a run wants it
+            from exq.daemon.executors.ray.executor import (
+                RayExecutor,
+            )  # Ray only when a run wants it
 
             config = replace(self._config, ray_address=key)
             self._executors[key] = RayExecutor(config, self._log)
@@ -314,8 +333,13 @@ class Scheduler:
     async def _run_one(self, active: Active) -> None:
         record = active.record
         structlog.contextvars.bind_contextvars(run_id=record.id)
-        self._log.info("run.started", name=record.name, repo=record.repo, slot=active.slot,
-                       attempt=record.attempts)
+        self._log.info(
+            "run.started",
+            name=record.name,
+            repo=record.repo,
+            slot=active.slot,
+            attempt=record.attempts,
+        )
         result = ExecResult(Outcome.CANCELLED)
         try:
             with active.scope:
@@ -350,15 +374,24 @@ class Scheduler:
         # A run that did not succeed keeps the experiment its checkpoints recorded.
         outcome = (
             {"experiment_ref": result.experiment_ref, "experiment_sha": result.experiment_sha}
-            if state is RunState.SUCCESS else {}
+            if state is RunState.SUCCESS
+            else {}
         )
         await self._store.transition(
             record.id, RunState.RUNNING, state, exit_code=result.exit_code, error=error, **outcome
         )
-        self._log.info("run.finished", state=state.value, exit_code=result.exit_code,
-                       error=error, experiment_ref=result.experiment_ref)
-        if state is RunState.INTERRUPTED and result.outcome is Outcome.INTERRUPTED \
-                and self._stop_mode is None:
+        self._log.info(
+            "run.finished",
+            state=state.value,
+            exit_code=result.exit_code,
+            error=error,
+            experiment_ref=result.experiment_ref,
+        )
+        if (
+            state is RunState.INTERRUPTED
+            and result.outcome is Outcome.INTERRUPTED
+            and self._stop_mode is None
+        ):
             fresh = await self._store.get_run(record.id)
             if fresh is not None:
                 await requeue_interrupted(self._store, [fresh], self._config, self._log)
@@ -369,13 +402,15 @@ class Scheduler:
         # Runs inside the engine's shielded snapshot: one quick write. The commit
         # is made already: a database error must not refuse the checkpoint.
         try:
-            await self._store.record_checkpoint(active.record.id, active.token, ref=event.ref,
-                                                sha=event.sha)
+            await self._store.record_checkpoint(
+                active.record.id, active.token, ref=event.ref, sha=event.sha
+            )
         except StoreError as exc:
             self._log.warning("checkpoint.unrecorded", sha=event.sha, error=str(exc))
             return
-        self._log.info("checkpoint.saved", sha=event.sha, ref=event.ref, step=event.step,
-                       count=event.count)
+        self._log.info(
+            "checkpoint.saved", sha=event.sha, ref=event.ref, step=event.step, count=event.count
+        )
 
     async def _on_remote(self, active: Active, job: RemoteJob, location: str | None) -> None:
         active.remote = job
@@ -389,6 +424,7 @@ class Scheduler:
         if active.signum is not None:  # stopping: this stage must not run on
             signal_group(pid, active.token, active.signum)
         await self._store.add_proc(
-            RunProcess(run_id=active.record.id, pid=pid, start_ticks=start_ticks(pid),
-                       token=active.token)
+            RunProcess(
+                run_id=active.record.id, pid=pid, start_ticks=start_ticks(pid), token=active.token
+            )
         )

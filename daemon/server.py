@@ -112,7 +112,9 @@ def prepare_socket_path(path: Path) -> None:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         st = os.lstat(folder)
         if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
-            raise ExqError(f"{folder} is not a folder of ours", hint="remove it or set EXQ_RUNTIME_DIR")
+            raise ExqError(
+                f"{folder} is not a folder of ours", hint="remove it or set EXQ_RUNTIME_DIR"
+            )
         if stat.S_IMODE(st.st_mode) != 0o700:  # made earlier by someone else's umask
             os.chmod(folder, 0o700)
         if os.path.lexists(path):
@@ -190,8 +192,13 @@ class Dispatcher:
     def __init__(self, handlers: Handlers) -> None:
         self.handlers = handlers
         self._methods: dict[str, Callable[[Any], Awaitable[Reply]]] = {
-            "ping": self.ping, "status": self.status, "wake": self.wake, "kill": self.kill,
-            "pause": self.pause, "resume": self.resume, "set_jobs": self.set_jobs,
+            "ping": self.ping,
+            "status": self.status,
+            "wake": self.wake,
+            "kill": self.kill,
+            "pause": self.pause,
+            "resume": self.resume,
+            "set_jobs": self.set_jobs,
             "stop": self.stop,
         }
 
@@ -276,5 +283,3 @@ def _run_id(run: Any) -> int:
     if isinstance(run, dict):
         return int(run["id"])
     return int(getattr(run, "id", run))
-
-

@@ -84,8 +84,9 @@ def recovery_decision(state: RunState, attempts: int, max_attempts: int = MAX_AT
     """
     if state is RunState.RUNNING:
         rest = recovery_decision(RunState.INTERRUPTED, attempts, max_attempts)
-        return Recovery(steps=(RunState.INTERRUPTED, *rest.steps), error=rest.error,
-                        kill_leftovers=True)
+        return Recovery(
+            steps=(RunState.INTERRUPTED, *rest.steps), error=rest.error, kill_leftovers=True
+        )
     if state is RunState.INTERRUPTED:
         if attempts >= max_attempts:
             return Recovery(

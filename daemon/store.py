@@ -229,10 +229,19 @@ SQL_COMMIT = "COMMIT"
 SQL_ROLLBACK = "ROLLBACK"
 
 # Fields an end-state or recovery transition may set along with the state.
-_TRANSITION_FIELDS = frozenset({
-    "finished", "exit_code", "error", "experiment_ref", "experiment_sha", "seq", "worker_slot",
-    "checkpoints", "resume_sha",
-})
+_TRANSITION_FIELDS = frozenset(
+    {
+        "finished",
+        "exit_code",
+        "error",
+        "experiment_ref",
+        "experiment_sha",
+        "seq",
+        "worker_slot",
+        "checkpoints",
+        "resume_sha",
+    }
+)
 
 
 def transition_sql(fields: Iterable[str]) -> str:
@@ -255,24 +264,79 @@ def transition_params(
 
 def insert_params(run: NewRun) -> tuple[Any, ...]:
     return (
-        run.name, run.repo, run.baseline, run.snapshot, json.dumps(run.params),
-        json.dumps(run.targets), run.stage_jobs, run.executor, run.cpus, run.gpus, now(),
+        run.name,
+        run.repo,
+        run.baseline,
+        run.snapshot,
+        json.dumps(run.params),
+        json.dumps(run.targets),
+        run.stage_jobs,
+        run.executor,
+        run.cpus,
+        run.gpus,
+        now(),
     )
 
 
 def record_of(row: Sequence[Any]) -> RunRecord:
-    (id_, seq, name, repo, baseline, snapshot, snapshot_ref, params, targets, stage_jobs,
-     state, attempts, created, started, finished, exit_code, error, log_path,
-     experiment_ref, experiment_sha, checkpoints, worker_slot, token, resume_sha,
-     executor, cpus, gpus, location) = row
+    (
+        id_,
+        seq,
+        name,
+        repo,
+        baseline,
+        snapshot,
+        snapshot_ref,
+        params,
+        targets,
+        stage_jobs,
+        state,
+        attempts,
+        created,
+        started,
+        finished,
+        exit_code,
+        error,
+        log_path,
+        experiment_ref,
+        experiment_sha,
+        checkpoints,
+        worker_slot,
+        token,
+        resume_sha,
+        executor,
+        cpus,
+        gpus,
+        location,
+    ) = row
     return RunRecord(
-        id=id_, seq=seq, name=name, repo=repo, baseline=baseline, snapshot=snapshot,
-        snapshot_ref=snapshot_ref, params=json.loads(params), targets=json.loads(targets),
-        stage_jobs=stage_jobs, state=RunState(state), attempts=attempts,
-        created=_time(created), started=_opt_time(started), finished=_opt_time(finished),
-        exit_code=exit_code, error=error, log_path=log_path, experiment_ref=experiment_ref,
-        experiment_sha=experiment_sha, checkpoints=checkpoints, worker_slot=worker_slot,
-        token=token, resume_sha=resume_sha, executor=executor, cpus=cpus, gpus=gpus,
+        id=id_,
+        seq=seq,
+        name=name,
+        repo=repo,
+        baseline=baseline,
+        snapshot=snapshot,
+        snapshot_ref=snapshot_ref,
+        params=json.loads(params),
+        targets=json.loads(targets),
+        stage_jobs=stage_jobs,
+        state=RunState(state),
+        attempts=attempts,
+        created=_time(created),
+        started=_opt_time(started),
+        finished=_opt_time(finished),
+        exit_code=exit_code,
+        error=error,
+        log_path=log_path,
+        experiment_ref=experiment_ref,
+        experiment_sha=experiment_sha,
+        checkpoints=checkpoints,
+        worker_slot=worker_slot,
+        token=token,
+        resume_sha=resume_sha,
+        executor=executor,
+        cpus=cpus,
+        gpus=gpus,
         location=location,
     )
 
@@ -387,7 +451,8 @@ class SyncStore:
         rows = self._read(SQL_LIST, ())
         records = [record_of(row) for row in rows]
         return [
-            r for r in records
+            r
+            for r in records
             if (wanted is None or r.state in wanted) and (repo is None or r.repo == repo)
         ]
 
@@ -482,6 +547,15 @@ def _pending(version: int, db_path: Path) -> list[tuple[int, tuple[str, ...]]]:
 
 
 __all__ = [
-    "ENDED", "MIGRATIONS", "NewRun", "QueueItem", "RunProcess", "RunRecord", "RunState",
-    "SCHEMA_VERSION", "StoreError", "SyncStore", "queue_ref",
+    "ENDED",
+    "MIGRATIONS",
+    "NewRun",
+    "QueueItem",
+    "RunProcess",
+    "RunRecord",
+    "RunState",
+    "SCHEMA_VERSION",
+    "StoreError",
+    "SyncStore",
+    "queue_ref",
 ]

@@ -35,10 +35,10 @@ from exq.daemon.store import (
     RunProcess,
     RunRecord,
     SyncStore,
-    store_failure,
     lookups,
     now,
     record_of,
+    store_failure,
     transition_params,
     transition_sql,
 )
@@ -118,9 +118,7 @@ class AsyncStore:
         """queued -> running in ``slot``, counting an attempt; False if not queued."""
         return await self._write([(SQL_CLAIM, (now(), slot, log_path, token, location, run_id))])
 
-    async def transition(
-        self, run_id: int, old: RunState, new: RunState, **values: Any
-    ) -> bool:
+    async def transition(self, run_id: int, old: RunState, new: RunState, **values: Any) -> bool:
         """Compare-and-set ``old`` -> ``new``, setting ``values`` too; False if the
         run was not in ``old``. Ending a run stamps ``finished`` and forgets its
         recorded processes."""

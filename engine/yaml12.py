@@ -51,8 +51,10 @@ class Yaml12Loader(_Base):  # type: ignore[misc, valid-type]
                 continue  # unhashable keys are refused by the base class
             if duplicate:
                 raise ConstructorError(
-                    "while constructing a mapping", node.start_mark,
-                    f"found duplicate key '{key}'", key_node.start_mark,
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicate key '{key}'",
+                    key_node.start_mark,
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]

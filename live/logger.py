@@ -232,7 +232,9 @@ class Live:
 
     def summary(self) -> dict[str, Any]:
         """``{"step": ..., <metrics nested by "/">}`` as written to the summary."""
-        out: dict[str, Any] = {"step": self._step if self._last_logged is None else self._last_logged}
+        out: dict[str, Any] = {
+            "step": self._step if self._last_logged is None else self._last_logged
+        }
         for name, value in self._latest.items():
             node = out
             *parents, leaf = name.split("/")
@@ -267,12 +269,16 @@ class Live:
             return
         parts = name.split("/")
         if any(p in ("", ".", "..") for p in parts) or _FORBIDDEN & set(name):
-            raise ValueError(f"bad metric name {name!r}: empty, '.' or '..' part, or a control char")
+            raise ValueError(
+                f"bad metric name {name!r}: empty, '.' or '..' part, or a control char"
+            )
         if name == "step":
             raise ValueError("'step' is the summary's step counter, not a metric name")
         for other in self._latest:
             if other.startswith(name + "/") or name.startswith(other + "/"):
-                raise ValueError(f"metric {name!r} conflicts with {other!r} (a name is a folder of the other)")
+                raise ValueError(
+                    f"metric {name!r} conflicts with {other!r} (a name is a folder of the other)"
+                )
 
     def _load_previous(self) -> None:
         """Resume: step from the summary, history from the TSVs, drop later rows."""
@@ -292,14 +298,19 @@ class Live:
             self._points[name] = [(r[1], float(r[2])) for r in keep]
             if keep and name not in self._latest:
                 self._latest[name] = keep[-1][2]
-            if len(keep) != len(rows) or path.read_text(encoding="utf-8") != "".join(self._lines[name]):
+            if len(keep) != len(rows) or path.read_text(encoding="utf-8") != "".join(
+                self._lines[name]
+            ):
                 self._dirty.add(name)
         self._step = start
         if self.params_path.is_file():
             try:
                 self._params = params.load_params(self.params_path.read_text(encoding="utf-8"))
             except (ValueError, OSError) as exc:
-                warnings.warn(f"exq.live: cannot read {self.params_path} ({exc}); params start empty", stacklevel=3)
+                warnings.warn(
+                    f"exq.live: cannot read {self.params_path} ({exc}); params start empty",
+                    stacklevel=3,
+                )
         self.make_summary()
 
 
@@ -359,7 +370,9 @@ def _resolve_dir(path: str | os.PathLike[str] | None, default: str) -> Path:
     chosen = os.fspath(path) if path is not None else None
     if env_path:
         if chosen is not None and os.path.normpath(chosen) != os.path.normpath(env_path):
-            warnings.warn(f"exq.live: {ENV_PATH}={env_path} overrides the path {chosen!r}", stacklevel=3)
+            warnings.warn(
+                f"exq.live: {ENV_PATH}={env_path} overrides the path {chosen!r}", stacklevel=3
+            )
         chosen = env_path
     normal = Path(os.path.normpath(chosen or default))
     if normal.name in ("", ".", ".."):

@@ -106,7 +106,9 @@ def line_chart_svg(name: str, points: Sequence[Point]) -> str:
     coords = " ".join(f"{px(s):.1f},{py(v):.1f}" for s, v in shown)
     parts.append(f'<polyline class="line" points="{coords}"/>')
     if len(shown) <= 60:
-        parts.extend(f'<circle class="dot" cx="{px(s):.1f}" cy="{py(v):.1f}" r="2.5"/>' for s, v in shown)
+        parts.extend(
+            f'<circle class="dot" cx="{px(s):.1f}" cy="{py(v):.1f}" r="2.5"/>' for s, v in shown
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -117,7 +119,9 @@ def _axes(x_ticks: list[float], y_ticks: list[float], px: Any, py: Any) -> list[
     for tick in x_ticks:
         x = px(tick)
         out.append(f'<line class="grid" x1="{x:.1f}" y1="{_TOP}" x2="{x:.1f}" y2="{bottom}"/>')
-        out.append(f'<text x="{x:.1f}" y="{bottom + 15}" text-anchor="middle">{_label(tick)}</text>')
+        out.append(
+            f'<text x="{x:.1f}" y="{bottom + 15}" text-anchor="middle">{_label(tick)}</text>'
+        )
     for tick in y_ticks:
         y = py(tick)
         out.append(f'<line class="grid" x1="{_LEFT}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}"/>')

@@ -64,17 +64,33 @@ def _answers(url: str) -> bool:
 
 def _env() -> dict[str, str]:
     # Fast health checks: a node killed by a test is declared dead in seconds.
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
-            "RAY_USAGE_STATS_ENABLED": "0", "RAY_JOB_STOP_WAIT_TIME_S": "20",
-            "RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "4",
-            "RAY_health_check_initial_delay_ms": "1000"}
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_JOB_STOP_WAIT_TIME_S": "20",
+        "RAY_health_check_period_ms": "500",
+        "RAY_health_check_failure_threshold": "4",
+        "RAY_health_check_initial_delay_ms": "1000",
+    }
 
 
 def _spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
     with open(log_path, "ab") as log:
-        return subprocess.Popen([str(RAY_BIN), "start", "--block", "--disable-usage-stats",
-                                 "--node-ip-address=127.0.0.1", *args], env=_env(), stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            [
+                str(RAY_BIN),
+                "start",
+                "--block",
+                "--disable-usage-stats",
+                "--node-ip-address=127.0.0.1",
+                *args,
+            ],
+            env=_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def start_head(
@@ -84,13 +100,22 @@ def start_head(
     address, the GCS port). Raises RuntimeError with the end of its output if it
     does not come up."""
     dashboard, gcs = dashboard or free_port(), free_port()
-    proc = _spawn([
-        "--head", "--dashboard-host=127.0.0.1", f"--port={gcs}", f"--dashboard-port={dashboard}",
-        f"--dashboard-agent-listen-port={free_port()}",
-        f"--ray-client-server-port={free_port()}", f"--metrics-export-port={free_port()}",
-        f"--num-cpus={num_cpus}", "--num-gpus=0", "--include-dashboard=true",
-        f"--temp-dir={temp}",
-    ], temp / "ray-head.log")
+    proc = _spawn(
+        [
+            "--head",
+            "--dashboard-host=127.0.0.1",
+            f"--port={gcs}",
+            f"--dashboard-port={dashboard}",
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--ray-client-server-port={free_port()}",
+            f"--metrics-export-port={free_port()}",
+            f"--num-cpus={num_cpus}",
+            "--num-gpus=0",
+            "--include-dashboard=true",
+            f"--temp-dir={temp}",
+        ],
+        temp / "ray-head.log",
+    )
     address = f"http://127.0.0.1:{dashboard}"
     deadline = time.monotonic() + START_TIMEOUT
     while not _answers(f"{address}/api/version"):
@@ -103,9 +128,16 @@ def start_head(
 
 def start_worker(temp: Path, gcs: int, num_cpus: int) -> subprocess.Popen[bytes]:
     """Add a worker node to the cluster whose GCS listens on ``gcs``."""
-    return _spawn([f"--address=127.0.0.1:{gcs}", f"--num-cpus={num_cpus}", "--num-gpus=0",
-                   f"--dashboard-agent-listen-port={free_port()}",
-                   f"--metrics-export-port={free_port()}"], temp / "ray-worker.log")
+    return _spawn(
+        [
+            f"--address=127.0.0.1:{gcs}",
+            f"--num-cpus={num_cpus}",
+            "--num-gpus=0",
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--metrics-export-port={free_port()}",
+        ],
+        temp / "ray-worker.log",
+    )
 
 
 def start_cluster(temp: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -170,7 +202,7 @@ def _descendants(root: int) -> set[int]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        parent = int(stat[stat.rfind(")") + 2:].split()[1])
+        parent = int(stat[stat.rfind(")") + 2 :].split()[1])
         children.setdefault(parent, []).append(int(entry.name))
     found: set[int] = set()
     todo = [root]

@@ -41,8 +41,8 @@ import anyio
 from exq.daemon.config import DaemonConfig
 from exq.daemon.states import Outcome
 from exq.daemon.store import RunProcess, RunRecord
-from exq.engine.experiments.chain_commit import CheckpointCallback
 from exq.engine.errors import ExqError
+from exq.engine.experiments.chain_commit import CheckpointCallback
 from exq.engine.experiments.run import SnapshotRun, exp_env, resume_run, run_snapshot
 from exq.engine.git import Git
 from exq.engine.run.project import Project, open_project
@@ -139,8 +139,11 @@ def snapshot_run(
     """The engine's run of one attempt: from the snapshot, or from ``run.resume_sha``."""
     jobs = run.stage_jobs or os.cpu_count() or 1
     fields: dict[str, Any] = dict(
-        targets=list(run.targets), jobs=jobs, env=run_env(run, config, slot),
-        on_spawn=hooks.on_spawn, on_checkpoint=hooks.on_checkpoint,
+        targets=list(run.targets),
+        jobs=jobs,
+        env=run_env(run, config, slot),
+        on_spawn=hooks.on_spawn,
+        on_checkpoint=hooks.on_checkpoint,
         snapshot_lock=hooks.snapshot_lock,
     )
     if run.resume_sha:

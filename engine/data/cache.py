@@ -31,7 +31,7 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from exq.engine.errors import CacheError, ConfigError
+from exq.engine.data.hashdb import HashState
 from exq.engine.data.hashing import (
     DIR_SUFFIX,
     HashInfo,
@@ -42,7 +42,7 @@ from exq.engine.data.hashing import (
     parse_dir_listing,
     same_stat,
 )
-from exq.engine.data.hashdb import HashState
+from exq.engine.errors import CacheError, ConfigError
 
 __all__ = ["DEFAULT_LINK_TYPES", "LINK_TYPES", "Cache", "hash_path", "remove_out"]
 

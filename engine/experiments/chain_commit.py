@@ -21,12 +21,12 @@ import anyio
 from exq.engine.data.cache import remove_out
 from exq.engine.experiments.chains import Marker, chain_message, clear_marker, write_marker
 from exq.engine.git import Git
-from exq.engine.spec.graph import repo_path
-from exq.engine.spec.lockfile import LockEntry, parse_lock
-from exq.engine.spec.loading import load_pipeline, lock_name
 from exq.engine.run.project import Project
-from exq.engine.spec.stage import Stage
 from exq.engine.run.workspace import StageIO
+from exq.engine.spec.graph import repo_path
+from exq.engine.spec.loading import load_pipeline, lock_name
+from exq.engine.spec.lockfile import LockEntry, parse_lock
+from exq.engine.spec.stage import Stage
 from exq.engine.writes import atomic_write_bytes
 
 
@@ -113,14 +113,20 @@ class ChainCommitter:
         git = Git.open(self.project.root)
         if self.tip is None:
             sha = git.snapshot_workspace(f"exq: experiment {self.name}", parent=self.baseline)
-            git.set_ref(self.ref, sha, expected_old=self.expected, message=f"exq: experiment {self.name}")
+            git.set_ref(
+                self.ref, sha, expected_old=self.expected, message=f"exq: experiment {self.name}"
+            )
             self.expected = sha
             if self.marker:
                 clear_marker(self.project.root)
             return sha
-        sha = git.snapshot_workspace(chain_message(self.name, self.ref, final=True), parent=self.tip)
+        sha = git.snapshot_workspace(
+            chain_message(self.name, self.ref, final=True), parent=self.tip
+        )
         prefix = git.prefix_of(self.project.root)
-        stages = [stage for stage in load_pipeline(self.project.root).stages if stage.has_checkpoints]
+        stages = [
+            stage for stage in load_pipeline(self.project.root).stages if stage.has_checkpoints
+        ]
         if _only_reports_changed(git, self.tip, sha, prefix, stages):
             # Nothing new since the last checkpoint but the report's "finished"
             # stamp: not worth a commit. The workspace gets the last checkpoint's
@@ -175,11 +181,13 @@ def _only_reports_changed(git: Git, old: str, new: str, prefix: str, stages: lis
         return True
     reports = {
         stage.address: stage.live.html_path
-        for stage in stages if stage.live is not None and stage.live.html
+        for stage in stages
+        if stage.live is not None and stage.live.html
     }
     report_paths = {
         _join(prefix, repo_path(stage, stage.live.html_path))
-        for stage in stages if stage.live is not None and stage.live.html
+        for stage in stages
+        if stage.live is not None and stage.live.html
     }
     locks = {_join(prefix, lock_name(stage.dvcfile)): stage.dvcfile for stage in stages}
     for path in git.changed_paths(old, new):
@@ -223,7 +231,7 @@ def _restore_from_git(git: Git, sha: str, git_path: str, dest: Path) -> None:
             remove_out(dest)
         atomic_write_bytes(dest, data)
         return
-    wanted = {path[len(git_path) + 1:]: path for path in git.list_files(sha, git_path)}
+    wanted = {path[len(git_path) + 1 :]: path for path in git.list_files(sha, git_path)}
     if not wanted:
         return
     if os.path.lexists(dest) and not os.path.isdir(dest):

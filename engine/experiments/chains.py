@@ -39,10 +39,10 @@ from typing import Literal
 from exq.engine.errors import GitError
 from exq.engine.experiments.refs import ExpRef, list_experiments, parse_exp_ref
 from exq.engine.git import CommitInfo, Git
-from exq.engine.spec.graph import repo_path
-from exq.engine.spec.lockfile import parse_lock
-from exq.engine.spec.loading import Pipeline, lock_name
 from exq.engine.run.workspace import StageIO
+from exq.engine.spec.graph import repo_path
+from exq.engine.spec.loading import Pipeline, lock_name
+from exq.engine.spec.lockfile import parse_lock
 from exq.engine.writes import atomic_write_text
 
 CHAIN_TRAILER = "Exq-Checkpoint-Of"
@@ -116,7 +116,12 @@ class ChainPlan:
 
 
 def plan_chain(
-    held: Held | None, *, modified: bool, reset: bool, new_name: str, explicit_name: str | None = None
+    held: Held | None,
+    *,
+    modified: bool,
+    reset: bool,
+    new_name: str,
+    explicit_name: str | None = None,
 ) -> ChainPlan:
     """Resume, continue in a new experiment, or start from scratch (pure).
 
@@ -159,7 +164,9 @@ def out_paths(pipeline: Pipeline) -> list[str]:
     return [repo_path(stage, out.path) for stage in pipeline.stages for out in stage.outs]
 
 
-def inputs_modified(git: Git, held_sha: str, inputs_sha: str, pipeline: Pipeline, prefix: str = "") -> bool:
+def inputs_modified(
+    git: Git, held_sha: str, inputs_sha: str, pipeline: Pipeline, prefix: str = ""
+) -> bool:
     """True when code, params or data differ between the held checkpoint and the new inputs."""
     outs = [posixpath.join(prefix, path) if prefix else path for path in out_paths(pipeline)]
     return bool(input_changes(git.changed_paths(held_sha, inputs_sha), outs))
@@ -207,8 +214,13 @@ def held_checkpoint(git: Git, pipeline: Pipeline, io: StageIO, prefix: str = "")
         return None
     if not _outs_match(git, marker.sha, pipeline, io, prefix):
         return None
-    return Held(sha=marker.sha, ref=marker.ref, name=parsed[1], baseline=marker.baseline,
-                at_tip=git.get_ref(marker.ref) == marker.sha)
+    return Held(
+        sha=marker.sha,
+        ref=marker.ref,
+        name=parsed[1],
+        baseline=marker.baseline,
+        at_tip=git.get_ref(marker.ref) == marker.sha,
+    )
 
 
 def _outs_match(git: Git, sha: str, pipeline: Pipeline, io: StageIO, prefix: str) -> bool:
@@ -243,7 +255,9 @@ class ChainCommit:
     step: int | None
 
 
-def chain_of(git: Git, tip: str, baseline: str, *, first: CommitInfo | None = None) -> list[ChainCommit]:
+def chain_of(
+    git: Git, tip: str, baseline: str, *, first: CommitInfo | None = None
+) -> list[ChainCommit]:
     """The chain ending at ``tip``, newest first; [] when ``tip`` is no chain commit.
 
     Follows first parents while the commits carry the chain trailer, stopping
@@ -280,7 +294,9 @@ def find_chain_commit(git: Git, rev: str) -> ExpRef | None:
         for commit in chain_of(git, exp.sha, exp.baseline):
             if commit.info.sha.startswith(rev):
                 found[commit.info.sha] = ExpRef(
-                    ref=commit.ref, baseline=exp.baseline, name=commit.info.sha[:7],
+                    ref=commit.ref,
+                    baseline=exp.baseline,
+                    name=commit.info.sha[:7],
                     sha=commit.info.sha,
                 )
     return next(iter(found.values())) if len(found) == 1 else None

@@ -36,6 +36,7 @@ from exq.engine.errors import DvcFileError, ExqError, ParamsError
 from exq.engine.git import Git
 from exq.engine.spec.gitsource import DvcfileFinder, GitSource
 from exq.engine.spec.graph import repo_path
+from exq.engine.spec.loading import find_dvcfiles, lock_name
 from exq.engine.spec.lockfile import parse_lock
 from exq.engine.spec.paramfiles import (
     DiskTree,
@@ -45,7 +46,6 @@ from exq.engine.spec.paramfiles import (
     parse_params,
     parse_yaml,
 )
-from exq.engine.spec.loading import find_dvcfiles, lock_name
 from exq.engine.spec.templating import resolve_dvcfile
 
 Values = dict[str, dict[str, Any]]
@@ -200,7 +200,9 @@ class Collector:
                 chosen[key] = _plain(value)
         data.params[path] = chosen
 
-    def _read_metrics(self, source: _Lister, ref: _MetricRef, data: RevData, *, in_git: bool) -> None:
+    def _read_metrics(
+        self, source: _Lister, ref: _MetricRef, data: RevData, *, in_git: bool
+    ) -> None:
         files = self._metric_files(source, ref, in_git=in_git, errors=data.errors)
         for path, raw in files:
             try:
@@ -219,8 +221,11 @@ class Collector:
             cached = self._from_cache(source, ref, errors)
             if cached is not None:
                 return [(ref.path, cached)]
-        return [(path, data) for path in source.list_files(ref.path)
-                if (data := source.read_bytes(path)) is not None]
+        return [
+            (path, data)
+            for path in source.list_files(ref.path)
+            if (data := source.read_bytes(path)) is not None
+        ]
 
     def _from_cache(self, source: FileSource, ref: _MetricRef, errors: list[str]) -> bytes | None:
         """A cached metrics file: the object the revision's dvc.lock names, if the cache has it."""
@@ -288,7 +293,9 @@ class Collector:
         names = _interpolated_names(raw)
         memo = self._resolved.setdefault((dvcfile, raw), [])
         for known in memo:
-            if all(self._fingerprint(p, source.read_bytes(p), names) == fp for p, fp in known.reads):
+            if all(
+                self._fingerprint(p, source.read_bytes(p), names) == fp for p, fp in known.reads
+            ):
                 return known.plan
         recorder = _RecordingSource(source)
         data = parse_yaml(raw, dvcfile, error_cls=DvcFileError)

@@ -92,7 +92,9 @@ class DiffRow:
 # ---------------------------------------------------------------- formatting
 
 
-def format_value(value: Any, precision: int | None = DEFAULT_PRECISION, *, round_digits: bool = False) -> str:
+def format_value(
+    value: Any, precision: int | None = DEFAULT_PRECISION, *, round_digits: bool = False
+) -> str:
     """Format one metric or param value the way DVC prints it.
 
     Floats get ``precision`` significant digits (or, with ``round_digits``,
@@ -153,7 +155,9 @@ def _matches(pattern: str, file: str, key: str) -> bool:
     """
     parts = key.split(".")
     prefix = f"{file}:" if ":" in pattern else ""
-    return any(fnmatchcase(prefix + ".".join(parts[:end]), pattern) for end in range(len(parts), 0, -1))
+    return any(
+        fnmatchcase(prefix + ".".join(parts[:end]), pattern) for end in range(len(parts), 0, -1)
+    )
 
 
 def _filter_names(
@@ -163,7 +167,9 @@ def _filter_names(
     for option, patterns in (("include", include), ("exclude", exclude)):
         for pattern in patterns or ():
             if not any(_matches(pattern, file, key) for file, key in pairs):
-                raise ConfigError(f"--{option}-{label}: '{pattern}' does not match any {label[:-1]}")
+                raise ConfigError(
+                    f"--{option}-{label}: '{pattern}' does not match any {label[:-1]}"
+                )
     if include:
         pairs = [p for p in pairs if any(_matches(pat, *p) for pat in include)]
     if exclude:
@@ -209,7 +215,9 @@ def _groups(rows: list[Row]) -> list[list[list[Row]]]:
     return groups
 
 
-def _sort_group(group: list[list[Row]], column: tuple[str, str, str], descending: bool) -> list[list[Row]]:
+def _sort_group(
+    group: list[list[Row]], column: tuple[str, str, str], descending: bool
+) -> list[list[Row]]:
     """Sort a group's experiment blocks by their first row's value, the top row staying first.
 
     Blocks lacking the value go last, in their order; a checkpoint chain moves
@@ -217,7 +225,7 @@ def _sort_group(group: list[list[Row]], column: tuple[str, str, str], descending
     """
     attr, file, key = column
     top = group[:1] if group[0][0].kind in _TOP_KINDS else []
-    blocks = group[len(top):]
+    blocks = group[len(top) :]
 
     def value(block: list[Row]) -> Any:
         return getattr(block[0], attr).get(file, {}).get(key)
@@ -296,9 +304,17 @@ def build_table(
         groups = [_sort_group(group, column, sort_order == "desc") for group in groups]
     ordered = _ordered_labels(groups)
 
-    data_columns = [("metrics", f, k) for f, k in _filter_names(metric_names, include_metrics, exclude_metrics, "metrics")]
-    data_columns += [("params", f, k) for f, k in _filter_names(param_names, include_params, exclude_params, "params")]
-    data_columns, cells = _data_cells([row for row, _ in ordered], data_columns, precision, only_changed)
+    data_columns = [
+        ("metrics", f, k)
+        for f, k in _filter_names(metric_names, include_metrics, exclude_metrics, "metrics")
+    ]
+    data_columns += [
+        ("params", f, k)
+        for f, k in _filter_names(param_names, include_params, exclude_params, "params")
+    ]
+    data_columns, cells = _data_cells(
+        [row for row, _ in ordered], data_columns, precision, only_changed
+    )
 
     columns = [Column("Experiment", "experiment")]
     if not no_timestamp:
@@ -325,7 +341,10 @@ def _data_cells(
 ) -> tuple[list[tuple[str, str, str]], list[list[str]]]:
     """Format the metric and param cells; with ``only_changed`` drop columns that show one value."""
     cells = [
-        [format_value(getattr(row, attr).get(file, {}).get(key), precision) for attr, file, key in data_columns]
+        [
+            format_value(getattr(row, attr).get(file, {}).get(key), precision)
+            for attr, file, key in data_columns
+        ]
         for row in rows
     ]
     if only_changed and cells:
@@ -379,6 +398,7 @@ def rows_to_json(rows: list[Row]) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------- diffs
 
+
 def diff_values(
     old: Values,
     new: Values,
@@ -411,7 +431,9 @@ def diff_values(
                     key=key,
                     old=format_value(a, precision, round_digits=round_digits),
                     new=format_value(b, precision, round_digits=round_digits),
-                    change=unsupported if diff is None else format_value(diff, precision, round_digits=round_digits),
+                    change=unsupported
+                    if diff is None
+                    else format_value(diff, precision, round_digits=round_digits),
                     old_value=a,
                     new_value=b,
                     diff=diff,

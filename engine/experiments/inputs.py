@@ -38,9 +38,7 @@ def check_clash(git: Git, baseline: str, name: str, force: bool) -> None:
         )
 
 
-def snapshot_inputs(
-    project: Project, git: Git, baseline: str, plan: EditPlan, message: str
-) -> str:
+def snapshot_inputs(project: Project, git: Git, baseline: str, plan: EditPlan, message: str) -> str:
     """A commit of the workspace with the planned -S edits applied; nothing on disk changes."""
     # Paths in the commit are relative to the repository, which may hold the project in a sub-folder.
     top = git.root.resolve()

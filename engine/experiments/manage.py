@@ -13,8 +13,9 @@ import posixpath
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from exq.engine.experiments.chains import find_chain_commit, read_marker, remember_applied
+from exq.engine.data.hashing import HashInfo
 from exq.engine.errors import CacheError, ExperimentError, GitError
+from exq.engine.experiments.chains import find_chain_commit, read_marker, remember_applied
 from exq.engine.experiments.refs import (
     EXPS_PREFIX,
     ExpRef,
@@ -23,15 +24,14 @@ from exq.engine.experiments.refs import (
     parse_exp_ref,
 )
 from exq.engine.git import Git
-from exq.engine.spec.gitsource import DvcfileFinder, GitSource
-from exq.engine.spec.graph import repo_path
-from exq.engine.data.hashing import HashInfo
-from exq.engine.spec.lockfile import parse_lock
-from exq.engine.spec.loading import lock_name
 from exq.engine.run.commands import checkout
 from exq.engine.run.project import Project
-from exq.engine.spec.templating import load_dvcfile
 from exq.engine.run.workspace import StageIO
+from exq.engine.spec.gitsource import DvcfileFinder, GitSource
+from exq.engine.spec.graph import repo_path
+from exq.engine.spec.loading import lock_name
+from exq.engine.spec.lockfile import parse_lock
+from exq.engine.spec.templating import load_dvcfile
 
 QUEUE_PREFIX = "refs/exq/queue/"
 """Queued snapshots (see DESIGN.md); their commit's parent is their baseline."""
@@ -104,7 +104,8 @@ def out_clashes(
     """Outs whose workspace content (``now``: md5 or None) is neither the baseline's
     (``old``) nor the experiment's (``new``): restoring them would lose work."""
     return sorted(
-        rel for rel, md5 in new.items()
+        rel
+        for rel, md5 in new.items()
         if (ws := now.get(rel)) is not None and ws != md5 and ws != old.get(rel)
     )
 
@@ -130,9 +131,12 @@ def apply(project: Project, name: str, *, force: bool = False) -> ApplyResult:
         for rev in saved or [None]:
             old = committed_outs(git, rev, prefix) if rev else {}
             found = set(git.would_overwrite(exp.sha, rev))
-            found.update(posixpath.join(prefix, rel) for rel in out_clashes(
-                {k: v.md5 for k, v in old.items()}, {k: v.md5 for k, v in new.items()}, now
-            ))
+            found.update(
+                posixpath.join(prefix, rel)
+                for rel in out_clashes(
+                    {k: v.md5 for k, v in old.items()}, {k: v.md5 for k, v in new.items()}, now
+                )
+            )
             clash_sets.append(found)
         clashes = sorted(set.intersection(*clash_sets))
         if clashes and not force:
@@ -142,7 +146,8 @@ def apply(project: Project, name: str, *, force: bool = False) -> ApplyResult:
                 hint="commit or remove them, or use --force",
             )
         missing = [
-            rel for rel, info in new.items()
+            rel
+            for rel, info in new.items()
             if now[rel] != info.md5 and not io.cache.exists(info, io.state)
         ]
     if missing:
@@ -168,8 +173,9 @@ def branch(git: Git, name: str, branch_name: str | None = None) -> tuple[str, Ex
     exp = require_experiment(git, name)
     branch_name = branch_name or f"{exp.name}-branch"
     if git.get_ref(f"refs/heads/{branch_name}") is not None:
-        raise ExperimentError(f"Git branch '{branch_name}' already exists",
-                              hint="choose another branch name")
+        raise ExperimentError(
+            f"Git branch '{branch_name}' already exists", hint="choose another branch name"
+        )
     git.create_branch(branch_name, exp.sha)
     return branch_name, exp
 
@@ -206,8 +212,9 @@ def selected_baselines(git: Git, selection: Selection) -> set[str] | None:
         try:
             sha = git.resolve(rev)
         except GitError:
-            raise ExperimentError(f"unknown revision '{rev}'",
-                                  hint="use a branch, a tag or a commit sha") from None
+            raise ExperimentError(
+                f"unknown revision '{rev}'", hint="use a branch, a tag or a commit sha"
+            ) from None
         # A negative -n means the whole first-parent history, as with DVC and git log.
         out.update(git.log(sha, selection.num if selection.num >= 0 else 1 << 62))
     return out
@@ -230,8 +237,11 @@ def group_by_baseline(exps: Iterable[ExpRef], head: str | None) -> dict[str, lis
 
 
 def describe(
-    baselines: Iterable[str], head: str | None, head_branch: str | None,
-    tags: Mapping[str, str], branches: Mapping[str, str],
+    baselines: Iterable[str],
+    head: str | None,
+    head_branch: str | None,
+    tags: Mapping[str, str],
+    branches: Mapping[str, str],
 ) -> dict[str, str]:
     """A name per baseline as DVC gives it: HEAD's branch, else a tag, else a
     branch, else the short sha. ``tags``/``branches`` map names to shas."""
@@ -251,8 +261,11 @@ def describe(
 
 
 def render_list(
-    groups: Mapping[str, list[ExpRef]], names: Mapping[str, str], mode: str = "full",
-    *, with_sha: bool = True,
+    groups: Mapping[str, list[ExpRef]],
+    names: Mapping[str, str],
+    mode: str = "full",
+    *,
+    with_sha: bool = True,
 ) -> list[str]:
     """Lines of ``exp list``: ``mode`` is ``full`` (baseline then tab-indented
     ``sha [name]``), ``names`` or ``shas``."""
@@ -310,8 +323,10 @@ def resolve_names(git: Git, names: Iterable[str]) -> list[ExpRef]:
         elif exp not in found:
             found.append(exp)
     if unknown:
-        what = "are not valid experiment names" if len(unknown) > 1 else (
-            "is not a valid experiment name"
+        what = (
+            "are not valid experiment names"
+            if len(unknown) > 1
+            else ("is not a valid experiment name")
         )
         raise ExperimentError(f"'{'; '.join(unknown)}' {what}", hint="see 'exq exp list --all'")
     return found
@@ -320,9 +335,7 @@ def resolve_names(git: Git, names: Iterable[str]) -> list[ExpRef]:
 def remove(git: Git, names: list[str], selection: Selection | None = None) -> list[ExpRef]:
     """Delete experiment refs named, or selected by baseline; the ones removed."""
     if bool(names) == (selection is not None):
-        raise ExperimentError(
-            "either name experiments to remove, or use --all-commits or --rev"
-        )
+        raise ExperimentError("either name experiments to remove, or use --all-commits or --rev")
     if names:
         targets = resolve_names(git, names)
     else:

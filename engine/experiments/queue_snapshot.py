@@ -97,8 +97,13 @@ def prepare_queue(
     for point, plan in zip(points, plans):
         snapshot = snapshot_inputs(project, git, baseline, plan, SNAPSHOT_MESSAGE)
         name = point.name or auto_name(baseline, git.tree_of(snapshot))
-        snapshots.append(QueuedSnapshot(
-            name=name, baseline=baseline, snapshot=snapshot, ref=exp_ref(baseline, name),
-            set_params=list(point.set_params),
-        ))
+        snapshots.append(
+            QueuedSnapshot(
+                name=name,
+                baseline=baseline,
+                snapshot=snapshot,
+                ref=exp_ref(baseline, name),
+                set_params=list(point.set_params),
+            )
+        )
     return snapshots

@@ -30,7 +30,7 @@ def parse_exp_ref(ref: str) -> tuple[str, str] | None:
     """(baseline sha, name) of an experiment ref, None for any other ref under refs/exps."""
     if not ref.startswith(EXPS_PREFIX):
         return None
-    parts = ref[len(EXPS_PREFIX):].split("/")
+    parts = ref[len(EXPS_PREFIX) :].split("/")
     if len(parts) != 3 or len(parts[0]) != 2 or len(parts[1]) != 38:
         return None
     baseline = parts[0] + parts[1]
@@ -42,8 +42,9 @@ def parse_exp_ref(ref: str) -> tuple[str, str] | None:
 def check_exp_name(name: str) -> None:
     """Refuse names git cannot hold in one ref component (and DVC's reserved ones)."""
     if not name or not check_ref_component(name) or name.startswith("-"):
-        raise ExperimentError(f"invalid experiment name '{name}'",
-                              hint="it must be a valid git ref name without '/'")
+        raise ExperimentError(
+            f"invalid experiment name '{name}'", hint="it must be a valid git ref name without '/'"
+        )
 
 
 def list_experiments(git: Git, baseline: str | None = None) -> list[ExpRef]:
@@ -76,8 +77,9 @@ def find_experiment(git: Git, name: str) -> ExpRef | None:
         if len(here) == 1:
             return here[0]
         refs = ", ".join(exp.ref for exp in matches)
-        raise ExperimentError(f"experiment name '{name}' is ambiguous: {refs}",
-                              hint="name the full ref")
+        raise ExperimentError(
+            f"experiment name '{name}' is ambiguous: {refs}", hint="name the full ref"
+        )
     return matches[0] if matches else None
 
 

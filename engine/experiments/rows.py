@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from exq.engine.experiments.chains import ChainCommit, chain_of
-from exq.engine.experiments.compare import Row
 from exq.engine.errors import ExperimentError
+from exq.engine.experiments.chains import ChainCommit, chain_of
 from exq.engine.experiments.collect import Collector, RevData
+from exq.engine.experiments.compare import Row
 from exq.engine.experiments.refs import ExpRef, list_experiments, resolve_rev
 from exq.engine.git import Git
 
@@ -83,8 +83,14 @@ def _timestamp(git: Git, sha: str) -> float:
 def workspace_row(git: Git, collector: Collector) -> Row:
     """The ``workspace`` row: values read from disk; its baseline is HEAD."""
     data = collector.workspace()
-    return Row(name=WORKSPACE, rev=None, baseline=git.head_sha(), kind="workspace",
-               params=data.params, metrics=data.metrics)
+    return Row(
+        name=WORKSPACE,
+        rev=None,
+        baseline=git.head_sha(),
+        kind="workspace",
+        params=data.params,
+        metrics=data.metrics,
+    )
 
 
 def exp_show_rows(
@@ -108,8 +114,17 @@ def exp_show_rows(
     for rev in revisions:
         info = git.commit_info(rev.sha)
         data = _collect(collector, rev.sha, rev.name, errors)
-        rows.append(Row(name=rev.name, rev=rev.sha, baseline=rev.sha, kind="baseline",
-                        created=info.time, params=data.params, metrics=data.metrics))
+        rows.append(
+            Row(
+                name=rev.name,
+                rev=rev.sha,
+                baseline=rev.sha,
+                kind="baseline",
+                created=info.time,
+                params=data.params,
+                metrics=data.metrics,
+            )
+        )
         experiments = [(exp, git.commit_info(exp.sha)) for exp in by_baseline.get(rev.sha, [])]
         chains = {exp.sha: chain_of(git, exp.sha, rev.sha, first=info) for exp, info in experiments}
         # A chain continued by a modified run is drawn under the newer experiment.
@@ -118,8 +133,17 @@ def exp_show_rows(
         experiments.sort(key=lambda pair: (-pair[1].time.timestamp(), pair[0].name))
         for exp, info in experiments:
             data = _collect(collector, exp.sha, exp.name, errors)
-            rows.append(Row(name=exp.name, rev=exp.sha, baseline=exp.baseline, kind="experiment",
-                            created=info.time, params=data.params, metrics=data.metrics))
+            rows.append(
+                Row(
+                    name=exp.name,
+                    rev=exp.sha,
+                    baseline=exp.baseline,
+                    kind="experiment",
+                    created=info.time,
+                    params=data.params,
+                    metrics=data.metrics,
+                )
+            )
             rows.extend(_checkpoint_rows(collector, exp, chains[exp.sha], errors))
     return rows
 
@@ -141,9 +165,19 @@ def _checkpoint_rows(
             segment_ref, segment_tip = commit.ref, sha if index else exp.sha
         parent = chain[index + 1].info.sha if index + 1 < len(chain) else None
         data = _collect(collector, sha, sha[:7], errors)
-        rows.append(Row(name=sha[:7], rev=sha, baseline=exp.baseline, kind="checkpoint",
-                        created=commit.info.time, parent=parent, params=data.params,
-                        metrics=data.metrics, checkpoint_tip=segment_tip))
+        rows.append(
+            Row(
+                name=sha[:7],
+                rev=sha,
+                baseline=exp.baseline,
+                kind="checkpoint",
+                created=commit.info.time,
+                parent=parent,
+                params=data.params,
+                metrics=data.metrics,
+                checkpoint_tip=segment_tip,
+            )
+        )
     return rows
 
 
@@ -159,7 +193,9 @@ class PendingRun:
 
 
 def add_pending(
-    rows: list[Row], pending: Sequence[PendingRun], collector: Collector,
+    rows: list[Row],
+    pending: Sequence[PendingRun],
+    collector: Collector,
     errors: list[str] | None = None,
 ) -> list[Row]:
     """``rows`` with each pending run at the top of its baseline's group, newest first.
@@ -171,19 +207,40 @@ def add_pending(
     """
     result = list(rows)
     for run in sorted(pending, key=lambda r: r.created):
-        at = next((i for i, row in enumerate(result)
-                   if row.kind == "baseline" and row.rev == run.baseline), None)
+        at = next(
+            (
+                i
+                for i, row in enumerate(result)
+                if row.kind == "baseline" and row.rev == run.baseline
+            ),
+            None,
+        )
         if at is None:
             continue
-        made = next((i for i, row in enumerate(result) if row.kind == "experiment"
-                     and row.baseline == run.baseline and row.name == run.name), None)
+        made = next(
+            (
+                i
+                for i, row in enumerate(result)
+                if row.kind == "experiment"
+                and row.baseline == run.baseline
+                and row.name == run.name
+            ),
+            None,
+        )
         if made is not None:
             result[made] = replace(result[made], state=run.state)
             continue
         data = _collect(collector, run.snapshot, run.name, errors)
         kind = "queued" if run.state == "queued" else "experiment"
-        row = Row(name=run.name, rev=run.snapshot, baseline=run.baseline, kind=kind,
-                  state=run.state, created=run.created, params=data.params)
+        row = Row(
+            name=run.name,
+            rev=run.snapshot,
+            baseline=run.baseline,
+            kind=kind,
+            state=run.state,
+            created=run.created,
+            params=data.params,
+        )
         result.insert(at + 1, row)
     return result
 

@@ -26,6 +26,8 @@ from typing import Any
 
 import anyio
 
+from exq.engine.data.hashdb import STATE_RELPATH
+from exq.engine.errors import ExperimentError
 from exq.engine.experiments.chain_commit import ChainCommitter, CheckpointCallback
 from exq.engine.experiments.chains import (
     RESUME_ENV,
@@ -36,7 +38,6 @@ from exq.engine.experiments.chains import (
     inputs_modified,
     plan_chain,
 )
-from exq.engine.errors import ExperimentError
 from exq.engine.experiments.inputs import auto_name, check_clash, require_baseline, snapshot_inputs
 from exq.engine.experiments.refs import check_exp_name, exp_ref, parse_exp_ref
 from exq.engine.git import Git
@@ -47,13 +48,12 @@ from exq.engine.params.edit import (
     plan_changes,
     write_plan,
 )
-from exq.engine.spec.loading import load_pipeline
 from exq.engine.run.commands import checkout
 from exq.engine.run.project import Project
 from exq.engine.run.repro import ReproOptions, ReproResult, repro
 from exq.engine.run.runner import OutputSink, SpawnHook
-from exq.engine.data.hashdb import STATE_RELPATH
 from exq.engine.run.workspace import StageIO
+from exq.engine.spec.loading import load_pipeline
 
 WORKTREES_DIR = ".dvc/tmp/exq/worktrees"
 
@@ -86,8 +86,10 @@ class ExpRunResult:
 def exp_env(name: str, baseline: str) -> dict[str, str]:
     """Variables for stage commands; DVC's names too, so DVC scripts work unchanged."""
     return {
-        "EXQ_EXP_NAME": name, "EXQ_EXP_BASELINE_REV": baseline,
-        "DVC_EXP_NAME": name, "DVC_EXP_BASELINE_REV": baseline,
+        "EXQ_EXP_NAME": name,
+        "EXQ_EXP_BASELINE_REV": baseline,
+        "DVC_EXP_NAME": name,
+        "DVC_EXP_BASELINE_REV": baseline,
     }
 
 
@@ -102,15 +104,22 @@ async def run_experiment(
         sink.note(chain.message)
     name = chain.name if chain is not None else prepared.name
     result = ExpRunResult(
-        name=name, baseline=prepared.baseline, ref=exp_ref(prepared.baseline, name),
+        name=name,
+        baseline=prepared.baseline,
+        ref=exp_ref(prepared.baseline, name),
         changes=prepared.plan.changes,
     )
     env = exp_env(name, prepared.baseline)
     if options.temp:
         folder = project.root / WORKTREES_DIR / f"{name}-{secrets.token_hex(4)}"
         run = SnapshotRun(
-            snapshot=prepared.inputs, baseline=prepared.baseline, name=name,
-            targets=options.targets, jobs=options.jobs, env=env, reset=options.reset,
+            snapshot=prepared.inputs,
+            baseline=prepared.baseline,
+            name=name,
+            targets=options.targets,
+            jobs=options.jobs,
+            env=env,
+            reset=options.reset,
             checkpoint_parent=chain.parent if chain else None,
             resume=chain.resume if chain else False,
         )
@@ -123,11 +132,22 @@ async def run_experiment(
             result.sha = _commit(git, prepared.baseline, name)
             git.set_ref(result.ref, result.sha, message=f"exq: experiment {name}")
         return result
-    hook = ChainCommitter(project, ref=result.ref, name=name, baseline=prepared.baseline,
-                          parent=chain.parent, marker=True)
+    hook = ChainCommitter(
+        project,
+        ref=result.ref,
+        name=name,
+        baseline=prepared.baseline,
+        parent=chain.parent,
+        marker=True,
+    )
     repro_options = _checkpoint_options(
-        options.targets, options.jobs, env, hook, chain.resume,
-        force=chain.kind != "new" or options.reset, reset=options.reset,
+        options.targets,
+        options.jobs,
+        env,
+        hook,
+        chain.resume,
+        force=chain.kind != "new" or options.reset,
+        reset=options.reset,
     )
     result.repro = await _reproduce(project, repro_options, sink, None)
     if not result.repro.failed:
@@ -145,20 +165,40 @@ def _plan_workspace_chain(
     prefix = git.prefix_of(project.root)
     with StageIO(project) as io:
         held = held_checkpoint(git, pipeline, io, prefix)
-    modified = held is not None and inputs_modified(git, held.sha, prepared.inputs, pipeline, prefix)
-    return plan_chain(held, modified=modified, reset=options.reset, new_name=prepared.name,
-                      explicit_name=options.name)
+    modified = held is not None and inputs_modified(
+        git, held.sha, prepared.inputs, pipeline, prefix
+    )
+    return plan_chain(
+        held,
+        modified=modified,
+        reset=options.reset,
+        new_name=prepared.name,
+        explicit_name=options.name,
+    )
 
 
 def _checkpoint_options(
-    targets: list[str], jobs: int, env: dict[str, str], hook: ChainCommitter, resume: bool,
-    *, force: bool, reset: bool, on_spawn: SpawnHook | None = None,
+    targets: list[str],
+    jobs: int,
+    env: dict[str, str],
+    hook: ChainCommitter,
+    resume: bool,
+    *,
+    force: bool,
+    reset: bool,
+    on_spawn: SpawnHook | None = None,
     snapshot_lock: anyio.Lock | None = None,
 ) -> ReproOptions:
     return ReproOptions(
-        targets=targets, jobs=jobs, env=env, on_spawn=on_spawn, checkpoints=hook,
+        targets=targets,
+        jobs=jobs,
+        env=env,
+        on_spawn=on_spawn,
+        checkpoints=hook,
         checkpoint_env=dict(RESUME_ENV) if resume else {},
-        force_checkpoint_stages=force, reset_checkpoints=reset, snapshot_lock=snapshot_lock,
+        force_checkpoint_stages=force,
+        reset_checkpoints=reset,
+        snapshot_lock=snapshot_lock,
     )
 
 
@@ -225,8 +265,11 @@ async def run_snapshot(
     # wants), so a daemon's socket and other slots are not stalled meanwhile.
     # A project in a sub-folder of its repository is in that sub-folder of the worktree.
     prefix = await anyio.to_thread.run_sync(lambda: Git.open(project.root).prefix_of(project.root))
-    sub = Project(root=folder / prefix if prefix else folder, cache_dir=project.cache_dir,
-                  link_types=project.link_types)
+    sub = Project(
+        root=folder / prefix if prefix else folder,
+        cache_dir=project.cache_dir,
+        link_types=project.link_types,
+    )
     state_db = project.root / STATE_RELPATH
     await anyio.to_thread.run_sync(_add_worktree, project.root, folder, run.snapshot)
     try:
@@ -238,8 +281,14 @@ async def run_snapshot(
             )
         else:
             options = _checkpoint_options(
-                run.targets, run.jobs, run.env, hook, run.resume, on_spawn=run.on_spawn,
-                force=run.checkpoint_parent is not None or run.reset, reset=run.reset,
+                run.targets,
+                run.jobs,
+                run.env,
+                hook,
+                run.resume,
+                on_spawn=run.on_spawn,
+                force=run.checkpoint_parent is not None or run.reset,
+                reset=run.reset,
                 snapshot_lock=run.snapshot_lock,
             )
         result.repro = await _reproduce(sub, options, sink, state_db)
@@ -263,8 +312,13 @@ def _worktree_hook(
     if not has_checkpoint_stages(load_pipeline(sub.root), run.targets):
         return None
     return ChainCommitter(
-        sub, ref=ref, name=run.name, baseline=run.baseline, parent=run.checkpoint_parent,
-        on_checkpoint=run.on_checkpoint, state_db=state_db,
+        sub,
+        ref=ref,
+        name=run.name,
+        baseline=run.baseline,
+        parent=run.checkpoint_parent,
+        on_checkpoint=run.on_checkpoint,
+        state_db=state_db,
     )
 
 
@@ -283,7 +337,11 @@ def resume_run(project: Project, sha: str, **fields: Any) -> SnapshotRun:
     if parsed is None:
         raise ExperimentError(f"commit {sha[:7]} is not a checkpoint of an experiment")
     return SnapshotRun(
-        snapshot=sha, baseline=parsed[0], name=parsed[1], checkpoint_parent=sha, resume=True,
+        snapshot=sha,
+        baseline=parsed[0],
+        name=parsed[1],
+        checkpoint_parent=sha,
+        resume=True,
         **fields,
     )
 

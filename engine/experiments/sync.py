@@ -67,11 +67,14 @@ def push_messages(result: SyncResult) -> list[str]:
     lines = []
     if result.up_to_date:
         verb = "are" if len(result.up_to_date) > 1 else "is"
-        lines.append(f"Experiment {humanize_join(result.up_to_date)} {verb} up to date "
-                     f"on Git remote '{result.remote}'.")
+        lines.append(
+            f"Experiment {humanize_join(result.up_to_date)} {verb} up to date "
+            f"on Git remote '{result.remote}'."
+        )
     if result.done:
-        lines.append(f"Pushed experiment {humanize_join(result.done)} "
-                     f"to Git remote '{result.remote}'.")
+        lines.append(
+            f"Pushed experiment {humanize_join(result.done)} to Git remote '{result.remote}'."
+        )
     return lines or ["No experiments to push."]
 
 
@@ -82,8 +85,9 @@ def pull_messages(result: SyncResult) -> list[str]:
         verb = "are" if len(result.up_to_date) > 1 else "is"
         lines.append(f"Experiment {humanize_join(result.up_to_date)} {verb} already up to date.")
     if result.done:
-        lines.append(f"Pulled experiment {humanize_join(result.done)} "
-                     f"from Git remote '{result.remote}'.")
+        lines.append(
+            f"Pulled experiment {humanize_join(result.done)} from Git remote '{result.remote}'."
+        )
     return lines or ["No experiments to pull."]
 
 
@@ -150,17 +154,23 @@ def pull(
         # The remote may have moved since it was listed: go by what was fetched.
         todo = [
             ExpRef(e.ref, e.baseline, e.name, fetched[f"{staging}{e.ref[5:]}"])
-            for e in todo if f"{staging}{e.ref[5:]}" in fetched
+            for e in todo
+            if f"{staging}{e.ref[5:]}" in fetched
         ]
         diverged = [
-            e for e in todo
+            e
+            for e in todo
             if sync_status(e.sha, ours[e.ref], _contains(git, e.sha, ours[e.ref]))
             is SyncStatus.DIVERGED
         ]
         _refuse_diverged(diverged, remote, force)
         for e in todo:
-            git.set_ref(e.ref, e.sha, expected_old=ours[e.ref],
-                        message=f"exq: pulled experiment {e.name} from {remote}")
+            git.set_ref(
+                e.ref,
+                e.sha,
+                expected_old=ours[e.ref],
+                message=f"exq: pulled experiment {e.name} from {remote}",
+            )
     finally:
         for ref in git.list_refs(staging):
             git.delete_ref(ref)
@@ -182,8 +192,10 @@ def resolve_remote_names(
             here = [e for e in matches if e.baseline == head]
             if len(here) != 1:
                 refs = ", ".join(e.ref for e in matches)
-                raise ExperimentError(f"experiment name '{name}' is ambiguous in '{remote}': "
-                                      f"{refs}", hint="name the full ref")
+                raise ExperimentError(
+                    f"experiment name '{name}' is ambiguous in '{remote}': {refs}",
+                    hint="name the full ref",
+                )
             matches = here
         if not matches:
             unknown.append(name)

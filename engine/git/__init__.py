@@ -851,7 +851,7 @@ def _first_error(text: str) -> str:
 
 
 def _reason(summary: str) -> str:
-    """"[rejected] (non-fast-forward)" -> "non-fast-forward"."""
+    """ "[rejected] (non-fast-forward)" -> "non-fast-forward"."""
     summary = summary.strip()
     if summary.endswith(")") and "(" in summary:
         return summary[summary.rindex("(") + 1 : -1]

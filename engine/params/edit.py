@@ -29,6 +29,7 @@ Modules: ``values`` (the value grammar, sweeps), ``spans``
 from __future__ import annotations
 
 import copy
+import importlib
 import math
 import os
 import re
@@ -36,10 +37,9 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from types import ModuleType
 from typing import Any, Literal
 
-import importlib
-from types import ModuleType
 from exq.engine.errors import ParamsError
 from exq.engine.params.spans import StructOp
 from exq.engine.params.values import bad_override as _bad
@@ -76,6 +76,8 @@ _FORMATS = {
 def _editor(file: str) -> ModuleType | None:
     name = _FORMATS.get(PurePosixPath(file).suffix.lower())
     return None if name is None else importlib.import_module(f"exq.engine.params.{name}")
+
+
 _SEGMENT = re.compile(r"[\w$-]+")
 
 

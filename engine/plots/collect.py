@@ -20,15 +20,10 @@ from pathlib import Path
 from typing import Protocol
 
 from exq.engine.data.cache import Cache
+from exq.engine.data.hashing import HashInfo
 from exq.engine.errors import CacheError, DvcFileError, ExperimentError, ExqError, GitError
 from exq.engine.experiments.refs import find_experiment, resolve_rev
 from exq.engine.git import Git
-from exq.engine.spec.gitsource import DvcfileFinder, GitSource
-from exq.engine.spec.graph import repo_path
-from exq.engine.data.hashing import HashInfo
-from exq.engine.spec.lockfile import parse_lock
-from exq.engine.spec.paramfiles import DiskTree, parse_yaml
-from exq.engine.spec.loading import find_dvcfiles, lock_name
 from exq.engine.plots.model import (
     FileData,
     PlotDef,
@@ -39,6 +34,11 @@ from exq.engine.plots.model import (
     select_defs,
     top_level_plot_defs,
 )
+from exq.engine.spec.gitsource import DvcfileFinder, GitSource
+from exq.engine.spec.graph import repo_path
+from exq.engine.spec.loading import find_dvcfiles, lock_name
+from exq.engine.spec.lockfile import parse_lock
+from exq.engine.spec.paramfiles import DiskTree, parse_yaml
 from exq.engine.spec.templating import resolve_dvcfile
 
 WORKSPACE = "workspace"
@@ -121,13 +121,18 @@ class PlotsCollector:
         raw = source.read_bytes(plot.path)
         if raw is not None:
             return [(plot.path, raw)]
-        found = [(path, data) for path in source.list_files(plot.path)
-                 if is_plot_file(path) and (data := source.read_bytes(path)) is not None]
+        found = [
+            (path, data)
+            for path in source.list_files(plot.path)
+            if is_plot_file(path) and (data := source.read_bytes(path)) is not None
+        ]
         if found or not (in_git and plot.cached):
             return found
         return self._from_cache(source, plot, errors)
 
-    def _from_cache(self, source: _Source, plot: PlotDef, errors: list[str]) -> list[tuple[str, bytes]]:
+    def _from_cache(
+        self, source: _Source, plot: PlotDef, errors: list[str]
+    ) -> list[tuple[str, bytes]]:
         """A cached out's files, found through the revision's ``dvc.lock``.
 
         ``plot.path`` may be a file inside the out (a target narrowed it).
@@ -176,8 +181,16 @@ def _dvcfile_defs(source: _Source, dvcfile: str) -> list[PlotDef]:
     for stage in resolve_dvcfile(data, dvcfile=dvcfile, source=source):
         for out in stage.outs_of("plots"):
             path = repo_path(stage, out.path)
-            defs.append(PlotDef(path, cached=out.cache, dvcfile=dvcfile, stage=stage.name,
-                                out=out.path, out_path=path))
+            defs.append(
+                PlotDef(
+                    path,
+                    cached=out.cache,
+                    dvcfile=dvcfile,
+                    stage=stage.name,
+                    out=out.path,
+                    out_path=path,
+                )
+            )
     top = data.get("plots") if isinstance(data, dict) else None
     return defs + top_level_plot_defs(dvcfile, top)
 
@@ -202,8 +215,9 @@ def resolve_revisions(
         for name in revs:
             exp = find_experiment(git, name)
             if exp is None:
-                raise ExperimentError(f"unknown experiment '{name}'",
-                                      hint="'exq exp show' lists the experiments")
+                raise ExperimentError(
+                    f"unknown experiment '{name}'", hint="'exq exp show' lists the experiments"
+                )
             found.append((name, exp))
         pairs: list[tuple[str, str | None]] = [(name, exp.sha) for name, exp in found]
         if len(found) == 1:

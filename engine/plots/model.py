@@ -125,8 +125,9 @@ def parse_records(path: str, raw: bytes) -> list[Record]:
         try:
             data = json.loads(text) if text.strip() else []
         except json.JSONDecodeError as exc:
-            raise PlotsError(f"{path}: plots file is not valid JSON: {exc.msg} "
-                             f"(line {exc.lineno})") from exc
+            raise PlotsError(
+                f"{path}: plots file is not valid JSON: {exc.msg} (line {exc.lineno})"
+            ) from exc
     elif suffix in (".yaml", ".yml"):
         try:
             data = yaml12.load(text)
@@ -134,8 +135,7 @@ def parse_records(path: str, raw: bytes) -> list[Record]:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise PlotsError(f"{path}: plots file is not valid YAML: {first}") from exc
     else:
-        raise PlotsError(f"{path}: unsupported plots file type",
-                         hint="use tsv, csv, json or yaml")
+        raise PlotsError(f"{path}: unsupported plots file type", hint="use tsv, csv, json or yaml")
     return _records_of(path, data)
 
 
@@ -149,10 +149,7 @@ def _parse_table(path: str, text: str, delimiter: str) -> list[Record]:
     if not rows:
         return []
     header = [name.strip() for name in rows[0]]
-    return [
-        {name: value for name, value in zip(header, row) if name}
-        for row in rows[1:]
-    ]
+    return [{name: value for name, value in zip(header, row) if name} for row in rows[1:]]
 
 
 def _records_of(path: str, data: Any) -> list[Record]:
@@ -257,7 +254,9 @@ def build_charts(revs: Sequence[RevPlots]) -> list[Chart]:
     return list(charts.values())
 
 
-def charts_to_json(charts: Iterable[Chart], revs: Sequence[str], errors: Sequence[str] = ()) -> dict[str, Any]:
+def charts_to_json(
+    charts: Iterable[Chart], revs: Sequence[str], errors: Sequence[str] = ()
+) -> dict[str, Any]:
     """The ``--json`` output: revisions, every chart with its lines, and read errors."""
     return {
         "revisions": list(revs),
@@ -266,8 +265,10 @@ def charts_to_json(charts: Iterable[Chart], revs: Sequence[str], errors: Sequenc
                 "file": chart.file,
                 "metric": chart.metric,
                 "x": chart.x,
-                "lines": [{"rev": line.rev, "x": list(line.xs), "y": list(line.ys)}
-                          for line in chart.lines],
+                "lines": [
+                    {"rev": line.rev, "x": list(line.xs), "y": list(line.ys)}
+                    for line in chart.lines
+                ],
             }
             for chart in charts
         ],
@@ -302,11 +303,20 @@ def top_level_plot_defs(dvcfile: str, entries: Any) -> list[PlotDef]:
                 for file, columns in y.items():
                     x = props.get("x")
                     x = x.get(file) if isinstance(x, dict) else x
-                    defs.append(PlotDef(_join(folder, str(file)), _field(x), _fields(columns),
-                                        dvcfile=dvcfile))
+                    defs.append(
+                        PlotDef(
+                            _join(folder, str(file)), _field(x), _fields(columns), dvcfile=dvcfile
+                        )
+                    )
             else:
-                defs.append(PlotDef(_join(folder, str(name)), _field(props.get("x")), _fields(y),
-                                    dvcfile=dvcfile))
+                defs.append(
+                    PlotDef(
+                        _join(folder, str(name)),
+                        _field(props.get("x")),
+                        _fields(y),
+                        dvcfile=dvcfile,
+                    )
+                )
     return defs
 
 

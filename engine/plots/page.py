@@ -69,15 +69,14 @@ def chart_spec(chart: Chart, revs: Sequence[str]) -> dict[str, Any]:
     Fields are named ``x``, ``y`` and ``rev`` whatever the columns are called,
     so names with dots or brackets need no escaping; axis titles carry the names.
     """
-    values = [
-        {"rev": line.rev, "x": x, "y": y}
-        for line in chart.lines
-        for x, y in thin(line)
-    ]
+    values = [{"rev": line.rev, "x": x, "y": y} for line in chart.lines for x, y in thin(line)]
     longest = max((len(line.xs) for line in chart.lines), default=0)
     order = [rev for rev in revs if any(line.rev == rev for line in chart.lines)]
     color: dict[str, Any] = {
-        "field": "rev", "type": "nominal", "title": "revision", "sort": order,
+        "field": "rev",
+        "type": "nominal",
+        "title": "revision",
+        "sort": order,
     }
     if len(revs) < 2:
         color["legend"] = None
@@ -89,10 +88,18 @@ def chart_spec(chart: Chart, revs: Sequence[str]) -> dict[str, Any]:
         "data": {"values": values},
         "mark": {"type": "line", "point": longest <= POINTS_UP_TO, "tooltip": True},
         "encoding": {
-            "x": {"field": "x", "type": "quantitative", "title": x_title,
-                  **({"axis": {"tickMinStep": 1}} if _integers(chart) else {})},
-            "y": {"field": "y", "type": "quantitative", "title": chart.metric,
-                  "scale": {"zero": False}},
+            "x": {
+                "field": "x",
+                "type": "quantitative",
+                "title": x_title,
+                **({"axis": {"tickMinStep": 1}} if _integers(chart) else {}),
+            },
+            "y": {
+                "field": "y",
+                "type": "quantitative",
+                "title": chart.metric,
+                "scale": {"zero": False},
+            },
             "color": color,
         },
     }
@@ -119,7 +126,7 @@ def render_page(charts: Sequence[Chart], revs: Sequence[str], bundle: str, *, ti
     )
     safe_bundle = bundle.replace("</script", "<\\/script")
     return (
-        "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n'
         f"<title>{escape(title)}</title>\n<style>{_STYLE}</style>\n"
         f"<script>{safe_bundle}</script>\n</head>\n<body>\n"
         f"<h1>{escape(title)}</h1>\n"
@@ -148,8 +155,10 @@ def vega_bundle(cache_dir: Path | None = None) -> str:
         version = metadata.version(BUNDLE_PACKAGE)
         import vl_convert
     except (metadata.PackageNotFoundError, ImportError) as exc:
-        raise ExqError(f"{BUNDLE_PACKAGE} is not installed: plots cannot be drawn",
-                       hint=f"pip install {BUNDLE_PACKAGE}") from exc
+        raise ExqError(
+            f"{BUNDLE_PACKAGE} is not installed: plots cannot be drawn",
+            hint=f"pip install {BUNDLE_PACKAGE}",
+        ) from exc
     path = (cache_dir or _cache_home()) / f"vega-bundle-{version}.js"
     try:
         return path.read_text(encoding="utf-8")

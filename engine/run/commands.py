@@ -8,19 +8,19 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from exq.engine.spec import graph as graph_mod
 from exq.engine.errors import ExqError, PipelineError, StageNotFound
-from exq.engine.spec.graph import repo_path
 from exq.engine.run.outdated import StatusItem
-from exq.engine.spec.paramfiles import DiskSource
-from exq.engine.spec.loading import find_dvcfiles, load_pipeline
 from exq.engine.run.project import Project
 from exq.engine.run.repro import ReproOptions, ReproResult, repro
 from exq.engine.run.runner import stdout_sink
-from exq.engine.spec.stage import Stage
-from exq.engine.spec.templating import load_dvcfile
 from exq.engine.run.tracked import add_path, find_tracked, ignore_in_git, read_tracked
 from exq.engine.run.workspace import StageIO
+from exq.engine.spec import graph as graph_mod
+from exq.engine.spec.graph import repo_path
+from exq.engine.spec.loading import find_dvcfiles, load_pipeline
+from exq.engine.spec.paramfiles import DiskSource
+from exq.engine.spec.stage import Stage
+from exq.engine.spec.templating import load_dvcfile
 
 if TYPE_CHECKING:
     from exq.engine.spec.dvcyaml_edit import LiveOptions
@@ -145,7 +145,10 @@ def _refuse_stage_outs(project: Project, path: Path) -> None:
 
 
 def checkout(
-    project: Project, targets: list[str], *, state_db: Path | None = None,
+    project: Project,
+    targets: list[str],
+    *,
+    state_db: Path | None = None,
     missing_ok: bool = False,
 ) -> list[str]:
     """Restore outs of stages (and data of .dvc files) from the cache; paths restored.
@@ -160,8 +163,11 @@ def checkout(
         if not targets:
             outs = _stage_outs(pipeline, pipeline.stages) + list(tracked.items())
         else:
-            outs = [out for target in targets
-                    for out in _target_outs(project, pipeline, tracked, target)]
+            outs = [
+                out
+                for target in targets
+                for out in _target_outs(project, pipeline, tracked, target)
+            ]
         for rel, info in outs:
             if info is not None and _restore(io, rel, info, missing_ok):
                 restored.append(rel)
@@ -171,14 +177,19 @@ def checkout(
 
 def _tracked_outs(project: Project) -> dict[str, Any]:
     """Data of every .dvc file: path from the root -> recorded hash."""
-    return {rel: info for dvcfile in find_tracked(project.root)
-            for rel, info in _dvcfile_outs(project, dvcfile)}
+    return {
+        rel: info
+        for dvcfile in find_tracked(project.root)
+        for rel, info in _dvcfile_outs(project, dvcfile)
+    }
 
 
 def _dvcfile_outs(project: Project, dvcfile: Path) -> list[tuple[str, Any]]:
     """The data one .dvc file tracks: (path from the root, recorded hash)."""
-    return [((dvcfile.parent / out.path).relative_to(project.root).as_posix(), out.info)
-            for out in read_tracked(dvcfile, project.root)]
+    return [
+        ((dvcfile.parent / out.path).relative_to(project.root).as_posix(), out.info)
+        for out in read_tracked(dvcfile, project.root)
+    ]
 
 
 def _stage_outs(pipeline: Any, stages: list[Stage]) -> list[tuple[str, Any]]:
@@ -251,27 +262,55 @@ def stage_record(stage: Stage) -> dict[str, Any]:
     }
 
 
-def stage_add(project: Project, *, name: str, cmd: str, deps: list[str], outs: list[str],
-              outs_no_cache: list[str], params: list[str], metrics: list[str],
-              metrics_no_cache: list[str], plots: list[str], wdir: str | None,
-              force: bool, checkpoints: list[str] | None = None,
-              live: LiveOptions | None = None) -> str:
+def stage_add(
+    project: Project,
+    *,
+    name: str,
+    cmd: str,
+    deps: list[str],
+    outs: list[str],
+    outs_no_cache: list[str],
+    params: list[str],
+    metrics: list[str],
+    metrics_no_cache: list[str],
+    plots: list[str],
+    wdir: str | None,
+    force: bool,
+    checkpoints: list[str] | None = None,
+    live: LiveOptions | None = None,
+) -> str:
     """Write a stage into the dvc.yaml of the current folder; its repo-relative path."""
     from exq.engine.spec.dvcyaml_edit import add_stage  # only this command edits dvc.yaml
 
     dvcfile = Path.cwd() / "dvc.yaml"
     add_stage(
-        dvcfile, name, cmd=cmd, deps=deps, outs=outs, outs_no_cache=outs_no_cache,
-        params=params, metrics=metrics, metrics_no_cache=metrics_no_cache, plots=plots,
-        wdir=wdir, force=force, checkpoints=checkpoints or [], live=live,
+        dvcfile,
+        name,
+        cmd=cmd,
+        deps=deps,
+        outs=outs,
+        outs_no_cache=outs_no_cache,
+        params=params,
+        metrics=metrics,
+        metrics_no_cache=metrics_no_cache,
+        plots=plots,
+        wdir=wdir,
+        force=force,
+        checkpoints=checkpoints or [],
+        live=live,
         check=lambda text: _check_graph(project, dvcfile, text),
     )
     # As `dvc stage add`: cached outs belong to the cache, not to git.
     base = Path(os.path.normpath(Path.cwd() / (wdir or ".")))
-    cached_live = [] if live is None or not live.cache else [
-        live.path, *([live.path + ".json"] if live.summary else []),
-        *([live.path + ".html"] if live.html else []),
-    ]
+    cached_live = (
+        []
+        if live is None or not live.cache
+        else [
+            live.path,
+            *([live.path + ".json"] if live.summary else []),
+            *([live.path + ".html"] if live.html else []),
+        ]
+    )
     for out in [*outs, *metrics, *plots, *(checkpoints or []), *cached_live]:
         path = Path(os.path.normpath(base / out))
         if project.root in path.parents:

@@ -29,8 +29,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any, Union
 
-from exq.engine.spec.graph import repo_path
 from exq.engine.data.hashing import HashInfo
+from exq.engine.spec.graph import repo_path
 from exq.engine.spec.lockfile import LockEntry, LockPath, plain
 from exq.engine.spec.stage import Stage
 

@@ -127,8 +127,9 @@ def init_project(root: Path, *, no_scm: bool = False) -> bool:
     if dvc_dir.is_dir():
         return False
     dvc_dir.mkdir()
-    (dvc_dir / "config").write_text("[core]\n    no_scm = True\n" if no_scm else "",
-                                    encoding="utf-8")
+    (dvc_dir / "config").write_text(
+        "[core]\n    no_scm = True\n" if no_scm else "", encoding="utf-8"
+    )
     (dvc_dir / ".gitignore").write_text(_DVC_GITIGNORE, encoding="utf-8")
     dvcignore = root / ".dvcignore"
     if not dvcignore.exists():

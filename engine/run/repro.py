@@ -22,13 +22,13 @@ from pathlib import Path
 
 import anyio
 
-from exq.engine.run.checkpoint_session import CheckpointHook, CheckpointSession
 from exq.engine.errors import ExqError, StageFailed
-from exq.engine.spec.lockfile import LockEntry, update_lock
-from exq.engine.spec.loading import Pipeline
+from exq.engine.run.checkpoint_session import CheckpointHook, CheckpointSession
 from exq.engine.run.runner import Outcome, OutputSink, SpawnHook, run_command, run_dag
-from exq.engine.spec.stage import Stage
 from exq.engine.run.workspace import StageIO
+from exq.engine.spec.loading import Pipeline
+from exq.engine.spec.lockfile import LockEntry, update_lock
+from exq.engine.spec.stage import Stage
 
 
 @dataclass
@@ -185,8 +185,12 @@ class _StageRun:
 
     async def _command(self, stage: Stage, env: Mapping[str, str]) -> int:
         return await run_command(
-            stage.cmd, cwd=self.pipeline.root / stage.wdir, env=env, label=stage.address,
-            sink=self.sink, on_spawn=self.options.on_spawn,
+            stage.cmd,
+            cwd=self.pipeline.root / stage.wdir,
+            env=env,
+            label=stage.address,
+            sink=self.sink,
+            on_spawn=self.options.on_spawn,
         )
 
     async def _write_lock(self, stage: Stage, entry: LockEntry) -> None:
@@ -216,8 +220,9 @@ class _StageRun:
             await self._write_lock(stage, entry)
             await hook.checkpoint(stage, step)
 
-        session = CheckpointSession(on_signal, dvc_root=self.pipeline.root,
-                                    lock=self.options.snapshot_lock)
+        session = CheckpointSession(
+            on_signal, dvc_root=self.pipeline.root, lock=self.options.snapshot_lock
+        )
         try:
             code = await session.run(lambda extra: self._command(stage, {**env, **extra}))
         except BaseException:

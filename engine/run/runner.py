@@ -102,7 +102,12 @@ async def run_command(
 
 
 async def _run_one(
-    line: str, *, cwd: Path, env: Mapping[str, str], label: str, sink: OutputSink,
+    line: str,
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    label: str,
+    sink: OutputSink,
     on_spawn: SpawnHook | None,
 ) -> int:
     process = await anyio.open_process(

@@ -13,10 +13,10 @@ from pathlib import Path
 import yaml
 
 from exq.engine.data.cache import Cache
-from exq.engine.errors import DvcFileError, ExqError
-from exq.engine.data.hashing import HashInfo
-from exq.engine.spec.loading import skipped_dir
 from exq.engine.data.hashdb import HashState
+from exq.engine.data.hashing import HashInfo
+from exq.engine.errors import DvcFileError, ExqError
+from exq.engine.spec.loading import skipped_dir
 from exq.engine.writes import atomic_write_text
 
 SUFFIX = ".dvc"
@@ -57,7 +57,11 @@ def read_tracked(dvcfile: Path, root: Path) -> list[TrackedOut]:
         if not isinstance(item, dict) or not isinstance(item.get("path"), str):
             raise DvcFileError(f"{rel}: outs: every entry needs a 'path'")
         md5 = item.get("md5")
-        info = HashInfo(md5=md5, size=int(item.get("size") or 0), nfiles=item.get("nfiles")) if md5 else None
+        info = (
+            HashInfo(md5=md5, size=int(item.get("size") or 0), nfiles=item.get("nfiles"))
+            if md5
+            else None
+        )
         outs.append(TrackedOut(item["path"], info))
     return outs
 

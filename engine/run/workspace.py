@@ -15,17 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from exq.engine.data.cache import Cache, hash_path, remove_out
-from exq.engine.errors import ExqError, StageFailed
-from exq.engine.spec.graph import repo_path
-from exq.engine.data.hashing import HashInfo
-from exq.engine.spec.lockfile import LockEntry, LockPath
-from exq.engine.run.outdated import StatusItem, stage_changes, stage_status
-from exq.engine.spec.paramfiles import DiskSource, get_dotted, load_params
-from exq.engine.spec.loading import Pipeline
-from exq.engine.run.project import Project
-from exq.engine.spec.stage import Stage
 from exq.engine.data.hashdb import HashState
+from exq.engine.data.hashing import HashInfo
+from exq.engine.errors import ExqError, StageFailed
+from exq.engine.run.outdated import StatusItem, stage_changes, stage_status
+from exq.engine.run.project import Project
 from exq.engine.run.tracked import ignore_in_git
+from exq.engine.spec.graph import repo_path
+from exq.engine.spec.loading import Pipeline
+from exq.engine.spec.lockfile import LockEntry, LockPath
+from exq.engine.spec.paramfiles import DiskSource, get_dotted, load_params
+from exq.engine.spec.stage import Stage
 
 ParamsNow = dict[str, dict[str, Any]]
 
@@ -119,7 +119,9 @@ class StageIO:
                 names = ", ".join(missing)
                 raise StageFailed(stage.address, f"parameters '{names}' are missing from '{file}'")
 
-    def _measure(self, stage: Stage) -> tuple[dict[str, HashInfo | None], dict[str, HashInfo | None]]:
+    def _measure(
+        self, stage: Stage
+    ) -> tuple[dict[str, HashInfo | None], dict[str, HashInfo | None]]:
         deps = {dep: self.hash_of(repo_path(stage, dep)) for dep in stage.deps}
         outs = {out.path: self.hash_of(repo_path(stage, out.path)) for out in stage.outs}
         return deps, outs
@@ -192,7 +194,9 @@ class StageIO:
         self.state.flush()
         return True
 
-    def commit_outs(self, pipeline: Pipeline, stage: Stage, *, checkpoint: bool = False) -> LockEntry:
+    def commit_outs(
+        self, pipeline: Pipeline, stage: Stage, *, checkpoint: bool = False
+    ) -> LockEntry:
         """After a run: save the outs to the cache and build the stage's lock entry.
 
         ``checkpoint``: in the middle of a run, at a checkpoint signal. Only the
@@ -211,7 +215,9 @@ class StageIO:
                 when = "at the checkpoint" if checkpoint else "after the run"
                 raise StageFailed(stage.address, f"output '{out.path}' does not exist {when}")
             try:
-                info = self.cache.save(path, self.state) if out.cache else hash_path(path, self.state)
+                info = (
+                    self.cache.save(path, self.state) if out.cache else hash_path(path, self.state)
+                )
             except ExqError as exc:
                 raise StageFailed(stage.address, f"output '{out.path}': {exc.message}") from exc
             outs.append(LockPath.from_hash(out.path, info))
@@ -236,5 +242,3 @@ def _related(a: str, b: str) -> bool:
     if a == b:
         return True
     return a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/") or b == "."
-
-

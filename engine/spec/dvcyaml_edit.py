@@ -123,10 +123,18 @@ def stage_data(
         ("wdir", None if wdir in (None, "", ".") else wdir),
         ("deps", sorted(set(deps))),
         ("params", params_entry(parse_params(params))),
-        ("outs", _outs([(outs, {}), (outs_no_cache, no_cache),
-                        (outs_persist, {"persist": True}),
-                        (outs_persist_no_cache, {"cache": False, "persist": True}),
-                        (checkpoints, {"checkpoint": True})])),
+        (
+            "outs",
+            _outs(
+                [
+                    (outs, {}),
+                    (outs_no_cache, no_cache),
+                    (outs_persist, {"persist": True}),
+                    (outs_persist_no_cache, {"cache": False, "persist": True}),
+                    (checkpoints, {"checkpoint": True}),
+                ]
+            ),
+        ),
         ("metrics", _outs([(metrics, {}), (metrics_no_cache, no_cache)])),
         ("plots", _outs([(plots, {}), (plots_no_cache, no_cache)])),
         ("live", None if live is None else live.section()),
@@ -141,8 +149,9 @@ def stage_text(name: str, data: dict[str, Any], indent: int = 2, newline: str = 
     _yaml().dump({"stages": {name: data}}, stream)
     lines = stream.getvalue().splitlines()[1:]  # drop "stages:"
     shift = indent - 2
-    lines = [(" " * shift + line) if shift > 0 else line[-shift:] if shift else line
-             for line in lines]
+    lines = [
+        (" " * shift + line) if shift > 0 else line[-shift:] if shift else line for line in lines
+    ]
     return "".join(line + newline for line in lines)
 
 
@@ -162,8 +171,7 @@ def add_stage(
     refuse it by raising (e.g. an out that another stage already produces).
     """
     if not name or _BAD_NAME_CHARS & set(name):
-        raise ExqError(f"invalid stage name '{name}'",
-                       hint="use letters, digits, '_' and '-' only")
+        raise ExqError(f"invalid stage name '{name}'", hint="use letters, digits, '_' and '-' only")
     if not fields.get("cmd"):
         raise ExqError(f"stage '{name}': the command is empty")
     wdir = fields.get("wdir")
@@ -200,8 +208,9 @@ def _edit(text: str, where: str, name: str, data: dict[str, Any], force: bool) -
     if stages is not None and not isinstance(stages, CommentedMap):
         raise DvcFileError(f"{where}: 'stages' must be a mapping")
     if stages is not None and name in stages and not force:
-        raise ExqError(f"stage '{name}' already exists in '{where}'",
-                       hint="use --force to overwrite it")
+        raise ExqError(
+            f"stage '{name}' already exists in '{where}'", hint="use --force to overwrite it"
+        )
     stages_line, stages_col = doc.lc.key("stages")
     if stages is not None and not stages and _EMPTY_FLOW.search(lines[stages_line]):
         # `stages: {}`: drop the braces and add the stage as a block below.

@@ -53,7 +53,7 @@ class GitSource:
         if norm is None:
             return []
         files = self.git.list_files(self.sha, posixpath.join(self.prefix, norm))
-        return [path[len(self.prefix) + 1:] for path in files] if self.prefix else files
+        return [path[len(self.prefix) + 1 :] for path in files] if self.prefix else files
 
 
 class DvcfileFinder:
@@ -68,8 +68,18 @@ class DvcfileFinder:
         the root one first, then sorted."""
         tree: str | None = self.git.tree_of(sha)
         for part in prefix.split("/") if prefix else []:
-            tree = next((oid for name, kind, oid in self.git.tree_entries(tree) if
-                         name == part and kind == "tree"), None) if tree else None
+            tree = (
+                next(
+                    (
+                        oid
+                        for name, kind, oid in self.git.tree_entries(tree)
+                        if name == part and kind == "tree"
+                    ),
+                    None,
+                )
+                if tree
+                else None
+            )
         found = self._walk(tree, root=True) if tree else []
         return sorted(found, key=lambda path: (path.count("/"), path))
 

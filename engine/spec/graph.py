@@ -36,8 +36,7 @@ def repo_path(stage: Stage, path: str) -> str:
     """
     if posixpath.isabs(path) or path.startswith("\\") or (len(path) > 1 and path[1] == ":"):
         raise PipelineError(
-            f"stage '{stage.address}': path '{path}' is absolute; "
-            "no path may escape the repository"
+            f"stage '{stage.address}': path '{path}' is absolute; no path may escape the repository"
         )
     joined = posixpath.normpath(posixpath.join(stage.wdir or ".", path))
     if joined == ".." or joined.startswith("../") or posixpath.isabs(joined):
@@ -150,7 +149,7 @@ class Graph:
                     state[path.pop()] = 2
                     stack.pop()
                 elif state.get(nxt) == 1:
-                    cycle = path[path.index(nxt):]
+                    cycle = path[path.index(nxt) :]
                     # path runs consumer -> producer; show it in run order
                     names = " -> ".join(reversed([*cycle, nxt]))
                     raise PipelineError(f"pipeline has a cycle: {names}")
@@ -369,8 +368,9 @@ def parse_target(target: str) -> tuple[str | None, str | None]:
     if path and not name:
         base = posixpath.basename(target)
         if base == "dvc.lock":
-            raise StageNotFound(f"'{target}' is a lock file; did you mean "
-                                f"'{target[:-len('dvc.lock')]}dvc.yaml'?")
+            raise StageNotFound(
+                f"'{target}' is a lock file; did you mean '{target[: -len('dvc.lock')]}dvc.yaml'?"
+            )
         return (target, None) if base == PROJECT_FILE else (None, target)
     return (path or None), (name or None)
 
@@ -412,8 +412,7 @@ def _components(graph: Graph, addrs: set[str]) -> list[list[str]]:
 
 def _edges(graph: Graph, addrs: set[str]) -> list[tuple[str, str]]:
     """(producer, consumer) pairs inside the selection, producers in file order."""
-    return [(a, d) for a in graph._nodes if a in addrs
-            for d in graph._nodes[a].down if d in addrs]
+    return [(a, d) for a in graph._nodes if a in addrs for d in graph._nodes[a].down if d in addrs]
 
 
 def _selection(graph: Graph, stages: Iterable[StageRef] | None) -> set[str]:

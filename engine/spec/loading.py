@@ -55,8 +55,9 @@ def find_dvcfiles(root: Path) -> list[str]:
     found: list[str] = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(
-            d for d in dirs if not skipped_dir(d)
-            and not os.path.exists(os.path.join(folder, d, VENV_MARKER))
+            d
+            for d in dirs
+            if not skipped_dir(d) and not os.path.exists(os.path.join(folder, d, VENV_MARKER))
         )
         if DVCFILE in files:
             rel = os.path.relpath(os.path.join(folder, DVCFILE), root)

@@ -24,10 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from exq.engine import yaml12
-from exq.engine.errors import DvcFileError
 from exq.engine.data.hashing import HashInfo
+from exq.engine.errors import DvcFileError
 from exq.engine.writes import atomic_write_text
 
 SCHEMA = "2.0"
@@ -294,7 +293,9 @@ _KEY_LINE = re.compile(r"  (\S[^\n]*?):\n")
 
 
 def _splice(
-    text: str, updates: Mapping[str, LockEntry], keep: set[str] | None,
+    text: str,
+    updates: Mapping[str, LockEntry],
+    keep: set[str] | None,
     order: list[str] | None = None,
 ) -> str | None:
     """Edit a canonical lock file as text; None when its layout is not the canonical one."""
@@ -303,7 +304,7 @@ def _splice(
     if not text.startswith(_HEADER):
         return None
     blocks: dict[str, list[str]] = {}
-    lines = text[len(_HEADER):].splitlines(keepends=True)
+    lines = text[len(_HEADER) :].splitlines(keepends=True)
     tail: list[str] = []
     current: list[str] | None = None
     for index, line in enumerate(lines):

@@ -75,7 +75,9 @@ class DiskTree(DiskSource):
         found = []
         for here, dirs, files in os.walk(top):
             dirs.sort()
-            found.extend(Path(here, name).relative_to(self.root).as_posix() for name in sorted(files))
+            found.extend(
+                Path(here, name).relative_to(self.root).as_posix() for name in sorted(files)
+            )
         return found
 
 
@@ -113,9 +115,7 @@ def decode_text(data: bytes, path: str, error_cls: type[ExqError] = ParamsError)
         raise error_cls(f"{path}: not valid UTF-8 (byte {exc.start})") from exc
 
 
-def parse_yaml(
-    data: bytes | str, path: str, *, error_cls: type[ExqError] = ParamsError
-) -> Any:
+def parse_yaml(data: bytes | str, path: str, *, error_cls: type[ExqError] = ParamsError) -> Any:
     """Parse YAML 1.2 as DVC reads it; errors name file and line."""
     text = decode_text(data, path, error_cls) if isinstance(data, bytes) else data
     try:

@@ -16,28 +16,59 @@ TOP_LEVEL_KEYS = frozenset(
     {"stages", "vars", "plots", "metrics", "params", "artifacts", "datasets"}
 )
 STAGE_KEYS = frozenset(
-    {"cmd", "wdir", "deps", "params", "vars", "frozen", "meta", "desc", "always_changed",
-     "outs", "metrics", "plots",
-     "live"}  # DVC 2.x live-metrics section: `live: {logs: {summary: true, html: true}}`
+    {
+        "cmd",
+        "wdir",
+        "deps",
+        "params",
+        "vars",
+        "frozen",
+        "meta",
+        "desc",
+        "always_changed",
+        "outs",
+        "metrics",
+        "plots",
+        "live",
+    }  # DVC 2.x live-metrics section: `live: {logs: {summary: true, html: true}}`
 )
 # Stage names address stages (`dvc.yaml:name`, `name@key`): these would break that.
 FORBIDDEN_NAME_CHARS = ("@", ":", "/", "\\")
 
 _OUT_OPTIONS: dict[str, type | tuple[type, ...] | None] = {
-    "cache": bool, "persist": bool, "checkpoint": bool, "push": bool,
-    "remote": str, "desc": str, "type": str, "labels": list, "meta": None,
+    "cache": bool,
+    "persist": bool,
+    "checkpoint": bool,
+    "push": bool,
+    "remote": str,
+    "desc": str,
+    "type": str,
+    "labels": list,
+    "meta": None,
 }
 _PLOT_OPTIONS: dict[str, type | tuple[type, ...] | None] = {
-    **_OUT_OPTIONS, "template": str, "x": str, "y": str, "x_label": str,
-    "y_label": str, "title": str, "header": bool,
+    **_OUT_OPTIONS,
+    "template": str,
+    "x": str,
+    "y": str,
+    "x_label": str,
+    "y_label": str,
+    "title": str,
+    "header": bool,
 }
 # DVC 2.x's live props (its LIVE_PROPS on top of the plot props); `report` is
 # the later name of `html`.
 _LIVE_OPTIONS: dict[str, type | tuple[type, ...] | None] = {
-    **_PLOT_OPTIONS, "summary": bool, "html": bool, "report": bool,
+    **_PLOT_OPTIONS,
+    "summary": bool,
+    "html": bool,
+    "report": bool,
 }
 _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
-    "wdir": str, "frozen": bool, "always_changed": bool, "desc": str,
+    "wdir": str,
+    "frozen": bool,
+    "always_changed": bool,
+    "desc": str,
 }
 
 

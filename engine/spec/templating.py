@@ -27,7 +27,6 @@ import itertools
 import posixpath
 from typing import Any
 
-from exq.engine.spec.schema import validate_dvcfile
 from exq.engine.errors import DvcFileError, ParamsError, TemplateError
 from exq.engine.spec.interpolation import (
     DEFAULT_OPTIONS,
@@ -44,6 +43,7 @@ from exq.engine.spec.interpolation import (
     unpack_dict,
 )
 from exq.engine.spec.paramfiles import CachingSource, FileSource, parse_params, parse_yaml
+from exq.engine.spec.schema import validate_dvcfile
 from exq.engine.spec.stage import LiveSpec, Out, OutKind, Stage
 
 __all__ = ["DEFAULT_PARAMS_FILE", "ParsingOptions", "load_dvcfile", "resolve_dvcfile"]
@@ -217,9 +217,7 @@ class _DvcfileResolver:
         kind = type(container).__name__
         raise self._error(f"stages.{name}.foreach", f"expected list/dictionary, got {kind}")
 
-    def _matrix_items(
-        self, name: str, data: Any, ctx: Context
-    ) -> list[tuple[str, dict[str, Any]]]:
+    def _matrix_items(self, name: str, data: Any, ctx: Context) -> list[tuple[str, dict[str, Any]]]:
         where = f"stages.{name}.matrix"
         try:
             resolved = Resolver(ctx, options=self.options).resolve(data, keep_nodes=True)
@@ -245,9 +243,7 @@ class _DvcfileResolver:
 
     # -- one stage -----------------------------------------------------------
 
-    def _stage(
-        self, name: str, template: dict[str, Any], ctx: Context, track_vars: bool
-    ) -> Stage:
+    def _stage(self, name: str, template: dict[str, Any], ctx: Context, track_vars: bool) -> Stage:
         location = f"stages.{name}"
         body = dict(template)
         stage_dir = self._stage_dir(location, body.get("wdir"), ctx)
@@ -395,7 +391,7 @@ class _StageBuilder:
             return None
         if not isinstance(section, dict) or len(section) != 1:
             raise self._error("live", "expected one logger folder: live: {logs: {summary: true}}")
-        (raw_path, props), = section.items()
+        ((raw_path, props),) = section.items()
         path = self._path(raw_path, "live").rstrip("/")
         props = props or {}
         if not isinstance(props, dict):

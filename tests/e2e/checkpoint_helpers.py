@@ -17,7 +17,7 @@ PY = sys.executable
 # exq.live logs the loss and takes a checkpoint at each step end. With
 # PAUSE_AT=<step> it stops after that step's checkpoint, half into the next
 # step (a logged value and a torn model file), and waits to be interrupted.
-TRAIN = '''\
+TRAIN = """\
 import os, time
 from pathlib import Path
 from exq.live import Live
@@ -44,7 +44,7 @@ for epoch in range(live.step, int(params["epochs"])):
         while True:
             time.sleep(0.05)
 live.end()
-'''
+"""
 
 PARAMS = "train:\n  epochs: 5\n  lr: 0.5\n"
 
@@ -68,7 +68,7 @@ stages:
 
 # DVC 2's signal-file protocol, spoken by hand: write the outs, create
 # $DVC_ROOT/.dvc/tmp/DVC_CHECKPOINT, wait until the runner deletes it.
-SIGNAL_FILE_TRAIN = '''\
+SIGNAL_FILE_TRAIN = """\
 import json, os, sys, time
 from pathlib import Path
 
@@ -84,7 +84,7 @@ for step in range(3):
         if time.monotonic() > deadline:
             sys.exit("the runner never took the checkpoint")
         time.sleep(0.005)
-'''
+"""
 
 SIGNAL_FILE_DVCYAML = f"""\
 stages:
@@ -100,8 +100,9 @@ stages:
 """
 
 
-def write_training_project(root: Path, *, dvcyaml: str = DVCYAML, script: str = TRAIN,
-                           params: str = PARAMS) -> str:
+def write_training_project(
+    root: Path, *, dvcyaml: str = DVCYAML, script: str = TRAIN, params: str = PARAMS
+) -> str:
     """Write the training project into a git repo (exq init done), commit it; the baseline."""
     (root / "train.py").write_text(script)
     (root / "params.yaml").write_text(params)
@@ -146,8 +147,12 @@ def run_until_paused(
     (exit code, output)."""
     env = {**os.environ, "PAUSE_AT": str(pause_at)}
     proc = subprocess.Popen(
-        [str(exq_bin), "exp", "run", *args], cwd=root, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [str(exq_bin), "exp", "run", *args],
+        cwd=root,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 60

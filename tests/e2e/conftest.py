@@ -182,7 +182,7 @@ def basic_dvcyaml() -> str:
     return f"""\
 stages:
   prep:
-    cmd: {tool('run', 'prep', 'prep.txt', 'data/raw.txt')}
+    cmd: {tool("run", "prep", "prep.txt", "data/raw.txt")}
     deps:
     - data/raw.txt
     params:
@@ -190,7 +190,7 @@ stages:
     outs:
     - prep.txt
   train:
-    cmd: {tool('run', 'train', 'model.txt', 'prep.txt')}
+    cmd: {tool("run", "train", "model.txt", "prep.txt")}
     deps:
     - prep.txt
     params:
@@ -198,7 +198,7 @@ stages:
     outs:
     - model.txt
   other:
-    cmd: {tool('run', 'other', 'other.txt', 'data/other.txt')}
+    cmd: {tool("run", "other", "other.txt", "data/other.txt")}
     deps:
     - data/other.txt
     outs:

@@ -74,6 +74,11 @@ def exq_input(*args: str, cwd: Path, text: str) -> subprocess.CompletedProcess[s
     from tests.e2e.conftest import EXQ_BIN
 
     return subprocess.run(
-        [str(EXQ_BIN), *args], cwd=cwd, input=text, capture_output=True, text=True,
-        timeout=60, check=False,
+        [str(EXQ_BIN), *args],
+        cwd=cwd,
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )

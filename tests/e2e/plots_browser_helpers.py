@@ -62,8 +62,14 @@ class PageReport:
 
     def errors(self) -> list[str]:
         """Console errors and assertions, uncaught exceptions, error log entries."""
-        bad = [f"console.{kind}: {text}" for kind, text in self.console if kind in ("error", "assert")]
-        return bad + [f"exception: {e}" for e in self.exceptions] + [f"log: {e}" for e in self.log_errors]
+        bad = [
+            f"console.{kind}: {text}" for kind, text in self.console if kind in ("error", "assert")
+        ]
+        return (
+            bad
+            + [f"exception: {e}" for e in self.exceptions]
+            + [f"log: {e}" for e in self.log_errors]
+        )
 
 
 class Chromium:
@@ -83,8 +89,12 @@ class Chromium:
 
         self.proc = subprocess.Popen(
             [executable, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=wire_fds, pass_fds=(3, 4), start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=wire_fds,
+            pass_fds=(3, 4),
+            start_new_session=True,
         )
         os.close(cmd_read)
         os.close(out_write)
@@ -120,7 +130,9 @@ class Chromium:
                 else:
                     self._events.put(message)
 
-    def send(self, method: str, params: dict[str, Any] | None = None, *, session: bool = True) -> Any:
+    def send(
+        self, method: str, params: dict[str, Any] | None = None, *, session: bool = True
+    ) -> Any:
         """Send one command and wait for its reply; its ``result``, or AssertionError."""
         self._next_id += 1
         message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
@@ -145,7 +157,11 @@ class Chromium:
         while True:
             left = deadline - time.monotonic()
             try:
-                event = self._events.get(timeout=max(left, 0.0)) if left > 0 else self._events.get_nowait()
+                event = (
+                    self._events.get(timeout=max(left, 0.0))
+                    if left > 0
+                    else self._events.get_nowait()
+                )
             except queue.Empty:
                 return False
             _record(report, event)
@@ -156,8 +172,11 @@ class Chromium:
 
     def open(self) -> Chromium:
         target = self.send("Target.createTarget", {"url": "about:blank"}, session=False)
-        attached = self.send("Target.attachToTarget",
-                             {"targetId": target["targetId"], "flatten": True}, session=False)
+        attached = self.send(
+            "Target.attachToTarget",
+            {"targetId": target["targetId"], "flatten": True},
+            session=False,
+        )
         self.session = attached["sessionId"]
         for domain in ("Runtime", "Log", "Network", "Page"):
             self.send(f"{domain}.enable")
@@ -176,9 +195,14 @@ class Chromium:
 
     def evaluate(self, report: PageReport, expression: str) -> Any:
         """The value of ``expression`` in the page (promises awaited)."""
-        result = self.send("Runtime.evaluate", {
-            "expression": expression, "awaitPromise": True, "returnByValue": True,
-        })
+        result = self.send(
+            "Runtime.evaluate",
+            {
+                "expression": expression,
+                "awaitPromise": True,
+                "returnByValue": True,
+            },
+        )
         self._drain(report)
         if "exceptionDetails" in result:
             raise AssertionError(f"{expression}: {result['exceptionDetails']}")
@@ -217,11 +241,15 @@ def _record(report: PageReport, event: dict[str, Any]) -> None:
     method = event.get("method")
     params = event.get("params", {})
     if method == "Runtime.consoleAPICalled":
-        text = " ".join(str(arg.get("value", arg.get("description", ""))) for arg in params.get("args", []))
+        text = " ".join(
+            str(arg.get("value", arg.get("description", ""))) for arg in params.get("args", [])
+        )
         report.console.append((params.get("type", ""), text))
     elif method == "Runtime.exceptionThrown":
         details = params.get("exceptionDetails", {})
-        report.exceptions.append(str(details.get("exception", {}).get("description") or details.get("text")))
+        report.exceptions.append(
+            str(details.get("exception", {}).get("description") or details.get("text"))
+        )
     elif method == "Log.entryAdded":
         entry = params.get("entry", {})
         if entry.get("level") == "error":

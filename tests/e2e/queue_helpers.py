@@ -32,7 +32,7 @@ import pytest
 from tests.conftest import git
 from tests.e2e.conftest import PY, exq, write
 
-QTOOL = '''\
+QTOOL = """\
 import os, sys, time
 from pathlib import Path
 
@@ -63,7 +63,7 @@ if mode == "block":
 if mode == "gate" and not (shared / "allow").exists():
     sys.exit(4)
 Path("out.txt").write_text(f"mode={mode} lr={lr} slot={os.environ.get('EXQ_WORKER_SLOT')}\\n")
-'''
+"""
 
 DVC_YAML = f"""\
 stages:
@@ -177,7 +177,9 @@ def queued_ids(stdout: str) -> list[int]:
     """Run ids from ``Queued experiment 'NAME' (run ID) for future execution.`` lines."""
     ids = []
     for line in stdout.splitlines():
-        assert line.startswith("Queued experiment '") and line.endswith(" for future execution."), line
+        assert line.startswith("Queued experiment '") and line.endswith(" for future execution."), (
+            line
+        )
         ids.append(int(line.rsplit("(run ", 1)[1].split(")")[0]))
     return ids
 
@@ -198,8 +200,11 @@ def wait_for(condition: Callable[[], Any], what: str, seconds: float = 60) -> An
         time.sleep(0.05)
 
 
-def wait_states(cwd: Path, ids: list[int], states: set[str], seconds: float = 60) -> dict[int, dict[str, Any]]:
+def wait_states(
+    cwd: Path, ids: list[int], states: set[str], seconds: float = 60
+) -> dict[int, dict[str, Any]]:
     """Poll until every run of ``ids`` is in one of ``states``; the runs."""
+
     def done() -> dict[int, dict[str, Any]] | None:
         runs = runs_by_id(cwd)
         return runs if all(runs[i]["state"] in states for i in ids) else None

@@ -169,11 +169,27 @@ def test_exp_apply_of_a_middle_checkpoint_restores_its_model(project: Path) -> N
 
 
 def test_stage_add_writes_checkpoint_outs_and_the_live_section(project: Path) -> None:
-    exq("stage", "add", "-n", "train", "-d", "train.py", "-c", "model.pt",
-        "--live", "logs", "--live-no-cache", "python", "train.py", cwd=project)
+    exq(
+        "stage",
+        "add",
+        "-n",
+        "train",
+        "-d",
+        "train.py",
+        "-c",
+        "model.pt",
+        "--live",
+        "logs",
+        "--live-no-cache",
+        "python",
+        "train.py",
+        cwd=project,
+    )
     data = yaml.safe_load((project / "dvc.yaml").read_text())
     assert data["stages"]["train"]["outs"] == [{"model.pt": {"checkpoint": True}}]
-    assert data["stages"]["train"]["live"] == {"logs": {"summary": True, "html": True, "cache": False}}
+    assert data["stages"]["train"]["live"] == {
+        "logs": {"summary": True, "html": True, "cache": False}
+    }
     assert "/model.pt" in (project / ".gitignore").read_text()
     _, out, _ = exq("stage", "list", "--json", cwd=project)
     [stage] = json.loads(out)

@@ -32,36 +32,88 @@ stages:
 # (id, files written after the commit, command, text the error line must hold, exit code)
 CASES: list[tuple[str, dict[str, str], list[str], str, int]] = [
     ("dvcyaml-is-a-list", {"dvc.yaml": "- a\n- b\n"}, ["repro"], "dvc.yaml", 1),
-    ("stage-without-cmd", {"dvc.yaml": "stages:\n  s:\n    deps: [data.txt]\n"},
-     ["repro"], "cmd", 1),
-    ("non-string-dep", {"dvc.yaml": "stages:\n  s:\n    cmd: echo\n    deps: [1]\n"},
-     ["repro"], "deps", 1),
-    ("bad-foreach", {"dvc.yaml": "stages:\n  s:\n    foreach: 3\n    do:\n      cmd: echo\n"},
-     ["repro"], "foreach", 1),
-    ("missing-interpolation-key", {"dvc.yaml": "stages:\n  s:\n    cmd: echo ${nope}\n"},
-     ["repro"], "nope", 1),
-    ("cycle", {"dvc.yaml": "stages:\n  a:\n    cmd: echo\n    deps: [b.txt]\n    outs: [a.txt]\n"
-                           "  b:\n    cmd: echo\n    deps: [a.txt]\n    outs: [b.txt]\n"},
-     ["repro"], "cycle", 1),
-    ("out-outside-repo", {"dvc.yaml": "stages:\n  s:\n    cmd: echo\n    outs: [../x.txt]\n"},
-     ["repro"], "../x.txt", 1),
+    (
+        "stage-without-cmd",
+        {"dvc.yaml": "stages:\n  s:\n    deps: [data.txt]\n"},
+        ["repro"],
+        "cmd",
+        1,
+    ),
+    (
+        "non-string-dep",
+        {"dvc.yaml": "stages:\n  s:\n    cmd: echo\n    deps: [1]\n"},
+        ["repro"],
+        "deps",
+        1,
+    ),
+    (
+        "bad-foreach",
+        {"dvc.yaml": "stages:\n  s:\n    foreach: 3\n    do:\n      cmd: echo\n"},
+        ["repro"],
+        "foreach",
+        1,
+    ),
+    (
+        "missing-interpolation-key",
+        {"dvc.yaml": "stages:\n  s:\n    cmd: echo ${nope}\n"},
+        ["repro"],
+        "nope",
+        1,
+    ),
+    (
+        "cycle",
+        {
+            "dvc.yaml": "stages:\n  a:\n    cmd: echo\n    deps: [b.txt]\n    outs: [a.txt]\n"
+            "  b:\n    cmd: echo\n    deps: [a.txt]\n    outs: [b.txt]\n"
+        },
+        ["repro"],
+        "cycle",
+        1,
+    ),
+    (
+        "out-outside-repo",
+        {"dvc.yaml": "stages:\n  s:\n    cmd: echo\n    outs: [../x.txt]\n"},
+        ["repro"],
+        "../x.txt",
+        1,
+    ),
     ("params-not-a-mapping", {"params.yaml": "- 1\n- 2\n"}, ["repro"], "params.yaml", 1),
     # regressions: a tracked param that is not there used to run the stage and
     # write a dvc.lock without it; DVC refuses before running
-    ("missing-param-key", {"dvc.yaml": GOOD.replace("[a]", "[zz]")},
-     ["repro"], "parameters 'zz' are missing from 'params.yaml'", 1),
-    ("missing-params-file", {"dvc.yaml": GOOD.replace("[a]", "[{nofile.yaml: [a]}]")},
-     ["exp", "run"], "dependency 'nofile.yaml' does not exist", 1),
-    ("missing-dep", {"dvc.yaml": GOOD.replace("[data.txt]", "[nope.txt]")},
-     ["repro"], "stage 's': dependency 'nope.txt' does not exist", 1),
+    (
+        "missing-param-key",
+        {"dvc.yaml": GOOD.replace("[a]", "[zz]")},
+        ["repro"],
+        "parameters 'zz' are missing from 'params.yaml'",
+        1,
+    ),
+    (
+        "missing-params-file",
+        {"dvc.yaml": GOOD.replace("[a]", "[{nofile.yaml: [a]}]")},
+        ["exp", "run"],
+        "dependency 'nofile.yaml' does not exist",
+        1,
+    ),
+    (
+        "missing-dep",
+        {"dvc.yaml": GOOD.replace("[data.txt]", "[nope.txt]")},
+        ["repro"],
+        "stage 's': dependency 'nope.txt' does not exist",
+        1,
+    ),
     ("set-param-empty-key", {}, ["exp", "run", "-S", "=1"], "-S '=1'", 1),
     ("set-param-no-equals", {}, ["exp", "run", "-S", "a"], "-S 'a'", 1),
     ("set-param-into-scalar", {}, ["exp", "run", "-S", "a.0.b=1"], "'a' is 1", 1),
     ("set-param-not-params-file", {}, ["exp", "run", "-S", "data.txt:a=1"], "data.txt", 1),
     ("set-param-missing-file", {}, ["exp", "run", "-S", "missing.yaml:a=1"], "missing.yaml", 1),
     ("bad-exp-name", {}, ["exp", "run", "-n", "a..b"], "a..b", 1),
-    ("failing-stage", {"dvc.yaml": "stages:\n  s:\n    cmd: exit 3\n"},
-     ["exp", "run"], "stage 's'", 1),
+    (
+        "failing-stage",
+        {"dvc.yaml": "stages:\n  s:\n    cmd: exit 3\n"},
+        ["exp", "run"],
+        "stage 's'",
+        1,
+    ),
     ("sort-by-unknown", {}, ["exp", "show", "--sort-by", "nope"], "nope", 1),
     ("include-params-nothing", {}, ["exp", "show", "--include-params", "x"], "'x'", 1),
     ("exp-diff-unknown", {}, ["exp", "diff", "nope"], "nope", 1),
@@ -69,10 +121,20 @@ CASES: list[tuple[str, dict[str, str], list[str], str, int]] = [
     ("add-missing-path", {}, ["add", "missing.txt"], "missing.txt", 1),
     ("add-git-folder", {}, ["add", ".git"], ".git", 1),
     # regressions: `stage add` wrote a dvc.yaml whose outs clash, and a .gitignore
-    ("stage-add-out-clash", {}, ["stage", "add", "-n", "t", "-o", "out.txt", "echo"],
-     "output 'out.txt' is produced by two stages: 's' and 't'", 1),
-    ("stage-add-cycle", {}, ["stage", "add", "-n", "t", "-d", "out.txt", "-o", "data.txt", "echo"],
-     "cycle", 1),
+    (
+        "stage-add-out-clash",
+        {},
+        ["stage", "add", "-n", "t", "-o", "out.txt", "echo"],
+        "output 'out.txt' is produced by two stages: 's' and 't'",
+        1,
+    ),
+    (
+        "stage-add-cycle",
+        {},
+        ["stage", "add", "-n", "t", "-d", "out.txt", "-o", "data.txt", "echo"],
+        "cycle",
+        1,
+    ),
     ("stage-add-name-clash", {}, ["stage", "add", "-n", "s", "echo"], "stage 's'", 1),
     ("plots-bad-json", {"m.json": "{bad"}, ["plots", "show", "m.json"], "m.json", 1),
     ("queue-kill-unknown", {}, ["queue", "kill", "999"], "999", 1),
@@ -110,7 +172,8 @@ def snapshot(repo: Path) -> tuple[str, str, dict[str, bytes]]:
     files = {
         path.relative_to(repo).as_posix(): path.read_bytes()
         for path in sorted(repo.rglob("*"))
-        if path.is_file() and ".git" not in path.relative_to(repo).parts[:1]
+        if path.is_file()
+        and ".git" not in path.relative_to(repo).parts[:1]
         and "tmp" not in path.relative_to(repo).parts[1:2]  # .dvc/tmp: exq's own state
     }
     return git(repo, "status", "--porcelain"), git(repo, "for-each-ref"), files
@@ -131,8 +194,13 @@ def assert_one_error_line(code: int, err: str, needle: str, expected_code: int) 
     ids=[case[0] for case in CASES],
 )
 def test_bad_input_gets_one_error_line_and_changes_nothing(
-    tmp_path: Path, committed: Path, queue_dirs: dict[str, str],
-    files: dict[str, str], args: list[str], needle: str, expected_code: int,
+    tmp_path: Path,
+    committed: Path,
+    queue_dirs: dict[str, str],
+    files: dict[str, str],
+    args: list[str],
+    needle: str,
+    expected_code: int,
 ) -> None:
     repo = tmp_path / "repo"
     shutil.copytree(committed, repo, symlinks=True)
@@ -176,8 +244,13 @@ def test_a_group_without_its_command_still_prints_its_help(tmp_path: Path) -> No
 
 def test_help_into_a_closed_pipe_has_no_traceback(tmp_path: Path) -> None:
     # `exq --help | head -1`: the reader goes away; exq must not print a traceback.
-    proc = subprocess.Popen([str(EXQ_BIN), "--help"], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "80"})
+    proc = subprocess.Popen(
+        [str(EXQ_BIN), "--help"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "80"},
+    )
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.read(10)
     proc.stdout.close()

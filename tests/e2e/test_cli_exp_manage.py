@@ -23,13 +23,13 @@ from tests.e2e.exp_helpers import (
     workspace_bytes,
 )
 
-TRAIN = '''\
+TRAIN = """\
 from pathlib import Path
 import yaml
 p = yaml.safe_load(Path("params.yaml").read_text())["train"]
 Path("model.txt").write_text(f"lr={p['lr']} epochs={p['epochs']}\\n")
 Path("metrics.json").write_text('{"acc": %s}' % (p["lr"] * 2))
-'''
+"""
 
 DVCYAML = f"""\
 stages:
@@ -235,7 +235,9 @@ def test_list_all_names_other_baselines_by_tag_or_sha(repo: Path) -> None:
     git(repo, "tag", "v1", first)
     _, out, _ = exq("exp", "list", "--rev", "v1", cwd=repo)
     assert out.splitlines() == [
-        "v1:", f"\t{sha_of(repo, 'old1')[:7]} [old1]", f"\t{sha_of(repo, 'old2')[:7]} [old2]"
+        "v1:",
+        f"\t{sha_of(repo, 'old1')[:7]} [old1]",
+        f"\t{sha_of(repo, 'old2')[:7]} [old2]",
     ]
     _, out, _ = exq("exp", "list", "-n", "2", "--names-only", cwd=repo)
     assert out.split() == ["a", "b", "old1", "old2"]
@@ -301,8 +303,12 @@ def commit_on(root: Path, parent: str, message: str) -> str:
     """A new commit with ``parent``'s tree on top of ``parent``; no ref moves."""
     env = {**os.environ, **GIT_ENV}
     return subprocess.run(
-        ["git", "commit-tree", f"{parent}^{{tree}}", "-p", parent, "-m", message], cwd=root,
-        env=env, check=True, capture_output=True, text=True,
+        ["git", "commit-tree", f"{parent}^{{tree}}", "-p", parent, "-m", message],
+        cwd=root,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
 
 
@@ -401,7 +407,8 @@ def test_pull_named_default_and_all(repo: Path, clone: Path) -> None:
     assert exp_refs(clone) == {ref_of(repo, "a"): sha_of(repo, "a")}
     _, out, _ = exq("exp", "pull", "origin", cwd=clone)
     assert out.splitlines() == [
-        "Experiment a is already up to date.", "Pulled experiment b from Git remote 'origin'."
+        "Experiment a is already up to date.",
+        "Pulled experiment b from Git remote 'origin'.",
     ]
     exq("exp", "pull", "-A", "origin", cwd=clone)
     assert exp_refs(clone) == exp_refs(repo)

@@ -26,7 +26,7 @@ from tests.e2e.exp_helpers import (
 
 PARAMS = "# training knobs\ntrain:\n  lr: 0.1  # learning rate\n  epochs: 3\nseed: 7\n"
 
-TRAIN = '''\
+TRAIN = """\
 import json, os, sys
 from pathlib import Path
 import yaml
@@ -38,7 +38,7 @@ Path("metrics.json").write_text(json.dumps({"acc": p["train"]["lr"] * 2}))
 names = ["EXQ_EXP_NAME", "EXQ_EXP_BASELINE_REV", "EXQ_ROOT",
          "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV", "DVC_ROOT"]
 Path("env.json").write_text(json.dumps({n: os.environ.get(n) for n in names}))
-'''
+"""
 
 DVCYAML = f"""\
 stages:
@@ -127,8 +127,12 @@ def test_stage_sees_the_experiment_environment(exp_repo: Path) -> None:
     env = json.loads((exp_repo / "env.json").read_text())
     root = os.path.realpath(exp_repo)
     assert env == {
-        "EXQ_EXP_NAME": name, "EXQ_EXP_BASELINE_REV": baseline, "EXQ_ROOT": root,
-        "DVC_EXP_NAME": name, "DVC_EXP_BASELINE_REV": baseline, "DVC_ROOT": root,
+        "EXQ_EXP_NAME": name,
+        "EXQ_EXP_BASELINE_REV": baseline,
+        "EXQ_ROOT": root,
+        "DVC_EXP_NAME": name,
+        "DVC_EXP_BASELINE_REV": baseline,
+        "DVC_ROOT": root,
     }
 
 
@@ -173,8 +177,7 @@ def test_name_clash_is_refused_without_force_and_replaced_with_it(exp_repo: Path
     refs = exp_refs(exp_repo)
     params = (exp_repo / "params.yaml").read_bytes()
 
-    code, _, err = exq("exp", "run", "-n", "first", "-S", "train.lr=0.6", cwd=exp_repo,
-                       check=False)
+    code, _, err = exq("exp", "run", "-n", "first", "-S", "train.lr=0.6", cwd=exp_repo, check=False)
 
     assert_refused(code, err, "first")
     assert exp_refs(exp_repo) == refs
@@ -190,8 +193,9 @@ def test_name_clash_is_refused_without_force_and_replaced_with_it(exp_repo: Path
 @pytest.mark.parametrize("name", ["a..b", "x/y", "-x", "a~1"])
 def test_invalid_names_are_refused(exp_repo: Path, name: str) -> None:
     params = (exp_repo / "params.yaml").read_bytes()
-    code, _, err = exq("exp", "run", f"--name={name}", "-S", "train.lr=0.5", cwd=exp_repo,
-                       check=False)
+    code, _, err = exq(
+        "exp", "run", f"--name={name}", "-S", "train.lr=0.5", cwd=exp_repo, check=False
+    )
     assert_refused(code, err, "invalid experiment name", name)
     assert exp_refs(exp_repo) == {}
     assert (exp_repo / "params.yaml").read_bytes() == params
@@ -223,8 +227,18 @@ def test_bad_set_param_fails_before_anything_changes(
 
 
 def test_plus_adds_and_tilde_deletes_keys(exp_repo: Path) -> None:
-    _, out, _ = exq("exp", "run", "--temp", "-S", "+train.momentum=0.9", "-S", "~seed",
-                    "-S", "train.epochs=[1, 2]", cwd=exp_repo)
+    _, out, _ = exq(
+        "exp",
+        "run",
+        "--temp",
+        "-S",
+        "+train.momentum=0.9",
+        "-S",
+        "~seed",
+        "-S",
+        "train.epochs=[1, 2]",
+        cwd=exp_repo,
+    )
     sha = next(iter(exp_refs(exp_repo).values()))
     params = yaml.safe_load(show(exp_repo, sha, "params.yaml"))
     assert params == {"train": {"lr": 0.1, "epochs": [1, 2], "momentum": 0.9}}
@@ -248,20 +262,22 @@ def test_failing_stage_makes_no_experiment(exp_repo: Path) -> None:
 # -- other params files ----------------------------------------------------------
 
 
-JSON_TOML_TRAIN = '''\
+JSON_TOML_TRAIN = """\
 import json, tomllib
 from pathlib import Path
 j = json.loads(Path("conf.json").read_text())
 t = tomllib.loads(Path("conf.toml").read_text())
 Path("out.txt").write_text(f"{j['model']['depth']} {t['opt']['lr']}\\n")
-'''
+"""
 
 
 def test_json_and_toml_params_files(project: Path) -> None:
     write(project / "conf.json", '{\n  "model": {"depth": 3, "name": "m"}\n}\n')
     write(project / "conf.toml", "# optimiser\n[opt]\nlr = 0.1 # rate\n")
     write(project / "train.py", JSON_TOML_TRAIN)
-    write(project / "dvc.yaml", f"""\
+    write(
+        project / "dvc.yaml",
+        f"""\
 stages:
   train:
     cmd: {PY} train.py
@@ -272,13 +288,13 @@ stages:
     - conf.toml:
       - opt.lr
     outs: [out.txt]
-""")
+""",
+    )
     exq("repro", cwd=project)
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "baseline")
 
-    exq("exp", "run", "-S", "conf.json:model.depth=5", "-S", "conf.toml:opt.lr=0.02",
-        cwd=project)
+    exq("exp", "run", "-S", "conf.json:model.depth=5", "-S", "conf.toml:opt.lr=0.02", cwd=project)
 
     assert (project / "out.txt").read_text() == "5 0.02\n"
     sha = next(iter(exp_refs(project).values()))
@@ -288,5 +304,6 @@ stages:
     assert "# optimiser" in toml_text and "# rate" in toml_text
     lock = yaml.safe_load(show(project, sha, "dvc.lock"))
     assert lock["stages"]["train"]["params"] == {
-        "conf.json": {"model.depth": 5}, "conf.toml": {"opt.lr": 0.02}
+        "conf.json": {"model.depth": 5},
+        "conf.toml": {"opt.lr": 0.02},
     }

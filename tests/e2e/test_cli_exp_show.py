@@ -86,8 +86,10 @@ def test_json_rows_names_revs_kinds_params_and_metrics(proj: Path) -> None:
         "model.toml": {"seed": 1, "layers.size": 64},
     }
     # metrics.json is in git; scores.yaml is cached and read from the cache
-    assert high["metrics"] == {"metrics.json": {"acc": 0.9, "loss": 0.6},
-                               "scores.yaml": {"f1": 1.2}}
+    assert high["metrics"] == {
+        "metrics.json": {"acc": 0.9, "loss": 0.6},
+        "scores.yaml": {"f1": 1.2},
+    }
     assert baseline["metrics"] == {}  # nothing was run before the baseline commit
     assert workspace["metrics"] == by_name["low"]["metrics"]  # the last run stays applied
 
@@ -129,25 +131,52 @@ def test_csv_and_markdown(proj: Path) -> None:
 
 
 def test_sort_include_exclude_and_only_changed(proj: Path) -> None:
-    out = exq("exp", "show", "--md", "--sort-by", "metrics.json:acc", "--sort-order", "desc",
-              "--no-timestamp", "--include-metrics", "acc", "--include-params", "train.lr",
-              cwd=proj)[1]
+    out = exq(
+        "exp",
+        "show",
+        "--md",
+        "--sort-by",
+        "metrics.json:acc",
+        "--sort-order",
+        "desc",
+        "--no-timestamp",
+        "--include-metrics",
+        "acc",
+        "--include-params",
+        "train.lr",
+        cwd=proj,
+    )[1]
     header, _, *body = out.splitlines()
     assert [c.strip() for c in header.strip("|").split("|")] == ["Experiment", "acc", "train.lr"]
     names = [line.strip("|").split("|")[0].split()[-1] for line in body]
     assert names[:2] == ["workspace", "main"]
     assert names[2:] == ["high", names[3], "low"]  # 0.9, 0.7, 0.55
-    out = exq("exp", "show", "--csv", "--exclude-params", "model.toml:*,seed",
-              "--only-changed", cwd=proj)[1]
+    out = exq(
+        "exp", "show", "--csv", "--exclude-params", "model.toml:*,seed", "--only-changed", cwd=proj
+    )[1]
     header_row = out.splitlines()[0].split(",")
     assert "train.lr" in header_row and "acc" in header_row
-    assert not any(h.endswith("seed") or h == "layers.size" or h == "train.epochs"
-                   for h in header_row)
+    assert not any(
+        h.endswith("seed") or h == "layers.size" or h == "train.epochs" for h in header_row
+    )
 
 
 def test_precision_and_history_options(proj: Path) -> None:
-    out = exq("exp", "show", "--md", "--no-timestamp", "--precision", "1", "-n", "2",
-              "--include-metrics", "acc", "--include-params", "train.lr", cwd=proj)[1]
+    out = exq(
+        "exp",
+        "show",
+        "--md",
+        "--no-timestamp",
+        "--precision",
+        "1",
+        "-n",
+        "2",
+        "--include-metrics",
+        "acc",
+        "--include-params",
+        "train.lr",
+        cwd=proj,
+    )[1]
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines()[2:]]
     assert ["└── low", "0.6", "0.05"] in rows or ["├── low", "0.6", "0.05"] in rows
     assert len(rows) == 5  # the history has one commit only: nothing more to show
@@ -170,9 +199,14 @@ def test_exp_diff_defaults_names_and_formats(proj: Path) -> None:
     assert lines[0] == ["Path", "Metric", "low", "high", "Change"]
     assert ["params.yaml", "train.lr", "0.05", "0.4", "0.35000000000000003"] in lines
     assert not any(line[1] == "seed" for line in lines[1:])  # unchanged: left out
-    assert any(line[1] == "seed" for line in (
-        ln.split() for ln in exq("exp", "diff", "low", "high", "--all", cwd=proj)[1].splitlines()
-        if ln.strip()))
+    assert any(
+        line[1] == "seed"
+        for line in (
+            ln.split()
+            for ln in exq("exp", "diff", "low", "high", "--all", cwd=proj)[1].splitlines()
+            if ln.strip()
+        )
+    )
     data = json.loads(exq("exp", "diff", "low", "high", "--json", cwd=proj)[1])
     assert data["metrics"]["scores.yaml"]["f1"] == {"old": 0.15, "new": 1.2, "diff": 1.05}
     assert data["params"]["params.yaml"]["train.lr"]["new"] == 0.4
@@ -186,17 +220,19 @@ def test_metrics_show_and_diff(proj: Path) -> None:
     assert out[1].split() == ["metrics.json", "0.55", "0.95", "-"]
     assert out[2].split() == ["scores.yaml", "-", "-", "0.15"]
     everything = json.loads(exq("metrics", "show", "-a", "--json", cwd=proj)[1])
-    assert everything == {"workspace": {"metrics.json": {"acc": 0.55, "loss": 0.95},
-                                        "scores.yaml": {"f1": 0.15}},
-                          "main": {}}
+    assert everything == {
+        "workspace": {"metrics.json": {"acc": 0.55, "loss": 0.95}, "scores.yaml": {"f1": 0.15}},
+        "main": {},
+    }
     rows = exq("metrics", "show", "-a", cwd=proj)[1].splitlines()
     assert rows[0].split()[:2] == ["Revision", "Path"]
     assert ["main", "metrics.json", "-", "-", "-"] in [r.split() for r in rows]
     out = exq("metrics", "diff", "high", "low", cwd=proj)[1].splitlines()
     assert out[0].split() == ["Path", "Metric", "high", "low", "Change"]
     assert ["metrics.json", "acc", "0.9", "0.55", "-0.35"] in [r.split() for r in out]
-    data = json.loads(exq("metrics", "diff", "high", "low", "--json", "--targets",
-                          "scores.yaml", cwd=proj)[1])
+    data = json.loads(
+        exq("metrics", "diff", "high", "low", "--json", "--targets", "scores.yaml", cwd=proj)[1]
+    )
     assert data == {"scores.yaml": {"f1": {"old": 1.2, "new": 0.15, "diff": -1.05}}}
 
 
@@ -212,12 +248,15 @@ def test_params_diff(proj: Path) -> None:
     assert md.startswith("| Path") and "train.lr" in md
 
 
-@pytest.mark.parametrize("args", [
-    ("exp", "diff", "no-such-exp"),
-    ("exp", "diff", "main", "no-such-exp"),
-    ("metrics", "diff", "no-such-rev"),
-    ("params", "diff", "deadbeef"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("exp", "diff", "no-such-exp"),
+        ("exp", "diff", "main", "no-such-exp"),
+        ("metrics", "diff", "no-such-rev"),
+        ("params", "diff", "deadbeef"),
+    ],
+)
 def test_unknown_revision_is_one_line_and_non_zero(proj: Path, args: tuple[str, ...]) -> None:
     code, out, err = exq(*args, cwd=proj, check=False)
     assert_refused(code, err, "unknown revision", args[-1])

@@ -31,19 +31,22 @@ def alive(pid: int) -> bool:
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_ctrl_c_stops_children_and_keeps_the_lock_whole(project: Path, signum: int) -> None:
-    write(project / "dvc.yaml", f"""\
+    write(
+        project / "dvc.yaml",
+        f"""\
 stages:
   first:
-    cmd: {tool('run', 'first', 'first.txt')}
+    cmd: {tool("run", "first", "first.txt")}
     outs:
     - first.txt
   slow:
-    cmd: {tool('spawn', 'slow.txt')}
+    cmd: {tool("spawn", "slow.txt")}
     deps:
     - first.txt
     outs:
     - slow.txt
-""")
+""",
+    )
     proc = subprocess.Popen(
         [str(EXQ_BIN), "repro"],
         cwd=project,
@@ -53,8 +56,10 @@ stages:
     )
     pids: list[int] = []
     try:
-        wait_until(lambda: (project / "grandchild.pid").exists()
-                   and (project / "child.pid").exists(), "the stage to start")
+        wait_until(
+            lambda: (project / "grandchild.pid").exists() and (project / "child.pid").exists(),
+            "the stage to start",
+        )
         pids = [int((project / name).read_text()) for name in ("child.pid", "grandchild.pid")]
         assert all(alive(pid) for pid in pids)
         # a terminal's Ctrl-C reaches exq only: stage commands run in their own session;
@@ -86,21 +91,25 @@ stages:
 
 def test_ctrl_c_then_repro_finishes_the_pipeline(project: Path) -> None:
     """After an interrupt, the next repro skips what finished and runs the rest."""
-    write(project / "dvc.yaml", f"""\
+    write(
+        project / "dvc.yaml",
+        f"""\
 stages:
   first:
-    cmd: {tool('run', 'first', 'first.txt')}
+    cmd: {tool("run", "first", "first.txt")}
     outs:
     - first.txt
   slow:
-    cmd: {tool('spawn', 'slow.txt')}
+    cmd: {tool("spawn", "slow.txt")}
     deps:
     - first.txt
     outs:
     - slow.txt
-""")
-    proc = subprocess.Popen([str(EXQ_BIN), "repro"], cwd=project,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+""",
+    )
+    proc = subprocess.Popen(
+        [str(EXQ_BIN), "repro"], cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         wait_until(lambda: (project / "child.pid").exists(), "the stage to start")
         proc.send_signal(signal.SIGINT)
@@ -110,12 +119,16 @@ stages:
             proc.kill()
             proc.wait()
     # let the slow stage finish quickly this time
-    text = (project / "dvc.yaml").read_text().replace(tool("spawn", "slow.txt"),
-                                                      tool("run", "slow", "slow.txt"))
+    text = (
+        (project / "dvc.yaml")
+        .read_text()
+        .replace(tool("spawn", "slow.txt"), tool("run", "slow", "slow.txt"))
+    )
     write(project / "dvc.yaml", text)
     (project / "runs.log").unlink()
-    done = subprocess.run([str(EXQ_BIN), "repro"], cwd=project, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [str(EXQ_BIN), "repro"], cwd=project, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert "Stage 'first' didn't change, skipping" in done.stdout
     assert (project / "runs.log").read_text().split() == ["slow"]

@@ -19,7 +19,7 @@ from tests.e2e.exp_helpers import assert_refused, commit_all, head, init_repo, r
 
 PARAMS = "train:\n  lr: 0.5\n  epochs: 3\n"
 
-TRAIN = '''\
+TRAIN = """\
 import json
 from pathlib import Path
 import yaml
@@ -37,7 +37,7 @@ Path("model.txt").write_text(f"{loss}\\n")
 Path("roc.csv").write_text("fpr,tpr\\n0,0\\n0.5,%s\\n1,1\\n" % round(1 - loss, 6))
 Path("pr.json").write_text(json.dumps({"pr": [{"recall": r / 4, "precision": round(1 - r / 4 * loss, 6)}
                                                for r in range(5)]}))
-'''
+"""
 
 DVCYAML = f"""\
 stages:
@@ -67,7 +67,9 @@ def _lines(data: dict[str, Any], file: str, metric: str) -> dict[str, list[tuple
     for plot in data["plots"]:
         if plot["file"] == file and plot["metric"] == metric:
             return {line["rev"]: list(zip(line["x"], line["y"])) for line in plot["lines"]}
-    raise AssertionError(f"no chart {file}:{metric} in {[(p['file'], p['metric']) for p in data['plots']]}")
+    raise AssertionError(
+        f"no chart {file}:{metric} in {[(p['file'], p['metric']) for p in data['plots']]}"
+    )
 
 
 @pytest.fixture
@@ -95,9 +97,12 @@ def test_show_draws_every_metric_of_the_workspace(trained: Path) -> None:
     assert data["revisions"] == ["workspace"]
     charts = {(p["file"], p["metric"]) for p in data["plots"]}
     assert charts == {
-        ("logs/loss.tsv", "loss"), ("logs/acc.tsv", "acc"),
-        ("roc.csv", "fpr"), ("roc.csv", "tpr"),
-        ("pr.json", "recall"), ("pr.json", "precision"),
+        ("logs/loss.tsv", "loss"),
+        ("logs/acc.tsv", "acc"),
+        ("roc.csv", "fpr"),
+        ("roc.csv", "tpr"),
+        ("pr.json", "recall"),
+        ("pr.json", "precision"),
     }
     assert _lines(data, "logs/loss.tsv", "loss") == {"workspace": [(0, 0.5), (1, 0.25), (2, 0.125)]}
     assert _lines(data, "roc.csv", "tpr") == {"workspace": [(0, 0), (1, 0.875), (2, 1)]}
@@ -119,7 +124,10 @@ def test_show_targets_and_out_folder_relative_to_the_current_folder(trained: Pat
 
 
 def test_diff_defaults_to_head_against_the_workspace(trained: Path) -> None:
-    write(trained / "params.yaml", PARAMS.replace("lr: 0.5", "lr: 0.75").replace("epochs: 3", "epochs: 2"))
+    write(
+        trained / "params.yaml",
+        PARAMS.replace("lr: 0.5", "lr: 0.75").replace("epochs: 3", "epochs: 2"),
+    )
     exq("repro", cwd=trained)
     data = _json("plots", "diff", cwd=trained)
     assert data["revisions"] == ["HEAD", "workspace"]
@@ -157,8 +165,9 @@ def test_diff_of_experiments_made_with_exp_run(trained: Path) -> None:
     assert data["revisions"] == [baseline[:7], names[0]]
     assert _lines(data, "logs/loss.tsv", "loss")[baseline[:7]] == [(0, 0.5), (1, 0.25), (2, 0.125)]
 
-    _, out, err = exq("plots", "diff", "-e", *names, "-o", "cmp", "--open", cwd=trained,
-                      env={"BROWSER": "true"})
+    _, out, err = exq(
+        "plots", "diff", "-e", *names, "-o", "cmp", "--open", cwd=trained, env={"BROWSER": "true"}
+    )
     assert out.strip() == (trained / "cmp" / "index.html").as_uri(), err
     html = (trained / "cmp" / "index.html").read_text()
     assert 'data-plot="logs/acc.tsv:acc" data-lines="2"' in html
@@ -167,10 +176,14 @@ def test_diff_of_experiments_made_with_exp_run(trained: Path) -> None:
 
 def test_errors_are_one_line(trained: Path) -> None:
     assert_refused(*exq("plots", "show", "nope.csv", cwd=trained, check=False)[::2], "nope.csv")
-    assert_refused(*exq("plots", "diff", "no-such-rev", cwd=trained, check=False)[::2],
-                   "no-such-rev")
-    assert_refused(*exq("plots", "diff", "-e", "main", cwd=trained, check=False)[::2],
-                   "unknown experiment", "main")
+    assert_refused(
+        *exq("plots", "diff", "no-such-rev", cwd=trained, check=False)[::2], "no-such-rev"
+    )
+    assert_refused(
+        *exq("plots", "diff", "-e", "main", cwd=trained, check=False)[::2],
+        "unknown experiment",
+        "main",
+    )
     write(trained / "bad.json", "{not json")
     assert_refused(*exq("plots", "show", "bad.json", cwd=trained, check=False)[::2], "bad.json")
 
@@ -188,14 +201,19 @@ def test_broken_file_of_one_revision_is_a_warning(trained: Path) -> None:
 
 def test_top_level_plots_with_x_and_y(tmp_path: Path) -> None:
     root = init_repo(tmp_path / "repo")
-    write(root / "dvc.yaml", "plots:\n- curves.json:\n    x: epoch\n    y: [val]\n"
-                             "- cmp:\n    x: n\n    y:\n      a.csv: score\n      b.csv: score\n")
+    write(
+        root / "dvc.yaml",
+        "plots:\n- curves.json:\n    x: epoch\n    y: [val]\n"
+        "- cmp:\n    x: n\n    y:\n      a.csv: score\n      b.csv: score\n",
+    )
     write(root / "curves.json", json.dumps({"epoch": [10, 20], "val": [0.3, 0.2], "train": [1, 2]}))
     write(root / "a.csv", "n,score\n1,5\n2,6\n")
     write(root / "b.csv", "n,score\n1,7\n")
     data = _json("plots", "show", cwd=root)
     assert [(p["file"], p["metric"], p["x"]) for p in data["plots"]] == [
-        ("curves.json", "val", "epoch"), ("a.csv", "score", "n"), ("b.csv", "score", "n"),
+        ("curves.json", "val", "epoch"),
+        ("a.csv", "score", "n"),
+        ("b.csv", "score", "n"),
     ]
     assert _lines(data, "curves.json", "val") == {"workspace": [(10, 0.3), (20, 0.2)]}
 

@@ -32,7 +32,9 @@ def show(root: Path, rev: str, path: str) -> str:
     return git(root, "show", f"{rev}:{path}")
 
 
-def test_enqueue_without_daemon_snapshots_the_workspace(queue_env: QueueEnv, tmp_path: Path) -> None:
+def test_enqueue_without_daemon_snapshots_the_workspace(
+    queue_env: QueueEnv, tmp_path: Path
+) -> None:
     root = make_project(tmp_path / "repo")
     write(root / "notes.txt", "untracked, not ignored\n")
     write(root / "qtool.py", (root / "qtool.py").read_text() + "# edited\n")
@@ -68,19 +70,32 @@ def test_enqueue_without_daemon_snapshots_the_workspace(queue_env: QueueEnv, tmp
 def test_sweep_queues_the_cartesian_product(queue_env: QueueEnv, tmp_path: Path) -> None:
     root = make_project(tmp_path / "repo")
     _, out, _ = exq(
-        "exp", "run", "--queue", "-S", "lr=0.1,0.2,0.3", "-S", "mode=ok,gate", "-n", "grid", cwd=root
+        "exp",
+        "run",
+        "--queue",
+        "-S",
+        "lr=0.1,0.2,0.3",
+        "-S",
+        "mode=ok,gate",
+        "-n",
+        "grid",
+        cwd=root,
     )
     ids = queued_ids(out)
     assert queued_names(out) == [f"grid-{i}" for i in range(1, 7)]
     assert ids == sorted(ids) and len(set(ids)) == 6
     refs = queue_refs(root)
     combos = {show(root, refs[f"refs/exq/queue/{i}"], "params.yaml") for i in ids}
-    assert combos == {f"mode: {m}\nlr: {lr}\n" for lr in ("0.1", "0.2", "0.3") for m in ("ok", "gate")}
+    assert combos == {
+        f"mode: {m}\nlr: {lr}\n" for lr in ("0.1", "0.2", "0.3") for m in ("ok", "gate")
+    }
     runs = runs_by_id(root)
     assert runs[ids[0]]["name"] == "grid-1"
 
 
-def test_sweep_without_name_gets_distinct_automatic_names(queue_env: QueueEnv, tmp_path: Path) -> None:
+def test_sweep_without_name_gets_distinct_automatic_names(
+    queue_env: QueueEnv, tmp_path: Path
+) -> None:
     root = make_project(tmp_path / "repo")
     _, out, _ = exq("exp", "run", "--queue", "-S", "lr=1,2,3", cwd=root)
     names = queued_names(out)
@@ -106,7 +121,9 @@ def test_sweep_without_queue_is_refused(queue_env: QueueEnv, tmp_path: Path) -> 
         ["-n", "bad name~"],
     ],
 )
-def test_bad_edits_or_names_queue_nothing(queue_env: QueueEnv, tmp_path: Path, args: list[str]) -> None:
+def test_bad_edits_or_names_queue_nothing(
+    queue_env: QueueEnv, tmp_path: Path, args: list[str]
+) -> None:
     root = make_project(tmp_path / "repo")
     code, out, err = exq("exp", "run", "--queue", *args, cwd=root, check=False)
     assert code != 0 and out == ""
@@ -146,20 +163,53 @@ def test_status_json_shape_with_daemon_down(queue_env: QueueEnv, tmp_path: Path)
     _, out, _ = exq("exp", "run", "--queue", "-S", "lr=0.2", "-n", "one", cwd=root)
     (run_id,) = queued_ids(out)
     data = status(root)
-    assert data["daemon"] == {"running": False, "pid": None, "slots_busy": None, "slots_total": None}
+    assert data["daemon"] == {
+        "running": False,
+        "pid": None,
+        "slots_busy": None,
+        "slots_total": None,
+    }
     (run,) = data["runs"]
     assert list(run) == [
-        "id", "name", "repo", "state", "attempt", "created", "started", "finished",
-        "exit_code", "experiment_ref", "error", "checkpoints", "executor", "location", "cpus",
+        "id",
+        "name",
+        "repo",
+        "state",
+        "attempt",
+        "created",
+        "started",
+        "finished",
+        "exit_code",
+        "experiment_ref",
+        "error",
+        "checkpoints",
+        "executor",
+        "location",
+        "cpus",
         "gpus",
     ]
     assert run["id"] == run_id and run["name"] == "one" and run["repo"] == str(root)
-    assert (run["state"], run["attempt"], run["started"], run["finished"]) == ("queued", 0, None, None)
+    assert (run["state"], run["attempt"], run["started"], run["finished"]) == (
+        "queued",
+        0,
+        None,
+        None,
+    )
     assert run["created"].endswith("+00:00")  # ISO 8601 with its zone
 
     _, table, _ = exq("queue", "status", cwd=root)
     lines = table.splitlines()
-    assert lines[0].split() == ["ID", "Name", "Repo", "State", "Where", "Created", "Duration", "Attempt", "Result"]
+    assert lines[0].split() == [
+        "ID",
+        "Name",
+        "Repo",
+        "State",
+        "Where",
+        "Created",
+        "Duration",
+        "Attempt",
+        "Result",
+    ]
     assert lines[1].split()[:4] == [str(run_id), "one", str(root), "queued"]
     assert lines[-1].startswith("Daemon: not running")
 
@@ -171,11 +221,14 @@ def test_remove_and_logs_without_daemon(queue_env: QueueEnv, tmp_path: Path) -> 
     code, _, err = exq("queue", "logs", "r-2", cwd=root)
     assert code == 0 and "has no output yet (queued)" in err
     code, _, err = exq("queue", "logs", "no-such-run", cwd=root, check=False)
-    assert code == 1 and err == "ERROR: no run 'no-such-run' in the queue (see 'exq queue status')\n"
+    assert (
+        code == 1 and err == "ERROR: no run 'no-such-run' in the queue (see 'exq queue status')\n"
+    )
 
     _, out, _ = exq("queue", "remove", str(ids[0]), "r-2", cwd=root)
     assert out.splitlines() == [
-        f"Removed run {ids[0]} 'r-1' (queued).", f"Removed run {ids[1]} 'r-2' (queued).",
+        f"Removed run {ids[0]} 'r-1' (queued).",
+        f"Removed run {ids[1]} 'r-2' (queued).",
     ]
     assert list(runs_by_id(root)) == [ids[2]]
     assert list(queue_refs(root)) == [f"refs/exq/queue/{ids[2]}"]
@@ -194,10 +247,10 @@ def test_run_ids_are_never_reused(queue_env: QueueEnv, tmp_path: Path) -> None:
     assert queued_ids(out) == [first + 1]
 
 
-@pytest.mark.parametrize(
-    "args", [["kill", "1"], ["pause"], ["resume"]]
-)
-def test_daemon_commands_without_daemon(queue_env: QueueEnv, tmp_path: Path, args: list[str]) -> None:
+@pytest.mark.parametrize("args", [["kill", "1"], ["pause"], ["resume"]])
+def test_daemon_commands_without_daemon(
+    queue_env: QueueEnv, tmp_path: Path, args: list[str]
+) -> None:
     root = make_project(tmp_path / "repo")
     exq("exp", "run", "--queue", cwd=root)
     code, out, err = exq("queue", *args, cwd=root, check=False)

@@ -43,14 +43,23 @@ def test_start_runs_two_at_once_and_reports(queue_env: QueueEnv, tmp_path: Path)
     assert pid is not None
 
     runs = wait_states(root, meet + failing + after, ENDED)
-    assert [runs[i]["state"] for i in meet + failing + after] == ["success", "success", "failed", "success"]
+    assert [runs[i]["state"] for i in meet + failing + after] == [
+        "success",
+        "success",
+        "failed",
+        "success",
+    ]
     # The two "meet" runs only end when both run at the same time, in slots 0 and 1.
     slots = sorted((queue_env.shared / f"start-{i}").read_text().split()[1] for i in meet)
     assert slots == ["0", "1"]
     boom = runs[failing[0]]
     assert boom["exit_code"] == 3 and boom["experiment_ref"] is None and boom["attempt"] == 1
     head = git(root, "rev-parse", "HEAD").strip()
-    for run_id, name, lr in [(meet[0], "meet-1", "1"), (meet[1], "meet-2", "2"), (after[0], "after", "3")]:
+    for run_id, name, lr in [
+        (meet[0], "meet-1", "1"),
+        (meet[1], "meet-2", "2"),
+        (after[0], "after", "3"),
+    ]:
         ref = f"refs/exps/{head[:2]}/{head[2:]}/{name}"
         assert runs[run_id]["experiment_ref"] == ref
         assert git(root, "show", f"{ref}:params.yaml").endswith(f"lr: {lr}\n")
@@ -121,9 +130,12 @@ def test_kill_pause_resume_retry_remove(queue_env: QueueEnv, tmp_path: Path) -> 
 
     # remove: ended runs go, with their queue refs.
     _, out, _ = exq("queue", "remove", "--failed", "--success", cwd=root)
-    assert sorted(out.splitlines()) == sorted([
-        f"Removed run {blocked} 'blocked' (failed).", f"Removed run {gated} 'gated' (success).",
-    ])
+    assert sorted(out.splitlines()) == sorted(
+        [
+            f"Removed run {blocked} 'blocked' (failed).",
+            f"Removed run {gated} 'gated' (success).",
+        ]
+    )
     assert status(root)["runs"] == []
     assert git(root, "for-each-ref", "refs/exq/queue") == ""
 
@@ -168,8 +180,12 @@ def test_run_all_stops_following_on_ctrl_c(queue_env: QueueEnv, tmp_path: Path) 
     (blocked,) = enqueue(root, "-S", "mode=block")
     env = {**os.environ}
     proc = subprocess.Popen(
-        [str(EXQ_BIN), "exp", "run", "--run-all"], cwd=root, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [str(EXQ_BIN), "exp", "run", "--run-all"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         wait_for(lambda: (queue_env.shared / f"start-{blocked}").exists(), "the run to start")
@@ -200,15 +216,21 @@ def test_queued_add_edit_is_applied_once(queue_env: QueueEnv, tmp_path: Path) ->
     exq("queue", "start", cwd=root)
     run = wait_states(root, [run_id], ENDED)[run_id]
     assert run["state"] == "success", run["error"]
-    assert git(root, "show", f"{run['experiment_ref']}:params.yaml") == "mode: ok\nlr: 0.1\nextra: 5\n"
+    assert (
+        git(root, "show", f"{run['experiment_ref']}:params.yaml") == "mode: ok\nlr: 0.1\nextra: 5\n"
+    )
 
 
 def test_logs_follow_until_the_run_ends(queue_env: QueueEnv, tmp_path: Path) -> None:
     root = make_project(tmp_path / "repo")
     (blocked,) = enqueue(root, "-S", "mode=block", "-n", "followed")
     follower = subprocess.Popen(
-        [str(EXQ_BIN), "queue", "logs", "-f", "followed"], cwd=root, env={**os.environ},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [str(EXQ_BIN), "queue", "logs", "-f", "followed"],
+        cwd=root,
+        env={**os.environ},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         exq("queue", "start", cwd=root)

@@ -51,7 +51,11 @@ def _verify(unit_text: str, folder: Path) -> subprocess.CompletedProcess[str]:
     path.write_text(unit_text)
     env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
     return subprocess.run(
-        [analyze, "verify", "--user", str(path)], env=env, capture_output=True, text=True, timeout=60
+        [analyze, "verify", "--user", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -76,8 +80,13 @@ def test_foreground_daemon_notifies_systemd(queue_env: QueueEnv, tmp_path: Path)
         notify.settimeout(60)
         env = {**os.environ, "NOTIFY_SOCKET": str(address)}
         proc = subprocess.Popen(
-            [str(EXQ_BIN), "daemon"], cwd=tmp_path, env=env, start_new_session=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [str(EXQ_BIN), "daemon"],
+            cwd=tmp_path,
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
             assert notify.recv(4096) == b"READY=1"

@@ -29,7 +29,7 @@ from tests.ray_cluster import RayCluster
 
 pytestmark = pytest.mark.ray
 
-TRAIN = '''\
+TRAIN = """\
 import json, sys
 from pathlib import Path
 
@@ -39,7 +39,7 @@ score = round(sum(float(r) for r in rows) * lr, 6)
 Path("model.bin").write_text(f"weights {score}\\n")
 Path("metrics.json").write_text(json.dumps({"score": score}))
 print(f"trained lr={lr} score={score}", flush=True)
-'''
+"""
 DVC_YAML = f"""\
 stages:
   train:
@@ -55,8 +55,10 @@ stages:
     - metrics.json:
         cache: false
 """
-DATES = {"GIT_AUTHOR_DATE": "2026-01-01T00:00:00+00:00",
-         "GIT_COMMITTER_DATE": "2026-01-01T00:00:00+00:00"}
+DATES = {
+    "GIT_AUTHOR_DATE": "2026-01-01T00:00:00+00:00",
+    "GIT_COMMITTER_DATE": "2026-01-01T00:00:00+00:00",
+}
 
 
 def make_sweep_project(root: Path) -> Path:
@@ -84,12 +86,15 @@ def job_id(env: QueueEnv, run_id: int, attempt: int = 1) -> str:
 def exp_trees(root: Path) -> dict[str, str]:
     """Experiment name -> the tree of its commit."""
     refs = git(root, "for-each-ref", "--format=%(refname)", "refs/exps/").split()
-    return {ref.rsplit("/", 1)[1]: git(root, "rev-parse", f"{ref}^{{tree}}").strip()
-            for ref in refs}
+    return {
+        ref.rsplit("/", 1)[1]: git(root, "rev-parse", f"{ref}^{{tree}}").strip() for ref in refs
+    }
 
 
 def test_a_sweep_on_ray_matches_the_same_sweep_run_locally(
-    queue_env: QueueEnv, tmp_path: Path, ray_cluster: RayCluster  # noqa: F811
+    queue_env: QueueEnv,
+    tmp_path: Path,
+    ray_cluster: RayCluster,  # noqa: F811
 ) -> None:
     far = make_sweep_project(tmp_path / "far")
     near = tmp_path / "near"
@@ -97,13 +102,15 @@ def test_a_sweep_on_ray_matches_the_same_sweep_run_locally(
     shutil.copytree(far / ".dvc" / "cache", near / ".dvc" / "cache")
     assert git(near, "rev-parse", "HEAD") == git(far, "rev-parse", "HEAD")
 
-    _, out, _ = exq("queue", "start", "-j", "2", "--executor", "ray",
-                    "--address", ray_cluster.address, cwd=far)
+    _, out, _ = exq(
+        "queue", "start", "-j", "2", "--executor", "ray", "--address", ray_cluster.address, cwd=far
+    )
     assert "sending runs to Ray" in out
     _, out, _ = exq("exp", "run", "--queue", "--cpus", "1", "-S", "lr=0.1,0.2,0.3,0.4", cwd=far)
     ray_ids = queued_ids(out)
-    _, out, _ = exq("exp", "run", "--queue", "--executor", "local", "-S", "lr=0.1,0.2,0.3,0.4",
-                    cwd=near)
+    _, out, _ = exq(
+        "exp", "run", "--queue", "--executor", "local", "-S", "lr=0.1,0.2,0.3,0.4", cwd=near
+    )
     local_ids = queued_ids(out)
     runs = wait_states(far, ray_ids + local_ids, {"success", "failed"}, seconds=300)
 
@@ -113,8 +120,11 @@ def test_a_sweep_on_ray_matches_the_same_sweep_run_locally(
     trees = exp_trees(far)
     assert len(trees) == 4 and trees == exp_trees(near)
 
-    jobs = [job for job in ray_cluster.client().list_jobs()
-            if job.submission_id in {job_id(queue_env, i) for i in ray_ids}]
+    jobs = [
+        job
+        for job in ray_cluster.client().list_jobs()
+        if job.submission_id in {job_id(queue_env, i) for i in ray_ids}
+    ]
     assert len(jobs) == 4 and {runs[i]["cpus"] for i in ray_ids} == {1.0}
 
     _, log, _ = exq("queue", "logs", str(ray_ids[0]), cwd=far)
@@ -135,7 +145,8 @@ def test_a_sweep_on_ray_matches_the_same_sweep_run_locally(
 
 
 def test_an_unreachable_cluster_fails_the_run_with_one_clear_error(
-    queue_env: QueueEnv, tmp_path: Path  # noqa: F811
+    queue_env: QueueEnv,
+    tmp_path: Path,  # noqa: F811
 ) -> None:
     from tests.ray_cluster import ray_available
 
@@ -152,11 +163,14 @@ def test_an_unreachable_cluster_fails_the_run_with_one_clear_error(
 
 
 def test_a_bad_executor_name_is_refused_before_anything_is_queued(
-    queue_env: QueueEnv, tmp_path: Path  # noqa: F811
+    queue_env: QueueEnv,
+    tmp_path: Path,  # noqa: F811
 ) -> None:
     root = make_sweep_project(tmp_path / "repo")
-    for args in (["exp", "run", "--queue", "--executor", "slurm"],
-                 ["queue", "start", "--executor", "slurm"]):
+    for args in (
+        ["exp", "run", "--queue", "--executor", "slurm"],
+        ["queue", "start", "--executor", "slurm"],
+    ):
         code, _, err = exq(*args, cwd=root, check=False)
         assert code != 0 and err.startswith("ERROR: unknown executor 'slurm'")
         assert len(err.strip().splitlines()) == 1
@@ -166,7 +180,9 @@ def test_a_bad_executor_name_is_refused_before_anything_is_queued(
 
 
 def test_a_run_asking_more_cpus_than_the_cluster_has_waits_until_killed(
-    queue_env: QueueEnv, tmp_path: Path, ray_cluster: RayCluster  # noqa: F811
+    queue_env: QueueEnv,
+    tmp_path: Path,
+    ray_cluster: RayCluster,  # noqa: F811
 ) -> None:
     root = make_sweep_project(tmp_path / "repo")
     exq("queue", "start", "--executor", "ray", "--address", ray_cluster.address, cwd=root)
@@ -174,8 +190,11 @@ def test_a_run_asking_more_cpus_than_the_cluster_has_waits_until_killed(
     (run_id,) = queued_ids(out)
 
     def job():  # noqa: ANN202
-        found = [j for j in ray_cluster.client().list_jobs()
-                 if j.submission_id == job_id(queue_env, run_id)]
+        found = [
+            j
+            for j in ray_cluster.client().list_jobs()
+            if j.submission_id == job_id(queue_env, run_id)
+        ]
         return found[0] if found else None
 
     wait_for(job, "the job on the cluster", 60)
@@ -189,16 +208,18 @@ def test_a_run_asking_more_cpus_than_the_cluster_has_waits_until_killed(
     # which does not exist before the resources do. The daemon let go of it.
 
 
-TICKS = '''\
+TICKS = """\
 import sys, time
 for i in range(6):
     print(f"tick {i}", flush=True)
     time.sleep(0.5)
-'''
+"""
 
 
 def test_queue_logs_follows_a_ray_run_as_it_goes(
-    queue_env: QueueEnv, tmp_path: Path, ray_cluster: RayCluster  # noqa: F811
+    queue_env: QueueEnv,
+    tmp_path: Path,
+    ray_cluster: RayCluster,  # noqa: F811
 ) -> None:
     root = make_sweep_project(tmp_path / "repo")
     write(root / "ticks.py", TICKS)
@@ -210,7 +231,10 @@ def test_queue_logs_follows_a_ray_run_as_it_goes(
     (run_id,) = queued_ids(out)
     wait_for(lambda: runs_by_id(root)[run_id]["state"] == "running", "the run to start", 60)
     _, log, _ = exq("queue", "logs", "-f", str(run_id), cwd=root, timeout=120)
-    assert [line.split("] ")[-1] for line in log.splitlines() if "tick " in line
-            and "ticks.py" not in line] == [f"tick {i}" for i in range(6)]
+    assert [
+        line.split("] ")[-1]
+        for line in log.splitlines()
+        if "tick " in line and "ticks.py" not in line
+    ] == [f"tick {i}" for i in range(6)]
     assert "sent its result" in log and "\x1e" not in log
     assert runs_by_id(root)[run_id]["state"] == "success"

@@ -147,15 +147,18 @@ def test_targets_select_stages_and_their_upstream(basic: Path) -> None:
 
 
 def test_foreach_item_target(project: Path) -> None:
-    write(project / "dvc.yaml", f"""\
+    write(
+        project / "dvc.yaml",
+        f"""\
 stages:
   build:
     foreach: [a, b, c]
     do:
-      cmd: {tool('run', 'build-${item}', 'out-${item}.txt')}
+      cmd: {tool("run", "build-${item}", "out-${item}.txt")}
       outs:
       - out-${{item}}.txt
-""")
+""",
+    )
     exq("repro", "build@b", cwd=project)
     assert runs(project) == ["build-b"]
     assert list(lock(project)["stages"]) == ["build@b"]
@@ -166,23 +169,29 @@ stages:
 
 def sub_project(project: Path) -> None:
     """sub/dvc.yaml makes sub/gen.txt, the root dvc.yaml uses it."""
-    write(project / "sub" / "dvc.yaml", f"""\
+    write(
+        project / "sub" / "dvc.yaml",
+        f"""\
 stages:
   gen:
-    cmd: {tool('run', 'gen', 'gen.txt')}
+    cmd: {tool("run", "gen", "gen.txt")}
     outs:
     - gen.txt
-""")
+""",
+    )
     write(project / "sub" / "tool.py", (project / "tool.py").read_text())
-    write(project / "dvc.yaml", f"""\
+    write(
+        project / "dvc.yaml",
+        f"""\
 stages:
   use:
-    cmd: {tool('run', 'use', 'use.txt', 'sub/gen.txt')}
+    cmd: {tool("run", "use", "use.txt", "sub/gen.txt")}
     deps:
     - sub/gen.txt
     outs:
     - use.txt
-""")
+""",
+    )
 
 
 def test_dvcyaml_files_in_sub_folders_form_one_graph(project: Path) -> None:
@@ -221,14 +230,21 @@ def test_targets_are_relative_to_the_current_folder(project: Path) -> None:
 def test_single_item_targets_still_run_in_graph_order(project: Path) -> None:
     # s1 -> s2 -> s3; `repro -s s3 s1` must not start s3 before s1 is done, even
     # though s2, between them, is not selected ("serial" stages fail on overlap)
-    write(project / "dvc.yaml", "stages:\n" + "".join(f"""\
+    write(
+        project / "dvc.yaml",
+        "stages:\n"
+        + "".join(
+            f"""\
   s{i}:
-    cmd: {tool('serial', f's{i}', f's{i}.txt')}
+    cmd: {tool("serial", f"s{i}", f"s{i}.txt")}
     deps:
-    - {f's{i - 1}.txt' if i > 1 else 'tool.py'}
+    - {f"s{i - 1}.txt" if i > 1 else "tool.py"}
     outs:
     - s{i}.txt
-""" for i in (1, 2, 3)))
+"""
+            for i in (1, 2, 3)
+        ),
+    )
     exq("repro", cwd=project)
     assert runs(project) == ["s1", "s2", "s3"]
     exq("repro", "--force", "-s", "s3", "s1", "-j", "4", cwd=project)
@@ -236,19 +252,22 @@ def test_single_item_targets_still_run_in_graph_order(project: Path) -> None:
 
 
 def test_an_out_folder_satisfies_a_dep_inside_it(project: Path) -> None:
-    write(project / "dvc.yaml", f"""\
+    write(
+        project / "dvc.yaml",
+        f"""\
 stages:
   use:
-    cmd: {tool('run', 'use', 'use.txt', 'feat/a.txt')}
+    cmd: {tool("run", "use", "use.txt", "feat/a.txt")}
     deps:
     - feat/a.txt
     outs:
     - use.txt
   make:
-    cmd: {tool('run', 'make', 'feat/a.txt')}
+    cmd: {tool("run", "make", "feat/a.txt")}
     outs:
     - feat
-""")
+""",
+    )
     exq("repro", "use", cwd=project)
     assert runs(project) == ["make", "use"]
     entry = lock(project)["stages"]["make"]["outs"][0]
@@ -259,17 +278,20 @@ stages:
 
 
 def two_rendezvous_stages(project: Path) -> None:
-    write(project / "dvc.yaml", f"""\
+    write(
+        project / "dvc.yaml",
+        f"""\
 stages:
   left:
-    cmd: {tool('rendezvous', 'left', 'right', 'left.txt')}
+    cmd: {tool("rendezvous", "left", "right", "left.txt")}
     outs:
     - left.txt
   right:
-    cmd: {tool('rendezvous', 'right', 'left', 'right.txt')}
+    cmd: {tool("rendezvous", "right", "left", "right.txt")}
     outs:
     - right.txt
-""")
+""",
+    )
 
 
 def test_independent_stages_run_at_the_same_time_with_prefixed_output(project: Path) -> None:
@@ -285,12 +307,19 @@ def test_independent_stages_run_at_the_same_time_with_prefixed_output(project: P
 
 
 def test_jobs_1_runs_stages_one_by_one(project: Path) -> None:
-    write(project / "dvc.yaml", "stages:\n" + "".join(f"""\
+    write(
+        project / "dvc.yaml",
+        "stages:\n"
+        + "".join(
+            f"""\
   s{i}:
-    cmd: {tool('serial', f's{i}', f's{i}.txt')}
+    cmd: {tool("serial", f"s{i}", f"s{i}.txt")}
     outs:
     - s{i}.txt
-""" for i in range(3)))
+"""
+            for i in range(3)
+        ),
+    )
     _, out, _ = exq("repro", "-j", "1", cwd=project)
     assert runs(project) == ["s0", "s1", "s2"]
     assert "ran s0" in out.splitlines()  # one at a time: no prefix needed
@@ -312,25 +341,28 @@ def test_jobs_1_cannot_satisfy_a_rendezvous(project: Path) -> None:
 
 
 def test_a_failing_stage_stops_the_run_and_keeps_finished_locks(project: Path) -> None:
-    write(project / "dvc.yaml", f"""\
+    write(
+        project / "dvc.yaml",
+        f"""\
 stages:
   first:
-    cmd: {tool('run', 'first', 'first.txt')}
+    cmd: {tool("run", "first", "first.txt")}
     outs:
     - first.txt
   bad:
-    cmd: {tool('fail', '3')}
+    cmd: {tool("fail", "3")}
     deps:
     - first.txt
     outs:
     - bad.txt
   after:
-    cmd: {tool('run', 'after', 'after.txt', 'bad.txt')}
+    cmd: {tool("run", "after", "after.txt", "bad.txt")}
     deps:
     - bad.txt
     outs:
     - after.txt
-""")
+""",
+    )
     code, out, err = exq("repro", cwd=project, check=False)
     assert code != 0
     assert_one_line_error(err, "bad", "3")
@@ -344,16 +376,19 @@ stages:
 
 def test_an_unreadable_params_file_fails_its_stage_in_one_line(project: Path) -> None:
     write(project / "config.json", "{broken")
-    write(project / "dvc.yaml", f"""\
+    write(
+        project / "dvc.yaml",
+        f"""\
 stages:
   a:
-    cmd: {tool('run', 'a', 'a.txt')}
+    cmd: {tool("run", "a", "a.txt")}
     params:
     - config.json:
       - lr
     outs:
     - a.txt
-""")
+""",
+    )
     code, _, err = exq("repro", cwd=project, check=False)
     assert code != 0
     assert_one_line_error(err, "config.json", "'a'")
@@ -361,13 +396,16 @@ stages:
 
 
 def test_a_missing_out_after_the_run_fails_the_stage(project: Path) -> None:
-    write(project / "dvc.yaml", f"""\
+    write(
+        project / "dvc.yaml",
+        f"""\
 stages:
   forgetful:
-    cmd: {tool('run', 'forgetful', 'other.txt')}
+    cmd: {tool("run", "forgetful", "other.txt")}
     outs:
     - promised.txt
-""")
+""",
+    )
     code, _, err = exq("repro", cwd=project, check=False)
     assert code != 0
     assert_one_line_error(err, "forgetful", "promised.txt")
@@ -377,7 +415,9 @@ stages:
 
 def test_outs_are_removed_before_a_run_unless_persistent(project: Path) -> None:
     # each command appends to its out: only the persistent one keeps the old lines
-    write(project / "dvc.yaml", """\
+    write(
+        project / "dvc.yaml",
+        """\
 stages:
   fresh:
     cmd: echo line >> fresh.txt
@@ -388,7 +428,8 @@ stages:
     outs:
     - kept.txt:
         persist: true
-""")
+""",
+    )
     exq("repro", cwd=project)
     exq("repro", "--force", cwd=project)
     assert (project / "fresh.txt").read_text() == "line\n"
@@ -399,9 +440,16 @@ stages:
 
 
 def test_uncached_outs_are_hashed_in_the_lock_but_not_cached(project: Path) -> None:
-    cmd = " && ".join([tool("run", "report", "metrics.json"), tool("run", "m", "model.txt"),
-                       tool("run", "c", "cached.txt")])
-    write(project / "dvc.yaml", f"""\
+    cmd = " && ".join(
+        [
+            tool("run", "report", "metrics.json"),
+            tool("run", "m", "model.txt"),
+            tool("run", "c", "cached.txt"),
+        ]
+    )
+    write(
+        project / "dvc.yaml",
+        f"""\
 stages:
   report:
     cmd: {cmd}
@@ -412,7 +460,8 @@ stages:
     - model.txt:
         cache: false
     - cached.txt
-""")
+""",
+    )
     exq("repro", cwd=project)
     outs = {o["path"]: o for o in lock(project)["stages"]["report"]["outs"]}
     assert outs["model.txt"]["md5"] == md5(b"m\n")
@@ -438,15 +487,18 @@ def test_a_deleted_out_is_restored_from_the_cache_without_running(basic: Path) -
 
 
 def test_checkout_restores_deleted_outs(project: Path) -> None:
-    write(project / "dvc.yaml", f"""\
+    write(
+        project / "dvc.yaml",
+        f"""\
 stages:
   make:
-    cmd: {tool('run', 'a', 'feat/a.txt')} && {tool('run', 'b', 'feat/sub/b.txt')} \
-&& {tool('run', 'm', 'model.txt')}
+    cmd: {tool("run", "a", "feat/a.txt")} && {tool("run", "b", "feat/sub/b.txt")} \
+&& {tool("run", "m", "model.txt")}
     outs:
     - feat
     - model.txt
-""")
+""",
+    )
     exq("repro", cwd=project)
     runs(project)
     import shutil
@@ -486,14 +538,17 @@ def test_user_edit_of_a_linked_out_never_corrupts_the_cache(basic: Path) -> None
 
 def test_identical_outs_are_independent_files(project: Path) -> None:
     # two outs with the same bytes share one cache object, never one workspace file
-    write(project / "dvc.yaml", f"""\
+    write(
+        project / "dvc.yaml",
+        f"""\
 stages:
   twins:
-    cmd: {tool('run', 'x', 'one.txt')} && {tool('run', 'x', 'two.txt')}
+    cmd: {tool("run", "x", "one.txt")} && {tool("run", "x", "two.txt")}
     outs:
     - one.txt
     - two.txt
-""")
+""",
+    )
     exq("repro", cwd=project)
     try:
         with open(project / "one.txt", "ab") as handle:
@@ -514,8 +569,9 @@ def test_add_tracks_a_file_and_a_folder(project: Path) -> None:
     exq("add", "data.csv", cwd=project)
     exq("add", "images", cwd=project)
     tracked = yaml.safe_load((project / "data.csv.dvc").read_text())
-    assert tracked == {"outs": [{"md5": md5(b"a,b\n1,2\n"), "size": 8, "hash": "md5",
-                                 "path": "data.csv"}]}
+    assert tracked == {
+        "outs": [{"md5": md5(b"a,b\n1,2\n"), "size": 8, "hash": "md5", "path": "data.csv"}]
+    }
     folder = yaml.safe_load((project / "images.dvc").read_text())["outs"][0]
     assert folder["path"] == "images" and folder["md5"].endswith(".dir")
     assert folder["nfiles"] == 2 and folder["size"] == 2
@@ -579,13 +635,17 @@ def test_status_json_reports_every_kind_of_change(basic: Path) -> None:
 def test_dag_formats(basic: Path) -> None:
     _, out, _ = exq("dag", "--json", cwd=basic)
     graph = json.loads(out)
-    assert graph == {"nodes": ["prep", "train", "other"],
-                     "edges": [{"from": "prep", "to": "train"}]}
+    assert graph == {
+        "nodes": ["prep", "train", "other"],
+        "edges": [{"from": "prep", "to": "train"}],
+    }
     _, out, _ = exq("dag", "--dot", cwd=basic)
     assert out.startswith("strict digraph {") and '"prep" -> "train";' in out
     _, out, _ = exq("dag", "--mermaid", cwd=basic)
     assert out.startswith("flowchart TD")
-    ids = {line.split("[")[0].strip(): line.split('"')[1] for line in out.splitlines() if "[" in line}
+    ids = {
+        line.split("[")[0].strip(): line.split('"')[1] for line in out.splitlines() if "[" in line
+    }
     edges = [line.strip().split("-->") for line in out.splitlines() if "-->" in line]
     assert [(ids[a], ids[b]) for a, b in edges] == [("prep", "train")]
     _, out, _ = exq("dag", cwd=basic)
@@ -595,24 +655,45 @@ def test_dag_formats(basic: Path) -> None:
 def test_stage_add_then_list(project: Path) -> None:
     write(project / "dvc.yaml", "# my pipeline\nstages:\n  prep:  # first\n    cmd: echo\n")
     write(project / "params.yaml", "lr: 0.1\nepochs: 3\n")
-    exq("stage", "add", "-n", "train", "-d", "data.csv", "-o", "model.pkl", "-O", "log.txt",
-        "-p", "lr,epochs", "-M", "scores.json", "--plots", "loss.csv",
-        PY, "train.py", "--fast", cwd=project)
+    exq(
+        "stage",
+        "add",
+        "-n",
+        "train",
+        "-d",
+        "data.csv",
+        "-o",
+        "model.pkl",
+        "-O",
+        "log.txt",
+        "-p",
+        "lr,epochs",
+        "-M",
+        "scores.json",
+        "--plots",
+        "loss.csv",
+        PY,
+        "train.py",
+        "--fast",
+        cwd=project,
+    )
     text = (project / "dvc.yaml").read_text()
     assert "# my pipeline" in text and "# first" in text
     _, out, _ = exq("stage", "list", "--json", cwd=project)
-    assert json.loads(out)[1:] == [{
-        "name": "train",
-        "file": "dvc.yaml",
-        "cmd": f"{PY} train.py --fast",
-        "wdir": ".",
-        "deps": ["data.csv"],
-        "outs": ["log.txt", "model.pkl"],
-        "metrics": ["scores.json"],
-        "plots": ["loss.csv"],
-        "params": {"params.yaml": ["epochs", "lr"]},
-        "frozen": False,
-    }]
+    assert json.loads(out)[1:] == [
+        {
+            "name": "train",
+            "file": "dvc.yaml",
+            "cmd": f"{PY} train.py --fast",
+            "wdir": ".",
+            "deps": ["data.csv"],
+            "outs": ["log.txt", "model.pkl"],
+            "metrics": ["scores.json"],
+            "plots": ["loss.csv"],
+            "params": {"params.yaml": ["epochs", "lr"]},
+            "frozen": False,
+        }
+    ]
     # as dvc stage add: cached outs go to .gitignore, uncached ones stay in git
     assert (project / ".gitignore").read_text().split() == ["/model.pkl", "/loss.csv"]
     code, _, err = exq("stage", "add", "-n", "train", "echo", cwd=project, check=False)
@@ -625,7 +706,8 @@ def test_stage_add_then_list(project: Path) -> None:
 # -- an invalid pipeline is refused before anything runs -------------------------
 
 INVALID = {
-    "cycle": ("""\
+    "cycle": (
+        """\
 stages:
   a:
     cmd: {run_a}
@@ -635,8 +717,11 @@ stages:
     cmd: {run_b}
     deps: [a.txt]
     outs: [b.txt]
-""", "cycle"),
-    "one out, two stages": ("""\
+""",
+        "cycle",
+    ),
+    "one out, two stages": (
+        """\
 stages:
   a:
     cmd: {run_a}
@@ -644,8 +729,11 @@ stages:
   b:
     cmd: {run_b}
     outs: [same.txt]
-""", "same.txt"),
-    "overlapping outs": ("""\
+""",
+        "same.txt",
+    ),
+    "overlapping outs": (
+        """\
 stages:
   a:
     cmd: {run_a}
@@ -653,8 +741,11 @@ stages:
   b:
     cmd: {run_b}
     outs: [feat/b.txt]
-""", "feat"),
-    "escaping path": ("""\
+""",
+        "feat",
+    ),
+    "escaping path": (
+        """\
 stages:
   a:
     cmd: {run_a}
@@ -663,30 +754,42 @@ stages:
     cmd: {run_b}
     deps: [../x]
     outs: [b.txt]
-""", "../x"),
-    "bad foreach": ("""\
+""",
+        "../x",
+    ),
+    "bad foreach": (
+        """\
 stages:
   a:
     foreach: notalist
     do:
       cmd: {run_a}
-""", "foreach"),
+""",
+        "foreach",
+    ),
     "malformed yaml": ("stages:\n  a:\n    cmd: [unclosed\n", "dvc.yaml"),
-    "missing key": ("""\
+    "missing key": (
+        """\
 stages:
   a:
     cmd: {run_a} ${{nosuch.key}}
     outs: [a.txt]
-""", "nosuch.key"),
+""",
+        "nosuch.key",
+    ),
 }
 
 
 def test_invalid_pipelines_are_refused_before_anything_runs(project: Path) -> None:
     for case, (text, word) in INVALID.items():
-        write(project / "dvc.yaml", text.format(
-            run_a=tool("run", "a", "a.txt"), run_b=tool("run", "b", "b.txt")))
+        write(
+            project / "dvc.yaml",
+            text.format(run_a=tool("run", "a", "a.txt"), run_b=tool("run", "b", "b.txt")),
+        )
         # every command loads the whole pipeline first; check all three on two cases
-        commands = [["repro"], ["status"], ["dag"]] if case in ("cycle", "missing key") else [["repro"]]
+        commands = (
+            [["repro"], ["status"], ["dag"]] if case in ("cycle", "missing key") else [["repro"]]
+        )
         for command in commands:
             code, out, err = exq(*command, cwd=project, check=False)
             assert code != 0, (case, command, out)

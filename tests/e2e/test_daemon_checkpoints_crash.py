@@ -57,8 +57,14 @@ def env(tmp_path: Path) -> Iterator[dict[str, str]]:
 
 
 def queue_status(env: dict[str, str]) -> dict[str, Any]:
-    out = subprocess.run([str(EXQ_BIN), "queue", "status", "--json"], env=env, check=True,
-                         capture_output=True, text=True, timeout=60).stdout
+    out = subprocess.run(
+        [str(EXQ_BIN), "queue", "status", "--json"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
     return json.loads(out)
 
 
@@ -66,12 +72,19 @@ def test_kill_9_mid_run_then_restart_resumes_the_chain_without_gap_or_repeat(
     env: dict[str, str], tmp_path: Path
 ) -> None:
     repo, baseline = make_training_project(tmp_path / "train", epochs=EPOCHS)
-    queued = subprocess.run([str(EXQ_BIN), "exp", "run", "--queue", "-n", "ck"], cwd=repo,
-                            env=env, capture_output=True, text=True, timeout=60)
+    queued = subprocess.run(
+        [str(EXQ_BIN), "exp", "run", "--queue", "-n", "ck"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert queued.returncode == 0, queued.stderr
     rdv = Path(env["RDV"])
     daemon = start(env)
     try:
+
         def progress() -> dict[str, Any] | None:
             (run,) = queue_status(env)["runs"]
             return run if run["checkpoints"] >= 4 else None
@@ -82,8 +95,14 @@ def test_kill_9_mid_run_then_restart_resumes_the_chain_without_gap_or_repeat(
         assert run["experiment_ref"].endswith("/ck")
         wait_until(lambda: list(rdv.glob("held-*")), "the script to hold after step 3")
         (held,) = rdv.glob("held-*")
-        shown = subprocess.run([str(EXQ_BIN), "exp", "show", "--json"], cwd=repo, env=env,
-                               capture_output=True, text=True, timeout=60)
+        shown = subprocess.run(
+            [str(EXQ_BIN), "exp", "show", "--json"],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert shown.returncode == 0, shown.stderr
         (record,) = runs(env)
         tip = [row for row in json.loads(shown.stdout) if row["rev"] == record.experiment_sha]
@@ -97,8 +116,10 @@ def test_kill_9_mid_run_then_restart_resumes_the_chain_without_gap_or_repeat(
         # before that, it would compute step 4 in the old worktree).
         wait_until(lambda: not alive(int(held.name.split("-")[1])), "the old script to be reaped")
         (rdv / "go").write_text("")
-        wait_until(lambda: runs(env)[0].state in (RunState.SUCCESS, RunState.FAILED),
-                   "the resumed run to end")
+        wait_until(
+            lambda: runs(env)[0].state in (RunState.SUCCESS, RunState.FAILED),
+            "the resumed run to end",
+        )
         assert terminate(daemon) == 0
     finally:
         if daemon.poll() is None:
@@ -110,7 +131,8 @@ def test_kill_9_mid_run_then_restart_resumes_the_chain_without_gap_or_repeat(
     assert recovered[-1]["resume_sha"] == record.experiment_sha
     steps = list(range(EPOCHS))
     assert computed(rdv) == steps  # no step computed again after the restart
-    assert [s for s in chain_steps(repo, done.experiment_sha or "", baseline) if s is not None] \
-        == steps
+    assert [
+        s for s in chain_steps(repo, done.experiment_sha or "", baseline) if s is not None
+    ] == steps
     assert tsv_steps(repo, done.experiment_sha or "") == steps
     assert queue_status(env)["runs"][0]["checkpoints"] == EPOCHS

@@ -48,13 +48,22 @@ def config_of(env: dict[str, str]) -> DaemonConfig:
 
 def start(env: dict[str, str], jobs: int = 1) -> subprocess.Popen[str]:
     """A daemon process, once it logged ``daemon.started``."""
-    proc = subprocess.Popen([str(EXQ_BIN), "daemon", "-j", str(jobs)], env=env,
-                            stderr=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(EXQ_BIN), "daemon", "-j", str(jobs)],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
     log = config_of(env).daemon_log
-    wait_until(lambda: proc.poll() is not None or any(
-        e["event"] == "daemon.started" and e.get("pid") == proc.pid for e in events(log)
-    ), "the daemon to start")
+    wait_until(
+        lambda: (
+            proc.poll() is not None
+            or any(e["event"] == "daemon.started" and e.get("pid") == proc.pid for e in events(log))
+        ),
+        "the daemon to start",
+    )
     assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
     return proc
 
@@ -103,8 +112,9 @@ def test_kill_9_with_two_running_and_ten_queued_loses_nothing(
         daemon.wait(timeout=10)
         assert sorted(r.state for r in runs(env)).count(RunState.QUEUED) == 10
         daemon = start(env, jobs=2)
-        wait_until(lambda: not any(alive(pid) for pid in pids), "the dead daemon's stages to go",
-                   seconds=5)
+        wait_until(
+            lambda: not any(alive(pid) for pid in pids), "the dead daemon's stages to go", seconds=5
+        )
         reaped = [e for e in events(config_of(env).daemon_log) if e["event"] == "recovery.killed"]
         assert set(pids) <= set(reaped[-1]["pids"])  # the restart killed them, nothing else
         (rdv / "go").write_text("")
@@ -177,8 +187,13 @@ def test_a_second_daemon_is_refused_with_one_line(env: dict[str, str], tmp_path:
     try:
         # The same socket, then only the same state folder (the lock).
         for runtime in (env["EXQ_RUNTIME_DIR"], str(elsewhere / "run")):
-            second = subprocess.run([str(EXQ_BIN), "daemon"], capture_output=True, text=True,
-                                    env={**env, "EXQ_RUNTIME_DIR": runtime}, timeout=60)
+            second = subprocess.run(
+                [str(EXQ_BIN), "daemon"],
+                capture_output=True,
+                text=True,
+                env={**env, "EXQ_RUNTIME_DIR": runtime},
+                timeout=60,
+            )
             assert second.returncode != 0
             lines = second.stderr.strip().splitlines()
             assert len(lines) == 1 and f"already running (pid {first.pid}" in lines[0], lines

@@ -49,8 +49,9 @@ def test_install_mode(mode: str, tmp_path: Path) -> None:
         "print(exq.__file__); print(exq.engine.spec.templating.__file__)\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
-    shown = subprocess.run([str(python), "-c", probe], capture_output=True, text=True,
-                           cwd=tmp_path, env=env)
+    shown = subprocess.run(
+        [str(python), "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
     assert shown.returncode == 0, shown.stderr
     exq_init, templating = shown.stdout.split()
     assert Path(templating).name == "templating.py"
@@ -58,7 +59,12 @@ def test_install_mode(mode: str, tmp_path: Path) -> None:
         assert str(_site_packages(env_dir)) in templating  # a copy, not the source
     elif mode == "editable":
         assert templating == str(source / "engine" / "spec" / "templating.py")
-    version = subprocess.run([str(env_dir / "bin" / "exq"), "--version"],
-                             capture_output=True, text=True, cwd=tmp_path, env=env)
+    version = subprocess.run(
+        [str(env_dir / "bin" / "exq"), "--version"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
     assert version.returncode == 0, version.stderr
     assert version.stdout.startswith("exq ")

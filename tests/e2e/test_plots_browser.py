@@ -41,7 +41,8 @@ def _assert_clean(report: PageReport, url: str) -> None:
 
 def _tsv(metric: str, values: list[float]) -> str:
     return f"timestamp\tstep\t{metric}\n" + "".join(
-        f"{1700000000000 + i}\t{i}\t{v}\n" for i, v in enumerate(values))
+        f"{1700000000000 + i}\t{i}\t{v}\n" for i, v in enumerate(values)
+    )
 
 
 DVCYAML = """\
@@ -74,7 +75,10 @@ def test_plots_diff_page_draws_every_line_offline(tmp_path: Path, browser: Chrom
     write(root / "logs" / "loss.tsv", _tsv("loss", [0.9, 0.5, 0.3]))
     write(root / "logs" / "train" / "acc.tsv", _tsv("acc", [0.1, 0.5, 0.7]))
     write(root / "roc.csv", "fpr,tpr,thr\n0,0,1\n0.5,0.8,0.5\n1,1,0\n")
-    write(root / "pr.json", json.dumps({"pr": [{"recall": 0, "precision": 1}, {"recall": 1, "precision": 0.5}]}))
+    write(
+        root / "pr.json",
+        json.dumps({"pr": [{"recall": 0, "precision": 1}, {"recall": 1, "precision": 0.5}]}),
+    )
     commit_all(root, "first run")
     write(root / "logs" / "loss.tsv", _tsv("loss", [0.8, 0.4, 0.2, 0.1]))
     write(root / "roc.csv", "fpr,tpr,thr\n0,0,1\n1,1,0\n")
@@ -82,8 +86,13 @@ def test_plots_diff_page_draws_every_line_offline(tmp_path: Path, browser: Chrom
     _, out, _ = exq("plots", "diff", "--json", cwd=root)
     expected = {f"{p['file']}:{p['metric']}": len(p["lines"]) for p in json.loads(out)["plots"]}
     assert expected == {
-        "logs/loss.tsv:loss": 2, "logs/train/acc.tsv:acc": 2, "roc.csv:fpr": 2, "roc.csv:tpr": 2,
-        "roc.csv:thr": 2, "pr.json:recall": 2, "pr.json:precision": 2,
+        "logs/loss.tsv:loss": 2,
+        "logs/train/acc.tsv:acc": 2,
+        "roc.csv:fpr": 2,
+        "roc.csv:tpr": 2,
+        "roc.csv:thr": 2,
+        "pr.json:recall": 2,
+        "pr.json:precision": 2,
     }
     _, out, _ = exq("plots", "diff", cwd=root)
     url = out.strip()
@@ -114,14 +123,17 @@ def test_live_report_draws_every_metric_offline(tmp_path: Path, browser: Chromiu
 
     browser.open()
     report = browser.load(url)
-    drawn = browser.evaluate(report, """
+    drawn = browser.evaluate(
+        report,
+        """
       Array.from(document.querySelectorAll("svg.exq-plot")).map(svg => {
         const line = svg.querySelector("polyline.line");
         return {metric: svg.dataset.metric,
                 points: line ? line.points.numberOfItems : 0,
                 width: line ? line.getBBox().width : 0};
       })
-    """)
+    """,
+    )
     browser.settle(report)
     assert sorted(chart["metric"] for chart in drawn) == ["const", "loss", "train/acc"]
     for chart in drawn:

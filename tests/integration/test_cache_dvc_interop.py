@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from exq.engine.data.cache import Cache, hash_path, remove_out
-from exq.engine.data.hashing import HashInfo
 from exq.engine.data.hashdb import HashState
+from exq.engine.data.hashing import HashInfo
 
 pytestmark = pytest.mark.dvc
 
@@ -58,9 +58,7 @@ def test_dvc_reads_what_exq_saved(git_repo: Path, dvc_bin: str, link: str) -> No
 
 
 def info_of(dvc_path: Path) -> HashInfo:
-    fields = dict(
-        line.strip("- ").split(": ", 1) for line in dvc_path.read_text().splitlines()[1:]
-    )
+    fields = dict(line.strip("- ").split(": ", 1) for line in dvc_path.read_text().splitlines()[1:])
     nfiles = int(fields["nfiles"]) if "nfiles" in fields else None
     return HashInfo(fields["md5"], int(fields["size"]), nfiles)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from exq.engine.data.cache import Cache, hash_path, remove_out
-from exq.engine.errors import CacheError, ConfigError
-from exq.engine.data.hashing import HashInfo, parse_dir_listing
 from exq.engine.data.hashdb import HashState
+from exq.engine.data.hashing import HashInfo, parse_dir_listing
+from exq.engine.errors import CacheError, ConfigError
 
 HELLO_MD5 = "b1946ac92492d2347c6235b4d2611184"  # md5 of b"hello\n"
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from exq.engine.spec.loading import load_pipeline
 from exq.engine.run.project import init_project, open_project
 from exq.engine.run.repro import ReproOptions, ReproResult, repro
 from exq.engine.run.runner import OutputSink
 from exq.engine.run.workspace import StageIO
+from exq.engine.spec.loading import load_pipeline
 
 pytestmark = pytest.mark.anyio
 
@@ -60,8 +60,13 @@ async def test_a_live_stage_gets_the_logger_variables(root: Path) -> None:
     result = await run(root)
     assert result.failed is None and result.ran == ["train"]
     env = json.loads((root / "env.json").read_text())
-    assert env == {"DVCLIVE_PATH": "training/logs", "DVCLIVE_SUMMARY": "0", "DVCLIVE_HTML": "1",
-                   "EXQ_CHECKPOINT": None, "DVC_CHECKPOINT": None}
+    assert env == {
+        "DVCLIVE_PATH": "training/logs",
+        "DVCLIVE_SUMMARY": "0",
+        "DVCLIVE_HTML": "1",
+        "EXQ_CHECKPOINT": None,
+        "DVC_CHECKPOINT": None,
+    }
     lock = (root / "dvc.lock").read_text()
     assert "path: training/logs\n" in lock and "path: training/logs.html\n" in lock
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from exq.engine.run.checkpoint_session import CheckpointSession
 from exq.engine.errors import ExperimentError
+from exq.engine.run.checkpoint_session import CheckpointSession
 from exq.engine.run.runner import OutputSink, run_command
 
 pytestmark = pytest.mark.anyio
@@ -131,8 +131,9 @@ async def test_stopping_waits_for_the_snapshot_under_way(root: Path, sink: Outpu
         started.set()
         await release.wait()
         # the script is still there, blocked in make_checkpoint
-        finished.append(alive(int((root / "pid.txt").read_text()))
-                        and not (root / "released.txt").exists())
+        finished.append(
+            alive(int((root / "pid.txt").read_text())) and not (root / "released.txt").exists()
+        )
 
     session = CheckpointSession(handler, dvc_root=root)
     scope, done = anyio.CancelScope(), anyio.Event()

@@ -8,8 +8,8 @@ import anyio
 import pytest
 
 from exq.engine.experiments.chain_commit import CheckpointEvent
-from exq.engine.experiments.run import SnapshotRun, exp_env, resume_run, run_snapshot
 from exq.engine.experiments.refs import exp_ref
+from exq.engine.experiments.run import SnapshotRun, exp_env, resume_run, run_snapshot
 from exq.engine.git import Git
 from exq.engine.run.project import init_project, open_project
 from exq.engine.run.runner import OutputSink
@@ -31,13 +31,18 @@ def baseline(git_repo: Path) -> str:
     return write_training_project(git_repo)
 
 
-def snapshot_run(baseline: str, name: str, events: list[CheckpointEvent], **env: str) -> SnapshotRun:
+def snapshot_run(
+    baseline: str, name: str, events: list[CheckpointEvent], **env: str
+) -> SnapshotRun:
     async def report(event: CheckpointEvent) -> None:
         events.append(event)
 
     return SnapshotRun(
-        snapshot=baseline, baseline=baseline, name=name,
-        env={**exp_env(name, baseline), **env}, on_checkpoint=report,
+        snapshot=baseline,
+        baseline=baseline,
+        name=name,
+        env={**exp_env(name, baseline), **env},
+        on_checkpoint=report,
     )
 
 

@@ -31,10 +31,30 @@ def test_routes(argv: list[str], expected: tuple[str, ...]) -> None:
 
 
 COMMANDS = [
-    "init", "repro", "status", "dag", "add", "checkout", "stage list", "stage add",
-    "exp run", "exp show", "exp diff", "exp apply", "exp branch", "exp gc", "exp remove",
-    "exp list", "exp push", "exp pull", "metrics show", "metrics diff", "params diff",
-    "queue status", "queue start", "daemon",
+    "init",
+    "repro",
+    "status",
+    "dag",
+    "add",
+    "checkout",
+    "stage list",
+    "stage add",
+    "exp run",
+    "exp show",
+    "exp diff",
+    "exp apply",
+    "exp branch",
+    "exp gc",
+    "exp remove",
+    "exp list",
+    "exp push",
+    "exp pull",
+    "metrics show",
+    "metrics diff",
+    "params diff",
+    "queue status",
+    "queue start",
+    "daemon",
 ]
 
 

@@ -44,7 +44,7 @@ from tests.integration.test_daemon_core_queue import (
 
 pytestmark = pytest.mark.anyio
 
-HOLD_TRAIN = '''\
+HOLD_TRAIN = """\
 import os, sys, time
 from pathlib import Path
 from exq.live import Live
@@ -74,7 +74,7 @@ for step in range(live.step, int(params["epochs"])):
                 sys.exit("timed out waiting for go")
             time.sleep(0.01)
 live.end()
-'''
+"""
 
 
 def make_training_project(root: Path, epochs: int = 5) -> tuple[Path, str]:
@@ -84,8 +84,9 @@ def make_training_project(root: Path, epochs: int = 5) -> tuple[Path, str]:
     git(root, "config", "user.name", "Test")
     git(root, "config", "user.email", "test@example.com")
     init_project(root)
-    baseline = write_training_project(root, dvcyaml=DVCYAML, script=HOLD_TRAIN,
-                                      params=f"train:\n  epochs: {epochs}\n  lr: 0.5\n")
+    baseline = write_training_project(
+        root, dvcyaml=DVCYAML, script=HOLD_TRAIN, params=f"train:\n  epochs: {epochs}\n  lr: 0.5\n"
+    )
     return root, baseline
 
 
@@ -111,7 +112,8 @@ def holding(config: DaemonConfig, hold_at: int) -> DaemonConfig:
 
 
 async def test_each_checkpoint_is_recorded_while_the_run_goes_on(
-    config: DaemonConfig, tmp_path: Path  # noqa: F811
+    config: DaemonConfig,
+    tmp_path: Path,  # noqa: F811
 ) -> None:
     repo, baseline = make_training_project(tmp_path / "train")
     config = holding(config, 2)
@@ -128,8 +130,13 @@ async def test_each_checkpoint_is_recorded_while_the_run_goes_on(
     assert done.state is RunState.SUCCESS, done.error
     assert (done.checkpoints, done.experiment_ref) == (5, ref)
     assert Git.open(repo).get_ref(ref) == done.experiment_sha
-    assert [s for s in chain_steps(repo, done.experiment_sha or "", baseline) if s is not None] \
-        == [0, 1, 2, 3, 4]
+    assert [s for s in chain_steps(repo, done.experiment_sha or "", baseline) if s is not None] == [
+        0,
+        1,
+        2,
+        3,
+        4,
+    ]
 
 
 async def stopped_at_step_2(config: DaemonConfig, repo: Path) -> tuple[int, RunRecord]:
@@ -138,13 +145,15 @@ async def stopped_at_step_2(config: DaemonConfig, repo: Path) -> tuple[int, RunR
     async with daemon(holding(config, 2)):
         await wait_for(lambda: list(rdv(config).glob("held-*")), "the script to hold at step 2")
         await call(config, "stop", True)
-        stopped = await wait_state(config, run_id, RunState.INTERRUPTED, RunState.FAILED,
-                                   RunState.SUCCESS)
+        stopped = await wait_state(
+            config, run_id, RunState.INTERRUPTED, RunState.FAILED, RunState.SUCCESS
+        )
     return run_id, stopped
 
 
 async def test_a_stopped_checkpoint_run_resumes_from_its_last_checkpoint(
-    config: DaemonConfig, tmp_path: Path  # noqa: F811
+    config: DaemonConfig,
+    tmp_path: Path,  # noqa: F811
 ) -> None:
     repo, baseline = make_training_project(tmp_path / "train")
     run_id, stopped = await stopped_at_step_2(config, repo)
@@ -164,7 +173,8 @@ async def test_a_stopped_checkpoint_run_resumes_from_its_last_checkpoint(
 
 
 async def test_with_resume_off_an_interrupted_run_starts_over(
-    config: DaemonConfig, tmp_path: Path  # noqa: F811
+    config: DaemonConfig,
+    tmp_path: Path,  # noqa: F811
 ) -> None:
     repo, baseline = make_training_project(tmp_path / "train")
     run_id, stopped = await stopped_at_step_2(config, repo)
@@ -179,22 +189,42 @@ async def test_with_resume_off_an_interrupted_run_starts_over(
 
 
 async def test_no_signal_reaches_a_run_during_a_snapshot(
-    config: DaemonConfig, tmp_path: Path  # noqa: F811
+    config: DaemonConfig,
+    tmp_path: Path,  # noqa: F811
 ) -> None:
     token = "t0k3n"
     proc = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(60)"],
-        env={**os.environ, "EXQ_RUN_TOKEN": token}, start_new_session=True,
+        env={**os.environ, "EXQ_RUN_TOKEN": token},
+        start_new_session=True,
     )
     try:
         async with await AsyncStore.open(config.db_path) as store:
             scheduler = Scheduler(store, config, structlog.get_logger("test"))
             record = RunRecord(
-                id=1, seq=1, name="x", repo="", baseline="", snapshot="", snapshot_ref="",
-                params=[], targets=[], stage_jobs=1, state=RunState.RUNNING, attempts=1,
-                created=None, started=None, finished=None, exit_code=None,  # type: ignore[arg-type]
-                error=None, log_path=None, experiment_ref=None, experiment_sha=None,
-                checkpoints=0, worker_slot=0, token=token,
+                id=1,
+                seq=1,
+                name="x",
+                repo="",
+                baseline="",
+                snapshot="",
+                snapshot_ref="",
+                params=[],
+                targets=[],
+                stage_jobs=1,
+                state=RunState.RUNNING,
+                attempts=1,
+                created=None,
+                started=None,
+                finished=None,
+                exit_code=None,  # type: ignore[arg-type]
+                error=None,
+                log_path=None,
+                experiment_ref=None,
+                experiment_sha=None,
+                checkpoints=0,
+                worker_slot=0,
+                token=token,
             )
             active = Active(record=record, slot=0, pgids=[proc.pid])
             async with anyio.create_task_group() as tg:
@@ -236,12 +266,17 @@ def test_a_version_1_database_gains_resume_sha_and_keeps_its_runs(tmp_path: Path
     with SyncStore(db) as store:
         (record,) = store.list_runs()
     assert (record.name, record.experiment_sha, record.checkpoints, record.resume_sha) == (
-        "old", "abc", 2, None)
+        "old",
+        "abc",
+        2,
+        None,
+    )
     assert SCHEMA_VERSION >= 2
 
 
 async def test_a_row_one_checkpoint_behind_its_ref_resumes_from_the_ref(
-    config: DaemonConfig, tmp_path: Path  # noqa: F811
+    config: DaemonConfig,
+    tmp_path: Path,  # noqa: F811
 ) -> None:
     # A daemon killed between moving the ref and writing the row leaves the row
     # one checkpoint behind: the resume must start from the ref's tip.

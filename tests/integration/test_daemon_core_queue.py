@@ -44,7 +44,7 @@ from exq.engine.run.project import init_project
 
 pytestmark = pytest.mark.anyio
 
-STAGE = '''\
+STAGE = """\
 import os, signal, sys, time
 from pathlib import Path
 
@@ -75,12 +75,13 @@ if mode in ("block", "stubborn"):
     wait(lambda: (rdv / "go").exists(), "go")
 Path("out.txt").write_text(f"lr={params['lr'].strip()} run={run}\\n")
 print("done", run, flush=True)
-'''
+"""
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
 
 
 def make_project(root: Path) -> Path:
@@ -112,8 +113,14 @@ def enqueue(db: Path, repo: Path, name: str, *params: str) -> int:
     snapshot = g.snapshot_workspace("queued", parent=baseline, extra=edited)
     with SyncStore(db) as store:
         return store.enqueue(
-            NewRun(repo=str(repo), baseline=baseline, snapshot=snapshot, name=name,
-                   params=list(params), stage_jobs=1),
+            NewRun(
+                repo=str(repo),
+                baseline=baseline,
+                snapshot=snapshot,
+                name=name,
+                params=list(params),
+                stage_jobs=1,
+            ),
             on_id=lambda run_id: g.set_ref(queue_ref(run_id), snapshot),
         )
 
@@ -123,8 +130,13 @@ def config(tmp_path: Path) -> Iterator[DaemonConfig]:
     runtime = Path(tempfile.mkdtemp(dir="/tmp", prefix="exq-t-"))
     rdv = tmp_path / "rdv"
     rdv.mkdir()
-    yield DaemonConfig(state_dir=tmp_path / "state", runtime_dir=runtime / "run", jobs=1,
-                       grace=5.0, extra_env={"RDV": str(rdv)})
+    yield DaemonConfig(
+        state_dir=tmp_path / "state",
+        runtime_dir=runtime / "run",
+        jobs=1,
+        grace=5.0,
+        extra_env={"RDV": str(rdv)},
+    )
     shutil.rmtree(runtime, ignore_errors=True)
 
 
@@ -233,8 +245,9 @@ async def test_runs_of_two_repositories_meet_once_jobs_is_raised(
         assert get(config, second).state is RunState.QUEUED  # one slot
         await call(config, "set_jobs", 2)
         for run_id in (first, second):
-            assert (await wait_state(config, run_id, RunState.SUCCESS, RunState.FAILED)).state \
-                is RunState.SUCCESS
+            assert (
+                await wait_state(config, run_id, RunState.SUCCESS, RunState.FAILED)
+            ).state is RunState.SUCCESS
     for run_id, root in ((first, repo), (second, other)):
         record = get(config, run_id)
         assert record.repo == str(root)
@@ -258,7 +271,7 @@ async def test_a_failing_run_is_failed_with_its_code_and_log_and_the_next_goes_o
     assert failed.experiment_ref is None
     log = Path(failed.log_path or "").read_text()
     assert "about to fail" in log and "exq: failed" in log
-    assert Git.open(repo).list_refs("refs/exps/") .keys() == {get(config, good).experiment_ref}
+    assert Git.open(repo).list_refs("refs/exps/").keys() == {get(config, good).experiment_ref}
 
 
 async def test_a_run_in_a_broken_repository_fails_with_the_error(
@@ -392,11 +405,15 @@ async def test_recovery_reaps_leftovers_prunes_worktrees_and_requeues(
     # group, its worktree, and a process of someone else that must survive.
     async with await AsyncStore.open(config.db_path) as store:
         assert await store.claim(left, slot=0, log_path=str(config.logs_dir / "x.log"), token=TOKEN)
-        orphan = subprocess.Popen(["sleep", "300"], start_new_session=True,
-                                  env={**os.environ, "EXQ_RUN_TOKEN": TOKEN})
+        orphan = subprocess.Popen(
+            ["sleep", "300"], start_new_session=True, env={**os.environ, "EXQ_RUN_TOKEN": TOKEN}
+        )
         await store.add_proc(RunProcess(left, orphan.pid, 0, TOKEN))
-    stranger = subprocess.Popen(["sleep", "300"], start_new_session=True,
-                                env={**os.environ, "EXQ_RUN_TOKEN": f"other-{TOKEN}"})
+    stranger = subprocess.Popen(
+        ["sleep", "300"],
+        start_new_session=True,
+        env={**os.environ, "EXQ_RUN_TOKEN": f"other-{TOKEN}"},
+    )
     stale = config.worktrees_dir / f"{left}-1"
     Git.open(repo).add_worktree(stale, Git.open(repo).head_sha() or "")
     try:
@@ -412,9 +429,12 @@ async def test_recovery_reaps_leftovers_prunes_worktrees_and_requeues(
     assert again.attempts == 2 and again.started < after.started  # type: ignore[operator]
     recovered = [e for e in events(config) if e["event"] == "run.recovered"]
     assert [(e["run_id"], e["state"]) for e in recovered] == [
-        (left, "interrupted"), (left, "queued")]
-    assert all(os.path.realpath(w.path) != os.path.realpath(stale)
-               for w in Git.open(repo).list_worktrees())
+        (left, "interrupted"),
+        (left, "queued"),
+    ]
+    assert all(
+        os.path.realpath(w.path) != os.path.realpath(stale) for w in Git.open(repo).list_worktrees()
+    )
 
 
 async def test_sd_notify_ready_and_stopping(

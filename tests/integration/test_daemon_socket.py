@@ -72,11 +72,11 @@ def config(tmp_path: Path) -> Iterator[DaemonConfig]:
 
 
 @asynccontextmanager
-async def serving(
-    config: DaemonConfig, handlers: Recorder, **kwargs: Any
-) -> AsyncIterator[Client]:
+async def serving(config: DaemonConfig, handlers: Recorder, **kwargs: Any) -> AsyncIterator[Client]:
     async with anyio.create_task_group() as tg:
-        await tg.start(lambda task_status: serve(config, handlers, task_status=task_status, **kwargs))
+        await tg.start(
+            lambda task_status: serve(config, handlers, task_status=task_status, **kwargs)
+        )
         yield Client(config.socket_path, timeout=5)
         tg.cancel_scope.cancel()
 
@@ -131,8 +131,13 @@ async def test_requests_reach_the_handlers_of_the_same_name(config: DaemonConfig
         status = await call(client.status)
         await call(client.stop, True)
     assert handlers.calls == [
-        ("wake",), ("pause",), ("resume",), ("set_jobs", 3), ("kill", [4, 12], True),
-        ("status",), ("stop", True),
+        ("wake",),
+        ("pause",),
+        ("resume",),
+        ("set_jobs", 3),
+        ("kill", [4, 12], True),
+        ("status",),
+        ("stop", True),
     ]
     assert killed == KillReply(killed=[4], not_running=[12])
     assert status == StatusReply(
@@ -186,6 +191,7 @@ async def test_protocol_version_mismatch(config: DaemonConfig) -> None:
 async def test_several_requests_on_one_connection(config: DaemonConfig) -> None:
     handlers = Recorder()
     async with serving(config, handlers):
+
         def two() -> list[bytes]:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.settimeout(5)

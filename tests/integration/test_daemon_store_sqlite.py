@@ -17,8 +17,15 @@ from exq.daemon.store_async import AsyncStore
 
 
 def new_run(name: str = "exp", repo: str = "/r") -> NewRun:
-    return NewRun(repo=repo, baseline="a" * 40, snapshot="b" * 40, name=name,
-                  params=["lr=0.1"], targets=["train"], stage_jobs=2)
+    return NewRun(
+        repo=repo,
+        baseline="a" * 40,
+        snapshot="b" * 40,
+        name=name,
+        params=["lr=0.1"],
+        targets=["train"],
+        stage_jobs=2,
+    )
 
 
 @pytest.fixture
@@ -56,7 +63,12 @@ def test_enqueue_round_trips_every_field(db: Path) -> None:
         record = store.get_run(run_id)
     assert record is not None
     assert (record.name, record.repo, record.params, record.targets, record.stage_jobs) == (
-        "first", "/r", ["lr=0.1"], ["train"], 2)
+        "first",
+        "/r",
+        ["lr=0.1"],
+        ["train"],
+        2,
+    )
     assert record.state is RunState.QUEUED
     assert record.snapshot_ref == f"refs/exq/queue/{run_id}"
     assert (record.attempts, record.checkpoints, record.exit_code) == (0, 0, None)
@@ -140,8 +152,9 @@ async def test_transitions_are_compare_and_set(db: Path) -> None:
         assert [p.pid for p in await store.procs(run_id)] == [4242]
         with pytest.raises(ValueError):
             await store.transition(run_id, RunState.RUNNING, RunState.QUEUED)
-        assert await store.transition(run_id, RunState.RUNNING, RunState.SUCCESS,
-                                      experiment_ref="refs/exps/x", exit_code=0)
+        assert await store.transition(
+            run_id, RunState.RUNNING, RunState.SUCCESS, experiment_ref="refs/exps/x", exit_code=0
+        )
         assert not await store.transition(run_id, RunState.RUNNING, RunState.FAILED)
         record = await store.get_run(run_id)
         assert await store.procs(run_id) == []  # forgotten with the end state
@@ -187,8 +200,9 @@ ENQUEUER = textwrap.dedent("""\
 
 def test_eight_processes_enqueueing_fifty_each_give_four_hundred_rows(db: Path) -> None:
     procs = [
-        subprocess.Popen([sys.executable, "-c", ENQUEUER, str(db), str(who)],
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", ENQUEUER, str(db), str(who)], stderr=subprocess.PIPE, text=True
+        )
         for who in range(8)
     ]
     errors = [p.communicate(timeout=120)[1] for p in procs]

@@ -16,7 +16,7 @@ from tests.e2e.conftest import exq
 
 pytestmark = pytest.mark.dvc
 
-TRAIN = '''\
+TRAIN = """\
 from pathlib import Path
 import yaml
 p = yaml.safe_load(Path("params.yaml").read_text())["train"]
@@ -25,7 +25,7 @@ Path("models").mkdir(exist_ok=True)
 for i in range(p["n"]):
     Path(f"models/part{i}.txt").write_text(f"{i} {p['lr']}\\n")
 Path("metrics.json").write_text('{"acc": %s}' % (p["lr"] * 2))
-'''
+"""
 
 DVCYAML = f"""\
 stages:

@@ -81,8 +81,9 @@ def dvc_experiments(dvc: str, root: Path) -> dict[str, dict[str, Any]]:
                 found[rev["name"]] = {
                     "rev": rev["rev"],
                     "params": {f: flatten(v["data"]) for f, v in data["params"].items()},
-                    "metrics": {f: flatten(v["data"]) for f, v in data["metrics"].items()
-                                if "data" in v},
+                    "metrics": {
+                        f: flatten(v["data"]) for f, v in data["metrics"].items() if "data" in v
+                    },
                 }
     return found
 
@@ -91,7 +92,8 @@ def exq_experiments(root: Path) -> dict[str, dict[str, Any]]:
     rows = json.loads(run([EXQ, "exp", "show", "--json"], root))
     return {
         row["name"]: {"rev": row["rev"], "params": row["params"], "metrics": row["metrics"]}
-        for row in rows if row["kind"] == "experiment"
+        for row in rows
+        if row["kind"] == "experiment"
     }
 
 
@@ -100,8 +102,10 @@ def test_dvc_lists_experiments_made_by_exq_exp_run(dvc_bin: str, project: Path) 
     run([EXQ, "exp", "run", "-S", "train.lr=0.3", "-n", "third"], project)
     ours = exq_experiments(project)
     assert len(ours) == 2 and "third" in ours
-    assert ours["third"]["metrics"] == {"metrics.json": {"acc": 0.8},
-                                        "scores.yaml": {"nested.f1": 0.9}}
+    assert ours["third"]["metrics"] == {
+        "metrics.json": {"acc": 0.8},
+        "scores.yaml": {"nested.f1": 0.9},
+    }
     assert dvc_experiments(dvc_bin, project) == ours
 
 
@@ -115,10 +119,13 @@ def test_dvc_lists_experiments_made_through_the_api(dvc_bin: str, project: Path)
         lr = 0.01 * (i + 1)
         params = f"train:\n  lr: {lr}\n  epochs: 3\nseed: 7\n"
         sha = git.snapshot_workspace(
-            "exq: experiment", parent=baseline,
-            extra={"params.yaml": params.encode(),
-                   "metrics.json": json.dumps({"acc": i}).encode(),
-                   "dvc.lock": lock.replace("train.lr: 0.1", f"train.lr: {lr}").encode()},
+            "exq: experiment",
+            parent=baseline,
+            extra={
+                "params.yaml": params.encode(),
+                "metrics.json": json.dumps({"acc": i}).encode(),
+                "dvc.lock": lock.replace("train.lr: 0.1", f"train.lr: {lr}").encode(),
+            },
         )
         git.set_ref(exp_ref(baseline, f"api-{i}"), sha)
     ours = exq_experiments(project)

@@ -87,13 +87,24 @@ stages:
     - summary.txt
 """
 
-OUTS = ["data/clean.txt", "models/us/a.txt", "models/gb/part/b.txt", "metrics.json",
-        "sub/summary.txt"]
+OUTS = [
+    "data/clean.txt",
+    "models/us/a.txt",
+    "models/gb/part/b.txt",
+    "metrics.json",
+    "sub/summary.txt",
+]
 
 
 def run(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(argv, cwd=cwd, env={**os.environ, **(env or {})},
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        argv,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if done.returncode != 0:
         raise AssertionError(f"{argv} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
     return done.stdout + done.stderr
@@ -145,8 +156,13 @@ def test_dvc_skips_everything_exq_ran(git_repo: Path, dvc) -> None:  # noqa: ANN
     make_project(git_repo)
     exq(git_repo, "init")
     exq(git_repo, "repro")
-    assert ran(git_repo) == ["data/clean.txt", "metrics.json", "models/gb", "models/us",
-                             "summary.txt"]
+    assert ran(git_repo) == [
+        "data/clean.txt",
+        "metrics.json",
+        "models/gb",
+        "models/us",
+        "summary.txt",
+    ]
     assert (git_repo / "sub" / "summary.txt").read_text().startswith("raw\nclean.txt\n10\n")
     lock = yaml.safe_load((git_repo / "dvc.lock").read_text())
     metrics = lock["stages"]["report"]["outs"][0]
@@ -188,8 +204,10 @@ def test_dvc_checkout_restores_what_exq_added(git_repo: Path, dvc) -> None:  # n
     shutil.rmtree(git_repo / "data")
     (git_repo / "notes.txt").unlink()
     status = json.loads(dvc(git_repo, "status", "--json"))
-    assert status == {"data.dvc": [{"changed outs": {"data": "deleted"}}],
-                      "notes.txt.dvc": [{"changed outs": {"notes.txt": "deleted"}}]}
+    assert status == {
+        "data.dvc": [{"changed outs": {"data": "deleted"}}],
+        "notes.txt.dvc": [{"changed outs": {"notes.txt": "deleted"}}],
+    }
     dvc(git_repo, "checkout")
     assert (git_repo / "data" / "deep" / "two.csv").read_text() == "3,4\n"
     assert (git_repo / "data" / "one.csv").read_text() == "1,2\n"

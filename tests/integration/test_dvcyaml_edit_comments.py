@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from exq.engine.spec.dvcyaml_edit import add_stage
 from exq.engine.errors import DvcFileError, ExqError
+from exq.engine.spec.dvcyaml_edit import add_stage
 
 USER_FILE = """\
 # Pipeline of the churn model.   keep me
@@ -56,13 +56,16 @@ def load(path: Path) -> dict:
 def test_new_stage_goes_after_the_stages_block(tmp_path: Path) -> None:
     path = tmp_path / "dvc.yaml"
     path.write_text(USER_FILE)
-    action = add_stage(path, "evaluate", cmd="python eval.py", deps=["model.pkl"],
-                       metrics_no_cache=["scores.json"])
+    action = add_stage(
+        path, "evaluate", cmd="python eval.py", deps=["model.pkl"], metrics_no_cache=["scores.json"]
+    )
     assert action == "added"
     head, tail = USER_FILE.split("\n# plots are defined below\n")
     # the blank line closing the block stays where the user put it
-    assert path.read_text() == head.rstrip("\n") + "\n" + NEW_STAGE + "\n" \
-        + "# plots are defined below\n" + tail
+    assert (
+        path.read_text()
+        == head.rstrip("\n") + "\n" + NEW_STAGE + "\n" + "# plots are defined below\n" + tail
+    )
     data = load(path)
     assert list(data["stages"]) == ["prepare", "train", "evaluate"]
     assert data["plots"] == [{"metrics.json": {"x": "step"}}]
@@ -83,35 +86,44 @@ def test_existing_name_is_refused_and_file_untouched(tmp_path: Path) -> None:
 def test_force_replaces_only_that_stage(tmp_path: Path) -> None:
     path = tmp_path / "dvc.yaml"
     path.write_text(USER_FILE)
-    assert add_stage(path, "prepare", cmd="python prep2.py", outs=["data/p2"],
-                     force=True) == "modified"
+    assert (
+        add_stage(path, "prepare", cmd="python prep2.py", outs=["data/p2"], force=True)
+        == "modified"
+    )
     start = USER_FILE.index("  prepare:")
     end = USER_FILE.index("  # a comment between stages")
-    expected = (USER_FILE[:start]
-                + "  prepare:   # first stage\n    cmd: python prep2.py\n"
-                  "    outs:\n    - data/p2\n"
-                + USER_FILE[end:])
+    expected = (
+        USER_FILE[:start] + "  prepare:   # first stage\n    cmd: python prep2.py\n"
+        "    outs:\n    - data/p2\n" + USER_FILE[end:]
+    )
     assert path.read_text() == expected
     # the last stage, whose block ends in a blank line before a comment
     add_stage(path, "train", cmd="t", force=True)
     text = path.read_text()
-    assert text.endswith("  train:\n    cmd: t\n\n# plots are defined below\n"
-                         "plots:\n  - metrics.json: {x: step}\n")
+    assert text.endswith(
+        "  train:\n    cmd: t\n\n# plots are defined below\nplots:\n  - metrics.json: {x: step}\n"
+    )
     assert list(load(path)["stages"]) == ["prepare", "train"]
 
 
 def test_created_file_has_dvc_layout(tmp_path: Path) -> None:
     path = tmp_path / "dvc.yaml"
     add_stage(
-        path, "train",
+        path,
+        "train",
         cmd="python train.py --lr 0.1 && echo 'done: yes'",
         deps=["train.py", "data"],
         params=["lr", "conf.yaml:", "params.yaml:seed,epochs"],
-        outs=["model.pkl"], outs_no_cache=["log.txt"], outs_persist=["ckpt"],
-        metrics_no_cache=["metrics.json"], plots_no_cache=["plot.csv"],
+        outs=["model.pkl"],
+        outs_no_cache=["log.txt"],
+        outs_persist=["ckpt"],
+        metrics_no_cache=["metrics.json"],
+        plots_no_cache=["plot.csv"],
     )
     # what `dvc stage add` 3.67.1 writes for the same options
-    assert path.read_text() == """\
+    assert (
+        path.read_text()
+        == """\
 stages:
   train:
     cmd: "python train.py --lr 0.1 && echo 'done: yes'"
@@ -136,6 +148,7 @@ stages:
     - plot.csv:
         cache: false
 """
+    )
 
 
 @pytest.mark.parametrize(
@@ -144,14 +157,22 @@ stages:
         # no trailing newline
         ("stages:\n  a:\n    cmd: x  # c", "stages:\n  a:\n    cmd: x  # c\n  b:\n    cmd: y\n"),
         # no stages key yet
-        ("# only vars\nvars:\n- p.yaml\n",
-         "# only vars\nvars:\n- p.yaml\nstages:\n  b:\n    cmd: y\n"),
+        (
+            "# only vars\nvars:\n- p.yaml\n",
+            "# only vars\nvars:\n- p.yaml\nstages:\n  b:\n    cmd: y\n",
+        ),
         # an empty stages key with a comment
         ("stages:   # todo\n\nvars: []\n", "stages:   # todo\n  b:\n    cmd: y\n\nvars: []\n"),
         # four-space indentation is kept for the new key
-        ("stages:\n    a:\n        cmd: x\n", "stages:\n    a:\n        cmd: x\n    b:\n      cmd: y\n"),
+        (
+            "stages:\n    a:\n        cmd: x\n",
+            "stages:\n    a:\n        cmd: x\n    b:\n      cmd: y\n",
+        ),
         # CRLF line ends
-        ("stages:\r\n  a:\r\n    cmd: x\r\n", "stages:\r\n  a:\r\n    cmd: x\r\n  b:\r\n    cmd: y\r\n"),
+        (
+            "stages:\r\n  a:\r\n    cmd: x\r\n",
+            "stages:\r\n  a:\r\n    cmd: x\r\n  b:\r\n    cmd: y\r\n",
+        ),
         # a comment-only file
         ("# hello\n", "# hello\nstages:\n  b:\n    cmd: y\n"),
     ],
@@ -214,14 +235,45 @@ def test_same_text_as_real_dvc_stage_add(git_repo: Path, dvc_bin: str) -> None:
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     subprocess.run([dvc_bin, "init", "-q"], cwd=git_repo, env=env, check=True)
     (git_repo / "w").mkdir()
-    args = ["-d", "b.py", "-d", "a b.txt", "-p", "x,y", "-p", "o.yaml:k", "-o", "z.bin",
-            "-O", "n.txt", "-m", "m.json", "--plots", "p.csv", "-w", "w"]
-    subprocess.run([dvc_bin, "stage", "add", "-q", "-n", "s", *args, "python b.py: --flag"],
-                   cwd=git_repo, env=env, check=True)
+    args = [
+        "-d",
+        "b.py",
+        "-d",
+        "a b.txt",
+        "-p",
+        "x,y",
+        "-p",
+        "o.yaml:k",
+        "-o",
+        "z.bin",
+        "-O",
+        "n.txt",
+        "-m",
+        "m.json",
+        "--plots",
+        "p.csv",
+        "-w",
+        "w",
+    ]
+    subprocess.run(
+        [dvc_bin, "stage", "add", "-q", "-n", "s", *args, "python b.py: --flag"],
+        cwd=git_repo,
+        env=env,
+        check=True,
+    )
     ours = git_repo / "ours.yaml"
-    add_stage(ours, "s", cmd="python b.py: --flag", deps=["b.py", "a b.txt"],
-              params=["x,y", "o.yaml:k"], outs=["z.bin"], outs_no_cache=["n.txt"],
-              metrics=["m.json"], plots=["p.csv"], wdir="w")
+    add_stage(
+        ours,
+        "s",
+        cmd="python b.py: --flag",
+        deps=["b.py", "a b.txt"],
+        params=["x,y", "o.yaml:k"],
+        outs=["z.bin"],
+        outs_no_cache=["n.txt"],
+        metrics=["m.json"],
+        plots=["p.csv"],
+        wdir="w",
+    )
     assert ours.read_text() == (git_repo / "dvc.yaml").read_text()
 
 

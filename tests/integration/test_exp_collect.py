@@ -17,8 +17,8 @@ import pytest
 
 from exq.engine.errors import ExperimentError
 from exq.engine.experiments.collect import Collector
-from exq.engine.experiments.rows import RevisionSet, collect_rev, exp_show_rows, select_revisions
 from exq.engine.experiments.refs import exp_ref
+from exq.engine.experiments.rows import RevisionSet, collect_rev, exp_show_rows, select_revisions
 from exq.engine.git import Git
 
 BASE_TIME = 1_700_000_000
@@ -41,8 +41,9 @@ stages:
 
 
 def run_git(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
@@ -57,8 +58,9 @@ def write(root: Path, files: dict[str, str]) -> None:
 def commit_all(root: Path, message: str, when: int = BASE_TIME) -> str:
     run_git(root, "add", "-A")
     date = f"{when} +0000"
-    run_git(root, "commit", "-qm", message,
-            env={"GIT_COMMITTER_DATE": date, "GIT_AUTHOR_DATE": date})
+    run_git(
+        root, "commit", "-qm", message, env={"GIT_COMMITTER_DATE": date, "GIT_AUTHOR_DATE": date}
+    )
     return run_git(root, "rev-parse", "HEAD")
 
 
@@ -68,12 +70,21 @@ def make_exp(root: Path, name: str, files: dict[str, str], when: int) -> str:
     baseline = git.head_sha()
     assert baseline is not None
     snap = git.snapshot_workspace(
-        f"exq: experiment {name}", parent=baseline,
+        f"exq: experiment {name}",
+        parent=baseline,
         extra={path: text.encode() for path, text in files.items()},
     )
     date = f"{when} +0000"
-    sha = run_git(root, "commit-tree", git.tree_of(snap), "-p", baseline, "-m", name,
-                  env={"GIT_COMMITTER_DATE": date, "GIT_AUTHOR_DATE": date})
+    sha = run_git(
+        root,
+        "commit-tree",
+        git.tree_of(snap),
+        "-p",
+        baseline,
+        "-m",
+        name,
+        env={"GIT_COMMITTER_DATE": date, "GIT_AUTHOR_DATE": date},
+    )
     git.set_ref(exp_ref(baseline, name), sha)
     return sha
 
@@ -81,13 +92,16 @@ def make_exp(root: Path, name: str, files: dict[str, str], when: int) -> str:
 @pytest.fixture
 def repo(git_repo: Path) -> Path:
     """A baseline on main with params in yaml and toml, and a committed metrics file."""
-    write(git_repo, {
-        "params.yaml": PARAMS,
-        "model.toml": "seed = 1\n[layers]\nsize = 64\n",
-        "dvc.yaml": DVCYAML,
-        "metrics.json": json.dumps({"acc": 0.5, "loss": {"train": 0.3, "val": 0.4}}),
-        ".gitignore": "/scores.yaml\n/model.bin\n",
-    })
+    write(
+        git_repo,
+        {
+            "params.yaml": PARAMS,
+            "model.toml": "seed = 1\n[layers]\nsize = 64\n",
+            "dvc.yaml": DVCYAML,
+            "metrics.json": json.dumps({"acc": 0.5, "loss": {"train": 0.3, "val": 0.4}}),
+            ".gitignore": "/scores.yaml\n/model.bin\n",
+        },
+    )
     commit_all(git_repo, "baseline")
     return git_repo
 
@@ -102,8 +116,13 @@ def test_commit_values_whole_params_files_and_committed_metrics(repo: Path) -> N
     assert data.errors == []
     # whole files, as DVC shows them: root params.yaml, and model.toml the stage names
     assert data.params == {
-        "params.yaml": {"train.lr": 0.1, "train.epochs": 3, "seed": 7, "unused": "yes",
-                        "small": 1e-05},
+        "params.yaml": {
+            "train.lr": 0.1,
+            "train.epochs": 3,
+            "seed": 7,
+            "unused": "yes",
+            "small": 1e-05,
+        },
         "model.toml": {"seed": 1, "layers.size": 64},
     }
     assert data.metrics == {"metrics.json": {"acc": 0.5, "loss.train": 0.3, "loss.val": 0.4}}
@@ -142,8 +161,7 @@ def test_cached_metrics_come_from_the_cache_object_the_lock_names(repo: Path) ->
 
 
 def test_workspace_reads_files_on_disk(repo: Path) -> None:
-    write(repo, {"params.yaml": PARAMS.replace("lr: 0.1", "lr: 0.5"),
-                 "scores.yaml": "f1: 0.9\n"})
+    write(repo, {"params.yaml": PARAMS.replace("lr: 0.1", "lr: 0.5"), "scores.yaml": "f1: 0.9\n"})
     data = collector(repo).workspace()
     assert data.params["params.yaml"]["train.lr"] == 0.5
     assert data.metrics["scores.yaml"] == {"f1": 0.9}
@@ -151,9 +169,12 @@ def test_workspace_reads_files_on_disk(repo: Path) -> None:
 
 
 def test_a_broken_file_is_an_error_line_not_a_failure(repo: Path) -> None:
-    sha = make_exp(repo, "broken", {"metrics.json": "{not json",
-                                    "params.yaml": PARAMS.replace("0.1", "0.2")},
-                   BASE_TIME + 10)
+    sha = make_exp(
+        repo,
+        "broken",
+        {"metrics.json": "{not json", "params.yaml": PARAMS.replace("0.1", "0.2")},
+        BASE_TIME + 10,
+    )
     data = collector(repo).commit(sha)
     assert data.params["params.yaml"]["train.lr"] == 0.2
     assert "metrics.json" not in data.metrics
@@ -183,11 +204,19 @@ stages:
 def test_templated_pipelines_resolve_per_commit(git_repo: Path) -> None:
     """Experiments that change what ``${...}`` reads resolve again; others reuse the plan."""
     params = "models:\n  us:\n    thresh: 10\n    out: us.json\nlr: 0.1\n"
-    write(git_repo, {"params.yaml": params, "dvc.yaml": TEMPLATED,
-                     "us.json": '{"acc": 1}', "gb.json": '{"acc": 2}'})
+    write(
+        git_repo,
+        {
+            "params.yaml": params,
+            "dvc.yaml": TEMPLATED,
+            "us.json": '{"acc": 1}',
+            "gb.json": '{"acc": 2}',
+        },
+    )
     commit_all(git_repo, "templated")
-    only_lr = make_exp(git_repo, "lr", {"params.yaml": params.replace("lr: 0.1", "lr: 0.2")},
-                       BASE_TIME + 1)
+    only_lr = make_exp(
+        git_repo, "lr", {"params.yaml": params.replace("lr: 0.1", "lr: 0.2")}, BASE_TIME + 1
+    )
     more = params.replace("lr: 0.1", "  gb:\n    thresh: 15\n    out: gb.json\nlr: 0.1")
     two_models = make_exp(git_repo, "two", {"params.yaml": more}, BASE_TIME + 2)
     coll = collector(git_repo)
@@ -200,20 +229,25 @@ def test_templated_pipelines_resolve_per_commit(git_repo: Path) -> None:
 
 
 def test_nested_dvcyaml_with_wdir_vars_file_and_metrics_folder(git_repo: Path) -> None:
-    write(git_repo, {
-        "sub/dvc.yaml": (
-            "vars:\n- cfg.json\nstages:\n  eval:\n    cmd: python eval.py ${size}\n"
-            "    wdir: work\n    params:\n    - ../cfg.json:\n    metrics:\n    - out:\n"
-            "        cache: false\n"
-        ),
-        "sub/cfg.json": '{"size": 3, "opt": {"beta": 0.9}}',
-        "sub/work/out/a.json": '{"x": 1}',
-        "sub/work/out/b.yaml": "y: 2\n",
-        # hidden folders and committed virtualenvs are not searched, as on disk
-        ".hidden/dvc.yaml": "metrics:\n- m.json\n", ".hidden/m.json": '{"h": 1}',
-        "env/pyvenv.cfg": "home = /usr\n",
-        "env/dvc.yaml": "metrics:\n- m.json\n", "env/m.json": '{"v": 1}',
-    })
+    write(
+        git_repo,
+        {
+            "sub/dvc.yaml": (
+                "vars:\n- cfg.json\nstages:\n  eval:\n    cmd: python eval.py ${size}\n"
+                "    wdir: work\n    params:\n    - ../cfg.json:\n    metrics:\n    - out:\n"
+                "        cache: false\n"
+            ),
+            "sub/cfg.json": '{"size": 3, "opt": {"beta": 0.9}}',
+            "sub/work/out/a.json": '{"x": 1}',
+            "sub/work/out/b.yaml": "y: 2\n",
+            # hidden folders and committed virtualenvs are not searched, as on disk
+            ".hidden/dvc.yaml": "metrics:\n- m.json\n",
+            ".hidden/m.json": '{"h": 1}',
+            "env/pyvenv.cfg": "home = /usr\n",
+            "env/dvc.yaml": "metrics:\n- m.json\n",
+            "env/m.json": '{"v": 1}',
+        },
+    )
     sha = commit_all(git_repo, "nested")
     data = collector(git_repo).commit(sha)
     assert data.errors == []
@@ -250,12 +284,17 @@ def test_more_baselines_with_branches_tags_and_history(repo: Path) -> None:
     assert names == [(second, "main")]
     # a tag names a commit rather than a branch; HEAD keeps its branch name
     assert [(r.sha, r.name) for r in select_revisions(git, RevisionSet(all_branches=True))] == [
-        (second, "main"), (first, "v1")]
+        (second, "main"),
+        (first, "v1"),
+    ]
     assert [r.name for r in select_revisions(git, RevisionSet(num=2))] == ["main", "v1"]
     rows = exp_show_rows(git, collector(repo), RevisionSet(all_tags=True))
     assert [(r.name, r.kind) for r in rows] == [
-        ("workspace", "workspace"), ("main", "baseline"), ("v1", "baseline"),
-        ("on-first", "experiment")]
+        ("workspace", "workspace"),
+        ("main", "baseline"),
+        ("v1", "baseline"),
+        ("on-first", "experiment"),
+    ]
     run_git(repo, "checkout", "-q", "--detach", first)
     assert select_revisions(Git.open(repo), RevisionSet())[0].name == "v1"
     run_git(repo, "tag", "-d", "v1")
@@ -282,9 +321,12 @@ def test_many_experiments_are_read_quickly(repo: Path) -> None:
     assert baseline is not None
     for i in range(300):
         sha = git.snapshot_workspace(
-            "exp", parent=baseline,
-            extra={"params.yaml": PARAMS.replace("0.1", f"0.{i + 1:03d}").encode(),
-                   "metrics.json": json.dumps({"acc": i}).encode()},
+            "exp",
+            parent=baseline,
+            extra={
+                "params.yaml": PARAMS.replace("0.1", f"0.{i + 1:03d}").encode(),
+                "metrics.json": json.dumps({"acc": i}).encode(),
+            },
         )
         git.set_ref(exp_ref(baseline, f"exp-{i:03d}"), sha)
     start = time.perf_counter()
@@ -312,8 +354,9 @@ def test_pending_runs_join_their_group_and_a_started_chain_is_listed_once(repo: 
     now = datetime.now(UTC)
     pending = [
         PendingRun(name="long", snapshot=made, baseline=head, state="running", created=now),
-        PendingRun(name="next", snapshot=queued_snapshot, baseline=head, state="queued",
-                   created=now),
+        PendingRun(
+            name="next", snapshot=queued_snapshot, baseline=head, state="queued", created=now
+        ),
     ]
     shown = add_pending(rows, pending, coll)
     names = [(row.name, row.kind, row.state) for row in shown]

@@ -98,7 +98,22 @@ def test_set_ref_rejects_bad_names_and_targets(repo: Path) -> None:
         g.set_ref("refs/exps/ok", "f00d")
 
 
-NAMES = ["exp-1", "a..b", "a b", "a.lock", ".a", "a~1", "@", "a@{1}", "x.", "-a", "ü", "a*", "a:b", "a\\b"]
+NAMES = [
+    "exp-1",
+    "a..b",
+    "a b",
+    "a.lock",
+    ".a",
+    "a~1",
+    "@",
+    "a@{1}",
+    "x.",
+    "-a",
+    "ü",
+    "a*",
+    "a:b",
+    "a\\b",
+]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -124,9 +139,18 @@ def test_resolve_all_rev_kinds(repo: Path) -> None:
     git(repo, "branch", "feature", prev)
     git(repo, "update-ref", "refs/exps/ab/cd/e1", prev)
     cases = {
-        head: head, head[:7]: head, "main": head, "HEAD": head, "HEAD~1": prev, "HEAD^": prev,
-        "light": prev, "annotated": prev, "feature": prev, "refs/heads/feature": prev,
-        "refs/exps/ab/cd/e1": prev, "refs/tags/annotated": prev,
+        head: head,
+        head[:7]: head,
+        "main": head,
+        "HEAD": head,
+        "HEAD~1": prev,
+        "HEAD^": prev,
+        "light": prev,
+        "annotated": prev,
+        "feature": prev,
+        "refs/heads/feature": prev,
+        "refs/exps/ab/cd/e1": prev,
+        "refs/tags/annotated": prev,
     }
     for rev, sha in cases.items():
         assert g.resolve(rev) == sha, rev
@@ -183,8 +207,11 @@ def test_commit_info_log_ancestry_and_listing(repo: Path) -> None:
 def test_commit_info_keeps_the_timezone(repo: Path) -> None:
     env_date = "2021-02-03T04:05:06+05:30"
     out = subprocess.run(
-        ["git", "commit", "-q", "--allow-empty", "-m", "tz"], cwd=repo,
-        env={**__import__("os").environ, "GIT_COMMITTER_DATE": env_date}, capture_output=True, text=True,
+        ["git", "commit", "-q", "--allow-empty", "-m", "tz"],
+        cwd=repo,
+        env={**__import__("os").environ, "GIT_COMMITTER_DATE": env_date},
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0, out.stderr
     info = Git.open(repo).commit_info("HEAD")

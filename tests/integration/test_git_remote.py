@@ -47,7 +47,9 @@ def test_push_new_and_fast_forward_refs(setup: tuple[Path, Path, str]) -> None:
     g = Git.open(local)
     exp1 = make_commit(local, base, "exp1")
     g.set_ref("refs/exps/ab/cd/e1", exp1)
-    assert g.push_refs(str(bare), ["refs/exps/ab/cd/e1:refs/exps/ab/cd/e1"]) == ["refs/exps/ab/cd/e1"]
+    assert g.push_refs(str(bare), ["refs/exps/ab/cd/e1:refs/exps/ab/cd/e1"]) == [
+        "refs/exps/ab/cd/e1"
+    ]
     assert git(bare, "rev-parse", "refs/exps/ab/cd/e1") == exp1
     assert g.push_refs(str(bare), ["refs/exps/ab/cd/e1"]) == []  # already up to date
     checkpoint = make_commit(local, exp1, "checkpoint")
@@ -62,7 +64,9 @@ def test_push_refuses_diverged_refs_unless_forced(setup: tuple[Path, Path, str])
     theirs, ours = make_commit(local, base, "theirs"), make_commit(local, base, "ours")
     git(local, "push", "-q", str(bare), f"{theirs}:refs/exps/ab/cd/e1")
     g.set_ref("refs/exps/ab/cd/e1", ours)
-    with pytest.raises(GitError, match="push of refs/exps/ab/cd/e1 to .* rejected: non-fast-forward"):
+    with pytest.raises(
+        GitError, match="push of refs/exps/ab/cd/e1 to .* rejected: non-fast-forward"
+    ):
         g.push_refs(str(bare), ["refs/exps/ab/cd/e1"])
     assert git(bare, "rev-parse", "refs/exps/ab/cd/e1") == theirs
     assert g.push_refs(str(bare), ["refs/exps/ab/cd/e1"], force=True) == ["refs/exps/ab/cd/e1"]
@@ -94,7 +98,9 @@ def test_fetch_refs_and_diverged_refusal(setup: tuple[Path, Path, str], tmp_path
 
     local_only = make_commit(other, base, "local only")
     g.set_ref("refs/exps/ab/cd/e1", local_only)
-    with pytest.raises(GitError, match="fetch of refs/exps/ab/cd/e1 from .* rejected: non-fast-forward"):
+    with pytest.raises(
+        GitError, match="fetch of refs/exps/ab/cd/e1 from .* rejected: non-fast-forward"
+    ):
         g.fetch_refs(str(bare), ["refs/exps/ab/cd/e1:refs/exps/ab/cd/e1"])
     assert g.get_ref("refs/exps/ab/cd/e1") == local_only
     assert g.fetch_refs("origin", ["refs/exps/ab/cd/e1:refs/exps/ab/cd/e1"], force=True) == [

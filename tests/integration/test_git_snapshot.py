@@ -120,12 +120,20 @@ def test_snapshot_leaves_index_head_and_branches_alone(repo: Path) -> None:
     git(repo, "add", "staged.txt")
     write(repo / "untracked.txt", "u\n")
     index = (repo / ".git" / "index").read_bytes()
-    before = (git(repo, "status", "--porcelain"), git(repo, "for-each-ref"), git(repo, "symbolic-ref", "HEAD"))
+    before = (
+        git(repo, "status", "--porcelain"),
+        git(repo, "for-each-ref"),
+        git(repo, "symbolic-ref", "HEAD"),
+    )
 
     Git.open(repo).snapshot_workspace("snap")
 
     assert (repo / ".git" / "index").read_bytes() == index
-    after = (git(repo, "status", "--porcelain"), git(repo, "for-each-ref"), git(repo, "symbolic-ref", "HEAD"))
+    after = (
+        git(repo, "status", "--porcelain"),
+        git(repo, "for-each-ref"),
+        git(repo, "symbolic-ref", "HEAD"),
+    )
     assert after == before
 
 
@@ -134,7 +142,9 @@ def test_snapshot_extra_and_parent(repo: Path) -> None:
     write(repo / "a.txt", "second\n")
     git(repo, "commit", "-qam", "second")
     g = Git.open(repo)
-    sha = g.snapshot_workspace("x", parent=first, extra={"params.yaml": b"lr: 0.1\n", "run.sh": b"echo\n"})
+    sha = g.snapshot_workspace(
+        "x", parent=first, extra={"params.yaml": b"lr: 0.1\n", "run.sh": b"echo\n"}
+    )
     assert git(repo, "log", "-1", "--format=%P", sha) == first
     assert git(repo, "show", f"{sha}:params.yaml") == "lr: 0.1"
     assert git(repo, "show", f"{sha}:a.txt") == "second"  # the tree is the workspace's
@@ -183,7 +193,12 @@ def test_author_falls_back_without_git_identity(tmp_path: Path) -> None:
     root.mkdir()
     home = tmp_path / "home"
     home.mkdir()
-    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1"}
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home),
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
     for key in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
         env.pop(key, None)
     git(root, "init", "-q", env=env)
@@ -193,10 +208,15 @@ def test_author_falls_back_without_git_identity(tmp_path: Path) -> None:
         "import sys; from exq.engine.git import Git; g = Git.open(sys.argv[1]); "
         "sha = g.snapshot_workspace('m'); g.set_ref('refs/heads/exp', sha); print(sha)"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(root)], env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(root)], env=env, capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
     sha = out.stdout.strip()
-    assert git(root, "log", "-1", "--format=%an <%ae>", sha, env=env) == f"{FALLBACK_NAME} <{FALLBACK_EMAIL}>"
+    assert (
+        git(root, "log", "-1", "--format=%an <%ae>", sha, env=env)
+        == f"{FALLBACK_NAME} <{FALLBACK_EMAIL}>"
+    )
     assert git(root, "rev-parse", "refs/heads/exp", env=env) == sha  # the reflog needs no identity
 
 

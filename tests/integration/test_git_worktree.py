@@ -84,7 +84,10 @@ def test_add_worktree_names_do_not_clash(repo: Path, tmp_path: Path) -> None:
     g.add_worktree(tmp_path / "x" / "wt", "HEAD")
     g.add_worktree(tmp_path / "y" / "wt", "HEAD")
     infos = {w.name: w.path.resolve() for w in g.list_worktrees()}
-    assert infos == {"wt": (tmp_path / "x" / "wt").resolve(), "wt-2": (tmp_path / "y" / "wt").resolve()}
+    assert infos == {
+        "wt": (tmp_path / "x" / "wt").resolve(),
+        "wt-2": (tmp_path / "y" / "wt").resolve(),
+    }
     with pytest.raises(GitError, match="exists"):
         g.add_worktree(tmp_path / "x" / "wt", "HEAD")
 
@@ -155,10 +158,19 @@ def test_checkout_files_applies_an_experiment(repo: Path, tmp_path: Path) -> Non
     assert git(repo, "rev-parse", "HEAD") == head
     assert (repo / ".git" / "index").read_bytes() == index
     # Tracked files now equal the experiment's; its new files show as untracked.
-    assert subprocess.run(["git", "diff", "--quiet", exp, "--", "a.txt", "sub"], cwd=repo).returncode == 0
-    status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True)
+    assert (
+        subprocess.run(["git", "diff", "--quiet", exp, "--", "a.txt", "sub"], cwd=repo).returncode
+        == 0
+    )
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True
+    )
     assert status.stdout.splitlines() == [
-        " M a.txt", " D sub/b.txt", "?? link", "?? new/", "?? tool.sh",
+        " M a.txt",
+        " D sub/b.txt",
+        "?? link",
+        "?? new/",
+        "?? tool.sh",
     ]
 
 

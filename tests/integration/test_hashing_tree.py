@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from exq.engine.errors import CacheError
-from exq.engine.data.hashing import HashInfo, file_md5, hash_path
 from exq.engine.data.hashdb import HashState
+from exq.engine.data.hashing import HashInfo, file_md5, hash_path
+from exq.engine.errors import CacheError
 
 
 def write(path: Path, data: str | bytes) -> None:

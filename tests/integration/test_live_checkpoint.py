@@ -143,7 +143,9 @@ def test_handshake_overhead_is_small(tmp_path: Path, sock_path: Path) -> None:
     assert proc.returncode == 0, err
     times = sorted(json.loads(out))
     median, p99 = statistics.median(times), times[int(len(times) * 0.99)]
-    print(f"\nEXQ_CHECKPOINT socket handshake: median {median * 1e3:.3f} ms, p99 {p99 * 1e3:.3f} ms")
+    print(
+        f"\nEXQ_CHECKPOINT socket handshake: median {median * 1e3:.3f} ms, p99 {p99 * 1e3:.3f} ms"
+    )
     assert median < 0.010
     assert p99 < 0.050
 
@@ -307,7 +309,9 @@ def test_dvc_signal_file_handshake(tmp_path: Path) -> None:
     _finish(proc)
     rows = [json.loads(line) for line in record.read_text().splitlines()]
     assert [(r[0], r[2]) for r in rows] == [(0, True), (1, True), (2, True)]
-    print(f"\nDVC signal-file handshake (runner polls every 10 ms): {[round(r[1] * 1e3, 1) for r in rows]} ms")
+    print(
+        f"\nDVC signal-file handshake (runner polls every 10 ms): {[round(r[1] * 1e3, 1) for r in rows]} ms"
+    )
     assert watcher.env() == {"DVC_CHECKPOINT": "1", "DVC_ROOT": str(root)}
 
 

@@ -52,7 +52,11 @@ def test_files_after_a_run(in_tmp: Path) -> None:
         assert live.step == 3
     loss = _rows(in_tmp / "logs" / "loss.tsv")
     assert loss[0] == ["timestamp", "step", "loss"]
-    assert [(r[1], r[2]) for r in loss[1:]] == [("0", "1.0"), ("1", "0.5"), ("2", "0.3333333333333333")]
+    assert [(r[1], r[2]) for r in loss[1:]] == [
+        ("0", "1.0"),
+        ("1", "0.5"),
+        ("2", "0.3333333333333333"),
+    ]
     stamps = [int(r[0]) for r in loss[1:]]
     assert stamps == sorted(stamps) and all(1_600_000_000_000 < s < 10**13 for s in stamps)
     acc = _rows(in_tmp / "logs" / "train" / "acc.tsv")
@@ -118,7 +122,13 @@ def test_resume_continues_after_the_summary_step(
     live.log_param("epochs", 5)
     live.end()
     assert [r[1] for r in _rows(in_tmp / "logs" / "loss.tsv")[1:]] == ["0", "1", "2", "3", "4"]
-    assert [r[2] for r in _rows(in_tmp / "logs" / "train" / "acc.tsv")[1:]] == ["0", "1", "2", "3", "4"]
+    assert [r[2] for r in _rows(in_tmp / "logs" / "train" / "acc.tsv")[1:]] == [
+        "0",
+        "1",
+        "2",
+        "3",
+        "4",
+    ]
     assert json.loads((in_tmp / "logs.json").read_text())["step"] == 4
     params = yaml.safe_load((in_tmp / "logs" / "params.yaml").read_text())
     assert params == {"lr": 0.01, "model": {"layers": [8, 4]}, "epochs": 5}
@@ -169,7 +179,10 @@ def test_explicit_steps_and_values_of_other_types(in_tmp: Path) -> None:
         live.log("b", True, step=5)
         live.step = 7
         live.log("a", 0.5)
-    assert [(r[1], r[2]) for r in _rows(in_tmp / "logs" / "a.tsv")[1:]] == [("5", "0.25"), ("7", "0.5")]
+    assert [(r[1], r[2]) for r in _rows(in_tmp / "logs" / "a.tsv")[1:]] == [
+        ("5", "0.25"),
+        ("7", "0.5"),
+    ]
     assert json.loads((in_tmp / "logs.json").read_text()) == {"step": 7, "a": 0.5, "b": 1}
 
 
@@ -197,7 +210,12 @@ def test_params_file_reads_as_yaml(in_tmp: Path) -> None:
         with pytest.raises(TypeError):
             live.log_param("bad", object())
     text = (in_tmp / "logs" / "params.yaml").read_text()
-    expected = {"lr": 1e-5, "opt": {"name": "adam", "betas": [0.9, 0.999]}, "on": True, "seed": None}
+    expected = {
+        "lr": 1e-5,
+        "opt": {"name": "adam", "betas": [0.9, 0.999]},
+        "on": True,
+        "seed": None,
+    }
     assert yaml.safe_load(text) == expected
     from ruamel.yaml import YAML
 
@@ -220,7 +238,9 @@ def test_readers_never_see_a_partial_file(in_tmp: Path) -> None:
                         json.loads(text)
                     except ValueError:
                         problems.append("json: " + text[-40:])
-                elif not text.endswith("\n") or any(len(l.split("\t")) != 3 for l in text.splitlines()):
+                elif not text.endswith("\n") or any(
+                    len(l.split("\t")) != 3 for l in text.splitlines()
+                ):
                     problems.append("tsv: " + text[-40:])
 
     thread = threading.Thread(target=reader)
@@ -254,13 +274,15 @@ def test_unended_logger_is_written_at_exit(in_tmp: Path) -> None:
     assert "http-equiv" not in (in_tmp / "logs.html").read_text()
 
 
-def test_temp_files_of_dead_writers_are_removed(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_temp_files_of_dead_writers_are_removed(
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (in_tmp / "logs" / "train").mkdir(parents=True)
     dead = [
         in_tmp / "logs" / "train" / ".exqlive-loss.tsv.999999999.3.tmp",
         in_tmp / ".exqlive-logs.json.999999999.4.tmp",
     ]
-    alive = in_tmp / ".exqlive-logs.html.{}.5.tmp".format(os.getpid())
+    alive = in_tmp / f".exqlive-logs.html.{os.getpid()}.5.tmp"
     other = in_tmp / ".exqlive-runs.json.999999999.6.tmp"  # another logger's folder
     for path in [*dead, alive, other]:
         path.write_text("half")

@@ -29,12 +29,26 @@ PROBE = textwrap.dedent(
     print(json.dumps(new))
     """
 )
-THIRD_PARTY = {"yaml", "anyio", "pygit2", "typer", "rich", "structlog", "ruamel", "tomlkit", "aiosqlite"}
+THIRD_PARTY = {
+    "yaml",
+    "anyio",
+    "pygit2",
+    "typer",
+    "rich",
+    "structlog",
+    "ruamel",
+    "tomlkit",
+    "aiosqlite",
+}
 
 
 def _loaded(tmp_path: Path, *extra: str) -> list[str]:
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, *extra], cwd=tmp_path, capture_output=True, text=True, check=True
+        [sys.executable, "-c", PROBE, *extra],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(done.stdout)
 

@@ -47,7 +47,13 @@ def fit(model: FakeModel, callbacks: list[Any], epochs: int) -> None:
 @pytest.fixture(autouse=True)
 def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
-    for name in ("DVCLIVE_PATH", "EXQ_RESUME", "DVCLIVE_RESUME", "EXQ_CHECKPOINT", "DVC_CHECKPOINT"):
+    for name in (
+        "DVCLIVE_PATH",
+        "EXQ_RESUME",
+        "DVCLIVE_RESUME",
+        "EXQ_CHECKPOINT",
+        "DVC_CHECKPOINT",
+    ):
         monkeypatch.delenv(name, raising=False)
     return tmp_path
 
@@ -55,9 +61,17 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_callback_logs_each_epoch_and_saves_the_model(in_tmp: Path) -> None:
     callback = ExqLiveCallback("logs", model_file="model.h5")
     fit(FakeModel(), [callback], epochs=3)
-    assert sorted(p.name for p in (in_tmp / "logs").iterdir()) == ["accuracy.tsv", "loss.tsv", "val_loss.tsv"]
+    assert sorted(p.name for p in (in_tmp / "logs").iterdir()) == [
+        "accuracy.tsv",
+        "loss.tsv",
+        "val_loss.tsv",
+    ]
     lines = (in_tmp / "logs" / "val_loss.tsv").read_text().splitlines()
-    assert [line.split("\t")[1:] for line in lines[1:]] == [["0", "2.0"], ["1", "1.0"], ["2", "0.6666666666666666"]]
+    assert [line.split("\t")[1:] for line in lines[1:]] == [
+        ["0", "2.0"],
+        ["1", "1.0"],
+        ["2", "0.6666666666666666"],
+    ]
     summary = json.loads((in_tmp / "logs.json").read_text())
     assert summary["step"] == 2 and summary["accuracy"] == 0.2
     assert (in_tmp / "model.h5").read_text() == "model 3"

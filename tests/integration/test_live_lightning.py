@@ -23,6 +23,9 @@ def test_logger_follows_lightnings_steps(tmp_path: Path, monkeypatch: pytest.Mon
     logger.finalize("success")
     summary = json.loads((tmp_path / "logs.json").read_text())
     assert summary == {"step": 50, "train_loss": 0.5, "val_loss": 0.7}
-    steps = [line.split("\t")[1] for line in (tmp_path / "logs" / "train_loss.tsv").read_text().splitlines()[1:]]
+    steps = [
+        line.split("\t")[1]
+        for line in (tmp_path / "logs" / "train_loss.tsv").read_text().splitlines()[1:]
+    ]
     assert steps == ["0", "50"]
     assert "lr: 0.1" in (tmp_path / "logs" / "params.yaml").read_text()

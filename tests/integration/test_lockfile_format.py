@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from exq.engine.errors import DvcFileError
 from exq.engine.data.hashing import HashInfo
+from exq.engine.errors import DvcFileError
 from exq.engine.spec.lockfile import (
     LockEntry,
     LockPath,
@@ -28,86 +28,86 @@ from exq.engine.spec.lockfile import (
 
 DVC_LOCK = (
     "schema: '2.0'\n"
-    'stages:\n'
-    '  prep:\n'
-    '    cmd: ./prep.sh\n'
-    '    deps:\n'
-    '    - path: data\n'
-    '      hash: md5\n'
-    '      md5: 6ea46d53348e675e87743182f72de908.dir\n'
-    '      size: 4\n'
-    '      nfiles: 2\n'
-    '    - path: prep.sh\n'
-    '      hash: md5\n'
-    '      md5: dbb4fc31d74bceafdcb25799031de21b\n'
-    '      size: 30\n'
-    '      isexec: true\n'
-    '    outs:\n'
-    '    - path: prepared\n'
-    '      hash: md5\n'
-    '      md5: 6ea46d53348e675e87743182f72de908.dir\n'
-    '      size: 4\n'
-    '      nfiles: 2\n'
-    '  train:\n'
-    '    cmd: python3 -c "import json; open(\'model.bin\',\'w\').write(\'m\'); \n'
+    "stages:\n"
+    "  prep:\n"
+    "    cmd: ./prep.sh\n"
+    "    deps:\n"
+    "    - path: data\n"
+    "      hash: md5\n"
+    "      md5: 6ea46d53348e675e87743182f72de908.dir\n"
+    "      size: 4\n"
+    "      nfiles: 2\n"
+    "    - path: prep.sh\n"
+    "      hash: md5\n"
+    "      md5: dbb4fc31d74bceafdcb25799031de21b\n"
+    "      size: 30\n"
+    "      isexec: true\n"
+    "    outs:\n"
+    "    - path: prepared\n"
+    "      hash: md5\n"
+    "      md5: 6ea46d53348e675e87743182f72de908.dir\n"
+    "      size: 4\n"
+    "      nfiles: 2\n"
+    "  train:\n"
+    "    cmd: python3 -c \"import json; open('model.bin','w').write('m'); \n"
     "      json.dump({'acc':0.9}, open('metrics.json','w')); \n"
-    '      open(\'plot.csv\',\'w\').write(\'x,y\\n1,2\\n\')"\n'
-    '    deps:\n'
-    '    - path: prepared\n'
-    '      hash: md5\n'
-    '      md5: 6ea46d53348e675e87743182f72de908.dir\n'
-    '      size: 4\n'
-    '      nfiles: 2\n'
-    '    params:\n'
-    '      params.yaml:\n'
-    '        seed: 42\n'
-    '        train:\n'
-    '          lr: 1e-05\n'
-    '          big: 1e+20\n'
+    "      open('plot.csv','w').write('x,y\\n1,2\\n')\"\n"
+    "    deps:\n"
+    "    - path: prepared\n"
+    "      hash: md5\n"
+    "      md5: 6ea46d53348e675e87743182f72de908.dir\n"
+    "      size: 4\n"
+    "      nfiles: 2\n"
+    "    params:\n"
+    "      params.yaml:\n"
+    "        seed: 42\n"
+    "        train:\n"
+    "          lr: 1e-05\n"
+    "          big: 1e+20\n"
     "          name: '1.0'\n"
-    '          word: yes\n'
-    '          nothing:\n'
-    '          neg: -3\n'
-    '          layers:\n'
-    '          - units: 8\n'
-    '            act: relu\n'
-    '          - units: 4\n'
-    '            act: tanh\n'
-    '          opt:\n'
-    '            name: adam\n'
-    '            beta: 0.9\n'
-    '          on: true\n'
-    '      other.json.yaml:\n'
-    '        list:\n'
-    '        - 1\n'
-    '        - 2\n'
-    '        x: 1\n'
-    '    outs:\n'
-    '    - path: metrics.json\n'
-    '      hash: md5\n'
-    '      md5: e5f4957673dc0b55d1bf8a8581a167b9\n'
-    '      size: 12\n'
-    '    - path: model.bin\n'
-    '      hash: md5\n'
-    '      md5: 6f8f57715090da2632453988d9a1501b\n'
-    '      size: 1\n'
-    '    - path: plot.csv\n'
-    '      hash: md5\n'
-    '      md5: 344fd2323dd33d5c058b7cf27de029e8\n'
-    '      size: 8\n'
-    '  multi:\n'
-    '    cmd:\n'
-    '    - echo one > m1.txt\n'
-    '    - echo two > m2.txt\n'
-    '    outs:\n'
-    '    - path: m1.txt\n'
-    '      hash: md5\n'
-    '      md5: 5bbf5a52328e7439ae6e719dfe712200\n'
-    '      size: 4\n'
-    '    - path: m2.txt\n'
-    '      hash: md5\n'
-    '      md5: c193497a1a06b2c72230e6146ff47080\n'
-    '      size: 4\n'
+    "          word: yes\n"
+    "          nothing:\n"
+    "          neg: -3\n"
+    "          layers:\n"
+    "          - units: 8\n"
+    "            act: relu\n"
+    "          - units: 4\n"
+    "            act: tanh\n"
+    "          opt:\n"
+    "            name: adam\n"
+    "            beta: 0.9\n"
+    "          on: true\n"
+    "      other.json.yaml:\n"
+    "        list:\n"
+    "        - 1\n"
+    "        - 2\n"
+    "        x: 1\n"
+    "    outs:\n"
+    "    - path: metrics.json\n"
+    "      hash: md5\n"
+    "      md5: e5f4957673dc0b55d1bf8a8581a167b9\n"
+    "      size: 12\n"
+    "    - path: model.bin\n"
+    "      hash: md5\n"
+    "      md5: 6f8f57715090da2632453988d9a1501b\n"
+    "      size: 1\n"
+    "    - path: plot.csv\n"
+    "      hash: md5\n"
+    "      md5: 344fd2323dd33d5c058b7cf27de029e8\n"
+    "      size: 8\n"
+    "  multi:\n"
+    "    cmd:\n"
+    "    - echo one > m1.txt\n"
+    "    - echo two > m2.txt\n"
+    "    outs:\n"
+    "    - path: m1.txt\n"
+    "      hash: md5\n"
+    "      md5: 5bbf5a52328e7439ae6e719dfe712200\n"
+    "      size: 4\n"
+    "    - path: m2.txt\n"
+    "      hash: md5\n"
+    "      md5: c193497a1a06b2c72230e6146ff47080\n"
+    "      size: 4\n"
 )
 
 TRAIN_CMD = (
@@ -135,10 +135,15 @@ def fixture_entries() -> dict[str, LockEntry]:
                 "other.json.yaml": {"x": 1, "list": [1, 2]},
                 "params.yaml": {
                     "train": {
-                        "lr": 1e-05, "big": 1e20, "name": "1.0", "word": "yes",
-                        "nothing": None, "neg": -3,
+                        "lr": 1e-05,
+                        "big": 1e20,
+                        "name": "1.0",
+                        "word": "yes",
+                        "nothing": None,
+                        "neg": -3,
                         "layers": [{"units": 8, "act": "relu"}, {"units": 4, "act": "tanh"}],
-                        "opt": {"name": "adam", "beta": 0.9}, "on": True,
+                        "opt": {"name": "adam", "beta": 0.9},
+                        "on": True,
                     },
                     "seed": 42,
                 },
@@ -193,8 +198,9 @@ def test_update_keeps_other_entries_and_appends_new_ones(tmp_path: Path) -> None
     entries = read_lock(path)
     update_lock(path, {"train": entries["train"]}, ["prep", "train", "multi"])
     assert path.read_text() == DVC_LOCK  # an unchanged update leaves every byte
-    new_prep = LockEntry(cmd="./prep.sh --fast", deps=entries["prep"].deps,
-                         outs=entries["prep"].outs)
+    new_prep = LockEntry(
+        cmd="./prep.sh --fast", deps=entries["prep"].deps, outs=entries["prep"].outs
+    )
     extra = LockEntry(cmd="echo x", outs=[LockPath("x.txt", "0" * 32, 2)])
     update_lock(path, {"extra": extra, "prep": new_prep}, ["prep", "train", "multi", "extra"])
     after = read_lock(path)
@@ -235,8 +241,7 @@ def test_update_keeps_unknown_top_level_keys(tmp_path: Path) -> None:
     path.write_text("schema: '2.0'\nstages:\n  a:\n    cmd: echo\ndatasets:\n- name: d\n")
     update_lock(path, {"b": LockEntry(cmd="echo b")}, ["a", "b"])
     assert path.read_text() == (
-        "schema: '2.0'\nstages:\n  a:\n    cmd: echo\n  b:\n    cmd: echo b\n"
-        "datasets:\n- name: d\n"
+        "schema: '2.0'\nstages:\n  a:\n    cmd: echo\n  b:\n    cmd: echo b\ndatasets:\n- name: d\n"
     )
 
 
@@ -252,8 +257,10 @@ def test_round_trip_scalars_are_written_as_dvc_writes_them(tmp_path: Path) -> No
 
 
 def test_legacy_entries_without_hash_key(tmp_path: Path) -> None:
-    text = ("schema: '2.0'\nstages:\n  a:\n    cmd: echo\n    deps:\n    - path: x\n"
-            "      md5: 0a1b\n      size: 3\n")
+    text = (
+        "schema: '2.0'\nstages:\n  a:\n    cmd: echo\n    deps:\n    - path: x\n"
+        "      md5: 0a1b\n      size: 3\n"
+    )
     entries = parse_lock(text)
     assert entries["a"].deps == [LockPath("x", "0a1b", 3, hash=None)]
     assert dumps_lock(entries) == text
@@ -280,8 +287,10 @@ def test_missing_and_empty_files(tmp_path: Path) -> None:
         ("schema: '3.0'\nstages: {}\n", "unsupported lock file schema '3.0'"),
         ("schema: '2.0'\nstages:\n  a: 1\n", "stages.a: must be a mapping"),
         ("schema: '2.0'\nstages:\n  a:\n    deps: []\n", "stages.a.cmd: missing"),
-        ("schema: '2.0'\nstages:\n  a:\n    cmd: x\n    deps:\n    - md5: 1\n",
-         "stages.a.deps[0]: needs a 'path'"),
+        (
+            "schema: '2.0'\nstages:\n  a:\n    cmd: x\n    deps:\n    - md5: 1\n",
+            "stages.a.deps[0]: needs a 'path'",
+        ),
         ("schema: '2.0'\nstages:\n  a:\n    cmd: x\n    params: [1]\n", "stages.a.params"),
     ],
 )
@@ -342,8 +351,9 @@ def test_real_dvc_accepts_what_we_write(git_repo: Path, dvc_bin: str) -> None:
 
     def dvc(*args: str) -> str:
         env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-        done = subprocess.run([dvc_bin, *args], cwd=git_repo, env=env, check=True,
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [dvc_bin, *args], cwd=git_repo, env=env, check=True, capture_output=True, text=True
+        )
         return done.stdout
 
     dvc("init", "-q")

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from exq.engine.data.cache import Cache
+from exq.engine.data.hashdb import HashState
 from exq.engine.errors import ExperimentError, GitError
 from exq.engine.experiments.refs import exp_ref
 from exq.engine.git import Git
-from exq.engine.plots.model import build_charts
 from exq.engine.plots.collect import PlotsCollector, resolve_revisions
-from exq.engine.data.hashdb import HashState
+from exq.engine.plots.model import build_charts
 from tests.conftest import git
 
 
@@ -89,7 +89,12 @@ def test_workspace_reads_files_and_folders(repo: tuple[Path, str]) -> None:
     root, _ = repo
     rev = _collector(root).workspace()
     assert rev.errors == []
-    assert list(rev.files) == ["work/logs/loss.tsv", "work/logs/train/acc.tsv", "roc.csv", "extra.json"]
+    assert list(rev.files) == [
+        "work/logs/loss.tsv",
+        "work/logs/train/acc.tsv",
+        "roc.csv",
+        "extra.json",
+    ]
     assert rev.files["extra.json"].records == ({"f1": 0.5},)
 
 
@@ -99,7 +104,12 @@ def test_commit_reads_a_cached_folder_from_the_cache(repo: tuple[Path, str]) -> 
     collector = _collector(root)
     rev = collector.commit(sha, "HEAD")
     assert rev.errors == []
-    assert sorted(rev.files) == ["extra.json", "roc.csv", "work/logs/loss.tsv", "work/logs/train/acc.tsv"]
+    assert sorted(rev.files) == [
+        "extra.json",
+        "roc.csv",
+        "work/logs/loss.tsv",
+        "work/logs/train/acc.tsv",
+    ]
     charts = build_charts([rev])
     loss = next(c for c in charts if c.metric == "loss")
     assert (loss.x, loss.lines[0].xs, loss.lines[0].ys) == ("step", (0, 1), (0.5, 0.25))

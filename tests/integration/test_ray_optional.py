@@ -6,9 +6,15 @@ import subprocess
 import sys
 
 MODULES = [
-    "exq.cli.main", "exq.cli.queue_cmds", "exq.cli.exp_run_cmd", "exq.daemon.main",
-    "exq.daemon.scheduler", "exq.daemon.executors.base", "exq.daemon.executors.ray.remote",
-    "exq.daemon.executors.ray.worker", "exq.daemon.executors.ray.shipment",
+    "exq.cli.main",
+    "exq.cli.queue_cmds",
+    "exq.cli.exp_run_cmd",
+    "exq.daemon.main",
+    "exq.daemon.scheduler",
+    "exq.daemon.executors.base",
+    "exq.daemon.executors.ray.remote",
+    "exq.daemon.executors.ray.worker",
+    "exq.daemon.executors.ray.shipment",
 ]
 
 
@@ -17,6 +23,5 @@ def test_no_module_but_the_ray_executor_imports_ray() -> None:
         f"import sys\nfor name in {MODULES!r}:\n    __import__(name)\n"
         "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

@@ -73,8 +73,14 @@ def test_a_checkpoint_run_comes_back_as_its_chain_and_cache(
     job = json.loads((folder / JOB_FILE).read_text())
     assert job["start"] == record(config, run_id).snapshot and not job["resume"]
 
-    proc = subprocess.run(WORKER, cwd=folder, env={**os.environ, "RDV": str(rdv)},
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        WORKER,
+        cwd=folder,
+        env={**os.environ, "RDV": str(rdv)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     ref = exp_ref(baseline, "far")
     text, metas = apply_output(repo, proc.stdout, ref)
@@ -100,8 +106,9 @@ def test_a_resumed_run_continues_the_chain_it_was_sent(
     env = {**os.environ, "RDV": str(rdv), "HOLD_AT": "1"}
     first = tmp_path / "first"
     ship(config, record(config, run_id), first)
-    proc = subprocess.Popen(WORKER, cwd=first, env=env, stdout=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        WORKER, cwd=first, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
     deadline = time.monotonic() + 60
     while not list(rdv.glob("held-*")):
         assert time.monotonic() < deadline and proc.poll() is None
@@ -118,8 +125,7 @@ def test_a_resumed_run_continues_the_chain_it_was_sent(
     second = tmp_path / "second"
     ship(config, record(config, run_id, resume_sha=tip, experiment_ref=ref), second)
     (rdv / "go").write_text("")
-    proc2 = subprocess.run(WORKER, cwd=second, env=env, capture_output=True, text=True,
-                           timeout=120)
+    proc2 = subprocess.run(WORKER, cwd=second, env=env, capture_output=True, text=True, timeout=120)
     assert proc2.returncode == 0, proc2.stdout + proc2.stderr
     apply_output(repo, proc2.stdout, ref)
     tip = Git.open(repo).get_ref(ref)
@@ -146,8 +152,14 @@ def test_applying_a_pack_twice_changes_nothing(config: DaemonConfig, tmp_path: P
     run_id = enqueue(config.db_path, repo, "twice")
     folder = tmp_path / "payload"
     ship(config, record(config, run_id), folder)
-    proc = subprocess.run(WORKER, cwd=folder, env={**os.environ, "RDV": str(tmp_path)},
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        WORKER,
+        cwd=folder,
+        env={**os.environ, "RDV": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     ref = exp_ref(baseline, "twice")
     apply_output(repo, proc.stdout, ref)
@@ -174,8 +186,9 @@ def test_a_killed_worker_takes_its_stage_with_it(config: DaemonConfig, tmp_path:
     rdv = tmp_path / "rdv"
     rdv.mkdir()
     env = {**os.environ, "RDV": str(rdv), "HOLD_AT": "0"}
-    proc = subprocess.Popen(WORKER, cwd=folder, env=env, stdout=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        WORKER, cwd=folder, env=env, stdout=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 60
     while not list(rdv.glob("held-*")):
         assert time.monotonic() < deadline and proc.poll() is None
@@ -202,14 +215,21 @@ def test_a_project_in_a_sub_folder_runs_there_on_the_worker(
     proj.mkdir(parents=True)
     git(repo, "init", "-q", "-b", "main")
     init_project(proj)
-    baseline = write_training_project(proj, dvcyaml=TRAIN_DVCYAML, script=HOLD_TRAIN,
-                                      params="train:\n  epochs: 2\n  lr: 0.5\n")
+    baseline = write_training_project(
+        proj, dvcyaml=TRAIN_DVCYAML, script=HOLD_TRAIN, params="train:\n  epochs: 2\n  lr: 0.5\n"
+    )
     run_id = enqueue(config.db_path, proj, "deep")
     folder = tmp_path / "payload"
     ship(config, record(config, run_id), folder)
     assert json.loads((folder / JOB_FILE).read_text())["prefix"] == "proj"
-    proc = subprocess.run(WORKER, cwd=folder, env={**os.environ, "RDV": str(tmp_path)},
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        WORKER,
+        cwd=folder,
+        env={**os.environ, "RDV": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     ref = exp_ref(baseline, "deep")
     apply_output(proj, proc.stdout, ref)

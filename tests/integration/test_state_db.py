@@ -7,8 +7,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from exq.engine.data.hashing import HashInfo, hash_path
 from exq.engine.data.hashdb import STATE_RELPATH, HashState
+from exq.engine.data.hashing import HashInfo, hash_path
 
 
 def test_put_get_round_trip_and_persists(tmp_path: Path) -> None:

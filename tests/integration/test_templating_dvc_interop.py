@@ -77,7 +77,11 @@ def dry_run_commands(dvc_bin: str, repo: Path) -> dict[str, list[str]]:
     subprocess.run([dvc_bin, "init", "-q"], cwd=repo, env=env, check=True)
     done = subprocess.run(
         [dvc_bin, "repro", "--dry", "--force"],
-        cwd=repo, env=env, check=True, capture_output=True, text=True,
+        cwd=repo,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     commands: dict[str, list[str]] = {}
     current: list[str] = []

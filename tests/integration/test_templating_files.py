@@ -196,13 +196,18 @@ def test_nested_dvc_yaml_uses_its_own_params_yaml(tmp_path: Path) -> None:
     )
     [stage] = load_dvcfile(source, "sub/dvc.yaml")
     assert (stage.dvcfile, stage.wdir, stage.cmd, stage.params) == (
-        "sub/dvc.yaml", "sub", "echo sub", {"params.yaml": ["who"]},
+        "sub/dvc.yaml",
+        "sub",
+        "echo sub",
+        {"params.yaml": ["who"]},
     )
     assert stage.address == "sub/dvc.yaml:s"
 
 
 def test_edits_on_disk_are_seen_by_the_next_resolution(tmp_path: Path) -> None:
-    source = write(tmp_path, {"params.yaml": "lr: 0.1\n", "dvc.yaml": "stages:\n  s:\n    cmd: t ${lr}\n"})
+    source = write(
+        tmp_path, {"params.yaml": "lr: 0.1\n", "dvc.yaml": "stages:\n  s:\n    cmd: t ${lr}\n"}
+    )
     assert load_dvcfile(source, "dvc.yaml")[0].cmd == "t 0.1"
     (tmp_path / "params.yaml").write_text("lr: 0.2\n")
     assert load_dvcfile(source, "dvc.yaml")[0].cmd == "t 0.2"
@@ -212,17 +217,36 @@ def test_edits_on_disk_are_seen_by_the_next_resolution(tmp_path: Path) -> None:
     ("files", "error", "message"),
     [
         ({}, DvcFileError, "^dvc.yaml: file not found$"),
-        ({"dvc.yaml": "stages:\n  s:\n    cmd: [echo\n"}, DvcFileError, "^dvc.yaml: invalid YAML at line 4"),
-        ({"dvc.yaml": "stages:\n  s:\n    cmd: a\n  s:\n    cmd: b\n"}, DvcFileError,
-         "^dvc.yaml: invalid YAML at line 4: found duplicate key"),
-        ({"dvc.yaml": "vars: [nope.yaml]\nstages: {}\n"}, TemplateError,
-         "^dvc.yaml: vars: 'nope.yaml' does not exist$"),
-        ({"dvc.yaml": "vars: [adir]\nstages: {}\n", "adir/x": ""}, TemplateError,
-         "^dvc.yaml: vars: adir: is a directory"),
-        ({"dvc.yaml": "stages: {}\n", "params.yaml": "a: [\n"}, TemplateError,
-         "^dvc.yaml: vars: params.yaml: invalid YAML at line 2"),
-        ({"dvc.yaml": "stages: {}\n", "params.yaml": b"a: \xff\n"}, TemplateError,
-         "^dvc.yaml: vars: params.yaml: not valid UTF-8"),
+        (
+            {"dvc.yaml": "stages:\n  s:\n    cmd: [echo\n"},
+            DvcFileError,
+            "^dvc.yaml: invalid YAML at line 4",
+        ),
+        (
+            {"dvc.yaml": "stages:\n  s:\n    cmd: a\n  s:\n    cmd: b\n"},
+            DvcFileError,
+            "^dvc.yaml: invalid YAML at line 4: found duplicate key",
+        ),
+        (
+            {"dvc.yaml": "vars: [nope.yaml]\nstages: {}\n"},
+            TemplateError,
+            "^dvc.yaml: vars: 'nope.yaml' does not exist$",
+        ),
+        (
+            {"dvc.yaml": "vars: [adir]\nstages: {}\n", "adir/x": ""},
+            TemplateError,
+            "^dvc.yaml: vars: adir: is a directory",
+        ),
+        (
+            {"dvc.yaml": "stages: {}\n", "params.yaml": "a: [\n"},
+            TemplateError,
+            "^dvc.yaml: vars: params.yaml: invalid YAML at line 2",
+        ),
+        (
+            {"dvc.yaml": "stages: {}\n", "params.yaml": b"a: \xff\n"},
+            TemplateError,
+            "^dvc.yaml: vars: params.yaml: not valid UTF-8",
+        ),
         ({"dvc.yaml": b"stages: \xff\n"}, DvcFileError, "^dvc.yaml: not valid UTF-8"),
     ],
 )

@@ -27,25 +27,61 @@ def held(*, at_tip: bool = True) -> Held:
     [
         (None, False, False, None, "new", "exp-new", None),
         (None, False, True, None, "new", "exp-new", None),
-        (held(), False, False, None, "resume", "exp-e15bc",
-         "Existing checkpoint experiment 'exp-e15bc' will be resumed"),
-        (held(), True, False, None, "modified", "exp-new",
-         "Modified checkpoint experiment based on 'exp-e15bc' will be created"),
+        (
+            held(),
+            False,
+            False,
+            None,
+            "resume",
+            "exp-e15bc",
+            "Existing checkpoint experiment 'exp-e15bc' will be resumed",
+        ),
+        (
+            held(),
+            True,
+            False,
+            None,
+            "modified",
+            "exp-new",
+            "Modified checkpoint experiment based on 'exp-e15bc' will be created",
+        ),
         (held(), False, True, None, "new", "exp-new", None),
         (held(), True, True, None, "new", "exp-new", None),
         # a checkpoint in the middle of a chain: the chain goes on past it, so a new one
-        (held(at_tip=False), False, False, None, "modified", "exp-new",
-         "Modified checkpoint experiment based on 'exp-e15bc' will be created"),
-        (held(), False, False, "exp-e15bc", "resume", "exp-e15bc",
-         "Existing checkpoint experiment 'exp-e15bc' will be resumed"),
-        (held(), False, False, "mine", "modified", "mine",
-         "Checkpoint experiment 'mine' based on 'exp-e15bc' will be created"),
+        (
+            held(at_tip=False),
+            False,
+            False,
+            None,
+            "modified",
+            "exp-new",
+            "Modified checkpoint experiment based on 'exp-e15bc' will be created",
+        ),
+        (
+            held(),
+            False,
+            False,
+            "exp-e15bc",
+            "resume",
+            "exp-e15bc",
+            "Existing checkpoint experiment 'exp-e15bc' will be resumed",
+        ),
+        (
+            held(),
+            False,
+            False,
+            "mine",
+            "modified",
+            "mine",
+            "Checkpoint experiment 'mine' based on 'exp-e15bc' will be created",
+        ),
     ],
 )
 def test_plan_chain(holding, modified, reset, explicit, kind, name, message) -> None:  # type: ignore[no-untyped-def]
     new_name = explicit or "exp-new"
-    plan = plan_chain(holding, modified=modified, reset=reset, new_name=new_name,
-                      explicit_name=explicit)
+    plan = plan_chain(
+        holding, modified=modified, reset=reset, new_name=new_name, explicit_name=explicit
+    )
     assert (plan.kind, plan.name, plan.message) == (kind, name, message)
     if kind == "new":
         assert plan.parent is None and not plan.resume and plan.env == {}
@@ -88,9 +124,16 @@ def test_live_spec_outs_and_env() -> None:
 
 
 def test_checkpoint_stages_keep_their_checkpoint_and_live_outs() -> None:
-    outs = [Out("model.pt", checkpoint=True), Out("other.bin"), Out("kept.bin", persist=True),
-            Out("logs", "plots"), Out("logs.json", "metrics")]
-    stage = Stage("train", "dvc.yaml", "python train.py", outs=outs, live=LiveSpec("logs", html=False))
+    outs = [
+        Out("model.pt", checkpoint=True),
+        Out("other.bin"),
+        Out("kept.bin", persist=True),
+        Out("logs", "plots"),
+        Out("logs.json", "metrics"),
+    ]
+    stage = Stage(
+        "train", "dvc.yaml", "python train.py", outs=outs, live=LiveSpec("logs", html=False)
+    )
     assert stage.has_checkpoints
     assert [out.path for out in stage.kept_outs()] == ["model.pt", "kept.bin", "logs", "logs.json"]
     plain = Stage("eval", "dvc.yaml", "python eval.py", outs=outs[1:], live=LiveSpec("logs"))

@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-from exq.engine.spec.dvcyaml_edit import LiveOptions, stage_data
 from exq.engine.errors import DvcFileError, TemplateError
+from exq.engine.spec.dvcyaml_edit import LiveOptions, stage_data
 from exq.engine.spec.paramfiles import MemorySource, parse_yaml
 from exq.engine.spec.stage import LiveSpec, Out, Stage
 from exq.engine.spec.templating import resolve_dvcfile
@@ -22,15 +22,30 @@ def resolve(text: str) -> list[Stage]:
 @pytest.mark.parametrize(
     ("props", "spec", "outs"),
     [
-        ("", LiveSpec("logs"), [Out("logs", "plots"), Out("logs.json", "metrics"),
-                                Out("logs.html", "outs")]),
-        ("{summary: true, html: true, cache: false}", LiveSpec("logs", cache=False),
-         [Out("logs", "plots", cache=False), Out("logs.json", "metrics", cache=False),
-          Out("logs.html", "outs", cache=False)]),
-        ("{summary: false, report: false}", LiveSpec("logs", summary=False, html=False),
-         [Out("logs", "plots")]),
-        ("{html: false}", LiveSpec("logs", html=False),
-         [Out("logs", "plots"), Out("logs.json", "metrics")]),
+        (
+            "",
+            LiveSpec("logs"),
+            [Out("logs", "plots"), Out("logs.json", "metrics"), Out("logs.html", "outs")],
+        ),
+        (
+            "{summary: true, html: true, cache: false}",
+            LiveSpec("logs", cache=False),
+            [
+                Out("logs", "plots", cache=False),
+                Out("logs.json", "metrics", cache=False),
+                Out("logs.html", "outs", cache=False),
+            ],
+        ),
+        (
+            "{summary: false, report: false}",
+            LiveSpec("logs", summary=False, html=False),
+            [Out("logs", "plots")],
+        ),
+        (
+            "{html: false}",
+            LiveSpec("logs", html=False),
+            [Out("logs", "plots"), Out("logs.json", "metrics")],
+        ),
     ],
 )
 def test_the_live_section_becomes_outs(props: str, spec: LiveSpec, outs: list[Out]) -> None:
@@ -65,7 +80,11 @@ def test_the_live_folder_may_be_interpolated_and_sits_in_the_wdir() -> None:
     [
         ("{a: {}, b: {}}", DvcFileError, "stages.train.live: expected exactly one logger folder"),
         ("[logs]", DvcFileError, "stages.train.live: expected dict, got list"),
-        ("{logs: {summary: yes please}}", DvcFileError, "stages.train.live.logs.summary: expected bool"),
+        (
+            "{logs: {summary: yes please}}",
+            DvcFileError,
+            "stages.train.live.logs.summary: expected bool",
+        ),
         ("{logs: {colour: red}}", DvcFileError, "stages.train.live.logs: unknown key 'colour'"),
     ],
 )
@@ -77,13 +96,18 @@ def test_a_bad_live_section_is_refused(live: str, error: type[Exception], reason
 
 def test_a_live_file_that_is_an_out_already_is_refused() -> None:
     with pytest.raises(TemplateError) as info:
-        resolve("stages:\n  train:\n    cmd: echo\n    metrics: [logs.json]\n    live: {logs: {}}\n")
+        resolve(
+            "stages:\n  train:\n    cmd: echo\n    metrics: [logs.json]\n    live: {logs: {}}\n"
+        )
     assert "'logs.json' is an output of the stage already" in str(info.value)
 
 
 def test_stage_add_data_has_checkpoint_outs_and_the_live_section() -> None:
     data = stage_data(
-        cmd="python train.py", deps=["train.py"], outs=["data.bin"], checkpoints=["model.pt"],
+        cmd="python train.py",
+        deps=["train.py"],
+        outs=["data.bin"],
+        checkpoints=["model.pt"],
         live=LiveOptions("logs", summary=False, cache=False),
     )
     assert list(data) == ["cmd", "deps", "outs", "live"]

@@ -30,20 +30,47 @@ from exq.engine.experiments.queue_snapshot import QueuePoint, first_sweep, sweep
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 RECORD = RunRecord(
-    id=7, seq=7, name="exp-a", repo="/home/u/proj", baseline="b" * 40, snapshot="s" * 40,
-    snapshot_ref="refs/exq/queue/7", params=["lr=0.1"], targets=[], stage_jobs=None,
-    state=RunState.QUEUED, attempts=0, created=T0, started=None, finished=None, exit_code=None,
-    error=None, log_path=None, experiment_ref=None, experiment_sha=None, checkpoints=0,
-    worker_slot=None, token=None,
+    id=7,
+    seq=7,
+    name="exp-a",
+    repo="/home/u/proj",
+    baseline="b" * 40,
+    snapshot="s" * 40,
+    snapshot_ref="refs/exq/queue/7",
+    params=["lr=0.1"],
+    targets=[],
+    stage_jobs=None,
+    state=RunState.QUEUED,
+    attempts=0,
+    created=T0,
+    started=None,
+    finished=None,
+    exit_code=None,
+    error=None,
+    log_path=None,
+    experiment_ref=None,
+    experiment_sha=None,
+    checkpoints=0,
+    worker_slot=None,
+    token=None,
 )
 DONE = replace(
-    RECORD, state=RunState.SUCCESS, attempts=1, started=T0 + timedelta(seconds=1),
-    finished=T0 + timedelta(seconds=75), exit_code=0,
+    RECORD,
+    state=RunState.SUCCESS,
+    attempts=1,
+    started=T0 + timedelta(seconds=1),
+    finished=T0 + timedelta(seconds=75),
+    exit_code=0,
     experiment_ref="refs/exps/bb/" + "b" * 38 + "/exp-a",
 )
 FAILED = replace(
-    RECORD, state=RunState.FAILED, attempts=2, started=T0, finished=T0 + timedelta(seconds=3),
-    exit_code=3, error="stage 'work': failed with exit code 3\nmore",
+    RECORD,
+    state=RunState.FAILED,
+    attempts=2,
+    started=T0,
+    finished=T0 + timedelta(seconds=3),
+    exit_code=3,
+    error="stage 'work': failed with exit code 3\nmore",
 )
 RUNNING = replace(RECORD, state=RunState.RUNNING, attempts=1, started=T0, worker_slot=1)
 
@@ -52,14 +79,23 @@ RUNNING = replace(RECORD, state=RunState.RUNNING, attempts=1, started=T0, worker
     ("argv", "expected"),
     [
         (["--queue"], EnqueueArgs()),
-        (["--queue", "-S", "a=1", "-Sb=2", "--set-param", "c=3", "--set-param=d=4"],
-         EnqueueArgs(set_params=["a=1", "b=2", "c=3", "d=4"])),
-        (["-n", "x", "--queue", "train", "-f"], EnqueueArgs(targets=["train"], name="x", force=True)),
-        (["--name=x", "--queue", "-j", "4", "--", "-weird-target"],
-         EnqueueArgs(targets=["-weird-target"], name="x", stage_jobs=4)),
+        (
+            ["--queue", "-S", "a=1", "-Sb=2", "--set-param", "c=3", "--set-param=d=4"],
+            EnqueueArgs(set_params=["a=1", "b=2", "c=3", "d=4"]),
+        ),
+        (
+            ["-n", "x", "--queue", "train", "-f"],
+            EnqueueArgs(targets=["train"], name="x", force=True),
+        ),
+        (
+            ["--name=x", "--queue", "-j", "4", "--", "-weird-target"],
+            EnqueueArgs(targets=["-weird-target"], name="x", stage_jobs=4),
+        ),
         (["--queue", "--jobs=0"], EnqueueArgs(stage_jobs=None)),
-        (["--queue", "--executor", "ray", "--cpus=2", "--gpus", "0.5"],
-         EnqueueArgs(executor="ray", cpus=2.0, gpus=0.5)),
+        (
+            ["--queue", "--executor", "ray", "--cpus=2", "--gpus", "0.5"],
+            EnqueueArgs(executor="ray", cpus=2.0, gpus=0.5),
+        ),
     ],
 )
 def test_fast_path_parses_plain_queue_calls(argv: list[str], expected: EnqueueArgs) -> None:
@@ -90,11 +126,21 @@ def test_fast_path_leaves_the_rest_to_typer(argv: list[str]) -> None:
     [
         ([], None, [QueuePoint(None, [])]),
         (["a=1"], "n", [QueuePoint("n", ["a=1"])]),
-        (["a=1,2", "b=x,y"], "n", [
-            QueuePoint("n-1", ["a=1", "b=x"]), QueuePoint("n-2", ["a=1", "b=y"]),
-            QueuePoint("n-3", ["a=2", "b=x"]), QueuePoint("n-4", ["a=2", "b=y"]),
-        ]),
-        (["a=1,2", "c=[3,4]"], None, [QueuePoint(None, ["a=1", "c=[3,4]"]), QueuePoint(None, ["a=2", "c=[3,4]"])]),
+        (
+            ["a=1,2", "b=x,y"],
+            "n",
+            [
+                QueuePoint("n-1", ["a=1", "b=x"]),
+                QueuePoint("n-2", ["a=1", "b=y"]),
+                QueuePoint("n-3", ["a=2", "b=x"]),
+                QueuePoint("n-4", ["a=2", "b=y"]),
+            ],
+        ),
+        (
+            ["a=1,2", "c=[3,4]"],
+            None,
+            [QueuePoint(None, ["a=1", "c=[3,4]"]), QueuePoint(None, ["a=2", "c=[3,4]"])],
+        ),
     ],
 )
 def test_sweep_points(set_params: list[str], name: str | None, expected: list[QueuePoint]) -> None:
@@ -111,24 +157,41 @@ def test_first_sweep(set_params: list[str], sweep: str | None) -> None:
 
 def test_run_json_names_times_and_nulls() -> None:
     assert run_json(DONE) == {
-        "id": 7, "name": "exp-a", "repo": "/home/u/proj", "state": "success", "attempt": 1,
-        "created": "2026-01-02T03:04:05+00:00", "started": "2026-01-02T03:04:06+00:00",
-        "finished": "2026-01-02T03:05:20+00:00", "exit_code": 0,
-        "experiment_ref": DONE.experiment_ref, "error": None, "checkpoints": 0,
-        "executor": None, "location": None, "cpus": None, "gpus": None,
+        "id": 7,
+        "name": "exp-a",
+        "repo": "/home/u/proj",
+        "state": "success",
+        "attempt": 1,
+        "created": "2026-01-02T03:04:05+00:00",
+        "started": "2026-01-02T03:04:06+00:00",
+        "finished": "2026-01-02T03:05:20+00:00",
+        "exit_code": 0,
+        "experiment_ref": DONE.experiment_ref,
+        "error": None,
+        "checkpoints": 0,
+        "executor": None,
+        "location": None,
+        "cpus": None,
+        "gpus": None,
     }
 
 
 def test_daemon_json_and_line() -> None:
     reply = StatusReply(pid=42, slots_busy=1, slots_total=2, paused=True)
     assert daemon_json(reply) == {"running": True, "pid": 42, "slots_busy": 1, "slots_total": 2}
-    assert daemon_json(None) == {"running": False, "pid": None, "slots_busy": None, "slots_total": None}
+    assert daemon_json(None) == {
+        "running": False,
+        "pid": None,
+        "slots_busy": None,
+        "slots_total": None,
+    }
     assert daemon_line(reply) == "Daemon: running (pid 42), 1/2 slots busy, paused"
     assert daemon_line(None).startswith("Daemon: not running")
 
 
 @pytest.mark.parametrize(
-    ("seconds", "text"), [(0.42, "0.4s"), (12.9, "12s"), (185, "3m05s"), (7380, "2h03m"), (-1, "0.0s")]
+    ("seconds", "text"),
+    [(0.42, "0.4s"), (12.9, "12s"), (185, "3m05s"), (7380, "2h03m"), (-1, "0.0s")],
 )
 def test_format_seconds(seconds: float, text: str) -> None:
     assert format_seconds(seconds) == text
@@ -153,7 +216,16 @@ def test_status_rows_and_table() -> None:
     assert rows[0][:4] == ["7", "exp-a", "~/proj", "queued"]
     lines = format_table(rows)
     assert lines[0].split() == [
-        "ID", "Name", "Repo", "State", "Where", "Created", "Duration", "Attempt", "Result"]
+        "ID",
+        "Name",
+        "Repo",
+        "State",
+        "Where",
+        "Created",
+        "Duration",
+        "Attempt",
+        "Result",
+    ]
     assert lines[0].index("Name") == lines[1].index("exp-a")  # aligned
     cut = format_table(rows, width=len(lines[2]) - 10)
     assert cut[2].endswith("…") and len(cut[2]) == len(lines[2]) - 10
@@ -162,10 +234,15 @@ def test_status_rows_and_table() -> None:
 
 @pytest.mark.parametrize(
     ("changes", "shown"),
-    [({}, ""), ({"executor": "ray"}, "ray"),
-     ({"state": RunState.RUNNING, "location": "ray http://h:8265 node 1a2b3c4d"},
-      "ray http://h:8265 node 1a2b3c4d"),
-     ({"state": RunState.SUCCESS, "location": "local", "executor": None}, "local")],
+    [
+        ({}, ""),
+        ({"executor": "ray"}, "ray"),
+        (
+            {"state": RunState.RUNNING, "location": "ray http://h:8265 node 1a2b3c4d"},
+            "ray http://h:8265 node 1a2b3c4d",
+        ),
+        ({"state": RunState.SUCCESS, "location": "local", "executor": None}, "local"),
+    ],
 )
 def test_where_a_run_goes_or_went(changes: dict[str, object], shown: str) -> None:
     assert where(replace(RECORD, **changes)) == shown
@@ -173,8 +250,12 @@ def test_where_a_run_goes_or_went(changes: dict[str, object], shown: str) -> Non
 
 @pytest.mark.parametrize(
     ("repo", "home", "shown"),
-    [("/home/u/p", Path("/home/u"), "~/p"), ("/home/u", Path("/home/u"), "~"),
-     ("/srv/p", Path("/home/u"), "/srv/p"), ("/home/user2/p", Path("/home/u"), "/home/user2/p")],
+    [
+        ("/home/u/p", Path("/home/u"), "~/p"),
+        ("/home/u", Path("/home/u"), "~"),
+        ("/srv/p", Path("/home/u"), "/srv/p"),
+        ("/home/user2/p", Path("/home/u"), "/home/user2/p"),
+    ],
 )
 def test_short_repo(repo: str, home: Path, shown: str) -> None:
     assert short_repo(repo, home) == shown

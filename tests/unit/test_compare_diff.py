@@ -6,8 +6,28 @@ import pytest
 
 from exq.engine.experiments.compare import DiffRow, diff_to_dict, diff_values
 
-OLD = {"metrics.json": {"auc": 0.51, "n": 1500, "flag": False, "s": "x5", "tiny": 1e-08, "same": 3, "gone": 2}}
-NEW = {"metrics.json": {"auc": 0.7, "n": 3000, "flag": True, "s": "x10", "tiny": 2.0000000000000002e-07, "same": 3, "extra": 1}}
+OLD = {
+    "metrics.json": {
+        "auc": 0.51,
+        "n": 1500,
+        "flag": False,
+        "s": "x5",
+        "tiny": 1e-08,
+        "same": 3,
+        "gone": 2,
+    }
+}
+NEW = {
+    "metrics.json": {
+        "auc": 0.7,
+        "n": 3000,
+        "flag": True,
+        "s": "x10",
+        "tiny": 2.0000000000000002e-07,
+        "same": 3,
+        "extra": 1,
+    }
+}
 
 
 def table(rows: list[DiffRow]) -> list[tuple[str, str, str, str, str]]:
@@ -40,8 +60,24 @@ def test_metrics_diff_rounds_decimals_and_says_dash() -> None:
 
 
 def test_params_without_precision_print_raw_values() -> None:
-    old = {"params.yaml": {"big": 123456789.123, "lr": 0.001, "lst": [1, 2], "nested.x": 0.123456789, "y": None}}
-    new = {"params.yaml": {"big": 123456789.123, "lr": 0.02, "lst": [1, 2], "nested.x": 0.123456789, "y": None}}
+    old = {
+        "params.yaml": {
+            "big": 123456789.123,
+            "lr": 0.001,
+            "lst": [1, 2],
+            "nested.x": 0.123456789,
+            "y": None,
+        }
+    }
+    new = {
+        "params.yaml": {
+            "big": 123456789.123,
+            "lr": 0.02,
+            "lst": [1, 2],
+            "nested.x": 0.123456789,
+            "y": None,
+        }
+    }
     assert table(diff_values(old, new, all=True, precision=None)) == [
         ("params.yaml", "big", "123456789.123", "123456789.123", "0.0"),
         ("params.yaml", "lr", "0.001", "0.02", "0.019"),
@@ -81,6 +117,10 @@ def test_diff_to_dict_like_dvc_json() -> None:
             "gone": {"old": 2, "new": None},
             "n": {"old": 1500, "new": 3000, "diff": 1500},
             "s": {"old": "x5", "new": "x10"},
-            "tiny": {"old": 1e-08, "new": 2.0000000000000002e-07, "diff": 2.0000000000000002e-07 - 1e-08},
+            "tiny": {
+                "old": 1e-08,
+                "new": 2.0000000000000002e-07,
+                "diff": 2.0000000000000002e-07 - 1e-08,
+            },
         }
     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -40,7 +40,13 @@ def test_format_value_like_dvc(value: object, precision: int | None, expected: s
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(1e-08, "0.0"), (0.574619, "0.57462"), (123456789.123, "123456789.123"), (5, "5"), (-10.415631, "-10.41563")],
+    [
+        (1e-08, "0.0"),
+        (0.574619, "0.57462"),
+        (123456789.123, "123456789.123"),
+        (5, "5"),
+        (-10.415631, "-10.41563"),
+    ],
 )
 def test_format_value_round_digits_like_metrics_diff(value: object, expected: str) -> None:
     assert format_value(value, 5, round_digits=True) == expected
@@ -67,7 +73,7 @@ def test_format_created(created: datetime | None, expected: str) -> None:
 def test_format_created_compares_days_in_now_timezone() -> None:
     plus2 = timezone(timedelta(hours=2))
     now = datetime(2021, 2, 17, 1, 0, tzinfo=plus2)
-    created = datetime(2021, 2, 16, 23, 30, tzinfo=timezone.utc)  # 01:30 on the 17th at +02:00
+    created = datetime(2021, 2, 16, 23, 30, tzinfo=UTC)  # 01:30 on the 17th at +02:00
     assert format_created(created, now) == "01:30 AM"
 
 

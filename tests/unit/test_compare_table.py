@@ -6,8 +6,8 @@ from datetime import datetime
 
 import pytest
 
-from exq.engine.experiments.compare import Row, build_table, rows_to_json
 from exq.engine.errors import ConfigError
+from exq.engine.experiments.compare import Row, build_table, rows_to_json
 
 NOW = datetime(2021, 2, 17, 18, 0)
 
@@ -61,8 +61,19 @@ def test_seed_table_cells() -> None:
 def test_created_column_and_precision() -> None:
     rows = [
         Row("workspace", kind="workspace", metrics={"m.json": {"x": 0.123456}}),
-        Row("main", "a" * 40, kind="baseline", created=datetime(2021, 2, 16, 9, 0), metrics={"m.json": {"x": 0.5}}),
-        Row("exp-1", "b" * 40, created=datetime(2021, 2, 17, 16, 6), metrics={"m.json": {"x": 2.1e-07}}),
+        Row(
+            "main",
+            "a" * 40,
+            kind="baseline",
+            created=datetime(2021, 2, 16, 9, 0),
+            metrics={"m.json": {"x": 0.5}},
+        ),
+        Row(
+            "exp-1",
+            "b" * 40,
+            created=datetime(2021, 2, 17, 16, 6),
+            metrics={"m.json": {"x": 2.1e-07}},
+        ),
     ]
     table = build_table(rows, now=NOW, precision=3)
     assert [c.header for c in table.columns] == ["Experiment", "Created", "x"]
@@ -75,8 +86,18 @@ def test_created_column_and_precision() -> None:
 
 def test_columns_in_first_seen_order_metrics_before_params() -> None:
     rows = [
-        Row("workspace", kind="workspace", params={"p.yaml": {"b": 1, "a": 2}}, metrics={"m.json": {"z": 1}}),
-        Row("main", kind="baseline", params={"other.yaml": {"c": 1}, "p.yaml": {"d": 1}}, metrics={"n.json": {"y": 1}, "m.json": {"w": 1}}),
+        Row(
+            "workspace",
+            kind="workspace",
+            params={"p.yaml": {"b": 1, "a": 2}},
+            metrics={"m.json": {"z": 1}},
+        ),
+        Row(
+            "main",
+            kind="baseline",
+            params={"other.yaml": {"c": 1}, "p.yaml": {"d": 1}},
+            metrics={"n.json": {"y": 1}, "m.json": {"w": 1}},
+        ),
     ]
     assert headers(rows) == ["Experiment", "z", "w", "y", "b", "a", "d", "c"]
 
@@ -92,13 +113,25 @@ def test_clashing_keys_get_file_prefix_across_metrics_and_params() -> None:
     ]
     table = build_table(rows, no_timestamp=True)
     assert [c.header for c in table.columns] == [
-        "Experiment", "metrics.json:flag", "metrics.json:auc", "live.json:auc", "params.yaml:flag", "lr",
+        "Experiment",
+        "metrics.json:flag",
+        "metrics.json:auc",
+        "live.json:auc",
+        "params.yaml:flag",
+        "lr",
     ]
     assert table.rows == [["workspace", "True", "0.5", "0.6", "False", "0.1"]]
 
 
 def test_prefix_only_for_columns_still_shown() -> None:
-    rows = [Row("workspace", kind="workspace", metrics={"m.json": {"lr": 1}}, params={"p.yaml": {"lr": 2}})]
+    rows = [
+        Row(
+            "workspace",
+            kind="workspace",
+            metrics={"m.json": {"lr": 1}},
+            params={"p.yaml": {"lr": 2}},
+        )
+    ]
     assert headers(rows, exclude_params=["lr"]) == ["Experiment", "lr"]
 
 
@@ -106,7 +139,10 @@ NESTED = [
     Row(
         "workspace",
         kind="workspace",
-        params={"params.yaml": {"train.lr": 0.1, "train.epochs": 5, "prepare.split": 0.2}, "cfg.json": {"train.lr": 1}},
+        params={
+            "params.yaml": {"train.lr": 0.1, "train.epochs": 5, "prepare.split": 0.2},
+            "cfg.json": {"train.lr": 1},
+        },
         metrics={"scores.json": {"auc": 0.5, "loss": 0.1}, "live/metrics.json": {"step": 3}},
     )
 ]
@@ -115,13 +151,42 @@ NESTED = [
 @pytest.mark.parametrize(
     ("kwargs", "expected"),
     [
-        ({}, ["auc", "loss", "step", "params.yaml:train.lr", "train.epochs", "prepare.split", "cfg.json:train.lr"]),
-        ({"include_params": ["train"]}, ["auc", "loss", "step", "params.yaml:train.lr", "train.epochs", "cfg.json:train.lr"]),
-        ({"include_params": ["params.yaml:train.*"]}, ["auc", "loss", "step", "train.lr", "train.epochs"]),
-        ({"include_params": ["*.lr"]}, ["auc", "loss", "step", "params.yaml:train.lr", "cfg.json:train.lr"]),
-        ({"exclude_params": ["cfg.json:*"]}, ["auc", "loss", "step", "train.lr", "train.epochs", "prepare.split"]),
-        ({"include_params": ["train"], "exclude_params": ["train.epochs"]}, ["auc", "loss", "step", "params.yaml:train.lr", "cfg.json:train.lr"]),
-        ({"include_metrics": ["auc"]}, ["auc", "params.yaml:train.lr", "train.epochs", "prepare.split", "cfg.json:train.lr"]),
+        (
+            {},
+            [
+                "auc",
+                "loss",
+                "step",
+                "params.yaml:train.lr",
+                "train.epochs",
+                "prepare.split",
+                "cfg.json:train.lr",
+            ],
+        ),
+        (
+            {"include_params": ["train"]},
+            ["auc", "loss", "step", "params.yaml:train.lr", "train.epochs", "cfg.json:train.lr"],
+        ),
+        (
+            {"include_params": ["params.yaml:train.*"]},
+            ["auc", "loss", "step", "train.lr", "train.epochs"],
+        ),
+        (
+            {"include_params": ["*.lr"]},
+            ["auc", "loss", "step", "params.yaml:train.lr", "cfg.json:train.lr"],
+        ),
+        (
+            {"exclude_params": ["cfg.json:*"]},
+            ["auc", "loss", "step", "train.lr", "train.epochs", "prepare.split"],
+        ),
+        (
+            {"include_params": ["train"], "exclude_params": ["train.epochs"]},
+            ["auc", "loss", "step", "params.yaml:train.lr", "cfg.json:train.lr"],
+        ),
+        (
+            {"include_metrics": ["auc"]},
+            ["auc", "params.yaml:train.lr", "train.epochs", "prepare.split", "cfg.json:train.lr"],
+        ),
         ({"exclude_metrics": ["live/*:*"], "exclude_params": ["*"]}, ["auc", "loss"]),
         ({"include_metrics": ["l*"], "include_params": ["prepare"]}, ["loss", "prepare.split"]),
     ],
@@ -134,7 +199,10 @@ def test_include_exclude_globs(kwargs: dict[str, object], expected: list[str]) -
     ("kwargs", "message"),
     [
         ({"include_params": ["nope"]}, "--include-params: 'nope' does not match any param"),
-        ({"exclude_metrics": ["x.json:*"]}, "--exclude-metrics: 'x.json:*' does not match any metric"),
+        (
+            {"exclude_metrics": ["x.json:*"]},
+            "--exclude-metrics: 'x.json:*' does not match any metric",
+        ),
     ],
 )
 def test_filter_matching_nothing_is_an_error(kwargs: dict[str, object], message: str) -> None:
@@ -155,7 +223,12 @@ def test_filter_matching_nothing_is_an_error(kwargs: dict[str, object], message:
     ],
 )
 def test_sort_within_group_keeps_top_rows(sort_by: str, order: str, expected: list[str]) -> None:
-    names = [row[0] for row in build_table(seed_rows(), no_timestamp=True, sort_by=sort_by, sort_order=order).rows]
+    names = [
+        row[0]
+        for row in build_table(
+            seed_rows(), no_timestamp=True, sort_by=sort_by, sort_order=order
+        ).rows
+    ]
     assert names[:2] == ["workspace", "master"]
     assert [n.split(" ")[-1] for n in names[2:]] == expected
     assert names[-1].startswith("└── ") and all(n.startswith("├── ") for n in names[2:-1])
@@ -172,9 +245,16 @@ def test_rows_missing_sort_key_go_last(order: str) -> None:
 
 def test_sort_mixed_types_numbers_before_strings() -> None:
     rows = [Row("main", kind="baseline")] + [
-        Row(name, metrics={"m.json": {"v": v}}) for name, v in (("a", "x"), ("b", 2), ("c", True), ("d", 1.5), ("e", [1]))
+        Row(name, metrics={"m.json": {"v": v}})
+        for name, v in (("a", "x"), ("b", 2), ("c", True), ("d", 1.5), ("e", [1]))
     ]
-    assert [n.split(" ")[-1] for n in first_column(rows, sort_by="v")[1:]] == ["c", "d", "b", "e", "a"]
+    assert [n.split(" ")[-1] for n in first_column(rows, sort_by="v")[1:]] == [
+        "c",
+        "d",
+        "b",
+        "e",
+        "a",
+    ]
 
 
 def test_sort_groups_separately() -> None:
@@ -188,7 +268,13 @@ def test_sort_groups_separately() -> None:
         Row("e4", metrics=metrics(0.4)),
     ]
     assert first_column(rows, sort_by="auc", sort_order="desc") == [
-        "workspace", "main", "├── e2", "└── e1", "dev", "├── e4", "└── e3",
+        "workspace",
+        "main",
+        "├── e2",
+        "└── e1",
+        "dev",
+        "├── e4",
+        "└── e3",
     ]
 
 
@@ -201,7 +287,14 @@ def test_sort_groups_separately() -> None:
     ],
 )
 def test_sort_by_errors(sort_by: str, message: str) -> None:
-    rows = [Row("w", kind="workspace", metrics={"m.json": {"lr": 1, "auc": 1}}, params={"p.yaml": {"lr": 2}})]
+    rows = [
+        Row(
+            "w",
+            kind="workspace",
+            metrics={"m.json": {"lr": 1, "auc": 1}},
+            params={"p.yaml": {"lr": 2}},
+        )
+    ]
     with pytest.raises(ConfigError) as info:
         build_table(rows, sort_by=sort_by)
     assert str(info.value) == message
@@ -209,8 +302,18 @@ def test_sort_by_errors(sort_by: str, message: str) -> None:
 
 def test_only_changed_drops_constant_columns() -> None:
     rows = [
-        Row("workspace", kind="workspace", metrics={"m.json": {"same": 1, "diff": 1, "gone": 3}}, params={"p.yaml": {"k": "a", "c": 0.1234567}}),
-        Row("main", kind="baseline", metrics={"m.json": {"same": 1, "diff": 2}}, params={"p.yaml": {"k": "a", "c": 0.1234568}}),
+        Row(
+            "workspace",
+            kind="workspace",
+            metrics={"m.json": {"same": 1, "diff": 1, "gone": 3}},
+            params={"p.yaml": {"k": "a", "c": 0.1234567}},
+        ),
+        Row(
+            "main",
+            kind="baseline",
+            metrics={"m.json": {"same": 1, "diff": 2}},
+            params={"p.yaml": {"k": "a", "c": 0.1234568}},
+        ),
     ]
     table = build_table(rows, no_timestamp=True, only_changed=True)
     # "gone" is "-" in one row; "c" differs only beyond the shown precision
@@ -243,15 +346,30 @@ def test_checkpoint_chain_glyphs_like_seed() -> None:
     """Second checkpoint table of the announcement: one chain under master."""
     base = "a72c526" + "0" * 33
     chain = ["exp-e15bc", "5ea8327", "bc0cf02", "f8cf03f", "7575a44", "a72c526"]
-    revs = ["e15bc" + "1" * 35, "5ea8327" + "0" * 33, "bc0cf02" + "0" * 33, "f8cf03f" + "0" * 33, "7575a44" + "0" * 33, base]
+    revs = [
+        "e15bc" + "1" * 35,
+        "5ea8327" + "0" * 33,
+        "bc0cf02" + "0" * 33,
+        "f8cf03f" + "0" * 33,
+        "7575a44" + "0" * 33,
+        base,
+    ]
     rows = [Row("workspace", kind="workspace"), Row("master", "m" * 40, kind="baseline")]
     for i, (name, rev) in enumerate(zip(chain, revs)):
         parent = revs[i + 1] if i + 1 < len(revs) else "m" * 40
-        rows.append(Row(name, rev, "m" * 40, kind="experiment" if i == 0 else "checkpoint", parent=parent))
+        rows.append(
+            Row(name, rev, "m" * 40, kind="experiment" if i == 0 else "checkpoint", parent=parent)
+        )
     rows.append(Row("exp-bb55c", "e" * 40, "m" * 40))
     assert first_column(rows) == [
-        "workspace", "master",
-        "│ ╓ exp-e15bc", "│ ╟ 5ea8327", "│ ╟ bc0cf02", "│ ╟ f8cf03f", "│ ╟ 7575a44", "├─╨ a72c526",
+        "workspace",
+        "master",
+        "│ ╓ exp-e15bc",
+        "│ ╟ 5ea8327",
+        "│ ╟ bc0cf02",
+        "│ ╟ f8cf03f",
+        "│ ╟ 7575a44",
+        "├─╨ a72c526",
         "└── exp-bb55c",
     ]
 
@@ -271,10 +389,17 @@ def test_resumed_checkpoint_chain_starts_a_new_chain_like_seed() -> None:
     rows = [Row("workspace", kind="workspace"), Row("master", "m" * 40, kind="baseline")]
     for i, (name, rev, parent, tip) in enumerate(spec):
         kind = "experiment" if i == 0 else "checkpoint"
-        rows.append(Row(name, rev, "m" * 40, kind=kind, parent=parent.ljust(40, "0"), checkpoint_tip=tip))
+        rows.append(
+            Row(name, rev, "m" * 40, kind=kind, parent=parent.ljust(40, "0"), checkpoint_tip=tip)
+        )
     assert first_column(rows)[2:] == [
-        "│ ╓ exp-7ff06", "│ ╟ 6c62fec", "│ ╟ 4baca3c", "│ ╟ b363267 (2b06de7)",
-        "│ ╓ 2b06de7", "│ ╟ 205a8d3", "├─╨ a72c526",
+        "│ ╓ exp-7ff06",
+        "│ ╟ 6c62fec",
+        "│ ╟ 4baca3c",
+        "│ ╟ b363267 (2b06de7)",
+        "│ ╓ 2b06de7",
+        "│ ╟ 205a8d3",
+        "├─╨ a72c526",
     ]
 
 
@@ -287,7 +412,11 @@ def test_sort_moves_checkpoint_chain_with_its_experiment() -> None:
         Row("exp-b", "b" * 40, metrics=metrics(0.5)),
     ]
     assert first_column(rows, sort_by="auc") == [
-        "main", "├── exp-b", "│ ╓ exp-a", "│ ╟ 1111111", "├─╨ 2222222",
+        "main",
+        "├── exp-b",
+        "│ ╓ exp-a",
+        "│ ╟ 1111111",
+        "├─╨ 2222222",
     ]
 
 
@@ -310,7 +439,12 @@ def test_empty_rows() -> None:
 def test_source_rows_follow_display_order() -> None:
     table = build_table(seed_rows(), sort_by="auc", now=NOW)
     assert [row.name for row in table.source] == [
-        "workspace", "master", "exp-63ee0", "exp-80655", "exp-9bf22", "exp-bb55c",
+        "workspace",
+        "master",
+        "exp-63ee0",
+        "exp-80655",
+        "exp-9bf22",
+        "exp-bb55c",
     ]
 
 
@@ -325,9 +459,26 @@ def test_rows_to_json() -> None:
         metrics={"m.json": {"auc": 0.5}},
     )
     assert rows_to_json([Row("workspace", kind="workspace"), row]) == [
-        {"name": "workspace", "rev": None, "baseline": None, "kind": "workspace", "state": "success",
-         "created": None, "parent": None, "params": {}, "metrics": {}},
-        {"name": "exp-1", "rev": "b" * 40, "baseline": "a" * 40, "kind": "experiment", "state": "success",
-         "created": "2021-02-17T16:06:01", "parent": "a" * 40,
-         "params": {"params.yaml": {"train.lr": 0.1, "layers": [1, 2]}}, "metrics": {"m.json": {"auc": 0.5}}},
+        {
+            "name": "workspace",
+            "rev": None,
+            "baseline": None,
+            "kind": "workspace",
+            "state": "success",
+            "created": None,
+            "parent": None,
+            "params": {},
+            "metrics": {},
+        },
+        {
+            "name": "exp-1",
+            "rev": "b" * 40,
+            "baseline": "a" * 40,
+            "kind": "experiment",
+            "state": "success",
+            "created": "2021-02-17T16:06:01",
+            "parent": "a" * 40,
+            "params": {"params.yaml": {"train.lr": 0.1, "layers": [1, 2]}},
+            "metrics": {"m.json": {"auc": 0.5}},
+        },
     ]

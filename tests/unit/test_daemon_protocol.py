@@ -33,8 +33,16 @@ from exq.daemon.protocol import (
 )
 
 ALL_REQUESTS: list[Request] = [
-    Ping(), Status(), Wake(), Kill(run_ids=[3, 7], force=True), Kill(run_ids=[]),
-    Pause(), Resume(), SetJobs(jobs=4), Stop(kill=True), Stop(),
+    Ping(),
+    Status(),
+    Wake(),
+    Kill(run_ids=[3, 7], force=True),
+    Kill(run_ids=[]),
+    Pause(),
+    Resume(),
+    SetJobs(jobs=4),
+    Stop(kill=True),
+    Stop(),
 ]
 
 
@@ -47,7 +55,12 @@ def test_request_round_trip(request_: Request) -> None:
 
 def test_request_wire_shape() -> None:
     line = encode_request(Kill(run_ids=[3], force=False))
-    assert json.loads(line) == {"v": PROTOCOL_VERSION, "type": "kill", "run_ids": [3], "force": False}
+    assert json.loads(line) == {
+        "v": PROTOCOL_VERSION,
+        "type": "kill",
+        "run_ids": [3],
+        "force": False,
+    }
 
 
 def test_every_request_kind_is_registered_once() -> None:
@@ -76,15 +89,23 @@ def test_reply_round_trip(request_: Request, reply: object) -> None:
 def test_error_reply_round_trip_and_shape() -> None:
     line = encode_reply("kill", ErrorReply(Code.NOT_FOUND, "no run 9"))
     assert json.loads(line) == {
-        "v": PROTOCOL_VERSION, "type": "kill", "ok": False,
+        "v": PROTOCOL_VERSION,
+        "type": "kill",
+        "ok": False,
         "error": {"code": "not_found", "message": "no run 9"},
     }
     assert decode_reply(line, Kill(run_ids=[9])) == ErrorReply("not_found", "no run 9")
 
 
 def test_error_reply_is_read_whatever_its_version() -> None:
-    line = json.dumps({"v": 99, "type": "ping", "ok": False,
-                       "error": {"code": "version_mismatch", "message": "old"}}).encode()
+    line = json.dumps(
+        {
+            "v": 99,
+            "type": "ping",
+            "ok": False,
+            "error": {"code": "version_mismatch", "message": "old"},
+        }
+    ).encode()
     assert decode_reply(line, Ping()) == ErrorReply("version_mismatch", "old")
 
 

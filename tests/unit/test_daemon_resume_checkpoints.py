@@ -30,8 +30,16 @@ def test_resume_point(
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(None, True), ("1", True), ("yes", True), ("0", False), ("false", False), ("OFF", False),
-     ("", False), ("no", False)],
+    [
+        (None, True),
+        ("1", True),
+        ("yes", True),
+        ("0", False),
+        ("false", False),
+        ("OFF", False),
+        ("", False),
+        ("no", False),
+    ],
 )
 def test_exq_resume_checkpoints_variable(value: str | None, expected: bool) -> None:
     env = {"EXQ_STATE_DIR": "/s", "EXQ_RUNTIME_DIR": "/r"}

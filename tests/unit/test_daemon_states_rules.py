@@ -20,20 +20,38 @@ from exq.daemon.states import (
 )
 
 Q, R, S, F, INT, C = (
-    RunState.QUEUED, RunState.RUNNING, RunState.SUCCESS, RunState.FAILED,
-    RunState.INTERRUPTED, RunState.CANCELLED,
+    RunState.QUEUED,
+    RunState.RUNNING,
+    RunState.SUCCESS,
+    RunState.FAILED,
+    RunState.INTERRUPTED,
+    RunState.CANCELLED,
 )
 
 
 @pytest.mark.parametrize(
     ("old", "new", "allowed"),
     [
-        (Q, R, True), (Q, C, True), (Q, S, False), (Q, F, False), (Q, INT, False),
-        (R, S, True), (R, F, True), (R, INT, True), (R, Q, False), (R, C, False),
-        (S, Q, False), (S, F, False), (S, R, False),
-        (F, Q, True), (F, R, False),
-        (INT, Q, True), (INT, F, True), (INT, R, False),
-        (C, Q, True), (C, R, False),
+        (Q, R, True),
+        (Q, C, True),
+        (Q, S, False),
+        (Q, F, False),
+        (Q, INT, False),
+        (R, S, True),
+        (R, F, True),
+        (R, INT, True),
+        (R, Q, False),
+        (R, C, False),
+        (S, Q, False),
+        (S, F, False),
+        (S, R, False),
+        (F, Q, True),
+        (F, R, False),
+        (INT, Q, True),
+        (INT, F, True),
+        (INT, R, False),
+        (C, Q, True),
+        (C, R, False),
     ],
 )
 def test_transitions(old: RunState, new: RunState, allowed: bool) -> None:

@@ -28,10 +28,28 @@ def test_params_entry(values: list[str], expected: list[Any]) -> None:
 
 
 def test_stage_data_key_order_and_flags() -> None:
-    data = stage_data(cmd="c", plots=["p"], metrics=["m"], outs=["o"], params=["k"],
-                      deps=["d"], wdir="w", desc="x", always_changed=True,
-                      outs_persist_no_cache=["q"])
-    assert list(data) == ["desc", "cmd", "wdir", "deps", "params", "outs", "metrics", "plots",
-                          "always_changed"]
+    data = stage_data(
+        cmd="c",
+        plots=["p"],
+        metrics=["m"],
+        outs=["o"],
+        params=["k"],
+        deps=["d"],
+        wdir="w",
+        desc="x",
+        always_changed=True,
+        outs_persist_no_cache=["q"],
+    )
+    assert list(data) == [
+        "desc",
+        "cmd",
+        "wdir",
+        "deps",
+        "params",
+        "outs",
+        "metrics",
+        "plots",
+        "always_changed",
+    ]
     assert data["outs"] == ["o", {"q": {"cache": False, "persist": True}}]
     assert stage_data(cmd=["a", "b"], wdir=".") == {"cmd": ["a", "b"]}

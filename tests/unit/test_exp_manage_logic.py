@@ -16,6 +16,7 @@ from exq.engine.experiments.manage import (
     plan_gc,
     render_list,
 )
+from exq.engine.experiments.refs import ExpRef, exp_ref
 from exq.engine.experiments.sync import (
     SyncResult,
     SyncStatus,
@@ -24,7 +25,6 @@ from exq.engine.experiments.sync import (
     resolve_remote_names,
     sync_status,
 )
-from exq.engine.experiments.refs import ExpRef, exp_ref
 
 B1, B2, B3 = "1" * 40, "2" * 40, "3" * 40
 
@@ -73,8 +73,10 @@ def test_plan_gc_keeps_experiments_of_kept_baselines() -> None:
 
 @pytest.mark.parametrize(
     ("keep_queued", "removed"),
-    [(False, ["refs/exq/queue/1", "refs/exq/queue/2", "refs/exq/queue/3"]),
-     (True, ["refs/exq/queue/2", "refs/exq/queue/3"])],
+    [
+        (False, ["refs/exq/queue/1", "refs/exq/queue/2", "refs/exq/queue/3"]),
+        (True, ["refs/exq/queue/2", "refs/exq/queue/3"]),
+    ],
 )
 def test_plan_gc_queue(keep_queued: bool, removed: list[str]) -> None:
     queued = {"refs/exq/queue/1": B1, "refs/exq/queue/2": B2, "refs/exq/queue/3": None}
@@ -103,8 +105,11 @@ def test_gc_warning(scope: GcScope, middle: str) -> None:
 
 def test_describe_prefers_heads_branch_then_tags_then_branches() -> None:
     names = describe(
-        [B1, B2, B3, "4" * 40], head=B1, head_branch="main",
-        tags={"v1": B1, "v2": B2}, branches={"main": B1, "dev": B2, "old": B3},
+        [B1, B2, B3, "4" * 40],
+        head=B1,
+        head_branch="main",
+        tags={"v1": B1, "v2": B2},
+        branches={"main": B1, "dev": B2, "old": B3},
     )
     assert names == {B1: "main", B2: "v2", B3: "old", "4" * 40: "4444444"}
     assert describe([B1], head=B1, head_branch=None, tags={}, branches={}) == {B1: "1111111"}
@@ -116,7 +121,11 @@ def test_group_and_render_list() -> None:
     assert list(groups) == [B2, B1]
     names = {B2: "main", B1: "1111111"}
     assert render_list(groups, names) == [
-        "main:", "\taaaaaaa [z]", "1111111:", "\tccccccc [a]", "\tbbbbbbb [b]"
+        "main:",
+        "\taaaaaaa [z]",
+        "1111111:",
+        "\tccccccc [a]",
+        "\tbbbbbbb [b]",
     ]
     assert render_list(groups, names, "names") == ["z", "a", "b"]
     assert render_list(groups, names, "shas") == ["a" * 40, "c" * 40, "b" * 40]

@@ -77,13 +77,21 @@ def test_remote_deps_are_not_paths() -> None:
 
 
 def test_params_file_is_a_dep() -> None:
-    graph = build_graph([st("gen", outs=["params.yaml"]), st("use", params={"params.yaml": ["lr"]})])
+    graph = build_graph(
+        [st("gen", outs=["params.yaml"]), st("use", params={"params.yaml": ["lr"]})]
+    )
     assert names(graph.upstream("use")) == ["gen"]
 
 
 def test_recursive_upstream_and_downstream() -> None:
-    graph = build_graph([st("c", deps=["b"], outs=["c"]), st("b", deps=["a"], outs=["b"]),
-                         st("a", outs=["a"]), st("x")])
+    graph = build_graph(
+        [
+            st("c", deps=["b"], outs=["c"]),
+            st("b", deps=["a"], outs=["b"]),
+            st("a", outs=["a"]),
+            st("x"),
+        ]
+    )
     assert names(graph.upstream("c")) == ["b"]
     assert names(graph.upstream("c", recursive=True)) == ["b", "a"]
     assert names(graph.downstream("a", recursive=True)) == ["c", "b"]
@@ -98,18 +106,33 @@ def test_recursive_upstream_and_downstream() -> None:
         ([st("a", deps=["/etc/passwd"])], "stage 'a': path '/etc/passwd' is absolute"),
         ([st("a", outs=["../x"])], "stage 'a': path '../x' leaves the repository"),
         ([st("a", deps=["../../x"], wdir="sub")], "path '../../x' leaves the repository"),
-        ([st("a", outs=["o"]), st("b", outs=["./o"])],
-         "output 'o' is produced by two stages: 'a' and 'b'"),
+        (
+            [st("a", outs=["o"]), st("b", outs=["./o"])],
+            "output 'o' is produced by two stages: 'a' and 'b'",
+        ),
         ([st("a", outs=["o", "o"])], "stage 'a' lists output 'o' twice"),
-        ([st("a", outs=["d"]), st("b", outs=["d/x"])],
-         "output 'd/x' of stage 'b' is inside output 'd' of stage 'a'"),
-        ([st("a", outs=["d/x", "d"])], "output 'd/x' of stage 'a' is inside output 'd' of stage 'a'"),
+        (
+            [st("a", outs=["d"]), st("b", outs=["d/x"])],
+            "output 'd/x' of stage 'b' is inside output 'd' of stage 'a'",
+        ),
+        (
+            [st("a", outs=["d/x", "d"])],
+            "output 'd/x' of stage 'a' is inside output 'd' of stage 'a'",
+        ),
         ([st("a", deps=["o"], outs=["o"])], "stage 'a' depends on its own output through 'o'"),
         ([st("a", deps=["d"], outs=["d/m"])], "stage 'a' depends on its own output through 'd'"),
-        ([st("a", deps=["c"], outs=["a"]), st("b", deps=["a"], outs=["b"]),
-          st("c", deps=["b"], outs=["c"])], "pipeline has a cycle: "),
-        ([st("s", outs=["sub"]), st("t", dvcfile="sub/dvc.yaml", wdir="sub")],
-         "stage 'sub/dvc.yaml:t': its file 'sub/dvc.yaml' is inside output 'sub' of stage 's'"),
+        (
+            [
+                st("a", deps=["c"], outs=["a"]),
+                st("b", deps=["a"], outs=["b"]),
+                st("c", deps=["b"], outs=["c"]),
+            ],
+            "pipeline has a cycle: ",
+        ),
+        (
+            [st("s", outs=["sub"]), st("t", dvcfile="sub/dvc.yaml", wdir="sub")],
+            "stage 'sub/dvc.yaml:t': its file 'sub/dvc.yaml' is inside output 'sub' of stage 's'",
+        ),
         ([st("a"), st("a")], "stage 'a' is defined twice"),
     ],
 )
@@ -210,14 +233,16 @@ def test_parse_target(target: str, expected: tuple[str | None, str | None]) -> N
 
 
 def targets_graph():
-    return build_graph([
-        st("prep", outs=["raw"]),
-        st("fe@us", deps=["raw"], outs=["us"]),
-        st("fe@eu", deps=["raw"], outs=["eu"]),
-        st("fex", outs=["fex"]),
-        st("s1", outs=["o"], dvcfile="sub/dvc.yaml", wdir="sub"),
-        st("fe@us", outs=["o2"], dvcfile="sub/dvc.yaml", wdir="sub"),
-    ])
+    return build_graph(
+        [
+            st("prep", outs=["raw"]),
+            st("fe@us", deps=["raw"], outs=["us"]),
+            st("fe@eu", deps=["raw"], outs=["eu"]),
+            st("fex", outs=["fex"]),
+            st("s1", outs=["o"], dvcfile="sub/dvc.yaml", wdir="sub"),
+            st("fe@us", outs=["o2"], dvcfile="sub/dvc.yaml", wdir="sub"),
+        ]
+    )
 
 
 @pytest.mark.parametrize(
@@ -266,13 +291,15 @@ def test_select_takes_target_strings() -> None:
 
 
 def render_graph():
-    return build_graph([
-        st("train", deps=["prepared"], outs=["model"]),
-        st("prep", outs=["prepared"]),
-        st("solo", outs=["s"]),
-        st("s1", outs=["o"], dvcfile="sub/dvc.yaml", wdir="sub"),
-        st("s2", deps=["o"], outs=["o2"], dvcfile="sub/dvc.yaml", wdir="sub"),
-    ])
+    return build_graph(
+        [
+            st("train", deps=["prepared"], outs=["model"]),
+            st("prep", outs=["prepared"]),
+            st("solo", outs=["s"]),
+            st("s1", outs=["o"], dvcfile="sub/dvc.yaml", wdir="sub"),
+            st("s2", deps=["o"], outs=["o2"], dvcfile="sub/dvc.yaml", wdir="sub"),
+        ]
+    )
 
 
 def test_render_dot_matches_dvc_shape() -> None:

@@ -28,7 +28,13 @@ def test_round_trip_and_pyyaml_agree(params: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(1e-05, "x: 1.0e-05\n"), (1e20, "x: 1.0e+20\n"), (3.0, "x: 3.0\n"), (0.1, "x: 0.1\n"), (7, "x: 7\n")],
+    [
+        (1e-05, "x: 1.0e-05\n"),
+        (1e20, "x: 1.0e+20\n"),
+        (3.0, "x: 3.0\n"),
+        (0.1, "x: 0.1\n"),
+        (7, "x: 7\n"),
+    ],
 )
 def test_floats_keep_a_dot_and_a_signed_exponent(value: float, text: str) -> None:
     assert dump_params({"x": value}) == text

@@ -43,7 +43,9 @@ def _polyline(svg: str) -> list[tuple[float, float]]:
 
 
 def test_chart_draws_every_point_inside_the_plot_area() -> None:
-    svg = line_chart_svg("train/loss", [(s, 1.0 / (s + 1)) for s in range(20)] + [(20, float("nan"))])
+    svg = line_chart_svg(
+        "train/loss", [(s, 1.0 / (s + 1)) for s in range(20)] + [(20, float("nan"))]
+    )
     coords = _polyline(svg)
     assert len(coords) == 20
     xs = [x for x, _ in coords]
@@ -66,7 +68,10 @@ def test_chart_without_data() -> None:
 
 def test_page_is_self_contained_and_escaped() -> None:
     page = render_report(
-        "logs", {"step": 3, "a<b": {"c": 0.123456789}}, {"a<b/c": [(0, 1.0), (1, 2.0)]}, refresh_seconds=5
+        "logs",
+        {"step": 3, "a<b": {"c": 0.123456789}},
+        {"a<b/c": [(0, 1.0), (1, 2.0)]},
+        refresh_seconds=5,
     )
     assert '<meta http-equiv="refresh" content="5">' in page
     assert "<script" not in page and "@import" not in page and "<link" not in page

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from exq.engine.data.hashing import HashInfo
-from exq.engine.spec.lockfile import LockEntry, LockPath
 from exq.engine.run.outdated import stage_changes, stage_status, status_json
+from exq.engine.spec.lockfile import LockEntry, LockPath
 from exq.engine.spec.stage import Out, Stage
 
 H_DATA = HashInfo("a" * 32, 4)
@@ -78,34 +78,57 @@ def test_isexec_and_size_do_not_count() -> None:
         ({"deps": {"data.csv": H_OTHER, "feats": H_DIR}}, ["deps changed: data.csv (modified)"]),
         ({"deps": {"data.csv": None, "feats": H_DIR}}, ["deps changed: data.csv (deleted)"]),
         ({"deps": {"feats": H_DIR}}, ["deps changed: data.csv (deleted)"]),
-        ({"deps": {"data.csv": H_OTHER, "feats": None}},
-         ["deps changed: data.csv (modified), feats (deleted)"]),
-        ({"outs": {"model.pkl": None, "metrics.json": H_OTHER}},
-         ["outs changed: model.pkl (deleted)"]),
-        ({"outs": {"model.pkl": H_MODEL, "metrics.json": H_DATA}},
-         ["outs changed: metrics.json (modified)"]),
-        ({"params": {"params.yaml": {"lr": 0.02, "opt": {"name": "adam"}}}},
-         ["params changed: params.yaml: lr (modified)"]),
-        ({"params": {"params.yaml": {"opt": {"name": "sgd"}}}},
-         ["params changed: params.yaml: lr (deleted), opt (modified)"]),
+        (
+            {"deps": {"data.csv": H_OTHER, "feats": None}},
+            ["deps changed: data.csv (modified), feats (deleted)"],
+        ),
+        (
+            {"outs": {"model.pkl": None, "metrics.json": H_OTHER}},
+            ["outs changed: model.pkl (deleted)"],
+        ),
+        (
+            {"outs": {"model.pkl": H_MODEL, "metrics.json": H_DATA}},
+            ["outs changed: metrics.json (modified)"],
+        ),
+        (
+            {"params": {"params.yaml": {"lr": 0.02, "opt": {"name": "adam"}}}},
+            ["params changed: params.yaml: lr (modified)"],
+        ),
+        (
+            {"params": {"params.yaml": {"opt": {"name": "sgd"}}}},
+            ["params changed: params.yaml: lr (deleted), opt (modified)"],
+        ),
         ({"params": {}}, ["params changed: params.yaml (deleted)"]),
         ({"entry": None}, ["not in dvc.lock"]),
         ({"entry": base_entry(cmd="python old.py")}, ["cmd changed"]),
         ({"entry": base_entry(cmd=["python train.py"])}, ["cmd changed"]),  # list != str
         ({"entry": base_entry(params={})}, ["params changed: params.yaml (new)"]),
-        ({"entry": base_entry(deps=[LockPath("feats", H_DIR.md5, 8, 2)])},
-         ["deps changed: data.csv (modified)"]),  # dep added to dvc.yaml
+        (
+            {"entry": base_entry(deps=[LockPath("feats", H_DIR.md5, 8, 2)])},
+            ["deps changed: data.csv (modified)"],
+        ),  # dep added to dvc.yaml
         ({"stage": base_stage(deps=["data.csv"])}, []),  # dep removed: DVC ignores it
         ({"stage": base_stage(outs=[Out("model.pkl")])}, []),  # out removed
         ({"stage": base_stage(params={"params.yaml": ["lr"]})}, []),  # param key removed
-        ({"stage": base_stage(params={"params.yaml": ["lr", "opt", "seed"]}),
-          "params": {"params.yaml": {"lr": 0.01, "opt": {"name": "adam"}, "seed": 1}}},
-         ["params changed: params.yaml: seed (new)"]),
+        (
+            {
+                "stage": base_stage(params={"params.yaml": ["lr", "opt", "seed"]}),
+                "params": {"params.yaml": {"lr": 0.01, "opt": {"name": "adam"}, "seed": 1}},
+            },
+            ["params changed: params.yaml: seed (new)"],
+        ),
         ({"stage": base_stage(always_changed=True)}, ["always changed"]),
-        ({"stage": base_stage(cmd="python new.py", frozen=True),
-          "deps": {"data.csv": None, "feats": None}}, []),  # frozen never runs
-        ({"outs": outs_ok(), "not_in_cache": {"model.pkl"}},
-         ["outs changed: model.pkl (not in cache)"]),
+        (
+            {
+                "stage": base_stage(cmd="python new.py", frozen=True),
+                "deps": {"data.csv": None, "feats": None},
+            },
+            [],
+        ),  # frozen never runs
+        (
+            {"outs": outs_ok(), "not_in_cache": {"model.pkl"}},
+            ["outs changed: model.pkl (not in cache)"],
+        ),
         ({"not_in_cache": {"metrics.json"}}, []),  # cache: false outs have no cache object
     ],
 )
@@ -181,7 +204,12 @@ def test_status_matches_dvc_json_shape() -> None:
         {"params.yaml": {"lr": 0.02}},
     )
     assert status == [
-        {"changed deps": {"data.csv": "modified", "params.yaml": {"lr": "modified", "opt": "deleted"}}},
+        {
+            "changed deps": {
+                "data.csv": "modified",
+                "params.yaml": {"lr": "modified", "opt": "deleted"},
+            }
+        },
         {"changed outs": {"model.pkl": "deleted"}},
         "always changed",
         "changed command",

@@ -34,17 +34,25 @@ LIVE_TSV = b"timestamp\tstep\tloss\n1700000000000\t0\t0.5\n1700000000100\t1\t0.2
 @pytest.mark.parametrize(
     ("path", "raw", "records"),
     [
-        ("logs/loss.tsv", LIVE_TSV,
-         [{"timestamp": "1700000000000", "step": "0", "loss": "0.5"},
-          {"timestamp": "1700000000100", "step": "1", "loss": "0.25"}]),
+        (
+            "logs/loss.tsv",
+            LIVE_TSV,
+            [
+                {"timestamp": "1700000000000", "step": "0", "loss": "0.5"},
+                {"timestamp": "1700000000100", "step": "1", "loss": "0.25"},
+            ],
+        ),
         ("a.csv", b"x,y\r\n1,2\r\n\r\n3,4\r\n", [{"x": "1", "y": "2"}, {"x": "3", "y": "4"}]),
         ("a.csv", b"\xef\xbb\xbfx,y\n1,2\n", [{"x": "1", "y": "2"}]),  # a BOM
         ("a.csv", b"", []),
         ("a.csv", b"x,y\n", []),
         ("a.json", b'[{"a": 1}, {"a": 2, "b": 3}]', [{"a": 1}, {"a": 2, "b": 3}]),
         ("a.json", b'{"train": [{"a": 1}], "val": [{"a": 9}]}', [{"a": 1}]),
-        ("a.json", b'{"loss": [3, 2, 1], "acc": [0.1, 0.2]}',
-         [{"loss": 3, "acc": 0.1}, {"loss": 2, "acc": 0.2}, {"loss": 1}]),
+        (
+            "a.json",
+            b'{"loss": [3, 2, 1], "acc": [0.1, 0.2]}',
+            [{"loss": 3, "acc": 0.1}, {"loss": 2, "acc": 0.2}, {"loss": 1}],
+        ),
         ("a.json", b"", []),
         ("a.yaml", b"- {a: 1}\n- {a: 2}\n", [{"a": 1}, {"a": 2}]),
         ("a.yml", b"curve:\n- {x: 1, y: 2}\n", [{"x": 1, "y": 2}]),
@@ -78,8 +86,20 @@ def test_unreadable_files_name_themselves(path: str, raw: bytes, words: list[str
 
 @pytest.mark.parametrize(
     ("value", "number"),
-    [(1, 1), (0.5, 0.5), ("2", 2), (" 2.5 ", 2.5), ("1e-3", 0.001), (True, None), ("x", None),
-     (None, None), ("nan", None), (float("inf"), None), ([1], None), ("", None)],
+    [
+        (1, 1),
+        (0.5, 0.5),
+        ("2", 2),
+        (" 2.5 ", 2.5),
+        ("1e-3", 0.001),
+        (True, None),
+        ("x", None),
+        (None, None),
+        ("nan", None),
+        (float("inf"), None),
+        ([1], None),
+        ("", None),
+    ],
 )
 def test_to_number(value: object, number: object) -> None:
     assert to_number(value) == number
@@ -87,8 +107,11 @@ def test_to_number(value: object, number: object) -> None:
 
 
 def test_is_plot_file() -> None:
-    assert [p for p in ["a.tsv", "b.CSV", "c.json", "d.yaml", "e.yml", "f.png", "g.txt", "tsv"]
-            if is_plot_file(p)] == ["a.tsv", "b.CSV", "c.json", "d.yaml", "e.yml"]
+    assert [
+        p
+        for p in ["a.tsv", "b.CSV", "c.json", "d.yaml", "e.yml", "f.png", "g.txt", "tsv"]
+        if is_plot_file(p)
+    ] == ["a.tsv", "b.CSV", "c.json", "d.yaml", "e.yml"]
 
 
 def test_series_of_a_live_log_use_the_step_and_skip_the_timestamp() -> None:
@@ -112,14 +135,20 @@ def test_series_with_named_x_and_y() -> None:
 
 
 def test_charts_one_per_file_and_metric_with_a_line_per_revision() -> None:
-    head = RevPlots("HEAD", {
-        "logs/loss.tsv": FileData(tuple(parse_records("logs/loss.tsv", LIVE_TSV))),
-        "roc.csv": FileData(({"fpr": 0, "tpr": 0}, {"fpr": 1, "tpr": 1})),
-    })
-    work = RevPlots("workspace", {
-        "logs/loss.tsv": FileData(({"step": 0, "loss": 0.4},)),
-        "logs/acc.tsv": FileData(({"step": 0, "acc": 0.9},)),
-    })
+    head = RevPlots(
+        "HEAD",
+        {
+            "logs/loss.tsv": FileData(tuple(parse_records("logs/loss.tsv", LIVE_TSV))),
+            "roc.csv": FileData(({"fpr": 0, "tpr": 0}, {"fpr": 1, "tpr": 1})),
+        },
+    )
+    work = RevPlots(
+        "workspace",
+        {
+            "logs/loss.tsv": FileData(({"step": 0, "loss": 0.4},)),
+            "logs/acc.tsv": FileData(({"step": 0, "acc": 0.9},)),
+        },
+    )
     charts = build_charts([head, work])
     assert [(c.file, c.metric, c.x, [line.rev for line in c.lines]) for c in charts] == [
         ("logs/loss.tsv", "loss", "step", ["HEAD", "workspace"]),
@@ -132,9 +161,13 @@ def test_charts_one_per_file_and_metric_with_a_line_per_revision() -> None:
     assert data["revisions"] == ["HEAD", "workspace"]
     assert data["errors"] == ["e1", "e2"]
     assert data["plots"][0] == {
-        "file": "logs/loss.tsv", "metric": "loss", "x": "step",
-        "lines": [{"rev": "HEAD", "x": [0, 1], "y": [0.5, 0.25]},
-                  {"rev": "workspace", "x": [0], "y": [0.4]}],
+        "file": "logs/loss.tsv",
+        "metric": "loss",
+        "x": "step",
+        "lines": [
+            {"rev": "HEAD", "x": [0, 1], "y": [0.5, 0.25]},
+            {"rev": "workspace", "x": [0], "y": [0.4]},
+        ],
     }
     json.dumps(data, allow_nan=False)
 
@@ -160,11 +193,14 @@ def test_top_level_plot_defs() -> None:
 
 
 def test_merge_keeps_the_stage_out_and_adds_x_y() -> None:
-    out = PlotDef("logs", cached=True, dvcfile="dvc.yaml", stage="train", out="logs", out_path="logs")
+    out = PlotDef(
+        "logs", cached=True, dvcfile="dvc.yaml", stage="train", out="logs", out_path="logs"
+    )
     top = PlotDef("logs", x="step", y=("loss",), dvcfile="dvc.yaml")
     for order in ([out, top], [top, out]):
-        assert merge_defs(order) == [PlotDef("logs", "step", ("loss",), True, "dvc.yaml", "train",
-                                             "logs", "logs")]
+        assert merge_defs(order) == [
+            PlotDef("logs", "step", ("loss",), True, "dvc.yaml", "train", "logs", "logs")
+        ]
 
 
 def test_select_defs_by_target() -> None:
@@ -178,7 +214,8 @@ def test_select_defs_by_target() -> None:
     assert select_defs(defs, ["./logs/"]) == [logs]
     # A file inside a plots folder narrows that def, keeping where its out is recorded.
     assert select_defs(defs, ["logs/loss.tsv"]) == [
-        PlotDef("logs/loss.tsv", cached=True, stage="train", out="logs", out_path="logs")]
+        PlotDef("logs/loss.tsv", cached=True, stage="train", out="logs", out_path="logs")
+    ]
     assert select_defs(defs, ["other.csv"]) == [PlotDef("other.csv")]
 
 
@@ -201,11 +238,16 @@ def test_thin_keeps_first_and_last() -> None:
 
 
 def test_chart_spec_is_vega_lite_with_a_colour_per_revision() -> None:
-    chart = Chart("logs/a.b[0].tsv", "a.b[0]", "step",
-                  [Line("HEAD", (0, 1), (0.5, 0.25)), Line("exp-1", (0,), (0.4,))])
+    chart = Chart(
+        "logs/a.b[0].tsv",
+        "a.b[0]",
+        "step",
+        [Line("HEAD", (0, 1), (0.5, 0.25)), Line("exp-1", (0,), (0.4,))],
+    )
     spec = chart_spec(chart, ["HEAD", "exp-1", "workspace"])
     assert spec["data"]["values"] == [
-        {"rev": "HEAD", "x": 0, "y": 0.5}, {"rev": "HEAD", "x": 1, "y": 0.25},
+        {"rev": "HEAD", "x": 0, "y": 0.5},
+        {"rev": "HEAD", "x": 1, "y": 0.25},
         {"rev": "exp-1", "x": 0, "y": 0.4},
     ]
     assert spec["mark"]["type"] == "line"

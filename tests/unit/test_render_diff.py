@@ -15,7 +15,16 @@ from exq.cli.render import (
 from exq.engine.experiments.compare import diff_values
 
 OLD_M = {"metrics.json": {"auc": 0.51, "n": 1500, "flag": False, "s": "x5", "tiny": 1e-08}}
-NEW_M = {"metrics.json": {"auc": 0.7, "n": 3000, "flag": True, "s": "x10", "tiny": 2.0000000000000002e-07, "extra": 1}}
+NEW_M = {
+    "metrics.json": {
+        "auc": 0.7,
+        "n": 3000,
+        "flag": True,
+        "s": "x10",
+        "tiny": 2.0000000000000002e-07,
+        "extra": 1,
+    }
+}
 OLD_P = {"params.yaml": {"epochs": 5, "lr": 0.001, "name": "foo"}}
 NEW_P = {"params.yaml": {"epochs": 10, "lr": 0.02, "name": "foo"}}
 
@@ -64,7 +73,9 @@ def test_exp_diff_markdown_like_dvc() -> None:
 
 
 def test_exp_diff_leaves_out_empty_tables() -> None:
-    params = diff_values({"params.yaml": {"name": "foo"}}, {"params.yaml": {"name": "bar"}}, precision=None)
+    params = diff_values(
+        {"params.yaml": {"name": "foo"}}, {"params.yaml": {"name": "bar"}}, precision=None
+    )
     assert render_exp_diff([], params) == (
         "Path         Param    HEAD    workspace    Change\n"
         "params.yaml  name     foo     bar          diff not supported\n"
@@ -87,7 +98,12 @@ def test_metrics_diff_with_rev_labels_like_dvc() -> None:
 
 def test_params_diff_has_no_change_column_like_dvc() -> None:
     rows = diff_values(OLD_P, NEW_P, precision=None)
-    kwargs = {"title": "Param", "old_label": "master", "new_label": "messy-salp", "show_change": False}
+    kwargs = {
+        "title": "Param",
+        "old_label": "master",
+        "new_label": "messy-salp",
+        "show_change": False,
+    }
     assert render_diff(rows, **kwargs) == (
         "Path         Param    master    messy-salp\n"
         "params.yaml  epochs   5         10\n"
@@ -104,24 +120,30 @@ def test_params_diff_has_no_change_column_like_dvc() -> None:
 def test_diff_json_like_dvc() -> None:
     metrics, params = exp_rows()
     assert json.loads(render_exp_diff_json(metrics, params)) == {
-        "metrics": {"metrics.json": {
-            "auc": {"old": 0.51, "new": 0.7, "diff": 0.18999999999999995},
-            "extra": {"old": None, "new": 1},
-            "flag": {"old": False, "new": True, "diff": 1},
-            "n": {"old": 1500, "new": 3000, "diff": 1500},
-            "s": {"old": "x5", "new": "x10"},
-            "tiny": {"old": 1e-08, "new": 2.0000000000000002e-07, "diff": 1.9e-07},
-        }},
-        "params": {"params.yaml": {
-            "epochs": {"old": 5, "new": 10, "diff": 5},
-            "lr": {"old": 0.001, "new": 0.02, "diff": 0.019},
-        }},
+        "metrics": {
+            "metrics.json": {
+                "auc": {"old": 0.51, "new": 0.7, "diff": 0.18999999999999995},
+                "extra": {"old": None, "new": 1},
+                "flag": {"old": False, "new": True, "diff": 1},
+                "n": {"old": 1500, "new": 3000, "diff": 1500},
+                "s": {"old": "x5", "new": "x10"},
+                "tiny": {"old": 1e-08, "new": 2.0000000000000002e-07, "diff": 1.9e-07},
+            }
+        },
+        "params": {
+            "params.yaml": {
+                "epochs": {"old": 5, "new": 10, "diff": 5},
+                "lr": {"old": 0.001, "new": 0.02, "diff": 0.019},
+            }
+        },
     }
     assert render_exp_diff_json([], []) == '{"metrics": {}, "params": {}}'
-    assert json.loads(render_diff_json(params)) == {"params.yaml": {
-        "epochs": {"old": 5, "new": 10, "diff": 5},
-        "lr": {"old": 0.001, "new": 0.02, "diff": 0.019},
-    }}
+    assert json.loads(render_diff_json(params)) == {
+        "params.yaml": {
+            "epochs": {"old": 5, "new": 10, "diff": 5},
+            "lr": {"old": 0.001, "new": 0.02, "diff": 0.019},
+        }
+    }
 
 
 def test_grids_pad_headers_by_two_like_tabulate() -> None:

@@ -6,7 +6,14 @@ from datetime import datetime
 
 import pytest
 
-from exq.cli.render import column_widths, fit_columns, render_csv, render_markdown, render_table, table_width
+from exq.cli.render import (
+    column_widths,
+    fit_columns,
+    render_csv,
+    render_markdown,
+    render_table,
+    table_width,
+)
 from exq.engine.experiments.compare import Column, Row, Table, build_table
 
 
@@ -15,14 +22,49 @@ def params(max_features: int, ngrams: int) -> dict[str, dict[str, object]]:
 
 
 SEED_ROWS = [
-    Row("workspace", kind="workspace", params=params(5000, 3), metrics={"scores.json": {"auc": 0.56359}}),
-    Row("master", "a" * 40, kind="baseline", params=params(1500, 2), metrics={"scores.json": {"auc": 0.5674}},
-        created=datetime(2021, 2, 16, 9, 0)),
-    Row("exp-80655", "b" * 40, "a" * 40, params=params(5000, 3), metrics={"scores.json": {"auc": 0.56359}}),
-    Row("exp-63ee0", "c" * 40, "a" * 40, params=params(5000, 2), metrics={"scores.json": {"auc": 0.5515}}),
-    Row("exp-9bf22", "d" * 40, "a" * 40, params=params(4000, 2), metrics={"scores.json": {"auc": 0.56448}}),
-    Row("exp-bb55c", "e" * 40, "a" * 40, params=params(3000, 2), metrics={"scores.json": {"auc": 0.574619}},
-        created=datetime(2021, 2, 17, 16, 6)),
+    Row(
+        "workspace",
+        kind="workspace",
+        params=params(5000, 3),
+        metrics={"scores.json": {"auc": 0.56359}},
+    ),
+    Row(
+        "master",
+        "a" * 40,
+        kind="baseline",
+        params=params(1500, 2),
+        metrics={"scores.json": {"auc": 0.5674}},
+        created=datetime(2021, 2, 16, 9, 0),
+    ),
+    Row(
+        "exp-80655",
+        "b" * 40,
+        "a" * 40,
+        params=params(5000, 3),
+        metrics={"scores.json": {"auc": 0.56359}},
+    ),
+    Row(
+        "exp-63ee0",
+        "c" * 40,
+        "a" * 40,
+        params=params(5000, 2),
+        metrics={"scores.json": {"auc": 0.5515}},
+    ),
+    Row(
+        "exp-9bf22",
+        "d" * 40,
+        "a" * 40,
+        params=params(4000, 2),
+        metrics={"scores.json": {"auc": 0.56448}},
+    ),
+    Row(
+        "exp-bb55c",
+        "e" * 40,
+        "a" * 40,
+        params=params(3000, 2),
+        metrics={"scores.json": {"auc": 0.574619}},
+        created=datetime(2021, 2, 17, 16, 6),
+    ),
 ]
 
 SEED_TABLE = """\
@@ -128,10 +170,20 @@ def test_markdown_escapes_pipes() -> None:
 
 def test_csv_raw_values() -> None:
     rows = [
-        Row("workspace", kind="workspace", metrics={"m.json": {"auc": 0.574619, "flag": True}},
-            params={"p.yaml": {"lst": [1, 2], "s": "a,b"}}),
-        Row("exp-1", "b" * 40, "a" * 40, created=datetime(2021, 2, 17, 16, 6), parent="a" * 40,
-            metrics={"m.json": {"auc": 2.0000000000000002e-07}}),
+        Row(
+            "workspace",
+            kind="workspace",
+            metrics={"m.json": {"auc": 0.574619, "flag": True}},
+            params={"p.yaml": {"lst": [1, 2], "s": "a,b"}},
+        ),
+        Row(
+            "exp-1",
+            "b" * 40,
+            "a" * 40,
+            created=datetime(2021, 2, 17, 16, 6),
+            parent="a" * 40,
+            metrics={"m.json": {"auc": 2.0000000000000002e-07}},
+        ),
     ]
     assert render_csv(build_table(rows, now=datetime(2021, 2, 17))) == (
         "Experiment,rev,typ,Created,parent,auc,flag,lst,s\n"
@@ -143,5 +195,5 @@ def test_csv_raw_values() -> None:
 def test_csv_without_timestamp_and_with_state() -> None:
     rows = [Row("q", "c" * 40, kind="queued", state="queued", params={"p.yaml": {"x": 1}})]
     assert render_csv(build_table(rows, no_timestamp=True)) == (
-        "Experiment,rev,typ,parent,State,x\n" f"q,{'c' * 40},queued,,queued,1\n"
+        f"Experiment,rev,typ,parent,State,x\nq,{'c' * 40},queued,,queued,1\n"
     )

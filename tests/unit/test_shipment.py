@@ -55,7 +55,7 @@ def test_frames_survive_any_chunking_among_output(chunk_size: int) -> None:
     stream = "epoch 1\npartial line" + frame_lines(0, blob, width=64) + "epoch 2\n"
     reader, text, packs = FrameReader(), "", []
     for i in range(0, len(stream), chunk_size):
-        out, done = reader.feed(stream[i:i + chunk_size])
+        out, done = reader.feed(stream[i : i + chunk_size])
         text += out
         packs += done
     text += reader.flush()
@@ -84,8 +84,14 @@ def test_a_frame_out_of_order_is_refused() -> None:
 
 
 def test_hashes_and_listings() -> None:
-    lock = {"stages": {"a": {"deps": [{"path": "d", "md5": "1" * 32}],
-                             "outs": [{"path": "o", "md5": "2" * 32 + ".dir"}]}}}
+    lock = {
+        "stages": {
+            "a": {
+                "deps": [{"path": "d", "md5": "1" * 32}],
+                "outs": [{"path": "o", "md5": "2" * 32 + ".dir"}],
+            }
+        }
+    }
     assert sorted(hashes_in(lock)) == ["1" * 32, "2" * 32 + ".dir"]
     assert listed_names(b'[{"md5": "ab", "relpath": "x"}]') == ["ab"]
     assert listed_names(b"not json") == []
@@ -129,9 +135,11 @@ def test_the_config_file_picks_the_executor_and_the_env_overrides_it(tmp_path: P
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [('[queue]\nexecutor = "slurm"\n', "unknown executor 'slurm'"),
-     ("queue = 3\n", "'queue' must be a table"),
-     ("[queue\n", "cannot read")],
+    [
+        ('[queue]\nexecutor = "slurm"\n', "unknown executor 'slurm'"),
+        ("queue = 3\n", "'queue' must be a table"),
+        ("[queue\n", "cannot read"),
+    ],
 )
 def test_a_bad_config_file_is_one_clear_error(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "config.toml"

@@ -223,10 +223,26 @@ def test_merge_joins_nested_mappings_from_different_sources() -> None:
 @pytest.mark.parametrize(
     ("first", "second", "message"),
     [
-        ({"a": 1}, {"a": 2}, "cannot redefine 'a' from 'vars[1]' as it already exists in 'params.yaml'"),
-        ({"a": {"b": 1}}, {"a": {"b": 2}}, "cannot redefine 'a.b' from 'vars[1]' as it already exists in 'params.yaml'"),
-        ({"a": {"b": 1}}, {"a": 5}, "cannot redefine 'a' from 'vars[1]' as it already exists in 'params.yaml'"),
-        ({"a": 1}, {"a": {"b": 1}}, "cannot redefine 'a' from 'vars[1]' as it already exists in 'params.yaml'"),
+        (
+            {"a": 1},
+            {"a": 2},
+            "cannot redefine 'a' from 'vars[1]' as it already exists in 'params.yaml'",
+        ),
+        (
+            {"a": {"b": 1}},
+            {"a": {"b": 2}},
+            "cannot redefine 'a.b' from 'vars[1]' as it already exists in 'params.yaml'",
+        ),
+        (
+            {"a": {"b": 1}},
+            {"a": 5},
+            "cannot redefine 'a' from 'vars[1]' as it already exists in 'params.yaml'",
+        ),
+        (
+            {"a": 1},
+            {"a": {"b": 1}},
+            "cannot redefine 'a' from 'vars[1]' as it already exists in 'params.yaml'",
+        ),
     ],
 )
 def test_merge_conflicts_name_both_sources(first: dict, second: dict, message: str) -> None:
@@ -251,7 +267,11 @@ def test_child_merge_does_not_touch_parent() -> None:
     ("update", "origin", "message"),
     [
         ({"item": 1}, None, "attempted to modify reserved key item"),
-        ({"item": 1, "key": 2}, "o.yaml", "attempted to modify reserved keys item and key in 'o.yaml'"),
+        (
+            {"item": 1, "key": 2},
+            "o.yaml",
+            "attempted to modify reserved keys item and key in 'o.yaml'",
+        ),
     ],
 )
 def test_reserved_keys_cannot_be_merged(update: dict, origin: str | None, message: str) -> None:

@@ -17,7 +17,7 @@ from exq.engine.spec.paramfiles import (
     parse_yaml,
 )
 
-PY_PARAMS = b'''
+PY_PARAMS = b"""
 import os
 
 LR = 0.01
@@ -47,7 +47,7 @@ class Train:
 
     def other(self):
         self.ignored = 1
-'''
+"""
 
 
 @pytest.mark.parametrize(
@@ -114,7 +114,11 @@ def test_python_params_file_follows_dvc() -> None:
         ("p.json", b'{"a": }', "p.json: invalid JSON at line 1"),
         ("p.toml", b"a = = 1", "p.toml: invalid TOML"),
         ("p.py", b"def (:\n", "p.py: invalid Python at line 1"),
-        ("params.yaml", b"- 1\n- 2\n", "params.yaml: expected a mapping at the top level, got list"),
+        (
+            "params.yaml",
+            b"- 1\n- 2\n",
+            "params.yaml: expected a mapping at the top level, got list",
+        ),
         ("p.json", b'"text"', "p.json: expected a mapping at the top level, got str"),
         ("params.yaml", b"a: \xff\xfe", "params.yaml: not valid UTF-8"),
     ],
@@ -160,7 +164,12 @@ class _CountingSource:
 def test_caching_source_reads_each_path_once() -> None:
     inner = _CountingSource()
     source = CachingSource(inner)
-    assert [source.read_bytes(p) for p in ["here", "here", "gone", "gone"]] == [b"x", b"x", None, None]
+    assert [source.read_bytes(p) for p in ["here", "here", "gone", "gone"]] == [
+        b"x",
+        b"x",
+        None,
+        None,
+    ]
     assert inner.reads == ["here", "gone"]
 
 

@@ -177,14 +177,19 @@ def test_keys_of_out_entries_are_interpolated() -> None:
     ("field", "value", "location", "reason"),
     [
         ("cmd", "echo ${models.foobar}", "stages.s.cmd", "Could not find 'models.foobar'"),
-        ("outs", "[\"${train}\"]", "stages.s.outs", "Cannot interpolate data of type 'dict'"),
-        ("outs", "[\"x-${flags}\"]", "stages.s.outs", "Cannot interpolate data of type 'list'"),
-        ("deps", "[\"${flags}\"]", "stages.s.deps", "Cannot interpolate data of type 'list'"),
+        ("outs", '["${train}"]', "stages.s.outs", "Cannot interpolate data of type 'dict'"),
+        ("outs", '["x-${flags}"]', "stages.s.outs", "Cannot interpolate data of type 'list'"),
+        ("deps", '["${flags}"]', "stages.s.deps", "Cannot interpolate data of type 'list'"),
         ("cmd", "echo ${flags}", "stages.s.cmd", "Cannot interpolate data of type 'list'"),
-        ("desc", "\"${train}\"", "stages.s.desc", "Cannot interpolate data of type 'dict'"),
+        ("desc", '"${train}"', "stages.s.desc", "Cannot interpolate data of type 'dict'"),
         ("cmd", "echo ${a..b}", "stages.s.cmd", "Invalid interpolation '${a..b}'"),
-        ("params", "[{p.yaml: key}]", "stages.s.params", "expected a list of keys for 'p.yaml', got str"),
-        ("deps", "[\"${nothing}\"]", "stages.s.deps", "expected a path, got null"),
+        (
+            "params",
+            "[{p.yaml: key}]",
+            "stages.s.params",
+            "expected a list of keys for 'p.yaml', got str",
+        ),
+        ("deps", '["${nothing}"]', "stages.s.deps", "expected a path, got null"),
     ],
 )
 def test_stage_field_errors(field: str, value: str, location: str, reason: str) -> None:
@@ -217,15 +222,22 @@ def test_error_message_names_generated_stage() -> None:
     ("foreach", "cmd", "expected"),
     [
         ("[us, gb]", "echo ${item}", {"s@us": "echo us", "s@gb": "echo gb"}),
-        ("[1, 0.5, true, null]", "echo ${item}",
-         {"s@1": "echo 1", "s@0.5": "echo 0.5", "s@true": "echo true", "s@None": "echo None"}),
-        ("{us: {t: 1}, gb: {t: 2}}", "echo ${key} ${item.t}", {"s@us": "echo us 1", "s@gb": "echo gb 2"}),
+        (
+            "[1, 0.5, true, null]",
+            "echo ${item}",
+            {"s@1": "echo 1", "s@0.5": "echo 0.5", "s@true": "echo true", "s@None": "echo None"},
+        ),
+        (
+            "{us: {t: 1}, gb: {t: 2}}",
+            "echo ${key} ${item.t}",
+            {"s@us": "echo us 1", "s@gb": "echo gb 2"},
+        ),
         ("{2: a, true: b}", "echo ${key} ${item}", {"s@2": "echo 2 a", "s@true": "echo true b"}),
         ("[{t: 1}, {t: 2}]", "echo ${item.t}", {"s@0": "echo 1", "s@1": "echo 2"}),
         ("[[x, y], [1, 2]]", "echo ${item[0]}", {"s@0": "echo x", "s@1": "echo 1"}),
         ("${models}", "echo ${key} ${item.thresh}", {"s@us": "echo us 10", "s@gb": "echo gb 15"}),
         ("${flags}", "echo ${item}", {"s@True": "echo true", "s@2": "echo 2"}),
-        ("[\"${num}\", \"x${num}\"]", "echo ${item}", {"s@3": "echo 3", "s@x3": "echo x3"}),
+        ('["${num}", "x${num}"]', "echo ${item}", {"s@3": "echo 3", "s@x3": "echo x3"}),
         ("[{t: 1}]", "echo ${item}", {"s@0": "echo --t 1"}),
         ("[]", "echo", {}),
         ("{}", "echo", {}),
@@ -305,10 +317,18 @@ def test_foreach_item_in_wdir_and_outs() -> None:
         """
     )
     assert [(s.name, s.wdir, s.cmd, s.outs) for s in stages] == [
-        ("build@us", "models/us", "python script.py --out model-us.hdf5 --thresh 10",
-         [Out("model-us.hdf5")]),
-        ("build@gb", "models/gb", "python script.py --out model-gb.hdf5 --thresh 15",
-         [Out("model-gb.hdf5")]),
+        (
+            "build@us",
+            "models/us",
+            "python script.py --out model-us.hdf5 --thresh 10",
+            [Out("model-us.hdf5")],
+        ),
+        (
+            "build@gb",
+            "models/gb",
+            "python script.py --out model-gb.hdf5 --thresh 15",
+            [Out("model-gb.hdf5")],
+        ),
     ]
 
 
@@ -349,8 +369,14 @@ def test_matrix_names_for_containers_variables_and_booleans() -> None:
         """
     )
     assert names(stages) == [
-        "m@x-True-c0", "m@x-True-c1", "m@x-2-c0", "m@x-2-c1",
-        "m@true-True-c0", "m@true-True-c1", "m@true-2-c0", "m@true-2-c1",
+        "m@x-True-c0",
+        "m@x-True-c1",
+        "m@x-2-c0",
+        "m@x-2-c1",
+        "m@true-True-c0",
+        "m@true-True-c1",
+        "m@true-2-c0",
+        "m@true-2-c1",
     ]
     assert stages[0].cmd == "echo x true"
 
@@ -401,29 +427,95 @@ def test_matrix_errors(axis: str, reason: str) -> None:
         ("stages:\n  s:\n    cmd: echo\n    foo: 1", "dvc.yaml: stages.s: unknown key 'foo'"),
         ("stages:\n  s:\n    deps: [a]", "dvc.yaml: stages.s: missing required key 'cmd'"),
         ("stages:\n  s:\n    cmd: 5", "dvc.yaml: stages.s.cmd: expected str/list, got int"),
-        ("stages:\n  s:\n    cmd: [echo, {a: 1}]", "dvc.yaml: stages.s.cmd[1]: expected str/int/float/bool, got dict"),
-        ("stages:\n  s:\n    cmd: echo\n    frozen: yes", "dvc.yaml: stages.s.frozen: expected bool, got str"),
-        ("stages:\n  s:\n    cmd: echo\n    frozen: ${flag}", "dvc.yaml: stages.s.frozen: expected bool, got str"),
-        ("stages:\n  s:\n    cmd: echo\n    wdir: 5", "dvc.yaml: stages.s.wdir: expected str, got int"),
-        ("stages:\n  s:\n    cmd: echo\n    deps: a", "dvc.yaml: stages.s.deps: expected list, got str"),
-        ("stages:\n  s:\n    cmd: echo\n    deps: [{a: 1}]", "dvc.yaml: stages.s.deps[0]: expected str, got dict"),
-        ("stages:\n  s:\n    cmd: echo\n    params: [1]", "dvc.yaml: stages.s.params[0]: expected str/dict, got int"),
-        ("stages:\n  s:\n    cmd: echo\n    outs: [{a: {foo: 1}}]", "dvc.yaml: stages.s.outs[0].a: unknown key 'foo'"),
-        ("stages:\n  s:\n    cmd: echo\n    outs: [{a: {cache: 'no'}}]", "dvc.yaml: stages.s.outs[0].a.cache: expected bool, got str"),
-        ("stages:\n  s:\n    cmd: echo\n    outs: [{a: }]", "dvc.yaml: stages.s.outs[0].a: expected dict, got null"),
-        ("stages:\n  s:\n    cmd: echo\n    metrics: [{m: {x: a}}]", "dvc.yaml: stages.s.metrics[0].m: unknown key 'x'"),
-        ("stages:\n  s:\n    cmd: echo\n    vars: {a: 1}", "dvc.yaml: stages.s.vars: expected list, got dict"),
-        ("stages:\n  s:\n    foreach: [1]\n    cmd: echo", "dvc.yaml: stages.s: unknown key 'cmd' beside foreach/do"),
+        (
+            "stages:\n  s:\n    cmd: [echo, {a: 1}]",
+            "dvc.yaml: stages.s.cmd[1]: expected str/int/float/bool, got dict",
+        ),
+        (
+            "stages:\n  s:\n    cmd: echo\n    frozen: yes",
+            "dvc.yaml: stages.s.frozen: expected bool, got str",
+        ),
+        (
+            "stages:\n  s:\n    cmd: echo\n    frozen: ${flag}",
+            "dvc.yaml: stages.s.frozen: expected bool, got str",
+        ),
+        (
+            "stages:\n  s:\n    cmd: echo\n    wdir: 5",
+            "dvc.yaml: stages.s.wdir: expected str, got int",
+        ),
+        (
+            "stages:\n  s:\n    cmd: echo\n    deps: a",
+            "dvc.yaml: stages.s.deps: expected list, got str",
+        ),
+        (
+            "stages:\n  s:\n    cmd: echo\n    deps: [{a: 1}]",
+            "dvc.yaml: stages.s.deps[0]: expected str, got dict",
+        ),
+        (
+            "stages:\n  s:\n    cmd: echo\n    params: [1]",
+            "dvc.yaml: stages.s.params[0]: expected str/dict, got int",
+        ),
+        (
+            "stages:\n  s:\n    cmd: echo\n    outs: [{a: {foo: 1}}]",
+            "dvc.yaml: stages.s.outs[0].a: unknown key 'foo'",
+        ),
+        (
+            "stages:\n  s:\n    cmd: echo\n    outs: [{a: {cache: 'no'}}]",
+            "dvc.yaml: stages.s.outs[0].a.cache: expected bool, got str",
+        ),
+        (
+            "stages:\n  s:\n    cmd: echo\n    outs: [{a: }]",
+            "dvc.yaml: stages.s.outs[0].a: expected dict, got null",
+        ),
+        (
+            "stages:\n  s:\n    cmd: echo\n    metrics: [{m: {x: a}}]",
+            "dvc.yaml: stages.s.metrics[0].m: unknown key 'x'",
+        ),
+        (
+            "stages:\n  s:\n    cmd: echo\n    vars: {a: 1}",
+            "dvc.yaml: stages.s.vars: expected list, got dict",
+        ),
+        (
+            "stages:\n  s:\n    foreach: [1]\n    cmd: echo",
+            "dvc.yaml: stages.s: unknown key 'cmd' beside foreach/do",
+        ),
         ("stages:\n  s:\n    foreach: [1]", "dvc.yaml: stages.s: missing required key 'do'"),
-        ("stages:\n  s:\n    do: {cmd: echo}", "dvc.yaml: stages.s: missing required key 'foreach'"),
-        ("stages:\n  s:\n    foreach: 5\n    do: {cmd: echo}", "dvc.yaml: stages.s.foreach: expected dict/list/str, got int"),
-        ("stages:\n  s:\n    foreach: [1]\n    do: {cmd: echo, foo: 1}", "dvc.yaml: stages.s.do: unknown key 'foo'"),
-        ("stages:\n  s:\n    foreach: [1]\n    do: {deps: [a]}", "dvc.yaml: stages.s.do: missing required key 'cmd'"),
-        ("stages:\n  s:\n    foreach: [1]\n    do: {cmd: echo, matrix: {a: [1]}}", "dvc.yaml: stages.s.do: unknown key 'matrix'"),
-        ("stages:\n  s:\n    matrix: {x: [1]}\n    do: {cmd: echo}", "dvc.yaml: stages.s: unknown key 'matrix' beside foreach/do"),
-        ("stages:\n  s:\n    matrix: [1]\n    cmd: echo", "dvc.yaml: stages.s.matrix: expected dict, got list"),
-        ("stages:\n  s:\n    matrix: {}\n    cmd: echo", "dvc.yaml: stages.s.matrix: expected at least one axis"),
-        ("stages:\n  s:\n    matrix: {x: 1}\n    cmd: echo", "dvc.yaml: stages.s.matrix.x: expected str/list, got int"),
+        (
+            "stages:\n  s:\n    do: {cmd: echo}",
+            "dvc.yaml: stages.s: missing required key 'foreach'",
+        ),
+        (
+            "stages:\n  s:\n    foreach: 5\n    do: {cmd: echo}",
+            "dvc.yaml: stages.s.foreach: expected dict/list/str, got int",
+        ),
+        (
+            "stages:\n  s:\n    foreach: [1]\n    do: {cmd: echo, foo: 1}",
+            "dvc.yaml: stages.s.do: unknown key 'foo'",
+        ),
+        (
+            "stages:\n  s:\n    foreach: [1]\n    do: {deps: [a]}",
+            "dvc.yaml: stages.s.do: missing required key 'cmd'",
+        ),
+        (
+            "stages:\n  s:\n    foreach: [1]\n    do: {cmd: echo, matrix: {a: [1]}}",
+            "dvc.yaml: stages.s.do: unknown key 'matrix'",
+        ),
+        (
+            "stages:\n  s:\n    matrix: {x: [1]}\n    do: {cmd: echo}",
+            "dvc.yaml: stages.s: unknown key 'matrix' beside foreach/do",
+        ),
+        (
+            "stages:\n  s:\n    matrix: [1]\n    cmd: echo",
+            "dvc.yaml: stages.s.matrix: expected dict, got list",
+        ),
+        (
+            "stages:\n  s:\n    matrix: {}\n    cmd: echo",
+            "dvc.yaml: stages.s.matrix: expected at least one axis",
+        ),
+        (
+            "stages:\n  s:\n    matrix: {x: 1}\n    cmd: echo",
+            "dvc.yaml: stages.s.matrix.x: expected str/list, got int",
+        ),
     ],
 )
 def test_schema_errors(text: str, message: str) -> None:

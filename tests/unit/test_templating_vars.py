@@ -62,7 +62,11 @@ def test_params_yaml_of_the_dvc_yaml_folder_is_used() -> None:
 
 def test_root_params_yaml_is_not_visible_from_a_subfolder() -> None:
     err = error(stage_with("echo ${lst}"), dvcfile="sub/dvc.yaml")
-    assert (err.path, err.location, err.reason) == ("sub/dvc.yaml", "stages.s.cmd", "Could not find 'lst'")
+    assert (err.path, err.location, err.reason) == (
+        "sub/dvc.yaml",
+        "stages.s.cmd",
+        "Could not find 'lst'",
+    )
 
 
 def test_no_params_yaml_is_fine() -> None:
@@ -97,7 +101,9 @@ def test_partial_import_only_defines_the_selected_keys() -> None:
 
 
 def test_vars_paths_are_relative_to_the_dvc_yaml_folder() -> None:
-    stage = one(stage_with("echo ${sv} ${ct}", vars_="[v.yaml, ../conf/c.toml]"), dvcfile="sub/dvc.yaml")
+    stage = one(
+        stage_with("echo ${sv} ${ct}", vars_="[v.yaml, ../conf/c.toml]"), dvcfile="sub/dvc.yaml"
+    )
     assert stage.cmd == "echo in-sub toml"
 
 
@@ -105,8 +111,14 @@ def test_vars_paths_are_relative_to_the_dvc_yaml_folder() -> None:
     ("vars_", "reason"),
     [
         ("[{a: 2}]", "cannot redefine 'a' from 'vars[0]' as it already exists in 'params.yaml'"),
-        ("[{b: {x: 5}}]", "cannot redefine 'b.x' from 'vars[0]' as it already exists in 'params.yaml'"),
-        ("[{z: 1}, {z: 2}]", "cannot redefine 'z' from 'vars[1]' as it already exists in 'vars[0]'"),
+        (
+            "[{b: {x: 5}}]",
+            "cannot redefine 'b.x' from 'vars[0]' as it already exists in 'params.yaml'",
+        ),
+        (
+            "[{z: 1}, {z: 2}]",
+            "cannot redefine 'z' from 'vars[1]' as it already exists in 'vars[0]'",
+        ),
         ("[{p: 0}, o.yaml]", "cannot redefine 'p' from 'o.yaml' as it already exists in 'vars[0]'"),
         ("['params.yaml:a']", "cannot partially load 'params.yaml:a' as it's already loaded."),
         ("[o.yaml, 'o.yaml:p']", "cannot partially load 'o.yaml:p' as it's already loaded."),
@@ -151,7 +163,11 @@ def test_stage_vars_are_local_to_their_stage() -> None:
     [("sub", "in-sub"), ("sub/deeper", "deeper"), ("${where}", "deeper")],
 )
 def test_stage_vars_files_are_relative_to_the_stage_wdir(wdir: str, expected: str) -> None:
-    text = stage_with("echo ${sv}", vars_="[{where: sub/deeper}]", stage_extra=f"    wdir: {wdir}\n    vars: [v.yaml]\n")
+    text = stage_with(
+        "echo ${sv}",
+        vars_="[{where: sub/deeper}]",
+        stage_extra=f"    wdir: {wdir}\n    vars: [v.yaml]\n",
+    )
     assert one(text).cmd == f"echo {expected}"
 
 
@@ -176,9 +192,21 @@ def test_stage_vars_of_foreach_items_follow_each_wdir() -> None:
 @pytest.mark.parametrize(
     ("stage_vars", "location", "reason"),
     [
-        ("[{a: 5}]", "stages.s.vars", "cannot redefine 'a' from 's.vars[0]' as it already exists in 'params.yaml'"),
-        ("[{z: 1}, {z: 2}]", "stages.s.vars", "cannot redefine 'z' from 's.vars[1]' as it already exists in 's.vars[0]'"),
-        ("['params.yaml:a']", "stages.s.vars", "cannot partially load 'params.yaml:a' as it's already loaded."),
+        (
+            "[{a: 5}]",
+            "stages.s.vars",
+            "cannot redefine 'a' from 's.vars[0]' as it already exists in 'params.yaml'",
+        ),
+        (
+            "[{z: 1}, {z: 2}]",
+            "stages.s.vars",
+            "cannot redefine 'z' from 's.vars[1]' as it already exists in 's.vars[0]'",
+        ),
+        (
+            "['params.yaml:a']",
+            "stages.s.vars",
+            "cannot partially load 'params.yaml:a' as it's already loaded.",
+        ),
         ("['${a}.yaml']", "stages.s.vars", "interpolating is not allowed"),
         ("[missing.yaml]", "stages.s.vars", "'missing.yaml' does not exist"),
     ],
@@ -317,7 +345,10 @@ def test_matrix_over_a_params_list_tracks_each_element() -> None:
 
 
 def test_literal_foreach_items_are_not_tracked() -> None:
-    assert resolve("stages:\n  s:\n    foreach: [1]\n    do:\n      cmd: echo ${item}\n")[0].params == {}
+    assert (
+        resolve("stages:\n  s:\n    foreach: [1]\n    do:\n      cmd: echo ${item}\n")[0].params
+        == {}
+    )
 
 
 def test_interpolated_wdir_is_tracked() -> None:

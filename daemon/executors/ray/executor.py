@@ -39,8 +39,8 @@ from exq.daemon.executors.ray.remote import Applied, Importer, worker_entrypoint
 from exq.daemon.executors.ray.shipment import FrameReader, decode_pack
 from exq.daemon.states import Outcome, remote_end
 from exq.daemon.store import RunRecord
-from exq.engine.experiments.chain_commit import CheckpointEvent
 from exq.engine.errors import ExqError
+from exq.engine.experiments.chain_commit import CheckpointEvent
 from exq.engine.experiments.refs import exp_ref
 from exq.engine.run.project import open_project
 from exq.engine.run.runner import OutputSink
@@ -113,8 +113,10 @@ class RayExecutor:
                 client = await self._connect(patient=hooks.adopted)
                 if await anyio.to_thread.run_sync(job_info, client, job_id) is None:
                     size = await self._submit(client, run, slot, job_id)
-                    note(f"exq: run {run.id} '{run.name}', attempt {run.attempts}: sent to Ray"
-                         f" at {self._config.ray_address} as job {job_id} ({size / 1024:.0f} KiB)")
+                    note(
+                        f"exq: run {run.id} '{run.name}', attempt {run.attempts}: sent to Ray"
+                        f" at {self._config.ray_address} as job {job_id} ({size / 1024:.0f} KiB)"
+                    )
                     if run.resume_sha:
                         note(f"exq: resuming from checkpoint {run.resume_sha[:7]}")
                 else:
@@ -122,8 +124,14 @@ class RayExecutor:
                 job = RayJob(client, job_id)
                 if hooks.on_remote is not None:
                     await hooks.on_remote(job, None)  # its claim wrote where it goes
-                follower = Follower(run, job, hooks, stream, Path(f"{log_path}.{job_id}.offset"),
-                                    self._config.ray_address)
+                follower = Follower(
+                    run,
+                    job,
+                    hooks,
+                    stream,
+                    Path(f"{log_path}.{job_id}.offset"),
+                    self._config.ray_address,
+                )
                 return await follower.follow(self._log)
             except ExqError as exc:
                 note(f"exq: error: {exc}")
@@ -140,14 +148,23 @@ class RayExecutor:
                 write_payload, project, run, self._config, slot, folder
             )
             resources = {
-                key: value for key, value in
-                (("entrypoint_num_cpus", run.cpus), ("entrypoint_num_gpus", run.gpus))
+                key: value
+                for key, value in (
+                    ("entrypoint_num_cpus", run.cpus),
+                    ("entrypoint_num_gpus", run.gpus),
+                )
                 if value is not None
             }
-            await anyio.to_thread.run_sync(lambda: submit(
-                client, job_id, worker_entrypoint(self._config.ray_python), folder,
-                {"exq_run": str(run.id), "exq_name": run.name}, resources,
-            ))
+            await anyio.to_thread.run_sync(
+                lambda: submit(
+                    client,
+                    job_id,
+                    worker_entrypoint(self._config.ray_python),
+                    folder,
+                    {"exq_run": str(run.id), "exq_name": run.name},
+                    resources,
+                )
+            )
         self._log.info("ray.submitted", job=job_id, bytes=size, **resources)
         return size
 
@@ -169,8 +186,9 @@ class Follower:
     last_line: str = ""  # of the job's plain output
 
     def __post_init__(self) -> None:
-        self.importer = Importer(open_project(Path(self.run.repo)),
-                                 exp_ref(self.run.baseline, self.run.name))
+        self.importer = Importer(
+            open_project(Path(self.run.repo)), exp_ref(self.run.baseline, self.run.name)
+        )
         self.offset = _read_offset(self.offset_path)
 
     async def follow(self, log: Any) -> ExecResult:
@@ -188,8 +206,10 @@ class Follower:
                 unreachable_since = unreachable_since or now
                 log.warning("ray.unreachable", job=self.job.job_id, error=_first_line(exc))
                 if now - unreachable_since > PATIENCE_SECONDS:
-                    return ExecResult(Outcome.INTERRUPTED, error="the Ray cluster was"
-                                      f" unreachable: {_first_line(exc)}")
+                    return ExecResult(
+                        Outcome.INTERRUPTED,
+                        error=f"the Ray cluster was unreachable: {_first_line(exc)}",
+                    )
                 await anyio.sleep(RETRY_SECONDS)
                 continue
             unreachable_since = None
@@ -255,7 +275,7 @@ class Follower:
         seen = 0
         async with aclosing(self.job.client.tail_job_logs(self.job.job_id)) as chunks:
             async for chunk in chunks:
-                fresh = chunk[max(0, self.offset - seen):]
+                fresh = chunk[max(0, self.offset - seen) :]
                 seen += len(chunk)
                 if not self.located:  # output comes once the job's driver runs on a node
                     await self._locate()
@@ -268,7 +288,7 @@ class Follower:
         """Whatever the stream had not given yet when it closed."""
         text = await anyio.to_thread.run_sync(self.job.client.get_job_logs, self.job.job_id)
         if len(text) > self.offset:
-            await self._take(text[self.offset:])
+            await self._take(text[self.offset :])
         rest = self.reader.flush()
         if rest:
             self.stream.write(rest.encode())
@@ -293,10 +313,15 @@ class Follower:
         if applied.kind == "result":
             self.result = meta
         elif applied.moved and self.hooks.on_checkpoint is not None:
-            await self.hooks.on_checkpoint(CheckpointEvent(
-                sha=meta["sha"], ref=meta["ref"], name=meta.get("name") or self.run.name,
-                count=int(meta.get("count") or 0), step=meta.get("step"),
-            ))
+            await self.hooks.on_checkpoint(
+                CheckpointEvent(
+                    sha=meta["sha"],
+                    ref=meta["ref"],
+                    name=meta.get("name") or self.run.name,
+                    count=int(meta.get("count") or 0),
+                    step=meta.get("step"),
+                )
+            )
 
     async def _locate(self) -> None:
         info = await anyio.to_thread.run_sync(job_info, self.job.client, self.job.job_id)
@@ -312,15 +337,21 @@ class Follower:
         # An entrypoint that failed by itself said why on its last line.
         said = self.last_line if exit_code and exit_code > 0 else ""
         outcome, error, code = remote_end(
-            self.result, status, exit_code,
+            self.result,
+            status,
+            exit_code,
             said or _summary(str(getattr(info, "message", "") or "")),
         )
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         how = "sent its result" if info is None else f"ended {info.status}"
         OutputSink(stream=self.stream).note(f"exq: Ray job {self.job.job_id} {how}, {stamp}")
         if outcome is Outcome.SUCCESS and self.result is not None:
-            return ExecResult(outcome, exit_code=0, experiment_ref=self.result["ref"],
-                              experiment_sha=self.result["sha"])
+            return ExecResult(
+                outcome,
+                exit_code=0,
+                experiment_ref=self.result["ref"],
+                experiment_sha=self.result["sha"],
+            )
         return ExecResult(outcome, exit_code=code, error=error)
 
 
@@ -357,13 +388,20 @@ def job_info(client: Any, job_id: str) -> Any:
 
 
 def submit(
-    client: Any, job_id: str, entrypoint: str, folder: Path, metadata: dict[str, str],
+    client: Any,
+    job_id: str,
+    entrypoint: str,
+    folder: Path,
+    metadata: dict[str, str],
     resources: dict[str, float],
 ) -> None:
     try:
         client.submit_job(
-            entrypoint=entrypoint, submission_id=job_id, runtime_env={"working_dir": str(folder)},
-            metadata=metadata, **resources,
+            entrypoint=entrypoint,
+            submission_id=job_id,
+            runtime_env={"working_dir": str(folder)},
+            metadata=metadata,
+            **resources,
         )
     except Exception as exc:  # noqa: BLE001
         if "already exists" in str(exc):
@@ -389,7 +427,9 @@ def _leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     lines = [line for line in text.splitlines() if line.strip()]
-    return (lines[-1] if "Traceback" in text and lines else (lines[0] if lines else repr(exc)))[:300]
+    return (lines[-1] if "Traceback" in text and lines else (lines[0] if lines else repr(exc)))[
+        :300
+    ]
 
 
 def _read_offset(path: Path) -> int:

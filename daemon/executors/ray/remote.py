@@ -62,10 +62,18 @@ def write_payload(
     objects = git.export_objects(dict.fromkeys(shas), set())
     cache = read_cache(_objects_dir(project), needed_cache(git, start, _objects_dir(project)))
     job = {
-        "version": JOB_VERSION, "run_id": run.id, "attempt": run.attempts, "name": run.name,
-        "baseline": run.baseline, "start": start, "resume": bool(run.resume_sha),
-        "targets": list(run.targets), "jobs": run.stage_jobs, "env": run_env(run, config, slot),
-        "refs": {ref: current} if current else {}, "identity": list(git.signature()),
+        "version": JOB_VERSION,
+        "run_id": run.id,
+        "attempt": run.attempts,
+        "name": run.name,
+        "baseline": run.baseline,
+        "start": start,
+        "resume": bool(run.resume_sha),
+        "targets": list(run.targets),
+        "jobs": run.stage_jobs,
+        "env": run_env(run, config, slot),
+        "refs": {ref: current} if current else {},
+        "identity": list(git.signature()),
         "prefix": git.prefix_of(project.root),
     }
     folder.mkdir(parents=True, exist_ok=True)

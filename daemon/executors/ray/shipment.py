@@ -68,17 +68,17 @@ def decode_pack(blob: bytes) -> Pack:
     if not blob.startswith(MAGIC):
         raise ShipmentError("not an exq pack")
     try:
-        raw = zlib.decompress(blob[len(MAGIC):])
+        raw = zlib.decompress(blob[len(MAGIC) :])
         head, _, body = raw.partition(b"\n")
         header = json.loads(head)
     except (zlib.error, ValueError) as exc:
         raise ShipmentError(f"damaged pack: {exc}") from exc
     pack, offset = Pack(meta=header["meta"]), 0
     for sha, kind, size in header["objects"]:
-        pack.objects.append((sha, kind, body[offset:offset + size]))
+        pack.objects.append((sha, kind, body[offset : offset + size]))
         offset += size
     for name, size in header["cache"]:
-        data = body[offset:offset + size]
+        data = body[offset : offset + size]
         if _md5_name(name, data) != name:
             raise ShipmentError(f"cache object {name} arrived damaged")
         pack.cache.append((name, data))
@@ -107,8 +107,11 @@ def cache_names(objects_dir: Path) -> set[str]:
     if objects_dir.is_dir():
         for sub in os.scandir(objects_dir):
             if sub.is_dir() and len(sub.name) == 2:
-                names.update(sub.name + entry.name for entry in os.scandir(sub.path)
-                             if not entry.name.startswith("."))
+                names.update(
+                    sub.name + entry.name
+                    for entry in os.scandir(sub.path)
+                    if not entry.name.startswith(".")
+                )
     return names
 
 
@@ -167,7 +170,7 @@ def hashes_in(document: Any) -> Iterator[str]:
 def frame_lines(seq: int, pack: bytes, width: int = FRAME_WIDTH) -> str:
     """Pack number ``seq`` as frame lines, ready to print in one write."""
     text = base64.b64encode(pack).decode()
-    parts = [text[i:i + width] for i in range(0, len(text), width)] or [""]
+    parts = [text[i : i + width] for i in range(0, len(text), width)] or [""]
     return "".join(
         f"{FRAME_MARK}{seq} {index} {len(parts)} {part}\n" for index, part in enumerate(parts)
     )
@@ -193,7 +196,7 @@ class FrameReader:
                 continue
             if at > 0:  # output that did not end its line before the frame
                 text.append(line[:at] + "\n")
-            done = self._frame(line[at + len(FRAME_MARK):])
+            done = self._frame(line[at + len(FRAME_MARK) :])
             if done is not None:
                 packs.append(done)
         return "".join(text), packs

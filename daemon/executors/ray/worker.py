@@ -44,8 +44,8 @@ from exq.daemon.executors.ray.shipment import (
     read_cache,
     write_cache,
 )
-from exq.engine.experiments.chain_commit import CheckpointEvent
 from exq.engine.errors import ExqError
+from exq.engine.experiments.chain_commit import CheckpointEvent
 from exq.engine.experiments.run import ExpRunResult, SnapshotRun, resume_run, run_snapshot
 from exq.engine.git import Git
 from exq.engine.run.project import Project, default_link_types
@@ -107,8 +107,15 @@ class Sender:
             self.ref_value = meta["sha"]
 
     async def checkpoint(self, event: CheckpointEvent) -> None:
-        meta = {"kind": "checkpoint", "ref": event.ref, "sha": event.sha, "name": event.name,
-                "expected": self.ref_value, "step": event.step, "count": event.count}
+        meta = {
+            "kind": "checkpoint",
+            "ref": event.ref,
+            "sha": event.sha,
+            "name": event.name,
+            "expected": self.ref_value,
+            "step": event.step,
+            "count": event.count,
+        }
         await anyio.to_thread.run_sync(self.send, meta, [event.sha])
 
 
@@ -136,8 +143,11 @@ class Watchdog:
 
     def __init__(self) -> None:
         self._proc = subprocess.Popen(
-            [sys.executable, "-c", WATCHDOG], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-            start_new_session=True, text=True,
+            [sys.executable, "-c", WATCHDOG],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+            text=True,
         )
 
     def watch(self, pgid: int) -> None:
@@ -193,17 +203,20 @@ def build_repo(root: Path, job: dict[str, Any], pack: Pack) -> Project:
     # A project in a sub-folder of its repository: the run happens in that sub-folder.
     top = root / job["prefix"] if job.get("prefix") else root
     top.mkdir(parents=True, exist_ok=True)
-    project = Project(root=top, cache_dir=root / ".dvc" / "cache",
-                      link_types=default_link_types())
+    project = Project(root=top, cache_dir=root / ".dvc" / "cache", link_types=default_link_types())
     write_cache(project.cache_dir / "files" / "md5", pack.cache)
     return project
 
 
-def snapshot_run(project: Project, job: dict[str, Any], stopper: Stopper,
-                 sender: Sender) -> SnapshotRun:
+def snapshot_run(
+    project: Project, job: dict[str, Any], stopper: Stopper, sender: Sender
+) -> SnapshotRun:
     fields: dict[str, Any] = dict(
-        targets=job["targets"], jobs=job["jobs"] or os.cpu_count() or 1, env=job["env"],
-        on_spawn=stopper.on_spawn, on_checkpoint=sender.checkpoint,
+        targets=job["targets"],
+        jobs=job["jobs"] or os.cpu_count() or 1,
+        env=job["env"],
+        on_spawn=stopper.on_spawn,
+        on_checkpoint=sender.checkpoint,
         snapshot_lock=stopper.snapshot_lock,
     )
     if job["resume"]:
@@ -219,10 +232,26 @@ def result_meta(
     if stopped and (failed is not None or result.sha is None):
         return {"kind": "result", "outcome": "interrupted"}, INTERRUPTED_STATUS
     if failed is not None:
-        return ({"kind": "result", "outcome": "failed", "error": str(failed),
-                 "exit_code": failed.returncode}, failed.returncode or 1)
-    return ({"kind": "result", "outcome": "success", "ref": result.ref, "sha": result.sha,
-             "name": result.name, "expected": ref_value}, 0)
+        return (
+            {
+                "kind": "result",
+                "outcome": "failed",
+                "error": str(failed),
+                "exit_code": failed.returncode,
+            },
+            failed.returncode or 1,
+        )
+    return (
+        {
+            "kind": "result",
+            "outcome": "success",
+            "ref": result.ref,
+            "sha": result.sha,
+            "name": result.name,
+            "expected": ref_value,
+        },
+        0,
+    )
 
 
 async def run_job(job: dict[str, Any], pack: Pack, stream: LineStream) -> int:
@@ -231,8 +260,12 @@ async def run_job(job: dict[str, Any], pack: Pack, stream: LineStream) -> int:
     stopper = Stopper(watchdog)
     with tempfile.TemporaryDirectory(prefix="exq-run-") as tmp:
         project = await anyio.to_thread.run_sync(build_repo, Path(tmp) / "repo", job, pack)
-        sender = Sender(stream, project, {sha for sha, _, _ in pack.objects},
-                        next(iter(job["refs"].values()), None))
+        sender = Sender(
+            stream,
+            project,
+            {sha for sha, _, _ in pack.objects},
+            next(iter(job["refs"].values()), None),
+        )
         async with anyio.create_task_group() as tg:
             tg.start_soon(stopper.watch)
             try:
@@ -262,8 +295,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"exq: {folder} holds no run: {exc}", file=sys.stderr)
         return 2
     if job.get("version") != JOB_VERSION:
-        print(f"exq: this exq reads jobs of version {JOB_VERSION}, not {job.get('version')}:"
-              " install the same exq on the cluster as on the daemon's machine", file=sys.stderr)
+        print(
+            f"exq: this exq reads jobs of version {JOB_VERSION}, not {job.get('version')}:"
+            " install the same exq on the cluster as on the daemon's machine",
+            file=sys.stderr,
+        )
         return 2
     return anyio.run(run_job, job, pack, LineStream(sys.stdout.buffer))
 
