@@ -167,6 +167,20 @@ class ChainCommitter:
                 elif io.cache.exists(info, io.state):
                     io.cache.checkout(self.project.root / rel, info, io.state)
             io.state.flush()
+        for rel in _live_files(stage):
+            # the logger's summary and report are no outputs: git keeps them
+            if git.read_blob(sha, _join(prefix, rel)) is not None:
+                _restore_from_git(git, sha, _join(prefix, rel), self.project.root / rel)
+
+
+def _live_files(stage: Stage) -> list[str]:
+    """Repo paths of the live section's summary and report, where the stage has them."""
+    live = stage.live
+    if live is None:
+        return []
+    wanted = [live.summary_path] if live.summary else []
+    wanted += [live.html_path] if live.html else []
+    return [repo_path(stage, path) for path in wanted]
 
 
 def _join(prefix: str, rel: str) -> str:
@@ -175,45 +189,31 @@ def _join(prefix: str, rel: str) -> str:
 
 def _only_reports_changed(git: Git, old: str, new: str, prefix: str, stages: list[Stage]) -> bool:
     """True when commits ``old`` and ``new`` differ in nothing but the live reports
-    (``<live>.html``, rewritten with a new time when the logger ends) of the
-    checkpoint stages, and those reports' hashes in ``dvc.lock``."""
+    (``<live>.html``, rewritten with a new time when the logger ends; no output,
+    so git keeps them) of the checkpoint stages, locks read the same."""
     if git.tree_of(old) == git.tree_of(new):
         return True
-    reports = {
-        stage.address: stage.live.html_path
-        for stage in stages
-        if stage.live is not None and stage.live.html
-    }
     report_paths = {
         _join(prefix, repo_path(stage, stage.live.html_path))
         for stage in stages
         if stage.live is not None and stage.live.html
     }
-    locks = {_join(prefix, lock_name(stage.dvcfile)): stage.dvcfile for stage in stages}
+    locks = {_join(prefix, lock_name(stage.dvcfile)) for stage in stages}
     for path in git.changed_paths(old, new):
         if path in report_paths:
             continue
-        if path in locks and _same_but_reports(git, old, new, path, stages, reports):
+        if path in locks and _same_lock(git, old, new, path):
             continue
         return False
     return True
 
 
-def _same_but_reports(
-    git: Git, old: str, new: str, path: str, stages: list[Stage], reports: dict[str, str]
-) -> bool:
+def _same_lock(git: Git, old: str, new: str, path: str) -> bool:
     def entries(sha: str) -> dict[str, LockEntry]:
         raw = git.read_blob(sha, path)
         return parse_lock(raw.decode("utf-8", "replace"), path) if raw else {}
 
-    before, after = entries(old), entries(new)
-    for stage in stages:
-        report = reports.get(stage.address)
-        for table in (before, after):
-            entry = table.get(stage.name)
-            if entry is not None and report is not None:
-                entry.outs = [out for out in entry.outs if out.path != report]
-    return before == after
+    return entries(old) == entries(new)
 
 
 def _lock_entry(git: Git, sha: str, prefix: str, stage: Stage) -> LockEntry | None:

@@ -8,7 +8,8 @@ that revision's ``dvc.yaml`` files and reads:
   ``params.yaml`` when it exists, each whole, as DVC shows them; with
   ``param_deps`` only the keys stages depend on (a whole-file dependency
   still gives every key);
-* metrics: each stage's ``metrics`` outs and the top-level ``metrics:`` list,
+* metrics: each stage's ``metrics`` outs, the summary of its live section,
+  and the top-level ``metrics:`` list,
   read from the commit (``cache: false``) or, for cached ones, from the cache
   object that the commit's ``dvc.lock`` names.
 
@@ -355,6 +356,12 @@ def _make_plan(dvcfile: str, data: Any, stages: Iterable[Any], *, param_deps: bo
         for out in stage.outs_of("metrics"):
             path = repo_path(stage, out.path)
             metrics.append(_MetricRef(path, out.cache, dvcfile, stage.name, out.path))
+        if stage.live is not None and stage.live.summary:
+            # DVC 2 reads a live section's summary as metrics; git keeps it.
+            summary = stage.live.summary_path
+            metrics.append(
+                _MetricRef(repo_path(stage, summary), False, dvcfile, stage.name, summary)
+            )
     top = data if isinstance(data, dict) else {}
     for file in _top_level_paths(top.get("params")):
         _merge_keys(params, _join(folder, file), None)

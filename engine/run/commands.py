@@ -302,15 +302,8 @@ def stage_add(
     )
     # As `dvc stage add`: cached outs belong to the cache, not to git.
     base = Path(os.path.normpath(Path.cwd() / (wdir or ".")))
-    cached_live = (
-        []
-        if live is None or not live.cache
-        else [
-            live.path,
-            *([live.path + ".json"] if live.summary else []),
-            *([live.path + ".html"] if live.html else []),
-        ]
-    )
+    # The live folder is the section's one output; its summary stays in git.
+    cached_live = [live.path] if live is not None and live.cache else []
     for out in [*outs, *metrics, *plots, *(checkpoints or []), *cached_live]:
         path = Path(os.path.normpath(base / out))
         if project.root in path.parents:

@@ -29,9 +29,12 @@ class Out:
 class LiveSpec:
     """DVC 2's ``live:`` section: ``live: {logs: {summary: true, html: true, cache: false}}``.
 
-    ``path`` is the logger's folder (relative to the wdir). Templating turns it
-    into outs: the folder (plots), ``<path>.json`` (metrics) when ``summary``,
-    ``<path>.html`` when ``html``, all cached unless ``cache`` is false. The
+    ``path`` is the logger's folder (relative to the wdir). As in DVC 2, the
+    folder is the section's one output (drawn as plots, cached unless
+    ``cache`` is false); the summary ``<path>.json`` is read as metrics when
+    ``summary`` is on but is no output (dvclive 0.x writes it beside the
+    folder, and git keeps it), and the ``html`` report is the logger's own
+    business: dvclive 0.x never writes one, so its absence is no error. The
     runner points the logger at it with ``DVCLIVE_PATH``/``DVCLIVE_SUMMARY``/
     ``DVCLIVE_HTML``.
     """
@@ -50,13 +53,8 @@ class LiveSpec:
         return self.path + ".html"
 
     def paths(self) -> set[str]:
-        """Every out path the section makes (as written, relative to the wdir)."""
-        found = {self.path}
-        if self.summary:
-            found.add(self.summary_path)
-        if self.html:
-            found.add(self.html_path)
-        return found
+        """The files the logger keeps between checkpoints: the folder and the summary."""
+        return {self.path, self.summary_path} if self.summary else {self.path}
 
     def env(self) -> dict[str, str]:
         """What tells an exq.live/dvclive logger where to write and what."""

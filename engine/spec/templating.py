@@ -405,17 +405,10 @@ class _StageBuilder:
         )
 
     def _live_outs(self, live: LiveSpec, outs: list[Out]) -> list[Out]:
-        """The folder is plots, the summary metrics, the report a plain out."""
-        wanted: list[tuple[str, OutKind]] = [(live.path, "plots")]
-        if live.summary:
-            wanted.append((live.summary_path, "metrics"))
-        if live.html:
-            wanted.append((live.html_path, "outs"))
-        taken = {out.path for out in outs}
-        for path, _ in wanted:
-            if path in taken:
-                raise self._error("live", f"'{path}' is an output of the stage already")
-        return [Out(path, kind, cache=live.cache) for path, kind in wanted]
+        """The logger's folder, drawn as plots: DVC 2's one output of a live section."""
+        if live.path in {out.path for out in outs}:
+            raise self._error("live", f"'{live.path}' is an output of the stage already")
+        return [Out(live.path, "plots", cache=live.cache)]
 
     def _params(self, entries: list[Any]) -> dict[str, list[str]]:
         """DVC's params merge: strings are keys of params.yaml; {file: } = whole."""

@@ -193,8 +193,8 @@ def test_stage_add_writes_checkpoint_outs_and_the_live_section(project: Path) ->
     assert "/model.pt" in (project / ".gitignore").read_text()
     _, out, _ = exq("stage", "list", "--json", cwd=project)
     [stage] = json.loads(out)
-    assert stage["plots"] == ["logs"] and stage["metrics"] == ["logs.json"]
-    assert stage["outs"] == ["model.pt", "logs.html"]
+    assert stage["plots"] == ["logs"] and stage["metrics"] == []
+    assert stage["outs"] == ["model.pt"]
 
 
 def test_a_temp_run_makes_its_chain_in_a_worktree(project: Path) -> None:

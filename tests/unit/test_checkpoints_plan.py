@@ -120,6 +120,7 @@ def test_chain_messages_carry_the_ref_and_the_step() -> None:
 def test_live_spec_outs_and_env() -> None:
     spec = LiveSpec("logs", summary=True, html=False, cache=False)
     assert spec.paths() == {"logs", "logs.json"}
+    assert LiveSpec("logs", summary=False).paths() == {"logs"}
     assert spec.env() == {"DVCLIVE_PATH": "logs", "DVCLIVE_SUMMARY": "1", "DVCLIVE_HTML": "0"}
 
 

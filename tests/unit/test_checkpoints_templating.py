@@ -22,33 +22,23 @@ def resolve(text: str) -> list[Stage]:
 @pytest.mark.parametrize(
     ("props", "spec", "outs"),
     [
-        (
-            "",
-            LiveSpec("logs"),
-            [Out("logs", "plots"), Out("logs.json", "metrics"), Out("logs.html", "outs")],
-        ),
+        ("", LiveSpec("logs"), [Out("logs", "plots")]),
         (
             "{summary: true, html: true, cache: false}",
             LiveSpec("logs", cache=False),
-            [
-                Out("logs", "plots", cache=False),
-                Out("logs.json", "metrics", cache=False),
-                Out("logs.html", "outs", cache=False),
-            ],
+            [Out("logs", "plots", cache=False)],
         ),
         (
             "{summary: false, report: false}",
             LiveSpec("logs", summary=False, html=False),
             [Out("logs", "plots")],
         ),
-        (
-            "{html: false}",
-            LiveSpec("logs", html=False),
-            [Out("logs", "plots"), Out("logs.json", "metrics")],
-        ),
+        ("{html: false}", LiveSpec("logs", html=False), [Out("logs", "plots")]),
     ],
 )
-def test_the_live_section_becomes_outs(props: str, spec: LiveSpec, outs: list[Out]) -> None:
+def test_the_live_section_declares_its_folder_only(
+    props: str, spec: LiveSpec, outs: list[Out]
+) -> None:
     [stage] = resolve(f"""
         stages:
           train:
@@ -72,7 +62,7 @@ def test_the_live_folder_may_be_interpolated_and_sits_in_the_wdir() -> None:
               ${dir}/run: {summary: true}
         """)
     assert stage.live is not None and stage.live.path == "logs/run"
-    assert [out.path for out in stage.outs] == ["logs/run", "logs/run.json", "logs/run.html"]
+    assert [out.path for out in stage.outs] == ["logs/run"]
 
 
 @pytest.mark.parametrize(
@@ -96,10 +86,8 @@ def test_a_bad_live_section_is_refused(live: str, error: type[Exception], reason
 
 def test_a_live_file_that_is_an_out_already_is_refused() -> None:
     with pytest.raises(TemplateError) as info:
-        resolve(
-            "stages:\n  train:\n    cmd: echo\n    metrics: [logs.json]\n    live: {logs: {}}\n"
-        )
-    assert "'logs.json' is an output of the stage already" in str(info.value)
+        resolve("stages:\n  train:\n    cmd: echo\n    plots: [logs]\n    live: {logs: {}}\n")
+    assert "'logs' is an output of the stage already" in str(info.value)
 
 
 def test_stage_add_data_has_checkpoint_outs_and_the_live_section() -> None:

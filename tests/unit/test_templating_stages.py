@@ -585,8 +585,6 @@ def test_checkpoint_outs_and_dvc2_live_section() -> None:
         Out("model.h5", checkpoint=True),
         Out("other.h5"),
         Out("logs", "plots", cache=False),
-        Out("logs.json", "metrics", cache=False),
-        Out("logs.html", "outs", cache=False),
     ]
 
 
