@@ -70,6 +70,10 @@ def enqueue(args: EnqueueArgs) -> list[tuple[int, str]]:
 
     def point_ref(run_id: int) -> None:
         # Called in order, inside the insert transaction: no row without its ref.
+        # The transaction holds the database's write lock, so a lock file of this
+        # ref is a killed enqueue's, and so is the ref itself if it exists (the
+        # id of a rolled-back insert comes again): both are replaced.
+        git.remove_ref_lock(queue_ref(run_id))
         git.set_ref(queue_ref(run_id), next(pending).snapshot, message="exq: queued")
 
     config = DaemonConfig.from_env()

@@ -17,7 +17,8 @@ a second daemon gets :class:`DaemonAlreadyRunning`), configure structlog
 the store, recover what a dead daemon left (its runs' processes SIGKILLed,
 its running runs interrupted, interrupted runs queued again at the front,
 those with a checkpoint to resume from it unless ``config.resume_checkpoints``
-is off, stale worktrees removed), then start the scheduler and the socket server and
+is off, stale worktrees, ref locks and checkpoint folders removed: see
+:mod:`exq.daemon.leftovers`), then start the scheduler and the socket server and
 tell systemd ``READY=1``.
 
 Stop: SIGTERM or SIGINT (or ``exq queue stop --kill``) stops taking runs,
@@ -48,6 +49,7 @@ from anyio.abc import TaskStatus
 from exq import __version__
 from exq.daemon.config import DaemonConfig
 from exq.daemon.executors.base import any_alive, is_remote_location, reap_leftovers
+from exq.daemon.leftovers import clear_leftovers, exact_checkpoints
 from exq.daemon.requeue import requeue_interrupted
 from exq.daemon.scheduler import Scheduler
 from exq.daemon.server import serve
@@ -203,8 +205,14 @@ async def recover(store: AsyncStore, config: DaemonConfig, log: Any) -> list[Run
     left = [r for r in running if not is_remote_location(r.location)]
     if any(recovery_decision(r.state, r.attempts).kill_leftovers for r in left):
         await _reap(store, left, log)
+    await anyio.to_thread.run_sync(clear_leftovers, config.db_path, await store.list_runs(), log)
     for record in left:
-        await store.transition(record.id, RunState.RUNNING, RunState.INTERRUPTED, error=DIED)
+        exact = await anyio.to_thread.run_sync(exact_checkpoints, record)
+        if exact:
+            log.info("recovery.checkpoints", run_id=record.id, was=record.checkpoints, **exact)
+        await store.transition(
+            record.id, RunState.RUNNING, RunState.INTERRUPTED, error=DIED, **exact
+        )
         log.info("run.recovered", run_id=record.id, state="interrupted", error=DIED)
     await requeue_interrupted(store, await store.in_state(RunState.INTERRUPTED), config, log)
     repos = await store.repos()

@@ -443,6 +443,11 @@ class SyncStore:
             raise store_failure(self.db_path, exc) from exc
         return ids
 
+    def write_lock(self) -> _Transaction:
+        """Hold the database's write lock (``with store.write_lock(): ...``): no
+        enqueue is under way meanwhile, so a queue ref lock found then is stale."""
+        return self._transaction()
+
     def list_runs(
         self, states: Iterable[RunState] | None = None, *, repo: str | None = None
     ) -> list[RunRecord]:

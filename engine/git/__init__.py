@@ -254,6 +254,47 @@ class Git:
             )
         return current
 
+    def common_dir(self) -> Path:
+        """The folder that holds the refs shared by all working trees (``.git``)."""
+        gitdir = Path(self._repo.path)
+        pointer = gitdir / "commondir"  # a linked worktree's gitdir names it
+        try:
+            return (gitdir / pointer.read_text().strip()).resolve()
+        except OSError:
+            return gitdir
+
+    def ref_locks(self, prefix: str) -> dict[str, Path]:
+        """Lock files of loose refs under ``prefix`` (``refs/exps/``): ref name -> path.
+
+        A process that updates a ref holds ``<ref>.lock`` for a moment; one
+        killed meanwhile leaves it, and every later update of the ref fails.
+        """
+        root = self.common_dir()
+        base = root / prefix
+        found: dict[str, Path] = {}
+        if not base.is_dir():
+            return found
+        for folder, _, names in os.walk(base):
+            for name in names:
+                if name.endswith(".lock"):
+                    path = Path(folder, name)
+                    found[path.relative_to(root).as_posix()[: -len(".lock")]] = path
+        return found
+
+    def remove_ref_lock(self, name: str) -> bool:
+        """Delete the lock file ``<ref>.lock`` of ref ``name``; False if there was none.
+
+        Only for a lock known to be stale: its holder is dead.
+        """
+        _require_ref_name(name)
+        try:
+            (self.common_dir() / f"{name}.lock").unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise GitError(f"cannot remove the stale lock of ref {name}: {exc}") from exc
+        return True
+
     def list_refs(self, prefix: str) -> dict[str, str]:
         """Every ref whose full name starts with ``prefix``, mapped to its commit sha."""
         out: dict[str, str] = {}

@@ -152,17 +152,60 @@ class CheckpointSession:
             ack()
 
 
-@contextmanager
-def _private_folder() -> Iterator[Path]:
-    """A 0700 folder with a short path, for the socket (sun_path holds 107 bytes)."""
+FOLDER_PREFIX = "exq-ckpt-"
+
+
+def _folder_bases() -> list[Path]:
+    """Where the handshake folders go: ``$XDG_RUNTIME_DIR`` when its path is short
+    enough for a socket, else /tmp."""
     base = os.environ.get("XDG_RUNTIME_DIR")
     if not base or not os.path.isdir(base) or len(base) > _MAX_SUN_PATH - 40:
-        base = None
-    folder = Path(tempfile.mkdtemp(prefix="exq-ckpt-", dir=base))
+        return [Path(tempfile.gettempdir())]
+    return [Path(base), Path(tempfile.gettempdir())]
+
+
+@contextmanager
+def _private_folder() -> Iterator[Path]:
+    """A 0700 folder with a short path, for the socket (sun_path holds 107 bytes).
+
+    Its name carries our pid, so that the folders of a process killed outright
+    are told apart and removed later (:func:`remove_stale_folders`).
+    """
+    prefix = f"{FOLDER_PREFIX}{os.getpid()}-"
+    bases = _folder_bases()
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=bases[0]))
     if len(os.fsencode(folder / SOCKET_NAME)) > _MAX_SUN_PATH:
         shutil.rmtree(folder, ignore_errors=True)
-        folder = Path(tempfile.mkdtemp(prefix="exq-ckpt-", dir="/tmp"))
+        folder = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     try:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_stale_folders() -> list[Path]:
+    """Remove the handshake folders of our processes that are gone (killed with
+    SIGKILL, say); the folders removed."""
+    uid = os.getuid()
+    removed = []
+    for base in {*_folder_bases(), Path("/tmp")}:
+        for folder in base.glob(f"{FOLDER_PREFIX}*-*"):
+            pid = folder.name[len(FOLDER_PREFIX) :].split("-", 1)[0]
+            try:
+                owned = folder.is_dir() and folder.lstat().st_uid == uid
+            except OSError:
+                continue
+            if owned and pid.isdigit() and not _pid_alive(int(pid)):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
