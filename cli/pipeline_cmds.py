@@ -159,18 +159,22 @@ def checkout(
 @stage_app.command("list")
 @handle_errors
 def stage_list(
+    targets: list[str] = typer.Argument(
+        None, help="Stages or dvc.yaml files (default: the dvc.yaml of the current folder)."
+    ),
+    every: bool = typer.Option(False, "--all", help="Every stage of every dvc.yaml."),
     as_json: bool = typer.Option(False, "--json", help="Print the resolved stages as JSON."),
+    name_only: bool = typer.Option(False, "--name-only", "--names-only", help="Only the names."),
 ) -> None:
-    """List the resolved stages of every dvc.yaml."""
+    """List the resolved stages, each with what it outputs or depends on."""
     project = open_project()
-    stages = ops.stage_list(project)
     if as_json:
-        typer.echo(json.dumps(stages, indent=2))
+        typer.echo(json.dumps(ops.stage_list(project, targets or [], every=every), indent=2))
         return
-    for stage in stages:
-        outs = ", ".join(stage["outs"] + stage["metrics"] + stage["plots"])
-        where = "" if stage["file"] == "dvc.yaml" else f"{stage['file']}:"
-        typer.echo(f"{where}{stage['name']}" + (f"\tOutputs {outs}" if outs else ""))
+    rows = ops.stage_descriptions(project, targets or [], every=every)
+    width = max((len(address) for address, _ in rows), default=0)
+    for address, text in rows:
+        typer.echo(address if name_only else f"{address:<{width}}  {text}".rstrip())
 
 
 @stage_app.command("add", context_settings={"allow_interspersed_args": False})

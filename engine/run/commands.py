@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import posixpath
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,18 +103,28 @@ def render_status(report: dict[str, list[StatusItem]]) -> str:
 
 
 def render_dag(project: Project, targets: list[str], fmt: str) -> str:
-    """The stage graph as text, ``dot``, ``mermaid`` or ``json``."""
+    """The graph of stages and ``.dvc``-tracked data as text, ``dot``, ``mermaid`` or ``json``."""
     import json
+
+    from exq.engine.spec import dagview
 
     pipeline = load_pipeline(project.root)
     stages = pipeline.graph.select(targets, cwd=cwd_in(project)) if targets else None
+    tracked = [
+        dagview.TrackedNode(
+            dvcfile.relative_to(project.root).as_posix(),
+            tuple(rel for rel, _ in _dvcfile_outs(project, dvcfile)),
+        )
+        for dvcfile in find_tracked(project.root)
+    ]
+    view = dagview.build_view(pipeline.graph, tracked, stages)
     if fmt == "json":
-        return json.dumps(graph_mod.dag_json(pipeline.graph, stages), indent=2)
+        return json.dumps(dagview.view_json(view), indent=2)
     if fmt == "dot":
-        return graph_mod.render_dot(pipeline.graph, stages)
+        return dagview.render_dot(view)
     if fmt == "mermaid":
-        return graph_mod.render_mermaid(pipeline.graph, stages)
-    return graph_mod.render_ascii(pipeline.graph, stages)
+        return dagview.render_mermaid(view)
+    return dagview.render_text(view)
 
 
 def add(project: Project, path: Path) -> str:
@@ -241,10 +252,39 @@ def _restore(io: StageIO, rel: str, info: Any, missing_ok: bool = False) -> bool
     return True
 
 
-def stage_list(project: Project) -> list[dict[str, Any]]:
-    """The resolved stages as plain data, in file order."""
+def listed_stages(project: Project, targets: list[str], *, every: bool = False) -> list[Stage]:
+    """The stages ``stage list`` shows: every one, or those the targets name.
+
+    As DVC, no target means the ``dvc.yaml`` of the current folder.
+    """
     pipeline = load_pipeline(project.root)
-    return [stage_record(stage) for stage in pipeline.stages]
+    if every:
+        return list(pipeline.stages)
+    return pipeline.graph.resolve_targets(targets or ["dvc.yaml"], cwd=cwd_in(project))
+
+
+def stage_list(
+    project: Project, targets: list[str], *, every: bool = False
+) -> list[dict[str, Any]]:
+    """The listed stages as plain data, in file order."""
+    return [stage_record(stage) for stage in listed_stages(project, targets, every=every)]
+
+
+def stage_descriptions(
+    project: Project, targets: list[str], *, every: bool = False
+) -> list[tuple[str, str]]:
+    """(address from the current folder, description) of the listed stages, as DVC words them."""
+    cwd = cwd_in(project)
+    return [
+        (address_from(stage, cwd), stage.description())
+        for stage in listed_stages(project, targets, every=every)
+    ]
+
+
+def address_from(stage: Stage, cwd: str) -> str:
+    """The stage's address as DVC prints it from ``cwd``: ``name`` in that folder's dvc.yaml."""
+    rel = posixpath.relpath(stage.dvcfile, cwd)
+    return stage.name if rel == "dvc.yaml" else f"{rel}:{stage.name}"
 
 
 def stage_record(stage: Stage) -> dict[str, Any]:

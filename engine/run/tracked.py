@@ -6,11 +6,14 @@ goes to the cache and its path to the ``.gitignore`` of its folder.
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 from exq.engine.data.cache import Cache
 from exq.engine.data.hashdb import HashState
@@ -77,6 +80,34 @@ def render_tracked(name: str, info: HashInfo) -> str:
     return yaml.safe_dump({"outs": [entry]}, sort_keys=False)
 
 
+def update_tracked(text: str, name: str, info: HashInfo) -> str | None:
+    """An existing ``.dvc`` file's text with the entry of ``name`` holding ``info``.
+
+    As DVC on a re-add: keys keep their places, comments and other keys
+    (``desc``, ``meta``) stay, keys new to the entry come last. None when the
+    file has no entry for ``name`` (or is not a ``.dvc`` mapping): write it anew.
+    """
+    rt = YAML()
+    try:
+        doc = rt.load(text)
+    except YAMLError:
+        return None
+    outs = doc.get("outs") if isinstance(doc, dict) else None
+    entry = next((o for o in outs or [] if isinstance(o, dict) and o.get("path") == name), None)
+    if entry is None:
+        return None
+    values: dict[str, object] = {"md5": info.md5, "size": info.size, "nfiles": info.nfiles}
+    values.update({"isexec": True if info.isexec else None, "hash": "md5"})
+    for key, value in values.items():
+        if value is None:
+            entry.pop(key, None)
+        else:
+            entry[key] = value
+    buffer = io.StringIO()
+    rt.dump(doc, buffer)
+    return buffer.getvalue()
+
+
 def add_path(root: Path, path: Path, cache: Cache, state: HashState) -> Path:
     """Cache ``path``, write its ``.dvc`` file and ignore it in git; the .dvc path."""
     path = path.absolute()
@@ -91,7 +122,9 @@ def add_path(root: Path, path: Path, cache: Cache, state: HashState) -> Path:
     info = cache.save(path, state)
     state.flush()
     target = dvcfile_for(path)
-    atomic_write_text(target, render_tracked(path.name, info))
+    old = target.read_text(encoding="utf-8") if target.is_file() else None
+    text = update_tracked(old, path.name, info) if old is not None else None
+    atomic_write_text(target, text or render_tracked(path.name, info))
     ignore_in_git(path.parent / ".gitignore", "/" + path.name)
     return target
 

@@ -16,11 +16,9 @@ expanded, as DVC's "active graph" does.
 from __future__ import annotations
 
 import fnmatch
-import json
 import posixpath
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from exq.engine.errors import PipelineError, StageNotFound
 from exq.engine.spec.stage import Stage
@@ -384,88 +382,3 @@ def _duplicate_message(out: str, first: str, second: str) -> str:
 def build_graph(stages: list[Stage]) -> Graph:
     """Build and check the graph; raises PipelineError on any clash or cycle."""
     return Graph(stages)
-
-
-# -- rendering for `exq dag` ------------------------------------------------
-
-
-def _components(graph: Graph, addrs: set[str]) -> list[list[str]]:
-    """Weakly connected components of the selection, each in file order."""
-    seen: set[str] = set()
-    comps: list[list[str]] = []
-    for start in graph._nodes:
-        if start not in addrs or start in seen:
-            continue
-        comp: set[str] = set()
-        todo = [start]
-        while todo:
-            addr = todo.pop()
-            if addr in comp:
-                continue
-            comp.add(addr)
-            node = graph._nodes[addr]
-            todo.extend(a for a in (*node.up, *node.down) if a in addrs)
-        seen |= comp
-        comps.append([a for a in graph._nodes if a in comp])
-    return comps
-
-
-def _edges(graph: Graph, addrs: set[str]) -> list[tuple[str, str]]:
-    """(producer, consumer) pairs inside the selection, producers in file order."""
-    return [(a, d) for a in graph._nodes if a in addrs for d in graph._nodes[a].down if d in addrs]
-
-
-def _selection(graph: Graph, stages: Iterable[StageRef] | None) -> set[str]:
-    return set(graph._nodes) if stages is None else {graph._addr(s) for s in stages}
-
-
-def render_ascii(graph: Graph, stages: Iterable[StageRef] | None = None) -> str:
-    """Layered text: one block per pipeline, each stage with ``<-`` its upstream."""
-    addrs = _selection(graph, stages)
-    blocks = []
-    for comp in _components(graph, addrs):
-        members = set(comp)
-        lines = []
-        for stage in graph._post_order(set(comp)):
-            ups = [u for u in graph._nodes[stage.address].up if u in members]
-            lines.append(stage.address + (f"  <- {', '.join(ups)}" if ups else ""))
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks) + "\n" if blocks else ""
-
-
-def render_dot(graph: Graph, stages: Iterable[StageRef] | None = None) -> str:
-    """Graphviz text in the shape ``dvc dag --dot`` prints (edges producer -> consumer)."""
-    addrs = _selection(graph, stages)
-    lines = ["strict digraph {"]
-    lines += [f"{json.dumps(a)};" for a in graph._nodes if a in addrs]
-    lines += [f"{json.dumps(a)} -> {json.dumps(b)};" for a, b in _edges(graph, addrs)]
-    return "\n".join(lines) + "\n}\n"
-
-
-def render_mermaid(
-    graph: Graph, stages: Iterable[StageRef] | None = None, *, markdown: bool = False
-) -> str:
-    """Mermaid ``flowchart TD`` as ``dvc dag --mermaid`` prints it (``--md`` fences it)."""
-    addrs = _selection(graph, stages)
-    edges = _edges(graph, addrs)
-    out = ["flowchart TD"]
-    count = 0
-    for comp in _components(graph, addrs):
-        ids: dict[str, str] = {}
-        for addr in sorted(comp):
-            count += 1
-            ids[addr] = f"node{count}"
-            out.append(f'\t{ids[addr]}["{addr}"]')
-        for a, b in sorted(e for e in edges if e[0] in ids):
-            out.append(f"\t{ids[a]}-->{ids[b]}")
-    text = "\n".join(out)
-    return f"```mermaid\n{text}\n```" if markdown else text
-
-
-def dag_json(graph: Graph, stages: Iterable[StageRef] | None = None) -> dict[str, Any]:
-    """``{"nodes": [addresses], "edges": [{"from": producer, "to": consumer}]}``."""
-    addrs = _selection(graph, stages)
-    return {
-        "nodes": [a for a in graph._nodes if a in addrs],
-        "edges": [{"from": a, "to": b} for a, b in _edges(graph, addrs)],
-    }

@@ -106,3 +106,29 @@ class Stage:
         if self.dvcfile == "dvc.yaml":
             return self.name
         return f"{self.dvcfile}:{self.name}"
+
+    def description(self, max_length: int = 80) -> str:
+        """What ``stage list`` says of the stage, as DVC words it.
+
+        The first non-empty line of ``desc``; else its outputs (metrics and
+        plots are "Reports"), or with no outputs its deps and params files.
+        Cut to ``max_length`` characters, an ellipsis marking the cut.
+        """
+        first = next((line for line in (self.desc or "").splitlines() if line), "")
+        text = first.strip()
+        if not text:
+            text = self._generated_description()
+        return text if len(text) <= max_length else text[: max_length - 1] + "\u2026"
+
+    def _generated_description(self) -> str:
+        deps = [*self.deps, *self.params]
+        if not self.outs:
+            return f"Depends on {', '.join(deps)}" if deps else "No outputs or dependencies"
+        parts = []
+        outs = [out.path for out in self.outs_of("outs")]
+        reports = [out.path for out in [*self.outs_of("metrics"), *self.outs_of("plots")]]
+        if outs:
+            parts.append(f"Outputs {', '.join(outs)}")
+        if reports:
+            parts.append(f"Reports {', '.join(reports)}")
+        return "; ".join(parts)

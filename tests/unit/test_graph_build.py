@@ -1,18 +1,11 @@
-"""The pipeline graph: edges, refusals, orders, selections, targets and renderings."""
+"""The pipeline graph: edges, refusals, orders, selections and targets."""
 
 from __future__ import annotations
 
 import pytest
 
 from exq.engine.errors import PipelineError, StageNotFound
-from exq.engine.spec.graph import (
-    build_graph,
-    dag_json,
-    parse_target,
-    render_ascii,
-    render_dot,
-    render_mermaid,
-)
+from exq.engine.spec.graph import build_graph, parse_target
 from exq.engine.spec.stage import Out, Stage
 
 
@@ -285,48 +278,3 @@ def test_unknown_targets(target: str, message: str) -> None:
 def test_select_takes_target_strings() -> None:
     graph = targets_graph()
     assert names(graph.select(["fe"])) == ["prep", "fe@us", "fe@eu"]
-
-
-# -- rendering --------------------------------------------------------------------
-
-
-def render_graph():
-    return build_graph(
-        [
-            st("train", deps=["prepared"], outs=["model"]),
-            st("prep", outs=["prepared"]),
-            st("solo", outs=["s"]),
-            st("s1", outs=["o"], dvcfile="sub/dvc.yaml", wdir="sub"),
-            st("s2", deps=["o"], outs=["o2"], dvcfile="sub/dvc.yaml", wdir="sub"),
-        ]
-    )
-
-
-def test_render_dot_matches_dvc_shape() -> None:
-    assert render_dot(render_graph()) == (
-        'strict digraph {\n"train";\n"prep";\n"solo";\n"sub/dvc.yaml:s1";\n'
-        '"sub/dvc.yaml:s2";\n"prep" -> "train";\n"sub/dvc.yaml:s1" -> "sub/dvc.yaml:s2";\n}\n'
-    )
-
-
-def test_render_mermaid_matches_dvc_shape() -> None:
-    # components in file order, nodes sorted in each, as dvc dag --mermaid prints
-    assert render_mermaid(render_graph()) == (
-        'flowchart TD\n\tnode1["prep"]\n\tnode2["train"]\n\tnode1-->node2\n'
-        '\tnode3["solo"]\n\tnode4["sub/dvc.yaml:s1"]\n\tnode5["sub/dvc.yaml:s2"]\n'
-        "\tnode4-->node5"
-    )
-    assert render_mermaid(render_graph(), ["solo"], markdown=True) == (
-        '```mermaid\nflowchart TD\n\tnode1["solo"]\n```'
-    )
-
-
-def test_render_ascii_and_json() -> None:
-    graph = render_graph()
-    assert render_ascii(graph) == (
-        "prep\ntrain  <- prep\n\nsolo\n\nsub/dvc.yaml:s1\nsub/dvc.yaml:s2  <- sub/dvc.yaml:s1\n"
-    )
-    assert dag_json(graph, ["prep", "train"]) == {
-        "nodes": ["train", "prep"],
-        "edges": [{"from": "prep", "to": "train"}],
-    }
