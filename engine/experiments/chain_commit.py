@@ -19,7 +19,7 @@ from pathlib import Path
 import anyio
 
 from exq.engine.data.cache import remove_out
-from exq.engine.experiments.chains import Marker, chain_message, clear_marker, write_marker
+from exq.engine.experiments.chains import Marker, chain_message, write_marker
 from exq.engine.git import Git
 from exq.engine.run.project import Project
 from exq.engine.run.workspace import StageIO
@@ -107,18 +107,17 @@ class ChainCommitter:
     def finish(self) -> str:
         """The run succeeded: commit what changed since the last checkpoint; the tip.
 
-        Without any chain (no checkpoint, nothing resumed) this is a plain
-        experiment commit on the baseline.
+        Without any chain (the script never signalled, nothing resumed) this
+        is a one-commit chain on the baseline, as DVC 2's last checkpoint was:
+        the next ``exp run`` resumes it from its checkpoint outs.
         """
         git = Git.open(self.project.root)
         if self.tip is None:
-            sha = git.snapshot_workspace(f"exq: experiment {self.name}", parent=self.baseline)
-            git.set_ref(
-                self.ref, sha, expected_old=self.expected, message=f"exq: experiment {self.name}"
+            sha = git.snapshot_workspace(
+                chain_message(self.name, self.ref, final=True), parent=self.baseline
             )
-            self.expected = sha
-            if self.marker:
-                clear_marker(self.project.root)
+            self._move_ref(git, sha, f"exq: experiment {self.name}")
+            self.tip = sha
             return sha
         sha = git.snapshot_workspace(
             chain_message(self.name, self.ref, final=True), parent=self.tip

@@ -20,6 +20,8 @@ The rules are DVC 3's (checked against dvc 3.67.1):
 - deps, params and outs removed from dvc.yaml do not count (DVC ignores them);
 - a different ``cmd`` (compared as written: a string and a list differ) counts;
 - ``always_changed``, and a stage with neither deps, params nor outs, always runs;
+  so does a stage with checkpoint outs, as in DVC 2 (DVC 3 has none): it
+  continues training from its checkpoint outs;
 - a frozen stage never runs (DVC only verifies its outs), so ``stage_changes``
   returns nothing for it, while ``stage_status`` still reports its outs and cmd.
 """
@@ -35,6 +37,11 @@ from exq.engine.spec.lockfile import LockEntry, LockPath, plain
 from exq.engine.spec.stage import Stage
 
 StatusItem = Union[str, dict[str, dict[str, Any]]]
+
+
+def always_changed(stage: Stage) -> bool:
+    """Whether the stage runs whatever changed (DVC 2 counted checkpoint stages in)."""
+    return stage.always_changed or is_callback(stage) or stage.has_checkpoints
 
 
 def _path_state(recorded: LockPath | None, now: HashInfo | None) -> str | None:
@@ -140,7 +147,7 @@ def stage_changes(
     if stage.frozen:
         return []
     reasons: list[str] = []
-    if stage.always_changed or is_callback(stage):
+    if always_changed(stage):
         reasons.append("always changed")
     if entry is None:
         return [*reasons, "not in dvc.lock"]
@@ -185,7 +192,7 @@ def stage_status(
     outs = outs_status(stage, entry, outs_now, not_in_cache)
     if outs:
         items.append({"changed outs": {repo_path(stage, p): s for p, s in outs.items()}})
-    if stage.always_changed or is_callback(stage):
+    if always_changed(stage):
         items.append("always changed")
     if cmd_changed(stage, entry):
         items.append("changed command")
