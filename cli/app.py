@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import typer
 
 from exq import __version__
+from exq.cli.messages import error_line
 from exq.engine.errors import ExqError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -42,7 +43,7 @@ EXIT_INTERRUPTED = 130
 
 
 def fail(message: str, code: int = 1) -> None:
-    typer.echo(f"ERROR: {message}", err=True)
+    typer.echo(error_line(message), err=True)
     raise typer.Exit(code)
 
 

@@ -107,12 +107,13 @@ def fast_enqueue(argv: Sequence[str]) -> int | None:
     args = parse_queue_args(argv)
     if args is None:
         return None
+    from exq.cli.messages import error_line
     from exq.engine.errors import ExqError
 
     try:
         print_queued(enqueue(args))
     except ExqError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
+        print(error_line(str(exc)), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)

@@ -78,6 +78,8 @@ def main() -> None:
 
     import typer
 
+    from exq.cli.messages import error_line
+
     usage_error, abort = _click_exception(), typer.Abort
     try:
         # Not standalone: a usage error comes back to us, to be shown as one
@@ -88,7 +90,7 @@ def main() -> None:
     except usage_error as exc:
         message = exc.format_message()
         if type(exc).__name__ != "NoArgsIsHelpError":
-            print(f"ERROR: {message}", file=sys.stderr)
+            print(error_line(message), file=sys.stderr)
         elif message:  # a group without its command: the help (rich has printed it already)
             print(message, file=sys.stderr)
         sys.exit(exc.exit_code)

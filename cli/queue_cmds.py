@@ -27,7 +27,7 @@ from exq.cli.queue_run import ensure_daemon
 from exq.cli.queue_view import daemon_line, format_table, status_json, status_rows
 from exq.daemon.client import Client, DaemonError, DaemonNotRunning
 from exq.daemon.config import DaemonConfig
-from exq.daemon.protocol import Code, StatusReply
+from exq.daemon.protocol import MAX_JOBS, Code, StatusReply
 from exq.daemon.states import ENDED, RunState
 from exq.daemon.store import RunRecord, SyncStore, queue_ref
 from exq.engine.errors import ExperimentError
@@ -83,7 +83,7 @@ def _client(config: DaemonConfig, timeout: float = 10.0) -> Client:
 @app.command("daemon")
 @handle_errors
 def daemon(
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Runs at once."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, max=MAX_JOBS, help="Runs at once."),
     executor: str = typer.Option(
         None, "--executor", help="Where runs that did not choose go: local or ray."
     ),
@@ -105,7 +105,9 @@ def daemon(
 @handle_errors
 @daemon_errors
 def queue_start(
-    jobs: int = typer.Option(None, "--jobs", "-j", min=1, help="Runs at once (default 1)."),
+    jobs: int = typer.Option(
+        None, "--jobs", "-j", min=1, max=MAX_JOBS, help="Runs at once (default 1)."
+    ),
     executor: str = typer.Option(
         None, "--executor", help="Where runs that did not choose go: local or ray."
     ),

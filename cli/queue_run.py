@@ -20,9 +20,10 @@ import typer
 from exq.cli.queue_view import progress_line
 from exq.daemon.client import Client, DaemonError, DaemonNotRunning
 from exq.daemon.config import DaemonConfig
-from exq.daemon.protocol import Code
+from exq.daemon.protocol import Code, check_jobs
 from exq.daemon.states import ENDED, RunState
 from exq.daemon.store import RunRecord, SyncStore
+from exq.engine.errors import ConfigError
 
 # How long `queue start` waits for a new daemon's socket to answer.
 START_TIMEOUT = 30.0
@@ -37,6 +38,11 @@ def ensure_daemon(
 
     Returns (pid, whether it was started now).
     """
+    if jobs is not None:
+        try:
+            check_jobs(jobs)
+        except ValueError as exc:
+            raise ConfigError(f"-j: {exc}") from None
     client = Client(config.socket_path)
     running = client.running()
     if running is not None:

@@ -31,6 +31,11 @@ from typing import Any, ClassVar
 PROTOCOL_VERSION = 1
 # A line longer than this is refused: no request or reply comes near it.
 MAX_LINE = 1 << 20
+# Runs at once (-j) a daemon accepts: far above any machine's or cluster's use,
+# and low enough that a typo cannot make the daemon allocate for it.
+MAX_JOBS = 1024
+# Numbers on the wire are SQLite integers (run ids): signed 64 bits.
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
 
 
 class Code:
@@ -238,7 +243,7 @@ def request_type_of(line: bytes) -> str:
     """The ``type`` of a line that may not decode, to label an error reply."""
     try:
         kind = json.loads(line).get("type")
-    except (ValueError, AttributeError, UnicodeDecodeError):
+    except (ValueError, AttributeError, UnicodeDecodeError, RecursionError):
         return "?"
     return kind if isinstance(kind, str) and len(kind) < 64 else "?"
 
@@ -276,9 +281,18 @@ def _load(line: bytes) -> dict[str, Any]:
         message = json.loads(line)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(Code.BAD_REQUEST, f"not a JSON message: {exc}") from exc
+    except RecursionError as exc:  # [[[[...: Python's parser recurses per level
+        raise ProtocolError(Code.BAD_REQUEST, "not a JSON message: nested too deeply") from exc
     if not isinstance(message, dict):
         raise ProtocolError(Code.BAD_REQUEST, "a message must be a JSON object")
     return message
+
+
+def check_jobs(jobs: int) -> int:
+    """``jobs`` if it is a number of runs at once a daemon takes; else ValueError."""
+    if not 1 <= jobs <= MAX_JOBS:
+        raise ValueError(f"jobs must be from 1 to {MAX_JOBS}, not {jobs}")
+    return jobs
 
 
 def _check_version(version: object, peer: str) -> None:
@@ -307,7 +321,18 @@ def _build(cls: type[Any], body: dict[str, Any], what: str, code: str) -> Any:
     for name, value in body.items():
         if not _matches(value, hints[name]):
             raise ProtocolError(code, f"{what}: field '{name}' has a wrong type")
+        if not _ints_in_range(value):
+            raise ProtocolError(code, f"{what}: field '{name}' holds a number out of range")
     return cls(**body)
+
+
+def _ints_in_range(value: object) -> bool:
+    """Whether every integer in ``value`` (a field already type-checked) fits 64 bits."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _INT_MIN <= value <= _INT_MAX
+    if isinstance(value, list):
+        return all(_ints_in_range(item) for item in value)
+    return True
 
 
 def _matches(value: object, hint: Any) -> bool:

@@ -55,6 +55,7 @@ from exq.daemon.executors.base import (
     start_ticks,
 )
 from exq.daemon.handlers import StatusInfo
+from exq.daemon.protocol import check_jobs
 from exq.daemon.requeue import requeue_interrupted
 from exq.daemon.states import Outcome, QueueItem, RunState, StopReason, end_state, pick_next
 from exq.daemon.store import RunProcess, RunRecord, StoreError
@@ -109,7 +110,7 @@ class Scheduler:
         self._config = config
         self._log = log
         self._poll = poll_seconds
-        self._jobs = max(1, config.jobs)
+        self._jobs = check_jobs(max(1, config.jobs))
         self._paused = False
         self._stop_mode: StopMode | None = None
         self._grace_deadline: float | None = None
@@ -138,10 +139,11 @@ class Scheduler:
         )
 
     async def kill(self, run_ids: list[int], force: bool) -> list[int]:
+        # One read of the queue, whatever the number of ids asked for.
+        queued = {item.run_id for item in await self._store.queue_items()}
         killed = []
-        for run_id in run_ids:
-            record = None if run_id in self._active else await self._store.get_run(run_id)
-            if run_id in self._active or (record is not None and record.state is RunState.QUEUED):
+        for run_id in dict.fromkeys(run_ids):
+            if run_id in self._active or run_id in queued:
                 self._kills[run_id] = self._kills.get(run_id, False) or force
                 killed.append(run_id)
         self._wakeup.set()
@@ -158,9 +160,7 @@ class Scheduler:
         self._wakeup.set()
 
     async def set_jobs(self, jobs: int) -> None:
-        if jobs < 1:
-            raise ValueError(f"jobs must be 1 or more, not {jobs}")
-        self._jobs = jobs
+        self._jobs = check_jobs(jobs)
         self._log.info("queue.jobs", jobs=jobs)
         self._wakeup.set()
 

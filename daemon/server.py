@@ -26,6 +26,7 @@ a ``ValueError`` (a bad argument) a ``bad_request`` reply, anything else an
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import socket
 import stat
@@ -37,7 +38,7 @@ from typing import Any
 
 import anyio
 import structlog
-from anyio.abc import SocketAttribute, SocketStream, TaskStatus
+from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskStatus
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from exq import __version__
@@ -62,6 +63,7 @@ from exq.daemon.protocol import (
     StatusReply,
     Stop,
     Wake,
+    check_jobs,
     decode_request,
     encode_reply,
     request_type_of,
@@ -70,8 +72,17 @@ from exq.engine.errors import ExqError
 
 log = structlog.get_logger("exq.daemon.server")
 
-# A connection that sends nothing for this long is closed (the CLI sends at once).
+# A connection that sends nothing for this long is closed (the CLI sends at once),
+# and so is one that does not take a reply within it (a client that stopped reading).
 IDLE_TIMEOUT = 60.0
+# Connections served at once; further clients wait in the listen backlog. The CLI
+# opens one per command, so this is far above use, and it keeps file descriptors
+# for the runs.
+MAX_CONNECTIONS = 64
+# Out of file descriptors (or memory) at accept: wait this long, doubling up to the
+# cap, and accept again; connections that end free what the next needs.
+ACCEPT_BACKOFF = (0.05, 1.0)
+_ACCEPT_RETRY = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
@@ -85,21 +96,65 @@ async def serve(
     *,
     task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     allowed_uid: int | None = None,
+    idle_timeout: float = IDLE_TIMEOUT,
+    max_connections: int = MAX_CONNECTIONS,
 ) -> None:
-    """Serve the socket until cancelled; ``allowed_uid`` defaults to ours (tests change it)."""
+    """Serve the socket until cancelled; ``allowed_uid`` defaults to ours, and tests
+    lower ``idle_timeout`` and ``max_connections``."""
     path = config.socket_path
     prepare_socket_path(path)
     listener = await anyio.create_unix_listener(path, mode=0o600)
     inode = os.stat(path).st_ino
     dispatcher = Dispatcher(handlers)
     uid = os.getuid() if allowed_uid is None else allowed_uid
+    handle = partial(_connection, dispatcher, uid, idle_timeout)
     log.info("socket.listening", path=str(path))
     try:
         async with listener:
             task_status.started()
-            await listener.serve(partial(_connection, dispatcher, uid))
+            await _accept_loop(listener, handle, max_connections)
     finally:
         _unlink_if_ours(path, inode)
+
+
+async def _accept_loop(
+    listener: SocketListener,
+    handle: Callable[[SocketStream], Awaitable[None]],
+    max_connections: int,
+) -> None:
+    """Accept and serve connections, at most ``max_connections`` at once; running
+    out of file descriptors waits and goes on instead of ending the daemon."""
+    slots = anyio.Semaphore(max_connections)
+    delay = ACCEPT_BACKOFF[0]
+    async with anyio.create_task_group() as tg:
+        while True:
+            await slots.acquire()
+            try:
+                stream = await listener.accept()
+            except anyio.BrokenResourceError as exc:
+                slots.release()
+                cause = exc.__cause__
+                if not isinstance(cause, OSError) or cause.errno not in _ACCEPT_RETRY:
+                    raise
+                log.warning("socket.accept_failed", error=str(cause), retry_in=delay)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, ACCEPT_BACKOFF[1])
+                continue
+            delay = ACCEPT_BACKOFF[0]
+            tg.start_soon(_serve_one, handle, stream, slots)
+
+
+async def _serve_one(
+    handle: Callable[[SocketStream], Awaitable[None]],
+    stream: SocketStream,
+    slots: anyio.Semaphore,
+) -> None:
+    try:
+        await handle(stream)
+    except Exception:  # a bug in one connection must not end the daemon's others
+        log.exception("socket.connection_failed")
+    finally:
+        slots.release()
 
 
 def prepare_socket_path(path: Path) -> None:
@@ -153,37 +208,47 @@ def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
     return pid, uid, gid
 
 
-async def _connection(dispatcher: Dispatcher, allowed_uid: int, stream: SocketStream) -> None:
+async def _connection(
+    dispatcher: Dispatcher, allowed_uid: int, idle_timeout: float, stream: SocketStream
+) -> None:
     async with stream:
         try:
             pid, uid, _gid = peer_credentials(stream.extra(SocketAttribute.raw_socket))
             if uid != allowed_uid:
                 log.warning("socket.rejected", peer_pid=pid, peer_uid=uid)
                 refusal = ErrorReply(Code.PERMISSION_DENIED, f"uid {uid} may not use this daemon")
-                await stream.send(encode_reply("?", refusal))
+                await _send(stream, encode_reply("?", refusal), idle_timeout)
                 return
-            await _serve_lines(dispatcher, stream)
+            await _serve_lines(dispatcher, stream, idle_timeout)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             # The client went away mid-exchange: nothing to answer.
             log.debug("socket.client_gone", error=str(exc))
+        except TimeoutError:
+            log.info("socket.client_not_reading")
 
 
-async def _serve_lines(dispatcher: Dispatcher, stream: SocketStream) -> None:
+async def _send(stream: SocketStream, data: bytes, timeout: float) -> None:
+    """Send a reply; TimeoutError if the client does not take it in ``timeout``."""
+    with anyio.fail_after(timeout):
+        await stream.send(data)
+
+
+async def _serve_lines(dispatcher: Dispatcher, stream: SocketStream, idle_timeout: float) -> None:
     reader = BufferedByteReceiveStream(stream)
     while True:
         line = b""
-        with anyio.move_on_after(IDLE_TIMEOUT):
+        with anyio.move_on_after(idle_timeout):
             try:
                 line = await reader.receive_until(b"\n", MAX_LINE)
             except (anyio.EndOfStream, anyio.IncompleteRead):
                 return
             except anyio.DelimiterNotFound:
                 too_long = ErrorReply(Code.BAD_REQUEST, f"message longer than {MAX_LINE} bytes")
-                await stream.send(encode_reply("?", too_long))
+                await _send(stream, encode_reply("?", too_long), idle_timeout)
                 return
         if not line:
             return  # idle too long, or an empty line
-        await stream.send(await dispatcher.handle(line))
+        await _send(stream, await dispatcher.handle(line), idle_timeout)
 
 
 class Dispatcher:
@@ -208,6 +273,10 @@ class Dispatcher:
             request = decode_request(line)
         except ProtocolError as exc:
             return encode_reply(request_type_of(line), ErrorReply(exc.code, exc.message))
+        except Exception as exc:  # whatever the line, the daemon answers and goes on
+            log.warning("socket.unreadable_request", error=repr(exc))
+            unreadable = ErrorReply(Code.BAD_REQUEST, f"cannot read the request: {exc!r}")
+            return encode_reply("?", unreadable)
         return encode_reply(request.kind, await self.call(request))
 
     async def call(self, request: Request) -> Reply | ErrorReply:
@@ -240,7 +309,8 @@ class Dispatcher:
         if isinstance(done, KillReply):
             return done
         killed = list(request.run_ids) if done is None else [int(i) for i in done]
-        return KillReply(killed=killed, not_running=[i for i in request.run_ids if i not in killed])
+        gone = set(killed)
+        return KillReply(killed=killed, not_running=[i for i in request.run_ids if i not in gone])
 
     async def pause(self, request: Pause) -> Ack:
         await self.handlers.pause()
@@ -251,8 +321,7 @@ class Dispatcher:
         return Ack()
 
     async def set_jobs(self, request: SetJobs) -> Ack:
-        if request.jobs < 1:
-            raise ValueError(f"jobs must be 1 or more, not {request.jobs}")
+        check_jobs(request.jobs)
         await self.handlers.set_jobs(request.jobs)
         return Ack()
 

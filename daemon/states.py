@@ -129,7 +129,8 @@ def pick_next(
 ) -> list[tuple[int, int]]:
     """(run id, slot) pairs to start now: the first queued runs, one per free slot
     among ``0..jobs-1``, lowest slot first."""
-    free = [slot for slot in range(jobs) if slot not in busy_slots]
+    # Free slots are found lazily, so the work is the runs started, never ``jobs``.
+    free = (slot for slot in range(jobs) if slot not in busy_slots)
     ordered = sorted(queued, key=lambda item: (item.seq, item.run_id))
     return [(item.run_id, slot) for item, slot in zip(ordered, free, strict=False)]
 

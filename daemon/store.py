@@ -349,10 +349,14 @@ def _opt_time(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
+# Run ids are SQLite integers: a larger number is no id (binding it would raise).
+MAX_RUN_ID = (1 << 63) - 1
+
+
 def lookups(key: int | str) -> list[tuple[str, Any]]:
     if isinstance(key, int):
-        return [(SQL_GET_BY_ID, key)]
-    if key.isdigit():
+        return [(SQL_GET_BY_ID, key)] if 0 <= key <= MAX_RUN_ID else []
+    if key.isascii() and key.isdigit() and int(key) <= MAX_RUN_ID:
         return [(SQL_GET_BY_ID, int(key)), (SQL_GET_BY_NAME, key)]
     return [(SQL_GET_BY_NAME, key)]
 
