@@ -24,12 +24,14 @@ from exq.daemon.client import Client
 from exq.daemon.protocol import MAX_JOBS
 from exq.daemon.server import MAX_CONNECTIONS
 from tests.e2e.conftest import EXQ_BIN, exq
-from tests.e2e.queue_helpers import (  # noqa: F401 (queue_env is a fixture)
+from tests.e2e.queue_helpers import (
     QueueEnv,
     daemon_pid,
     queue_env,
     wait_for,
 )
+
+__all__ = ["queue_env"]  # the fixture, imported for pytest
 
 
 def start_daemon(env: QueueEnv, *, max_files: int | None = None) -> subprocess.Popen[bytes]:

@@ -12,6 +12,7 @@ import shutil
 import socket
 import stat
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -261,3 +262,70 @@ def test_client_times_out_on_a_silent_listener(config: DaemonConfig) -> None:
         with pytest.raises(DaemonError) as caught:
             Client(config.socket_path, timeout=0.2).ping()
     assert caught.value.code == Code.TIMEOUT
+
+
+def closed_by_peer(sock: socket.socket) -> bool:
+    """Whether the server closed its end (a send fails), not merely stopped reading."""
+    try:
+        sock.send(b"\n")
+    except BlockingIOError:
+        return False  # still open: its buffer is full as nobody reads
+    except (BrokenPipeError, ConnectionResetError):
+        return True
+    return False
+
+
+@pytest.mark.anyio
+async def test_a_client_that_stops_reading_is_dropped(config: DaemonConfig) -> None:
+    async with serving(config, Recorder(), idle_timeout=0.5):
+
+        def flood_and_wait() -> bool:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.connect(str(config.socket_path))
+                sock.setblocking(False)
+                pings = b'{"v":1,"type":"ping"}\n' * 200_000  # replies fill the socket
+                sent = 0
+                while sent < len(pings):
+                    try:
+                        sent += sock.send(pings[sent:])
+                    except BlockingIOError:
+                        break  # the server no longer reads: it is stuck sending
+                    except (BrokenPipeError, ConnectionResetError):
+                        return True
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    if closed_by_peer(sock):
+                        return True
+                    time.sleep(0.05)
+                return False
+
+        assert await call(flood_and_wait), "the connection stayed open"
+        assert (await call(Client(config.socket_path, timeout=5).ping)).pid == os.getpid()
+
+
+@pytest.mark.anyio
+async def test_kill_of_many_ids_reads_the_queue_once(tmp_path: Path) -> None:
+    """The scheduler's kill handler with a real store: 20,000 ids (two queued, the
+    rest unknown) cost a constant number of SQL statements, not one per id."""
+    import structlog
+
+    from exq.daemon.scheduler import Scheduler
+    from exq.daemon.store import NewRun, SyncStore
+    from exq.daemon.store_async import AsyncStore
+
+    db = tmp_path / "queue.db"
+    with SyncStore(db) as store:
+        ids = [
+            store.enqueue(NewRun(name=f"r{i}", repo="/r", baseline="b", snapshot="s"))
+            for i in range(2)
+        ]
+    config = DaemonConfig(state_dir=tmp_path, runtime_dir=tmp_path / "run")
+    async with await AsyncStore.open(db) as astore:
+        statements: list[str] = []
+        await astore._conn.set_trace_callback(statements.append)
+        scheduler = Scheduler(astore, config, structlog.get_logger())
+        asked = [*range(1000, 21_000), *ids]
+        killed = await scheduler.kill(asked, False)
+        await astore._conn.set_trace_callback(None)
+    assert killed == ids
+    assert len(statements) <= 3, statements[:5]
