@@ -169,3 +169,22 @@ def test_end_state(
 ) -> None:
     assert end_state(outcome, stop, "stage 'x': boom") == (state, error)
     assert can_transition(R, state)
+
+
+class CountingSlots(set[int]):
+    """Busy slots that count how often they are asked about."""
+
+    asked = 0
+
+    def __contains__(self, slot: object) -> bool:
+        CountingSlots.asked += 1
+        return super().__contains__(slot)
+
+
+@pytest.mark.parametrize("jobs", [4, 1000, 1024, 10**12])
+def test_pick_next_costs_the_runs_started_not_jobs(jobs: int) -> None:
+    busy = CountingSlots({0, 2})
+    CountingSlots.asked = 0
+    queued = [QueueItem(run_id=i, seq=i) for i in (7, 8)]
+    assert pick_next(queued, busy, jobs) == [(7, 1), (8, 3)]
+    assert CountingSlots.asked <= len(busy) + len(queued)
