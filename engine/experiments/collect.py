@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from exq.engine.data.cache import Cache
-from exq.engine.errors import DvcFileError, ExqError, ParamsError
+from exq.engine.data.hashing import HashInfo
+from exq.engine.errors import CacheError, DvcFileError, ExqError, ParamsError
 from exq.engine.git import Git
 from exq.engine.spec.gitsource import DvcfileFinder, GitSource
 from exq.engine.spec.graph import repo_path
@@ -67,7 +67,9 @@ class RevData:
 
 
 @dataclass(frozen=True)
-class _MetricRef:
+class _OutRef:
+    """A metrics file, or a cached out, of a resolved ``dvc.yaml``."""
+
     path: str  # repo-relative
     cached: bool
     dvcfile: str
@@ -77,10 +79,12 @@ class _MetricRef:
 
 @dataclass(frozen=True)
 class _Plan:
-    """What one ``dvc.yaml`` names: params files (keys, None = whole) and metrics files."""
+    """What one ``dvc.yaml`` names: params files (keys, None = whole), metrics files
+    and cached outs (a metrics or params file of a commit may sit inside one)."""
 
     params: dict[str, list[str] | None]
-    metrics: list[_MetricRef]
+    metrics: list[_OutRef]
+    cached_outs: list[_OutRef] = field(default_factory=list)  # where git has no copy
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,7 @@ class Collector:
         self._resolved: dict[tuple[str, bytes], list[_Resolution]] = {}
         self._finder = DvcfileFinder(git) if git is not None else None
         self._cache = Cache(cache_dir) if cache_dir is not None else None
+        self._listings: dict[str, list[tuple[str, str]]] = {}
 
     # -- entry points ------------------------------------------------------
 
@@ -157,7 +162,8 @@ class Collector:
     def _collect(self, source: _Lister, dvcfiles: list[str], *, in_git: bool) -> RevData:
         data = RevData()
         params: dict[str, list[str] | None] = {}
-        metrics: list[_MetricRef] = []
+        metrics: list[_OutRef] = []
+        cached_outs: list[_OutRef] = []
         if not self.param_deps and source.read_bytes(DEFAULT_PARAMS) is not None:
             params[DEFAULT_PARAMS] = None
         for dvcfile in dvcfiles:
@@ -170,16 +176,20 @@ class Collector:
                 _merge_keys(params, path, keys)
             seen = {m.path for m in metrics}
             metrics.extend(m for m in plan.metrics if m.path not in seen)
+            cached_outs.extend(plan.cached_outs)
+        # A commit holds its cached outs only as hashes in dvc.lock: read them
+        # from the cache, as DVC does (the workspace has them on disk).
+        files = _RevFiles(source, self, cached_outs if in_git else [], data.errors)
         for path, keys in params.items():
-            self._read_params(source, path, keys, data)
+            self._read_params(files, path, keys, data)
         for ref in metrics:
-            self._read_metrics(source, ref, data, in_git=in_git)
+            self._read_metrics(files, ref, data)
         return data
 
     def _read_params(
-        self, source: FileSource, path: str, keys: list[str] | None, data: RevData
+        self, files: _RevFiles, path: str, keys: list[str] | None, data: RevData
     ) -> None:
-        raw = source.read_bytes(path)
+        raw = files.read_bytes(path)
         if raw is None:
             return
         try:
@@ -201,52 +211,46 @@ class Collector:
                 chosen[key] = _plain(value)
         data.params[path] = chosen
 
-    def _read_metrics(
-        self, source: _Lister, ref: _MetricRef, data: RevData, *, in_git: bool
-    ) -> None:
-        files = self._metric_files(source, ref, in_git=in_git, errors=data.errors)
-        for path, raw in files:
+    def _read_metrics(self, files: _RevFiles, ref: _OutRef, data: RevData) -> None:
+        """A metrics file, or the files of a metrics folder."""
+        raw = files.read_bytes(ref.path)
+        found = [(ref.path, raw)] if raw is not None else files.folder(ref.path)
+        for path, content in found:
             try:
-                data.metrics[path] = self._flatten(path, raw)
+                data.metrics[path] = self._flatten(path, content)
             except ExqError as exc:
                 data.errors.append(str(exc))
 
-    def _metric_files(
-        self, source: _Lister, ref: _MetricRef, *, in_git: bool, errors: list[str]
-    ) -> list[tuple[str, bytes]]:
-        """(path, content) of a metrics out: a file, the files of a folder, or a cache object."""
-        raw = source.read_bytes(ref.path)
-        if raw is not None:
-            return [(ref.path, raw)]
-        if in_git and ref.cached:
-            cached = self._from_cache(source, ref, errors)
-            if cached is not None:
-                return [(ref.path, cached)]
-        return [
-            (path, data)
-            for path in source.list_files(ref.path)
-            if (data := source.read_bytes(path)) is not None
-        ]
-
-    def _from_cache(self, source: FileSource, ref: _MetricRef, errors: list[str]) -> bytes | None:
-        """A cached metrics file: the object the revision's dvc.lock names, if the cache has it."""
-        if self._cache is None:
-            return None
+    def cached_object(self, ref: _OutRef, source: FileSource, errors: list[str]) -> str | None:
+        """The md5 that the revision's dvc.lock records for a cached out; None if none."""
         lock_path = lock_name(ref.dvcfile)
         raw = source.read_bytes(lock_path)
-        if raw is None:
+        if raw is None or self._cache is None:
             return None
         outs = self._lock_outs(lock_path, raw)
         if isinstance(outs, ExqError):
-            errors.append(str(outs))
+            if str(outs) not in errors:
+                errors.append(str(outs))
             return None
-        md5 = outs.get(ref.stage, {}).get(ref.out)
-        if not md5 or md5.endswith(".dir"):
-            return None
+        return outs.get(ref.stage, {}).get(ref.out) or None
+
+    def read_object(self, md5: str) -> bytes | None:
+        """A file object of the cache; None when this cache does not have it (not pulled)."""
+        assert self._cache is not None
         try:
             return self._cache.obj_path(md5).read_bytes()
         except OSError:
-            return None  # not in this cache (not pulled): shown as missing
+            return None
+
+    def listing(self, md5: str) -> list[tuple[str, str]]:
+        """A folder object's ``(relpath, md5)`` pairs, memoised; [] when not in this cache."""
+        assert self._cache is not None
+        if md5 not in self._listings:
+            try:
+                self._listings[md5] = self._cache.load_listing(HashInfo(md5=md5, size=0))
+            except CacheError:
+                self._listings[md5] = []
+        return self._listings[md5]
 
     # -- memoised parsing --------------------------------------------------
 
@@ -330,6 +334,54 @@ def _plain(value: Any) -> Any:
     return value
 
 
+class _RevFiles:
+    """The files of one revision: what git (or the disk) holds, and, for a commit,
+    the files of its cached outs, read from the cache by the ``dvc.lock`` hashes
+    (a metrics or params file inside a cached folder has no other copy)."""
+
+    def __init__(
+        self, source: _Lister, collector: Collector, cached_outs: list[_OutRef], errors: list[str]
+    ) -> None:
+        self.source, self.collector = source, collector
+        self.cached_outs, self.errors = cached_outs, errors
+
+    def read_bytes(self, path: str) -> bytes | None:
+        raw = self.source.read_bytes(path)
+        if raw is not None:
+            return raw
+        md5 = dict(self._cached_files(path)).get(path)
+        return None if md5 is None else self.collector.read_object(md5)
+
+    def folder(self, folder: str) -> list[tuple[str, bytes]]:
+        """(path, content) of every file under ``folder``."""
+        paths = dict.fromkeys(self.source.list_files(folder))
+        paths.update(dict.fromkeys(p for p, _ in self._cached_files(folder) if p != folder))
+        return [(path, raw) for path in paths if (raw := self.read_bytes(path)) is not None]
+
+    def _cached_files(self, path: str) -> list[tuple[str, str]]:
+        """(repo path, md5) of the cached files at or under ``path``."""
+        found: list[tuple[str, str]] = []
+        for ref in self.cached_outs:
+            if not (_within(path, ref.path) or _within(ref.path, path)):
+                continue
+            md5 = self.collector.cached_object(ref, self.source, self.errors)
+            if md5 is None:
+                continue
+            if not md5.endswith(".dir"):
+                found.append((ref.path, md5))
+                continue
+            for rel, file_md5 in self.collector.listing(md5):
+                full = posixpath.join(ref.path, rel)
+                if _within(full, path):
+                    found.append((full, file_md5))
+        return found
+
+
+def _within(path: str, folder: str) -> bool:
+    """``path`` is ``folder`` or inside it."""
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
 # -- plans -------------------------------------------------------------------
 
 
@@ -344,24 +396,28 @@ def _interpolated_names(raw: bytes) -> tuple[str, ...] | None:
     return tuple(names)
 
 
-def _make_plan(dvcfile: str, data: Any, stages: Iterable[Any], *, param_deps: bool) -> _Plan:
-    """Params files and metrics files of one resolved ``dvc.yaml``."""
+def _make_plan(dvcfile: str, data: Any, stages: list[Any], *, param_deps: bool) -> _Plan:
+    """Params files, metrics files and cached outs of one resolved ``dvc.yaml``."""
     folder = posixpath.dirname(dvcfile)
     params: dict[str, list[str] | None] = {}
-    metrics: list[_MetricRef] = []
+    metrics: list[_OutRef] = []
     for stage in stages:
         for file, keys in stage.params.items():
             whole = not keys or not param_deps
             _merge_keys(params, repo_path(stage, file), None if whole else list(keys))
         for out in stage.outs_of("metrics"):
             path = repo_path(stage, out.path)
-            metrics.append(_MetricRef(path, out.cache, dvcfile, stage.name, out.path))
+            metrics.append(_OutRef(path, out.cache, dvcfile, stage.name, out.path))
         if stage.live is not None and stage.live.summary:
             # DVC 2 reads a live section's summary as metrics; git keeps it.
             summary = stage.live.summary_path
-            metrics.append(
-                _MetricRef(repo_path(stage, summary), False, dvcfile, stage.name, summary)
-            )
+            metrics.append(_OutRef(repo_path(stage, summary), False, dvcfile, stage.name, summary))
+    cached_outs = [
+        _OutRef(repo_path(stage, out.path), True, dvcfile, stage.name, out.path)
+        for stage in stages
+        for out in stage.outs
+        if out.cache
+    ]
     top = data if isinstance(data, dict) else {}
     for file in _top_level_paths(top.get("params")):
         _merge_keys(params, _join(folder, file), None)
@@ -370,8 +426,8 @@ def _make_plan(dvcfile: str, data: Any, stages: Iterable[Any], *, param_deps: bo
         path = _join(folder, file)
         if path not in seen:
             seen.add(path)
-            metrics.append(_MetricRef(path, False, dvcfile, "", file))
-    return _Plan(params, metrics)
+            metrics.append(_OutRef(path, False, dvcfile, "", file))
+    return _Plan(params, metrics, cached_outs)
 
 
 def _top_level_paths(entries: Any) -> list[str]:
