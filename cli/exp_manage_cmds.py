@@ -131,9 +131,10 @@ def exp_gc(
     else:
         typer.echo("No experiments to remove.")
     if plan.queued:
-        from exq.cli.queue_cmds import remove_queue_refs
+        from exq.daemon.config import DaemonConfig
+        from exq.daemon.service import remove_queue_refs
 
-        removed = remove_queue_refs(_git(), plan.queued)
+        removed = remove_queue_refs(DaemonConfig.from_env(), _git(), plan.queued)
         typer.echo(f"Removed {removed} queued experiments.")
 
 

@@ -124,12 +124,12 @@ def _queue_and_run_all(
 ) -> None:
     """``--queue`` (with sweeps), then ``--run-all``; the fast path in ``main()``
     usually handles a plain ``--queue`` before typer is even imported."""
-    from exq.cli.exp_queue import EnqueueArgs, enqueue, print_queued
+    from exq.cli.exp_queue import EnqueueRequest, enqueue, print_queued
     from exq.cli.queue_cmds import daemon_errors
     from exq.cli.queue_run import run_all_queued
 
     if queue:
-        args = EnqueueArgs(
+        args = EnqueueRequest(
             targets=targets,
             set_params=set_params,
             name=name,

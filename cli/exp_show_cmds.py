@@ -61,13 +61,9 @@ def _open(param_deps: bool = False, *, need_git: bool = True) -> tuple[Git | Non
 def _pending_runs(root: Path) -> list[PendingRun]:
     """Queued, running and failed runs of this repository, read from the queue's database."""
     from exq.daemon.config import DaemonConfig
-    from exq.daemon.store import SyncStore
+    from exq.daemon.service import list_runs
 
-    db_path = DaemonConfig.from_env().db_path
-    if not db_path.exists():
-        return []
-    with SyncStore(db_path) as store:
-        records = store.list_runs(PENDING_STATES, repo=str(root))
+    records = list_runs(DaemonConfig.from_env(), PENDING_STATES, repo=str(root))
     return [
         PendingRun(
             name=r.name,

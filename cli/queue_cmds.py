@@ -1,8 +1,8 @@
 """``exq daemon`` and ``exq queue ...``: start, inspect and control the queue daemon.
 
 Commands that only read or edit rows (``status``, ``logs``, ``remove``,
-``retry``) go to the database through the store's sync facade, so they work
-when no daemon runs; commands that act on running runs or on the daemon
+``retry``) are the queue service's use cases (:mod:`exq.daemon.service`), which
+work when no daemon runs; commands that act on running runs or on the daemon
 (``kill``, ``pause``, ``resume``, ``stop``, ``start``) go through the client,
 whose method names mirror the daemon's handlers. Every failure is one line on
 stderr; :data:`EXIT_STATUS` maps the protocol's error codes to exit statuses.
@@ -13,27 +13,22 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import typer
 
 from exq.cli.main import app, fail, handle_errors
 from exq.cli.queue_run import ensure_daemon
 from exq.cli.queue_view import daemon_line, format_table, status_json, status_rows
+from exq.daemon import service
 from exq.daemon.client import Client, DaemonError, DaemonNotRunning
 from exq.daemon.config import DaemonConfig
 from exq.daemon.protocol import MAX_JOBS, Code, StatusReply
-from exq.daemon.states import ENDED, RunState
-from exq.daemon.store import RunRecord, SyncStore, queue_ref
-from exq.engine.errors import ExperimentError
-
-if TYPE_CHECKING:
-    from exq.engine.git import Git
+from exq.daemon.states import RunState
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -151,8 +146,7 @@ def queue_status(
 ) -> None:
     """The runs of the queue and the daemon's state (works when the daemon is down)."""
     config = _config()
-    with SyncStore(config.db_path) as store:
-        runs = store.list_runs()
+    runs = service.list_runs(config)
     daemon = _daemon_status(config)
     if as_json:
         typer.echo(json.dumps(status_json(daemon, runs), indent=2))
@@ -173,13 +167,6 @@ def _daemon_status(config: DaemonConfig) -> StatusReply | None:
         return None
 
 
-def _find(store: SyncStore, key: str) -> RunRecord:
-    record = store.get_run(key)
-    if record is None:
-        raise ExperimentError(f"no run '{key}' in the queue", hint="see 'exq queue status'")
-    return record
-
-
 @queue_app.command("logs")
 @handle_errors
 def queue_logs(
@@ -188,43 +175,16 @@ def queue_logs(
 ) -> None:
     """Print a run's output."""
     config = _config()
-    with SyncStore(config.db_path) as store:
-        record = _find(store, run)
-        if not follow:
-            if record.log_path is None or not Path(record.log_path).exists():
-                typer.echo(
-                    f"Run {record.id} '{record.name}' has no output yet ({record.state.value}).",
-                    err=True,
-                )
-                return
-            _copy(Path(record.log_path), 0)
-            return
-        _follow_log(store, record.id, config.logs_dir / f"{record.id}.log")
-
-
-def _copy(path: Path, offset: int) -> int:
-    """Write ``path`` from ``offset`` to stdout; the new offset."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            data = handle.read()
-    except FileNotFoundError:
-        return offset
-    sys.stdout.buffer.write(data)
-    sys.stdout.buffer.flush()
-    return offset + len(data)
-
-
-def _follow_log(store: SyncStore, run_id: int, default: Path) -> None:
-    offset = 0
-    while True:
-        record = store.get_run(run_id)
-        path = Path(record.log_path) if record is not None and record.log_path else default
-        offset = _copy(path, offset)
-        if record is None or record.state in ENDED:
-            _copy(path, offset)  # what was written before the state changed
-            return
-        time.sleep(0.2)
+    record = service.find_run(config, run)
+    if follow:
+        service.follow_log(config, record.id, sys.stdout.buffer)
+        return
+    if record.log_path is None or not Path(record.log_path).exists():
+        typer.echo(
+            f"Run {record.id} '{record.name}' has no output yet ({record.state.value}).", err=True
+        )
+        return
+    service.copy_log(Path(record.log_path), 0, sys.stdout.buffer)
 
 
 # -- editing the queue -------------------------------------------------------
@@ -243,17 +203,12 @@ def queue_remove(
     states = _states(queued=queued, failed=failed, success=success, all_=all_)
     if not runs and not states:
         fail("name the runs to remove, or pass --queued, --failed, --success or --all", 2)
-    config = _config()
-    with SyncStore(config.db_path) as store:
-        ids = [_find(store, key).id for key in runs or []]
-        removed = store.remove(ids, states=states)
-    for record in removed:
-        _forget(record)
+    result = service.remove(_config(), runs or [], states)
+    for record in result.removed:
         typer.echo(f"Removed run {record.id} '{record.name}' ({record.state.value}).")
-    left = sorted(set(ids) - {record.id for record in removed})
-    if left:
-        fail(f"not removed (running): {', '.join(map(str, left))}", 1)
-    if not removed:
+    if result.running:
+        fail(f"not removed (running): {', '.join(map(str, result.running))}", 1)
+    if not result.removed:
         typer.echo("Nothing to remove.")
 
 
@@ -266,59 +221,17 @@ def _states(*, queued: bool, failed: bool, success: bool, all_: bool) -> list[Ru
     return states
 
 
-def remove_queue_refs(git: Git, refs: list[str]) -> int:
-    """Remove the queued runs behind these ``refs/exq/queue/<id>`` refs (never a
-    running one) with their rows, refs and logs; a ref with no row is just deleted.
-    Returns how many were removed."""
-    by_id = {int(ref.rsplit("/", 1)[1]): ref for ref in refs if ref.rsplit("/", 1)[1].isdigit()}
-    config = _config()
-    records: dict[int, RunRecord | None] = {}
-    if config.db_path.exists():
-        with SyncStore(config.db_path) as store:
-            records = {run_id: store.get_run(run_id) for run_id in by_id}
-            removed = store.remove([i for i, r in records.items() if r is not None], states=[])
-    else:
-        removed = []
-    for record in removed:
-        _forget(record)
-    orphans = [ref for run_id, ref in by_id.items() if records.get(run_id) is None]
-    orphans += [ref for ref in refs if not ref.rsplit("/", 1)[1].isdigit()]
-    for ref in orphans:
-        git.delete_ref(ref)
-    return len(removed) + len(orphans)
-
-
-def _forget(record: RunRecord) -> None:
-    """Drop a removed run's queue ref and log; a vanished repo or file is fine."""
-    from exq.engine.errors import ExqError
-    from exq.engine.git import Git
-
-    try:
-        Git.open(record.repo).delete_ref(queue_ref(record.id))
-    except ExqError:
-        pass
-    if record.log_path:
-        log = Path(record.log_path)
-        log.unlink(missing_ok=True)
-        for offset in log.parent.glob(f"{log.name}.*.offset"):  # how far a Ray job was read
-            offset.unlink(missing_ok=True)
-
-
 @queue_app.command("retry")
 @handle_errors
 def queue_retry(
     runs: list[str] = typer.Argument(..., metavar="ID|NAME...", help="Runs to queue again."),
 ) -> None:
     """Queue failed, interrupted or cancelled runs again (at the back of the queue)."""
-    config = _config()
-    with SyncStore(config.db_path) as store:
-        records = [_find(store, key) for key in runs]
-        done = set(store.retry([record.id for record in records]))
-    for record in records:
-        if record.id in done:
+    result = service.retry(_config(), runs)
+    for record in result.records:
+        if record.id in result.requeued:
             typer.echo(f"Queued run {record.id} '{record.name}' again.")
-    _client(config, timeout=1).wake_if_running()
-    refused = [f"{r.id} ({r.state.value})" for r in records if r.id not in done]
+    refused = [f"{r.id} ({r.state.value})" for r in result.records if r.id not in result.requeued]
     if refused:
         fail(f"only failed, interrupted or cancelled runs can be retried: {', '.join(refused)}", 1)
 
@@ -334,10 +247,7 @@ def queue_kill(
     force: bool = typer.Option(False, "--force", help="SIGKILL instead of SIGINT."),
 ) -> None:
     """Stop running runs (SIGINT to their process groups; SIGKILL with --force); cancel queued ones."""
-    config = _config()
-    with SyncStore(config.db_path) as store:
-        ids = [_find(store, key).id for key in runs]
-    reply = _client(config).kill(ids, force)
+    reply = service.kill(_config(), runs, force)
     signal = "SIGKILL" if force else "SIGINT"
     for run_id in reply.killed:
         typer.echo(f"Sent {signal} to run {run_id} (a queued run is cancelled).")

@@ -12,17 +12,16 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import typer
 
 from exq.cli.queue_view import progress_line
-from exq.daemon.client import Client, DaemonError, DaemonNotRunning
+from exq.daemon import service
+from exq.daemon.client import Client, DaemonError
 from exq.daemon.config import DaemonConfig
 from exq.daemon.protocol import Code, check_jobs
-from exq.daemon.states import ENDED, RunState
-from exq.daemon.store import RunRecord, SyncStore
+from exq.daemon.states import RunState
 from exq.engine.errors import ConfigError
 
 # How long `queue start` waits for a new daemon's socket to answer.
@@ -106,49 +105,13 @@ def _last_line(path: Path) -> str:
     return lines[-1] if lines else ""
 
 
-def follow_runs(
-    config: DaemonConfig, ids: Iterable[int], echo: Callable[[str], None]
-) -> list[RunRecord]:
-    """Print a line each time one of ``ids`` changes state, until all have ended.
-
-    Returns their last records. Raises ``DaemonNotRunning`` if the daemon goes
-    away while some have not ended.
-    """
-    pending = set(ids)
-    seen: dict[int, tuple[RunState, int]] = {}
-    last: dict[int, RunRecord] = {}
-    client = Client(config.socket_path, timeout=3)
-    next_check = time.monotonic() + 1.0
-    with SyncStore(config.db_path) as store:
-        while pending:
-            for run_id in sorted(pending):
-                record = store.get_run(run_id)
-                if record is None:  # removed meanwhile
-                    pending.discard(run_id)
-                    continue
-                last[run_id] = record
-                if seen.get(run_id) != (record.state, record.attempts):
-                    seen[run_id] = (record.state, record.attempts)
-                    echo(progress_line(record))
-                if record.state in ENDED:
-                    pending.discard(run_id)
-            if pending and time.monotonic() > next_check:
-                next_check = time.monotonic() + 1.0
-                if client.running() is None:
-                    raise DaemonNotRunning(config.socket_path)
-            if pending:
-                time.sleep(0.1)
-    return [last[i] for i in sorted(last)]
-
-
 def run_all_queued(jobs: int | None) -> None:
     """``exp run --run-all``: start the daemon if needed, follow the queued runs.
 
     Ctrl-C stops following, not the runs. Exits 1 if any run did not succeed.
     """
     config = DaemonConfig.from_env()
-    with SyncStore(config.db_path) as store:
-        ids = [r.id for r in store.list_runs([RunState.QUEUED, RunState.RUNNING])]
+    ids = [r.id for r in service.list_runs(config, [RunState.QUEUED, RunState.RUNNING])]
     try:
         # Ctrl-C may come while the daemon starts: it is detached, so it and
         # the runs go on either way.
@@ -158,7 +121,7 @@ def run_all_queued(jobs: int | None) -> None:
             f"{how} the exq daemon (pid {pid}); following {len(ids)} run(s). "
             "Ctrl-C stops following, not the runs."
         )
-        records = follow_runs(config, ids, typer.echo)
+        records = service.follow_runs(config, ids, lambda record: typer.echo(progress_line(record)))
     except KeyboardInterrupt:
         typer.echo("Stopped following; the runs go on (see 'exq queue status').", err=True)
         raise typer.Exit(130) from None

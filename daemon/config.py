@@ -107,6 +107,10 @@ class DaemonConfig:
     def logs_dir(self) -> Path:
         return self.state_dir / "logs"
 
+    def log_path(self, run_id: int) -> Path:
+        """Where a run's output goes."""
+        return self.logs_dir / f"{run_id}.log"
+
     @property
     def daemon_log(self) -> Path:
         return self.state_dir / "daemon.log"
@@ -122,6 +126,17 @@ class DaemonConfig:
     @property
     def socket_path(self) -> Path:
         return self.runtime_dir / "daemon.sock"
+
+
+def job_offset(log_path: Path | str, job_id: str) -> Path:
+    """Where the Ray executor keeps how far it read job ``job_id``'s output into
+    ``log_path`` (so a restarted daemon neither repeats nor loses a line)."""
+    return Path(f"{log_path}.{job_id}.offset")
+
+
+def job_offsets(log_path: Path) -> list[Path]:
+    """The :func:`job_offset` files of every job of a run's log."""
+    return sorted(log_path.parent.glob(f"{log_path.name}.*.offset"))
 
 
 def config_path(env: dict[str, str]) -> Path:

@@ -48,7 +48,8 @@ from anyio.abc import TaskStatus
 
 from exq import __version__
 from exq.daemon.config import DaemonConfig
-from exq.daemon.executors.base import any_alive, is_remote_location, reap_leftovers
+from exq.daemon.executors.base import is_remote_location
+from exq.daemon.executors.local import any_alive, reap_leftovers
 from exq.daemon.leftovers import clear_leftovers, exact_checkpoints
 from exq.daemon.requeue import requeue_interrupted
 from exq.daemon.scheduler import Scheduler

@@ -45,15 +45,13 @@ from exq.daemon.executors.base import (
     LOCAL,
     ExecResult,
     Executor,
-    LocalExecutor,
     RemoteJob,
     RunHooks,
     is_remote_location,
     location_of,
     ray_address_of,
-    signal_group,
-    start_ticks,
 )
+from exq.daemon.executors.local import LocalExecutor, signal_group, start_ticks
 from exq.daemon.handlers import StatusInfo
 from exq.daemon.protocol import check_jobs
 from exq.daemon.requeue import requeue_interrupted
@@ -286,7 +284,7 @@ class Scheduler:
         kinds = {record.id: self._kind(record) for record in queued}
         for run_id, slot in pick_next(items, busy, self._jobs):
             token = secrets.token_hex(8)
-            log_path = self._config.logs_dir / f"{run_id}.log"
+            log_path = self._config.log_path(run_id)
             location = location_of(kinds[run_id], self._config.ray_address)
             if not await self._store.claim(
                 run_id, slot=slot, log_path=str(log_path), token=token, location=location

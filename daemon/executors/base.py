@@ -1,54 +1,40 @@
-"""Executors, and the local one: running a queued run with the engine here.
+"""What every executor shares: the :class:`Executor` protocol and what it returns.
 
-An executor takes a claimed row and runs it to an :class:`ExecResult`
-(:class:`Executor`). :class:`LocalExecutor`, the default, is this module; the
-Ray executor (``exq.daemon.executors.ray.executor``) sends the run to a cluster and is
-imported only when a run asks for it.
+An executor takes a claimed row and runs it to an :class:`ExecResult`.
+:class:`~exq.daemon.executors.local.LocalExecutor`, the default, runs it here
+in a worktree; the Ray executor (``exq.daemon.executors.ray.executor``) sends
+it to a cluster and is imported only when a run asks for it.
 
-:func:`execute` runs a claimed row: a detached worktree at its snapshot under
-the state dir (the ``-S`` edits are in the snapshot already: the CLI applied
-them at enqueue), the cached outs linked in, the pipeline, the commit to
-``refs/exps/...``, the worktree removed (all of that is
-:func:`exq.engine.experiments.run.run_snapshot`). Its output goes to the run's own
-log file. Stage commands see ``EXQ_RUN_ID``, ``EXQ_WORKER_SLOT`` and
-``EXQ_RUN_TOKEN``, a random token of the attempt.
-
-Checkpoint runs report each checkpoint committed through ``on_checkpoint``
+The scheduler hears of a run while it goes on through :class:`RunHooks`:
+checkpoint runs report each checkpoint committed through ``on_checkpoint``
 (the scheduler records it in the store at once), and share ``snapshot_lock``
 with the engine, held while a snapshot is under way. A run whose row has a
 ``resume_sha`` (an interrupted checkpoint run) resumes from that checkpoint
-commit instead of starting from its snapshot
-(:func:`exq.engine.experiments.run.resume_run`).
+commit, or a later one on its ref (:func:`latest_checkpoint`), instead of
+starting from its snapshot.
 
-The token is how the daemon knows a process is a run's: before it signals a
-recorded process group (whose leader may be gone and its pid reused), and
-when a restarted daemon reaps what a SIGKILLed one left behind, it reads
-``/proc/<pid>/environ`` and only touches processes carrying the token.
+Stage commands see ``EXQ_RUN_ID``, ``EXQ_WORKER_SLOT`` and ``EXQ_RUN_TOKEN``, a
+random token of the attempt (:func:`run_env`).
 """
 
 from __future__ import annotations
 
-import os
-import signal
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import anyio
 
 from exq.daemon.config import DaemonConfig
 from exq.daemon.states import Outcome
-from exq.daemon.store import RunProcess, RunRecord
+from exq.daemon.store import RunRecord
 from exq.engine.errors import ExqError
 from exq.engine.experiments.chain_commit import CheckpointCallback
-from exq.engine.experiments.run import SnapshotRun, exp_env, resume_run, run_snapshot
+from exq.engine.experiments.run import exp_env
 from exq.engine.git import Git
-from exq.engine.run.project import Project, open_project
-from exq.engine.run.runner import OutputSink, SpawnHook
+from exq.engine.run.project import Project
+from exq.engine.run.runner import SpawnHook
 
-PROC = Path("/proc")
 TOKEN_VAR = "EXQ_RUN_TOKEN"
 
 
@@ -72,10 +58,6 @@ def run_env(run: RunRecord, config: DaemonConfig, slot: int) -> dict[str, str]:
         "EXQ_WORKER_SLOT": str(slot),
         TOKEN_VAR: run.token or "",
     }
-
-
-def worktree_path(config: DaemonConfig, run: RunRecord) -> Path:
-    return config.worktrees_dir / f"{run.id}-{run.attempts}"
 
 
 # -- where a run goes: "local", or "ray ADDRESS" (then "ray ADDRESS node ID") ----
@@ -123,35 +105,6 @@ class Executor(Protocol):
     async def execute(self, run: RunRecord, *, slot: int, hooks: RunHooks) -> ExecResult: ...
 
 
-class LocalExecutor:
-    """Runs in a worktree of the run's repository, on this machine."""
-
-    def __init__(self, config: DaemonConfig) -> None:
-        self._config = config
-
-    async def execute(self, run: RunRecord, *, slot: int, hooks: RunHooks) -> ExecResult:
-        return await execute(run, config=self._config, slot=slot, hooks=hooks)
-
-
-def snapshot_run(
-    project: Project, run: RunRecord, config: DaemonConfig, slot: int, hooks: RunHooks
-) -> SnapshotRun:
-    """The engine's run of one attempt: from the snapshot, or from ``run.resume_sha``."""
-    jobs = run.stage_jobs or os.cpu_count() or 1
-    fields: dict[str, Any] = dict(
-        targets=list(run.targets),
-        jobs=jobs,
-        env=run_env(run, config, slot),
-        on_spawn=hooks.on_spawn,
-        on_checkpoint=hooks.on_checkpoint,
-        snapshot_lock=hooks.snapshot_lock,
-    )
-    if run.resume_sha:
-        return resume_run(project, latest_checkpoint(project, run), **fields)
-    # No set_params: the -S edits were applied into the snapshot at enqueue.
-    return SnapshotRun(snapshot=run.snapshot, baseline=run.baseline, name=run.name, **fields)
-
-
 def latest_checkpoint(project: Project, run: RunRecord) -> str:
     """Where an interrupted checkpoint run resumes: its recorded checkpoint, or a
     later one on its ref (a daemon killed between moving the ref and writing the
@@ -167,139 +120,3 @@ def latest_checkpoint(project: Project, run: RunRecord) -> str:
     except ExqError:
         pass  # the recorded checkpoint is the safe choice
     return run.resume_sha
-
-
-async def execute(
-    run: RunRecord, *, config: DaemonConfig, slot: int, hooks: RunHooks
-) -> ExecResult:
-    """Run one claimed run to its end; user-level errors become a failed result."""
-    assert run.log_path is not None, "a claimed run has a log path"
-    log_path = Path(run.log_path)
-    log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(log_path, "ab") as stream:
-        sink = OutputSink(stream=stream, prefixed=(run.stage_jobs or os.cpu_count() or 1) > 1)
-        stamp = datetime.now(UTC).isoformat(timespec="seconds")
-        sink.note(f"exq: run {run.id} '{run.name}', attempt {run.attempts}, slot {slot}, {stamp}")
-        try:
-            project = open_project(Path(run.repo))
-            snapshot = await anyio.to_thread.run_sync(
-                snapshot_run, project, run, config, slot, hooks
-            )
-            if run.resume_sha:
-                sink.note(f"exq: resuming from checkpoint {run.resume_sha[:7]}")
-            result = await run_snapshot(project, snapshot, worktree_path(config, run), sink)
-        except ExqError as exc:
-            sink.note(f"exq: error: {exc}")
-            return ExecResult(Outcome.FAILED, error=str(exc))
-        failed = result.repro.failed if result.repro is not None else None
-        if failed is not None:
-            sink.note(f"exq: failed: {failed}")
-            return ExecResult(Outcome.FAILED, exit_code=failed.returncode, error=str(failed))
-        sink.note(f"exq: experiment '{result.name}' saved as {result.ref}")
-        return ExecResult(
-            Outcome.SUCCESS, exit_code=0, experiment_ref=result.ref, experiment_sha=result.sha
-        )
-
-
-# -- processes --------------------------------------------------------------
-
-
-def start_ticks(pid: int) -> int:
-    """The start time of ``pid`` in clock ticks since boot (0 if unknown)."""
-    fields = _stat_fields(pid)
-    return int(fields[19]) if fields else 0
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat after the command name (state is [0], pgrp [2])."""
-    try:
-        text = (PROC / str(pid) / "stat").read_text()
-    except OSError:
-        return None
-    return text[text.rfind(")") + 2 :].split()
-
-
-def has_token(pid: int, token: str) -> bool:
-    """Whether ``pid`` runs with ``EXQ_RUN_TOKEN=token`` in its environment."""
-    if not token:
-        return False
-    try:
-        environ = (PROC / str(pid) / "environ").read_bytes()
-    except OSError:
-        return False
-    return f"{TOKEN_VAR}={token}".encode() in environ.split(b"\0")
-
-
-def _alive(pid: int) -> bool:
-    fields = _stat_fields(pid)
-    return fields is not None and fields[0] not in ("Z", "X")
-
-
-def _own_pids() -> list[int]:
-    uid = os.getuid()
-    pids = []
-    for entry in PROC.iterdir() if PROC.is_dir() else ():
-        if entry.name.isdigit():
-            try:
-                if entry.stat().st_uid == uid:
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
-
-
-def group_members(pgid: int, token: str) -> list[int]:
-    """Live processes of group ``pgid`` that carry ``token``."""
-    members = []
-    for pid in _own_pids():
-        fields = _stat_fields(pid)
-        if fields is None or fields[0] in ("Z", "X") or int(fields[2]) != pgid:
-            continue
-        if has_token(pid, token):
-            members.append(pid)
-    return members
-
-
-def signal_group(pgid: int, token: str, signum: int) -> bool:
-    """Send ``signum`` to process group ``pgid`` if a live member carries ``token``.
-
-    Without /proc (not Linux) the group is signalled unchecked. Returns whether
-    a signal was sent.
-    """
-    if PROC.is_dir() and not (has_token(pgid, token) or group_members(pgid, token)):
-        return False
-    try:
-        os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
-def reap_leftovers(procs: Iterable[RunProcess], tokens: Iterable[str]) -> list[int]:
-    """SIGKILL what dead daemons' runs left: the recorded groups, and any other
-    process carrying one of ``tokens`` (a stage that left its group, or one that
-    started after its pid was recorded). Returns the pids found alive."""
-    wanted = {t for t in tokens if t}
-    found: set[int] = set()
-    for proc in procs:
-        members = group_members(proc.pid, proc.token)
-        if members:
-            found.update(members)
-            _send(os.killpg, proc.pid)
-    for pid in _own_pids():
-        if pid != os.getpid() and _alive(pid) and any(has_token(pid, t) for t in wanted):
-            found.add(pid)
-            _send(os.kill, pid)
-    return sorted(found)
-
-
-def _send(kill: Callable[[int, int], None], target: int) -> None:
-    try:
-        kill(target, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def any_alive(pids: Iterable[int]) -> bool:
-    """Whether one of ``pids`` is still running (zombies count as dead)."""
-    return any(_alive(pid) for pid in pids)

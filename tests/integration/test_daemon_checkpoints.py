@@ -117,7 +117,7 @@ async def test_each_checkpoint_is_recorded_while_the_run_goes_on(
 ) -> None:
     repo, baseline = make_training_project(tmp_path / "train")
     config = holding(config, 2)
-    run_id = enqueue(config.db_path, repo, "ck")
+    run_id = enqueue(config, repo, "ck")
     ref = exp_ref(baseline, "ck")
     async with daemon(config):
         await wait_for(lambda: list(rdv(config).glob("held-*")), "the script to hold at step 2")
@@ -141,7 +141,7 @@ async def test_each_checkpoint_is_recorded_while_the_run_goes_on(
 
 async def stopped_at_step_2(config: DaemonConfig, repo: Path) -> tuple[int, RunRecord]:
     """Queue a run, stop the daemon with --kill once it holds after step 2."""
-    run_id = enqueue(config.db_path, repo, "ck")
+    run_id = enqueue(config, repo, "ck")
     async with daemon(holding(config, 2)):
         await wait_for(lambda: list(rdv(config).glob("held-*")), "the script to hold at step 2")
         await call(config, "stop", True)

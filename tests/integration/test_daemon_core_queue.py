@@ -30,16 +30,17 @@ from pathlib import Path
 import anyio
 import pytest
 
+from exq.daemon import service
 from exq.daemon.client import Client
 from exq.daemon.config import DaemonConfig
 from exq.daemon.main import DaemonAlreadyRunning, run, sd_notify
+from exq.daemon.service import EnqueueRequest
 from exq.daemon.states import RunState
-from exq.daemon.store import NewRun, RunProcess, RunRecord, SyncStore, queue_ref
+from exq.daemon.store import NewRun, RunProcess, RunRecord, SyncStore
 from exq.daemon.store_async import AsyncStore
 from exq.engine.errors import ExqError
 from exq.engine.experiments.refs import exp_ref
 from exq.engine.git import Git
-from exq.engine.params.edit import parse_set_params, plan_changes
 from exq.engine.run.project import init_project
 
 pytestmark = pytest.mark.anyio
@@ -102,27 +103,12 @@ def make_project(root: Path) -> Path:
     return root
 
 
-def enqueue(db: Path, repo: Path, name: str, *params: str) -> int:
-    """Queue a run the way ``exp run --queue`` does: a snapshot with the -S edits
-    applied, the row, the queue ref."""
-    g = Git.open(repo)
-    baseline = g.head_sha()
-    assert baseline is not None
-    plan = plan_changes(repo, parse_set_params(list(params)))
-    edited = {path.relative_to(repo).as_posix(): data for path, data in plan.files.items()}
-    snapshot = g.snapshot_workspace("queued", parent=baseline, extra=edited)
-    with SyncStore(db) as store:
-        return store.enqueue(
-            NewRun(
-                repo=str(repo),
-                baseline=baseline,
-                snapshot=snapshot,
-                name=name,
-                params=list(params),
-                stage_jobs=1,
-            ),
-            on_id=lambda run_id: g.set_ref(queue_ref(run_id), snapshot),
-        )
+def enqueue(config: DaemonConfig, repo: Path, name: str, *params: str) -> int:
+    """Queue a run through the queue service, as ``exp run --queue`` does; the
+    daemon is not rung (the tests' daemon runs in this thread)."""
+    request = EnqueueRequest(name=name, set_params=list(params), stage_jobs=1)
+    ((run_id, _),) = service.enqueue(request, config, root=repo, ring=False)
+    return run_id
 
 
 @pytest.fixture
@@ -205,10 +191,8 @@ async def test_two_slots_run_concurrently_and_commit_experiments(
     config: DaemonConfig, repo: Path
 ) -> None:
     config = replace(config, jobs=2)
-    ids = [
-        enqueue(config.db_path, repo, f"meet{i}", "mode=meet", f"lr=0.{i + 2}") for i in range(2)
-    ]
-    ids.append(enqueue(config.db_path, repo, "plain", "lr=0.9"))
+    ids = [enqueue(config, repo, f"meet{i}", "mode=meet", f"lr=0.{i + 2}") for i in range(2)]
+    ids.append(enqueue(config, repo, "plain", "lr=0.9"))
     async with daemon(config):
         for run_id in ids:
             await wait_state(config, run_id, RunState.SUCCESS, RunState.FAILED)
@@ -238,8 +222,8 @@ async def test_runs_of_two_repositories_meet_once_jobs_is_raised(
     config: DaemonConfig, repo: Path, tmp_path: Path
 ) -> None:
     other = make_project(tmp_path / "other")
-    first = enqueue(config.db_path, repo, "here", "mode=meet")
-    second = enqueue(config.db_path, other, "there", "mode=meet")
+    first = enqueue(config, repo, "here", "mode=meet")
+    second = enqueue(config, other, "there", "mode=meet")
     async with daemon(config):
         await wait_for(lambda: started(config, first), "the first run to start")
         assert get(config, second).state is RunState.QUEUED  # one slot
@@ -259,8 +243,8 @@ async def test_runs_of_two_repositories_meet_once_jobs_is_raised(
 async def test_a_failing_run_is_failed_with_its_code_and_log_and_the_next_goes_on(
     config: DaemonConfig, repo: Path
 ) -> None:
-    bad = enqueue(config.db_path, repo, "bad", "mode=fail")
-    good = enqueue(config.db_path, repo, "good")
+    bad = enqueue(config, repo, "bad", "mode=fail")
+    good = enqueue(config, repo, "good")
     async with daemon(config):
         failed = await wait_state(config, bad, RunState.FAILED, RunState.SUCCESS)
         after = await wait_state(config, good, RunState.SUCCESS, RunState.FAILED)
@@ -280,7 +264,7 @@ async def test_a_run_in_a_broken_repository_fails_with_the_error(
     gone = tmp_path / "gone"
     with SyncStore(config.db_path) as store:
         lost = store.enqueue(NewRun(repo=str(gone), baseline="a" * 40, snapshot="b" * 40, name="x"))
-    good = enqueue(config.db_path, repo, "good")
+    good = enqueue(config, repo, "good")
     async with daemon(config):
         await wait_state(config, good, RunState.SUCCESS)
     record = get(config, lost)
@@ -294,9 +278,9 @@ async def test_a_run_in_a_broken_repository_fails_with_the_error(
 async def test_kill_fails_a_running_run_and_cancels_a_queued_one(
     config: DaemonConfig, repo: Path
 ) -> None:
-    blocked = enqueue(config.db_path, repo, "blocked", "mode=block")
-    nxt = enqueue(config.db_path, repo, "next")
-    later = enqueue(config.db_path, repo, "later")
+    blocked = enqueue(config, repo, "blocked", "mode=block")
+    nxt = enqueue(config, repo, "next")
+    later = enqueue(config, repo, "later")
     async with daemon(config):
         await wait_for(lambda: started(config, blocked), "the blocked run to start")
         pid = int(started(config, blocked)[0].name.split("-")[2])
@@ -315,8 +299,8 @@ async def test_kill_fails_a_running_run_and_cancels_a_queued_one(
 async def test_pause_starts_nothing_until_resume(config: DaemonConfig, repo: Path) -> None:
     async with daemon(config):
         await call(config, "pause")
-        waiting = enqueue(config.db_path, repo, "waiting")
-        probe = enqueue(config.db_path, repo, "probe")
+        waiting = enqueue(config, repo, "waiting")
+        probe = enqueue(config, repo, "probe")
         await call(config, "kill", [probe])  # its cancellation shows a pass went by
         await wait_state(config, probe, RunState.CANCELLED)
         assert get(config, waiting).state is RunState.QUEUED
@@ -327,8 +311,8 @@ async def test_pause_starts_nothing_until_resume(config: DaemonConfig, repo: Pat
 
 
 async def test_stop_lets_running_runs_finish(config: DaemonConfig, repo: Path) -> None:
-    blocked = enqueue(config.db_path, repo, "blocked", "mode=block")
-    queued = enqueue(config.db_path, repo, "queued")
+    blocked = enqueue(config, repo, "blocked", "mode=block")
+    queued = enqueue(config, repo, "queued")
     async with anyio.create_task_group() as tg:
         await tg.start(partial(run, config, install_signal_handlers=False))
         await wait_for(lambda: started(config, blocked), "the run to start")
@@ -346,8 +330,8 @@ async def test_stop_lets_running_runs_finish(config: DaemonConfig, repo: Path) -
 async def test_stop_kill_interrupts_and_the_next_start_requeues_at_the_front(
     config: DaemonConfig, repo: Path
 ) -> None:
-    blocked = enqueue(config.db_path, repo, "blocked", "mode=block")
-    queued = enqueue(config.db_path, repo, "queued")
+    blocked = enqueue(config, repo, "blocked", "mode=block")
+    queued = enqueue(config, repo, "queued")
     async with anyio.create_task_group() as tg:
         await tg.start(partial(run, config, install_signal_handlers=False))
         await wait_for(lambda: started(config, blocked), "the run to start")
@@ -369,7 +353,7 @@ async def test_a_stage_ignoring_sigint_is_killed_after_the_grace(
     config: DaemonConfig, repo: Path
 ) -> None:
     config = replace(config, grace=0.5)
-    stubborn = enqueue(config.db_path, repo, "stubborn", "mode=stubborn")
+    stubborn = enqueue(config, repo, "stubborn", "mode=stubborn")
     async with anyio.create_task_group() as tg:
         await tg.start(partial(run, config, install_signal_handlers=False))
         await wait_for(lambda: started(config, stubborn), "the run to start")
@@ -398,8 +382,8 @@ async def test_a_second_daemon_is_refused(config: DaemonConfig, tmp_path: Path) 
 async def test_recovery_reaps_leftovers_prunes_worktrees_and_requeues(
     config: DaemonConfig, repo: Path
 ) -> None:
-    first = enqueue(config.db_path, repo, "first")
-    left = enqueue(config.db_path, repo, "left")
+    first = enqueue(config, repo, "first")
+    left = enqueue(config, repo, "left")
     TOKEN = f"tok-{uuid.uuid4().hex}"
     # What a SIGKILLed daemon leaves: a run "running" with a live stage process
     # group, its worktree, and a process of someone else that must survive.

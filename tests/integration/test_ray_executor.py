@@ -82,7 +82,7 @@ async def test_a_job_stopped_on_the_cluster_resumes_there_with_a_gapless_chain(
 ) -> None:
     repo, baseline = make_training_project(tmp_path / "train", epochs=5)
     config = on_ray(config, ray_cluster, hold_at=2)
-    run_id = enqueue(config.db_path, repo, "far")
+    run_id = enqueue(config, repo, "far")
     async with daemon(config):
         await held(config, run_id, 3)
         await wait_for(
@@ -113,7 +113,7 @@ async def test_a_restarted_daemon_follows_the_job_it_left_running(
 ) -> None:
     repo, baseline = make_training_project(tmp_path / "train", epochs=4)
     config = on_ray(config, ray_cluster, hold_at=1)
-    run_id = enqueue(config.db_path, repo, "kept")
+    run_id = enqueue(config, repo, "kept")
     async with daemon(config):
         await held(config, run_id, 2)
     assert get(config, run_id).state is RunState.RUNNING  # let go of, not stopped
@@ -140,7 +140,7 @@ async def test_kill_stops_the_job_and_fails_the_run(
 ) -> None:
     repo, _ = make_training_project(tmp_path / "train", epochs=4)
     config = on_ray(config, ray_cluster, hold_at=0)
-    run_id = enqueue(config.db_path, repo, "doomed")
+    run_id = enqueue(config, repo, "doomed")
     async with daemon(config):
         await held(config, run_id, 1)
         reply = await call(config, "kill", [run_id], False)
@@ -187,7 +187,7 @@ async def test_a_run_whose_node_dies_resumes_on_another_node(
     config = replace(
         config, executor="ray", ray_address=address, extra_env={**config.extra_env, "HOLD_AT": "2"}
     )
-    run_id = enqueue(config.db_path, repo, "moved")
+    run_id = enqueue(config, repo, "moved")
     with SyncStore(config.db_path) as store:  # it needs a CPU: only worker nodes have one
         store._conn.execute("UPDATE runs SET cpus = 1 WHERE id = ?", (run_id,))
     async with daemon(config):
@@ -220,7 +220,7 @@ async def test_a_node_without_exq_fails_the_run_with_the_reason(
     repo, _ = make_training_project(tmp_path / "train", epochs=2)
     bare_python = Path(sys.base_prefix) / "bin" / "python3"  # this Python without the venv
     config = replace(on_ray(config, ray_cluster, hold_at=-1), ray_python=str(bare_python))
-    run_id = enqueue(config.db_path, repo, "nowhere")
+    run_id = enqueue(config, repo, "nowhere")
     async with daemon(config):
         await wait_for(
             lambda: (
@@ -246,7 +246,7 @@ async def test_an_adopted_run_waits_for_its_cluster_to_come_back(
     port = free_port()
     address = f"http://127.0.0.1:{port}"
     config = replace(config, extra_env={**config.extra_env, "HOLD_AT": "-1"})
-    run_id = enqueue(config.db_path, repo, "patient")
+    run_id = enqueue(config, repo, "patient")
     async with await AsyncStore.open(config.db_path) as store:  # as a dead daemon left it
         assert await store.claim(
             run_id,

@@ -12,6 +12,7 @@ MODULES = [
     "exq.daemon.main",
     "exq.daemon.scheduler",
     "exq.daemon.executors.base",
+    "exq.daemon.executors.local",
     "exq.daemon.executors.ray.remote",
     "exq.daemon.executors.ray.worker",
     "exq.daemon.executors.ray.shipment",

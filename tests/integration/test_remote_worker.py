@@ -65,7 +65,7 @@ def test_a_checkpoint_run_comes_back_as_its_chain_and_cache(
     config: DaemonConfig, tmp_path: Path
 ) -> None:
     repo, baseline = make_training_project(tmp_path / "train", epochs=3)
-    run_id = enqueue(config.db_path, repo, "far")
+    run_id = enqueue(config, repo, "far")
     folder = tmp_path / "payload"
     ship(config, record(config, run_id), folder)
     rdv = tmp_path / "rdv"
@@ -100,7 +100,7 @@ def test_a_resumed_run_continues_the_chain_it_was_sent(
     config: DaemonConfig, tmp_path: Path
 ) -> None:
     repo, baseline = make_training_project(tmp_path / "train", epochs=5)
-    run_id = enqueue(config.db_path, repo, "resumed")
+    run_id = enqueue(config, repo, "resumed")
     rdv = tmp_path / "rdv"
     rdv.mkdir()
     env = {**os.environ, "RDV": str(rdv), "HOLD_AT": "1"}
@@ -137,7 +137,7 @@ def test_a_failing_stage_reports_its_status(config: DaemonConfig, tmp_path: Path
     repo, baseline = make_training_project(tmp_path / "train", epochs=2)
     (repo / "train.py").write_text("import sys\nprint('broken')\nsys.exit(3)\n")
     git(repo, "commit", "-qam", "broken")
-    run_id = enqueue(config.db_path, repo, "bad")
+    run_id = enqueue(config, repo, "bad")
     folder = tmp_path / "payload"
     ship(config, record(config, run_id), folder)
     proc = subprocess.run(WORKER, cwd=folder, capture_output=True, text=True, timeout=120)
@@ -149,7 +149,7 @@ def test_a_failing_stage_reports_its_status(config: DaemonConfig, tmp_path: Path
 
 def test_applying_a_pack_twice_changes_nothing(config: DaemonConfig, tmp_path: Path) -> None:
     repo, baseline = make_training_project(tmp_path / "train", epochs=2)
-    run_id = enqueue(config.db_path, repo, "twice")
+    run_id = enqueue(config, repo, "twice")
     folder = tmp_path / "payload"
     ship(config, record(config, run_id), folder)
     proc = subprocess.run(
@@ -180,7 +180,7 @@ def test_a_folder_without_a_run_exits_2(tmp_path: Path) -> None:
 
 def test_a_killed_worker_takes_its_stage_with_it(config: DaemonConfig, tmp_path: Path) -> None:
     repo, _ = make_training_project(tmp_path / "train", epochs=3)
-    run_id = enqueue(config.db_path, repo, "orphan")
+    run_id = enqueue(config, repo, "orphan")
     folder = tmp_path / "payload"
     ship(config, record(config, run_id), folder)
     rdv = tmp_path / "rdv"
@@ -218,7 +218,7 @@ def test_a_project_in_a_sub_folder_runs_there_on_the_worker(
     baseline = write_training_project(
         proj, dvcyaml=TRAIN_DVCYAML, script=HOLD_TRAIN, params="train:\n  epochs: 2\n  lr: 0.5\n"
     )
-    run_id = enqueue(config.db_path, proj, "deep")
+    run_id = enqueue(config, proj, "deep")
     folder = tmp_path / "payload"
     ship(config, record(config, run_id), folder)
     assert json.loads((folder / JOB_FILE).read_text())["prefix"] == "proj"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from exq.cli.exp_queue import EnqueueArgs, parse_queue_args
+from exq.cli.exp_queue import parse_queue_args
 from exq.cli.queue_view import (
     daemon_json,
     daemon_line,
@@ -23,6 +23,7 @@ from exq.cli.queue_view import (
     where,
 )
 from exq.daemon.protocol import StatusReply
+from exq.daemon.service import EnqueueRequest
 from exq.daemon.states import RunState
 from exq.daemon.store import RunRecord
 from exq.engine.experiments.queue_snapshot import QueuePoint, first_sweep, sweep_points
@@ -78,27 +79,27 @@ RUNNING = replace(RECORD, state=RunState.RUNNING, attempts=1, started=T0, worker
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["--queue"], EnqueueArgs()),
+        (["--queue"], EnqueueRequest()),
         (
             ["--queue", "-S", "a=1", "-Sb=2", "--set-param", "c=3", "--set-param=d=4"],
-            EnqueueArgs(set_params=["a=1", "b=2", "c=3", "d=4"]),
+            EnqueueRequest(set_params=["a=1", "b=2", "c=3", "d=4"]),
         ),
         (
             ["-n", "x", "--queue", "train", "-f"],
-            EnqueueArgs(targets=["train"], name="x", force=True),
+            EnqueueRequest(targets=["train"], name="x", force=True),
         ),
         (
             ["--name=x", "--queue", "-j", "4", "--", "-weird-target"],
-            EnqueueArgs(targets=["-weird-target"], name="x", stage_jobs=4),
+            EnqueueRequest(targets=["-weird-target"], name="x", stage_jobs=4),
         ),
-        (["--queue", "--jobs=0"], EnqueueArgs(stage_jobs=None)),
+        (["--queue", "--jobs=0"], EnqueueRequest(stage_jobs=None)),
         (
             ["--queue", "--executor", "ray", "--cpus=2", "--gpus", "0.5"],
-            EnqueueArgs(executor="ray", cpus=2.0, gpus=0.5),
+            EnqueueRequest(executor="ray", cpus=2.0, gpus=0.5),
         ),
     ],
 )
-def test_fast_path_parses_plain_queue_calls(argv: list[str], expected: EnqueueArgs) -> None:
+def test_fast_path_parses_plain_queue_calls(argv: list[str], expected: EnqueueRequest) -> None:
     assert parse_queue_args(argv) == expected
 
 

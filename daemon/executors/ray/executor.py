@@ -33,7 +33,7 @@ from typing import IO, Any
 
 import anyio
 
-from exq.daemon.config import DaemonConfig
+from exq.daemon.config import DaemonConfig, job_offset
 from exq.daemon.executors.base import ExecResult, RunHooks
 from exq.daemon.executors.ray.remote import Applied, Importer, worker_entrypoint, write_payload
 from exq.daemon.executors.ray.shipment import FrameReader, decode_pack
@@ -129,7 +129,7 @@ class RayExecutor:
                     job,
                     hooks,
                     stream,
-                    Path(f"{log_path}.{job_id}.offset"),
+                    job_offset(log_path, job_id),
                     self._config.ray_address,
                 )
                 return await follower.follow(self._log)
