@@ -10,9 +10,10 @@ workspace with the ``-S`` edits applied (the engine's queue snapshot), write
 the rows and point ``refs/exq/queue/<id>`` at each snapshot in the same
 transaction, ring the daemon.
 
-Kept light at import time: ``exp run --queue`` answers in about 0.1 s, so
-this module imports the store, the client and the git seam, not the pipeline
-or the runner.
+Kept light at import time: ``exp run --queue`` answers in about 0.1 s, and
+``exp show`` reads the queued runs; so this module imports the store and the
+git seam at load, the client and the params editors only in the use cases
+that need them, and never the pipeline or the runner.
 """
 
 from __future__ import annotations
@@ -21,17 +22,17 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from exq.daemon.client import Client, DaemonNotRunning
 from exq.daemon.config import DaemonConfig, check_executor, job_offsets
-from exq.daemon.protocol import KillReply
 from exq.daemon.states import ENDED, RunState
 from exq.daemon.store import NewRun, RunRecord, SyncStore, queue_ref
 from exq.engine.errors import ExperimentError, ExqError
-from exq.engine.experiments.queue_snapshot import prepare_queue, sweep_points
 from exq.engine.git import Git
 from exq.engine.run.project import open_project
+
+if TYPE_CHECKING:
+    from exq.daemon.protocol import KillReply
 
 # Ring the daemon briefly: a hung daemon must not hold up an enqueue.
 WAKE_TIMEOUT = 1.0
@@ -70,6 +71,8 @@ def enqueue(
 
     ``root`` is the project (default: the one around the working directory).
     """
+    from exq.engine.experiments.queue_snapshot import prepare_queue, sweep_points
+
     if request.executor is not None:
         check_executor(request.executor)
     config = config or DaemonConfig.from_env()
@@ -110,8 +113,10 @@ def enqueue(
 
 
 def wake(config: DaemonConfig) -> None:
-    """Wake the daemon if it runs; no socket file, no daemon."""
+    """Wake the daemon if it runs; no socket file, no daemon (and no client import)."""
     if config.socket_path.exists():
+        from exq.daemon.client import Client
+
         Client(config.socket_path, timeout=WAKE_TIMEOUT).wake_if_running()
 
 
@@ -178,6 +183,8 @@ def follow_runs(
     Returns their last records. Raises ``DaemonNotRunning`` if the daemon goes
     away while some have not ended.
     """
+    from exq.daemon.client import Client, DaemonNotRunning
+
     pending = set(ids)
     seen: dict[int, tuple[RunState, int]] = {}
     last: dict[int, RunRecord] = {}
@@ -281,6 +288,8 @@ def retry(config: DaemonConfig, keys: Iterable[str]) -> Retry:
 def kill(config: DaemonConfig, keys: Iterable[str], force: bool) -> KillReply:
     """Ask the daemon to stop running runs (SIGKILL with ``force``) and cancel queued
     ones. Raises ``DaemonError`` (``DaemonNotRunning`` without a daemon)."""
+    from exq.daemon.client import Client
+
     with SyncStore(config.db_path) as store:
         ids = [_find(store, key).id for key in keys]
     return Client(config.socket_path).kill(ids, force)
