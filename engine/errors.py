@@ -10,6 +10,7 @@ stage; the CLI prints it without a traceback and exits with ``exit_code``.
     │   └── TemplateError    ${...}, vars, foreach or matrix cannot be resolved
     ├── ParamsError          a params file is unreadable, or -S is malformed
     ├── PipelineError        the stage graph is invalid (cycle, clash, escape)
+    │   └── OutsideRepository  a path to write really lies outside (a symlink leads out)
     ├── StageNotFound        a target names no stage or file
     ├── StageFailed          a stage command exited non-zero or lost an out
     ├── CacheError           the cache is missing or corrupt for a path
@@ -69,6 +70,10 @@ class ParamsError(ExqError):
 
 class PipelineError(ExqError):
     """The stage graph is invalid: a cycle, an out clash, a path escaping the repo."""
+
+
+class OutsideRepository(PipelineError):
+    """A path exq would write or delete resolves, through symlinks, outside the repository."""
 
 
 class StageNotFound(ExqError):

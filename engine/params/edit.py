@@ -40,6 +40,7 @@ from pathlib import Path, PurePosixPath
 from types import ModuleType
 from typing import Any, Literal
 
+from exq.engine.confine import check_inside
 from exq.engine.errors import ParamsError
 from exq.engine.params.spans import StructOp
 from exq.engine.params.values import bad_override as _bad
@@ -320,6 +321,7 @@ def plan_changes(root: Path, edits: Sequence[ParamEdit]) -> EditPlan:
     plan = EditPlan({}, [])
     for file, file_edits in by_file.items():
         path = Path(root) / file
+        check_inside(root, file, f"params file '{file}'", follow=True)
         raw = _read(path, file)
         try:
             text = raw.decode("utf-8")

@@ -15,6 +15,7 @@ import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from exq.engine.confine import check_inside
 from exq.engine.data.cache import Cache
 from exq.engine.data.hashdb import HashState
 from exq.engine.data.hashing import HashInfo
@@ -110,11 +111,13 @@ def update_tracked(text: str, name: str, info: HashInfo) -> str | None:
 
 def add_path(root: Path, path: Path, cache: Cache, state: HashState) -> Path:
     """Cache ``path``, write its ``.dvc`` file and ignore it in git; the .dvc path."""
-    path = path.absolute()
+    path = Path(os.path.normpath(path.absolute()))
     try:
         rel = path.relative_to(root)
     except ValueError:
         raise ExqError(f"'{path}' is outside the project at {root}") from None
+    # Its .dvc file and .gitignore go beside it: that folder must really be ours.
+    check_inside(root, rel, f"'{rel.as_posix()}'")
     if not path.exists():
         raise ExqError(f"'{rel.as_posix()}' does not exist")
     if rel.parts[0] in (".git", ".dvc") or path.name.endswith(SUFFIX):

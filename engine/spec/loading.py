@@ -7,7 +7,8 @@ import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exq.engine.spec.graph import Graph, build_graph
+from exq.engine.confine import check_inside
+from exq.engine.spec.graph import Graph, build_graph, repo_path
 from exq.engine.spec.lockfile import LockEntry, read_lock
 from exq.engine.spec.paramfiles import DiskSource, FileSource
 from exq.engine.spec.stage import Stage
@@ -66,12 +67,25 @@ def find_dvcfiles(root: Path) -> list[str]:
 
 
 def load_pipeline(root: Path, source: FileSource | None = None) -> Pipeline:
-    """Resolve every dvc.yaml under ``root`` and check the graph they form."""
+    """Resolve every dvc.yaml under ``root`` and check the graph they form; read
+    from disk (no ``source``), also that every out really lies in ``root``."""
+    on_disk = source is None
     source = source or DiskSource(root)
     dvcfiles = find_dvcfiles(root)
     stages: list[Stage] = []
     for dvcfile in dvcfiles:
         stages.extend(load_dvcfile(source, dvcfile))
     graph = build_graph(stages)
+    if on_disk:
+        check_outs_inside(root, stages)
     locks = {dvcfile: read_lock(root / lock_name(dvcfile)) for dvcfile in dvcfiles}
     return Pipeline(root=root, stages=stages, graph=graph, dvcfiles=dvcfiles, locks=locks)
+
+
+def check_outs_inside(root: Path, stages: list[Stage]) -> None:
+    """Refuse an out whose real location (symlinks resolved) leaves ``root``:
+    running would write or delete it there."""
+    for stage in stages:
+        for out in stage.outs:
+            what = f"stage '{stage.address}': out '{out.path}'"
+            check_inside(root, repo_path(stage, out.path), what)
