@@ -20,7 +20,8 @@ from exq.cli.app import handle_errors, plots_app
 from exq.engine.errors import ConfigError, GitError, PlotsError
 from exq.engine.git import Git
 from exq.engine.plots.collect import WORKSPACE, PlotsCollector, resolve_revisions
-from exq.engine.plots.model import RevPlots, build_charts, charts_to_json, target_found
+from exq.engine.plots.defs import target_found
+from exq.engine.plots.model import RevPlots, build_charts, charts_to_json
 from exq.engine.run.project import open_project
 
 DEFAULT_OUT = "dvc_plots"
@@ -55,11 +56,15 @@ def _output(
     open_page: bool,
     as_json: bool,
 ) -> None:
-    """Warn about read errors, check the targets, then print JSON or write the page."""
+    """Warn about read errors, check the targets, then print JSON or write the page.
+
+    Images are written beside the page (``static/``) in both cases, as DVC does.
+    """
     errors = [e for rev in revs for e in rev.errors]
     labels = [rev.rev for rev in revs]
-    for target, shown in zip(targets, typed):
-        if not target_found(target, revs):
+    for target, shown in zip(targets, typed, strict=True):
+        paths = [path for rev in revs for path in (*rev.files, *rev.images)]
+        if not target_found(target, paths, [use.plot_id for rev in revs for use in rev.uses]):
             # The target's own read error says more than "not there".
             why = [e for e in errors if f" {target}:" in e or f" {target}/" in e]
             raise PlotsError(
@@ -70,17 +75,23 @@ def _output(
     for message in dict.fromkeys(errors):
         typer.echo(f"WARNING: {message}", err=True)
     charts = build_charts(revs)
-    if as_json:
-        typer.echo(render.render_json(charts_to_json(charts, labels, errors)))
+    if not charts and not any(rev.images for rev in revs):
+        if as_json:
+            typer.echo(render.render_json(charts_to_json(charts, labels, errors)))
+        # As DVC: nothing to draw is no failure.
+        typer.echo("No plots were loaded, visualization file will not be created.", err=True)
         return
-    if not charts:
-        raise PlotsError(
-            f"no plots to show in {', '.join(labels)}",
-            hint="name plots files, or add plots outs to dvc.yaml",
-        )
-    from exq.engine.plots.page import write_page  # the page's code is loaded only to write one
+    from exq.engine.plots.page import write_images, write_page  # loaded only to write a page
 
-    path = write_page(Path(out or DEFAULT_OUT), charts, labels)
+    out_dir = Path(out or DEFAULT_OUT)
+    images = write_images(out_dir, revs)
+    if as_json:
+        listed = [
+            {"file": i.path, "rev": i.rev, "url": str((out_dir / i.src).absolute())} for i in images
+        ]
+        typer.echo(render.render_json(charts_to_json(charts, labels, errors, listed)))
+        return
+    path = write_page(out_dir, charts, labels, images=images)
     url = path.as_uri()
     typer.echo(url)
     if open_page and not webbrowser.open(url):
@@ -101,7 +112,7 @@ def plots_show(
         False, "--json", help="Print the plots' data as JSON; write no page."
     ),
 ) -> None:
-    """Draw the workspace's plots files (tsv, csv, json, yaml; live log folders) into one page."""
+    """Draw the workspace's plots (tsv, csv, json, yaml; images; folders of them) into one page."""
     _, collector = _collector()
     typed = list(targets or [])
     repo_targets = _repo_targets(collector.root, typed)

@@ -3,10 +3,12 @@
 For one revision ``PlotsCollector`` resolves that revision's ``dvc.yaml``
 files (as ``exp_collect`` does: ``DvcfileFinder`` and ``GitSource`` for a
 commit, ``find_dvcfiles`` on disk), takes each stage's ``plots`` outs and the
-top-level ``plots:`` entries, and reads every file: a plots file, or each
-plots file inside a plots folder (a live log folder of ``<metric>.tsv``
-files). In a commit, a cached out is read from the cache object that the
-commit's ``dvc.lock`` names (a file, or the files of a ``.dir`` listing).
+top-level ``plots:`` entries, and reads every file: a plots file or an
+image, or each of them inside a plots folder (a live log folder of
+``<metric>.tsv`` files, a folder of images). In a commit, a cached file is
+read from the cache object that the commit's ``dvc.lock`` names for the stage
+out holding it (a file, or the files of a ``.dir`` listing), whether the out
+is a plots out or, say, an ``eval`` folder named by top-level plots.
 
 Nothing is checked out. A broken file or ``dvc.yaml`` becomes an error line
 of that revision, so one bad revision does not hide the others.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -24,16 +27,17 @@ from exq.engine.data.hashing import HashInfo
 from exq.engine.errors import CacheError, DvcFileError, ExperimentError, ExqError, GitError
 from exq.engine.experiments.refs import find_experiment, resolve_rev
 from exq.engine.git import Git
-from exq.engine.plots.model import (
-    FileData,
+from exq.engine.plots.defs import (
+    TEMPLATES,
     PlotDef,
-    RevPlots,
-    is_plot_file,
+    attach_outs,
+    is_image,
     merge_defs,
-    parse_records,
     select_defs,
+    stage_plot_def,
     top_level_plot_defs,
 )
+from exq.engine.plots.model import FileData, RevPlots, is_plot_file, parse_records
 from exq.engine.spec.gitsource import DvcfileFinder, GitSource
 from exq.engine.spec.graph import repo_path
 from exq.engine.spec.loading import find_dvcfiles, lock_name
@@ -97,22 +101,40 @@ class PlotsCollector:
     ) -> RevPlots:
         result = RevPlots(label)
         defs: list[PlotDef] = []
+        outs: list[PlotDef] = []
         for dvcfile in dvcfiles:
             try:
-                defs.extend(_dvcfile_defs(source, dvcfile))
+                found, stage_outs = _dvcfile_defs(source, dvcfile)
             except ExqError as exc:
                 result.errors.append(f"{label}: {exc}")
-        for plot in select_defs(merge_defs(defs), targets):
+                continue
+            defs.extend(found)
+            outs.extend(stage_outs)
+        for plot in select_defs(attach_outs(merge_defs(defs), outs), targets):
+            if plot.template and plot.template not in TEMPLATES:
+                result.errors.append(
+                    f"{label}: {plot.dvcfile or 'dvc.yaml'}: plot '{plot.id}': unknown template "
+                    f"'{plot.template}', drawn as linear (one of: {', '.join(TEMPLATES)})"
+                )
             for path, raw in self._files(source, plot, in_git=in_git, errors=result.errors):
-                if path in result.files:
-                    continue
-                try:
-                    records = parse_records(path, raw)
-                except ExqError as exc:
-                    result.errors.append(f"{label}: {exc}")
-                    continue
-                result.files[path] = FileData(tuple(records), plot.x, plot.y)
+                self._read(result, plot, path, raw)
         return result
+
+    def _read(self, result: RevPlots, plot: PlotDef, path: str, raw: bytes) -> None:
+        """Keep one file of ``plot``: an image as it is, else its records (parsed once)."""
+        if is_image(path):
+            result.images.setdefault(path, raw)
+            return
+        if path not in result.files:
+            try:
+                records = parse_records(path, raw)
+            except ExqError as exc:
+                result.errors.append(f"{result.rev}: {exc}")
+                return
+            result.files[path] = FileData(tuple(records), plot.x, plot.y)
+        use = plot if path == plot.path else replace(plot, path=path)
+        if use not in result.uses:
+            result.uses.append(use)
 
     def _files(
         self, source: _Source, plot: PlotDef, *, in_git: bool, errors: list[str]
@@ -124,7 +146,7 @@ class PlotsCollector:
         found = [
             (path, data)
             for path in source.list_files(plot.path)
-            if is_plot_file(path) and (data := source.read_bytes(path)) is not None
+            if _drawable(path) and (data := source.read_bytes(path)) is not None
         ]
         if found or not (in_git and plot.cached):
             return found
@@ -160,7 +182,7 @@ class PlotsCollector:
             found = []
             for rel, file_md5 in self._cache.load_listing(HashInfo(md5=md5, size=0)):
                 path = posixpath.join(out_path, rel)
-                if is_plot_file(path) and (path == plot.path or _inside(path, plot.path)):
+                if _drawable(path) and (path == plot.path or _inside(path, plot.path)):
                     found.append((path, self._cache.obj_path(file_md5).read_bytes()))
             return found
         except (OSError, CacheError):
@@ -171,28 +193,35 @@ def _inside(path: str, folder: str) -> bool:
     return path.startswith(folder.rstrip("/") + "/")
 
 
-def _dvcfile_defs(source: _Source, dvcfile: str) -> list[PlotDef]:
-    """The plots defs of one ``dvc.yaml``: stage ``plots`` outs, then top-level ``plots:``."""
+def _drawable(path: str) -> bool:
+    """A file of a plots folder that is drawn: a data file or an image."""
+    return is_plot_file(path) or is_image(path)
+
+
+def _dvcfile_defs(source: _Source, dvcfile: str) -> tuple[list[PlotDef], list[PlotDef]]:
+    """The plots defs of one ``dvc.yaml`` (stage ``plots`` outs, then top-level ``plots:``),
+    and every stage out as a def, for finding a top-level plot's file in the cache."""
     raw = source.read_bytes(dvcfile)
     if raw is None:
         raise DvcFileError(f"{dvcfile}: file not found")
     data = parse_yaml(raw, dvcfile, error_cls=DvcFileError)
     defs: list[PlotDef] = []
+    outs: list[PlotDef] = []
     for stage in resolve_dvcfile(data, dvcfile=dvcfile, source=source):
-        for out in stage.outs_of("plots"):
+        for out in stage.outs:
             path = repo_path(stage, out.path)
-            defs.append(
-                PlotDef(
-                    path,
-                    cached=out.cache,
-                    dvcfile=dvcfile,
-                    stage=stage.name,
-                    out=out.path,
-                    out_path=path,
-                )
-            )
+            where = {
+                "cached": out.cache,
+                "dvcfile": dvcfile,
+                "stage": stage.name,
+                "out": out.path,
+                "out_path": path,
+            }
+            outs.append(PlotDef(path, **where))
+            if out.kind == "plots":
+                defs.append(stage_plot_def(path, dict(out.plot), **where))
     top = data.get("plots") if isinstance(data, dict) else None
-    return defs + top_level_plot_defs(dvcfile, top)
+    return defs + top_level_plot_defs(dvcfile, top), outs
 
 
 def resolve_revisions(

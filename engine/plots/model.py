@@ -1,18 +1,19 @@
 """Plots: the data model of ``exq plots show`` and ``exq plots diff``, pure functions only.
 
 A plots file (tsv, csv, json or yaml) is parsed into records
-(``parse_records``); the records of one file give one series per numeric
-column (``file_series``); the series of every revision are grouped into
-charts, one per file and metric, with one line per revision
-(``build_charts``). Which files a revision holds is worked out from plain
-data too (``top_level_plot_defs``, ``select_defs``). Reading the files of a
-revision is ``exq.engine.plots.collect``'s job; drawing the charts,
-``exq.engine.plots.page``'s.
+(``parse_records``). The charts are built from the records of every revision
+and the defs that asked for them (``exq.engine.plots.defs``): a def its
+author shaped (``y``, ``template``, ``title``, or a top-level plot naming
+several files) is one chart, a line per revision, file and ``y`` column; a
+bare file gives a chart per numeric column (``file_series``), a line per
+revision. Reading the files of a revision is ``exq.engine.plots.collect``'s
+job; drawing the charts, ``exq.engine.plots.page``'s.
 
-The x axis is the ``step`` column when the file has one (as ``exq.live`` and
-dvclive write it), else the row index, unless the ``dvc.yaml`` entry names
-``x``. The y values are every numeric column except ``step`` and
-``timestamp``, unless the entry names ``y``.
+The x axis is the entry's ``x`` when the file has it, else the ``step``
+column (as ``exq.live`` and dvclive write it), else the row index. The y
+values are the entry's ``y``, else every numeric column except ``step`` and
+``timestamp``. The confusion templates read ``x`` and ``y`` as classes and
+the bar templates ``y`` as labels, so their values are kept as they are.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ import json
 import math
 import posixpath
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from exq.engine import yaml12
 from exq.engine.errors import PlotsError
+from exq.engine.plots.defs import TEMPLATES, PlotDef
 
 Number = int | float
 Record = dict[str, Any]
@@ -36,26 +38,8 @@ PLOT_SUFFIXES = (".tsv", ".csv", ".json", ".yaml", ".yml")
 STEP = "step"
 INDEX = "index"  # the x axis when a file has no step column
 _NOT_Y = frozenset({STEP, "timestamp"})
-
-
-@dataclass(frozen=True)
-class PlotDef:
-    """A plots entry: a repo-relative file or folder, with the x and y fields it asks for.
-
-    ``cached``, ``dvcfile``, ``stage`` and ``out`` (the path as the lock
-    writes it) say where a revision's ``dvc.lock`` records a stage's out, so
-    a cached one is found in the cache; ``out_path`` is that whole out,
-    repo-relative (``path`` is a file inside it when a target narrowed it).
-    """
-
-    path: str
-    x: str | None = None
-    y: tuple[str, ...] | None = None
-    cached: bool = False
-    dvcfile: str = ""
-    stage: str = ""
-    out: str = ""
-    out_path: str = ""
+CATEGORICAL = frozenset({"confusion", "confusion_normalized"})  # x and y are classes
+BARS = frozenset({"bar_horizontal", "bar_horizontal_sorted"})  # y labels, x numbers
 
 
 @dataclass(frozen=True)
@@ -69,34 +53,53 @@ class FileData:
 
 @dataclass
 class RevPlots:
-    """What one revision holds: plots files by repo-relative path, and read errors."""
+    """What one revision holds: plots files by repo-relative path, the defs that
+    asked for each (a file drawn in two plots has two), images, and read errors."""
 
     rev: str
     files: dict[str, FileData] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    uses: list[PlotDef] = field(default_factory=list)
+    images: dict[str, bytes] = field(default_factory=dict)
+
+    def plot_uses(self) -> list[PlotDef]:
+        """The defs of the files read; files given without one are bare plots."""
+        if self.uses:
+            return self.uses
+        return [PlotDef(path, data.x, data.y) for path, data in self.files.items()]
 
 
 @dataclass(frozen=True)
 class Line:
-    """One revision's line in a chart."""
+    """One line (or set of points) of a chart: a revision's values of one file and column.
+
+    Values are numbers, except the classes of a confusion matrix and the labels of a bar chart.
+    """
 
     rev: str
-    xs: tuple[Number, ...]
-    ys: tuple[Number, ...]
+    xs: tuple[Any, ...]
+    ys: tuple[Any, ...]
+    file: str = ""
+    field: str = ""
 
 
 @dataclass
 class Chart:
-    """One chart: a metric of a plots file, with a line per revision that has it."""
+    """One chart: a metric of a plots file, or a plot its author shaped, with its lines."""
 
     file: str
     metric: str
     x: str
     lines: list[Line] = field(default_factory=list)
+    template: str = "linear"
+    title: str | None = None
+    plot_id: str = ""
+    x_label: str | None = None
+    y_label: str | None = None
 
     @property
     def id(self) -> str:
-        return f"{self.file}:{self.metric}"
+        return self.plot_id or f"{self.file}:{self.metric}"
 
 
 # -- parsing -------------------------------------------------------------------
@@ -241,145 +244,138 @@ def _numeric_columns(records: Sequence[Record], *, exclude: set[str]) -> list[st
 
 
 def build_charts(revs: Sequence[RevPlots]) -> list[Chart]:
-    """One chart per file and metric, files and metrics in order of first appearance,
-    with one line per revision that has the metric (in the order of ``revs``)."""
-    charts: dict[tuple[str, str], Chart] = {}
+    """The charts of every plot, in order of first appearance, lines in the order of ``revs``.
+
+    A shaped plot is one chart; a bare file is a chart per metric.
+    """
+    groups: dict[str, list[PlotDef]] = {}
     for rev in revs:
-        for path, data in rev.files.items():
-            x_field, series = file_series(data.records, data.x, data.y)
-            for metric, (xs, ys) in series.items():
-                chart = charts.setdefault((path, metric), Chart(path, metric, x_field))
-                if all(line.rev != rev.rev for line in chart.lines):
-                    chart.lines.append(Line(rev.rev, xs, ys))
+        for use in rev.plot_uses():
+            group = groups.setdefault(use.id, [])
+            if all(d.path != use.path for d in group):
+                group.append(use)
+    charts: list[Chart] = []
+    for defs in groups.values():
+        if len(defs) == 1 and not defs[0].styled:
+            charts.extend(_metric_charts(defs[0], revs))
+        else:
+            charts.append(_shaped_chart(defs, revs))
+    return [chart for chart in charts if chart.lines]
+
+
+def _metric_charts(d: PlotDef, revs: Sequence[RevPlots]) -> list[Chart]:
+    charts: dict[str, Chart] = {}
+    for rev in revs:
+        data = rev.files.get(d.path)
+        if data is None:
+            continue
+        x_field, series = file_series(data.records, d.x, d.y)
+        for metric, (xs, ys) in series.items():
+            chart = charts.setdefault(
+                metric, Chart(d.path, metric, x_field, x_label=d.x_label, template=_tpl(d))
+            )
+            if all(line.rev != rev.rev for line in chart.lines):
+                chart.lines.append(Line(rev.rev, xs, ys))
     return list(charts.values())
 
 
+def _tpl(d: PlotDef) -> str:
+    return d.template if d.template in TEMPLATES else "linear"
+
+
+def _shaped_chart(defs: list[PlotDef], revs: Sequence[RevPlots]) -> Chart:
+    """One chart of every file and ``y`` column of a plot, a line per revision, file and column."""
+    first = defs[0]
+    template = _tpl(first)
+    fields: dict[str, None] = {}
+    x_name = first.x or ""
+    lines: list[Line] = []
+    for rev in revs:
+        for d in defs:
+            data = rev.files.get(d.path)
+            if data is None:
+                continue
+            x_field, series = _template_series(template, data.records, d.x, d.y)
+            x_name = x_name if first.x else x_field
+            for column, (xs, ys) in series.items():
+                fields[column] = None
+                lines.append(Line(rev.rev, xs, ys, d.path, column))
+    metric = first.y_label or ", ".join(fields) or "y"
+    return Chart(
+        first.id,
+        metric,
+        x_name or INDEX,
+        lines,
+        template=template,
+        title=first.title or first.id,
+        plot_id=first.id,
+        x_label=first.x_label,
+        y_label=first.y_label,
+    )
+
+
+def _template_series(
+    template: str, records: Sequence[Record], x: str | None, y: Sequence[str] | None
+) -> tuple[str, dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]]]:
+    """(x name, {column: (xs, ys)}): numbers for lines and points, classes or labels as written
+    for the confusion and bar templates."""
+    if template not in CATEGORICAL and template not in BARS:
+        return file_series(records, x, y)
+    x_field = x or (STEP if template in BARS else INDEX)
+    columns = list(y) if y is not None else [k for k in (records[0] if records else {}) if k != x]
+    series: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
+    for column in columns[:1] if template in CATEGORICAL else columns:
+        pairs = [
+            (_x_value(template, r.get(x_field)), _label(r.get(column)))
+            for r in records
+            if r.get(x_field) is not None and r.get(column) is not None
+        ]
+        pairs = [(a, b) for a, b in pairs if a is not None]
+        if pairs:
+            series[column] = (tuple(a for a, _ in pairs), tuple(b for _, b in pairs))
+    return x_field, series
+
+
+def _x_value(template: str, value: Any) -> Any:
+    return to_number(value) if template in BARS else _label(value)
+
+
+def _label(value: Any) -> Any:
+    """A class or label as JSON can hold it: numbers and text as they are."""
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return value
+    return str(value)
+
+
 def charts_to_json(
-    charts: Iterable[Chart], revs: Sequence[str], errors: Sequence[str] = ()
+    charts: Iterable[Chart],
+    revs: Sequence[str],
+    errors: Sequence[str] = (),
+    images: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The ``--json`` output: revisions, every chart with its lines, and read errors."""
+    """The ``--json`` output: revisions, every chart with its lines, images, read errors."""
     return {
         "revisions": list(revs),
-        "plots": [
-            {
-                "file": chart.file,
-                "metric": chart.metric,
-                "x": chart.x,
-                "lines": [
-                    {"rev": line.rev, "x": list(line.xs), "y": list(line.ys)}
-                    for line in chart.lines
-                ],
-            }
-            for chart in charts
-        ],
+        "plots": [_chart_json(chart) for chart in charts],
+        "images": list(images),
         "errors": list(dict.fromkeys(errors)),
     }
 
 
-# -- which files ---------------------------------------------------------------
+def _chart_json(chart: Chart) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "file": chart.file,
+        "metric": chart.metric,
+        "x": chart.x,
+        "lines": [_line_json(chart, line) for line in chart.lines],
+    }
+    if chart.plot_id:
+        data = {"id": chart.plot_id, **data, "title": chart.title}
+    if chart.template != "linear":
+        data["template"] = chart.template
+    return data
 
 
-def top_level_plot_defs(dvcfile: str, entries: Any) -> list[PlotDef]:
-    """The files of a ``dvc.yaml``'s top-level ``plots:`` list (DVC 3's format).
-
-    Entries are paths (``- logs``), paths with options (``- logs: {x: step}``),
-    or ids whose ``y`` maps files to columns (``- loss: {y: {a.csv: loss}}``).
-    Paths are relative to the ``dvc.yaml`` folder. Templates are not read.
-    """
-    if not isinstance(entries, list):
-        return []
-    folder = posixpath.dirname(dvcfile)
-    defs: list[PlotDef] = []
-    for entry in entries:
-        if isinstance(entry, (str, int, float)) and not isinstance(entry, bool):
-            defs.append(PlotDef(_join(folder, str(entry)), dvcfile=dvcfile))
-            continue
-        if not isinstance(entry, dict):
-            continue
-        for name, props in entry.items():
-            props = props if isinstance(props, dict) else {}
-            y = props.get("y")
-            if isinstance(y, dict):
-                for file, columns in y.items():
-                    x = props.get("x")
-                    x = x.get(file) if isinstance(x, dict) else x
-                    defs.append(
-                        PlotDef(
-                            _join(folder, str(file)), _field(x), _fields(columns), dvcfile=dvcfile
-                        )
-                    )
-            else:
-                defs.append(
-                    PlotDef(
-                        _join(folder, str(name)),
-                        _field(props.get("x")),
-                        _fields(y),
-                        dvcfile=dvcfile,
-                    )
-                )
-    return defs
-
-
-def _field(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _fields(value: Any) -> tuple[str, ...] | None:
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, list):
-        return tuple(str(v) for v in value)
-    return None
-
-
-def _join(folder: str, path: str) -> str:
-    return posixpath.normpath(posixpath.join(folder, path))
-
-
-def merge_defs(defs: Iterable[PlotDef]) -> list[PlotDef]:
-    """One def per path: a stage's out keeps its cache facts, a top-level entry adds x/y."""
-    merged: dict[str, PlotDef] = {}
-    for new in defs:
-        old = merged.get(new.path)
-        if old is None:
-            merged[new.path] = new
-            continue
-        base, extra = (old, new) if old.stage else (new, old)
-        merged[new.path] = replace(base, x=base.x or extra.x, y=base.y or extra.y)
-    return list(merged.values())
-
-
-def select_defs(defs: Sequence[PlotDef], targets: Sequence[str] | None) -> list[PlotDef]:
-    """The defs that ``targets`` (repo-relative files or folders) name.
-
-    A target that is a def's path, or a folder holding defs, keeps them; a
-    file inside a plots folder narrows that def to the file; a target no def
-    names becomes a def of its own (any file can be plotted, as with DVC).
-    """
-    if not targets:
-        return list(defs)
-    chosen: list[PlotDef] = []
-    for target in (_norm(t) for t in targets):
-        matched = [d for d in defs if d.path == target or _inside(d.path, target)]
-        if not matched:
-            matched = [_narrow(d, target) for d in defs if _inside(target, d.path)]
-        chosen.extend(matched or [PlotDef(target)])
-    return merge_defs(chosen)
-
-
-def _narrow(d: PlotDef, path: str) -> PlotDef:
-    return replace(d, path=path, out_path=d.out_path or d.path)
-
-
-def _norm(path: str) -> str:
-    return posixpath.normpath(path.replace("\\", "/")).strip("/") or "."
-
-
-def _inside(path: str, folder: str) -> bool:
-    return folder == "." or path.startswith(folder.rstrip("/") + "/")
-
-
-def target_found(target: str, revs: Sequence[RevPlots]) -> bool:
-    """True when some revision holds the target file, or a file inside the target folder."""
-    norm = _norm(target)
-    return any(path == norm or _inside(path, norm) for rev in revs for path in rev.files)
+def _line_json(chart: Chart, line: Line) -> dict[str, Any]:
+    where = {"file": line.file, "field": line.field} if chart.plot_id else {}
+    return {"rev": line.rev, **where, "x": list(line.xs), "y": list(line.ys)}

@@ -7,7 +7,7 @@ the stage's ``wdir``; ``wdir`` and ``dvcfile`` are repo-relative POSIX paths.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 OutKind = Literal["outs", "metrics", "plots"]
 
@@ -23,6 +23,9 @@ class Out:
     # DVC 2 checkpoint output (`- model.h5: {checkpoint: true}`): saved at each
     # checkpoint signal and kept between runs.
     checkpoint: bool = False
+    # A plots out's drawing options as written (x, y, template, title, x_label,
+    # y_label); they change no hash, so they take no part in comparisons.
+    plot: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)

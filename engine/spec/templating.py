@@ -381,6 +381,7 @@ class _StageBuilder:
                         cache=bool(merged.get("cache", True)),
                         persist=bool(merged.get("persist", False)),
                         checkpoint=bool(merged.get("checkpoint", False)),
+                        plot=_plot_props(merged) if kind == "plots" else (),
                     )
                 )
         return outs
@@ -440,3 +441,16 @@ class _StageBuilder:
 def _add_keys(params: dict[str, list[str]], path: str, keys: list[str]) -> None:
     current = params.setdefault(path, [])
     current.extend(key for key in keys if key not in current)
+
+
+PLOT_PROPS = ("x", "y", "template", "title", "x_label", "y_label")
+
+
+def _plot_props(props: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """A plots out's drawing options, hashable (a ``y`` list becomes a tuple)."""
+    return tuple(
+        (key, tuple(value) if isinstance(value, list) else value)
+        for key, value in props.items()
+        if key in PLOT_PROPS and value is not None
+    )
+

@@ -210,15 +210,24 @@ def test_top_level_plots_with_x_and_y(tmp_path: Path) -> None:
     write(root / "a.csv", "n,score\n1,5\n2,6\n")
     write(root / "b.csv", "n,score\n1,7\n")
     data = _json("plots", "show", cwd=root)
+    # A named plot of several files is one chart, a line per file.
     assert [(p["file"], p["metric"], p["x"]) for p in data["plots"]] == [
         ("curves.json", "val", "epoch"),
-        ("a.csv", "score", "n"),
-        ("b.csv", "score", "n"),
+        ("cmp", "score", "n"),
     ]
     assert _lines(data, "curves.json", "val") == {"workspace": [(10, 0.3), (20, 0.2)]}
+    cmp = data["plots"][1]
+    assert [(line["file"], line["x"], line["y"]) for line in cmp["lines"]] == [
+        ("a.csv", [1, 2], [5, 6]),
+        ("b.csv", [1], [7]),
+    ]
 
 
-def test_no_plots_is_an_error(tmp_path: Path) -> None:
+def test_no_plots_is_no_error(tmp_path: Path) -> None:
+    # As DVC: a message, exit 0, no page.
     root = init_repo(tmp_path / "repo")
-    code, _, err = exq("plots", "show", cwd=root, check=False)
-    assert_refused(code, err, "no plots to show")
+    code, out, err = exq("plots", "show", cwd=root)
+    assert (code, out) == (0, "")
+    assert err == "No plots were loaded, visualization file will not be created.\n"
+    assert not (root / "dvc_plots").exists()
+    assert json.loads(exq("plots", "show", "--json", cwd=root)[1])["plots"] == []

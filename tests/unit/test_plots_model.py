@@ -8,23 +8,25 @@ import re
 import pytest
 
 from exq.engine.errors import PlotsError
+from exq.engine.plots.defs import (
+    PlotDef,
+    merge_defs,
+    select_defs,
+    target_found,
+    top_level_plot_defs,
+)
 from exq.engine.plots.model import (
     INDEX,
     Chart,
     FileData,
     Line,
-    PlotDef,
     RevPlots,
     build_charts,
     charts_to_json,
     file_series,
     is_plot_file,
-    merge_defs,
     parse_records,
-    select_defs,
-    target_found,
     to_number,
-    top_level_plot_defs,
 )
 from exq.engine.plots.page import chart_spec, render_page, thin
 
@@ -175,17 +177,32 @@ def test_charts_one_per_file_and_metric_with_a_line_per_revision() -> None:
 def test_top_level_plot_defs() -> None:
     entries = [
         "logs",
-        {"eval/pr.json": {"x": "recall", "y": "precision"}},
-        {"cmp": {"x": {"a.csv": "n"}, "y": {"a.csv": ["s1", "s2"], "../b.csv": "s"}}},
+        {"eval/pr.json": {"x": "recall", "y": "precision", "template": "simple", "title": "PR"}},
+        {
+            "cmp": {
+                "x": {"a.csv": "n"},
+                "y": {"a.csv": ["s1", "s2"], "../b.csv": "s"},
+                "template": "scatter",
+                "y_label": "score",
+            }
+        },
         {"bare": None},
         42,
         None,
     ]
+    cmp = {"dvcfile": "sub/dvc.yaml", "plot_id": "cmp", "template": "scatter", "y_label": "score"}
     assert top_level_plot_defs("sub/dvc.yaml", entries) == [
         PlotDef("sub/logs", dvcfile="sub/dvc.yaml"),
-        PlotDef("sub/eval/pr.json", "recall", ("precision",), dvcfile="sub/dvc.yaml"),
-        PlotDef("sub/a.csv", "n", ("s1", "s2"), dvcfile="sub/dvc.yaml"),
-        PlotDef("b.csv", None, ("s",), dvcfile="sub/dvc.yaml"),
+        PlotDef(
+            "sub/eval/pr.json",
+            "recall",
+            ("precision",),
+            dvcfile="sub/dvc.yaml",
+            template="simple",
+            title="PR",
+        ),
+        PlotDef("sub/a.csv", "n", ("s1", "s2"), **cmp),
+        PlotDef("b.csv", None, ("s",), **cmp),
         PlotDef("sub/bare", dvcfile="sub/dvc.yaml"),
         PlotDef("sub/42", dvcfile="sub/dvc.yaml"),
     ]
@@ -220,11 +237,12 @@ def test_select_defs_by_target() -> None:
 
 
 def test_target_found() -> None:
-    revs = [RevPlots("a", {"logs/loss.tsv": FileData(())}), RevPlots("b")]
-    assert target_found("logs", revs)
-    assert target_found("./logs/loss.tsv", revs)
-    assert not target_found("log", revs)
-    assert not target_found("roc.csv", revs)
+    paths = ["logs/loss.tsv"]
+    assert target_found("logs", paths)
+    assert target_found("./logs/loss.tsv", paths)
+    assert not target_found("log", paths)
+    assert not target_found("roc.csv", paths)
+    assert target_found("ROC", paths, ["ROC"])
 
 
 # -- the page ------------------------------------------------------------------------
