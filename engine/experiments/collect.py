@@ -141,6 +141,9 @@ class Collector:
         self._locks: dict[tuple[str, bytes], dict[str, dict[str, str]] | ExqError] = {}
         self._resolved: dict[tuple[str, bytes], list[_Resolution]] = {}
         self._finder = DvcfileFinder(git) if git is not None else None
+        # a project in a sub-folder of its repository reads its own files only,
+        # keyed by paths relative to it, in commits as in the workspace
+        self.prefix = git.prefix_of(self.root) if git is not None else ""
         self._cache = Cache(cache_dir) if cache_dir is not None else None
         self._listings: dict[str, list[tuple[str, str]]] = {}
 
@@ -150,8 +153,8 @@ class Collector:
         """Params and metrics of commit ``sha`` (full sha), read from git blobs."""
         if self.git is None or self._finder is None:
             raise ExqError("no git repository to read commits from")
-        source = GitSource(self.git, sha)
-        return self._collect(source, self._finder.find(sha), in_git=True)
+        source = GitSource(self.git, sha, self.prefix)
+        return self._collect(source, self._finder.find(sha, self.prefix), in_git=True)
 
     def workspace(self) -> RevData:
         """Params and metrics of the working tree as it is on disk."""

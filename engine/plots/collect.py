@@ -76,8 +76,9 @@ class PlotsCollector:
         """The plots files of commit ``sha`` (a full sha), read from git blobs and the cache."""
         if self.git is None or self._finder is None:
             raise ExqError("no git repository to read commits from")
-        source = GitSource(self.git, sha)
-        return self._collect(label, source, self._finder.find(sha), targets, in_git=True)
+        prefix = self.git.prefix_of(self.root)  # a project in a sub-folder reads its own files
+        source = GitSource(self.git, sha, prefix)
+        return self._collect(label, source, self._finder.find(sha, prefix), targets, in_git=True)
 
     def revisions(
         self, pairs: Sequence[tuple[str, str | None]], targets: Sequence[str] | None = None

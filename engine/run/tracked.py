@@ -20,7 +20,7 @@ from exq.engine.data.cache import Cache
 from exq.engine.data.hashdb import HashState
 from exq.engine.data.hashing import HashInfo
 from exq.engine.errors import DvcFileError, ExqError
-from exq.engine.spec.loading import skipped_dir
+from exq.engine.spec.loading import searched
 from exq.engine.writes import atomic_write_text
 
 SUFFIX = ".dvc"
@@ -39,10 +39,11 @@ def dvcfile_for(path: Path) -> Path:
 
 
 def find_tracked(root: Path) -> list[Path]:
-    """Every ``*.dvc`` file in the project, outside git's and DVC's folders."""
+    """Every ``*.dvc`` file in the project, outside git's and DVC's folders and
+    the projects inside it."""
     found: list[Path] = []
     for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not skipped_dir(d))
+        dirs[:] = sorted(d for d in dirs if searched(folder, d))
         found.extend(Path(folder) / f for f in sorted(files) if f.endswith(SUFFIX))
     return found
 

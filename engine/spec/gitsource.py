@@ -12,7 +12,7 @@ from __future__ import annotations
 import posixpath
 
 from exq.engine.git import Git
-from exq.engine.spec.loading import DVCFILE, VENV_MARKER, skipped_dir
+from exq.engine.spec.loading import DVCFILE, PROJECT_MARKER, VENV_MARKER, skipped_dir
 
 # As ``pipeline.find_dvcfiles`` on disk: folders never searched.
 
@@ -90,8 +90,10 @@ class DvcfileFinder:
             return cached
         entries = self.git.tree_entries(tree_id)
         names = {name for name, kind, _ in entries if kind == "blob"}
+        folders = {name for name, kind, _ in entries if kind == "tree"}
         found: list[str] = []
-        if root or VENV_MARKER not in names:  # a committed virtualenv is skipped, as on disk
+        # a committed virtualenv, and another project inside this one, are skipped, as on disk
+        if root or (VENV_MARKER not in names and PROJECT_MARKER not in folders):
             found = [DVCFILE] if DVCFILE in names else []
             for name, kind, oid in entries:
                 if kind == "tree" and not skipped_dir(name):

@@ -20,11 +20,25 @@ LOCKFILE = "dvc.lock"
 # DVC's own among them), and homes of packages that can hold many thousand files.
 _SKIP_DIRS = {"node_modules", "__pycache__"}
 VENV_MARKER = "pyvenv.cfg"  # a folder holding it is a virtualenv, skipped too
+# A sub-folder holding a ``.dvc`` folder is another project (``dvc init --subdir``):
+# as DVC does, a project never reads the pipelines of the projects inside it.
+PROJECT_MARKER = ".dvc"
 
 
 def skipped_dir(name: str) -> bool:
     """True for a folder name that project searches never enter."""
     return name.startswith(".") or name in _SKIP_DIRS
+
+
+def searched(folder: str, name: str) -> bool:
+    """Whether a search of the project's files enters the sub-folder ``name`` of
+    ``folder`` on disk: not a skipped name, a virtualenv or another project."""
+    path = os.path.join(folder, name)
+    return (
+        not skipped_dir(name)
+        and not os.path.exists(os.path.join(path, VENV_MARKER))
+        and not os.path.isdir(os.path.join(path, PROJECT_MARKER))
+    )
 
 
 @dataclass
@@ -52,14 +66,11 @@ def lock_name(dvcfile: str) -> str:
 
 
 def find_dvcfiles(root: Path) -> list[str]:
-    """Repo-relative paths of every dvc.yaml, the root one first, then sorted."""
+    """Project-relative paths of every dvc.yaml, the root one first, then sorted;
+    the folders of other projects inside this one are not searched."""
     found: list[str] = []
     for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(
-            d
-            for d in dirs
-            if not skipped_dir(d) and not os.path.exists(os.path.join(folder, d, VENV_MARKER))
-        )
+        dirs[:] = sorted(d for d in dirs if searched(folder, d))
         if DVCFILE in files:
             rel = os.path.relpath(os.path.join(folder, DVCFILE), root)
             found.append(Path(rel).as_posix())
