@@ -1,0 +1,114 @@
+"""Snapshots: the workspace as it is, committed without touching the user's index,
+HEAD or branches (what a queued or temporary run starts from)."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pygit2
+from pygit2.enums import FileMode
+
+from exq.engine.errors import GitError
+from exq.engine.git.repository import (
+    MODE_EXEC,
+    MODE_FILE,
+    MODE_GITLINK,
+    MODE_LINK,
+    Repository,
+    lstat_or_none,
+)
+
+
+class Snapshots(Repository):
+    """Commits of the workspace; no ref points at them until the caller sets one."""
+
+    def snapshot_workspace(
+        self, message: str, *, parent: str | None = None, extra: dict[str, bytes] | None = None
+    ) -> str:
+        """Commit the workspace as it is (tracked changes and untracked, non-ignored
+        files) on top of ``parent`` (default HEAD); ``extra`` overrides file contents.
+
+        The user's index, HEAD and branches are not touched and no ref points at
+        the new commit. Returns its sha.
+        """
+        repo = self._repo
+        head = None if repo.head_is_unborn else repo.head.peel(pygit2.Commit)
+        # A fresh in-memory index, never the one in .git/index.
+        index = pygit2.Index()
+        if head is not None:
+            index.read_tree(head.tree)
+        self._add_workspace_changes(index)
+        for rel, data in (extra or {}).items():
+            rel = _clean_relpath(rel)
+            old = _index_mode(index, rel)
+            mode = old if old in (MODE_FILE, MODE_EXEC) else MODE_FILE
+            index.add(pygit2.IndexEntry(rel, repo.create_blob(data), FileMode(mode)))
+        parents = [self._commit(parent).id] if parent else ([head.id] if head else [])
+        return self._write_commit(index.write_tree(repo), parents, message)
+
+    def _add_workspace_changes(self, index: pygit2.Index) -> None:
+        """Make ``index`` (HEAD's tree) match the workspace. Only the paths that
+        status reports are looked at: it uses the stat cache of .git/index."""
+        try:
+            changed = sorted(self._repo.status(untracked_files="all"))
+        except pygit2.GitError as exc:
+            raise GitError(f"cannot read the status of {self.root}: {exc}") from exc
+        filemode = self._config_bool("core.filemode", default=True)
+        present: list[tuple[str, os.stat_result]] = []
+        for rel in changed:
+            if rel.endswith("/"):  # an untracked nested repository: git skips it too
+                continue
+            st = lstat_or_none(self.root / rel)
+            if st is None or (stat.S_ISDIR(st.st_mode) and not _is_gitlink(index, rel)):
+                _index_remove(index, rel)  # removals first: a file may become a folder
+            elif not stat.S_ISDIR(st.st_mode):
+                present.append((rel, st))
+        for rel, st in present:
+            oid = self._blob_from_workdir(rel)
+            mode = _workdir_mode(st, _index_mode(index, rel), filemode)
+            index.add(pygit2.IndexEntry(rel, oid, FileMode(mode)))
+
+    def _write_commit(self, tree: pygit2.Oid, parents: list[pygit2.Oid], message: str) -> str:
+        sig = self._signature()
+        try:
+            return str(self._repo.create_commit(None, sig, sig, message, tree, parents))
+        except pygit2.GitError as exc:
+            raise GitError(f"cannot create a commit in {self.root}: {exc}") from exc
+
+    def _blob_from_workdir(self, rel: str) -> pygit2.Oid:
+        try:
+            return self._repo.create_blob_fromworkdir(rel)  # applies clean filters, reads links
+        except (pygit2.GitError, OSError) as exc:
+            raise GitError(f"cannot read {rel} in {self.root}: {exc}") from exc
+
+
+def _clean_relpath(rel: str) -> str:
+    parts = [p for p in rel.replace("\\", "/").split("/") if p not in ("", ".")]
+    if not parts or rel.startswith("/") or ".." in parts or parts[0] == ".git":
+        raise GitError(f"invalid path inside the repository: {rel!r}")
+    return "/".join(parts)
+
+
+def _index_mode(index: pygit2.Index, rel: str) -> int | None:
+    try:
+        return int(index[rel].mode)
+    except KeyError:
+        return None
+
+
+def _is_gitlink(index: pygit2.Index, rel: str) -> bool:
+    return _index_mode(index, rel) == MODE_GITLINK
+
+
+def _index_remove(index: pygit2.Index, rel: str) -> None:
+    if rel in index:
+        index.remove(rel)
+
+
+def _workdir_mode(st: os.stat_result, old: int | None, filemode: bool) -> int:
+    if stat.S_ISLNK(st.st_mode):
+        return MODE_LINK
+    if not filemode:  # core.filemode=false: the exec bit on disk means nothing
+        return old if old in (MODE_FILE, MODE_EXEC) else MODE_FILE
+    return MODE_EXEC if st.st_mode & stat.S_IXUSR else MODE_FILE
