@@ -25,10 +25,11 @@ from exq.cli.main import app, fail, handle_errors
 from exq.cli.queue_run import ensure_daemon
 from exq.cli.queue_view import daemon_line, format_table, status_json, status_rows
 from exq.daemon import service
-from exq.daemon.client import Client, DaemonError, DaemonNotRunning
+from exq.daemon.client import Client, DaemonError, DaemonNotRunning, lock_holder
 from exq.daemon.config import DaemonConfig
 from exq.daemon.protocol import MAX_JOBS, Code, StatusReply
 from exq.daemon.states import RunState
+from exq.daemon.store import RunRecord
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -147,37 +148,47 @@ def queue_status(
     """The runs of the queue and the daemon's state (works when the daemon is down)."""
     config = _config()
     runs = service.list_runs(config)
-    daemon = _daemon_status(config)
+    daemon, silent = _daemon_status(config)
     if as_json:
-        typer.echo(json.dumps(status_json(daemon, runs), indent=2))
+        typer.echo(json.dumps(status_json(daemon, runs, silent), indent=2))
         return
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
     if runs:
-        rows = status_rows(runs, datetime.now(UTC), Path.home())
+        alive = daemon is not None or silent is not None
+        rows = status_rows(runs, datetime.now(UTC), Path.home(), daemon_alive=alive)
         typer.echo("\n".join(format_table(rows, width)))
     else:
         typer.echo("No runs in the queue.")
-    typer.echo(daemon_line(daemon))
+    typer.echo(daemon_line(daemon, silent))
 
 
-def _daemon_status(config: DaemonConfig) -> StatusReply | None:
+def _daemon_status(config: DaemonConfig) -> tuple[StatusReply | None, int | None]:
+    """The daemon's status reply; else the pid of a live daemon that did not
+    answer (stopped with SIGSTOP, say), or None when no daemon is alive."""
     try:
-        return _client(config, timeout=3).status()
-    except DaemonNotRunning:
-        return None
+        return _client(config, timeout=3).status(), None
+    except DaemonError:
+        return None, lock_holder(config.lock_path)
 
 
 @queue_app.command("logs")
 @handle_errors
 def queue_logs(
     run: str = typer.Argument(..., metavar="ID|NAME", help="Run id or experiment name."),
-    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the run ends."),
+    follow: bool = typer.Option(
+        False, "--follow", "-f", help="Keep printing until the run ends; exit 1 unless it succeeded."
+    ),
 ) -> None:
     """Print a run's output."""
     config = _config()
     record = service.find_run(config, run)
     if follow:
-        service.follow_log(config, record.id, sys.stdout.buffer)
+        last = service.follow_log(config, record.id, sys.stdout.buffer, on_wait=_say_why)
+        if last is None:
+            fail(f"run {record.id} was removed from the queue", 1)
+        elif last.state is not RunState.SUCCESS:
+            detail = f": {last.error.splitlines()[0]}" if last.error else ""
+            fail(f"run {last.id} '{last.name}' ended {last.state.value}{detail}", 1)
         return
     if record.log_path is None or not Path(record.log_path).exists():
         typer.echo(
@@ -185,6 +196,10 @@ def queue_logs(
         )
         return
     service.copy_log(Path(record.log_path), 0, sys.stdout.buffer)
+
+
+def _say_why(record: RunRecord, reason: str) -> None:
+    typer.echo(f"exq: run {record.id} '{record.name}' is queued: {reason}.", err=True)
 
 
 # -- editing the queue -------------------------------------------------------
@@ -247,12 +262,14 @@ def queue_kill(
     force: bool = typer.Option(False, "--force", help="SIGKILL instead of SIGINT."),
 ) -> None:
     """Stop running runs (SIGINT to their process groups; SIGKILL with --force); cancel queued ones."""
-    reply = service.kill(_config(), runs, force)
+    done = service.kill(_config(), runs, force)
     signal = "SIGKILL" if force else "SIGINT"
-    for run_id in reply.killed:
+    for run_id in done.signalled:
         typer.echo(f"Sent {signal} to run {run_id} (a queued run is cancelled).")
-    if reply.not_running:
-        fail(f"not running or queued: {', '.join(map(str, reply.not_running))}", 1)
+    for run_id in done.cancelled:
+        typer.echo(f"Cancelled run {run_id} (it was queued).")
+    if done.not_running:
+        fail(f"not running or queued: {', '.join(map(str, done.not_running))}", 1)
 
 
 @queue_app.command("pause")

@@ -2,53 +2,76 @@
 
 ``status_json`` is the ``--json`` shape of the issue::
 
-    {"daemon": {"running", "pid", "slots_busy", "slots_total"},
+    {"daemon": {"running", "answering", "pid", "slots_busy", "slots_total"},
      "runs": [{"id", "name", "repo", "state", "attempt", "created", "started",
                "finished", "exit_code", "experiment_ref", "error", "checkpoints",
                "executor", "location", "cpus", "gpus"}]}
 
 with times in ISO 8601 and absent values null. ``status_rows`` gives the
 table's cells; drawing them is the command's business.
+
+What is shown is true when the daemon is gone: with no daemon alive, a row
+still ``running`` on this machine is shown ``interrupted`` (the daemon died
+under it; the next start queues it again). A daemon that is alive but does
+not answer (stopped, or too busy) is shown as such (``silent_pid``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from exq.daemon.protocol import StatusReply
-from exq.daemon.states import RunState
+from exq.daemon.states import DIED, RunState
 from exq.daemon.store import RunRecord
 
 HEADERS = ("ID", "Name", "Repo", "State", "Where", "Created", "Duration", "Attempt", "Result")
 
 
-def daemon_json(daemon: StatusReply | None) -> dict[str, Any]:
+def daemon_json(daemon: StatusReply | None, silent_pid: int | None = None) -> dict[str, Any]:
     if daemon is None:
-        return {"running": False, "pid": None, "slots_busy": None, "slots_total": None}
+        return {
+            "running": silent_pid is not None,
+            "answering": False,
+            "pid": silent_pid,
+            "slots_busy": None,
+            "slots_total": None,
+        }
     return {
         "running": True,
+        "answering": True,
         "pid": daemon.pid,
         "slots_busy": daemon.slots_busy,
         "slots_total": daemon.slots_total,
     }
 
 
-def run_json(run: RunRecord) -> dict[str, Any]:
+def shown_state(run: RunRecord, daemon_alive: bool) -> RunState:
+    """The state to show: a local run left ``running`` by a dead daemon is interrupted.
+    (A cluster run goes on without the daemon: the next one follows it again.)"""
+    local = run.location in (None, "local")
+    if run.state is RunState.RUNNING and local and not daemon_alive:
+        return RunState.INTERRUPTED
+    return run.state
+
+
+def run_json(run: RunRecord, daemon_alive: bool = True) -> dict[str, Any]:
+    state = shown_state(run, daemon_alive)
     return {
         "id": run.id,
         "name": run.name,
         "repo": run.repo,
-        "state": run.state.value,
+        "state": state.value,
         "attempt": run.attempts,
         "created": _iso(run.created),
         "started": _iso(run.started),
         "finished": _iso(run.finished),
         "exit_code": run.exit_code,
         "experiment_ref": run.experiment_ref,
-        "error": run.error,
+        "error": run.error if state is run.state else DIED,
         "checkpoints": run.checkpoints,
         "executor": run.executor,
         "location": run.location,
@@ -57,12 +80,23 @@ def run_json(run: RunRecord) -> dict[str, Any]:
     }
 
 
-def status_json(daemon: StatusReply | None, runs: Sequence[RunRecord]) -> dict[str, Any]:
-    return {"daemon": daemon_json(daemon), "runs": [run_json(run) for run in runs]}
+def status_json(
+    daemon: StatusReply | None, runs: Sequence[RunRecord], silent_pid: int | None = None
+) -> dict[str, Any]:
+    alive = daemon is not None or silent_pid is not None
+    return {
+        "daemon": daemon_json(daemon, silent_pid),
+        "runs": [run_json(run, alive) for run in runs],
+    }
 
 
-def daemon_line(daemon: StatusReply | None) -> str:
+def daemon_line(daemon: StatusReply | None, silent_pid: int | None = None) -> str:
     """One line on the daemon: running or not, slots busy/total."""
+    if daemon is None and silent_pid is not None:
+        return (
+            f"Daemon: running (pid {silent_pid}) but not answering (stopped or busy);"
+            " the runs above are read from the queue database"
+        )
     if daemon is None:
         return "Daemon: not running (start it with 'exq queue start')"
     extra = ", paused" if daemon.paused else ""
@@ -74,23 +108,28 @@ def daemon_line(daemon: StatusReply | None) -> str:
 
 
 def status_rows(
-    runs: Sequence[RunRecord], now: datetime, home: Path | None = None
+    runs: Sequence[RunRecord], now: datetime, home: Path | None = None, daemon_alive: bool = True
 ) -> list[list[str]]:
     """The table's cells, one row per run."""
-    return [
-        [
-            str(run.id),
-            run.name,
-            short_repo(run.repo, home),
-            run.state.value,
-            where(run),
-            run.created.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
-            duration(run, now),
-            str(run.attempts),
-            result_text(run),
-        ]
-        for run in runs
-    ]
+    rows = []
+    for run in runs:
+        state = shown_state(run, daemon_alive)
+        if state is not run.state:  # its clock stopped when the daemon died; no slot held
+            run = replace(run, state=state, finished=None, worker_slot=None, error=DIED)
+        rows.append(
+            [
+                str(run.id),
+                run.name,
+                short_repo(run.repo, home),
+                state.value,
+                where(run),
+                run.created.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+                duration(run, now),
+                str(run.attempts),
+                result_text(run),
+            ]
+        )
+    return rows
 
 
 def where(run: RunRecord) -> str:

@@ -51,7 +51,7 @@ from exq.daemon.executors.base import (
     location_of,
     ray_address_of,
 )
-from exq.daemon.executors.local import LocalExecutor, signal_group, start_ticks
+from exq.daemon.executors.local import LocalExecutor, reap_leftovers, signal_group, start_ticks
 from exq.daemon.handlers import StatusInfo
 from exq.daemon.protocol import check_jobs
 from exq.daemon.requeue import requeue_interrupted
@@ -368,6 +368,8 @@ class Scheduler:
             del self._active[record.id]
             self._wakeup.set()
             return
+        if not self._is_remote(active):
+            await self._reap(active)
         state, error = end_state(result.outcome, active.stop, result.error)
         # A run that did not succeed keeps the experiment its checkpoints recorded.
         outcome = (
@@ -395,6 +397,13 @@ class Scheduler:
                 await requeue_interrupted(self._store, [fresh], self._config, self._log)
         del self._active[record.id]
         self._wakeup.set()
+
+    async def _reap(self, active: Active) -> None:
+        """SIGKILL what the run left running: a process that left its stage's
+        group (a double fork, ``setsid``) still carries the attempt's token."""
+        found = await anyio.to_thread.run_sync(reap_leftovers, [], [active.token])
+        if found:
+            self._log.info("run.reaped", pids=found)
 
     async def _on_checkpoint(self, active: Active, event: CheckpointEvent) -> None:
         # Runs inside the engine's shielded snapshot: one quick write. The commit

@@ -2,8 +2,8 @@
 
 The CLI calls these whether or not a daemon runs: rows are written and read
 through the store's sync facade (plain ``sqlite3``), and the daemon is only
-rung afterwards, if it answers. Killing a run is the one use case that needs
-the daemon, since only it holds the runs' processes.
+rung afterwards, if it answers. Killing a running run is the one use case
+that needs the daemon, since only it holds the runs' processes.
 
 Each use case reads as its steps, for example :func:`enqueue`: snapshot the
 workspace with the ``-S`` edits applied (the engine's queue snapshot), write
@@ -18,11 +18,12 @@ that need them, and never the pipeline or the runner.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 from exq.daemon.config import DaemonConfig, check_executor, job_offsets
 from exq.daemon.states import ENDED, RunState
@@ -31,14 +32,13 @@ from exq.engine.errors import ExperimentError, ExqError
 from exq.engine.git import Git
 from exq.engine.run.project import open_project
 
-if TYPE_CHECKING:
-    from exq.daemon.protocol import KillReply
-
 # Ring the daemon briefly: a hung daemon must not hold up an enqueue.
 WAKE_TIMEOUT = 1.0
 # How often the followers below read the rows again.
 LOG_POLL = 0.2
 RUNS_POLL = 0.1
+# How often a follower of a queued run asks the daemon why it waits.
+WAIT_LOOK = 1.0
 
 
 @dataclass
@@ -147,10 +147,19 @@ def _find(store: SyncStore, key: str) -> RunRecord:
     return record
 
 
-def follow_log(config: DaemonConfig, run_id: int, out: BinaryIO) -> None:
-    """Copy a run's log to ``out`` as it grows, until the run has ended."""
+def follow_log(
+    config: DaemonConfig,
+    run_id: int,
+    out: BinaryIO,
+    on_wait: Callable[[RunRecord, str], None] | None = None,
+) -> RunRecord | None:
+    """Copy a run's log to ``out`` as it grows, until the run has ended; its last
+    record (None if it was removed meanwhile). While the run waits in the queue,
+    ``on_wait(record, reason)`` hears why, each time the reason changes."""
     offset = 0
     default = config.log_path(run_id)
+    reason: str | None = None
+    next_look = 0.0
     with SyncStore(config.db_path) as store:
         while True:
             record = store.get_run(run_id)
@@ -158,8 +167,34 @@ def follow_log(config: DaemonConfig, run_id: int, out: BinaryIO) -> None:
             offset = copy_log(path, offset, out)
             if record is None or record.state in ENDED:
                 copy_log(path, offset, out)  # what was written before the state changed
-                return
+                return record
+            if on_wait and record.state is RunState.QUEUED and time.monotonic() >= next_look:
+                next_look = time.monotonic() + WAIT_LOOK
+                now = why_waiting(config)
+                if now is not None and now != reason:
+                    on_wait(record, now)
+                reason = now
             time.sleep(LOG_POLL)
+
+
+def why_waiting(config: DaemonConfig) -> str | None:
+    """Why queued runs do not start, when the daemon says so (or cannot): none
+    runs, it does not answer, the queue is paused, the daemon is stopping."""
+    from exq.daemon.client import Client, DaemonError, DaemonNotRunning, lock_holder
+
+    try:
+        reply = Client(config.socket_path, timeout=1).status()
+    except DaemonNotRunning:
+        if lock_holder(config.lock_path) is None:
+            return "no exq daemon is running (start it with 'exq queue start')"
+        return None  # one starting: its socket comes
+    except DaemonError:
+        return "the exq daemon does not answer (stopped or busy)"
+    if reply.paused:
+        return "the queue is paused (start it again with 'exq queue resume')"
+    if reply.stopping:
+        return "the exq daemon is stopping"
+    return None
 
 
 def copy_log(path: Path, offset: int, out: BinaryIO) -> int:
@@ -240,12 +275,17 @@ def remove_queue_refs(config: DaemonConfig, git: Git, refs: list[str]) -> int:
     running one) with their rows, refs and logs; a ref with no row is just deleted.
     Returns how many were removed."""
     by_id = {int(ref.rsplit("/", 1)[1]): ref for ref in refs if ref.rsplit("/", 1)[1].isdigit()}
-    records: dict[int, RunRecord | None] = {}
+    records: dict[int, RunRecord] = {}
     removed: list[RunRecord] = []
     if config.db_path.exists():
         with SyncStore(config.db_path) as store:
-            records = {run_id: store.get_run(run_id) for run_id in by_id}
-            removed = store.remove([i for i, r in records.items() if r is not None], states=[])
+            # A row with the same id may be another repository's (ids are per
+            # database, refs per repository): only this repository's rows go.
+            for run_id, ref in by_id.items():
+                record = store.get_run(run_id)
+                if record is not None and queued_here(git, record, ref):
+                    records[run_id] = record
+            removed = store.remove(list(records), states=[])
     for record in removed:
         forget(record)
     orphans = [ref for run_id, ref in by_id.items() if records.get(run_id) is None]
@@ -253,6 +293,15 @@ def remove_queue_refs(config: DaemonConfig, git: Git, refs: list[str]) -> int:
     for ref in orphans:
         git.delete_ref(ref)
     return len(removed) + len(orphans)
+
+
+def queued_here(git: Git, record: RunRecord, ref: str) -> bool:
+    """Whether the row ``record`` was queued in ``git``'s repository as ``ref``: its
+    project is in this working tree and the ref holds its snapshot."""
+    root = os.path.realpath(git.root)
+    folder = os.path.realpath(record.repo)
+    inside = folder == root or folder.startswith(root.rstrip(os.sep) + os.sep)
+    return inside and git.get_ref(ref) == record.snapshot
 
 
 def forget(record: RunRecord) -> None:
@@ -285,11 +334,29 @@ def retry(config: DaemonConfig, keys: Iterable[str]) -> Retry:
     return Retry(records, done)
 
 
-def kill(config: DaemonConfig, keys: Iterable[str], force: bool) -> KillReply:
+@dataclass(frozen=True)
+class Killing:
+    """What a kill did: the ids the daemon stopped or cancelled, the queued ids
+    cancelled here (no daemon runs), and those neither running nor queued."""
+
+    signalled: list[int]
+    cancelled: list[int]
+    not_running: list[int]
+
+
+def kill(config: DaemonConfig, keys: Iterable[str], force: bool) -> Killing:
     """Ask the daemon to stop running runs (SIGKILL with ``force``) and cancel queued
-    ones. Raises ``DaemonError`` (``DaemonNotRunning`` without a daemon)."""
-    from exq.daemon.client import Client
+    ones. With no daemon alive, nothing runs: queued runs are cancelled here, by
+    the same compare-and-set the daemon makes. Raises ``DaemonError``."""
+    from exq.daemon.client import Client, DaemonNotRunning, lock_holder
 
     with SyncStore(config.db_path) as store:
         ids = [_find(store, key).id for key in keys]
-    return Client(config.socket_path).kill(ids, force)
+        try:
+            reply = Client(config.socket_path).kill(ids, force)
+        except DaemonNotRunning:
+            if lock_holder(config.lock_path) is not None:
+                raise  # one starting, its socket not there yet: its queue
+            cancelled = store.cancel_queued(ids)
+            return Killing([], cancelled, [i for i in ids if i not in cancelled])
+    return Killing(reply.killed, [], reply.not_running)

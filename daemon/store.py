@@ -5,7 +5,8 @@ timeout and ``synchronous=FULL``, so that an enqueue is on disk when the CLI
 returns. Two doors share the statements below:
 
 - :class:`SyncStore` (plain ``sqlite3``) for the CLI: enqueue, list, get,
-  remove, retry. It never moves a run to ``running`` or an end state.
+  remove, retry, and cancel queued runs when no daemon runs. It never moves a
+  run to ``running`` nor ends a running one.
 - :class:`exq.daemon.store_async.AsyncStore` (``aiosqlite``) for the daemon's
   scheduler, which alone claims runs and ends them. It lives in its own module
   so that the CLI does not import aiosqlite and anyio, but all its SQL is here.
@@ -514,6 +515,23 @@ class SyncStore:
                         if self._conn.execute(SQL_RETRY, (run_id, state.value)).rowcount == 1:
                             done.append(run_id)
                             break
+        except sqlite3.Error as exc:
+            raise store_failure(self.db_path, exc) from exc
+        return done
+
+    def cancel_queued(self, ids: Iterable[int]) -> list[int]:
+        """Cancel the queued runs among ``ids`` (compare-and-set on ``queued``, as the
+        daemon's scheduler does); those cancelled. For when no daemon runs: a
+        daemon claiming one meanwhile wins, and that run is not cancelled."""
+        values = {"error": "killed before it started", "finished": now()}
+        sql = transition_sql(values)
+        done: list[int] = []
+        try:
+            with self._transaction():
+                for run_id in ids:
+                    params = transition_params(run_id, RunState.QUEUED, RunState.CANCELLED, values)
+                    if self._conn.execute(sql, params).rowcount == 1:
+                        done.append(run_id)
         except sqlite3.Error as exc:
             raise store_failure(self.db_path, exc) from exc
         return done

@@ -165,6 +165,7 @@ def test_status_json_shape_with_daemon_down(queue_env: QueueEnv, tmp_path: Path)
     data = status(root)
     assert data["daemon"] == {
         "running": False,
+        "answering": False,
         "pid": None,
         "slots_busy": None,
         "slots_total": None,
@@ -247,7 +248,7 @@ def test_run_ids_are_never_reused(queue_env: QueueEnv, tmp_path: Path) -> None:
     assert queued_ids(out) == [first + 1]
 
 
-@pytest.mark.parametrize("args", [["kill", "1"], ["pause"], ["resume"]])
+@pytest.mark.parametrize("args", [["pause"], ["resume"]])
 def test_daemon_commands_without_daemon(
     queue_env: QueueEnv, tmp_path: Path, args: list[str]
 ) -> None:
@@ -274,7 +275,13 @@ def test_retry_refuses_queued_runs(queue_env: QueueEnv, tmp_path: Path) -> None:
 def test_status_json_of_an_empty_queue(queue_env: QueueEnv, tmp_path: Path) -> None:
     _, out, _ = exq("queue", "status", "--json", cwd=tmp_path)
     assert json.loads(out) == {
-        "daemon": {"running": False, "pid": None, "slots_busy": None, "slots_total": None},
+        "daemon": {
+            "running": False,
+            "answering": False,
+            "pid": None,
+            "slots_busy": None,
+            "slots_total": None,
+        },
         "runs": [],
     }
 

@@ -70,7 +70,13 @@ def test_start_runs_two_at_once_and_reports(queue_env: QueueEnv, tmp_path: Path)
     assert stat.S_IMODE(os.stat(queue_env.socket).st_mode) == 0o600
 
     data = status(root)
-    assert data["daemon"] == {"running": True, "pid": pid, "slots_busy": 0, "slots_total": 2}
+    assert data["daemon"] == {
+        "running": True,
+        "answering": True,
+        "pid": pid,
+        "slots_busy": 0,
+        "slots_total": 2,
+    }
     _, table, _ = exq("queue", "status", cwd=root)
     assert table.splitlines()[-1] == f"Daemon: running (pid {pid}), 0/2 slots busy"
 

@@ -19,6 +19,7 @@ from exq.cli.queue_view import (
     result_text,
     run_json,
     short_repo,
+    shown_state,
     status_rows,
     where,
 )
@@ -179,15 +180,44 @@ def test_run_json_names_times_and_nulls() -> None:
 
 def test_daemon_json_and_line() -> None:
     reply = StatusReply(pid=42, slots_busy=1, slots_total=2, paused=True)
-    assert daemon_json(reply) == {"running": True, "pid": 42, "slots_busy": 1, "slots_total": 2}
+    assert daemon_json(reply) == {
+        "running": True,
+        "answering": True,
+        "pid": 42,
+        "slots_busy": 1,
+        "slots_total": 2,
+    }
     assert daemon_json(None) == {
         "running": False,
+        "answering": False,
         "pid": None,
         "slots_busy": None,
         "slots_total": None,
     }
+    assert daemon_json(None, silent_pid=9)["running"] is True
     assert daemon_line(reply) == "Daemon: running (pid 42), 1/2 slots busy, paused"
     assert daemon_line(None).startswith("Daemon: not running")
+    assert daemon_line(None, silent_pid=9).startswith("Daemon: running (pid 9) but not answering")
+
+
+@pytest.mark.parametrize(
+    ("state", "location", "alive", "shown"),
+    [
+        (RunState.RUNNING, "local", False, RunState.INTERRUPTED),
+        (RunState.RUNNING, None, False, RunState.INTERRUPTED),
+        (RunState.RUNNING, "local", True, RunState.RUNNING),
+        (RunState.RUNNING, "ray http://h:8265", False, RunState.RUNNING),  # goes on there
+        (RunState.QUEUED, None, False, RunState.QUEUED),
+        (RunState.FAILED, "local", False, RunState.FAILED),
+    ],
+)
+def test_a_dead_daemons_running_runs_show_interrupted(
+    state: RunState, location: str | None, alive: bool, shown: RunState
+) -> None:
+    record = replace(RUNNING, state=state, location=location)
+    assert shown_state(record, alive) is shown
+    assert run_json(record, alive)["state"] == shown.value
+    assert status_rows([record], T0, None, daemon_alive=alive)[0][3] == shown.value
 
 
 @pytest.mark.parametrize(
