@@ -176,7 +176,10 @@ def _daemon_status(config: DaemonConfig) -> tuple[StatusReply | None, int | None
 def queue_logs(
     run: str = typer.Argument(..., metavar="ID|NAME", help="Run id or experiment name."),
     follow: bool = typer.Option(
-        False, "--follow", "-f", help="Keep printing until the run ends; exit 1 unless it succeeded."
+        False,
+        "--follow",
+        "-f",
+        help="Keep printing until the run ends; exit 1 unless it succeeded.",
     ),
 ) -> None:
     """Print a run's output."""
