@@ -243,9 +243,13 @@ def _states(*, queued: bool, failed: bool, success: bool, all_: bool) -> list[Ru
 @handle_errors
 def queue_retry(
     runs: list[str] = typer.Argument(..., metavar="ID|NAME...", help="Runs to queue again."),
+    reset: bool = typer.Option(
+        False, "--reset", help="Checkpoint runs start over instead of resuming."
+    ),
 ) -> None:
-    """Queue failed, interrupted or cancelled runs again (at the back of the queue)."""
-    result = service.retry(_config(), runs)
+    """Queue failed, interrupted or cancelled runs again (at the back of the queue); a
+    checkpoint run resumes from its last checkpoint."""
+    result = service.retry(_config(), runs, reset=reset)
     for record in result.records:
         if record.id in result.requeued:
             typer.echo(f"Queued run {record.id} '{record.name}' again.")

@@ -325,11 +325,14 @@ class Retry:
     requeued: set[int]
 
 
-def retry(config: DaemonConfig, keys: Iterable[str]) -> Retry:
-    """Queue failed, interrupted or cancelled runs again (at the back), ring the daemon."""
+def retry(config: DaemonConfig, keys: Iterable[str], *, reset: bool = False) -> Retry:
+    """Queue failed, interrupted or cancelled runs again (at the back), ring the daemon.
+    A checkpoint run resumes from its last checkpoint, unless ``reset`` (or the
+    daemon's ``resume_checkpoints`` is off): then it starts over from its snapshot."""
+    resume = config.resume_checkpoints and not reset
     with SyncStore(config.db_path) as store:
         records = [_find(store, key) for key in keys]
-        done = set(store.retry([record.id for record in records]))
+        done = set(store.retry([record.id for record in records], resume=resume))
     wake(config)
     return Retry(records, done)
 

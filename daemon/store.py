@@ -199,10 +199,13 @@ SQL_IN_STATE = f"SELECT {COLUMNS} FROM runs WHERE state = ? ORDER BY seq, id"
 SQL_QUEUED = f"SELECT {COLUMNS} FROM runs WHERE state = 'queued' ORDER BY seq, id LIMIT ?"
 SQL_QUEUE_ITEMS = "SELECT id, seq FROM runs WHERE state = 'queued' ORDER BY seq, id"
 SQL_DELETE = "DELETE FROM runs WHERE id = ? AND state != 'running'"
+# A retried checkpoint run resumes from its last checkpoint (its recorded
+# experiment), unless asked to start over (the first parameter false).
 SQL_RETRY = (
     "UPDATE runs SET state = 'queued', seq = (SELECT MAX(seq) + 1 FROM runs), "
     "exit_code = NULL, error = NULL, finished = NULL, started = NULL, worker_slot = NULL, "
-    "token = NULL, resume_sha = NULL WHERE id = ? AND state = ?"
+    "token = NULL, resume_sha = CASE WHEN ? AND checkpoints > 0 THEN experiment_sha END "
+    "WHERE id = ? AND state = ?"
 )
 # An attempt that resumes a checkpoint counts on from it; one that starts from
 # the snapshot starts a new chain, so its checkpoint count starts at zero.
@@ -504,15 +507,17 @@ class SyncStore:
             raise store_failure(self.db_path, exc) from exc
         return removed
 
-    def retry(self, ids: Iterable[int]) -> list[int]:
+    def retry(self, ids: Iterable[int], *, resume: bool = True) -> list[int]:
         """Queue again (at the back) the failed, interrupted or cancelled runs among
-        ``ids``; returns those requeued. Their attempts count on."""
+        ``ids``; returns those requeued. Their attempts count on; a checkpoint run
+        resumes from its last checkpoint unless not ``resume``."""
         done: list[int] = []
         try:
             with self._transaction():
                 for run_id in ids:
                     for state in sorted(RETRYABLE):
-                        if self._conn.execute(SQL_RETRY, (run_id, state.value)).rowcount == 1:
+                        step = (resume, run_id, state.value)
+                        if self._conn.execute(SQL_RETRY, step).rowcount == 1:
                             done.append(run_id)
                             break
         except sqlite3.Error as exc:
