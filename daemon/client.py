@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import stat
 from pathlib import Path
 from typing import TypeVar
 
@@ -36,6 +37,7 @@ from exq.daemon.protocol import (
     Wake,
     decode_reply,
     encode_request,
+    peer_credentials,
 )
 from exq.engine.errors import ExqError
 
@@ -126,6 +128,7 @@ class Client:
         return reply
 
     def _exchange(self, data: bytes) -> bytes:
+        check_runtime_folder(self.socket_path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.settimeout(self.timeout)
@@ -137,6 +140,7 @@ class Client:
                 raise DaemonError(
                     Code.NOT_RUNNING, f"cannot connect to the daemon at {self.socket_path}: {exc}"
                 ) from exc
+            _check_server(sock, self.socket_path)
             try:
                 sock.sendall(data)
                 return _read_line(sock)
@@ -193,6 +197,55 @@ class Client:
         except DaemonError:
             return False
         return True
+
+
+def check_runtime_folder(socket_path: Path) -> None:
+    """Refuse a socket folder (or socket) that another user owns or may write to:
+    whoever answers there could pose as our daemon. Nothing there: not running."""
+    folder = socket_path.parent
+    try:
+        st = os.lstat(folder)
+    except FileNotFoundError:
+        raise DaemonNotRunning(socket_path) from None
+    except OSError as exc:
+        raise _untrusted(folder, f"cannot be read ({exc.strerror})") from exc
+    if not stat.S_ISDIR(st.st_mode):
+        raise _untrusted(folder, "is not a folder")
+    _check_owner(folder, st, "folder")
+    try:
+        sock_st = os.lstat(socket_path)
+    except FileNotFoundError:
+        raise DaemonNotRunning(socket_path) from None
+    except OSError as exc:
+        raise _untrusted(folder, f"cannot be read ({exc.strerror})") from exc
+    if stat.S_ISSOCK(sock_st.st_mode):  # its mode matters not: the folder guards it
+        _check_owner(folder, sock_st, "socket", writable_ok=True)
+
+
+def _check_owner(folder: Path, st: os.stat_result, what: str, *, writable_ok: bool = False) -> None:
+    uid = os.getuid()
+    if st.st_uid != uid:
+        raise _untrusted(folder, f"its {what} belongs to uid {st.st_uid}, not to you (uid {uid})")
+    if not writable_ok and stat.S_IMODE(st.st_mode) & 0o022:
+        mode = oct(stat.S_IMODE(st.st_mode))[2:]
+        raise _untrusted(folder, f"its {what} may be written by other users (mode {mode})")
+
+
+def _check_server(sock: socket.socket, socket_path: Path) -> None:
+    """Refuse a listener run by another user (it may have replaced our socket)."""
+    pid, uid, _gid = peer_credentials(sock)
+    if uid != os.getuid():
+        raise _untrusted(
+            socket_path.parent, f"the process answering there (pid {pid}) runs as uid {uid}"
+        )
+
+
+def _untrusted(folder: Path, why: str) -> DaemonError:
+    return DaemonError(
+        Code.PERMISSION_DENIED,
+        f"refusing the daemon folder {folder}: {why}",
+        hint="another user may have made it: remove it, or set XDG_RUNTIME_DIR",
+    )
 
 
 def _read_line(sock: socket.socket) -> bytes:

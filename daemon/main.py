@@ -37,6 +37,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -86,7 +87,7 @@ async def run(
     task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """The daemon: returns once stopped; raises :class:`DaemonAlreadyRunning`."""
-    config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    secure_state_dir(config)
     lock = acquire_lock(config.lock_path)
     sink = _LogSink()
     previous = structlog.get_config()
@@ -172,6 +173,42 @@ async def _receive_signals(scheduler: Scheduler, log: Any) -> None:
             again = scheduler.killing  # a second signal: no more grace
             log.info("daemon.signal", signal=signal.Signals(signum).name, again=again)
             await scheduler.stop(kill=True, now=again)
+
+
+# -- the state folder -------------------------------------------------------
+
+
+def secure_state_dir(config: DaemonConfig) -> None:
+    """Make the state folder, or tighten one that exists: it holds the runs' output,
+    the queue's params and the daemon log, which are the user's alone. A folder
+    made earlier (by hand, or under a loose umask) keeps its mode otherwise."""
+    folder = config.state_dir
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        st = os.lstat(folder)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+            raise ExqError(
+                f"the state folder {folder} is not a folder of yours",
+                hint="remove it or set EXQ_STATE_DIR",
+            )
+        _private(folder, st, 0o700)
+        for path in (config.logs_dir, config.worktrees_dir):
+            _private(path, None, 0o700)
+        for path in folder.iterdir():
+            if path.is_file() and not path.is_symlink():
+                _private(path, None, 0o600)
+    except OSError as exc:
+        raise ExqError(f"cannot secure the state folder {folder}: {exc}") from exc
+
+
+def _private(path: Path, st: os.stat_result | None, mode: int) -> None:
+    """Take group and other permissions off ``path`` if it exists and is ours."""
+    try:
+        st = st or os.lstat(path)
+    except FileNotFoundError:
+        return
+    if st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) & 0o077:
+        os.chmod(path, stat.S_IMODE(st.st_mode) & mode)
 
 
 # -- single instance --------------------------------------------------------

@@ -23,6 +23,8 @@ message; the CLI maps codes to exit statuses in one table.
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import types
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -207,6 +209,19 @@ class Stop(Request):
 REQUESTS: dict[str, type[Request]] = {
     cls.kind: cls for cls in (Ping, Status, Wake, Kill, Pause, Resume, SetJobs, Stop)
 }
+
+
+# -- peers -----------------------------------------------------------------
+
+_UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
+
+def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the process at the other end of a Unix socket: each
+    side checks that the other is the same user."""
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+    pid, uid, gid = _UCRED.unpack(raw)
+    return pid, uid, gid
 
 
 # -- encoding --------------------------------------------------------------

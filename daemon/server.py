@@ -30,7 +30,6 @@ import errno
 import os
 import socket
 import stat
-import struct
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
@@ -66,6 +65,7 @@ from exq.daemon.protocol import (
     check_jobs,
     decode_request,
     encode_reply,
+    peer_credentials,
     request_type_of,
 )
 from exq.engine.errors import ExqError
@@ -83,7 +83,6 @@ MAX_CONNECTIONS = 64
 # cap, and accept again; connections that end free what the next needs.
 ACCEPT_BACKOFF = (0.05, 1.0)
 _ACCEPT_RETRY = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
-_UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
 class SocketInUse(ExqError):
@@ -199,13 +198,6 @@ def _unlink_if_ours(path: Path, inode: int) -> None:
             os.unlink(path)
     except OSError:
         pass
-
-
-def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
-    """(pid, uid, gid) of the process at the other end of a Unix socket."""
-    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
-    pid, uid, gid = _UCRED.unpack(raw)
-    return pid, uid, gid
 
 
 async def _connection(
