@@ -56,7 +56,7 @@ from exq.daemon.requeue import requeue_interrupted
 from exq.daemon.scheduler import Scheduler
 from exq.daemon.server import serve
 from exq.daemon.states import DIED, RunState, recovery_decision
-from exq.daemon.store import RunRecord
+from exq.daemon.store import RunRecord, StoreError
 from exq.daemon.store_async import AsyncStore
 from exq.engine.errors import ExqError, GitError
 from exq.engine.git import Git
@@ -126,6 +126,12 @@ async def _serve(
         if error is None:
             raise
         raise error from None  # one line for the user, e.g. the socket is taken
+    if scheduler.store_lost:
+        raise StoreError(
+            f"the queue database {config.db_path} was moved or deleted while the daemon"
+            " used it: the daemon stopped",
+            hint="start it again to use the queue database there now",
+        )
 
 
 async def _root(

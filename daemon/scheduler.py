@@ -120,6 +120,7 @@ class Scheduler:
         self._adopt = list(adopt or [])  # cluster runs a previous daemon left running
         self.stop_requested = anyio.Event()
         self.finished = anyio.Event()  # run() returned after a stop
+        self.store_lost = False  # the database file went away: the daemon stopped
 
     # -- Handlers: record intent, wake the loop -----------------------------
 
@@ -188,12 +189,25 @@ class Scheduler:
             task_status.started()
             while True:
                 self._wakeup = anyio.Event()
+                if not self.store_lost and self._store.is_lost():
+                    await self._lose_store()
                 await self._reconcile(tg)
                 if self._stop_mode is not None and not self._active:
                     break
                 with anyio.move_on_after(self._timeout()):
                     await self._wakeup.wait()
         self.finished.set()
+
+    async def _lose_store(self) -> None:
+        """The database was moved or deleted under us: stop (the runs interrupted),
+        rather than go on with a queue nobody else sees."""
+        self.store_lost = True
+        self._log.error(
+            "store.lost",
+            db=str(self._store.db_path),
+            error="the queue database was moved or deleted while the daemon used it",
+        )
+        await self.stop(kill=True)
 
     def _timeout(self) -> float:
         left = None if self._grace_deadline is None else self._grace_deadline - anyio.current_time()

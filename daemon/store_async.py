@@ -7,6 +7,7 @@ aiosqlite and anyio.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,13 @@ class AsyncStore:
         self.db_path = db_path
         self._conn = conn
         self._lock = anyio.Lock()
+        self._identity = _identity(db_path)
+
+    def is_lost(self) -> bool:
+        """Whether the database file was moved or deleted since it was opened: the
+        connection goes on writing to the old file, which the CLI no longer reads
+        (it would create a fresh database there and give out ids again)."""
+        return self._identity is None or _identity(self.db_path) != self._identity
 
     @classmethod
     async def open(cls, db_path: Path | str) -> AsyncStore:
@@ -169,3 +177,11 @@ class AsyncStore:
                 return list(await cursor.fetchall())
         except sqlite3.Error as exc:
             raise store_failure(self.db_path, exc) from exc
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino

@@ -171,3 +171,32 @@ def test_an_enqueue_killed_inside_its_transaction_blocks_no_later_enqueue(
     assert record.id == 1
     assert git.get_ref("refs/exq/queue/1") == record.snapshot
     assert ref_locks(repo) == []
+
+
+def test_a_daemon_whose_queue_database_is_moved_away_stops_and_says_so(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    repo = make_project(tmp_path / "repo")
+    daemon = start(env)
+    try:
+        db = config_of(env).db_path
+        db.rename(db.with_name("queue-old.db"))
+        assert daemon.wait(timeout=60) == 1
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    assert daemon.stderr is not None
+    assert "queue database" in daemon.stderr.read() and "was moved or deleted" in (
+        config_of(env).daemon_log.read_text()
+    )
+    lost = [e for e in events(config_of(env).daemon_log) if e["event"] == "store.lost"]
+    assert len(lost) == 1
+    queued = exq(env, repo, "exp", "run", "--queue")  # a fresh queue, and a daemon for it
+    assert queued.returncode == 0, queued.stderr
+    daemon = start(env)
+    try:
+        wait_until(lambda: runs(env)[0].state is RunState.SUCCESS, "the run in the new queue")
+        assert terminate(daemon) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
