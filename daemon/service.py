@@ -79,7 +79,7 @@ def enqueue(
     project = open_project(root)
     git = Git.open(project.root)
     points = sweep_points(request.set_params, request.name)
-    snapshots = prepare_queue(project, git, points, force=request.force)
+    snapshots = prepare_queue(project, git, points, force=request.force, targets=request.targets)
     runs = [
         NewRun(
             repo=str(project.root),

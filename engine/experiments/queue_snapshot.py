@@ -2,9 +2,10 @@
 
 For each point of the ``-S`` grid (Hydra sweeps: ``-S lr=0.1,0.01 -S m=a,b``
 is four points) this validates the edits against the params files and
-snapshots the workspace with them applied into a commit on top of HEAD. The
-snapshot is exactly what will run: the edits are in it, and later changes to
-the workspace do not reach it. The caller writes the queue rows and points
+snapshots the workspace with them applied into a commit on top of HEAD, whose
+pipeline it then loads as the run will, so that what cannot run is refused
+now rather than failing overnight. The snapshot is exactly what will run: the
+edits are in it, and later changes to the workspace do not reach it. The caller writes the queue rows and points
 ``refs/exq/queue/<run id>`` at each snapshot (until then the commits are
 unreferenced objects, harmless if anything fails).
 
@@ -79,9 +80,15 @@ def refuse_sweep(set_params: Sequence[str]) -> None:
 
 
 def prepare_queue(
-    project: Project, git: Git, points: Sequence[QueuePoint], *, force: bool = False
+    project: Project,
+    git: Git,
+    points: Sequence[QueuePoint],
+    *,
+    force: bool = False,
+    targets: Sequence[str] = (),
 ) -> list[QueuedSnapshot]:
-    """Validate every point, then snapshot each; raises before the caller writes anything.
+    """Validate every point, then snapshot each and load its pipeline as the run
+    will (:func:`check_snapshot`); raises before the caller writes anything.
 
     A clash with an existing experiment of the same name (same baseline) is
     refused unless ``force``, as for ``exp run``.
@@ -94,8 +101,9 @@ def prepare_queue(
             check_clash(git, baseline, point.name, force)
         plans.append(plan_changes(project.root, parse_set_params(point.set_params)))
     snapshots = []
-    for point, plan in zip(points, plans):
+    for point, plan in zip(points, plans, strict=True):
         snapshot = snapshot_inputs(project, git, baseline, plan, SNAPSHOT_MESSAGE)
+        check_snapshot(git, snapshot, git.prefix_of(project.root), targets)
         name = point.name or auto_name(baseline, git.tree_of(snapshot))
         snapshots.append(
             QueuedSnapshot(
@@ -107,3 +115,21 @@ def prepare_queue(
             )
         )
     return snapshots
+
+
+def check_snapshot(git: Git, snapshot: str, prefix: str, targets: Sequence[str]) -> None:
+    """Load the pipeline of commit ``snapshot`` as a run of it will (every
+    ``dvc.yaml`` parsed, checked against the schema and templated, the graph
+    built, the targets found) and raise the error the run would fail with.
+
+    The pipeline code is imported here only: queueing stays quick to start.
+    """
+    from exq.engine.spec.gitsource import DvcfileFinder, GitSource
+    from exq.engine.spec.graph import build_graph
+    from exq.engine.spec.templating import load_dvcfile
+
+    source = GitSource(git, snapshot, prefix)
+    stages = []
+    for dvcfile in DvcfileFinder(git).find(snapshot, prefix):
+        stages.extend(load_dvcfile(source, dvcfile))
+    build_graph(stages).select(list(targets))
