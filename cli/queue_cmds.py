@@ -181,12 +181,17 @@ def queue_logs(
         "-f",
         help="Keep printing until the run ends; exit 1 unless it succeeded.",
     ),
+    lines: int = typer.Option(
+        None, "--lines", "-n", min=0, help="Only the last N lines (then follow, with -f)."
+    ),
 ) -> None:
     """Print a run's output."""
     config = _config()
     record = service.find_run(config, run)
     if follow:
-        last = service.follow_log(config, record.id, sys.stdout.buffer, on_wait=_say_why)
+        last = service.follow_log(
+            config, record.id, sys.stdout.buffer, on_wait=_say_why, lines=lines
+        )
         if last is None:
             fail(f"run {record.id} was removed from the queue", 1)
         elif last.state is not RunState.SUCCESS:
@@ -198,7 +203,9 @@ def queue_logs(
             f"Run {record.id} '{record.name}' has no output yet ({record.state.value}).", err=True
         )
         return
-    service.copy_log(Path(record.log_path), 0, sys.stdout.buffer)
+    path = Path(record.log_path)
+    start = 0 if lines is None else service.tail_offset(path, lines)
+    service.copy_log(path, start, sys.stdout.buffer)
 
 
 def _say_why(record: RunRecord, reason: str) -> None:

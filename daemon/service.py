@@ -152,11 +152,13 @@ def follow_log(
     run_id: int,
     out: BinaryIO,
     on_wait: Callable[[RunRecord, str], None] | None = None,
+    lines: int | None = None,
 ) -> RunRecord | None:
     """Copy a run's log to ``out`` as it grows, until the run has ended; its last
     record (None if it was removed meanwhile). While the run waits in the queue,
-    ``on_wait(record, reason)`` hears why, each time the reason changes."""
-    offset = 0
+    ``on_wait(record, reason)`` hears why, each time the reason changes. With
+    ``lines``, what is there already is shown from its last ``lines`` lines."""
+    offset: int | None = None if lines is not None else 0
     default = config.log_path(run_id)
     reason: str | None = None
     next_look = 0.0
@@ -164,6 +166,8 @@ def follow_log(
         while True:
             record = store.get_run(run_id)
             path = Path(record.log_path) if record is not None and record.log_path else default
+            if offset is None:
+                offset = tail_offset(path, lines or 0)
             offset = copy_log(path, offset, out)
             if record is None or record.state in ENDED:
                 copy_log(path, offset, out)  # what was written before the state changed
@@ -197,17 +201,51 @@ def why_waiting(config: DaemonConfig) -> str | None:
     return None
 
 
+# Logs are copied and searched in blocks of this size: a log of any size costs
+# the reader this much memory.
+LOG_BLOCK = 1 << 16
+
+
 def copy_log(path: Path, offset: int, out: BinaryIO) -> int:
-    """Write ``path`` from ``offset`` to ``out``; the new offset."""
+    """Write ``path`` from ``offset`` to ``out``, a block at a time; the new offset."""
     try:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            data = handle.read()
+        handle = open(path, "rb")
     except FileNotFoundError:
         return offset
-    out.write(data)
+    with handle:
+        handle.seek(offset)
+        while block := handle.read(LOG_BLOCK):
+            out.write(block)
+            offset += len(block)
     out.flush()
-    return offset + len(data)
+    return offset
+
+
+def tail_offset(path: Path, lines: int) -> int:
+    """Where the last ``lines`` lines of ``path`` start, read backwards from its end
+    a block at a time (a missing file: 0)."""
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        return 0
+    with handle:
+        end = handle.seek(0, os.SEEK_END)
+        if lines <= 0:
+            return end
+        found, pos = 0, end
+        while pos > 0:
+            size = min(LOG_BLOCK, pos)
+            pos -= size
+            handle.seek(pos)
+            block = handle.read(size)
+            # The newline that ends the file ends the last line; it starts none.
+            stop = size - 1 if pos + size == end else size
+            while (newline := block.rfind(b"\n", 0, stop)) >= 0:
+                found += 1
+                if found == lines:
+                    return pos + newline + 1
+                stop = newline
+    return 0
 
 
 def follow_runs(

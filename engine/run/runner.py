@@ -42,9 +42,20 @@ class Outcome(Enum):
     SKIPPED = "skipped"  # a predecessor failed, or the run stopped first
 
 
+# A line longer than this is written as it stands, ending in a newline: output
+# that never ends a line (a progress bar redrawn with \r) is neither held in
+# memory nor scanned again with each chunk.
+MAX_LINE = 64 * 1024
+
+
 @dataclass
 class OutputSink:
-    """Where command output goes: raw when one stage runs, line-prefixed otherwise."""
+    """Where command output goes: raw when one stage runs, line-prefixed otherwise.
+
+    Prefixing costs each chunk only its own bytes: the newline search covers the
+    new data, and the unfinished line kept between chunks is at most
+    :data:`MAX_LINE` long.
+    """
 
     stream: IO[bytes]
     prefixed: bool = False
@@ -54,11 +65,18 @@ class OutputSink:
             self.stream.write(data)
             self.stream.flush()
             return
-        pending.extend(data)
-        *lines, rest = pending.split(b"\n")
-        for line in lines:
-            self.stream.write(b"[" + label.encode() + b"] " + line + b"\n")
-        pending[:] = rest
+        prefix = b"[" + label.encode() + b"] "
+        out: list[bytes] = []
+        start = 0
+        while (newline := data.find(b"\n", start)) >= 0:
+            pending += data[start:newline]
+            _cut_long(prefix, pending, out)
+            out += [prefix, bytes(pending), b"\n"]
+            pending.clear()
+            start = newline + 1
+        pending += data[start:]
+        _cut_long(prefix, pending, out)
+        self.stream.write(b"".join(out))
         self.stream.flush()
 
     def finish(self, label: str, pending: bytearray) -> None:
@@ -73,6 +91,13 @@ class OutputSink:
         """A line of exq's own, never prefixed: it names its stage itself."""
         self.stream.write(f"{text}\n".encode())
         self.stream.flush()
+
+
+def _cut_long(prefix: bytes, pending: bytearray, out: list[bytes]) -> None:
+    """Move whole lines of :data:`MAX_LINE` bytes from ``pending`` to ``out``."""
+    while len(pending) >= MAX_LINE:
+        out += [prefix, bytes(pending[:MAX_LINE]), b"\n"]
+        del pending[:MAX_LINE]
 
 
 def stdout_sink(prefixed: bool) -> OutputSink:
