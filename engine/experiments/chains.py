@@ -256,31 +256,61 @@ class ChainCommit:
 
 
 def chain_of(
-    git: Git, tip: str, baseline: str, *, first: CommitInfo | None = None
+    git: Git,
+    tip: str,
+    baseline: str,
+    *,
+    first: CommitInfo | None = None,
+    ref: str | None = None,
 ) -> list[ChainCommit]:
     """The chain ending at ``tip``, newest first; [] when ``tip`` is no chain commit.
 
     Follows first parents while the commits carry the chain trailer, stopping
-    at the baseline.
+    at the baseline. With ``ref`` (the experiment ref pointing at ``tip``), a
+    checkpoint experiment made by DVC 2 is read too: its commits carry no
+    trailer, and its first parents lead from the tip down to the baseline.
     """
     chain: list[ChainCommit] = []
     info = first or git.commit_info(tip)
     seen: set[str] = set()
     while info.sha != baseline and info.sha not in seen:
         trailers = parse_trailers(info.message)
-        ref = trailers.get(CHAIN_TRAILER)
-        if not ref:
+        ref_of = trailers.get(CHAIN_TRAILER)
+        if not ref_of:
             break
         seen.add(info.sha)
         step = trailers.get(STEP_TRAILER, "")
-        chain.append(ChainCommit(info, ref, int(step) if step.isdigit() else None))
+        chain.append(ChainCommit(info, ref_of, int(step) if step.isdigit() else None))
         if not info.parents:
             break
         try:
             info = git.commit_info(info.parents[0])
         except GitError:
             break  # a shallow or pruned history: the chain ends here
+    if not chain and ref is not None:
+        return _dvc2_chain(git, info, baseline, ref)
     return chain
+
+
+# DVC 2 checkpoint runs were hundreds of commits at most; a walk this long has
+# left the experiment (a ref whose baseline is not on its first-parent line).
+_DVC2_CHAIN_LIMIT = 100_000
+
+
+def _dvc2_chain(git: Git, tip: CommitInfo, baseline: str, ref: str) -> list[ChainCommit]:
+    """DVC 2's checkpoint experiment: the first-parent line from ``tip`` to the
+    baseline, when it is longer than one commit (a plain experiment)."""
+    chain: list[ChainCommit] = []
+    info = tip
+    while info.sha != baseline:
+        chain.append(ChainCommit(info, ref, None))
+        if not info.parents or len(chain) > _DVC2_CHAIN_LIMIT:
+            return []
+        try:
+            info = git.commit_info(info.parents[0])
+        except GitError:
+            return []
+    return chain if len(chain) > 1 else []
 
 
 def find_chain_commit(git: Git, rev: str) -> ExpRef | None:
@@ -291,7 +321,7 @@ def find_chain_commit(git: Git, rev: str) -> ExpRef | None:
         return None
     found: dict[str, ExpRef] = {}
     for exp in list_experiments(git):
-        for commit in chain_of(git, exp.sha, exp.baseline):
+        for commit in chain_of(git, exp.sha, exp.baseline, ref=exp.ref):
             if commit.info.sha.startswith(rev):
                 found[commit.info.sha] = ExpRef(
                     ref=commit.ref,

@@ -126,13 +126,17 @@ def exp_show_rows(
             )
         )
         experiments = [(exp, git.commit_info(exp.sha)) for exp in by_baseline.get(rev.sha, [])]
-        chains = {exp.sha: chain_of(git, exp.sha, rev.sha, first=info) for exp, info in experiments}
+        chains = {
+            exp.sha: chain_of(git, exp.sha, rev.sha, first=info, ref=exp.ref)
+            for exp, info in experiments
+        }
         # A chain continued by a modified run is drawn under the newer experiment.
         inside = {commit.info.sha for chain in chains.values() for commit in chain[1:]}
         experiments = [(exp, info) for exp, info in experiments if exp.sha not in inside]
         experiments.sort(key=lambda pair: (-pair[1].time.timestamp(), pair[0].name))
         for exp, info in experiments:
             data = _collect(collector, exp.sha, exp.name, errors)
+            chain = chains[exp.sha]
             rows.append(
                 Row(
                     name=exp.name,
@@ -140,18 +144,20 @@ def exp_show_rows(
                     baseline=exp.baseline,
                     kind="experiment",
                     created=info.time,
+                    parent=chain[1].info.sha if len(chain) > 1 else None,
                     params=data.params,
                     metrics=data.metrics,
                 )
             )
-            rows.extend(_checkpoint_rows(collector, exp, chains[exp.sha], errors))
+            rows.extend(_checkpoint_rows(collector, exp, chain, errors))
     return rows
 
 
 def _checkpoint_rows(
     collector: Collector, exp: ExpRef, chain: list[ChainCommit], errors: list[str] | None
 ) -> list[Row]:
-    """A row per commit of the experiment's chain, newest first.
+    """A row per commit of the experiment's chain below its tip, newest first
+    (the tip is the experiment's own row, as DVC 2 draws it).
 
     ``parent`` is the previous checkpoint (None for the chain's first commit);
     ``checkpoint_tip`` is the newest commit of the run that made the row's
@@ -163,6 +169,8 @@ def _checkpoint_rows(
         sha = commit.info.sha
         if commit.ref != segment_ref:
             segment_ref, segment_tip = commit.ref, sha if index else exp.sha
+        if index == 0:
+            continue  # the tip: the experiment's row
         parent = chain[index + 1].info.sha if index + 1 < len(chain) else None
         data = _collect(collector, sha, sha[:7], errors)
         rows.append(

@@ -56,16 +56,17 @@ def test_a_run_of_five_checkpoints_is_a_chain_of_five_commits(project: Path) -> 
 
     rows = show_json(project)
     kinds = [row["kind"] for row in rows]
-    assert kinds == ["workspace", "baseline", "experiment"] + ["checkpoint"] * 5
-    checkpoints = rows[3:]
-    assert [row["rev"] for row in checkpoints] == [sha for sha, _ in commits]
-    assert [row["parent"] for row in checkpoints] == [sha for sha, _ in commits[1:]] + [None]
-    assert [row["metrics"]["logs.json"]["step"] for row in checkpoints] == [4, 3, 2, 1, 0]
+    # five checkpoints, five rows: the tip is the experiment's row, as DVC 2 draws it
+    assert kinds == ["workspace", "baseline", "experiment"] + ["checkpoint"] * 4
+    chain_rows = rows[2:]
+    assert [row["rev"] for row in chain_rows] == [sha for sha, _ in commits]
+    assert [row["parent"] for row in chain_rows] == [sha for sha, _ in commits[1:]] + [None]
+    assert [row["metrics"]["logs.json"]["step"] for row in chain_rows] == [4, 3, 2, 1, 0]
     assert rows[2]["name"] == name and rows[2]["rev"] == tip
     _, table, _ = exq("exp", "show", "--no-pager", "--no-timestamp", cwd=project)
     lines = table.splitlines()
     assert any(f"│ ╓ {name}" in line for line in lines), table
-    assert sum("│ ╟ " in line for line in lines) == 4, table
+    assert sum("│ ╟ " in line for line in lines) == 3, table
     assert any(f"├─╨ {commits[-1][0][:7]}" in line for line in lines), table
 
 
@@ -117,9 +118,9 @@ def test_changed_params_make_a_modified_chain_and_reset_starts_over(project: Pat
     rows = show_json(project)
     # the older chain is drawn under the newer experiment, not on its own
     assert [row["name"] for row in rows if row["kind"] == "experiment"] == [new]
-    checkpoints = [row for row in rows if row["kind"] == "checkpoint"]
-    assert [row["metrics"]["logs.json"]["step"] for row in checkpoints] == [6, 5, 4, 3, 2, 1, 0]
-    assert checkpoints[1]["parent"] == old_tip
+    chain_rows = [row for row in rows if row["kind"] in ("experiment", "checkpoint")]
+    assert [row["metrics"]["logs.json"]["step"] for row in chain_rows] == [6, 5, 4, 3, 2, 1, 0]
+    assert chain_rows[1]["parent"] == old_tip
     _, table, _ = exq("exp", "show", "--no-pager", "--no-timestamp", cwd=project)
     assert f"({old_tip[:7]})" in table and f"│ ╓ {old_tip[:7]}" in table, table
 
@@ -142,7 +143,7 @@ def test_a_dvc_era_script_checkpoints_through_the_signal_file(project: Path) -> 
     assert [cached_text(project, sha, "model.txt") for sha, _ in commits] == [
         f"model after step {step}\n" for step in (2, 1, 0)
     ]
-    rows = [row for row in show_json(project) if row["kind"] == "checkpoint"]
+    rows = [row for row in show_json(project) if row["kind"] in ("experiment", "checkpoint")]
     assert [row["metrics"]["metrics.json"]["step"] for row in rows] == [2, 1, 0]
     assert not (project / ".dvc" / "tmp" / "DVC_CHECKPOINT").exists()
 
