@@ -92,6 +92,7 @@ def enqueue(
             executor=request.executor,
             cpus=request.cpus,
             gpus=request.gpus,
+            unique_name=request.name is not None and not request.force,
         )
         for s in snapshots
     ]

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from exq.daemon.states import ENDED, RETRYABLE, QueueItem, RunState, can_transition
-from exq.engine.errors import ExqError
+from exq.engine.errors import ExperimentError, ExqError
 
 BUSY_TIMEOUT_SECONDS = 30.0
 QUEUE_REF_PREFIX = "refs/exq/queue/"
@@ -56,6 +56,9 @@ class NewRun:
     executor: str | None = None  # "local" or "ray"; None: the daemon's default
     cpus: float | None = None  # resources a cluster reserves for the run
     gpus: float | None = None
+    # Refuse the name if a queued or running run of the same baseline has it
+    # (a name the user gave, without -f); not stored.
+    unique_name: bool = False
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,10 @@ SQL_INSERT = (
     "stage_jobs, executor, cpus, gpus, state, created) VALUES "
     "((SELECT COALESCE(MAX(seq), 0) + 1 FROM runs), ?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?, "
     "'queued', ?)"
+)
+SQL_NAME_TAKEN = (
+    "SELECT id, state FROM runs WHERE repo = ? AND baseline = ? AND name = ? "
+    "AND state IN ('queued', 'running') ORDER BY id LIMIT 1"
 )
 SQL_SET_SNAPSHOT_REF = "UPDATE runs SET snapshot_ref = ? WHERE id = ?"
 SQL_GET_BY_ID = f"SELECT {COLUMNS} FROM runs WHERE id = ?"
@@ -441,6 +448,8 @@ class SyncStore:
         try:
             with self._transaction():
                 for run in runs:
+                    if run.unique_name:
+                        self._refuse_taken(run)
                     cursor = self._conn.execute(SQL_INSERT, insert_params(run))
                     run_id = int(cursor.lastrowid or 0)
                     self._conn.execute(SQL_SET_SNAPSHOT_REF, (queue_ref(run_id), run_id))
@@ -450,6 +459,17 @@ class SyncStore:
         except sqlite3.Error as exc:
             raise store_failure(self.db_path, exc) from exc
         return ids
+
+    def _refuse_taken(self, run: NewRun) -> None:
+        """Refuse a name that a queued or running run of the same baseline has
+        (checked inside the insert transaction: two enqueues cannot both pass)."""
+        taken = self._conn.execute(SQL_NAME_TAKEN, (run.repo, run.baseline, run.name)).fetchone()
+        if taken is not None:
+            raise ExperimentError(
+                f"experiment '{run.name}' is already {taken[1]} as run {taken[0]}"
+                f" for baseline {run.baseline[:7]}",
+                hint="choose another --name, or pass -f to replace it",
+            )
 
     def write_lock(self) -> _Transaction:
         """Hold the database's write lock (``with store.write_lock(): ...``): no

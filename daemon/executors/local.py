@@ -36,7 +36,10 @@ from exq.daemon.executors.base import (
 from exq.daemon.states import Outcome
 from exq.daemon.store import RunProcess, RunRecord
 from exq.engine.errors import ExqError
+from exq.engine.experiments.queue_snapshot import replaces_experiment
+from exq.engine.experiments.refs import exp_ref, expected_tip
 from exq.engine.experiments.run import SnapshotRun, resume_run, run_snapshot
+from exq.engine.git import Git
 from exq.engine.run.project import Project, open_project
 from exq.engine.run.runner import OutputSink
 
@@ -69,6 +72,15 @@ def snapshot_run(
         on_spawn=hooks.on_spawn,
         on_checkpoint=hooks.on_checkpoint,
         snapshot_lock=hooks.snapshot_lock,
+    )
+    git = Git.open(project.root)
+    # The run only ever moves its experiment ref from nothing or from its own
+    # commits, unless it was queued with -f to replace what is there.
+    fields["expected_ref"] = expected_tip(
+        git,
+        exp_ref(run.baseline, run.name),
+        own=run.resume_sha or run.experiment_sha,
+        replace=replaces_experiment(git, run.snapshot),
     )
     if run.resume_sha:
         return resume_run(project, latest_checkpoint(project, run), **fields)

@@ -15,12 +15,13 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 
 from exq.engine.data.cache import remove_out
 from exq.engine.experiments.chains import Marker, chain_message, write_marker
-from exq.engine.git import Git
+from exq.engine.git import ANY, Git
 from exq.engine.run.project import Project
 from exq.engine.run.workspace import StageIO
 from exq.engine.spec.graph import repo_path
@@ -64,6 +65,7 @@ class ChainCommitter:
         marker: bool = False,
         on_checkpoint: CheckpointCallback | None = None,
         state_db: Path | None = None,
+        expected: Any = ANY,  # a sha, None (no ref) or ANY,
     ) -> None:
         self.project = project
         self.ref, self.name, self.baseline = ref, name, baseline
@@ -72,7 +74,11 @@ class ChainCommitter:
         self.on_checkpoint = on_checkpoint
         self.state_db = state_db
         self.count = 0
-        self.expected = Git.open(project.root).get_ref(ref)  # what the CAS expects
+        # What the ref's compare-and-set expects: given by the caller (the daemon:
+        # absent, or this run's own commit), else wherever the ref is now.
+        if expected is ANY:
+            expected = Git.open(project.root).get_ref(ref)
+        self.expected: str | None = expected
 
     # -- the hook -------------------------------------------------------------
 

@@ -39,12 +39,40 @@ def parse_exp_ref(ref: str) -> tuple[str, str] | None:
     return baseline, parts[2]
 
 
+# A ref is a file named after the experiment, and git writes "<name>.lock" beside
+# it: a file name holds 255 bytes on common file systems.
+MAX_NAME_BYTES = 255 - len(".lock")
+
+
 def check_exp_name(name: str) -> None:
     """Refuse names git cannot hold in one ref component (and DVC's reserved ones)."""
     if not name or not check_ref_component(name) or name.startswith("-"):
         raise ExperimentError(
             f"invalid experiment name '{name}'", hint="it must be a valid git ref name without '/'"
         )
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise ExperimentError(
+            f"experiment name '{name[:40]}...' is too long ({len(name.encode())} bytes)",
+            hint=f"git stores a name of at most {MAX_NAME_BYTES} bytes",
+        )
+
+
+def expected_tip(git: Git, ref: str, *, own: str | None, replace: bool) -> str | None:
+    """What a run's first move of experiment ``ref`` must find there: nothing, or
+    the run's own chain (at or after its commit ``own``), or, when it was asked to
+    ``replace`` the experiment (``-f``), whatever is there now. Raises when the
+    ref holds an experiment this run did not make: it is never overwritten."""
+    tip = git.get_ref(ref)
+    if tip is None or replace:
+        return tip
+    if own is not None and git.is_ancestor(own, tip):
+        return tip
+    name = ref.rsplit("/", 1)[-1]
+    raise ExperimentError(
+        f"experiment '{name}' already exists ({ref}) and this run did not make it:"
+        " it is not replaced",
+        hint="queue the run again with -f to replace it, or with another -n",
+    )
 
 
 def list_experiments(git: Git, baseline: str | None = None) -> list[ExpRef]:

@@ -40,7 +40,7 @@ from exq.engine.experiments.chains import (
 )
 from exq.engine.experiments.inputs import auto_name, check_clash, require_baseline, snapshot_inputs
 from exq.engine.experiments.refs import check_exp_name, exp_ref, parse_exp_ref
-from exq.engine.git import Git
+from exq.engine.git import ANY, Git
 from exq.engine.params.edit import (
     EditPlan,
     ParamChange,
@@ -249,6 +249,9 @@ class SnapshotRun:
     reset: bool = False
     on_checkpoint: CheckpointCallback | None = None  # told each checkpoint committed
     snapshot_lock: anyio.Lock | None = None  # held during each snapshot (see ReproOptions)
+    # What the experiment ref's compare-and-set expects before the run's first
+    # move of it (None: no ref); ANY: wherever it is when the run starts.
+    expected_ref: Any = ANY  # a sha, None or ANY
 
 
 async def run_snapshot(
@@ -319,6 +322,7 @@ def _worktree_hook(
         parent=run.checkpoint_parent,
         on_checkpoint=run.on_checkpoint,
         state_db=state_db,
+        expected=run.expected_ref,
     )
 
 
@@ -363,7 +367,9 @@ def _prepare_worktree(sub: Project, run: SnapshotRun, state_db: Path) -> list[Pa
 
 def _commit_worktree(root: Path, folder: Path, run: SnapshotRun, ref: str) -> str:
     sha = _commit(Git.open(folder), run.baseline, run.name)
-    Git.open(root).set_ref(ref, sha, message=f"exq: experiment {run.name}")
+    Git.open(root).set_ref(
+        ref, sha, expected_old=run.expected_ref, message=f"exq: experiment {run.name}"
+    )
     return sha
 
 
