@@ -1,12 +1,14 @@
-# Quick start: `make demo` runs exq on a small example, `make test` runs the tests.
+# Quick start: `make demo` runs exq on a small example, `make test` runs the tests,
+# `make lint` the checks (ruff, mypy, import contracts) that must pass before landing.
 # Both create the local virtualenv .venv with the pinned dependencies first.
 
+SHELL := bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DVC_VENV := .venv-dvc
 
-.PHONY: demo test venv dvc ray browser bench clean
+.PHONY: demo test lint lint-tools venv dvc ray browser bench clean
 
 venv: $(VENV)/.installed
 
@@ -23,6 +25,30 @@ ray: $(VENV)/.ray-installed
 $(VENV)/.ray-installed: $(VENV)/.installed requirements-ray.txt
 	$(PY) -m pip install -q -r requirements-ray.txt
 	touch $@
+
+# The checks' tools, pinned, in .venv.
+lint-tools: $(VENV)/.lint-installed
+
+$(VENV)/.lint-installed: $(VENV)/.installed requirements-lint.txt
+	$(PY) -m pip install -q -r requirements-lint.txt
+	touch $@
+
+# mypy and import-linter see the package as it installs: engine/ as exq/engine and so on
+# (neither follows setuptools' package-dir), so they read a copy of the tree laid out so.
+TYPECHECK := build/typecheck
+
+lint: lint-tools
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/exq
+	cp exq/__init__.py exq/py.typed $(TYPECHECK)/exq/
+	for folder in engine live daemon cli; do \
+		cp -r $$folder $(TYPECHECK)/exq/$$folder; \
+	done
+	cd $(TYPECHECK) && $(abspath $(VENV))/bin/mypy --config-file $(abspath pyproject.toml) \
+		--cache-dir $(abspath .mypy_cache) -p exq | sed -E 's#^exq/(engine|live|daemon|cli)/#\1/#'; \
+		exit $${PIPESTATUS[0]}
+	cd $(TYPECHECK) && $(abspath $(VENV))/bin/lint-imports --no-cache $(abspath pyproject.toml)
 
 # The real DVC, in its own virtualenv, for the interoperability tests and benchmarks.
 dvc: $(DVC_VENV)/.installed

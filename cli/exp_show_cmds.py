@@ -12,7 +12,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import typer
 
@@ -23,6 +23,7 @@ from exq.engine.experiments.collect import Collector, RevData
 from exq.engine.experiments.compare import (
     DEFAULT_PRECISION,
     DiffRow,
+    RowState,
     Values,
     build_table,
     diff_values,
@@ -62,21 +63,23 @@ def _pending_runs(root: Path) -> list[PendingRun]:
     """Queued, running and failed runs of this repository, read from the queue's database."""
     from exq.daemon.config import DaemonConfig
     from exq.daemon.service import list_runs
+    from exq.daemon.states import RunState
 
-    records = list_runs(DaemonConfig.from_env(), PENDING_STATES, repo=str(root))
+    states = [RunState(state) for state in PENDING_STATES]
+    records = list_runs(DaemonConfig.from_env(), states, repo=str(root))
     return [
         PendingRun(
             name=r.name,
             snapshot=r.snapshot,
             baseline=r.baseline,
-            state=str(r.state),
+            state=cast("RowState", r.state.value),  # one of PENDING_STATES
             created=r.created,
         )
         for r in records
     ]
 
 
-PENDING_STATES = ("queued", "running", "failed", "interrupted")
+PENDING_STATES: tuple[RowState, ...] = ("queued", "running", "failed", "interrupted")
 
 
 def _warn(errors: list[str]) -> None:
@@ -382,9 +385,9 @@ def _metrics_grid(
     files: dict[str, None] = {}
     keys: dict[str, None] = {}
     for _, values in revisions:
-        for file, flat in values.items():
+        for file, names in values.items():
             files.setdefault(file)
-            keys.update(dict.fromkeys(flat))
+            keys.update(dict.fromkeys(names))
     if not files:
         return ""
     header = (["Revision"] if with_revision else []) + ["Path", *keys]

@@ -53,7 +53,8 @@ def modules_for(argv: list[str]) -> tuple[str, ...]:
         return COMMAND_MODULES
     if len(words) == 1 and words[0] in _GROUPS:
         return COMMAND_MODULES  # a group alone prints its help: list every command
-    module = _ROUTES.get(tuple(words[:2])) or _ROUTES.get(words[0])  # type: ignore[call-overload]
+    pair = (words[0], words[1]) if len(words) > 1 else None
+    module = (_ROUTES.get(pair) if pair else None) or _ROUTES.get(words[0])
     return (module,) if module in COMMAND_MODULES else COMMAND_MODULES
 
 
@@ -105,7 +106,7 @@ def _click_exception() -> type[Any]:
     try:
         from typer._click.exceptions import ClickException
     except ImportError:
-        from click.exceptions import ClickException
+        from click.exceptions import ClickException  # type: ignore[assignment]
     return ClickException
 
 

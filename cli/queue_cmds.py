@@ -28,8 +28,7 @@ from exq.daemon import service
 from exq.daemon.client import Client, DaemonError, DaemonNotRunning, lock_holder
 from exq.daemon.config import DaemonConfig
 from exq.daemon.protocol import MAX_JOBS, Code, StatusReply
-from exq.daemon.states import RunState
-from exq.daemon.store import RunRecord
+from exq.daemon.states import RunRecord, RunState
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from exq.daemon.protocol import StatusReply
-from exq.daemon.states import DIED, RunState
-from exq.daemon.store import RunRecord
+from exq.daemon.states import DIED, RunRecord, RunState
 
 HEADERS = ("ID", "Name", "Repo", "State", "Where", "Created", "Duration", "Attempt", "Result")
 
@@ -210,7 +209,7 @@ def format_table(rows: Sequence[Sequence[str]], width: int | None = None) -> lis
     widths = [max(len(row[i]) for row in table) for i in range(len(HEADERS))]
     lines = []
     for row in table:
-        head = "  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths[:-1]))
+        head = "  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths[:-1], strict=True))
         last = row[-1]
         if width is not None:
             room = max(width - len(head) - 2, 8)

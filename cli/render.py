@@ -139,7 +139,8 @@ def plain_grid(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Columns separated by two spaces, left-aligned, no trailing blanks (DVC's diff tables)."""
     widths = _widths(header, rows)
     lines = [
-        "  ".join(_pad(c, w) for c, w in zip(line, widths)).rstrip() for line in [header, *rows]
+        "  ".join(_pad(c, w) for c, w in zip(line, widths, strict=False)).rstrip()
+        for line in [header, *rows]
     ]
     return "\n".join(lines) + "\n"
 
@@ -150,7 +151,7 @@ def markdown_grid(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     rows = [[c.replace("|", "\\|") for c in line] for line in rows]
     widths = _widths(header, rows)
     lines = [
-        "| " + " | ".join(_pad(c, w) for c, w in zip(line, widths)) + " |"
+        "| " + " | ".join(_pad(c, w) for c, w in zip(line, widths, strict=False)) + " |"
         for line in [header, *rows]
     ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")

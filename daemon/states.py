@@ -17,6 +17,9 @@ that are not running. Every move is a compare-and-set in SQL on the old state.
 
 Killed runs end ``failed`` with the error ``killed``, as DVC marks killed
 experiments failed: ``interrupted`` would requeue them at the next start.
+
+:class:`RunRecord` is one run as the queue holds it (one row of the store),
+the type the CLI reads runs as.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 # A run interrupted this many times (the daemon died or stopped under it each
 # time) is failed rather than requeued again: it may be what kills the daemon.
@@ -39,6 +43,42 @@ class RunState(enum.StrEnum):
     FAILED = "failed"
     INTERRUPTED = "interrupted"
     CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of the queue."""
+
+    id: int
+    seq: int  # queue order: lowest first
+    name: str
+    repo: str
+    baseline: str
+    snapshot: str
+    snapshot_ref: str  # refs/exq/queue/<id>, keeps the snapshot alive
+    params: list[str]
+    targets: list[str]
+    stage_jobs: int | None
+    state: RunState
+    attempts: int
+    created: datetime
+    started: datetime | None
+    finished: datetime | None
+    exit_code: int | None
+    error: str | None
+    log_path: str | None
+    experiment_ref: str | None
+    experiment_sha: str | None
+    checkpoints: int
+    worker_slot: int | None
+    token: str | None  # EXQ_RUN_TOKEN of the current attempt: marks its processes
+    # The checkpoint commit the next attempt resumes from (set at start-up
+    # recovery for an interrupted checkpoint run); None: run from the snapshot.
+    resume_sha: str | None = None
+    executor: str | None = None  # None: the daemon's default executor
+    cpus: float | None = None
+    gpus: float | None = None
+    location: str | None = None  # where the current attempt runs ("local", "ray ADDRESS ...")
 
 
 ENDED = frozenset({RunState.SUCCESS, RunState.FAILED, RunState.INTERRUPTED, RunState.CANCELLED})

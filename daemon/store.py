@@ -28,7 +28,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from exq.daemon.states import ENDED, RETRYABLE, QueueItem, RunState, can_transition
+from exq.daemon.states import (
+    ENDED,
+    RETRYABLE,
+    QueueItem,
+    RunRecord,
+    RunState,
+    can_transition,
+)
 from exq.engine.errors import ExperimentError, ExqError
 
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -59,42 +66,6 @@ class NewRun:
     # Refuse the name if a queued or running run of the same baseline has it
     # (a name the user gave, without -f); not stored.
     unique_name: bool = False
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One row of the queue."""
-
-    id: int
-    seq: int  # queue order: lowest first
-    name: str
-    repo: str
-    baseline: str
-    snapshot: str
-    snapshot_ref: str  # refs/exq/queue/<id>, keeps the snapshot alive
-    params: list[str]
-    targets: list[str]
-    stage_jobs: int | None
-    state: RunState
-    attempts: int
-    created: datetime
-    started: datetime | None
-    finished: datetime | None
-    exit_code: int | None
-    error: str | None
-    log_path: str | None
-    experiment_ref: str | None
-    experiment_sha: str | None
-    checkpoints: int
-    worker_slot: int | None
-    token: str | None  # EXQ_RUN_TOKEN of the current attempt: marks its processes
-    # The checkpoint commit the next attempt resumes from (set at start-up
-    # recovery for an interrupted checkpoint run); None: run from the snapshot.
-    resume_sha: str | None = None
-    executor: str | None = None  # None: the daemon's default executor
-    cpus: float | None = None
-    gpus: float | None = None
-    location: str | None = None  # where the current attempt runs ("local", "ray ADDRESS ...")
 
 
 @dataclass(frozen=True)

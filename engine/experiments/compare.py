@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from fnmatch import fnmatchcase
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from exq.engine.errors import ConfigError
 
@@ -269,7 +269,7 @@ def _ordered_labels(groups: list[list[list[Row]]]) -> list[tuple[Row, str]]:
             if index == 0 and block[0].kind in _TOP_KINDS:
                 out.append((block[0], block[0].name))
                 continue
-            out.extend(zip(block, _block_labels(block, index == len(group) - 1)))
+            out.extend(zip(block, _block_labels(block, index == len(group) - 1), strict=True))
     return out
 
 
@@ -326,7 +326,7 @@ def build_table(
 
     now = now or datetime.now().astimezone()
     table_rows = []
-    for (row, label), data in zip(ordered, cells):
+    for (row, label), data in zip(ordered, cells, strict=True):
         line = [label]
         if not no_timestamp:
             line.append(format_created(row.created, now))
@@ -442,7 +442,7 @@ def diff_values(
     return out
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, (int, float))
 
 

@@ -90,7 +90,9 @@ def committed_outs(git: Git, sha: str, prefix: str = "") -> dict[str, HashInfo]:
         lock = parse_lock(raw_lock.decode("utf-8"), lock_name(dvcfile)) if raw_lock else {}
         for stage in load_dvcfile(source, dvcfile):
             entry = lock.get(stage.name)
-            for out in stage.outs if entry is not None else []:
+            if entry is None:
+                continue
+            for out in stage.outs:
                 recorded = entry.out(out.path)
                 info = recorded.to_hash() if recorded else None
                 if out.cache and info is not None:
@@ -128,7 +130,8 @@ def apply(project: Project, name: str, *, force: bool = False) -> ApplyResult:
         new = committed_outs(git, exp.sha, prefix)
         now = {rel: _md5(io.hash_of(rel)) for rel in new}
         clash_sets = []
-        for rev in saved or [None]:
+        revs: list[str | None] = [*saved] or [None]
+        for rev in revs:
             old = committed_outs(git, rev, prefix) if rev else {}
             found = set(git.would_overwrite(exp.sha, rev))
             found.update(

@@ -16,7 +16,7 @@ from datetime import datetime
 from exq.engine.errors import ExperimentError
 from exq.engine.experiments.chains import ChainCommit, chain_of
 from exq.engine.experiments.collect import Collector, RevData
-from exq.engine.experiments.compare import Row
+from exq.engine.experiments.compare import Row, RowKind, RowState
 from exq.engine.experiments.refs import ExpRef, list_experiments, resolve_rev
 from exq.engine.git import Git
 
@@ -46,8 +46,8 @@ def namer(git: Git) -> Callable[[str], str]:
     head, branch = git.head_sha(), git.head_branch()
     by_sha: dict[str, str] = {}
     for names in (git.list_branches(), git.list_tags()):  # tags last: they win
-        for name, sha in sorted(names.items(), reverse=True):
-            by_sha[sha] = name
+        for label, sha in sorted(names.items(), reverse=True):
+            by_sha[sha] = label
 
     def name(sha: str) -> str:
         if sha == head and branch is not None:
@@ -196,7 +196,7 @@ class PendingRun:
     name: str
     snapshot: str  # the commit it runs from: its params are the run's
     baseline: str
-    state: str  # queued, running, failed, interrupted
+    state: RowState  # queued, running, failed, interrupted
     created: datetime
 
 
@@ -239,7 +239,7 @@ def add_pending(
             result[made] = replace(result[made], state=run.state)
             continue
         data = _collect(collector, run.snapshot, run.name, errors)
-        kind = "queued" if run.state == "queued" else "experiment"
+        kind: RowKind = "queued" if run.state == "queued" else "experiment"
         row = Row(
             name=run.name,
             rev=run.snapshot,

@@ -122,8 +122,9 @@ class Transport(Refs):
         kind, data = self._repo.odb.read(oid)
         known.add(str(oid))
         out.append((str(oid), int(kind), bytes(data)))
-        if kind == pygit2.GIT_OBJECT_TREE:
-            for entry in self._repo[oid]:
+        tree = self._repo[oid]
+        if kind == pygit2.GIT_OBJECT_TREE and isinstance(tree, pygit2.Tree):
+            for entry in tree:
                 if entry.filemode != MODE_GITLINK:  # a submodule's commit is not ours
                     self._export(entry.id, known, out)
 

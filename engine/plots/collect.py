@@ -20,7 +20,7 @@ import posixpath
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from exq.engine.data.cache import Cache
 from exq.engine.data.hashing import HashInfo
@@ -211,7 +211,7 @@ def _dvcfile_defs(source: _Source, dvcfile: str) -> tuple[list[PlotDef], list[Pl
     for stage in resolve_dvcfile(data, dvcfile=dvcfile, source=source):
         for out in stage.outs:
             path = repo_path(stage, out.path)
-            where = {
+            where: dict[str, Any] = {
                 "cached": out.cache,
                 "dvcfile": dvcfile,
                 "stage": stage.name,

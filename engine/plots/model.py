@@ -152,7 +152,9 @@ def _parse_table(path: str, text: str, delimiter: str) -> list[Record]:
     if not rows:
         return []
     header = [name.strip() for name in rows[0]]
-    return [{name: value for name, value in zip(header, row) if name} for row in rows[1:]]
+    return [
+        {name: value for name, value in zip(header, row, strict=False) if name} for row in rows[1:]
+    ]
 
 
 def _records_of(path: str, data: Any) -> list[Record]:

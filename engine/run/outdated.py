@@ -29,14 +29,14 @@ The rules are DVC 3's (checked against dvc 3.67.1):
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Any, Union
+from typing import Any
 
 from exq.engine.data.hashing import HashInfo
 from exq.engine.spec.graph import repo_path
 from exq.engine.spec.lockfile import LockEntry, LockPath, plain
 from exq.engine.spec.stage import Stage
 
-StatusItem = Union[str, dict[str, dict[str, Any]]]
+StatusItem = str | dict[str, dict[str, Any]]
 
 
 def always_changed(stage: Stage) -> bool:

@@ -160,7 +160,7 @@ class StageIO:
         """
         kept = {out.path for out in stage.kept_outs()}
         rels = [repo_path(stage, out.path) for out in stage.outs]
-        for out, rel in zip(stage.outs, rels):
+        for out, rel in zip(stage.outs, rels, strict=True):
             path = self.root / rel
             if out.persist or (out.path in kept and not reset):
                 self.cache.unprotect(path, self.state)
@@ -207,7 +207,7 @@ class StageIO:
         rels = [repo_path(stage, out.path) for out in stage.outs]
         self.forget(rels)
         outs: list[LockPath] = []
-        for out, rel in zip(stage.outs, rels):
+        for out, rel in zip(stage.outs, rels, strict=True):
             path = self.root / rel
             if not os.path.lexists(path):
                 if checkpoint and not out.checkpoint:
@@ -229,10 +229,10 @@ class StageIO:
                     self.cache.unprotect(path, self.state)
         deps = []
         for dep in stage.deps:
-            info = self.hash_of(repo_path(stage, dep))
-            if info is None:
+            dep_info = self.hash_of(repo_path(stage, dep))
+            if dep_info is None:
                 raise StageFailed(stage.address, f"dependency '{dep}' does not exist")
-            deps.append(LockPath.from_hash(dep, info))
+            deps.append(LockPath.from_hash(dep, dep_info))
         self.state.flush()
         return LockEntry(cmd=stage.cmd, deps=deps, params=self.params_now(stage), outs=outs)
 

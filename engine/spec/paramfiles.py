@@ -72,7 +72,7 @@ class DiskTree(DiskSource):
         top = self.root / folder
         if not top.is_dir():
             return []
-        found = []
+        found: list[str] = []
         for here, dirs, files in os.walk(top):
             dirs.sort()
             found.extend(

@@ -159,9 +159,9 @@ def _check_stage_body(body: Any, dvcfile: str, location: str, *, allow_matrix: b
             _expect(entry, (str, dict), dvcfile, f"{location}.params[{idx}]")
     if "vars" in body:
         _check_vars(body["vars"], dvcfile, f"{location}.vars")
-    for kind in ("outs", "metrics", "plots"):
-        if kind in body:
-            _check_outs(body[kind], kind, dvcfile, f"{location}.{kind}")
+    for section in ("outs", "metrics", "plots"):
+        if section in body:
+            _check_outs(body[section], section, dvcfile, f"{location}.{section}")
     if "live" in body:
         _check_live(body["live"], dvcfile, f"{location}.live")
 

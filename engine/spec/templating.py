@@ -232,10 +232,10 @@ class _DvcfileResolver:
             axes[str(axis)] = values
         items: list[tuple[str, dict[str, Any]]] = []
         for combination in itertools.product(*(list(enumerate(v)) for v in axes.values())):
-            item = dict(zip(axes, (value for _, value in combination)))
+            item = dict(zip(axes, (value for _, value in combination), strict=True))
             fragments = [
                 f"{axis}{idx}" if _is_container(value) else name_fragment(value)
-                for axis, (idx, value) in zip(axes, combination)
+                for axis, (idx, value) in zip(axes, combination, strict=True)
             ]
             key = "-".join(fragments)
             items.append((key, {"item": item, "key": key}))
@@ -453,4 +453,3 @@ def _plot_props(props: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
         for key, value in props.items()
         if key in PLOT_PROPS and value is not None
     )
-

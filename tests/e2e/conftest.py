@@ -12,13 +12,18 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.conftest import git
+
+if TYPE_CHECKING:
+    from tests.e2e.queue_helpers import QueueEnv
 
 EXQ_BIN = Path(sys.executable).parent / "exq"
 # The interpreter stage commands run with: the one running the tests.
@@ -214,3 +219,21 @@ def basic(project: Path) -> Path:
     write(project / "data" / "other.txt", "other\n")
     write(project / "dvc.yaml", basic_dvcyaml())
     return project
+
+
+@pytest.fixture
+def queue_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[QueueEnv]:
+    """The queue's folders in ``tmp_path`` (the socket under a short /tmp folder),
+    set in the environment; a daemon left running is stopped at the end."""
+    from tests.e2e.queue_helpers import QueueEnv, stop_daemon  # they use this module
+
+    short = Path(tempfile.mkdtemp(prefix="exq-q", dir="/tmp"))
+    env = QueueEnv(state=tmp_path / "state", runtime=short / "run", shared=tmp_path / "shared")
+    env.shared.mkdir()
+    monkeypatch.setenv("EXQ_STATE_DIR", str(env.state))
+    monkeypatch.setenv("EXQ_RUNTIME_DIR", str(env.runtime))
+    monkeypatch.setenv("EXQ_GRACE_SECONDS", "5")
+    monkeypatch.setenv("QSHARED", str(env.shared))
+    yield env
+    stop_daemon(env)
+    shutil.rmtree(short, ignore_errors=True)

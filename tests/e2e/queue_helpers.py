@@ -18,16 +18,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.conftest import git
 from tests.e2e.conftest import PY, exq, write
@@ -92,20 +88,6 @@ class QueueEnv:
     @property
     def db(self) -> Path:
         return self.state / "queue.db"
-
-
-@pytest.fixture
-def queue_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[QueueEnv]:
-    short = Path(tempfile.mkdtemp(prefix="exq-q", dir="/tmp"))
-    env = QueueEnv(state=tmp_path / "state", runtime=short / "run", shared=tmp_path / "shared")
-    env.shared.mkdir()
-    monkeypatch.setenv("EXQ_STATE_DIR", str(env.state))
-    monkeypatch.setenv("EXQ_RUNTIME_DIR", str(env.runtime))
-    monkeypatch.setenv("EXQ_GRACE_SECONDS", "5")
-    monkeypatch.setenv("QSHARED", str(env.shared))
-    yield env
-    stop_daemon(env)
-    shutil.rmtree(short, ignore_errors=True)
 
 
 def daemon_pid(env: QueueEnv) -> int | None:

@@ -66,7 +66,9 @@ def _lines(data: dict[str, Any], file: str, metric: str) -> dict[str, list[tuple
     """rev -> points of the chart of ``file``/``metric``."""
     for plot in data["plots"]:
         if plot["file"] == file and plot["metric"] == metric:
-            return {line["rev"]: list(zip(line["x"], line["y"])) for line in plot["lines"]}
+            return {
+                line["rev"]: list(zip(line["x"], line["y"], strict=True)) for line in plot["lines"]
+            }
     raise AssertionError(
         f"no chart {file}:{metric} in {[(p['file'], p['metric']) for p in data['plots']]}"
     )

@@ -13,14 +13,11 @@ from tests.e2e.conftest import exq, write
 from tests.e2e.queue_helpers import (
     QueueEnv,
     make_project,
-    queue_env,
     queued_ids,
     queued_names,
     runs_by_id,
     status,
 )
-
-__all__ = ["queue_env"]  # the fixture, imported for pytest
 
 
 def queue_refs(root: Path) -> dict[str, str]:

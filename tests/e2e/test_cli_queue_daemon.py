@@ -14,15 +14,12 @@ from tests.e2e.queue_helpers import (
     QueueEnv,
     daemon_pid,
     make_project,
-    queue_env,
     queued_ids,
     runs_by_id,
     status,
     wait_for,
     wait_states,
 )
-
-__all__ = ["queue_env"]  # the fixture, imported for pytest
 
 ENDED = {"success", "failed", "interrupted", "cancelled"}
 
@@ -175,7 +172,7 @@ def test_run_all_follows_the_queue(queue_env: QueueEnv, tmp_path: Path) -> None:
     lines = out.splitlines()
     assert lines[0].startswith("Started the exq daemon (pid ") and "following 3 run(s)" in lines[0]
     head = git(root, "rev-parse", "HEAD").strip()
-    for run_id, name in zip(ids, ["all-1", "all-2", "all-3"]):
+    for run_id, name in zip(ids, ["all-1", "all-2", "all-3"], strict=True):
         assert f"[{run_id}] {name}: success -> refs/exps/{head[:2]}/{head[2:]}/{name}" in lines
     assert lines[-1] == "Done: 3 success."
     assert status(root)["daemon"]["slots_total"] == 2

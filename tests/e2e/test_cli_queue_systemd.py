@@ -14,9 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import EXQ_BIN
-from tests.e2e.queue_helpers import QueueEnv, queue_env, wait_for
-
-__all__ = ["queue_env"]  # the fixture, imported for pytest
+from tests.e2e.queue_helpers import QueueEnv, wait_for
 
 UNIT = Path(__file__).resolve().parents[2] / "systemd" / "exq.service"
 

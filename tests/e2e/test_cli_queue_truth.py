@@ -18,7 +18,6 @@ from tests.e2e.queue_helpers import (
     QueueEnv,
     daemon_pid,
     make_project,
-    queue_env,
     queued_ids,
     runs_by_id,
     status,
@@ -26,8 +25,6 @@ from tests.e2e.queue_helpers import (
     wait_states,
 )
 from tests.integration.test_daemon_core_queue import alive
-
-__all__ = ["queue_env"]  # the fixture, imported for pytest
 
 ENDED = {"success", "failed", "interrupted", "cancelled"}
 

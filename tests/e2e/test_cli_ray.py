@@ -19,7 +19,6 @@ from tests.conftest import git
 from tests.e2e.conftest import PY, exq, write
 from tests.e2e.queue_helpers import (
     QueueEnv,
-    queue_env,  # noqa: F401  (a fixture)
     queued_ids,
     runs_by_id,
     wait_for,

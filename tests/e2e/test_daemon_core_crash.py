@@ -138,7 +138,6 @@ def test_sigterm_exits_0_interrupts_and_the_next_start_requeues(
     env: dict[str, str], tmp_path: Path
 ) -> None:
     repo = make_project(tmp_path / "repo")
-    db = config_of(env).db_path
     run_id = enqueue(config_of(env), repo, "blocked", "mode=block")
     rdv = Path(env["RDV"])
     daemon = start(env)

@@ -27,11 +27,8 @@ from tests.e2e.conftest import EXQ_BIN, exq
 from tests.e2e.queue_helpers import (
     QueueEnv,
     daemon_pid,
-    queue_env,
     wait_for,
 )
-
-__all__ = ["queue_env"]  # the fixture, imported for pytest
 
 
 def start_daemon(env: QueueEnv, *, max_files: int | None = None) -> subprocess.Popen[bytes]:

@@ -32,7 +32,6 @@ from tests.e2e.checkpoint_helpers import DVCYAML, step_of, write_training_projec
 from tests.integration.test_daemon_core_queue import (
     alive,
     call,
-    config,  # noqa: F401  (a fixture)
     daemon,
     enqueue,
     get,

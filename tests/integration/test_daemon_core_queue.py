@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from functools import partial
@@ -109,21 +107,6 @@ def enqueue(config: DaemonConfig, repo: Path, name: str, *params: str) -> int:
     request = EnqueueRequest(name=name, set_params=list(params), stage_jobs=1)
     ((run_id, _),) = service.enqueue(request, config, root=repo, ring=False)
     return run_id
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Iterator[DaemonConfig]:
-    runtime = Path(tempfile.mkdtemp(dir="/tmp", prefix="exq-t-"))
-    rdv = tmp_path / "rdv"
-    rdv.mkdir()
-    yield DaemonConfig(
-        state_dir=tmp_path / "state",
-        runtime_dir=runtime / "run",
-        jobs=1,
-        grace=5.0,
-        extra_env={"RDV": str(rdv)},
-    )
-    shutil.rmtree(runtime, ignore_errors=True)
 
 
 @pytest.fixture

@@ -239,7 +239,7 @@ def test_readers_never_see_a_partial_file(in_tmp: Path) -> None:
                     except ValueError:
                         problems.append("json: " + text[-40:])
                 elif not text.endswith("\n") or any(
-                    len(l.split("\t")) != 3 for l in text.splitlines()
+                    len(line.split("\t")) != 3 for line in text.splitlines()
                 ):
                     problems.append("tsv: " + text[-40:])
 

@@ -35,7 +35,6 @@ from tests.integration.test_daemon_checkpoints import (
 )
 from tests.integration.test_daemon_core_queue import (
     call,
-    config,  # noqa: F401  (a fixture)
     daemon,
     enqueue,
     get,

@@ -355,7 +355,7 @@ def test_checkpoint_chain_glyphs_like_seed() -> None:
         base,
     ]
     rows = [Row("workspace", kind="workspace"), Row("master", "m" * 40, kind="baseline")]
-    for i, (name, rev) in enumerate(zip(chain, revs)):
+    for i, (name, rev) in enumerate(zip(chain, revs, strict=False)):
         parent = revs[i + 1] if i + 1 < len(revs) else "m" * 40
         rows.append(
             Row(name, rev, "m" * 40, kind="experiment" if i == 0 else "checkpoint", parent=parent)

@@ -14,9 +14,7 @@ from exq.engine.spec.graph import build_graph
 from exq.engine.spec.stage import Out, Stage
 
 
-def st(
-    name: str, deps: list[str] | None = None, outs: list[str] | None = None, **kw: str
-) -> Stage:
+def st(name: str, deps: list[str] | None = None, outs: list[str] | None = None, **kw: str) -> Stage:
     return Stage(
         name=name,
         dvcfile=kw.get("dvcfile", "dvc.yaml"),

@@ -252,7 +252,7 @@ def test_thin_keeps_first_and_last() -> None:
     line = Line("w", tuple(range(100)), tuple(range(100)))
     points = thin(line, 10)
     assert len(points) == 10 and points[0] == (0, 0) and points[-1] == (99, 99)
-    assert thin(line, 1000) == list(zip(range(100), range(100)))
+    assert thin(line, 1000) == list(zip(range(100), range(100), strict=True))
 
 
 def test_chart_spec_is_vega_lite_with_a_colour_per_revision() -> None:

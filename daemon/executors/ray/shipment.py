@@ -103,7 +103,7 @@ def object_path(objects_dir: Path, name: str) -> Path:
 
 def cache_names(objects_dir: Path) -> set[str]:
     """The objects in a cache's ``files/md5`` folder, as md5 names."""
-    names = set()
+    names: set[str] = set()
     if objects_dir.is_dir():
         for sub in os.scandir(objects_dir):
             if sub.is_dir() and len(sub.name) == 2:
