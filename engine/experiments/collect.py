@@ -82,9 +82,11 @@ class _Plan:
     """What one ``dvc.yaml`` names: params files (keys, None = whole), metrics files
     and cached outs (a metrics or params file of a commit may sit inside one)."""
 
-    params: dict[str, list[str] | None]
+    params: dict[str, list[str] | None]  # what stages depend on, as dvc.yaml names it
     metrics: list[_OutRef]
     cached_outs: list[_OutRef] = field(default_factory=list)  # where git has no copy
+    top_params: list[str] = field(default_factory=list)  # the top-level params: list
+    tracked: dict[str, list[str] | None] = field(default_factory=dict)  # used via ${...} only
 
 
 @dataclass(frozen=True)
@@ -164,22 +166,20 @@ class Collector:
 
     def _collect(self, source: _Lister, dvcfiles: list[str], *, in_git: bool) -> RevData:
         data = RevData()
-        params: dict[str, list[str] | None] = {}
         metrics: list[_OutRef] = []
         cached_outs: list[_OutRef] = []
-        if not self.param_deps and source.read_bytes(DEFAULT_PARAMS) is not None:
-            params[DEFAULT_PARAMS] = None
+        plans: list[_Plan] = []
         for dvcfile in dvcfiles:
             try:
                 plan = self._plan(source, dvcfile)
             except ExqError as exc:
                 data.errors.append(str(exc))
                 continue
-            for path, keys in plan.params.items():
-                _merge_keys(params, path, keys)
+            plans.append(plan)
             seen = {m.path for m in metrics}
             metrics.extend(m for m in plan.metrics if m.path not in seen)
             cached_outs.extend(plan.cached_outs)
+        params = self._params_to_read(source, plans)
         # A commit holds its cached outs only as hashes in dvc.lock: read them
         # from the cache, as DVC does (the workspace has them on disk).
         files = _RevFiles(source, self, cached_outs if in_git else [], data.errors)
@@ -188,6 +188,32 @@ class Collector:
         for ref in metrics:
             self._read_metrics(files, ref, data)
         return data
+
+    def _params_to_read(
+        self, source: FileSource, plans: list[_Plan]
+    ) -> dict[str, list[str] | None]:
+        """The params files (and keys, None = whole) that DVC shows for a revision.
+
+        As DVC: the keys stages depend on; unless ``param_deps``, the files of
+        the top-level ``params:`` lists and the root ``params.yaml``, whole;
+        then values used through ``${...}`` of files not shown already.
+        """
+        params: dict[str, list[str] | None] = {}
+        for plan in plans:
+            for path, keys in plan.params.items():
+                _merge_keys(params, path, keys)
+        if not self.param_deps:
+            for plan in plans:
+                for path in plan.top_params:
+                    _merge_keys(params, path, None)
+            if source.read_bytes(DEFAULT_PARAMS) is not None:
+                _merge_keys(params, DEFAULT_PARAMS, None)
+        through_vars: dict[str, list[str] | None] = {}
+        for plan in plans:
+            for path, keys in plan.tracked.items():
+                if path not in params:
+                    _merge_keys(through_vars, path, keys)
+        return {**params, **through_vars}
 
     def _read_params(
         self, files: _RevFiles, path: str, keys: list[str] | None, data: RevData
@@ -308,7 +334,7 @@ class Collector:
         recorder = _RecordingSource(source)
         data = parse_yaml(raw, dvcfile, error_cls=DvcFileError)
         stages = resolve_dvcfile(data, dvcfile=dvcfile, source=recorder)
-        plan = _make_plan(dvcfile, data, stages, param_deps=self.param_deps)
+        plan = _make_plan(dvcfile, data, stages)
         reads = tuple(
             (p, self._fingerprint(p, source.read_bytes(p), names)) for p in recorder.paths
         )
@@ -399,15 +425,21 @@ def _interpolated_names(raw: bytes) -> tuple[str, ...] | None:
     return tuple(names)
 
 
-def _make_plan(dvcfile: str, data: Any, stages: list[Any], *, param_deps: bool) -> _Plan:
+def _make_plan(dvcfile: str, data: Any, stages: list[Any]) -> _Plan:
     """Params files, metrics files and cached outs of one resolved ``dvc.yaml``."""
     folder = posixpath.dirname(dvcfile)
     params: dict[str, list[str] | None] = {}
+    tracked: dict[str, list[str] | None] = {}
     metrics: list[_OutRef] = []
     for stage in stages:
         for file, keys in stage.params.items():
-            whole = not keys or not param_deps
-            _merge_keys(params, repo_path(stage, file), None if whole else list(keys))
+            path = repo_path(stage, file)
+            through_vars = stage.tracked.get(file, [])
+            explicit = [key for key in keys if key not in through_vars]
+            if not keys or explicit:  # [] is the whole file
+                _merge_keys(params, path, explicit or None)
+            if through_vars:
+                _merge_keys(tracked, path, list(through_vars))
         for out in stage.outs_of("metrics"):
             path = repo_path(stage, out.path)
             metrics.append(_OutRef(path, out.cache, dvcfile, stage.name, out.path))
@@ -422,15 +454,14 @@ def _make_plan(dvcfile: str, data: Any, stages: list[Any], *, param_deps: bool) 
         if out.cache
     ]
     top = data if isinstance(data, dict) else {}
-    for file in _top_level_paths(top.get("params")):
-        _merge_keys(params, _join(folder, file), None)
+    top_params = [_join(folder, file) for file in _top_level_paths(top.get("params"))]
     seen = {m.path for m in metrics}
     for file in _top_level_paths(top.get("metrics")):
         path = _join(folder, file)
         if path not in seen:
             seen.add(path)
             metrics.append(_OutRef(path, False, dvcfile, "", file))
-    return _Plan(params, metrics, cached_outs)
+    return _Plan(params, metrics, cached_outs, top_params, tracked)
 
 
 def _top_level_paths(entries: Any) -> list[str]:

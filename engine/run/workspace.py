@@ -234,7 +234,20 @@ class StageIO:
                 raise StageFailed(stage.address, f"dependency '{dep}' does not exist")
             deps.append(LockPath.from_hash(dep, dep_info))
         self.state.flush()
-        return LockEntry(cmd=stage.cmd, deps=deps, params=self.params_now(stage), outs=outs)
+        params = locked_params(stage, self.params_now(stage))
+        return LockEntry(cmd=stage.cmd, deps=deps, params=params, outs=outs)
+
+
+def locked_params(stage: Stage, now: ParamsNow) -> ParamsNow:
+    """What ``dvc.lock`` records of the stage's params: as DVC, the keys ``dvc.yaml``
+    lists, not those used only through ``${...}`` (a file used only so is left out)."""
+    locked: ParamsNow = {}
+    for file, values in now.items():
+        through_vars = set(stage.tracked.get(file, []))
+        kept = {key: value for key, value in values.items() if key not in through_vars}
+        if kept or not through_vars:
+            locked[file] = kept
+    return locked
 
 
 def _related(a: str, b: str) -> bool:
