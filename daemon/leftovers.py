@@ -10,7 +10,9 @@
 - The checkpoint handshake folders (``exq-ckpt-<pid>-*``) of dead processes.
 - The checkpoint count of a run the daemon died under: the daemon moves the
   experiment ref, then counts the checkpoint in the store; a kill between the
-  two leaves the count one too low. The ref's chain is the truth.
+  two leaves the count one too low. The ref's chain is the truth. So for a
+  run killed between its final ref move and the end of its row: the ref then
+  holds this attempt's commit, which the next attempt may replace.
 """
 
 from __future__ import annotations
@@ -71,6 +73,16 @@ def exact_checkpoints(record: RunRecord) -> dict[str, Any]:
             if not git.is_ancestor(record.experiment_sha, tip):
                 return {}
         chain = [c for c in chain_of(git, tip, record.baseline) if c.ref == ref]
+        if not chain and record.experiment_sha is None:
+            # No chain: a plain experiment commit, this attempt's if it made it
+            # (killed between moving the ref and ending the row).
+            info = git.commit_info(tip)
+            mine = info.parents == (record.baseline,) and info.message.startswith(
+                f"exq: experiment {record.name}"
+            )
+            if mine and _made_since([info], record.started):
+                return {"experiment_ref": ref, "experiment_sha": tip}
+            return {}
         if record.experiment_sha is None and not _made_since(chain, record.started):
             return {}  # an older experiment of that name: not this attempt's
     except ExqError:
@@ -79,9 +91,12 @@ def exact_checkpoints(record: RunRecord) -> dict[str, Any]:
     return {"checkpoints": count, "experiment_ref": ref, "experiment_sha": tip}
 
 
-def _made_since(chain: list[Any], started: datetime | None) -> bool:
-    if not chain or started is None:
+def _made_since(commits: list[Any], started: datetime | None) -> bool:
+    """Whether every commit (a ``CommitInfo``, or a chain commit holding one) was
+    made since ``started``."""
+    if not commits or started is None:
         return False
     # Commit times have whole seconds: a commit of this attempt is no older than
     # the second it started in.
-    return all(c.info.time.timestamp() >= int(started.timestamp()) for c in chain)
+    infos = [getattr(c, "info", c) for c in commits]
+    return all(info.time.timestamp() >= int(started.timestamp()) for info in infos)

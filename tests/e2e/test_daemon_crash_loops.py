@@ -66,17 +66,17 @@ def processes_with(text: str) -> list[int]:
     return found
 
 
-def assert_nothing_left(env: dict[str, str], repo: Path, records: list[RunRecord]) -> None:
+def assert_nothing_left(environ: dict[str, str], repo: Path, records: list[RunRecord]) -> None:
     git = Git.open(repo)
     assert ref_locks(repo) == []
     queue_refs = git.list_refs("refs/exq/queue/")
     assert sorted(queue_refs) == sorted(r.snapshot_ref for r in records)  # no orphan
     assert all(queue_refs[r.snapshot_ref] == r.snapshot for r in records)
-    worktrees = config_of(env).worktrees_dir
+    worktrees = config_of(environ).worktrees_dir
     assert [w for w in git.list_worktrees() if str(w.path).startswith(str(worktrees))] == []
     assert not worktrees.exists() or list(worktrees.iterdir()) == []
-    assert ckpt_folders(env) == []
-    wait_until(lambda: processes_with(f"RDV={env['RDV']}") == [], "no process of a run left")
+    assert ckpt_folders(environ) == []
+    wait_until(lambda: processes_with(f"RDV={environ['RDV']}") == [], "no process of a run left")
 
 
 def test_daemon_kill_9_loop_during_a_sweep_of_checkpoint_runs(
