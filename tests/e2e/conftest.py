@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.conftest import git
+from tests.support import git
 
 if TYPE_CHECKING:
     from tests.e2e.queue_helpers import QueueEnv

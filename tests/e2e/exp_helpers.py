@@ -6,8 +6,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from tests.conftest import git
 from tests.e2e.conftest import exq
+from tests.support import git
 
 
 def init_repo(root: Path) -> Path:

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import git
 from tests.e2e.conftest import PY, exq, write
+from tests.support import git
 
 QTOOL = """\
 import os, sys, time

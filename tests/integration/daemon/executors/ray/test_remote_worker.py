@@ -1,0 +1,236 @@
+"""A run shipped to another machine and back, without a cluster in between.
+
+The payload the daemon writes is run by the real worker entrypoint in a
+subprocess, in a folder of its own; the frames it prints are read back and
+applied to the repository: the experiment ref, its commits and the outs in
+the cache end as a local run leaves them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from exq.daemon.config import DaemonConfig
+from exq.daemon.executors.ray.remote import JOB_FILE, Importer, write_payload
+from exq.daemon.executors.ray.shipment import FrameReader, ShipmentError, decode_pack
+from exq.daemon.store import RunRecord, SyncStore
+from exq.engine.experiments.refs import exp_ref
+from exq.engine.git import Git
+from exq.engine.run.project import open_project
+from tests.e2e.conftest import exq
+from tests.support import alive, chain_steps, enqueue, git, make_training_project, tsv_steps
+
+WORKER = [sys.executable, "-m", "exq.daemon.executors.ray.worker", "."]
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> DaemonConfig:
+    return DaemonConfig(state_dir=tmp_path / "state", runtime_dir=tmp_path / "run")
+
+
+def record(config: DaemonConfig, run_id: int, **changes: object) -> RunRecord:
+    with SyncStore(config.db_path) as store:
+        found = store.get_run(run_id)
+    assert found is not None
+    return replace(found, attempts=1, **changes)
+
+
+def ship(config: DaemonConfig, run: RunRecord, folder: Path) -> None:
+    write_payload(open_project(Path(run.repo)), run, config, 0, folder)
+
+
+def apply_output(repo: Path, output: str, ref: str) -> tuple[str, list[dict[str, object]]]:
+    """Apply every pack in ``output``; (the plain text, the packs' headers)."""
+    reader = FrameReader()
+    text, packs = reader.feed(output)
+    importer = Importer(open_project(repo), ref)
+    metas = []
+    for _seq, blob in packs:
+        applied = importer.apply(decode_pack(blob))
+        metas.append(applied.meta)
+    return text + reader.flush(), metas
+
+
+def test_a_checkpoint_run_comes_back_as_its_chain_and_cache(
+    config: DaemonConfig, tmp_path: Path
+) -> None:
+    repo, baseline = make_training_project(tmp_path / "train", epochs=3)
+    run_id = enqueue(config, repo, "far")
+    folder = tmp_path / "payload"
+    ship(config, record(config, run_id), folder)
+    rdv = tmp_path / "rdv"
+    rdv.mkdir()
+    job = json.loads((folder / JOB_FILE).read_text())
+    assert job["start"] == record(config, run_id).snapshot and not job["resume"]
+
+    proc = subprocess.run(
+        WORKER,
+        cwd=folder,
+        env={**os.environ, "RDV": str(rdv)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ref = exp_ref(baseline, "far")
+    text, metas = apply_output(repo, proc.stdout, ref)
+
+    assert [m["kind"] for m in metas] == ["checkpoint"] * 3 + ["result"]
+    tip = Git.open(repo).get_ref(ref)
+    assert tip == metas[-1]["sha"]
+    assert chain_steps(repo, tip, baseline) == [0, 1, 2]
+    assert tsv_steps(repo, tip) == [0, 1, 2]
+    # The model came back into the cache: applying the experiment restores it.
+    exq("exp", "apply", "far", cwd=repo)
+    assert (repo / "model.txt").read_text() == "1.5\n"
+    assert "\x1e" not in text  # frames never reach the log
+
+
+def test_a_resumed_run_continues_the_chain_it_was_sent(
+    config: DaemonConfig, tmp_path: Path
+) -> None:
+    repo, baseline = make_training_project(tmp_path / "train", epochs=5)
+    run_id = enqueue(config, repo, "resumed")
+    rdv = tmp_path / "rdv"
+    rdv.mkdir()
+    env = {**os.environ, "RDV": str(rdv), "HOLD_AT": "1"}
+    first = tmp_path / "first"
+    ship(config, record(config, run_id), first)
+    proc = subprocess.Popen(
+        WORKER, cwd=first, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    deadline = time.monotonic() + 60
+    while not list(rdv.glob("held-*")):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGTERM)  # what a cluster does to stop a job
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    ref = exp_ref(baseline, "resumed")
+    _, metas = apply_output(repo, output, ref)
+    assert [m.get("outcome") for m in metas if m["kind"] == "result"] == ["interrupted"]
+    tip = Git.open(repo).get_ref(ref)
+    assert tip is not None and chain_steps(repo, tip, baseline) == [0, 1]
+
+    second = tmp_path / "second"
+    ship(config, record(config, run_id, resume_sha=tip, experiment_ref=ref), second)
+    (rdv / "go").write_text("")
+    proc2 = subprocess.run(WORKER, cwd=second, env=env, capture_output=True, text=True, timeout=120)
+    assert proc2.returncode == 0, proc2.stdout + proc2.stderr
+    apply_output(repo, proc2.stdout, ref)
+    tip = Git.open(repo).get_ref(ref)
+    assert chain_steps(repo, tip, baseline) == [0, 1, 2, 3, 4]
+    assert tsv_steps(repo, tip) == [0, 1, 2, 3, 4]
+
+
+def test_a_failing_stage_reports_its_status(config: DaemonConfig, tmp_path: Path) -> None:
+    repo, baseline = make_training_project(tmp_path / "train", epochs=2)
+    (repo / "train.py").write_text("import sys\nprint('broken')\nsys.exit(3)\n")
+    git(repo, "commit", "-qam", "broken")
+    run_id = enqueue(config, repo, "bad")
+    folder = tmp_path / "payload"
+    ship(config, record(config, run_id), folder)
+    proc = subprocess.run(WORKER, cwd=folder, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3
+    text, metas = apply_output(repo, proc.stdout, exp_ref(baseline, "bad"))
+    assert metas[-1]["outcome"] == "failed" and metas[-1]["exit_code"] == 3
+    assert "broken" in text
+
+
+def test_applying_a_pack_twice_changes_nothing(config: DaemonConfig, tmp_path: Path) -> None:
+    repo, baseline = make_training_project(tmp_path / "train", epochs=2)
+    run_id = enqueue(config, repo, "twice")
+    folder = tmp_path / "payload"
+    ship(config, record(config, run_id), folder)
+    proc = subprocess.run(
+        WORKER,
+        cwd=folder,
+        env={**os.environ, "RDV": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    ref = exp_ref(baseline, "twice")
+    apply_output(repo, proc.stdout, ref)
+    tip = Git.open(repo).get_ref(ref)
+    _, metas = apply_output(repo, proc.stdout, ref)  # a restarted daemon reads it all again
+    assert Git.open(repo).get_ref(ref) == tip
+    assert len(metas) == 3
+    with pytest.raises(ShipmentError, match="tried to move refs/exps/"):
+        apply_output(repo, proc.stdout, "refs/heads/main")  # only the run's own ref moves
+    assert git(repo, "rev-parse", "main").strip() == baseline
+
+
+def test_a_folder_without_a_run_exits_2(tmp_path: Path) -> None:
+    proc = subprocess.run(WORKER, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "holds no run" in proc.stderr
+
+
+def test_a_killed_worker_takes_its_stage_with_it(config: DaemonConfig, tmp_path: Path) -> None:
+    repo, _ = make_training_project(tmp_path / "train", epochs=3)
+    run_id = enqueue(config, repo, "orphan")
+    folder = tmp_path / "payload"
+    ship(config, record(config, run_id), folder)
+    rdv = tmp_path / "rdv"
+    rdv.mkdir()
+    env = {**os.environ, "RDV": str(rdv), "HOLD_AT": "0"}
+    proc = subprocess.Popen(
+        WORKER, cwd=folder, env=env, stdout=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 60
+    while not list(rdv.glob("held-*")):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    stage_pid = int(next(rdv.glob("held-*")).name.split("-")[1])
+    os.killpg(proc.pid, signal.SIGKILL)  # what a cluster does when its stop wait runs out
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while alive(stage_pid):
+        assert time.monotonic() < deadline, "the stage outlived its worker"
+        time.sleep(0.05)
+
+
+def test_a_project_in_a_sub_folder_runs_there_on_the_worker(
+    config: DaemonConfig, tmp_path: Path
+) -> None:
+    from exq.engine.run.project import init_project
+    from tests.support import DVCYAML as TRAIN_DVCYAML
+    from tests.support import HOLD_TRAIN, write_training_project
+
+    repo = tmp_path / "repo"
+    proj = repo / "proj"
+    proj.mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    init_project(proj)
+    baseline = write_training_project(
+        proj, dvcyaml=TRAIN_DVCYAML, script=HOLD_TRAIN, params="train:\n  epochs: 2\n  lr: 0.5\n"
+    )
+    run_id = enqueue(config, proj, "deep")
+    folder = tmp_path / "payload"
+    ship(config, record(config, run_id), folder)
+    assert json.loads((folder / JOB_FILE).read_text())["prefix"] == "proj"
+    proc = subprocess.run(
+        WORKER,
+        cwd=folder,
+        env={**os.environ, "RDV": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ref = exp_ref(baseline, "deep")
+    apply_output(proj, proc.stdout, ref)
+    tip = Git.open(repo).get_ref(ref)
+    assert "model.txt" in git(repo, "show", f"{tip}:proj/dvc.lock")
+    assert git(repo, "ls-tree", "--name-only", tip).split() == ["proj"]  # nothing at the root
