@@ -64,3 +64,11 @@ def runs(env: dict[str, str]) -> list[RunRecord]:
 def terminate(proc: subprocess.Popen[str]) -> int:
     proc.send_signal(signal.SIGTERM)
     return proc.wait(timeout=60)
+
+
+def ref_locks(repo: Path) -> list[Path]:
+    return sorted((repo / ".git" / "refs").rglob("*.lock"))
+
+
+def ckpt_folders(env: dict[str, str]) -> list[Path]:
+    return sorted(Path(env["XDG_RUNTIME_DIR"]).glob("exq-ckpt-*"))

@@ -17,8 +17,10 @@ from exq.engine.experiments.refs import exp_ref
 from exq.engine.git import Git
 from tests.e2e.daemon.conftest import exq
 from tests.e2e.daemon_helpers import (
+    ckpt_folders,
     config_of,
     events,
+    ref_locks,
     runs,
     start,
     terminate,
@@ -33,14 +35,6 @@ from tests.support import (
 )
 
 EPOCHS = 5
-
-
-def ref_locks(repo: Path) -> list[Path]:
-    return sorted((repo / ".git" / "refs").rglob("*.lock"))
-
-
-def ckpt_folders(env: dict[str, str]) -> list[Path]:
-    return sorted(Path(env["XDG_RUNTIME_DIR"]).glob("exq-ckpt-*"))
 
 
 def held_pid(rdv: Path) -> int:

@@ -17,25 +17,25 @@ import subprocess
 import time
 from pathlib import Path
 
-from exq.daemon.states import MAX_ATTEMPTS, RunState
-from exq.daemon.store import RunRecord
+from exq.daemon.states import MAX_ATTEMPTS, RunRecord, RunState
 from exq.engine.git import Git
-from tests.e2e.test_daemon_core_crash import (
-    EXQ_BIN,
+from tests.e2e.conftest import EXQ_BIN
+from tests.e2e.daemon_helpers import (
+    ckpt_folders,
     config_of,
     events,
+    ref_locks,
     runs,
     start,
     terminate,
     wait_until,
 )
-from tests.e2e.test_daemon_crash_leftovers import ckpt_folders, env, ref_locks  # noqa: F401
-from tests.integration.test_daemon_checkpoints import (
+from tests.support import (
     chain_steps,
+    make_project,
     make_training_project,
     tsv_steps,
 )
-from tests.integration.test_daemon_core_queue import make_project
 
 EPOCHS = 6
 SWEEP = ["0.1", "0.2", "0.3", "0.4", "0.5", "0.6"]
@@ -80,7 +80,7 @@ def assert_nothing_left(environ: dict[str, str], repo: Path, records: list[RunRe
 
 
 def test_daemon_kill_9_loop_during_a_sweep_of_checkpoint_runs(
-    env: dict[str, str],  # noqa: F811
+    env: dict[str, str],
     tmp_path: Path,
 ) -> None:
     repo, baseline = make_training_project(tmp_path / "train", epochs=EPOCHS)
@@ -137,7 +137,7 @@ def test_daemon_kill_9_loop_during_a_sweep_of_checkpoint_runs(
 
 
 def test_cli_kill_9_loop_inside_enqueue(
-    env: dict[str, str],  # noqa: F811
+    env: dict[str, str],
     tmp_path: Path,
 ) -> None:
     repo = make_project(tmp_path / "repo")
