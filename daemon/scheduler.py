@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import partial
@@ -103,6 +104,7 @@ class Scheduler:
         *,
         poll_seconds: float = POLL_SECONDS,
         adopt: list[RunRecord] | None = None,
+        executors: Mapping[str, Executor] | None = None,
     ) -> None:
         self._store = store
         self._config = config
@@ -116,7 +118,8 @@ class Scheduler:
         self._active: dict[int, Active] = {}
         self._wakeup = anyio.Event()
         self._tg: TaskGroup | None = None
-        self._executors: dict[str, Executor] = {LOCAL: LocalExecutor(config)}
+        # By where a run goes: "local", or "ray ADDRESS" (made when first asked).
+        self._executors: dict[str, Executor] = dict(executors or {LOCAL: LocalExecutor(config)})
         self._adopt = list(adopt or [])  # cluster runs a previous daemon left running
         self.stop_requested = anyio.Event()
         self.finished = anyio.Event()  # run() returned after a stop

@@ -1,6 +1,7 @@
 """What the tests share across tiers: the real git CLI, a daemon project whose stage
 is driven through params, queueing runs through the queue service, the daemon
-in-process, and a checkpoint training project.
+in-process, checkpoint training projects, and a fake executor for the
+scheduler's unit tests.
 
 Stage commands of :func:`make_project` run ``stage.py``, which reads ``mode``
 from params.yaml: ``ok`` writes its out, ``fail`` exits 7, ``meet`` waits until
@@ -23,7 +24,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -34,6 +35,7 @@ import anyio.abc
 from exq.daemon import service
 from exq.daemon.client import Client
 from exq.daemon.config import DaemonConfig
+from exq.daemon.executors.base import ExecResult, RunHooks
 from exq.daemon.main import run
 from exq.daemon.service import EnqueueRequest
 from exq.daemon.states import RunRecord, RunState
@@ -397,3 +399,24 @@ def chain_steps(root: Path, tip: str, baseline: str) -> list[int | None]:
 def tsv_steps(root: Path, sha: str) -> list[int]:
     lines = git(root, "show", f"{sha}:logs/loss.tsv").splitlines()[1:]
     return [int(line.split("\t")[1]) for line in lines]
+
+
+# -- a fake executor ------------------------------------------------------------------
+
+
+Handler = Callable[[RunRecord, int, RunHooks], Awaitable[ExecResult]]
+
+
+class FakeExecutor:
+    """An :class:`~exq.daemon.executors.base.Executor` that runs nothing: each claimed
+    run goes to ``handler(run, slot, hooks)``, whose result is the attempt's (as
+    httpx's MockTransport answers requests with a function). It records the runs
+    it was given, in order, so the scheduler's decisions are tested in milliseconds."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.calls: list[tuple[int, int]] = []  # (run id, slot)
+
+    async def execute(self, run: RunRecord, *, slot: int, hooks: RunHooks) -> ExecResult:
+        self.calls.append((run.id, slot))
+        return await self.handler(run, slot, hooks)
