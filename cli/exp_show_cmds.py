@@ -44,7 +44,7 @@ from exq.engine.git import Git
 from exq.engine.run.project import open_project
 
 # With no terminal (output piped to a file or a test) nothing is elided.
-_UNLIMITED_WIDTH = 100_000
+_UNLIMITED_WIDTH = 1 << 40
 
 
 def _open(param_deps: bool = False, *, need_git: bool = True) -> tuple[Git | None, Collector]:

@@ -41,9 +41,17 @@ def fit_columns(widths: Sequence[int], max_width: int, *, keep: int = 1) -> tupl
     """
     if table_width(widths) <= max_width:
         return len(widths), False
-    for count in range(len(widths) - 1, keep - 1, -1):
-        if table_width([*widths[:count], cell_len(ELLIPSIS)]) <= max_width:
-            return count, True
+    # The widest prefix that fits beside the ``…`` column, found in one pass: a
+    # table of many thousand params costs its number of columns, not its square.
+    used = table_width([cell_len(ELLIPSIS)])
+    count = 0
+    for width in widths[:-1]:
+        if used + width + 3 > max_width:
+            break
+        used += width + 3
+        count += 1
+    if count >= keep:
+        return count, True
     kept = min(keep, len(widths))
     return kept, kept < len(widths)
 
@@ -64,7 +72,10 @@ def render_table(table: Table, *, width: int, color: bool = False) -> str:
 
     With ``color``, ANSI styles are included (baseline rows bold, as DVC does).
     """
-    count, elided = fit_columns(column_widths(table), width)
+    widths = column_widths(table)
+    count, elided = fit_columns(widths, width)
+    if not color and not elided and _plain_cells(table):
+        return _draw_heavy_head(table, widths)
     grid = RichTable(box=box.HEAVY_HEAD)
     for col in table.columns[:count]:
         grid.add_column(Text(col.header), justify=col.align, no_wrap=True, overflow="ellipsis")
@@ -87,6 +98,49 @@ def render_table(table: Table, *, width: int, color: bool = False) -> str:
     )
     console.print(grid)
     return out.getvalue()
+
+
+def _plain_cells(table: Table) -> bool:
+    """Whether every cell is one printable line, which :func:`_draw_heavy_head` draws
+    as rich would."""
+    if not table.rows:
+        return False
+    return all(c.header.isprintable() for c in table.columns) and all(
+        cell.isprintable() for line in table.rows for cell in line
+    )
+
+
+def _draw_heavy_head(table: Table, widths: list[int]) -> str:
+    """The table in rich's HEAVY_HEAD box, drawn directly when every column fits:
+    rich's layout takes time that grows faster than the number of columns, and a
+    params file can hold thousands of keys (the piped output is never elided)."""
+    aligns = [col.align for col in table.columns]
+
+    def line(cells: Sequence[str], edge: str) -> str:
+        padded = (
+            _justify(cell, width, align)
+            for cell, width, align in zip(cells, widths, aligns, strict=True)
+        )
+        return edge + edge.join(padded) + edge
+
+    def rule(left: str, fill: str, mid: str, right: str) -> str:
+        return left + mid.join(fill * (w + 2) for w in widths) + right
+
+    lines = [
+        rule("┏", "━", "┳", "┓"),
+        line([col.header for col in table.columns], "┃"),
+        rule("┡", "━", "╇", "┩"),
+        *(line(row, "│") for row in table.rows),
+        rule("└", "─", "┴", "┘"),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _justify(cell: str, width: int, align: str) -> str:
+    if align == "right":  # as rich: trailing blanks go before a right-aligned cell
+        cell = cell.rstrip()
+    room = " " * (width - cell_len(cell))
+    return f" {room}{cell} " if align == "right" else f" {cell}{room} "
 
 
 def _raw_cell(row: Row, column: Column) -> str:

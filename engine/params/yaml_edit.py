@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,7 +81,7 @@ def edit(text: str, file: str, op: StructOp) -> str:
 
 def _tree(text: str, file: str) -> Node | None:
     try:
-        composed = yaml.compose(text, Loader=yaml.SafeLoader)  # pure loader: str offsets
+        composed = yaml.compose(text, Loader=_composer(text))
     except yaml.YAMLError as exc:
         raise ParamsError(f"{file}: invalid YAML: {_yaml_reason(exc)}") from exc
     if composed is None:
@@ -89,6 +89,14 @@ def _tree(text: str, file: str) -> Node | None:
     counts: Counter[int] = Counter()
     _count(composed, counts)
     return _build(composed, text, counts)
+
+
+def _composer(text: str) -> type[Any]:
+    """libyaml's parser where its marks are offsets into ``text``: for ASCII text,
+    where bytes are characters; PyYAML's pure one (ten times slower, which a
+    params file of many thousand keys feels) for the rest."""
+    fast = getattr(yaml, "CSafeLoader", None)
+    return fast if fast is not None and text.isascii() else yaml.SafeLoader
 
 
 def _count(node: yaml.Node, counts: Counter[int]) -> None:
@@ -189,9 +197,9 @@ def _containers(root: Node | None, path: tuple[Any, ...]) -> list[Node]:
 def _found_style(start: list[Node]) -> tuple[int, int]:
     """(map step, sequence offset; -1 for zero) of the first nested blocks under ``start``."""
     map_step = seq_offset = 0
-    stack = list(start)
-    while stack and not (map_step and seq_offset):
-        node = stack.pop(0)
+    queue = deque(start)  # breadth first; a list's pop(0) made this quadratic in the keys
+    while queue and not (map_step and seq_offset):
+        node = queue.popleft()
         for entry in node.entries:
             child = entry.value
             if node.kind == "map" and not node.flow and not child.flow and child.entries:
@@ -200,7 +208,7 @@ def _found_style(start: list[Node]) -> tuple[int, int]:
                     map_step = step
                 if child.kind == "seq" and step >= 0 and not seq_offset:
                     seq_offset = step or -1
-            stack.append(child)
+            queue.append(child)
     return map_step, seq_offset
 
 

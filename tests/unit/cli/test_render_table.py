@@ -197,3 +197,70 @@ def test_csv_without_timestamp_and_with_state() -> None:
     assert render_csv(build_table(rows, no_timestamp=True)) == (
         f"Experiment,rev,typ,parent,State,x\nq,{'c' * 40},queued,,queued,1\n"
     )
+
+
+class CountingWidths(list[int]):
+    """Column widths that count the items every slice of them copies."""
+
+    copied = 0
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def]
+        got = super().__getitem__(index)
+        if isinstance(index, slice):
+            CountingWidths.copied += len(got)
+        return got
+
+
+@pytest.mark.parametrize("columns", [10, 1000, 20_000])
+def test_fitting_columns_costs_their_number_not_its_square(columns: int) -> None:
+    widths = CountingWidths([5] * columns)
+    CountingWidths.copied = 0
+    count, elided = fit_columns(widths, 80)
+    assert (count, elided) == (9, True)  # 9 columns of 5 and the … column: 77 cells
+    assert CountingWidths.copied <= columns
+
+
+def rich_drawing(table: Table) -> str:
+    """The table as rich draws it, for comparison with exq's direct drawing."""
+    import io
+
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
+    grid = RichTable(box=box.HEAVY_HEAD)
+    for col in table.columns:
+        grid.add_column(Text(col.header), justify=col.align, no_wrap=True, overflow="ellipsis")
+    for line in table.rows:
+        grid.add_row(*[Text(cell) for cell in line])
+    out = io.StringIO()
+    Console(file=out, width=10**6, color_system=None, legacy_windows=False).print(grid)
+    return out.getvalue()
+
+
+CELLS = ["", "a", "exp-1a2b3", "0.001", "1e-05", "日本語", "é", "├── x", " lead", "trail ", "-"]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_wide_tables_are_drawn_as_rich_draws_them(seed: int) -> None:
+    import random
+
+    pick = random.Random(seed)
+    ncols, nrows = pick.randint(1, 7), pick.randint(1, 5)
+    columns = [
+        Column(pick.choice(CELLS[1:]) + str(i), "param", align=pick.choice(["left", "right"]))
+        for i in range(ncols)
+    ]
+    table = Table(columns, [[pick.choice(CELLS) for _ in columns] for _ in range(nrows)])
+    assert render_table(table, width=10**6) == rich_drawing(table)
+
+
+def test_a_table_of_many_thousand_params_is_drawn_whole() -> None:
+    columns = [Column("Experiment", "experiment")]
+    columns += [Column(f"k{i}", "param", align="right") for i in range(50_000)]
+    rows = [["workspace", *map(str, range(50_000))]]
+    drawn = render_table(Table(columns, rows), width=1 << 40).splitlines()
+    assert len(drawn) == 5
+    assert drawn[1].split("┃")[-2].strip() == "k49999"
+    assert drawn[3].split("│")[-2].strip() == "49999"
