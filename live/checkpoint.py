@@ -24,14 +24,16 @@ Channels, in the order the script looks for them:
    reply the script raises ``CheckpointError`` (the runner is gone, so going on
    would train steps that are never saved).  Round trip: well under 1 ms.
 
-2. ``DVC_CHECKPOINT`` set (DVC 2.x's signal file, for DVC-era scripts and
-   tools).  The script creates the empty file
-   ``$DVC_ROOT/.dvc/tmp/DVC_CHECKPOINT`` (``DVC_ROOT`` unset: the nearest parent
-   of the working directory holding ``.dvc``), then waits until the runner
-   deletes it.  Both sides poll, so the latency is the runner's poll interval.
+2. ``DVC_CHECKPOINT`` on (``1``, ``true``...) and ``DVC_ROOT`` set (DVC 2.x's
+   signal file, for DVC-era scripts and tools; ``DVC_ROOT`` is what tells a
+   script that a runner is there, as ``dvc.api.make_checkpoint`` documents).
+   The script creates the empty file ``$DVC_ROOT/.dvc/tmp/DVC_CHECKPOINT``,
+   then waits until the runner deletes it.  Both sides poll, so the latency
+   is the runner's poll interval.
 
-3. Neither set: ``make_checkpoint`` returns at once (a no-op), so scripts run
-   unchanged outside exq.
+3. Otherwise (``DVC_CHECKPOINT=0``, or no ``DVC_ROOT``: a script run by hand,
+   even inside a DVC repository): ``make_checkpoint`` returns at once (a
+   no-op), never waits for a runner that is not there and never raises.
 
 Runner side (pure standard library, reusable by the engine):
 
@@ -65,6 +67,18 @@ from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 
+from exq.live.env import env_flag
+from exq.live.error import CheckpointError
+
+__all__ = [
+    "CheckpointError",
+    "CheckpointRequest",
+    "CheckpointServer",
+    "SignalFileWatcher",
+    "checkpoints_enabled",
+    "signal_checkpoint",
+]
+
 ENV_EXQ_CHECKPOINT = "EXQ_CHECKPOINT"
 ENV_DVC_CHECKPOINT = "DVC_CHECKPOINT"
 ENV_DVC_ROOT = "DVC_ROOT"
@@ -78,28 +92,27 @@ _FILE_POLL_MIN = 0.001
 _FILE_POLL_MAX = 0.02
 
 
-class CheckpointError(RuntimeError):
-    """The runner refused a checkpoint or went away during the handshake."""
-
-
 def checkpoints_enabled(environ: Mapping[str, str] | None = None) -> bool:
     """Whether the process runs under a runner that takes checkpoints."""
     env = os.environ if environ is None else environ
-    return bool(env.get(ENV_EXQ_CHECKPOINT)) or env.get(ENV_DVC_CHECKPOINT) is not None
+    if env.get(ENV_EXQ_CHECKPOINT):
+        return True
+    return bool(env_flag(ENV_DVC_CHECKPOINT, env)) and bool(env.get(ENV_DVC_ROOT))
 
 
 def signal_checkpoint(step: int | None = None) -> None:
     """Signal the runner and block until it has taken the checkpoint.
 
-    A no-op when neither ``EXQ_CHECKPOINT`` nor ``DVC_CHECKPOINT`` is set.
+    A no-op unless ``checkpoints_enabled()``.
     This is the bare protocol; ``exq.live.make_checkpoint`` also flushes the
     open ``Live`` loggers first.
     """
     socket_path = os.environ.get(ENV_EXQ_CHECKPOINT)
     if socket_path:
         _CLIENT.handshake(socket_path, step)
-    elif os.environ.get(ENV_DVC_CHECKPOINT) is not None:
-        _signal_file_handshake(_signal_file_path())
+    elif checkpoints_enabled():
+        root = os.environ[ENV_DVC_ROOT]
+        _signal_file_handshake(Path(root) / ".dvc" / "tmp" / SIGNAL_FILE_NAME)
 
 
 # --------------------------------------------------------------------------
@@ -168,20 +181,6 @@ def _read_line(sock: socket.socket) -> str | None:
 
 
 _CLIENT = _SocketClient()
-
-
-def _signal_file_path() -> Path:
-    root = os.environ.get(ENV_DVC_ROOT)
-    if root:
-        return Path(root) / ".dvc" / "tmp" / SIGNAL_FILE_NAME
-    here = Path.cwd()
-    for folder in (here, *here.parents):
-        if (folder / ".dvc").is_dir():
-            return folder / ".dvc" / "tmp" / SIGNAL_FILE_NAME
-    raise CheckpointError(
-        "DVC_CHECKPOINT is set but no DVC_ROOT and no .dvc folder above "
-        f"{here}: cannot place the checkpoint signal file"
-    )
 
 
 def _signal_file_handshake(path: Path) -> None:

@@ -1,8 +1,12 @@
-"""File helpers of exq.live: atomic writes, the metric TSV format, clean-up.
+"""File helpers of exq.live: atomic writes, appended TSV rows, clean-up.
 
-Every file is written whole to a temp file in the same folder and renamed over
-the target, so a reader (the runner's snapshot, ``exq plots show``, a browser
-reloading the report) sees the old file or the new one, never a part.
+Metric rows are appended to their TSV as they are logged, one ``write`` each
+(header and first row together), as dvclive does: a killed script loses no
+row it logged.  A reader may catch the last line half-written; ``read_tsv``
+skips a line without its newline.  Every other file (summary, report,
+params, a TSV cut back on resume) is written whole to a temp file in the
+same folder and renamed over the target, so a reader sees the old file or
+the new one, never a part.
 """
 
 from __future__ import annotations
@@ -40,6 +44,24 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def append_row(path: Path, column: str, row: Row) -> None:
+    """Append one row to a metric TSV, with the header first when the file is new.
+
+    One ``os.write`` on an ``O_APPEND`` descriptor: the row is in the file
+    (the page cache) when this returns, so a SIGKILL right after loses
+    nothing, and the line is never interleaved with another writer's.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        line = format_row(row)
+        if os.fstat(fd).st_size == 0:
+            line = tsv_header(column) + line
+        os.write(fd, line.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
 def format_number(value: Number) -> str:
     """The text of a metric value: ints as ints, floats round-trip exactly."""
     if isinstance(value, int):
@@ -67,31 +89,47 @@ def tsv_header(column: str) -> str:
 
 
 def read_tsv(path: Path) -> list[Row]:
-    """The rows of a metric TSV, skipping the header and any malformed line."""
+    """The rows of a metric TSV, skipping the header and any malformed line.
+
+    Reads dvclive's files too: ``step`` and the value are found by the header
+    (dvclive 1.x+ writes no ``timestamp`` column unless asked: 0 stands in).
+    """
     rows: list[Row] = []
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return rows
-    lines = text.split("\n")
+    lines = text.replace("\r\n", "\n").split("\n")
     if text and not text.endswith("\n"):
-        lines = lines[:-1]  # a torn last line (crash during an old append)
+        lines = lines[:-1]  # a torn last line (killed during an append)
+    header = lines[0].split("\t") if lines else []
+    if "step" not in header or len(header) < 2:
+        return rows
+    at_step = header.index("step")
+    at_time = header.index("timestamp") if "timestamp" in header else None
     for line in lines[1:]:
         fields = line.split("\t")
-        if len(fields) != 3:
+        if len(fields) != len(header):
             continue
         try:
-            rows.append((int(fields[0]), int(fields[1]), parse_number(fields[2])))
+            stamp = 0 if at_time is None else int(fields[at_time])
+            rows.append((stamp, int(fields[at_step]), parse_number(fields[-1])))
         except ValueError:
             continue
     return rows
 
 
-def iter_tsv(folder: Path) -> Iterator[tuple[str, Path]]:
-    """Every metric TSV under ``folder``, as (metric name with ``/``, path)."""
+def iter_tsv(folder: Path, skip: Iterable[Path] = ()) -> Iterator[tuple[str, Path]]:
+    """Every metric TSV under ``folder``, as (metric name with ``/``, path).
+
+    Folders in ``skip`` are left out (the sub-folders of other layouts).
+    """
     if not folder.is_dir():
         return
+    skipped = [s for s in skip if s != folder]
     for path in sorted(folder.rglob(f"*{TSV_SUFFIX}")):
+        if any(path.is_relative_to(s) for s in skipped):
+            continue
         if path.is_file() and not path.name.startswith(_TMP_PREFIX):
             name = path.relative_to(folder).with_suffix("").as_posix()
             yield name, path

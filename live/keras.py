@@ -1,7 +1,7 @@
 """A Keras callback that logs ``logs`` at each epoch end into ``exq.live``.
 
     from exq.live.keras import ExqLiveCallback   # or DvcLiveCallback
-    model.fit(x, y, epochs=5, callbacks=[ExqLiveCallback("logs", model_file="model.h5")])
+    model.fit(x, y, epochs=5, callbacks=[ExqLiveCallback("model.h5", path="logs")])
 
 Imported only when used: ``import exq.live`` does not load Keras.  When Keras
 is installed the callback subclasses ``keras.callbacks.Callback``; without it,
@@ -51,46 +51,74 @@ def _callback_base() -> type:
 class ExqLiveCallback(_callback_base()):  # type: ignore[misc]
     """Log every value of ``logs`` at epoch end, save the model, then ``next_step``.
 
-    ``live``: a logger to use; otherwise the module's default logger if
-    ``exq.live.init`` opened one (the dvclive 0.x style), else ``Live(path)``.
-    ``model_file`` is saved before ``next_step`` so that a checkpoint holds it.
+    As dvclive's ``DvcLiveCallback(model_file=None, save_weights_only=False,
+    **kwargs)``: ``model_file`` is saved before ``next_step`` so that a
+    checkpoint holds it, and loaded back at ``on_train_begin`` when the
+    logger resumes (a checkpoint run continued by the runner).  The logger is
+    ``cb.dvclive`` (``cb.live`` too): ``Live(**kwargs)``, or the module's
+    default logger when ``exq.live.init`` opened one and no kwargs are given
+    (the dvclive 0.x style), or the ``live`` given.
     """
 
     def __init__(
         self,
-        path: str | os.PathLike[str] | None = None,
-        *,
         model_file: str | os.PathLike[str] | None = None,
         save_weights_only: bool = False,
+        *,
         live: Live | None = None,
         **live_kwargs: Any,
     ) -> None:
         super().__init__()
         self._owns_live = False
-        if live is None and path is None and not live_kwargs and exq.live._default is not None:
+        if live is None and not live_kwargs and exq.live._default is not None:
             live = exq.live._default
         if live is None:
-            live = Live(path, **live_kwargs)
+            live = Live(**live_kwargs)
             self._owns_live = True
-        self.live = live
+        self.dvclive = live
         self.model_file = None if model_file is None else os.fspath(model_file)
         self.save_weights_only = save_weights_only
+
+    @property
+    def live(self) -> Live:
+        """The logger (``dvclive`` is dvclive's name for it)."""
+        return self.dvclive
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        """On resume, load the model file that the last checkpoint saved."""
+        if not (self.dvclive._resume and self.model_file and os.path.exists(self.model_file)):
+            return
+        if self.save_weights_only:
+            self.model.load_weights(self.model_file)
+        else:
+            self.model = _load_model(self.model_file)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Log the epoch's metrics, save the model, end the step."""
         for name, value in (logs or {}).items():
-            self.live.log(name, value)
+            self.dvclive.log(name, value)
         if self.model_file is not None and self.model is not None:
             if self.save_weights_only:
                 self.model.save_weights(self.model_file)
             else:
                 self.model.save(self.model_file)
-        self.live.next_step()
+        self.dvclive.next_step()
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         """Write the final files of a logger this callback opened."""
         if self._owns_live:
-            self.live.end()
+            self.dvclive.end()
+
+
+def _load_model(path: str) -> Any:
+    """Keras' ``load_model`` (keras 3, else tf.keras), imported only now."""
+    for module in ("keras.models", "tensorflow.keras.models"):
+        try:
+            loader = importlib.import_module(module).load_model
+        except Exception:  # noqa: BLE001 - absent or broken install: try the next
+            continue
+        return loader(path)
+    raise ImportError(f"loading {path} back needs keras or tensorflow")
 
 
 DvcLiveCallback = ExqLiveCallback

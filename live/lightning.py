@@ -18,6 +18,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from exq.live.error import DataAlreadyLoggedError
 from exq.live.logger import Live, make_checkpoint
 
 try:
@@ -76,7 +77,10 @@ class ExqLiveLogger(Logger):  # type: ignore[misc]
         live = self.experiment
         at = live.step if step is None else int(step)
         for name, value in metrics.items():
-            live.log(f"{self._prefix}{name}", value, step=at)
+            try:
+                live.log(f"{self._prefix}{name}", value, step=at)
+            except DataAlreadyLoggedError:
+                pass  # Lightning logs some values twice in a step: keep the first
         live.flush()
 
     @rank_zero_only

@@ -1,27 +1,32 @@
-"""``Live``: the metrics logger that training scripts use (dvclive 0.x style).
+"""``Live``: the metrics logger that training scripts use, with dvclive's behaviour.
 
-Files, for ``Live("logs")``:
+Files, for ``Live("logs")`` in the default ``flat`` layout (see
+``exq.live.layout`` for ``scalars`` and ``plots``, the dvclive 0.5-0.7 and
+1.x-3.x ones):
 
 * ``logs/<metric>.tsv``: ``timestamp`` (epoch ms), ``step``, ``<metric>``; a
-  name with ``/`` makes folders (``train/loss`` -> ``logs/train/loss.tsv``);
+  name with ``/`` makes folders (``train/loss`` -> ``logs/train/loss.tsv``,
+  column ``train/loss``, as dvclive 0.2-0.7 write it);
 * ``logs.json``: the summary, ``step`` and the latest value of every metric,
-  nested along the ``/`` of the names (``{"train": {"loss": ...}}``);
-* ``logs.html``: the report, a chart per metric and the summary;
+  nested along the ``/`` of the names (``{"train": {"loss": ...}}``); written
+  at once (``{"step": 0}``) and after every ``log``, as dvclive 0.4 does;
+* ``logs_dvc_plots/index.html``: the report, a chart per metric and the summary;
 * ``logs/params.yaml``: what ``log_param(s)`` recorded.
 
-Rows are kept in memory and the files are rewritten whole and renamed into
-place at step ends (``next_step``, ``make_summary``, ``flush``, ``end``): a
-reader never sees a torn line, which appending could not promise (a line
-crossing a page boundary can be seen half-written).  A rewrite costs time
-linear in the history, so when it grows dear (over 5 ms, i.e. tens of
-thousands of steps) the writes between checkpoints are spaced out (see
-``_Pace``); a checkpoint always writes everything first.  The report draws at
-most ``exq.live.report.MAX_POINTS`` points per chart.
+Each ``log`` appends its row to the metric's TSV at once (one flushed
+``write``), as dvclive does: a script killed at any point keeps every row it
+logged.  A step ends at ``next_step()``, at ``set_step(n)``, and when
+``log(..., step=n)`` moves to another step; at a step end the report is
+rewritten (paced, see ``_Pace``) and, under a runner that takes checkpoints,
+a checkpoint is taken, so a loop that only ever passes ``step=`` gets one
+checkpoint per step like dvclive 0.x.
 
 Environment (set by the runner, so DVC-era scripts work unchanged):
-``DVCLIVE_PATH`` (the folder, overrides the argument), ``DVCLIVE_SUMMARY`` and
-``DVCLIVE_HTML`` (``0``/``1``), ``EXQ_RESUME``/``DVCLIVE_RESUME`` (resume),
-``EXQ_CHECKPOINT``/``DVC_CHECKPOINT`` (``next_step`` takes a checkpoint).
+``DVCLIVE_PATH`` (the folder; an explicit other path raises
+``ConfigMismatchError``), ``DVCLIVE_SUMMARY`` and ``DVCLIVE_HTML`` (``0``/``1``;
+an explicit argument wins), ``EXQ_RESUME``/``DVCLIVE_RESUME`` (resume),
+``EXQ_LIVE_LAYOUT`` (the layout), ``EXQ_CHECKPOINT`` or ``DVC_CHECKPOINT=1``
+with ``DVC_ROOT`` (checkpoints; see ``exq.live.checkpoint``).
 """
 
 from __future__ import annotations
@@ -39,16 +44,26 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from exq.live import files, params
+from exq.live import env, files, params
+from exq.live import layout as layouts
 from exq.live.checkpoint import checkpoints_enabled, signal_checkpoint
+from exq.live.error import (
+    ConfigMismatchError,
+    DataAlreadyLoggedError,
+    InvalidDataTypeError,
+    InvalidParameterTypeError,
+    env_path_conflict,
+)
 from exq.live.report import render_report
 
-ENV_PATH = "DVCLIVE_PATH"
-ENV_SUMMARY = "DVCLIVE_SUMMARY"
-ENV_HTML = "DVCLIVE_HTML"
-ENV_RESUME = ("EXQ_RESUME", "DVCLIVE_RESUME")
-PARAMS_FILE = "params.yaml"
+ENV_PATH = env.DVCLIVE_PATH
 REFRESH_SECONDS = 5
+DVC_LIVE_SIGNAL = "DVC_LIVE"
+# dvclive 1.x-3.x options that only make sense with DVC's own experiments: exq
+# makes the experiment itself, so they are accepted and have no effect.
+IGNORED_OPTIONS = frozenset(
+    {"save_dvc_exp", "dvcyaml", "cache_images", "exp_name", "exp_message", "monitor_system"}
+)
 
 Number = files.Number
 _FORBIDDEN = set("\t\n\r\\\0")
@@ -58,10 +73,7 @@ _ids = itertools.count()
 
 def env_flag(name: str) -> bool | None:
     """``1/true/yes/on`` -> True, ``0/false/no/off/''`` -> False, unset -> None."""
-    value = os.environ.get(name)
-    if value is None:
-        return None
-    return value.strip().lower() in {"1", "true", "yes", "on", "y"}
+    return env.env_flag(name)
 
 
 class Live:
@@ -72,63 +84,89 @@ class Live:
     def __init__(
         self,
         path: str | os.PathLike[str] | None = None,
-        *,
         resume: bool = False,
-        summary: bool = True,
-        html: bool = True,
-        report: bool | str | None = None,
+        summary: bool | None = None,
+        *,
+        html: bool | None = None,
+        report: bool | str | None = "html",
         checkpoint: bool | None = None,
+        layout: str | None = None,
+        dir: str | os.PathLike[str] | None = None,  # noqa: A002 - dvclive 1.x's name
+        **dvclive_options: Any,
     ) -> None:
         """Open the logger; without resume, remove the files of a previous run.
 
-        ``report`` is an alias of ``html`` (newer dvclive's name).  ``checkpoint``:
-        whether ``next_step`` signals the runner; None decides from the
-        environment.
+        ``summary``/``html``: None follows ``DVCLIVE_SUMMARY``/``DVCLIVE_HTML``
+        (on when unset); an explicit value wins.  ``report`` is newer
+        dvclive's switch for the report (``"html"``/``"auto"`` on, None off).
+        ``checkpoint``: whether step ends signal the runner; None decides from
+        the environment.  ``layout``: ``flat``, ``scalars`` or ``plots``.
         """
-        self._dir = _resolve_dir(path, self.DEFAULT_DIR)
-        self._summary = _env_or(ENV_SUMMARY, summary)
-        self._html = _env_or(ENV_HTML, html if report is None else bool(report))
-        self._resume = resume or any(env_flag(name) for name in ENV_RESUME)
+        unknown = set(dvclive_options) - IGNORED_OPTIONS
+        if unknown:
+            raise TypeError(
+                f"Live() got unexpected keyword arguments: {', '.join(sorted(unknown))}"
+            )
+        self._dir = _resolve_dir(path if path is not None else dir, self.DEFAULT_DIR)
+        self._resume = resume or any(env_flag(n) for n in (env.EXQ_RESUME, env.DVCLIVE_RESUME))
+        env_html = env_flag(env.DVCLIVE_HTML)
+        self._summary = _first(summary, env_flag(env.DVCLIVE_SUMMARY), True)
+        self._html = _first(html, env_html, _report_on(report))
+        chosen = _layout_name(self._dir, layout, self._resume)
+        # dvclive 0.7 kept DVC's report location under a live section with html
+        self._files = layouts.Layout(chosen, self._dir, dvc_report=bool(env_html))
         self._checkpoint = checkpoints_enabled() if checkpoint is None else checkpoint
+        self._auto_step = False
         self._step = 0
+        self._step_dirty = False
         self._last_logged: int | None = None
-        self._lines: dict[str, list[str]] = {}
+        self._last_step_of: dict[str, int] = {}
         self._points: dict[str, list[tuple[int, float]]] = {}
         self._latest: dict[str, Number] = {}
-        self._dirty: set[str] = set()
-        self._logged: set[str] = set()
         self._params: dict[str, Any] = {}
         self._ended = False
-        self._files_pace = _Pace()
         self._report_pace = _Pace()
         files.remove_temps(self._dir)
         if self._resume:
             self._load_previous()
         else:
             files.remove_files(self._dir, [self.summary_path, self.html_path, self.params_path])
+            self._dir.mkdir(parents=True, exist_ok=True)
+            if self._summary:
+                self.make_summary()
         self._dir.mkdir(parents=True, exist_ok=True)
         _ACTIVE[next(_ids)] = self
 
     # ------------------------------------------------------------------ paths
     @property
     def dir(self) -> Path:
-        """The folder of the TSV files."""
+        """The logger's folder."""
         return self._dir
 
     @property
+    def layout(self) -> str:
+        """``flat``, ``scalars`` or ``plots`` (see ``exq.live.layout``)."""
+        return self._files.name
+
+    @property
+    def metrics_dir(self) -> Path:
+        """The folder of the metric TSVs."""
+        return self._files.metrics_dir
+
+    @property
     def summary_path(self) -> Path:
-        """``<dir>.json``, beside the folder."""
-        return self._dir.with_name(self._dir.name + ".json")
+        """``<dir>.json``, or ``<dir>/metrics.json`` in the ``plots`` layout."""
+        return self._files.summary_path
 
     @property
     def html_path(self) -> Path:
-        """``<dir>.html``, beside the folder."""
-        return self._dir.with_name(self._dir.name + ".html")
+        """The report: ``<dir>_dvc_plots/index.html`` or ``<dir>/report.html``."""
+        return self._files.report_path
 
     @property
     def params_path(self) -> Path:
         """``<dir>/params.yaml``."""
-        return self._dir / PARAMS_FILE
+        return self._files.params_path
 
     # ------------------------------------------------------------------- step
     @property
@@ -138,51 +176,54 @@ class Live:
 
     @step.setter
     def step(self, value: int) -> None:
-        value = int(value)
-        if value < 0:
-            raise ValueError(f"step must be >= 0, not {value}")
-        if value != self._step:
-            self._logged.clear()
-        self._step = value
+        self._step = _check_step(value)
 
     def get_step(self) -> int:
-        """dvclive 0.x's name for ``step``."""
+        """dvclive's name for ``step``."""
         return self._step
+
+    def set_step(self, step: int) -> None:
+        """End the current step (report, checkpoint) and go on at ``step`` (dvclive 0.3+)."""
+        step = _check_step(step)
+        self._end_step(checkpoint=self._step_dirty)
+        self._step = step
+
+    def next_step(self) -> None:
+        """End the step: write the report, take a checkpoint if on, then step += 1."""
+        self._end_step(checkpoint=True)
+        self._step += 1
 
     # ---------------------------------------------------------------- logging
     def log(self, name: str, val: Any, step: int | None = None) -> None:
-        """Record ``val`` for metric ``name`` at the current step (or ``step``).
+        """Append ``val`` of metric ``name`` at the current step (or at ``step``).
 
-        As in dvclive 0.x, logging a metric twice in one step without ``step``
-        ends the step first (``next_step``), so scripts that never call
-        ``next_step`` get one step per value.
+        ``step`` (dvclive 0.0-0.2) moves to that step first, ending the
+        current one.  Logging a metric twice in one step raises
+        ``DataAlreadyLoggedError`` (dvclive 0.3+); the module functions of
+        ``exq.live`` start a new step instead, as dvclive 0.0-0.2 did.
         """
         self._check_name(name)
         value = _to_number(val, name)
-        if step is not None:
-            self.step = step
-        elif name in self._logged:
+        if step is not None and _check_step(step) != self._step:
+            self._end_step(checkpoint=self._step_dirty)
+            self._step = int(step)
+        elif self._last_step_of.get(name) == self._step:
+            if not self._auto_step or step is not None:
+                raise DataAlreadyLoggedError(name, self._step)
             self.next_step()
         row = (time.time_ns() // 1_000_000, self._step, value)
-        lines = self._lines.setdefault(name, [files.tsv_header(name.rsplit("/", 1)[-1])])
-        lines.append(files.format_row(row))
+        files.append_row(self.metrics_dir / f"{name}{files.TSV_SUFFIX}", name, row)
         self._points.setdefault(name, []).append((self._step, float(value)))
         self._latest[name] = value
-        self._dirty.add(name)
-        self._logged.add(name)
+        self._last_step_of[name] = self._step
         self._last_logged = self._step
+        self._step_dirty = True
+        if self._summary:
+            self.make_summary()
 
-    log_metric = log
-
-    def next_step(self) -> None:
-        """End the step: write the files, take a checkpoint if on, then step += 1."""
-        if self._checkpoint:
-            self.flush()  # the snapshot must see this step's files, all of them
-            signal_checkpoint(self._step)
-        else:
-            self._write_files(force=False)
-        self._step += 1
-        self._logged.clear()
+    def log_metric(self, name: str, val: Any, timestamp: bool = False, plot: bool = True) -> None:
+        """dvclive 1.x+'s name for ``log`` (``timestamp``/``plot``: always a timestamped row)."""
+        self.log(name, val)
 
     def log_param(self, name: str, val: Any) -> None:
         """Record one param in ``<dir>/params.yaml`` (written at once)."""
@@ -190,21 +231,18 @@ class Live:
 
     def log_params(self, values: Mapping[str, Any]) -> None:
         """Record several params in ``<dir>/params.yaml`` (written at once)."""
-        clean = params.normalize_param(dict(values), "params")
+        try:
+            clean = params.normalize_param(dict(values), "params")
+        except TypeError as exc:
+            raise InvalidParameterTypeError(str(exc)) from None
         self._params.update(clean)
         files.write_atomic(self.params_path, params.dump_params(self._params))
 
     # ----------------------------------------------------------------- output
     def make_summary(self) -> None:
-        """Write the TSV files that changed and the summary, now."""
-        started = time.monotonic()
-        for name in sorted(self._dirty):
-            files.write_atomic(self._dir / f"{name}{files.TSV_SUFFIX}", "".join(self._lines[name]))
-        self._dirty.clear()
-        if self._summary:
-            text = json.dumps(self.summary(), indent=4) + "\n"
-            files.write_atomic(self.summary_path, text)
-        self._files_pace.ran(started)
+        """Write the summary now."""
+        text = json.dumps(self.summary(), indent=4) + "\n"
+        files.write_atomic(self.summary_path, text)
 
     def make_report(self, *, final: bool = False) -> None:
         """Write the HTML report now (it reloads itself until ``final``)."""
@@ -220,15 +258,17 @@ class Live:
         files.write_atomic(self.html_path, page)
         self._report_pace.ran(started)
 
-    def flush(self) -> None:
-        """Write every file now: TSVs, summary, report."""
-        self._write_files(force=True)
+    def make_checkpoint(self) -> None:
+        """Write every file, then take a checkpoint now (a no-op outside a runner)."""
+        if self._checkpoint:
+            self.flush()
+            signal_checkpoint(self._step)
 
-    def _write_files(self, *, force: bool) -> None:
-        if force or self._files_pace.due():
+    def flush(self) -> None:
+        """Write the summary and the report now (the TSVs are always written)."""
+        if self._summary:
             self.make_summary()
-        if force or self._report_pace.due():
-            self.make_report(final=self._ended)
+        self.make_report(final=self._ended)
 
     def summary(self) -> dict[str, Any]:
         """``{"step": ..., <metrics nested by "/">}`` as written to the summary."""
@@ -262,6 +302,27 @@ class Live:
         self.end()
 
     # ---------------------------------------------------------------- helpers
+    def _end_step(self, *, checkpoint: bool) -> None:
+        """A step ends: the report (paced), DVC's report signal, the checkpoint."""
+        if checkpoint and self._checkpoint:
+            self.flush()  # the snapshot must see this step's report too
+            signal_checkpoint(self._step)
+        elif self._report_pace.due():
+            self.make_report()
+        self._signal_dvc_report()
+        self._step_dirty = False
+
+    def _signal_dvc_report(self) -> None:
+        # dvclive 0.0-0.6 asked DVC 2 to render the report by touching this
+        # file; under exq (EXQ_ROOT) the report above is the report.
+        if not self._html or os.environ.get(env.EXQ_ROOT):
+            return
+        root = os.environ.get(env.DVC_ROOT)
+        if root and self.layout == "flat":
+            signal = Path(root) / ".dvc" / "tmp" / DVC_LIVE_SIGNAL
+            if signal.parent.is_dir():
+                signal.touch()
+
     def _check_name(self, name: str) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"metric name must be a non-empty string, not {name!r}")
@@ -283,25 +344,29 @@ class Live:
     def _load_previous(self) -> None:
         """Resume: step from the summary, history from the TSVs, drop later rows."""
         old = _read_json(self.summary_path)
-        start: int | None = None
-        if isinstance(old.get("step"), int):
-            start = old["step"] + 1
-            self._last_logged = old["step"]
-            self._latest.update(_flatten({k: v for k, v in old.items() if k != "step"}))
-        tables = {name: (path, files.read_tsv(path)) for name, path in files.iter_tsv(self._dir)}
-        if start is None:
-            start = 1 + max((r[1] for _, rows in tables.values() for r in rows), default=-1)
+        skip = [] if self.layout != "flat" else layouts.history_dirs(self._dir)[:2]
+        tables = {
+            name: (path, files.read_tsv(path))
+            for name, path in files.iter_tsv(self.metrics_dir, skip)
+        }
+        logged = _flatten({k: v for k, v in old.items() if k != "step"})
+        last_row = max((r[1] for _, rows in tables.values() for r in rows), default=None)
+        if isinstance(old.get("step"), int) and (logged or last_row is not None):
+            start = old["step"] + 1  # the summary marks the last checkpoint
+        else:
+            start = 0 if last_row is None else last_row + 1
+        self._latest.update(logged)
         for name, (path, rows) in tables.items():
             keep = [r for r in rows if r[1] < start]
-            header = files.tsv_header(name.rsplit("/", 1)[-1])
-            self._lines[name] = [header, *(files.format_row(r) for r in keep)]
+            text = files.tsv_header(name) + "".join(files.format_row(r) for r in keep)
+            if path.read_text(encoding="utf-8") != text:
+                files.write_atomic(path, text)  # rows after the checkpoint go
             self._points[name] = [(r[1], float(r[2])) for r in keep]
-            if keep and name not in self._latest:
-                self._latest[name] = keep[-1][2]
-            if len(keep) != len(rows) or path.read_text(encoding="utf-8") != "".join(
-                self._lines[name]
-            ):
-                self._dirty.add(name)
+            if keep:
+                self._last_step_of[name] = keep[-1][1]
+                self._latest.setdefault(name, keep[-1][2])
+        if self._latest:
+            self._last_logged = start - 1
         self._step = start
         if self.params_path.is_file():
             try:
@@ -311,17 +376,18 @@ class Live:
                     f"exq.live: cannot read {self.params_path} ({exc}); params start empty",
                     stacklevel=3,
                 )
-        self.make_summary()
+        if self._summary:
+            self.make_summary()
 
 
 class _Pace:
-    """When to rewrite a group of files at a step end without a checkpoint.
+    """When to rewrite the report at a step end without a checkpoint.
 
     Cheap writes (under 5 ms) happen at every step.  Once the history makes a
     write dearer, it waits until ten times its cost has passed since the last
     one, so writing never takes more than about a tenth of the training time
     (a per-batch logger of 100 000 steps would otherwise spend most of its time
-    rewriting TSVs).  Checkpoints, ``flush`` and ``end`` always write.
+    redrawing charts).  Checkpoints, ``flush`` and ``end`` always write.
     """
 
     CHEAP = 0.005
@@ -357,7 +423,7 @@ def make_checkpoint() -> None:
 
 @atexit.register
 def _end_all() -> None:
-    # Scripts in the dvclive 0.x style never call end(): write their last step.
+    # Scripts in the dvclive 0.x style never call end(): write the final report.
     for live in list(_ACTIVE.values()):
         try:
             live.end()
@@ -367,22 +433,36 @@ def _end_all() -> None:
 
 def _resolve_dir(path: str | os.PathLike[str] | None, default: str) -> Path:
     env_path = os.environ.get(ENV_PATH)
-    chosen = os.fspath(path) if path is not None else None
-    if env_path:
-        if chosen is not None and os.path.normpath(chosen) != os.path.normpath(env_path):
-            warnings.warn(
-                f"exq.live: {ENV_PATH}={env_path} overrides the path {chosen!r}", stacklevel=3
-            )
-        chosen = env_path
-    normal = Path(os.path.normpath(chosen or default))
+    if env_path_conflict(path, env_path):
+        raise ConfigMismatchError(os.fspath(path), env_path)  # type: ignore[arg-type]
+    chosen = env_path or (os.fspath(path) if path is not None else default)
+    normal = Path(os.path.normpath(chosen))
     if normal.name in ("", ".", ".."):
         raise ValueError(f"exq.live needs a folder name, not {chosen!r}")
     return normal
 
 
-def _env_or(name: str, value: bool) -> bool:
-    flag = env_flag(name)
-    return bool(value) if flag is None else flag
+def _layout_name(root: Path, chosen: str | None, resume: bool) -> str:
+    return layouts.choose(root, chosen, resume=resume)
+
+
+def _first(*values: bool | None) -> bool:
+    return bool(next(v for v in values if v is not None))
+
+
+def _report_on(report: bool | str | None) -> bool:
+    if report in (None, False):
+        return False
+    if report in (True, "html", "auto"):
+        return True
+    raise ValueError(f"report={report!r}: exq.live writes 'html' reports (or None for none)")
+
+
+def _check_step(value: Any) -> int:
+    step = int(value)
+    if step < 0:
+        raise ValueError(f"step must be >= 0, not {value}")
+    return step
 
 
 def _to_number(val: Any, name: str) -> Number:
@@ -395,10 +475,7 @@ def _to_number(val: Any, name: str) -> Number:
     item = getattr(val, "item", None)  # numpy scalars, 0-d tensors
     if callable(item):
         return _to_number(item(), name)
-    try:
-        return float(val)
-    except (TypeError, ValueError):
-        raise TypeError(f"metric {name!r}: {type(val).__name__} is not a number") from None
+    raise InvalidDataTypeError(name, type(val))
 
 
 def _read_json(path: Path) -> dict[str, Any]:

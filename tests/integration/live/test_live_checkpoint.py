@@ -294,8 +294,8 @@ def test_dvc_signal_file_handshake(tmp_path: Path) -> None:
     (root / ".dvc" / "tmp").mkdir()
     watcher.path.write_text("stale")
     watcher.clear()
-    # DVC_ROOT unset: the script finds the project above its working folder.
-    proc = _start(script, work, {"DVC_CHECKPOINT": "1"}, str(record))
+    # DVC_ROOT names the project: the script runs in a sub-folder of it.
+    proc = _start(script, work, watcher.env(), str(record))
     deadline = time.monotonic() + DEADLINE
     for epoch in range(3):
         while not watcher.poll():
@@ -323,3 +323,25 @@ def test_exq_socket_wins_over_the_dvc_file(tmp_path: Path, sock_path: Path) -> N
         _next(server, proc).ack()
         _finish(proc)
     assert not (tmp_path / ".dvc").exists()
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"DVC_CHECKPOINT": "1"},  # inside a DVC repository, but no runner set DVC_ROOT
+        {"DVC_CHECKPOINT": "0", "DVC_ROOT": "{root}"},  # dvclive reads 0 as off
+        {"DVC_CHECKPOINT": "1", "DVC_ROOT": ""},
+    ],
+)
+def test_checkpoints_outside_a_run_are_a_no_op(tmp_path: Path, env: dict[str, str]) -> None:
+    # dvclive would wait forever for a runner here (or raise, with no .dvc): exq.live
+    # goes on, writes every step, and touches no signal file.
+    root = tmp_path / "proj"
+    (root / ".dvc" / "tmp").mkdir(parents=True)
+    script = _script(tmp_path, DVC_ERA)
+    record = tmp_path / "record.jsonl"
+    env = {k: v.format(root=root) for k, v in env.items()}
+    _finish(_start(script, root, env, str(record)))
+    assert [json.loads(line)[0] for line in record.read_text().splitlines()] == [0, 1, 2]
+    assert not (root / ".dvc" / "tmp" / "DVC_CHECKPOINT").exists()
+    assert (root / "logs" / "loss.tsv").read_text().count("\n") == 4

@@ -25,6 +25,9 @@ class FakeModel:
     def save_weights(self, path: str) -> None:
         Path(path).write_text(f"weights {self.weights}")
 
+    def load_weights(self, path: str) -> None:
+        self.weights = int(Path(path).read_text().split()[1])
+
 
 def fit(model: FakeModel, callbacks: list[Any], epochs: int) -> None:
     """The order in which Keras' fit calls its callbacks."""
@@ -59,7 +62,8 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_callback_logs_each_epoch_and_saves_the_model(in_tmp: Path) -> None:
-    callback = ExqLiveCallback("logs", model_file="model.h5")
+    callback = ExqLiveCallback("model.h5", path="logs")  # dvclive's order: the model file first
+    assert callback.dvclive is callback.live
     fit(FakeModel(), [callback], epochs=3)
     assert sorted(p.name for p in (in_tmp / "logs").iterdir()) == [
         "accuracy.tsv",
@@ -75,7 +79,8 @@ def test_callback_logs_each_epoch_and_saves_the_model(in_tmp: Path) -> None:
     summary = json.loads((in_tmp / "logs.json").read_text())
     assert summary["step"] == 2 and summary["accuracy"] == 0.2
     assert (in_tmp / "model.h5").read_text() == "model 3"
-    assert "http-equiv" not in (in_tmp / "logs.html").read_text()  # ended with the training
+    report = in_tmp / "logs_dvc_plots" / "index.html"
+    assert "http-equiv" not in report.read_text()  # ended with the training
 
 
 def test_dvclive_style_global_init_and_weights(in_tmp: Path) -> None:
@@ -90,3 +95,43 @@ def test_dvclive_style_global_init_and_weights(in_tmp: Path) -> None:
     assert (in_tmp / "w.h5").read_text() == "weights 2"
     assert json.loads((in_tmp / "training.json").read_text())["step"] == 1
     assert not os.path.exists(in_tmp / "dvclive")
+
+
+def test_resume_loads_the_weights_file_back(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fit(FakeModel(), [ExqLiveCallback("w.h5", save_weights_only=True)], epochs=2)
+    monkeypatch.setenv("DVCLIVE_RESUME", "1")  # what the runner sets to continue a checkpoint run
+    model = FakeModel()
+    fit(model, [ExqLiveCallback("w.h5", save_weights_only=True)], epochs=2)
+    assert model.weights == 4 and (in_tmp / "w.h5").read_text() == "weights 4"
+    lines = (in_tmp / "dvclive" / "loss.tsv").read_text().splitlines()
+    assert [line.split("\t")[1] for line in lines[1:]] == ["0", "1", "2", "3"]
+
+
+def test_resume_loads_the_model_file_with_keras(
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stand-in for the keras package: its load_model is all the callback imports.
+    package = in_tmp / "site" / "keras"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "models.py").write_text(
+        "class Loaded:\n"
+        "    def __init__(self, path):\n"
+        "        self.path = path\n"
+        "    def save(self, path):\n"
+        "        open(path, 'w').write('saved by the loaded model')\n"
+        "def load_model(path):\n"
+        "    return Loaded(path)\n"
+    )
+    monkeypatch.syspath_prepend(str(in_tmp / "site"))
+    (in_tmp / "best.h5").write_text("model 7")
+    callback = ExqLiveCallback("best.h5", resume=True)
+    callback.set_model(FakeModel())
+    callback.on_train_begin()
+    assert type(callback.model).__name__ == "Loaded" and callback.model.path == "best.h5"
+    callback.on_epoch_end(0, {"loss": 0.1})
+    assert (in_tmp / "best.h5").read_text() == "saved by the loaded model"
+    fresh = ExqLiveCallback("best.h5")  # no resume: the file is not loaded
+    fresh.set_model(FakeModel())
+    fresh.on_train_begin()
+    assert isinstance(fresh.model, FakeModel)
