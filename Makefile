@@ -7,8 +7,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DVC_VENV := .venv-dvc
+DVCLIVE_VENVS := .venv-dvclive
 
-.PHONY: demo test lint lint-tools venv dvc ray browser bench clean
+.PHONY: demo test lint lint-tools venv dvc dvclive ray browser bench clean
 
 venv: $(VENV)/.installed
 
@@ -59,6 +60,19 @@ $(DVC_VENV)/.installed: requirements-dvc.txt
 	$(DVC_VENV)/bin/python -m pip install -q -r requirements-dvc.txt
 	touch $@
 
+# Real dvclive releases (requirements-dvclive.txt), one virtualenv each, for the tests
+# that run dvclive scripts under exq. Built once; rebuilt when the list changes.
+dvclive: $(DVCLIVE_VENVS)/.installed
+
+$(DVCLIVE_VENVS)/.installed: requirements-dvclive.txt
+	rm -rf $(DVCLIVE_VENVS) && mkdir -p $(DVCLIVE_VENVS)
+	grep -v '^#' requirements-dvclive.txt | while read -r name reqs; do \
+		[ -n "$$name" ] || continue; \
+		$(PYTHON) -m venv $(DVCLIVE_VENVS)/$$name && \
+		$(DVCLIVE_VENVS)/$$name/bin/python -m pip install -q $$reqs || exit 1; \
+	done
+	touch $@
+
 demo: venv
 	PATH="$(abspath $(VENV))/bin:$$PATH" bash examples/demo.sh
 
@@ -73,8 +87,9 @@ browser:
 		echo "chromium missing and not root: the browser tests will be skipped"; \
 	fi
 
-test: venv ray dvc browser
-	EXQ_TEST_DVC="$(abspath $(DVC_VENV))/bin/dvc" $(PY) -m pytest -q
+test: venv ray dvc dvclive browser
+	EXQ_TEST_DVC="$(abspath $(DVC_VENV))/bin/dvc" EXQ_TEST_DVCLIVE="$(abspath $(DVCLIVE_VENVS))" \
+		$(PY) -m pytest -q
 
 bench: venv ray dvc
 	EXQ_BENCH_DVC="$(abspath $(DVC_VENV))/bin/dvc" $(PY) bench/repro_bench.py
@@ -83,4 +98,4 @@ bench: venv ray dvc
 	$(PY) bench/ray_bench.py
 
 clean:
-	rm -rf $(VENV) $(DVC_VENV)
+	rm -rf $(VENV) $(DVC_VENV) $(DVCLIVE_VENVS)

@@ -377,7 +377,12 @@ class SignalFileWatcher:
         return {ENV_DVC_CHECKPOINT: "1", ENV_DVC_ROOT: str(self.root)}
 
     def clear(self) -> None:
-        """Remove a stale signal file, before the stage starts."""
+        """Remove a stale signal file, before the stage starts.
+
+        The folder is made too: dvclive 0.5+ creates the signal file without
+        making ``.dvc/tmp`` first (DVC always has it; a fresh worktree not).
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.unlink(missing_ok=True)
 
     def poll(self) -> bool:

@@ -194,8 +194,9 @@ def _join(prefix: str, rel: str) -> str:
 
 def _only_reports_changed(git: Git, old: str, new: str, prefix: str, stages: list[Stage]) -> bool:
     """True when commits ``old`` and ``new`` differ in nothing but the live reports
-    (``<live>.html``, rewritten with a new time when the logger ends; no output,
-    so git keeps them) of the checkpoint stages, locks read the same."""
+    (``<live>_dvc_plots/index.html``, ``<dir>/report.html``: rewritten with a new
+    time when the logger ends; no outputs, so git keeps them) of the checkpoint
+    stages, locks read the same."""
     if git.tree_of(old) == git.tree_of(new):
         return True
     report_paths = {
@@ -205,12 +206,18 @@ def _only_reports_changed(git: Git, old: str, new: str, prefix: str, stages: lis
     }
     locks = {_join(prefix, lock_name(stage.dvcfile)) for stage in stages}
     for path in git.changed_paths(old, new):
-        if path in report_paths:
+        if path in report_paths or _is_logger_report(path):
             continue
         if path in locks and _same_lock(git, old, new, path):
             continue
         return False
     return True
+
+
+def _is_logger_report(path: str) -> bool:
+    """Where live loggers keep their report (dvclive 0.7+ and exq.live: ``<dir>/report.html``;
+    DVC 2's render: ``<dir>_dvc_plots/index.html``): rewritten when the logger ends."""
+    return path.endswith(("/report.html", "_dvc_plots/index.html")) or path == "report.html"
 
 
 def _same_lock(git: Git, old: str, new: str, path: str) -> bool:

@@ -447,6 +447,9 @@ def _make_plan(dvcfile: str, data: Any, stages: list[Any]) -> _Plan:
             # DVC 2 reads a live section's summary as metrics; git keeps it.
             summary = stage.live.summary_path
             metrics.append(_OutRef(repo_path(stage, summary), False, dvcfile, stage.name, summary))
+            # A logger in dvclive 1.x+'s layout keeps it inside the (cached) folder.
+            inner = f"{stage.live.path}/metrics.json"
+            metrics.append(_OutRef(repo_path(stage, inner), False, dvcfile, stage.name, inner))
     cached_outs = [
         _OutRef(repo_path(stage, out.path), True, dvcfile, stage.name, out.path)
         for stage in stages

@@ -37,7 +37,13 @@ from exq.engine.plots.defs import (
     stage_plot_def,
     top_level_plot_defs,
 )
-from exq.engine.plots.model import FileData, RevPlots, is_plot_file, parse_records
+from exq.engine.plots.model import (
+    FileData,
+    RevPlots,
+    is_folder_plot_file,
+    is_plot_file,
+    parse_records,
+)
 from exq.engine.spec.gitsource import DvcfileFinder, GitSource
 from exq.engine.spec.graph import repo_path
 from exq.engine.spec.loading import find_dvcfiles, lock_name
@@ -195,8 +201,9 @@ def _inside(path: str, folder: str) -> bool:
 
 
 def _drawable(path: str) -> bool:
-    """A file of a plots folder that is drawn: a data file or an image."""
-    return is_plot_file(path) or is_image(path)
+    """A file of a plots folder that is drawn: a data file or an image, not a live
+    logger's own params, summary or dvc.yaml (``LOGGER_FILES``) kept beside its history."""
+    return is_folder_plot_file(path) or is_image(path)
 
 
 def _dvcfile_defs(source: _Source, dvcfile: str) -> tuple[list[PlotDef], list[PlotDef]]:

@@ -110,6 +110,16 @@ def is_plot_file(path: str) -> bool:
     return path.lower().endswith(PLOT_SUFFIXES)
 
 
+# What a live logger (exq.live, dvclive 1.x+) keeps in its folder beside the
+# metric history: its params, its summary, the dvc.yaml dvclive 3 writes.
+LOGGER_FILES = frozenset({"params.yaml", "metrics.json", "dvc.yaml"})
+
+
+def is_folder_plot_file(path: str) -> bool:
+    """A file of a plots folder that is drawn: a plots file that is no logger file."""
+    return is_plot_file(path) and posixpath.basename(path) not in LOGGER_FILES
+
+
 def parse_records(path: str, raw: bytes) -> list[Record]:
     """The rows of a plots file as records; PlotsError names the file when it is unreadable.
 

@@ -24,6 +24,7 @@ import anyio
 
 from exq.engine.errors import ExqError, StageFailed
 from exq.engine.run.checkpoint_session import CheckpointHook, CheckpointSession
+from exq.engine.run.live_report import render_requested_report
 from exq.engine.run.runner import Outcome, OutputSink, SpawnHook, run_command, run_dag
 from exq.engine.run.workspace import StageIO
 from exq.engine.spec.loading import Pipeline
@@ -158,13 +159,14 @@ class _StageRun:
         self.sink.note(f"Running stage '{name}':")
         reset = self.options.reset_checkpoints
         await anyio.to_thread.run_sync(lambda: self.io.remove_outs(stage, reset=reset))
-        env = {**self.env, **(stage.live.env() if stage.live is not None else {})}
+        env = {**self.env, **stage.live_env()}
         hook = self.options.checkpoints if stage.has_checkpoints else None
         if hook is None:
             code = await self._command(stage, env)
         else:
             async with self.checkpoint_guard:
                 code = await self._checkpointed(stage, {**env, **self.options.checkpoint_env}, hook)
+        await self._live_report(stage, final=True)
         if code != 0:
             self.result.failed = StageFailed(
                 name, f"command exited with code {code}", returncode=code
@@ -193,6 +195,14 @@ class _StageRun:
             on_spawn=self.options.on_spawn,
         )
 
+    async def _live_report(self, stage: Stage, *, final: bool) -> None:
+        """A dvclive 0.x logger asked for its report (DVC 2 rendered it): render it."""
+        if stage.live is not None:
+            root = self.pipeline.root
+            await anyio.to_thread.run_sync(
+                lambda: render_requested_report(root, stage, final=final)
+            )
+
     async def _write_lock(self, stage: Stage, entry: LockEntry) -> None:
         async with self.lock_guard:
             await anyio.to_thread.run_sync(
@@ -214,6 +224,7 @@ class _StageRun:
         """
 
         async def on_signal(step: int | None) -> None:
+            await self._live_report(stage, final=False)
             entry = await anyio.to_thread.run_sync(
                 lambda: self.io.commit_outs(self.pipeline, stage, checkpoint=True)
             )

@@ -6,6 +6,7 @@ the stage's ``wdir``; ``wdir`` and ``dvcfile`` are repo-relative POSIX paths.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -38,8 +39,10 @@ class LiveSpec:
     ``summary`` is on but is no output (dvclive 0.x writes it beside the
     folder, and git keeps it), and the ``html`` report is the logger's own
     business: dvclive 0.x never writes one, so its absence is no error. The
-    runner points the logger at it with ``DVCLIVE_PATH``/``DVCLIVE_SUMMARY``/
-    ``DVCLIVE_HTML``.
+    report's place is DVC 2's, ``<path>_dvc_plots/index.html``, where dvclive
+    0.2.2-0.7 point under a live section (exq renders it there when a real
+    dvclive asks through ``.dvc/tmp/DVC_LIVE``). The runner points the logger
+    at the folder with ``DVCLIVE_PATH``/``DVCLIVE_SUMMARY``/``DVCLIVE_HTML``.
     """
 
     path: str
@@ -53,7 +56,7 @@ class LiveSpec:
 
     @property
     def html_path(self) -> str:
-        return self.path + ".html"
+        return self.path + "_dvc_plots/index.html"
 
     def paths(self) -> set[str]:
         """The files the logger keeps between checkpoints: the folder and the summary."""
@@ -66,6 +69,27 @@ class LiveSpec:
             "DVCLIVE_SUMMARY": "1" if self.summary else "0",
             "DVCLIVE_HTML": "1" if self.html else "0",
         }
+
+
+def live_layout(out_paths: Iterable[str]) -> str | None:
+    """The logger file layout that a stage's outs name, for ``EXQ_LIVE_LAYOUT``.
+
+    An out inside a ``plots/metrics`` folder, or ``dvclive/metrics.json``,
+    names dvclive 1.x-3.x's layout; an out inside a ``scalars`` folder
+    dvclive 0.5-0.7's.  Otherwise None: the logger keeps its default (dvclive
+    0.0-0.4's flat folder, which a DVC 2 ``live:`` section's one output holds
+    whatever its layout).  Only names this particular are read as a request,
+    so a stage's own ``eval/metrics.json`` changes nothing.
+    """
+    found: str | None = None
+    for path in out_paths:
+        segments = path.strip("/").split("/")
+        pairs = {"/".join(segments[i : i + 2]) for i in range(1, len(segments) - 1)}
+        if "plots/metrics" in pairs or segments == ["dvclive", "metrics.json"]:
+            return "plots"
+        if "scalars" in segments[1:-1] or (segments[-1] == "scalars" and len(segments) > 1):
+            found = "scalars"
+    return found
 
 
 @dataclass
@@ -88,6 +112,14 @@ class Stage:
     always_changed: bool = False
     desc: str | None = None
     live: LiveSpec | None = None
+
+    def live_env(self) -> dict[str, str]:
+        """The variables that tell the stage's logger where and how to write."""
+        env = self.live.env() if self.live is not None else {}
+        layout = live_layout(out.path for out in self.outs)
+        if layout is not None:
+            env["EXQ_LIVE_LAYOUT"] = layout
+        return env
 
     def outs_of(self, kind: OutKind) -> list[Out]:
         return [out for out in self.outs if out.kind == kind]

@@ -13,7 +13,7 @@ from exq.engine.experiments.chains import (
     parse_trailers,
     plan_chain,
 )
-from exq.engine.spec.stage import LiveSpec, Out, Stage
+from exq.engine.spec.stage import LiveSpec, Out, Stage, live_layout
 
 REF = "refs/exps/ab/" + "c" * 38 + "/exp-e15bc"
 
@@ -140,3 +140,25 @@ def test_checkpoint_stages_keep_their_checkpoint_and_live_outs() -> None:
     plain = Stage("eval", "dvc.yaml", "python eval.py", outs=outs[1:], live=LiveSpec("logs"))
     assert not plain.has_checkpoints
     assert [out.path for out in plain.kept_outs()] == ["kept.bin"]
+
+
+@pytest.mark.parametrize(
+    ("outs", "layout"),
+    [
+        (["dvclive/plots/metrics"], "plots"),
+        (["logs/plots/metrics/loss.tsv"], "plots"),
+        (["dvclive/metrics.json"], "plots"),
+        (["eval/metrics.json"], None),  # a stage's own metrics file asks for nothing
+        (["eval/plots"], None),
+        (["logs/scalars"], "scalars"),
+        (["logs/scalars/loss.tsv", "model.pt"], "scalars"),
+        (["scalars", "model.pt"], None),
+    ],
+)
+def test_the_logger_layout_a_stage_asks_for(outs: list[str], layout: str | None) -> None:
+    stage = Stage("train", "dvc.yaml", "python train.py", outs=[Out(p, "outs") for p in outs])
+    assert live_layout(outs) == layout
+    assert stage.live_env().get("EXQ_LIVE_LAYOUT") == layout
+    with_section = Stage("train", "dvc.yaml", "x", outs=stage.outs, live=LiveSpec("logs"))
+    assert with_section.live_env()["DVCLIVE_PATH"] == "logs"
+    assert LiveSpec("logs").html_path == "logs_dvc_plots/index.html"
