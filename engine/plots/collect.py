@@ -41,7 +41,6 @@ from exq.engine.plots.model import (
     FileData,
     RevPlots,
     is_folder_plot_file,
-    is_plot_file,
     parse_records,
 )
 from exq.engine.spec.gitsource import DvcfileFinder, GitSource
