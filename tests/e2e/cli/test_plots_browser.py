@@ -1,4 +1,4 @@
-"""The plots page of ``exq plots diff`` and the live report ``logs.html`` in real headless Chromium.
+"""The plots page of ``exq plots diff`` and the live report ``logs_dvc_plots/index.html`` in real headless Chromium.
 
 Each page must draw every chart's lines, log no console error or uncaught
 exception, and make no network request (the only request is the page's own
@@ -117,7 +117,7 @@ def test_live_report_draws_every_metric_offline(tmp_path: Path, browser: Chromiu
             live.log("train/acc", step / 5)
             live.log("const", 3)
             live.next_step()
-    page = tmp_path / "logs.html"
+    page = tmp_path / "logs_dvc_plots" / "index.html"
     assert page.exists()
     url = page_url(page)
 
