@@ -60,6 +60,8 @@ class ExqLiveCallback(_callback_base()):  # type: ignore[misc]
     (the dvclive 0.x style), or the ``live`` given.
     """
 
+    model: Any  # set by Keras (set_model); an annotation only, no class attribute
+
     def __init__(
         self,
         model_file: str | os.PathLike[str] | None = None,
