@@ -27,9 +27,7 @@ import pytest
 from tests.e2e.checkpoint_helpers import chain, exp_ref_sha, write_training_project
 from tests.e2e.conftest import exq
 from tests.e2e.exp_helpers import reported_name
-from tests.e2e.queue_helpers import QueueEnv, queue_env, queued_ids, wait_for
-
-__all__ = ["queue_env"]  # the fixture, imported for pytest
+from tests.e2e.queue_helpers import QueueEnv, queued_ids, wait_for
 
 STEPS = 3
 
