@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.checkpoint_helpers import chain, exp_ref_sha, write_training_project
 from tests.e2e.conftest import exq
 from tests.e2e.exp_helpers import reported_name
 from tests.e2e.queue_helpers import QueueEnv, queued_ids, wait_for
+from tests.support import chain, exp_ref_sha, write_training_project
 
 STEPS = 3
 
@@ -265,3 +265,24 @@ def test_a_real_dvclive_run_from_the_queue(
     _, plotted, _ = exq("plots", "diff", "queued", "--json", cwd=project)
     charts = {(p["file"], p["metric"]) for p in json.loads(plotted)["plots"]}
     assert (f"{history}/train/acc.tsv", _acc_column(version)) in charts, charts
+
+
+def test_the_environment_chooses_the_layout_in_a_live_section(project: Path) -> None:
+    # EXQ_LIVE_LAYOUT=plots: exq.live writes dvclive 1.x's files inside the live
+    # section's folder, and exp show finds the summary there (in the cache).
+    _project(project, "exq.live-flat")
+    code, out, err = exq(
+        "exp", "run", cwd=project, check=False, env={"EXQ_LIVE_LAYOUT": "plots"}, timeout=300
+    )
+    assert code == 0, out + err
+    assert _steps(project / "dvclive" / "plots" / "metrics" / "train" / "acc.tsv") == [0, 1, 2]
+    assert not (project / "dvclive.json").exists()
+    assert (project / "dvclive_dvc_plots" / "index.html").is_file()
+    metrics = _shown_metrics(project, reported_name(out))
+    assert metrics["dvclive/metrics.json"]["train.acc"] == 0.15
+    _, plotted, _ = exq("plots", "show", "--json", cwd=project)
+    charts = {(p["file"], p["metric"]) for p in json.loads(plotted)["plots"]}
+    assert charts == {
+        ("dvclive/plots/metrics/loss.tsv", "loss"),
+        ("dvclive/plots/metrics/train/acc.tsv", "train/acc"),
+    }
