@@ -7,6 +7,8 @@
   queue ref (``refs/exq/queue/<id>``) is only moved inside an enqueue, which
   holds the database's write lock; with that lock held, its lock files are
   stale too. Locks of other refs (the user's own experiments) are left alone.
+- The throwaway branch (``refs/heads/exq-worktree-tmp/<pid>-*``) a process
+  killed while adding a worktree leaves, and its lock.
 - The checkpoint handshake folders (``exq-ckpt-<pid>-*``) of dead processes.
 - The checkpoint count of a run the daemon died under: the daemon moves the
   experiment ref, then counts the checkpoint in the store; a kill between the
@@ -17,6 +19,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +30,7 @@ from exq.engine.errors import ExqError
 from exq.engine.experiments.chains import chain_of
 from exq.engine.experiments.refs import EXPS_PREFIX, exp_ref
 from exq.engine.git import Git
+from exq.engine.git.worktrees import TEMP_BRANCH_PREFIX
 from exq.engine.run.checkpoint_session import remove_stale_folders
 
 
@@ -44,8 +48,9 @@ def clear_leftovers(db_path: Path, records: Iterable[RunRecord], log: Any) -> No
 
 
 def remove_stale_locks(repo: str, exp_refs: set[str]) -> list[str]:
-    """Remove the locks of ``exp_refs`` and of every queue ref in ``repo``; the refs
-    whose lock was removed. The caller holds the database's write lock."""
+    """Remove the locks of ``exp_refs`` and of every queue ref in ``repo``, and the
+    throwaway worktree branches (with their locks) of dead processes; the refs
+    freed. The caller holds the database's write lock."""
     if not Path(repo).is_dir():
         return []
     try:
@@ -54,9 +59,28 @@ def remove_stale_locks(repo: str, exp_refs: set[str]) -> list[str]:
         locks.update(
             (ref, path) for ref, path in git.ref_locks(EXPS_PREFIX).items() if ref in exp_refs
         )
-        return [ref for ref in sorted(locks) if git.remove_ref_lock(ref)]
+        temp = {ref for ref in git.ref_locks(TEMP_BRANCH_PREFIX) if _dead_owner(ref)}
+        freed = [ref for ref in sorted(locks.keys() | temp) if git.remove_ref_lock(ref)]
+        for ref in sorted(git.list_refs(TEMP_BRANCH_PREFIX)):
+            if _dead_owner(ref) and git.delete_ref(ref):
+                freed.append(ref)
+        return freed
     except ExqError:
         return []  # a repository gone or broken: nothing of ours to free there
+
+
+def _dead_owner(ref: str) -> bool:
+    """Whether the process named in a throwaway branch ``.../<pid>-<random>`` is gone."""
+    pid = ref.rsplit("/", 1)[-1].split("-", 1)[0]
+    if not pid.isdigit():
+        return True  # made before names carried the pid: no live process of ours has it
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def exact_checkpoints(record: RunRecord) -> dict[str, Any]:

@@ -17,6 +17,10 @@ import pygit2
 from exq.engine.errors import GitError
 from exq.engine.git.repository import Repository
 
+# Throwaway branches of add_worktree: refs/heads/<this>/<pid>-<random>.
+TEMP_BRANCH_FOLDER = "exq-worktree-tmp"
+TEMP_BRANCH_PREFIX = f"refs/heads/{TEMP_BRANCH_FOLDER}/"
+
 
 @dataclass(frozen=True)
 class WorktreeInfo:
@@ -44,8 +48,9 @@ class Worktrees(Repository):
         commit = self._commit(sha)
         name = _free_name(_sanitize(path.name), set(self._repo.list_worktrees()))
         # libgit2 only adds worktrees on a branch: use a throwaway branch, detach
-        # the new worktree's HEAD, then delete the branch.
-        temp = f"exq-worktree-tmp/{uuid.uuid4().hex}"
+        # the new worktree's HEAD, then delete the branch. Its name carries our
+        # pid: a process killed meanwhile leaves it, to be told apart and removed.
+        temp = f"{TEMP_BRANCH_FOLDER}/{os.getpid()}-{uuid.uuid4().hex}"
         try:
             branch = self._repo.branches.local.create(temp, commit)
             try:

@@ -58,6 +58,13 @@ def test_a_killed_daemons_ref_lock_and_checkpoint_folder_are_gone_at_the_next_st
         ref = exp_ref(baseline, "ck")
         lock = repo / ".git" / f"{ref}.lock"
         lock.write_text("")
+        # And a kill while adding a worktree: its throwaway branch, or that lock.
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        git = Git.open(repo)
+        git.set_ref(f"refs/heads/exq-worktree-tmp/{gone.pid}-a1", baseline)
+        temp_lock = repo / ".git" / "refs" / "heads" / "exq-worktree-tmp" / f"{gone.pid}-b2.lock"
+        temp_lock.write_text("")
         assert len(ckpt_folders(env)) == 1  # the dead daemon's handshake folder
         daemon = start(env)
         wait_until(lambda: not alive(script), "the old script to be reaped")
@@ -76,7 +83,14 @@ def test_a_killed_daemons_ref_lock_and_checkpoint_folder_are_gone_at_the_next_st
     removed = [
         e for e in events(config_of(env).daemon_log) if e["event"] == "recovery.lock_removed"
     ]
-    assert [e["ref"] for e in removed] == [ref]
+    assert sorted(e["ref"] for e in removed) == sorted(
+        [
+            ref,
+            f"refs/heads/exq-worktree-tmp/{gone.pid}-a1",
+            f"refs/heads/exq-worktree-tmp/{gone.pid}-b2",
+        ]
+    )
+    assert Git.open(repo).list_refs("refs/heads/exq-worktree-tmp/") == {}
     steps = [s for s in chain_steps(repo, done.experiment_sha or "", baseline) if s is not None]
     assert steps == list(range(EPOCHS))
 
