@@ -48,9 +48,10 @@ def ended(records: list[RunRecord]) -> bool:
 
 
 def killable(records: list[RunRecord]) -> bool:
-    """No run is on its last attempt: a run interrupted that often is failed on
-    purpose (it may be what kills the daemon), which is not what this loop tests."""
-    return all(r.attempts < MAX_ATTEMPTS - 1 for r in records if r.state is not RunState.SUCCESS)
+    """No run still to run is on its last attempt: a run interrupted that often is
+    failed on purpose (it may be what kills the daemon), not what this loop tests."""
+    pending = (RunState.QUEUED, RunState.RUNNING, RunState.INTERRUPTED)
+    return all(r.attempts < MAX_ATTEMPTS - 1 for r in records if r.state in pending)
 
 
 def processes_with(text: str) -> list[int]:
@@ -107,7 +108,11 @@ def test_daemon_kill_9_loop_during_a_sweep_of_checkpoint_runs(
                 queue_sweep()
             time.sleep(chance.uniform(0.05, 0.5))
             if not killable(runs(env)):
-                wait_until(lambda: killable(runs(env)), "a run on its last attempt to end")
+                wait_until(
+                    lambda: killable(runs(env)) or ended(runs(env)),
+                    "a run on its last attempt to end",
+                    seconds=120,
+                )
                 continue
             daemon.kill()
             daemon.wait(timeout=10)
