@@ -3,7 +3,9 @@
 Layout as DVC 3: ``<cache_dir>/files/md5/<md5[:2]>/<md5[2:]>`` holds a file's
 bytes, and ``<md5[2:]>.dir`` a directory's listing (see ``hashing``). Objects
 are written to a temp name beside their final place and renamed, and are made
-read-only (0o444).
+read-only (0o444). Objects of DVC 2's entries (``HashInfo.legacy``) are read
+where DVC 2 put them, ``<cache_dir>/<md5[:2]>/<md5[2:]>``, and verified with
+DVC 2's md5, as DVC 3 does; new objects always go to the DVC 3 layout.
 
 Workspace copies are made with the first link type that works, in the
 configured order (default reflink, hardlink, copy; ``symlink`` is accepted
@@ -39,6 +41,8 @@ from exq.engine.data.hashing import (
     hash_dir_entries,
     hash_file,
     hash_path,
+    legacy_dir_entries,
+    legacy_md5,
     parse_dir_listing,
     same_stat,
 )
@@ -160,9 +164,10 @@ class Cache:
 
     # ---------------------------------------------------------------- paths
 
-    def obj_path(self, md5: str) -> Path:
-        """Where the object named ``md5`` (``<hex>`` or ``<hex>.dir``) lives."""
-        return self.objects_dir / md5[:2] / md5[2:]
+    def obj_path(self, md5: str, legacy: bool = False) -> Path:
+        """Where the object named ``md5`` (``<hex>`` or ``<hex>.dir``) lives; ``legacy``:
+        an object of a DVC 2 entry, in DVC 2's layout."""
+        return (self.cache_dir if legacy else self.objects_dir) / md5[:2] / md5[2:]
 
     def hash_path(self, path: Path | str, state: HashState) -> HashInfo:
         """Hash a workspace file or folder (``hashing.hash_path``)."""
@@ -206,8 +211,9 @@ class Cache:
 
     # ---------------------------------------------------------- verification
 
-    def _verify(self, obj: Path, md5: str, state: HashState | None) -> bool:
-        """True if ``obj`` holds the bytes named ``md5``; delete it if it does not."""
+    def _verify(self, obj: Path, md5: str, state: HashState | None, legacy: bool = False) -> bool:
+        """True if ``obj`` holds the bytes named ``md5`` (DVC 2's md5 when ``legacy``);
+        delete it if it does not."""
         try:
             st = os.stat(obj)
         except FileNotFoundError:
@@ -220,7 +226,8 @@ class Cache:
             if known is not None and known.md5 == expected:
                 return True
         try:
-            actual = file_md5(obj)
+            # a listing is JSON without CRLF: both md5s agree on it
+            actual = legacy_md5(obj) if legacy else file_md5(obj)
         except OSError as exc:
             raise CacheError(f"{obj}: cannot read cache object: {exc.strerror}") from exc
         if actual == expected:
@@ -236,8 +243,8 @@ class Cache:
 
     def load_listing(self, info: HashInfo, state: HashState | None = None) -> list[tuple[str, str]]:
         """The ``(relpath, md5)`` pairs of a directory object; CacheError if absent or bad."""
-        obj = self.obj_path(info.md5)
-        if not self._verify(obj, info.md5, state):
+        obj = self.obj_path(info.md5, info.legacy)
+        if not self._verify(obj, info.md5, state, info.legacy):
             raise CacheError(f"cache object {info.md5} is missing or corrupt ({obj})")
         try:
             return parse_dir_listing(obj.read_bytes())
@@ -249,13 +256,16 @@ class Cache:
 
         Objects are verified; pass ``state`` so unchanged objects are not read again.
         """
+        legacy = info.legacy
         if not info.isdir:
-            return self._verify(self.obj_path(info.md5), info.md5, state)
+            return self._verify(self.obj_path(info.md5, legacy), info.md5, state, legacy)
         try:
             listing = self.load_listing(info, state)
         except CacheError:
             return False
-        return all(self._verify(self.obj_path(md5), md5, state) for _, md5 in listing)
+        return all(
+            self._verify(self.obj_path(md5, legacy), md5, state, legacy) for _, md5 in listing
+        )
 
     # ------------------------------------------------------------------ save
 
@@ -355,7 +365,8 @@ class Cache:
         except OSError as exc:
             _unlink_quiet(tmp)
             raise CacheError(f"{path}: cannot link from cache: {exc.strerror}") from exc
-        state.put(path, os.stat(path), HashInfo(md5=info.md5, size=info.size))
+        if not info.legacy:  # the state DB holds DVC 3 hashes only
+            state.put(path, os.stat(path), HashInfo(md5=info.md5, size=info.size))
 
     @staticmethod
     def _already_linked(obj: Path, path: Path, expect: os.stat_result) -> bool:
@@ -384,10 +395,10 @@ class Cache:
         if info.isdir:
             self._checkout_dir(path, info, state)
             return
-        if self._matches(path, info.md5, state):
+        if self._matches(path, info, state):
             return
-        obj = self.obj_path(info.md5)
-        if not self._verify(obj, info.md5, state):
+        obj = self.obj_path(info.md5, info.legacy)
+        if not self._verify(obj, info.md5, state, info.legacy):
             raise CacheError(f"{path}: cache object {info.md5} is missing or corrupt")
         if os.path.isdir(path) and not os.path.islink(path):
             remove_out(path)
@@ -395,19 +406,24 @@ class Cache:
         self._place(obj, path, info, state)
 
     @staticmethod
-    def _matches(path: Path, md5: str, state: HashState) -> bool:
+    def _matches(path: Path, info: HashInfo, state: HashState) -> bool:
         try:
             st = os.stat(path)
         except OSError:
             return False
         if not stat.S_ISREG(st.st_mode):
             return False
-        return hash_file(path, st, state).md5 == md5
+        if info.legacy:
+            return legacy_md5(path) == info.md5
+        return hash_file(path, st, state).md5 == info.md5
 
     def _checkout_dir(self, path: Path, info: HashInfo, state: HashState) -> None:
         current: dict[str, tuple[Path, str]] = {}
+        legacy = info.legacy
         if os.path.isdir(path) and not os.path.islink(path):
-            found, _, files = hash_dir_entries(path, state)
+            found, _, files = (
+                legacy_dir_entries(path, state.root) if legacy else hash_dir_entries(path, state)
+            )
             if found.md5 == info.md5:
                 return
             current = {rel: (fpath, finfo.md5) for rel, fpath, _, finfo in files}
@@ -418,7 +434,7 @@ class Cache:
         todo = [(rel, md5) for rel, md5 in listing if current.get(rel, (None, None))[1] != md5]
         # Check every needed object before touching the workspace: refuse, do not half-restore.
         for rel, md5 in todo:
-            if not self._verify(self.obj_path(md5), md5, state):
+            if not self._verify(self.obj_path(md5, legacy), md5, state, legacy):
                 raise CacheError(f"{path / rel}: cache object {md5} is missing or corrupt")
         if os.path.lexists(path) and (os.path.islink(path) or not os.path.isdir(path)):
             remove_out(path)
@@ -430,8 +446,9 @@ class Cache:
         for rel, md5 in todo:
             target = path / rel
             _make_parents(target, path)
-            obj = self.obj_path(md5)
-            self._place(obj, target, HashInfo(md5=md5, size=os.stat(obj).st_size), state)
+            obj = self.obj_path(md5, legacy)
+            found_info = HashInfo(md5=md5, size=os.stat(obj).st_size, legacy=legacy)
+            self._place(obj, target, found_info, state)
 
     # ------------------------------------------------------------- unprotect
 

@@ -1,7 +1,8 @@
 """Content hashes exactly as DVC 3 computes them (``hash: md5``).
 
 A file's hash is the plain md5 of its bytes: DVC 3 no longer turns CRLF into
-LF for text files, so neither do we.
+LF for text files, so neither do we. Entries DVC 2 wrote (no ``hash: md5``)
+are compared as DVC 3 compares them, with DVC 2's md5 (``legacy_md5``).
 
 A directory's hash is the md5 of its *listing object* followed by ``.dir``.
 The listing is ``json.dumps`` (default separators ``", "`` and ``": "``,
@@ -35,7 +36,7 @@ import os
 import re
 import stat
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,6 +61,9 @@ class HashInfo:
     size: int
     nfiles: int | None = None
     isexec: bool = field(default=False, compare=False)
+    # DVC 2's md5 (an entry written without ``hash: md5``): text files hashed
+    # with CRLF turned into LF, objects in the cache's old layout (see ``legacy_md5``).
+    legacy: bool = field(default=False, compare=False)
 
     @property
     def isdir(self) -> bool:
@@ -71,6 +75,32 @@ def file_md5(path: Path | str) -> str:
     """Return the hex md5 of a file's bytes, read in large chunks."""
     with open(path, "rb") as fobj:
         return hashlib.file_digest(fobj, "md5").hexdigest()
+
+
+# DVC 2's text test and chunking, which DVC 3 keeps for its legacy entries:
+# each 1 MiB chunk whose first 512 bytes look like text has its CRLFs hashed as LF.
+LEGACY_CHUNK = 2**20
+_TEXT_BLOCK = 512
+_TEXT_CHARS = bytes(range(32, 127)) + b"\n\r\t\f\b"
+
+
+def looks_like_text(block: bytes) -> bool:
+    """No NUL byte and at most 30% of bytes outside printable ASCII and common controls."""
+    if not block:
+        return True
+    if b"\x00" in block:
+        return False
+    return len(block.translate(None, _TEXT_CHARS)) / len(block) <= 0.30
+
+
+def legacy_md5(path: Path | str) -> str:
+    """The md5 DVC 2 gave a file (``md5-dos2unix`` to DVC 3)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fobj:
+        while chunk := fobj.read(LEGACY_CHUNK):
+            text = looks_like_text(chunk[:_TEXT_BLOCK])
+            digest.update(chunk.replace(b"\r\n", b"\n") if text else chunk)
+    return digest.hexdigest()
 
 
 def bytes_md5(data: bytes) -> str:
@@ -346,6 +376,39 @@ def hash_dir_entries(path: Path, state: HashState) -> tuple[HashInfo, bytes, Dir
         triples.append((rel, info.md5, st.st_size))
     dinfo, data = dir_hash(triples)
     return dinfo, data, files
+
+
+def legacy_dir_entries(path: Path, root: Path) -> tuple[HashInfo, bytes, DirFiles]:
+    """``hash_dir_entries`` with DVC 2's file md5s (no state DB: it keeps DVC 3 hashes)."""
+    files = []
+    triples = []
+    try:
+        for rel, fpath, st in walk_files(path, root):
+            info = HashInfo(md5=legacy_md5(fpath), size=st.st_size, legacy=True)
+            files.append((rel, fpath, st, info))
+            triples.append((rel, info.md5, st.st_size))
+    except OSError as exc:
+        raise CacheError(f"{path}: cannot read: {exc.strerror}") from exc
+    dinfo, data = dir_hash(triples)
+    return replace(dinfo, legacy=True), data, files
+
+
+def legacy_hash_path(path: Path | str, root: Path) -> HashInfo:
+    """Hash a file or folder as DVC 2 did, to compare with an entry without ``hash: md5``."""
+    path = Path(path)
+    try:
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            return legacy_dir_entries(path, root)[0]
+        if stat.S_ISREG(st.st_mode):
+            return HashInfo(
+                md5=legacy_md5(path), size=st.st_size, isexec=is_exec(st.st_mode), legacy=True
+            )
+    except FileNotFoundError as exc:
+        raise CacheError(f"{path}: does not exist") from exc
+    except OSError as exc:
+        raise CacheError(f"{path}: cannot read: {exc.strerror}") from exc
+    raise CacheError(f"{path}: neither a file nor a folder")
 
 
 def hash_path(path: Path | str, state: HashState) -> HashInfo:

@@ -266,19 +266,25 @@ class Collector:
     def read_object(self, md5: str) -> bytes | None:
         """A file object of the cache; None when this cache does not have it (not pulled)."""
         assert self._cache is not None
-        try:
-            return self._cache.obj_path(md5).read_bytes()
-        except OSError:
-            return None
+        for legacy in (False, True):  # DVC 3's layout, then DVC 2's
+            try:
+                return self._cache.obj_path(md5, legacy).read_bytes()
+            except OSError:
+                continue
+        return None
 
     def listing(self, md5: str) -> list[tuple[str, str]]:
         """A folder object's ``(relpath, md5)`` pairs, memoised; [] when not in this cache."""
         assert self._cache is not None
         if md5 not in self._listings:
-            try:
-                self._listings[md5] = self._cache.load_listing(HashInfo(md5=md5, size=0))
-            except CacheError:
-                self._listings[md5] = []
+            self._listings[md5] = []
+            for legacy in (False, True):  # DVC 3's layout, then DVC 2's
+                try:
+                    info = HashInfo(md5=md5, size=0, legacy=legacy)
+                    self._listings[md5] = self._cache.load_listing(info)
+                    break
+                except CacheError:
+                    continue
         return self._listings[md5]
 
     # -- memoised parsing --------------------------------------------------

@@ -128,7 +128,7 @@ def apply(project: Project, name: str, *, force: bool = False) -> ApplyResult:
     saved = [rev for rev in (head, held.sha if held else None) if rev and git.has_commit(rev)]
     with StageIO(project) as io:
         new = committed_outs(git, exp.sha, prefix)
-        now = {rel: _md5(io.hash_of(rel)) for rel in new}
+        now = {rel: _md5(io.hash_like(rel, info)) for rel, info in new.items()}
         clash_sets = []
         revs: list[str | None] = [*saved] or [None]
         for rev in revs:

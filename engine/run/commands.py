@@ -68,7 +68,7 @@ def _tracked_status(project: Project, io: StageIO) -> dict[str, list[StatusItem]
         rel_file = dvcfile.relative_to(project.root).as_posix()
         changed: dict[str, str] = {}
         for rel, info in _dvcfile_outs(project, dvcfile):
-            now = io.hash_of(rel)
+            now = io.hash_like(rel, info)
             if now is None:
                 changed[rel] = "deleted"
             elif info is None or now.md5 != info.md5:
@@ -242,7 +242,7 @@ def _target_outs(
 
 
 def _restore(io: StageIO, rel: str, info: Any, missing_ok: bool = False) -> bool:
-    now = io.hash_of(rel)
+    now = io.hash_like(rel, info)
     if now is not None and now.md5 == info.md5:
         return False
     if missing_ok and not io.cache.exists(info, io.state):

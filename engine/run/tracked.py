@@ -63,7 +63,12 @@ def read_tracked(dvcfile: Path, root: Path) -> list[TrackedOut]:
             raise DvcFileError(f"{rel}: outs: every entry needs a 'path'")
         md5 = item.get("md5")
         info = (
-            HashInfo(md5=md5, size=int(item.get("size") or 0), nfiles=item.get("nfiles"))
+            HashInfo(
+                md5=md5,
+                size=int(item.get("size") or 0),
+                nfiles=item.get("nfiles"),
+                legacy=item.get("hash") is None,  # written by DVC 2
+            )
             if md5
             else None
         )

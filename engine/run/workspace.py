@@ -16,7 +16,7 @@ from typing import Any
 
 from exq.engine.data.cache import Cache, hash_path, remove_out
 from exq.engine.data.hashdb import HashState
-from exq.engine.data.hashing import HashInfo
+from exq.engine.data.hashing import HashInfo, legacy_hash_path
 from exq.engine.errors import ExqError, StageFailed
 from exq.engine.run.outdated import StatusItem, stage_changes, stage_status
 from exq.engine.run.project import Project
@@ -40,9 +40,9 @@ class StageIO:
         # there are not read again (rows are keyed by absolute path).
         self.state = HashState(project.root, db_path=state_db)
         self.source = DiskSource(project.root)
-        self._memo: dict[str, HashInfo | None] = {}
+        self._memo: dict[tuple[str, bool], HashInfo | None] = {}
         self._memo_lock = threading.Lock()
-        self._hashing: dict[str, threading.Lock] = {}
+        self._hashing: dict[tuple[str, bool], threading.Lock] = {}
 
     def close(self) -> None:
         self.state.close()
@@ -55,29 +55,40 @@ class StageIO:
 
     # -- measuring --------------------------------------------------------
 
-    def hash_of(self, rel: str) -> HashInfo | None:
-        """Hash of the repo-relative path now, or None when it does not exist."""
+    def hash_of(self, rel: str, legacy: bool = False) -> HashInfo | None:
+        """Hash of the repo-relative path now, or None when it does not exist;
+        ``legacy``: DVC 2's hash, to compare with an entry DVC 2 wrote."""
+        key = (rel, legacy)
         with self._memo_lock:
-            if rel in self._memo:
-                return self._memo[rel]
+            if key in self._memo:
+                return self._memo[key]
             # Stages checked side by side often share a dep folder: one thread
             # hashes it while the others wait for its result.
-            path_lock = self._hashing.setdefault(rel, threading.Lock())
+            path_lock = self._hashing.setdefault(key, threading.Lock())
         with path_lock:
             with self._memo_lock:
-                if rel in self._memo:
-                    return self._memo[rel]
+                if key in self._memo:
+                    return self._memo[key]
             path = self.root / rel
-            info = hash_path(path, self.state) if os.path.lexists(path) else None
+            info = None
+            if os.path.lexists(path):
+                if legacy:
+                    info = legacy_hash_path(path, self.root)
+                else:
+                    info = hash_path(path, self.state)
             with self._memo_lock:
-                self._memo[rel] = info
+                self._memo[key] = info
         return info
+
+    def hash_like(self, rel: str, recorded: HashInfo | None) -> HashInfo | None:
+        """Hash of ``rel`` now, the way the ``recorded`` entry was hashed (DVC 2 or 3)."""
+        return self.hash_of(rel, legacy=recorded is not None and recorded.legacy)
 
     def forget(self, rels: list[str]) -> None:
         """Drop memoised hashes of these paths and of any path inside or around them."""
         with self._memo_lock:
             for key in list(self._memo):
-                if any(_related(key, rel) for rel in rels):
+                if any(_related(key[0], rel) for rel in rels):
                     del self._memo[key]
 
     def params_now(self, stage: Stage) -> ParamsNow:
@@ -120,10 +131,23 @@ class StageIO:
                 raise StageFailed(stage.address, f"parameters '{names}' are missing from '{file}'")
 
     def _measure(
-        self, stage: Stage
+        self, stage: Stage, entry: LockEntry | None = None
     ) -> tuple[dict[str, HashInfo | None], dict[str, HashInfo | None]]:
-        deps = {dep: self.hash_of(repo_path(stage, dep)) for dep in stage.deps}
-        outs = {out.path: self.hash_of(repo_path(stage, out.path)) for out in stage.outs}
+        """Deps and outs now, each hashed as its lock record was (DVC 2 or 3)."""
+
+        def legacy(recorded: LockPath | None) -> bool:
+            return recorded is not None and recorded.md5 is not None and recorded.hash is None
+
+        deps = {
+            dep: self.hash_of(repo_path(stage, dep), legacy(entry.dep(dep) if entry else None))
+            for dep in stage.deps
+        }
+        outs = {
+            out.path: self.hash_of(
+                repo_path(stage, out.path), legacy(entry.out(out.path) if entry else None)
+            )
+            for out in stage.outs
+        }
         return deps, outs
 
     def _not_in_cache(self, stage: Stage, entry: LockEntry | None) -> list[str]:
@@ -138,14 +162,14 @@ class StageIO:
     def changes(self, pipeline: Pipeline, stage: Stage) -> list[str]:
         """Why the stage must run; [] when it is up to date."""
         entry = pipeline.lock_entry(stage)
-        deps, outs = self._measure(stage)
+        deps, outs = self._measure(stage, entry)
         missing = self._not_in_cache(stage, entry)
         return stage_changes(stage, entry, deps, outs, self.params_now(stage), not_in_cache=missing)
 
     def status(self, pipeline: Pipeline, stage: Stage) -> list[StatusItem]:
         """The stage's entry in ``status --json``; [] when it is up to date."""
         entry = pipeline.lock_entry(stage)
-        deps, outs = self._measure(stage)
+        deps, outs = self._measure(stage, entry)
         missing = self._not_in_cache(stage, entry)
         return stage_status(stage, entry, deps, outs, self.params_now(stage), not_in_cache=missing)
 
@@ -183,7 +207,7 @@ class StageIO:
             if not out.cache or info is None or not self.cache.exists(info, self.state):
                 return False
             infos.append((out, info))
-        deps, _ = self._measure(stage)
+        deps, _ = self._measure(stage, entry)
         # Judge the stage as if its outs were in place: only cmd, deps and params count.
         recorded_outs = {out.path: info for out, info in infos}
         if stage_changes(stage, entry, deps, recorded_outs, self.params_now(stage)):
@@ -206,6 +230,7 @@ class StageIO:
         """
         rels = [repo_path(stage, out.path) for out in stage.outs]
         self.forget(rels)
+        previous = pipeline.lock_entry(stage)
         outs: list[LockPath] = []
         for out, rel in zip(stage.outs, rels, strict=True):
             path = self.root / rel
@@ -220,7 +245,9 @@ class StageIO:
                 )
             except ExqError as exc:
                 raise StageFailed(stage.address, f"output '{out.path}': {exc.message}") from exc
-            outs.append(LockPath.from_hash(out.path, info))
+            recorded = previous.out(out.path) if previous else None
+            kept = self._unchanged_legacy(recorded, rel, cached=out.cache)
+            outs.append(kept or LockPath.from_hash(out.path, info))
             if out.cache:
                 # Cached outs live in the cache, not in git, as DVC arranges it.
                 with self._memo_lock:
@@ -232,10 +259,27 @@ class StageIO:
             dep_info = self.hash_of(repo_path(stage, dep))
             if dep_info is None:
                 raise StageFailed(stage.address, f"dependency '{dep}' does not exist")
-            deps.append(LockPath.from_hash(dep, dep_info))
+            recorded = previous.dep(dep) if previous else None
+            kept = self._unchanged_legacy(recorded, repo_path(stage, dep), cached=False)
+            deps.append(kept or LockPath.from_hash(dep, dep_info))
         self.state.flush()
         params = locked_params(stage, self.params_now(stage))
         return LockEntry(cmd=stage.cmd, deps=deps, params=params, outs=outs)
+
+    def _unchanged_legacy(
+        self, recorded: LockPath | None, rel: str, *, cached: bool
+    ) -> LockPath | None:
+        """As DVC 3: an entry DVC 2 wrote (no ``hash: md5``) stays as it is while the
+        content it names has not changed; None when a DVC 3 entry must replace it."""
+        if recorded is None or recorded.hash is not None or recorded.md5 is None:
+            return None
+        now = self.hash_of(rel, legacy=True)
+        if now is None or now.md5 != recorded.md5:
+            return None
+        info = recorded.to_hash()
+        if cached and (info is None or not self.cache.exists(info, self.state)):
+            return None  # its object is not in DVC 2's cache layout: record the new one
+        return recorded
 
 
 def locked_params(stage: Stage, now: ParamsNow) -> ParamsNow:

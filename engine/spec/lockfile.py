@@ -58,7 +58,13 @@ class LockPath:
         """The recorded hash as a HashInfo, or None when nothing was recorded."""
         if self.md5 is None:
             return None
-        return HashInfo(md5=self.md5, size=self.size or 0, nfiles=self.nfiles, isexec=self.isexec)
+        return HashInfo(
+            md5=self.md5,
+            size=self.size or 0,
+            nfiles=self.nfiles,
+            isexec=self.isexec,
+            legacy=self.hash is None,
+        )
 
 
 @dataclass
