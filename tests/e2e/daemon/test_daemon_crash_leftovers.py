@@ -10,6 +10,7 @@ that the next enqueue gets again. The real ``exq`` processes, real git.
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 from pathlib import Path
 
 from exq.daemon.states import RunState
