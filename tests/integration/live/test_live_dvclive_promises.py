@@ -18,7 +18,7 @@ import pytest
 
 import exq.live
 from exq.live import Live, error
-from exq.live.checkpoint import CheckpointServer
+from exq.live.checkpoint import CheckpointServer, SignalFileWatcher
 
 DEADLINE = 20.0
 LIVE_ENV = (
@@ -126,6 +126,30 @@ def test_a_step_loop_takes_one_checkpoint_per_step(in_tmp: Path, sock_path: Path
         assert proc.wait(timeout=DEADLINE) == 0
     # steps 0 and 10 ended when the loop moved on, each with its row on disk
     assert seen == [(0, [(0, "0.0")]), (10, [(0, "0.0"), (10, "1.0")])]
+
+
+def test_a_step_loop_signals_dvc_2s_checkpoint_file_at_each_step(in_tmp: Path) -> None:
+    # DVC_CHECKPOINT=1 and DVC_ROOT, as DVC 2 (and exq, for DVC-era scripts) set them.
+    script = in_tmp / "train.py"
+    script.write_text(
+        "import exq.live as dvclive\n"
+        "for step in range(4):\n"
+        "    dvclive.log('loss', step / 10, step=step)\n"
+    )
+    watcher = SignalFileWatcher(in_tmp)
+    watcher.clear()
+    proc = subprocess.Popen([sys.executable, str(script)], env=_clean_env(**watcher.env()))
+    rows_at_signal = []
+    deadline = time.monotonic() + DEADLINE
+    while proc.poll() is None:
+        assert time.monotonic() < deadline
+        if watcher.poll():
+            rows_at_signal.append(len(_steps_and_values(in_tmp / "dvclive" / "loss.tsv")))
+            watcher.ack()
+        time.sleep(0.005)
+    assert proc.returncode == 0
+    assert rows_at_signal == [1, 2, 3]  # steps 0, 1, 2 ended; step 3 ends with the script
+    assert [s for s, _ in _steps_and_values(in_tmp / "dvclive" / "loss.tsv")] == [0, 1, 2, 3]
 
 
 def test_set_step_gives_custom_steps_and_ends_each(in_tmp: Path) -> None:
