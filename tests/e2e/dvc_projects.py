@@ -57,6 +57,7 @@ class Shape:
     images: set[str] = field(default_factory=set)
     metrics: set[str] = field(default_factory=set)  # metrics files of the main project
     dvc3: bool = True  # the real DVC 3 runs it (DVC 3 dropped checkpoints and live:)
+    targets: list[str] = field(default_factory=list)  # of repro and exp run (none: dvc.yaml)
 
 
 # -- the get-started tutorial -------------------------------------------------------
@@ -425,6 +426,8 @@ CONFIG_REPO = Shape(
     ],
     plots={"configs/small/curve.csv", "configs/large/curve.csv"},
     metrics={"configs/small/metrics.json", "configs/large/metrics.json"},
+    # No dvc.yaml at the root: the pipelines are named, as DVC needs.
+    targets=["configs/small/dvc.yaml", "configs/large/dvc.yaml"],
 )
 
 
