@@ -26,7 +26,7 @@ from exq.engine.spec.paramfiles import flatten
 from tests.conftest import git
 from tests.e2e.conftest import EXQ_BIN, write
 from tests.e2e.dvc_projects import MNIST, SHAPES, Shape
-from tests.e2e.queue_helpers import QueueEnv, queue_env, wait_for  # noqa: F401, F811
+from tests.e2e.queue_helpers import QueueEnv, wait_for
 
 DVC_ENV = {"DVC_NO_ANALYTICS": "1", "DVC_NO_UPDATER": "1"}
 
@@ -151,7 +151,7 @@ def test_runs_as_with_dvc(
     shape: Shape,
     tmp_path: Path,
     queue_env: QueueEnv,
-    dvc_bin: str,  # noqa: F811
+    dvc_bin: str,
 ) -> None:
     made = build(shape, tmp_path / "made")
     mine_root, theirs_root = tmp_path / "exq", tmp_path / "dvc"
@@ -172,7 +172,7 @@ def test_runs_as_with_dvc(
         assert "up to date" in run([dvc_bin, "status"], mine_root / project)
 
 
-def test_dvc2_checkpoints_mnist(tmp_path: Path, queue_env: QueueEnv) -> None:  # noqa: F811
+def test_dvc2_checkpoints_mnist(tmp_path: Path, queue_env: QueueEnv) -> None:
     """DVC 2's documented results: each epoch a checkpoint; an experiment of N checkpoints is
     N rows (its tip and N-1 checkpoints); a run resumes from the last checkpoint."""
     root = build(MNIST, tmp_path / "mnist")
@@ -187,6 +187,4 @@ def test_dvc2_checkpoints_mnist(tmp_path: Path, queue_env: QueueEnv) -> None:  #
     assert set(result["plots"]["charts"]) == {"predictions.json", "dvclive/acc.tsv"}
     assert result["plots"]["charts"]["predictions.json"] == "predictions.json"
     checkpoints = [r for r in rows if r["kind"] == "checkpoint"]
-    if len(checkpoints) == 6:
-        pytest.xfail("each experiment's tip is listed again as a checkpoint row (issue 12's rows)")
     assert len(checkpoints) == 3  # one below each tip: two epochs each
