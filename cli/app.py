@@ -16,7 +16,7 @@ import typer
 
 from exq import __version__
 from exq.cli.messages import error_line
-from exq.engine.errors import ExqError
+from exq.engine.errors import ExqError, user_error_of
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,6 +56,11 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except ExqError as exc:
             fail(str(exc), exc.exit_code)
+        except (ExceptionGroup, OSError) as exc:  # a task group's errors, a full disk
+            error = user_error_of(exc)
+            if error is None:
+                raise
+            fail(str(error), error.exit_code)
         except KeyboardInterrupt:
             typer.echo("Interrupted.", err=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None

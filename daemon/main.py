@@ -321,8 +321,11 @@ class _LogSink:
 
     def msg(self, message: str) -> None:
         for output in self._outputs:
-            output.write(message + "\n")
-            output.flush()
+            try:
+                output.write(message + "\n")
+                output.flush()
+            except (OSError, ValueError):  # a full disk must not stop the daemon: drop it
+                pass
 
     debug = info = warning = warn = error = critical = exception = fatal = msg
 

@@ -59,7 +59,7 @@ from exq.daemon.requeue import requeue_interrupted
 from exq.daemon.states import Outcome, QueueItem, RunState, StopReason, end_state, pick_next
 from exq.daemon.store import RunProcess, RunRecord, StoreError
 from exq.daemon.store_async import AsyncStore
-from exq.engine.errors import ExqError
+from exq.engine.errors import ExqError, describe_failure, user_error_of
 from exq.engine.experiments.chain_commit import CheckpointEvent
 
 # Seconds between looks at the queue when nobody rings: the CLI rings after an
@@ -370,9 +370,12 @@ class Scheduler:
         except ExqError as exc:  # the executor cannot start (Ray missing, say)
             self._log.warning("run.executor_failed", error=str(exc))
             result = ExecResult(Outcome.FAILED, error=str(exc))
-        except Exception as exc:  # a bug of ours: the run fails, the daemon goes on
-            self._log.exception("run.crashed")
-            result = ExecResult(Outcome.FAILED, error=f"internal error: {exc!r}")
+        except Exception as exc:  # grouped errors, a full disk, a bug: the daemon goes on
+            if user_error_of(exc) is None:
+                self._log.exception("run.crashed")
+            else:
+                self._log.warning("run.failed_on_error", error=describe_failure(exc))
+            result = ExecResult(Outcome.FAILED, error=describe_failure(exc))
         finally:
             with anyio.CancelScope(shield=True):
                 await self._finish(active, result)

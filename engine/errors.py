@@ -24,6 +24,8 @@ they happen, with ``raise ... from exc``.
 
 from __future__ import annotations
 
+import errno
+
 
 class ExqError(Exception):
     """An error the user can fix; ``str()`` is the one line to show."""
@@ -103,3 +105,43 @@ class ExperimentError(ExqError):
 
 class PlotsError(ExqError):
     """A plots file cannot be parsed, or a plots target names nothing to plot."""
+
+
+# -- at the edges ------------------------------------------------------------
+
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+def user_error_of(exc: BaseException) -> ExqError | None:
+    """What to tell the user about ``exc``, or None for a bug of ours.
+
+    Task groups wrap what failed in exception groups: the first ExqError among
+    the exceptions grouped is the one to show; a full disk (``ENOSPC``,
+    ``EDQUOT``) becomes one, naming the file being written. Called where errors
+    leave exq (the CLI's commands, a daemon's run).
+    """
+    leaves = error_leaves(exc)
+    for leaf in leaves:
+        if isinstance(leaf, ExqError):
+            return leaf
+    for leaf in leaves:
+        if isinstance(leaf, OSError) and leaf.errno in _DISK_FULL:
+            where = f" writing {leaf.filename}" if leaf.filename else ""
+            return ExqError(f"disk full{where}: {leaf.strerror}", hint="free some space and retry")
+    return None
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for a failure: the user's error, else the bug, named by its type."""
+    error = user_error_of(exc)
+    if error is not None:
+        return str(error)
+    leaf = error_leaves(exc)[0]
+    return " ".join(f"internal error: {type(leaf).__name__}: {leaf}".split())
+
+
+def error_leaves(exc: BaseException) -> list[BaseException]:
+    """``exc``, or the exceptions it groups (depth first), never a group."""
+    if not isinstance(exc, BaseExceptionGroup):
+        return [exc]
+    return [leaf for inner in exc.exceptions for leaf in error_leaves(inner)]

@@ -62,8 +62,7 @@ class OutputSink:
 
     def chunk(self, label: str, data: bytes, pending: bytearray) -> None:
         if not self.prefixed:
-            self.stream.write(data)
-            self.stream.flush()
+            self._write(data)
             return
         prefix = b"[" + label.encode() + b"] "
         out: list[bytes] = []
@@ -76,8 +75,7 @@ class OutputSink:
             start = newline + 1
         pending += data[start:]
         _cut_long(prefix, pending, out)
-        self.stream.write(b"".join(out))
-        self.stream.flush()
+        self._write(b"".join(out))
 
     def finish(self, label: str, pending: bytearray) -> None:
         if pending:
@@ -89,8 +87,17 @@ class OutputSink:
 
     def note(self, text: str) -> None:
         """A line of exq's own, never prefixed: it names its stage itself."""
-        self.stream.write(f"{text}\n".encode())
-        self.stream.flush()
+        self._write(f"{text}\n".encode())
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.stream.write(data)
+            self.stream.flush()
+        except OSError as exc:  # a full disk, say: the error names where output went
+            name = getattr(self.stream, "name", None)
+            if exc.filename is not None or not isinstance(name, str):
+                raise
+            raise OSError(exc.errno, exc.strerror, name) from exc
 
 
 def _cut_long(prefix: bytes, pending: bytearray, out: list[bytes]) -> None:
