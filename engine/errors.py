@@ -137,7 +137,7 @@ def describe_failure(exc: BaseException) -> str:
     if error is not None:
         return str(error)
     leaf = error_leaves(exc)[0]
-    return " ".join(f"internal error: {type(leaf).__name__}: {leaf}".split())
+    return " ".join(f"internal error: {leaf!r}".split())
 
 
 def error_leaves(exc: BaseException) -> list[BaseException]:
