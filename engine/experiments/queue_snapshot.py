@@ -26,8 +26,9 @@ from exq.engine.params.edit import expand_sweeps, parse_set_params, plan_changes
 from exq.engine.run.project import Project
 
 SNAPSHOT_MESSAGE = "exq: queued experiment inputs"
-# In the snapshot's message when the run was queued with -f: it may replace an
-# experiment of the same name that it did not make.
+# In the snapshot's message when the run may replace an experiment of the same
+# name that it did not make: queued with -f, or named automatically (the name
+# comes from the inputs, so that experiment had the same inputs).
 REPLACE_TRAILER = "Exq-Replace: yes"
 
 
@@ -105,7 +106,8 @@ def prepare_queue(
         plans.append(plan_changes(project.root, parse_set_params(point.set_params)))
     snapshots = []
     for point, plan in zip(points, plans, strict=True):
-        message = f"{SNAPSHOT_MESSAGE}\n\n{REPLACE_TRAILER}\n" if force else SNAPSHOT_MESSAGE
+        replace = force or point.name is None
+        message = f"{SNAPSHOT_MESSAGE}\n\n{REPLACE_TRAILER}\n" if replace else SNAPSHOT_MESSAGE
         snapshot = snapshot_inputs(project, git, baseline, plan, message)
         check_snapshot(git, snapshot, git.prefix_of(project.root), targets)
         name = point.name or auto_name(baseline, git.tree_of(snapshot))
@@ -122,7 +124,8 @@ def prepare_queue(
 
 
 def replaces_experiment(git: Git, snapshot: str) -> bool:
-    """Whether the queued snapshot was made with -f (see :data:`REPLACE_TRAILER`)."""
+    """Whether the queued run may replace an experiment it did not make (see
+    :data:`REPLACE_TRAILER`)."""
     return REPLACE_TRAILER in git.commit_info(snapshot).message.splitlines()
 
 

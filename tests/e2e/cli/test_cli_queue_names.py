@@ -72,3 +72,16 @@ def test_a_name_git_cannot_store_is_refused_at_enqueue(queue_env: QueueEnv, tmp_
     assert err.count("\n") == 1
     assert status(root)["runs"] == []
     assert git(root, "for-each-ref", "refs/exq") == ""
+
+
+def test_an_automatic_name_is_the_inputs_so_the_same_inputs_may_run_again(
+    queue_env: QueueEnv, tmp_path: Path
+) -> None:
+    root = make_project(tmp_path / "repo")
+    (first,) = queued_ids(exq("exp", "run", "--queue", "-S", "lr=3", cwd=root)[1])
+    (second,) = queued_ids(exq("exp", "run", "--queue", "-S", "lr=3", cwd=root)[1])
+    exq("queue", "start", cwd=root)
+    runs = wait_states(root, [first, second], ENDED)
+    assert [runs[i]["state"] for i in (first, second)] == ["success", "success"]
+    assert runs[first]["experiment_ref"] == runs[second]["experiment_ref"]
+    assert len(exp_refs(root)) == 1
