@@ -58,6 +58,7 @@ class Shape:
     metrics: set[str] = field(default_factory=set)  # metrics files of the main project
     dvc3: bool = True  # the real DVC 3 runs it (DVC 3 dropped checkpoints and live:)
     targets: list[str] = field(default_factory=list)  # of repro and exp run (none: dvc.yaml)
+    sweep_script: str | None = None  # queues the sweep instead of ``sweep``, $DVC the tool
 
 
 # -- the get-started tutorial -------------------------------------------------------
@@ -629,13 +630,15 @@ CHURN = Shape(
         "stages/train.py": CHURN_TRAIN,
         "stages/eval.py": CHURN_EVAL,
         "dvc.yaml": CHURN_DVCYAML,
-        # The demo's grid search, in the list syntax both tools take.
-        "grid_search.sh": "#!/bin/sh\n${DVC:-dvc} exp run --queue "
-        "-S 'train.params.n_estimators=50,80' -S 'train.params.max_depth=10,15'\n",
+        # The demo's grid search with Hydra's sweep functions (a smaller grid);
+        # $DVC is the tool under test.
+        "grid_search.sh": '#!/bin/sh\n"$DVC" exp run --queue '
+        "-S 'train.params.n_estimators=range(50, 110, 30)' "
+        "-S 'train.params.max_depth=choice(10, 15)'\n",
     },
     tracked={".": ["data/Churn_Modelling.csv"]},
     exp=["train.params.n_estimators=100"],
-    sweep=[["train.params.n_estimators=50,80", "train.params.max_depth=10,15"]],
+    sweep_script="grid_search.sh",
     plots={"eval_plots/plots/sklearn/roc.json", "feat_imp.csv"},
     images={"eval_plots/cm.png"},
     metrics={"metrics.json"},

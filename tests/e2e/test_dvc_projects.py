@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from exq.engine.params.values import expand_sweeps
 from exq.engine.spec.paramfiles import flatten
 from tests.conftest import git
 from tests.e2e.conftest import EXQ_BIN, write
@@ -31,8 +32,10 @@ from tests.e2e.queue_helpers import QueueEnv, wait_for
 DVC_ENV = {"DVC_NO_ANALYTICS": "1", "DVC_NO_UPDATER": "1"}
 
 
-def run(cmd: list[str], cwd: Path, timeout: float = 300) -> str:
-    env = {**os.environ, **DVC_ENV}
+def run(
+    cmd: list[str], cwd: Path, timeout: float = 300, extra: dict[str, str] | None = None
+) -> str:
+    env = {**os.environ, **DVC_ENV, **(extra or {})}
     env.pop("EXQ_CACHE_TYPE", None)
     if Path(cmd[0]).name == "dvc":  # its queue workers start "dvc" from the PATH
         env["PATH"] = f"{Path(cmd[0]).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -76,6 +79,8 @@ def exercise(shape: Shape, root: Path, tool: str) -> dict[str, Any]:
     run([tool, "exp", "run", *shape.targets, *sets(shape.exp)], main)
     for args in shape.sweep:
         run([tool, "exp", "run", "--queue", *shape.targets, *sets(args)], main)
+    if shape.sweep_script:
+        run(["sh", shape.sweep_script], main, extra={"DVC": tool})
     if tool == str(EXQ_BIN):
         run([tool, "queue", "start"], main)
         wait_for(lambda: _queue_done(main), "the queued sweep to finish", seconds=180)
@@ -160,8 +165,9 @@ def test_runs_as_with_dvc(
     mine = exercise(shape, mine_root, str(EXQ_BIN))
     theirs = exercise(shape, theirs_root, dvc_bin)
 
-    sweep_runs = len(mine["experiments"]) - 1
-    assert sweep_runs >= len(shape.sweep)
+    assert len(mine["experiments"]) == 1 + sum(len(expand_sweeps(args)) for args in shape.sweep) + (
+        4 if shape.sweep_script else 0
+    )
     assert mine["experiments"] == theirs["experiments"]
     assert mine["metrics"] == theirs["metrics"]
     assert set(mine["metrics"]) == shape.metrics

@@ -157,9 +157,37 @@ def test_prefix_on_file_gets_a_hint() -> None:
         (["a='p,q'", "~b"], [["a='p,q'", "~b"]]),
         (["f.json:a=1, 2"], [["f.json:a=1"], ["f.json:a=2"]]),
         ([], [[]]),
+        # Hydra's choice() and range(), as the bank-churn demo's grid search writes them
+        (
+            ["n=range(50, 200, 30)", "d=choice(10, 20)"],
+            [[f"n={n}", f"d={d}"] for n in (50, 80, 110, 140, 170) for d in (10, 20)],
+        ),
+        (["n=range(3)"], [["n=0"], ["n=1"], ["n=2"]]),
+        (["n=range(5, 0, -2)"], [["n=5"], ["n=3"], ["n=1"]]),
+        # decimal steps from the floats' exact values, as Hydra counts
+        (
+            ["lr=range(0.1, 0.5, 0.1)"],
+            [["lr=0.1"], ["lr=0.2"], ["lr=0.30000000000000004"], ["lr=0.4"]],
+        ),
+        (["a=choice([1,2], 'x,y')"], [["a=[1,2]"], ["a='x,y'"]]),
     ],
 )
 def test_expand_sweeps(texts: list[str], grid: list[list[str]]) -> None:
     assert expand_sweeps(texts) == grid
     for row in grid:
         parse_set_params(row)  # every expanded override parses
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("a=range()", "one to three numbers"),
+        ("a=range(1, x)", "one to three numbers"),
+        ("a=range(1, 5, 0)", "step other than 0"),
+        ("a=choice()", "at least one value"),
+    ],
+)
+def test_bad_sweep_functions(text: str, why: str) -> None:
+    with pytest.raises(ParamsError) as info:
+        expand_sweeps([text])
+    assert f"'{text}'" in str(info.value) and why in str(info.value)
