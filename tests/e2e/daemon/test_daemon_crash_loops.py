@@ -70,6 +70,7 @@ def processes_with(text: str) -> list[int]:
 def assert_nothing_left(environ: dict[str, str], repo: Path, records: list[RunRecord]) -> None:
     git = Git.open(repo)
     assert ref_locks(repo) == []
+    assert sorted((repo / ".git").rglob("*.lock")) == []  # nor any other git lock
     assert git.list_refs("refs/heads/exq-worktree-tmp/") == {}
     queue_refs = git.list_refs("refs/exq/queue/")
     assert sorted(queue_refs) == sorted(r.snapshot_ref for r in records)  # no orphan
