@@ -54,6 +54,8 @@ FICLONE = 0x40049409  # Linux ioctl: share the source's extents (btrfs, xfs, ...
 LINK_TYPES = ("reflink", "hardlink", "symlink", "copy")
 DEFAULT_LINK_TYPES = ["reflink", "hardlink", "copy"]
 READ_ONLY = 0o444
+SHARED_DIR_MODE = 0o2775
+SHARED_FILE_BITS = stat.S_IRGRP | stat.S_IWGRP  # a writable workspace file in a shared cache
 
 # errnos that mean "this link type cannot work here", not "this one file failed"
 _UNSUPPORTED = {
@@ -148,8 +150,17 @@ def _rmtree(path: Path) -> None:
 class Cache:
     """DVC 3's content-addressed cache, and links from it into the workspace."""
 
-    def __init__(self, cache_dir: Path | str, link_types: Iterable[str] | None = None) -> None:
+    def __init__(
+        self,
+        cache_dir: Path | str,
+        link_types: Iterable[str] | None = None,
+        *,
+        shared: bool = False,
+    ) -> None:
         self.cache_dir = Path(cache_dir).absolute()
+        # DVC's cache.shared = group: folders the group can write into (setgid,
+        # so their files keep the group), and unprotected files it can edit
+        self.shared = shared
         self.objects_dir = self.cache_dir / "files" / "md5"
         self.link_types = list(link_types) if link_types is not None else list(DEFAULT_LINK_TYPES)
         bad = [kind for kind in self.link_types if kind not in LINK_TYPES]
@@ -172,6 +183,22 @@ class Cache:
     def hash_path(self, path: Path | str, state: HashState) -> HashInfo:
         """Hash a workspace file or folder (``hashing.hash_path``)."""
         return hash_path(path, state)
+
+    def _make_dirs(self, folder: Path) -> None:
+        """Create a cache folder and its parents (2775 each when the cache is shared)."""
+        if not self.shared:
+            folder.mkdir(parents=True, exist_ok=True)
+            return
+        missing = []
+        current = folder
+        while not current.is_dir():
+            missing.append(current)
+            current = current.parent
+        for path in [*reversed(missing), *([] if missing else [folder])]:
+            path.mkdir(exist_ok=True)
+            if stat.S_IMODE(os.stat(path).st_mode) != SHARED_DIR_MODE:
+                with contextlib.suppress(OSError):  # not ours to change: DVC lets it be too
+                    os.chmod(path, SHARED_DIR_MODE)
 
     # ---------------------------------------------------------------- links
 
@@ -294,11 +321,11 @@ class Cache:
             # Deduplicate: make the workspace file share the object, never by copying.
             self._place(obj, path, info, state, expect=st)
             return
-        obj.parent.mkdir(parents=True, exist_ok=True)
+        self._make_dirs(obj.parent)
         tmp = _tmp_beside(obj)
         # Never a symlink: the object itself must hold the bytes.
         allowed = {"reflink", "copy"} if info.isexec else {"reflink", "hardlink", "copy"}
-        self._link_or_copy(path, tmp, allowed)
+        made = self._link_or_copy(path, tmp, allowed)
         try:
             if not same_stat(os.stat(path), st):
                 raise CacheError(f"{path}: changed while it was being saved")
@@ -311,12 +338,17 @@ class Cache:
             _unlink_quiet(tmp)
             raise
         state.put(obj, os.stat(obj), info)
+        wanted = self._order(set(LINK_TYPES) - ({"hardlink", "symlink"} if info.isexec else set()))
+        if wanted and wanted[0] not in (made, "copy"):
+            # The object was made the quickest way; the workspace file gets the
+            # link type configured first (a symlink into the cache), as DVC does.
+            self._place(obj, path, info, state, expect=os.stat(path))
 
     def _save_listing(self, md5: str, data: bytes, state: HashState) -> None:
         obj = self.obj_path(md5)
         if self._verify(obj, md5, state):
             return
-        obj.parent.mkdir(parents=True, exist_ok=True)
+        self._make_dirs(obj.parent)
         tmp = _tmp_beside(obj)
         try:
             tmp.write_bytes(data)
@@ -377,15 +409,16 @@ class Cache:
         except OSError:
             return False
 
-    @staticmethod
-    def _fix_mode(tmp: Path, kind: str, info: HashInfo, expect: os.stat_result | None) -> None:
+    def _fix_mode(
+        self, tmp: Path, kind: str, info: HashInfo, expect: os.stat_result | None
+    ) -> None:
         if kind in ("hardlink", "symlink"):
             return  # shares the object's inode and mode
         # A relink keeps the workspace file's mode; a fresh copy has the umask's.
         mode = stat.S_IMODE((expect or os.stat(tmp)).st_mode)
         if info.isexec:
             mode |= (mode & 0o444) >> 2
-        os.chmod(tmp, mode | stat.S_IWUSR)
+        os.chmod(tmp, mode | stat.S_IWUSR | (SHARED_FILE_BITS if self.shared else 0))
 
     # -------------------------------------------------------------- checkout
 
@@ -458,12 +491,12 @@ class Cache:
         if os.path.isdir(path) and not os.path.islink(path):
             for folder, _, names in os.walk(path):
                 for name in names:
-                    _unprotect_file(Path(folder) / name, state)
+                    _unprotect_file(Path(folder) / name, state, self.shared)
         elif os.path.lexists(path):
-            _unprotect_file(path, state)
+            _unprotect_file(path, state, self.shared)
 
 
-def _unprotect_file(path: Path, state: HashState | None) -> None:
+def _unprotect_file(path: Path, state: HashState | None, group: bool = False) -> None:
     try:
         st = os.stat(path)
         lst = os.lstat(path)
@@ -471,12 +504,15 @@ def _unprotect_file(path: Path, state: HashState | None) -> None:
         return  # broken symlink: nothing to protect
     shared = st.st_nlink > 1 or stat.S_ISLNK(lst.st_mode)
     if not shared and st.st_mode & stat.S_IWUSR:
+        if group and st.st_mode & SHARED_FILE_BITS != SHARED_FILE_BITS:
+            with contextlib.suppress(OSError):
+                os.chmod(path, stat.S_IMODE(st.st_mode) | SHARED_FILE_BITS)
         return
     known = state.get(path, st) if state is not None else None
     tmp = _tmp_beside(path)
     try:
         _copy(path, tmp)
-        os.chmod(tmp, stat.S_IMODE(st.st_mode) | stat.S_IWUSR)
+        os.chmod(tmp, stat.S_IMODE(st.st_mode) | stat.S_IWUSR | (SHARED_FILE_BITS if group else 0))
         os.replace(tmp, path)
     except OSError as exc:
         _unlink_quiet(tmp)

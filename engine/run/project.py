@@ -27,6 +27,8 @@ class Project:
     root: Path
     cache_dir: Path
     link_types: tuple[str, ...]
+    # DVC's cache.shared = group: cache folders 2775, unprotected files group-writable
+    shared_group: bool = False
 
     @property
     def dvc_dir(self) -> Path:
@@ -58,7 +60,17 @@ def open_project(start: Path | None = None) -> Project:
         configured = Path(config.get("cache", "dir"))
         # DVC resolves a relative cache dir against the .dvc folder.
         cache_dir = configured if configured.is_absolute() else root / DVC_DIR / configured
-    return Project(root=root, cache_dir=cache_dir.resolve(), link_types=_link_types(config))
+    shared = config.get("cache", "shared", fallback="").strip().lower()
+    if shared not in ("", "group"):
+        raise ConfigError(
+            f".dvc/config: cache.shared: unknown value '{shared}'", hint="the one value is 'group'"
+        )
+    return Project(
+        root=root,
+        cache_dir=cache_dir.resolve(),
+        link_types=_link_types(config),
+        shared_group=shared == "group",
+    )
 
 
 def read_config(root: Path) -> configparser.ConfigParser:

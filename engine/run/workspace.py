@@ -35,7 +35,7 @@ class StageIO:
 
     def __init__(self, project: Project, *, state_db: Path | None = None) -> None:
         self.root = project.root
-        self.cache = Cache(project.cache_dir, project.link_types)
+        self.cache = Cache(project.cache_dir, project.link_types, shared=project.shared_group)
         # A worktree shares its main project's state DB, so cache objects verified
         # there are not read again (rows are keyed by absolute path).
         self.state = HashState(project.root, db_path=state_db)

@@ -227,7 +227,9 @@ def test_symlink_checkout_and_unprotect(tmp_path: Path, state: HashState) -> Non
     f = tmp_path / "f"
     f.write_text("hello\n")
     info = cache.save(f, state)
-    assert not f.is_symlink()  # the object is a real copy, not a link to the workspace
+    obj = cache.obj_path(info.md5)
+    assert not obj.is_symlink()  # the object is a real copy, not a link to the workspace
+    assert f.is_symlink() and f.resolve() == obj  # as DVC links what it saves
     f.unlink()
     cache.checkout(f, info, state)
     assert f.is_symlink() and f.read_text() == "hello\n"
