@@ -1,14 +1,12 @@
 """What a daemon (or a CLI) killed outright leaves behind, put right at start-up.
 
-- Ref lock files. git holds ``<ref>.lock`` while it moves a ref; a process
-  killed meanwhile leaves it, and every later update of that ref fails. At
-  start the daemon holds its single-instance lock, so no run of its own moves
-  an experiment ref: the lock of a queued run's experiment ref is stale. A
-  queue ref (``refs/exq/queue/<id>``) is only moved inside an enqueue, which
-  holds the database's write lock; with that lock held, its lock files are
-  stale too. Locks of other refs (the user's own experiments) are left alone.
+- Ref lock files. git holds ``<ref>.lock`` open while it moves a ref; a
+  process killed meanwhile leaves it, and every later update of that ref
+  fails. The lock files of the refs exq owns (``refs/exps``, ``refs/exq``)
+  that no live process has open are removed (the database's write lock is
+  held meanwhile, so no enqueue is half-way). Other refs are left alone.
 - The throwaway branch (``refs/heads/exq-worktree-tmp/<pid>-*``) a process
-  killed while adding a worktree leaves, and its lock.
+  killed while adding a worktree leaves.
 - The checkpoint handshake folders (``exq-ckpt-<pid>-*``) of dead processes.
 - The checkpoint count of a run the daemon died under: the daemon moves the
   experiment ref, then counts the checkpoint in the store; a kill between the
@@ -25,42 +23,36 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from exq.daemon.store import QUEUE_REF_PREFIX, RunRecord, SyncStore
+from exq.daemon.store import RunRecord, SyncStore
 from exq.engine.errors import ExqError
 from exq.engine.experiments.chains import chain_of
-from exq.engine.experiments.refs import EXPS_PREFIX, exp_ref
+from exq.engine.experiments.refs import exp_ref
 from exq.engine.git import Git
+from exq.engine.git.refs import OWNED_PREFIXES
 from exq.engine.git.worktrees import TEMP_BRANCH_PREFIX
 from exq.engine.run.checkpoint_session import remove_stale_folders
 
 
 def clear_leftovers(db_path: Path, records: Iterable[RunRecord], log: Any) -> None:
     """Remove stale ref locks in the runs' repositories and dead processes' folders."""
-    by_repo: dict[str, set[str]] = {}
-    for record in records:
-        by_repo.setdefault(record.repo, set()).add(exp_ref(record.baseline, record.name))
+    repos = sorted({record.repo for record in records})
     with SyncStore(db_path) as store, store.write_lock():
-        for repo, refs in sorted(by_repo.items()):
-            for ref in remove_stale_locks(repo, refs):
+        for repo in repos:
+            for ref in remove_stale_locks(repo):
                 log.info("recovery.lock_removed", repo=repo, ref=ref)
     for folder in remove_stale_folders():
         log.info("recovery.folder_removed", path=str(folder))
 
 
-def remove_stale_locks(repo: str, exp_refs: set[str]) -> list[str]:
-    """Remove the locks of ``exp_refs`` and of every queue ref in ``repo``, and the
-    throwaway worktree branches (with their locks) of dead processes; the refs
-    freed. The caller holds the database's write lock."""
+def remove_stale_locks(repo: str) -> list[str]:
+    """Remove the lock files of the refs exq owns in ``repo`` that no live process
+    holds, and the throwaway worktree branches of dead processes; the refs freed."""
     if not Path(repo).is_dir():
         return []
     try:
         git = Git.open(repo)
-        locks = git.ref_locks(QUEUE_REF_PREFIX)
-        locks.update(
-            (ref, path) for ref, path in git.ref_locks(EXPS_PREFIX).items() if ref in exp_refs
-        )
-        temp = {ref for ref in git.ref_locks(TEMP_BRANCH_PREFIX) if _dead_owner(ref)}
-        freed = [ref for ref in sorted(locks.keys() | temp) if git.remove_ref_lock(ref)]
+        locks = sorted(ref for prefix in OWNED_PREFIXES for ref in git.ref_locks(prefix))
+        freed = [ref for ref in locks if git.free_stale_lock(ref)]
         for ref in sorted(git.list_refs(TEMP_BRANCH_PREFIX)):
             if _dead_owner(ref) and git.delete_ref(ref):
                 freed.append(ref)

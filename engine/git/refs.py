@@ -2,14 +2,19 @@
 
 A ref update takes the ref's lock; with ``expected_old`` it is a
 compare-and-set under that lock, so two writers never both win. A process
-killed while holding a lock leaves ``<ref>.lock`` behind: :meth:`Refs.ref_locks`
-finds such files and :meth:`Refs.remove_ref_lock` removes one known stale.
+killed while holding a lock leaves ``<ref>.lock`` behind, and every later
+update of that ref fails. A lock is held by the process that has the file open
+(libgit2 keeps it open until the update is done), so one that no live process
+has open is stale: an update of a ref exq owns (:data:`OWNED_PREFIXES`) that
+fails on such a lock removes it and tries once more. :meth:`Refs.ref_locks`
+finds lock files, :meth:`Refs.free_stale_lock` removes one if it is stale.
 """
 
 from __future__ import annotations
 
 import enum
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pygit2
@@ -25,6 +30,33 @@ class _Any(enum.Enum):
 
 ANY = _Any.ANY
 """``set_ref``/``delete_ref`` default: update whatever the ref points at now."""
+
+# Refs only exq writes: experiments, queued snapshots, worktree throwaway branches.
+OWNED_PREFIXES = ("refs/exps/", "refs/exq/", "refs/heads/exq-worktree-tmp/")
+PROC = Path("/proc")
+
+
+def lock_held(path: Path) -> bool:
+    """Whether a live process has the lock file ``path`` open (only our own
+    processes can be seen, and only they write our refs). Without /proc every
+    lock counts as held."""
+    if not PROC.is_dir():
+        return True
+    target = os.path.realpath(path)
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fds = list((entry / "fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd) == target:
+                    return True
+            except OSError:
+                continue
+    return False
 
 
 def check_ref_name(name: str) -> bool:
@@ -55,28 +87,48 @@ class Refs(Repository):
         """
         _require_ref_name(name)
         target = self._commit(sha).id
-        try:
+
+        def update() -> None:
             with self._repo.transaction() as txn:
                 txn.lock_ref(name)
                 self._check_expected(name, expected_old)
                 # signature=None: pygit2 1.21 cannot pass a Signature here (TypeError);
                 # libgit2 then uses the repo identity or its own fallback for the reflog.
                 txn.set_target(name, target, message=message)
+
+        try:
+            self._locked(name, update)
         except pygit2.GitError as exc:
             raise GitError(f"cannot update ref {name}: {exc}") from exc
 
     def delete_ref(self, name: str, *, expected_old: str | None | _Any = ANY) -> bool:
         """Delete ``name`` (compare-and-set with ``expected_old``); False if it did not exist."""
         _require_ref_name(name)
-        try:
+        found = [True]
+
+        def remove() -> None:
             with self._repo.transaction() as txn:
                 txn.lock_ref(name)
                 if self._check_expected(name, expected_old) is None:
-                    return False
+                    found[0] = False
+                    return
                 txn.remove(name)
+
+        try:
+            self._locked(name, remove)
         except pygit2.GitError as exc:
             raise GitError(f"cannot delete ref {name}: {exc}") from exc
-        return True
+        return found[0]
+
+    def _locked(self, name: str, update: Callable[[], None]) -> None:
+        """Run ``update`` (a ref transaction); if it fails on a stale lock of a ref
+        exq owns, remove the lock and run it once more."""
+        try:
+            update()
+        except pygit2.GitError:
+            if not name.startswith(OWNED_PREFIXES) or not self.free_stale_lock(name):
+                raise
+            update()
 
     def _check_expected(self, name: str, expected_old: str | None | _Any) -> str | None:
         current = self.get_ref(name)
@@ -104,6 +156,15 @@ class Refs(Repository):
                     path = Path(folder, name)
                     found[path.relative_to(root).as_posix()[: -len(".lock")]] = path
         return found
+
+    def free_stale_lock(self, name: str) -> bool:
+        """Remove ``<ref>.lock`` of ref ``name`` if no live process holds it; whether
+        a lock was removed."""
+        _require_ref_name(name)
+        path = self.common_dir() / f"{name}.lock"
+        if not path.exists() or lock_held(path):
+            return False
+        return self.remove_ref_lock(name)
 
     def remove_ref_lock(self, name: str) -> bool:
         """Delete the lock file ``<ref>.lock`` of ref ``name``; False if there was none.

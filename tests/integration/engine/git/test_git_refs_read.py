@@ -85,9 +85,10 @@ def test_set_ref_compare_and_set(repo: Path) -> None:
 def test_set_ref_fails_while_locked(repo: Path) -> None:
     g = Git.open(repo)
     (repo / ".git" / "refs" / "exps").mkdir()
-    (repo / ".git" / "refs" / "exps" / "x.lock").write_text("")
-    with pytest.raises(GitError, match="refs/exps/x"):
-        g.set_ref("refs/exps/x", "HEAD")
+    lock = repo / ".git" / "refs" / "exps" / "x.lock"
+    with open(lock, "x"):  # held open, as by a process updating the ref now
+        with pytest.raises(GitError, match="refs/exps/x"):
+            g.set_ref("refs/exps/x", "HEAD")
 
 
 def test_set_ref_rejects_bad_names_and_targets(repo: Path) -> None:
