@@ -117,7 +117,10 @@ def render_dag(project: Project, targets: list[str], fmt: str) -> str:
         )
         for dvcfile in find_tracked(project.root)
     ]
-    view = dagview.build_view(pipeline.graph, tracked, stages)
+    cwd = cwd_in(project)
+    names = {stage.address: address_from(stage, cwd) for stage in pipeline.stages}
+    names.update({node.dvcfile: posixpath.relpath(node.dvcfile, cwd) for node in tracked})
+    view = dagview.relabel(dagview.build_view(pipeline.graph, tracked, stages), names)
     if fmt == "json":
         return json.dumps(dagview.view_json(view), indent=2)
     if fmt == "dot":
@@ -273,12 +276,24 @@ def stage_list(
 def stage_descriptions(
     project: Project, targets: list[str], *, every: bool = False
 ) -> list[tuple[str, str]]:
-    """(address from the current folder, description) of the listed stages, as DVC words them."""
+    """(address from the current folder, description) of the listed stages, as DVC words them.
+
+    With ``every``, the ``.dvc`` files are listed too (``Outputs <data>``), all in
+    the order DVC walks the project.
+    """
+    from exq.engine.spec.dagview import walk_key
+
     cwd = cwd_in(project)
-    return [
-        (address_from(stage, cwd), stage.description())
+    rows = [
+        (walk_key(stage.dvcfile), address_from(stage, cwd), stage.description())
         for stage in listed_stages(project, targets, every=every)
     ]
+    for dvcfile in find_tracked(project.root) if every else []:
+        rel = dvcfile.relative_to(project.root).as_posix()
+        outs = ", ".join(out.path for out in read_tracked(dvcfile, project.root))
+        rows.append((walk_key(rel), posixpath.relpath(rel, cwd), f"Outputs {outs}"))
+    rows.sort(key=lambda row: row[0])  # stable: stages of one file keep their order
+    return [(address, text) for _, address, text in rows]
 
 
 def address_from(stage: Stage, cwd: str) -> str:

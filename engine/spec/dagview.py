@@ -37,7 +37,7 @@ class DagView:
     edges: tuple[tuple[str, str], ...]
 
 
-def _walk_key(path: str) -> tuple[tuple[int, str], ...]:
+def walk_key(path: str) -> tuple[tuple[int, str], ...]:
     """Sort key of a file in a top-down walk: a folder's files before its sub-folders."""
     *folders, name = path.split("/")
     return (*((1, folder) for folder in folders), (0, name))
@@ -71,7 +71,7 @@ def build_view(
     position = {addr: i for i, addr in enumerate(files)}  # file order inside one dvc.yaml
     nodes = sorted(
         (addr for addr in files if addr in chosen),
-        key=lambda addr: (_walk_key(files[addr]), position[addr]),
+        key=lambda addr: (walk_key(files[addr]), position[addr]),
     )
     rank = {addr: i for i, addr in enumerate(nodes)}
     kept = sorted(
@@ -79,6 +79,14 @@ def build_view(
         key=lambda e: (rank[e[0]], rank[e[1]]),
     )
     return DagView(tuple(nodes), tuple(kept))
+
+
+def relabel(view: DagView, names: dict[str, str]) -> DagView:
+    """The view with nodes renamed (addresses as seen from another folder); order kept."""
+    return DagView(
+        tuple(names.get(n, n) for n in view.nodes),
+        tuple((names.get(a, a), names.get(b, b)) for a, b in view.edges),
+    )
 
 
 def _addr(ref: StageRef) -> str:

@@ -101,6 +101,12 @@ def test_dag_holds_tracked_data_with_dvcs_edges(project: Path, dvc_bin: str) -> 
     assert sorted(mine.splitlines()) == sorted(theirs.splitlines())
     text = run([EXQ, "dag"], project)
     assert "prepare  <- data/data.xml.dvc" in text and "images.dvc" in text
+    # From a sub-folder, nodes are named from there.
+    mine, theirs = both(dvc_bin, ["dag", "--dot"], project / "sub")
+    assert sorted(mine.splitlines()) == sorted(theirs.splitlines())
+    assert '"../data/data.xml.dvc" -> "../dvc.yaml:prepare";' in mine
+    mine, theirs = both(dvc_bin, ["dag", "--mermaid"], project / "sub")
+    assert mine == theirs
 
 
 def test_stage_list_words_and_aligns_as_dvc(project: Path, dvc_bin: str) -> None:
@@ -112,6 +118,11 @@ def test_stage_list_words_and_aligns_as_dvc(project: Path, dvc_bin: str) -> None
     assert mine == theirs == "s1  Outputs out\n"
     mine, theirs = both(dvc_bin, ["stage", "list", "--name-only"], project)
     assert mine == theirs
+    # --all: every dvc.yaml and .dvc file, named from the current folder (the walk's
+    # order follows the file system's listing, so compare the lines as sets).
+    mine, theirs = both(dvc_bin, ["stage", "list", "--all"], project / "sub")
+    assert sorted(mine.splitlines()) == sorted(theirs.splitlines())
+    assert "../images.dvc         Outputs images" in mine.splitlines()
 
 
 @pytest.mark.parametrize(
