@@ -44,7 +44,7 @@ def fast_enqueue(argv: Sequence[str]) -> int | None:
     return 0
 
 
-_VALUE_OPTIONS = {
+VALUE_OPTIONS = {
     "-S": "set_params",
     "--set-param": "set_params",
     "-n": "name",
@@ -55,7 +55,7 @@ _VALUE_OPTIONS = {
     "--cpus": "cpus",
     "--gpus": "gpus",
 }
-_FLAGS = {"-f": "force", "--force": "force", "--queue": "queue"}
+FLAGS = {"-f": "force", "--force": "force", "--queue": "queue"}
 
 
 def parse_queue_args(argv: Sequence[str]) -> EnqueueRequest | None:
@@ -73,17 +73,17 @@ def parse_queue_args(argv: Sequence[str]) -> EnqueueRequest | None:
             args.targets.append(word)
             continue
         option, value = _split(word)
-        if option in _FLAGS and value is None:
-            queue |= _FLAGS[option] == "queue"
-            args.force |= _FLAGS[option] == "force"
+        if option in FLAGS and value is None:
+            queue |= FLAGS[option] == "queue"
+            args.force |= FLAGS[option] == "force"
             continue
-        if option not in _VALUE_OPTIONS:
+        if option not in VALUE_OPTIONS:
             return None
         if value is None:
             if not rest:
                 return None
             value = rest.pop(0)
-        if not _store(args, _VALUE_OPTIONS[option], value):
+        if not _store(args, VALUE_OPTIONS[option], value):
             return None
     return args if queue else None
 

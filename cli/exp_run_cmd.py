@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
-import anyio
 import typer
 
 from exq.cli.main import exp_app, fail, handle_errors
-from exq.engine.errors import ExqError
+from exq.cli.signals import run_until_stopped
 from exq.engine.run.project import open_project
 from exq.engine.run.runner import stdout_sink
-
-T = TypeVar("T")
 
 
 @exp_app.command("run")
@@ -93,13 +88,11 @@ def exp_run(
         name=name,
         temp=temp,
         force=force,
-        jobs=jobs or os.cpu_count() or 1,
+        stage_jobs=jobs or os.cpu_count() or 1,
         reset=reset,
     )
-    prefixed = options.jobs > 1
-    result = anyio.run(
-        _until_stopped, lambda: run_experiment(project, options, stdout_sink(prefixed))
-    )
+    prefixed = options.stage_jobs > 1
+    result = run_until_stopped(lambda: run_experiment(project, options, stdout_sink(prefixed)))
     if result.repro is not None and result.repro.failed is not None:
         raise result.repro.failed
     typer.echo("")
@@ -142,32 +135,3 @@ def _queue_and_run_all(
         fail("-S and -n describe a new run: pass --queue to queue it before --run-all", 2)
     if run_all:
         daemon_errors(run_all_queued)(jobs or None)
-
-
-async def _until_stopped(run: Callable[[], Awaitable[T]]) -> T:
-    """``run()``, stopped by SIGTERM or SIGHUP as by Ctrl-C: the stage commands
-    (in sessions of their own) are stopped and a checkpoint under way is finished."""
-    stopped = False
-    result: list[T] = []
-    error: ExqError | None = None
-    async with anyio.create_task_group() as tg:
-
-        async def watch() -> None:
-            nonlocal stopped
-            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
-                async for _ in signals:
-                    stopped = True
-                    tg.cancel_scope.cancel()
-                    return
-
-        tg.start_soon(watch)
-        try:
-            result.append(await run())
-        except ExqError as exc:
-            error = exc  # raised here, not wrapped in the task group's ExceptionGroup
-        tg.cancel_scope.cancel()
-    if error is not None:
-        raise error
-    if stopped or not result:
-        raise KeyboardInterrupt
-    return result[0]

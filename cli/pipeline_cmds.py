@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from pathlib import Path
 
-import anyio
 import typer
 
 from exq.cli.main import app, handle_errors, stage_app
-from exq.engine.errors import ExqError
+from exq.cli.signals import run_until_stopped
 from exq.engine.run import commands as ops
-from exq.engine.run.project import Project, check_init_place, init_project, open_project
-from exq.engine.run.repro import ReproOptions, ReproResult
+from exq.engine.run.project import check_init_place, init_project, open_project
+from exq.engine.run.repro import ReproOptions
 
 
 def _default_jobs() -> int:
@@ -56,47 +54,15 @@ def repro(
         targets=targets or [],
         force=force,
         single_item=single_item,
-        jobs=jobs or _default_jobs(),
+        stage_jobs=jobs or _default_jobs(),
         dry=dry,
         cwd=ops.cwd_in(project),
     )
-    result = anyio.run(_repro_until_stopped, project, options)
+    result = run_until_stopped(lambda: ops.run_repro(project, options))
     if result.failed is not None:
         raise result.failed
     if not result.ran and not result.restored and not dry:
         typer.echo("Data and pipelines are up to date.")
-
-
-async def _repro_until_stopped(project: Project, options: ReproOptions) -> ReproResult:
-    """``run_repro``, stopped by SIGTERM or SIGHUP as by Ctrl-C.
-
-    Stage commands run in sessions of their own, so a plain ``kill`` or a
-    closed terminal would otherwise leave them running after exq is gone.
-    """
-    stopped = False
-    result: ReproResult | None = None
-    error: ExqError | None = None
-    async with anyio.create_task_group() as tg:
-
-        async def watch() -> None:
-            nonlocal stopped
-            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
-                async for _ in signals:
-                    stopped = True
-                    tg.cancel_scope.cancel()
-                    return
-
-        tg.start_soon(watch)
-        try:
-            result = await ops.run_repro(project, options)
-        except ExqError as exc:
-            error = exc  # raised here, not wrapped in the task group's ExceptionGroup
-        tg.cancel_scope.cancel()
-    if error is not None:
-        raise error
-    if stopped or result is None:
-        raise KeyboardInterrupt
-    return result
 
 
 @app.command()

@@ -60,7 +60,7 @@ from exq.daemon.states import Outcome, QueueItem, RunState, StopReason, end_stat
 from exq.daemon.store import RunProcess, RunRecord, StoreError
 from exq.daemon.store_async import AsyncStore
 from exq.engine.errors import ExqError, describe_failure, user_error_of
-from exq.engine.experiments.chain_commit import CheckpointEvent
+from exq.engine.run.callbacks import CheckpointEvent, RunCallbacks
 
 # Seconds between looks at the queue when nobody rings: the CLI rings after an
 # enqueue, so this only catches rings lost to a race.
@@ -358,10 +358,13 @@ class Scheduler:
         result = ExecResult(Outcome.CANCELLED)
         try:
             with active.scope:
-                hooks = RunHooks(
+                callbacks = RunCallbacks(
                     on_spawn=partial(self._on_spawn, active),
                     on_checkpoint=partial(self._on_checkpoint, active),
                     snapshot_lock=active.snapshot_lock,
+                )
+                hooks = RunHooks(
+                    callbacks=callbacks,
                     on_remote=partial(self._on_remote, active),
                     adopted=active.adopted,
                 )

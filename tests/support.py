@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -420,3 +421,19 @@ class FakeExecutor:
     async def execute(self, run: RunRecord, *, slot: int, hooks: RunHooks) -> ExecResult:
         self.calls.append((run.id, slot))
         return await self.handler(run, slot, hooks)
+
+
+# -- files in memory -------------------------------------------------------------------
+
+
+class MemorySource:
+    """Files held in a dict (path -> text or bytes): a ``FileSource`` without files."""
+
+    def __init__(self, files: Mapping[str, str | bytes]) -> None:
+        self.files = {
+            posixpath.normpath(name): data.encode() if isinstance(data, str) else data
+            for name, data in files.items()
+        }
+
+    def read_bytes(self, path: str) -> bytes | None:
+        return self.files.get(posixpath.normpath(path))

@@ -5,10 +5,11 @@ An executor takes a claimed row and runs it to an :class:`ExecResult`.
 in a worktree; the Ray executor (``exq.daemon.executors.ray.executor``) sends
 it to a cluster and is imported only when a run asks for it.
 
-The scheduler hears of a run while it goes on through :class:`RunHooks`:
-checkpoint runs report each checkpoint committed through ``on_checkpoint``
-(the scheduler records it in the store at once), and share ``snapshot_lock``
-with the engine, held while a snapshot is under way. A run whose row has a
+The scheduler hears of a run while it goes on through :class:`RunHooks`, whose
+``callbacks`` (:class:`~exq.engine.run.callbacks.RunCallbacks`) go down to the
+engine as they are: each stage's pid, each checkpoint committed (the scheduler
+records it in the store at once), and the snapshot lock, held while a
+checkpoint snapshot is under way. A run whose row has a
 ``resume_sha`` (an interrupted checkpoint run) resumes from that checkpoint
 commit, or a later one on its ref (:func:`latest_checkpoint`), instead of
 starting from its snapshot.
@@ -23,17 +24,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import anyio
-
 from exq.daemon.config import DaemonConfig
 from exq.daemon.states import Outcome
 from exq.daemon.store import RunRecord
 from exq.engine.errors import ExqError
-from exq.engine.experiments.chain_commit import CheckpointCallback
 from exq.engine.experiments.run import exp_env
 from exq.engine.git import Git
+from exq.engine.run.callbacks import RunCallbacks
 from exq.engine.run.project import Project
-from exq.engine.run.runner import SpawnHook
 
 TOKEN_VAR = "EXQ_RUN_TOKEN"
 
@@ -90,9 +88,7 @@ class RemoteJob(Protocol):
 class RunHooks:
     """What the scheduler hears of a run while it goes on."""
 
-    on_spawn: SpawnHook
-    on_checkpoint: CheckpointCallback | None = None
-    snapshot_lock: anyio.Lock | None = None
+    callbacks: RunCallbacks  # what the engine tells as the run goes (pids, checkpoints)
     # A cluster took the run: its stop goes through the job from then on; the
     # location, when given, says more of where it runs (its node).
     on_remote: Callable[[RemoteJob, str | None], Awaitable[None]] | None = None

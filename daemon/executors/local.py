@@ -21,7 +21,6 @@ import signal
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import anyio
 
@@ -36,10 +35,7 @@ from exq.daemon.executors.base import (
 from exq.daemon.states import Outcome
 from exq.daemon.store import RunProcess, RunRecord
 from exq.engine.errors import ExqError
-from exq.engine.experiments.queue_snapshot import replaces_experiment
-from exq.engine.experiments.refs import exp_ref, expected_tip
 from exq.engine.experiments.run import SnapshotRun, resume_run, run_snapshot
-from exq.engine.git import Git
 from exq.engine.run.project import Project, open_project
 from exq.engine.run.runner import OutputSink
 
@@ -63,29 +59,20 @@ def worktree_path(config: DaemonConfig, run: RunRecord) -> Path:
 def snapshot_run(
     project: Project, run: RunRecord, config: DaemonConfig, slot: int, hooks: RunHooks
 ) -> SnapshotRun:
-    """The engine's run of one attempt: from the snapshot, or from ``run.resume_sha``."""
-    jobs = run.stage_jobs or os.cpu_count() or 1
-    fields: dict[str, Any] = dict(
+    """The engine's run of one attempt: from the snapshot, or from ``run.resume_sha``.
+    The ``-S`` edits are in the snapshot already: they were applied at enqueue."""
+    snapshot = SnapshotRun(
+        snapshot=run.snapshot,
+        baseline=run.baseline,
+        name=run.name,
         targets=list(run.targets),
-        jobs=jobs,
+        stage_jobs=run.stage_jobs or os.cpu_count() or 1,
         env=run_env(run, config, slot),
-        on_spawn=hooks.on_spawn,
-        on_checkpoint=hooks.on_checkpoint,
-        snapshot_lock=hooks.snapshot_lock,
-    )
-    git = Git.open(project.root)
-    # The run only ever moves its experiment ref from nothing or from its own
-    # commits, unless it was queued with -f to replace what is there.
-    fields["expected_ref"] = expected_tip(
-        git,
-        exp_ref(run.baseline, run.name),
-        own=run.resume_sha or run.experiment_sha,
-        replace=replaces_experiment(git, run.snapshot),
+        callbacks=hooks.callbacks,
     )
     if run.resume_sha:
-        return resume_run(project, latest_checkpoint(project, run), **fields)
-    # No set_params: the -S edits were applied into the snapshot at enqueue.
-    return SnapshotRun(snapshot=run.snapshot, baseline=run.baseline, name=run.name, **fields)
+        return resume_run(project, latest_checkpoint(project, run), snapshot)
+    return snapshot
 
 
 async def execute(

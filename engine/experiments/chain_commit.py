@@ -12,8 +12,6 @@ checkpoint's outs back after Ctrl-C or a failure.
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ import anyio
 from exq.engine.data.cache import remove_out
 from exq.engine.experiments.chains import Marker, chain_message, write_marker
 from exq.engine.git import ANY, Git
+from exq.engine.run.callbacks import CheckpointCallback, CheckpointEvent
 from exq.engine.run.project import Project
 from exq.engine.run.workspace import StageIO
 from exq.engine.spec.graph import repo_path
@@ -29,20 +28,6 @@ from exq.engine.spec.loading import load_pipeline, lock_name
 from exq.engine.spec.lockfile import LockEntry, parse_lock
 from exq.engine.spec.stage import Stage
 from exq.engine.writes import atomic_write_bytes
-
-
-@dataclass(frozen=True)
-class CheckpointEvent:
-    """One checkpoint committed: for progress reports (the daemon's step count)."""
-
-    sha: str
-    ref: str
-    name: str
-    count: int  # checkpoints committed by this run so far
-    step: int | None  # the step the script reported
-
-
-CheckpointCallback = Callable[[CheckpointEvent], Awaitable[None]]
 
 
 class ChainCommitter:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ import anyio
 
 from exq.engine.data.hashdb import STATE_RELPATH
 from exq.engine.errors import ExperimentError
-from exq.engine.experiments.chain_commit import ChainCommitter, CheckpointCallback
+from exq.engine.experiments.chain_commit import ChainCommitter
 from exq.engine.experiments.chains import (
     RESUME_ENV,
     ChainPlan,
@@ -48,10 +48,11 @@ from exq.engine.params.edit import (
     plan_changes,
     write_plan,
 )
+from exq.engine.run.callbacks import NO_CALLBACKS, RunCallbacks
 from exq.engine.run.commands import checkout
 from exq.engine.run.project import Project
 from exq.engine.run.repro import ReproOptions, ReproResult, repro
-from exq.engine.run.runner import OutputSink, SpawnHook
+from exq.engine.run.runner import OutputSink
 from exq.engine.run.workspace import StageIO
 from exq.engine.spec.loading import load_pipeline
 
@@ -67,7 +68,7 @@ class ExpRunOptions:
     name: str | None = None
     temp: bool = False
     force: bool = False
-    jobs: int = 1
+    stage_jobs: int = 1
     reset: bool = False  # checkpoint stages start over: their checkpoint outs are removed
 
 
@@ -117,7 +118,7 @@ async def run_experiment(
             baseline=prepared.baseline,
             name=name,
             targets=options.targets,
-            jobs=options.jobs,
+            stage_jobs=options.stage_jobs,
             env=env,
             reset=options.reset,
             checkpoint_parent=chain.parent if chain else None,
@@ -126,7 +127,9 @@ async def run_experiment(
         return await run_snapshot(project, run, folder, sink)
     write_plan(prepared.plan)
     if chain is None:
-        repro_options = ReproOptions(targets=options.targets, jobs=options.jobs, env=env)
+        repro_options = ReproOptions(
+            targets=options.targets, stage_jobs=options.stage_jobs, env=env
+        )
         result.repro = await _reproduce(project, repro_options, sink, None)
         if not result.repro.failed:
             result.sha = _commit(git, prepared.baseline, name)
@@ -142,7 +145,7 @@ async def run_experiment(
     )
     repro_options = _checkpoint_options(
         options.targets,
-        options.jobs,
+        options.stage_jobs,
         env,
         hook,
         chain.resume,
@@ -179,26 +182,24 @@ def _plan_workspace_chain(
 
 def _checkpoint_options(
     targets: list[str],
-    jobs: int,
+    stage_jobs: int,
     env: dict[str, str],
     hook: ChainCommitter,
     resume: bool,
     *,
     force: bool,
     reset: bool,
-    on_spawn: SpawnHook | None = None,
-    snapshot_lock: anyio.Lock | None = None,
+    callbacks: RunCallbacks = NO_CALLBACKS,
 ) -> ReproOptions:
     return ReproOptions(
         targets=targets,
-        jobs=jobs,
+        stage_jobs=stage_jobs,
         env=env,
-        on_spawn=on_spawn,
-        checkpoints=hook,
+        checkpoint_hook=hook,
         checkpoint_env=dict(RESUME_ENV) if resume else {},
         force_checkpoint_stages=force,
         reset_checkpoints=reset,
-        snapshot_lock=snapshot_lock,
+        callbacks=callbacks,
     )
 
 
@@ -237,18 +238,15 @@ class SnapshotRun:
     baseline: str
     name: str
     targets: list[str] = field(default_factory=list)
-    jobs: int = 1
+    stage_jobs: int = 1
     env: dict[str, str] = field(default_factory=dict)
-    set_params: list[str] = field(default_factory=list)  # applied in the worktree
-    on_spawn: SpawnHook | None = None  # told each stage command's pid (the daemon)
     # Checkpoint stages. The chain continues from ``checkpoint_parent`` (a chain
     # commit; None: a new chain on the baseline); ``resume`` sets EXQ_RESUME=1
     # and DVCLIVE_RESUME=1 for them; ``reset`` removes their checkpoint outs.
     checkpoint_parent: str | None = None
     resume: bool = False
     reset: bool = False
-    on_checkpoint: CheckpointCallback | None = None  # told each checkpoint committed
-    snapshot_lock: anyio.Lock | None = None  # held during each snapshot (see ReproOptions)
+    callbacks: RunCallbacks = NO_CALLBACKS  # whoever runs it: pids, checkpoints, the lock
     # What the experiment ref's compare-and-set expects before the run's first
     # move of it (None: no ref); ANY: wherever it is when the run starts.
     expected_ref: Any = ANY  # a sha, None or ANY
@@ -276,23 +274,22 @@ async def run_snapshot(
     state_db = project.root / STATE_RELPATH
     await anyio.to_thread.run_sync(_add_worktree, project.root, folder, run.snapshot)
     try:
-        result.changes = await anyio.to_thread.run_sync(_prepare_worktree, sub, run, state_db)
+        await anyio.to_thread.run_sync(_prepare_worktree, sub, state_db)
         hook = await anyio.to_thread.run_sync(_worktree_hook, sub, run, result.ref, state_db)
         if hook is None:
             options = ReproOptions(
-                targets=run.targets, jobs=run.jobs, env=run.env, on_spawn=run.on_spawn
+                targets=run.targets, stage_jobs=run.stage_jobs, env=run.env, callbacks=run.callbacks
             )
         else:
             options = _checkpoint_options(
                 run.targets,
-                run.jobs,
+                run.stage_jobs,
                 run.env,
                 hook,
                 run.resume,
-                on_spawn=run.on_spawn,
                 force=run.checkpoint_parent is not None or run.reset,
                 reset=run.reset,
-                snapshot_lock=run.snapshot_lock,
+                callbacks=run.callbacks,
             )
         result.repro = await _reproduce(sub, options, sink, state_db)
         if not result.repro.failed:
@@ -320,33 +317,32 @@ def _worktree_hook(
         name=run.name,
         baseline=run.baseline,
         parent=run.checkpoint_parent,
-        on_checkpoint=run.on_checkpoint,
+        on_checkpoint=run.callbacks.on_checkpoint,
         state_db=state_db,
         expected=run.expected_ref,
     )
 
 
-def resume_run(project: Project, sha: str, **fields: Any) -> SnapshotRun:
-    """A ``SnapshotRun`` that resumes the chain whose checkpoint commit is ``sha``.
+def resume_run(project: Project, sha: str, run: SnapshotRun) -> SnapshotRun:
+    """``run`` made to resume the chain whose checkpoint commit is ``sha``.
 
     The worktree starts at that commit (its outs from the cache), the
     checkpoint stages run again with ``EXQ_RESUME=1``, and the chain goes on
-    under the same experiment ref. ``fields`` are the other ``SnapshotRun``
-    fields (``targets``, ``jobs``, ``env``, ``on_spawn``, ``on_checkpoint``,
-    ``snapshot_lock``).
+    under the same experiment ref; the rest of ``run`` (targets, stage_jobs, env,
+    callbacks) stays.
     """
     git = Git.open(project.root)
     ref = chain_ref(git.commit_info(sha).message)
     parsed = parse_exp_ref(ref) if ref else None
     if parsed is None:
         raise ExperimentError(f"commit {sha[:7]} is not a checkpoint of an experiment")
-    return SnapshotRun(
+    return replace(
+        run,
         snapshot=sha,
         baseline=parsed[0],
         name=parsed[1],
         checkpoint_parent=sha,
         resume=True,
-        **fields,
     )
 
 
@@ -355,14 +351,12 @@ def _add_worktree(root: Path, folder: Path, snapshot: str) -> None:
     Git.open(root).add_worktree(folder, snapshot)
 
 
-def _prepare_worktree(sub: Project, run: SnapshotRun, state_db: Path) -> list[ParamChange]:
-    """Apply the -S edits and link the outs of unchanged stages from the cache."""
+def _prepare_worktree(sub: Project, state_db: Path) -> None:
+    """Link the outs of unchanged stages from the cache (the -S edits are in the
+    snapshot already: they were applied when it was taken)."""
     (sub.root / ".dvc").mkdir(exist_ok=True)
-    plan = plan_changes(sub.root, parse_set_params(run.set_params))
-    write_plan(plan)
     # Outs missing from the cache are left out: their stages run again.
     checkout(sub, [], state_db=state_db, missing_ok=True)
-    return plan.changes
 
 
 def _commit_worktree(root: Path, folder: Path, run: SnapshotRun, ref: str) -> str:

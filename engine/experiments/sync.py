@@ -54,12 +54,11 @@ def sync_status(src: str, dst: str | None, dst_in_src_history: bool) -> SyncStat
 
 @dataclass
 class SyncResult:
-    """Names moved (``done``), already equal (``up_to_date``) and replaced by force."""
+    """Names moved (``done``; by force too) and already equal (``up_to_date``)."""
 
     remote: str
     done: list[str] = field(default_factory=list)
     up_to_date: list[str] = field(default_factory=list)
-    forced: list[str] = field(default_factory=list)
 
 
 def push_messages(result: SyncResult) -> list[str]:
@@ -128,7 +127,6 @@ def push(
         remote=remote,
         done=[e.name for e in todo],
         up_to_date=[e.name for e in exps if status[e.ref] is SyncStatus.UP_TO_DATE],
-        forced=[e.name for e in diverged],
     )
 
 
@@ -175,7 +173,6 @@ def pull(
         for ref in git.list_refs(staging):
             git.delete_ref(ref)
     result.done = [e.name for e in todo]
-    result.forced = [e.name for e in diverged]
     return result
 
 

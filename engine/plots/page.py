@@ -30,7 +30,6 @@ from exq.engine.writes import atomic_write_bytes, atomic_write_text
 MAX_POINTS = 5000  # per line: more than a chart can show, and pages stay small
 POINTS_UP_TO = 60  # lines this short also draw their points (a one-step run is visible)
 WIDTH, HEIGHT = 460, 260
-INDEX_NAME = "index"
 BUNDLE_PACKAGE = "vl-convert-python"
 STATIC = "static"  # the page's folder of images
 

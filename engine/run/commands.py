@@ -42,7 +42,7 @@ async def run_repro(project: Project, options: ReproOptions) -> ReproResult:
     selected = pipeline.graph.select(
         options.targets, single_item=options.single_item, cwd=options.cwd
     )
-    sink = stdout_sink(prefixed=options.jobs > 1 and len(selected) > 1)
+    sink = stdout_sink(prefixed=options.stage_jobs > 1 and len(selected) > 1)
     with StageIO(project) as io:
         return await repro(pipeline, io, options, sink)
 

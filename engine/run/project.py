@@ -34,10 +34,6 @@ class Project:
     def dvc_dir(self) -> Path:
         return self.root / DVC_DIR
 
-    @property
-    def tmp_dir(self) -> Path:
-        return self.dvc_dir / "tmp"
-
 
 def find_root(start: Path | None = None) -> Path:
     """The nearest folder at or above ``start`` that holds ``.dvc/``."""

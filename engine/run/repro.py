@@ -23,9 +23,10 @@ from pathlib import Path
 import anyio
 
 from exq.engine.errors import ExqError, StageFailed
+from exq.engine.run.callbacks import NO_CALLBACKS, RunCallbacks
 from exq.engine.run.checkpoint_session import CheckpointHook, CheckpointSession
 from exq.engine.run.live_report import render_requested_report
-from exq.engine.run.runner import Outcome, OutputSink, SpawnHook, run_command, run_dag
+from exq.engine.run.runner import Outcome, OutputSink, run_command, run_dag
 from exq.engine.run.workspace import StageIO
 from exq.engine.spec.loading import Pipeline
 from exq.engine.spec.lockfile import LockEntry, update_lock
@@ -39,20 +40,17 @@ class ReproOptions:
     targets: list[str] = field(default_factory=list)
     force: bool = False
     single_item: bool = False
-    jobs: int = 1
+    stage_jobs: int = 1
     dry: bool = False
     env: Mapping[str, str] = field(default_factory=dict)
-    on_spawn: SpawnHook | None = None  # told each stage command's pid (the daemon)
     cwd: str = "."  # repo-relative folder that bare target names refer to, as in DVC
     # Checkpoint stages (outs with `checkpoint: true`): without a hook their
     # commands run as any other (make_checkpoint is then a no-op).
-    checkpoints: CheckpointHook | None = None
+    checkpoint_hook: CheckpointHook | None = None
     checkpoint_env: Mapping[str, str] = field(default_factory=dict)  # e.g. EXQ_RESUME=1
     force_checkpoint_stages: bool = False  # run them even when unchanged (a resumed chain)
     reset_checkpoints: bool = False  # remove their checkpoint outs first (exp run --reset)
-    # Held while a checkpoint snapshot is under way (the daemon sends no signal
-    # to the run's processes while it is locked); None: each stage its own.
-    snapshot_lock: anyio.Lock | None = None
+    callbacks: RunCallbacks = NO_CALLBACKS  # the daemon's: stage pids, the snapshot lock
 
 
 @dataclass
@@ -120,7 +118,7 @@ async def repro(
             return True
         return await run.stage(stage)
 
-    outcomes = await run_dag(names, preds, work, jobs=options.jobs)
+    outcomes = await run_dag(names, preds, work, jobs=options.stage_jobs)
     failed = [name for name in names if outcomes.get(name) is Outcome.FAILED]
     if failed and result.failed is None:
         result.failed = StageFailed(failed[0], "failed")
@@ -160,7 +158,7 @@ class _StageRun:
         reset = self.options.reset_checkpoints
         await anyio.to_thread.run_sync(lambda: self.io.remove_outs(stage, reset=reset))
         env = {**self.env, **stage.live_env()}
-        hook = self.options.checkpoints if stage.has_checkpoints else None
+        hook = self.options.checkpoint_hook if stage.has_checkpoints else None
         if hook is None:
             code = await self._command(stage, env)
         else:
@@ -192,7 +190,7 @@ class _StageRun:
             env=env,
             label=stage.address,
             sink=self.sink,
-            on_spawn=self.options.on_spawn,
+            on_spawn=self.options.callbacks.on_spawn,
         )
 
     async def _live_report(self, stage: Stage, *, final: bool) -> None:
@@ -232,7 +230,7 @@ class _StageRun:
             await hook.checkpoint(stage, step)
 
         session = CheckpointSession(
-            on_signal, dvc_root=self.pipeline.root, lock=self.options.snapshot_lock
+            on_signal, dvc_root=self.pipeline.root, lock=self.options.callbacks.snapshot_lock
         )
         try:
             code = await session.run(lambda extra: self._command(stage, {**env, **extra}))

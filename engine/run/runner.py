@@ -26,9 +26,7 @@ from typing import IO
 import anyio
 from anyio.abc import Process
 
-# Called with the pid (= process group id) of each command as soon as it starts;
-# the daemon records it so that a restarted daemon can reap a dead one's stages.
-SpawnHook = Callable[[int], Awaitable[None]]
+from exq.engine.run.callbacks import SpawnHook
 
 # Seconds to wait after each signal before escalating to the next one.
 _SIGNAL_GRACE = ((signal.SIGINT, 3.0), (signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0))

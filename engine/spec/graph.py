@@ -256,16 +256,6 @@ class Graph:
             return self._post_order(set(roots))
         return self._post_order(self._expand(roots, "down" if downstream else "up"))
 
-    def topo_order(
-        self,
-        targets: Iterable[StageRef] | None = None,
-        *,
-        single_item: bool = False,
-        downstream: bool = False,
-    ) -> list[Stage]:
-        """Same as ``select`` with targets relative to the repository root."""
-        return self.select(targets, single_item=single_item, downstream=downstream)
-
     def _post_order(self, selected: set[str]) -> list[Stage]:
         """Depth-first post-order over the selection, starting points in file order."""
         order: list[str] = []

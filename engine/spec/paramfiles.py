@@ -81,19 +81,6 @@ class DiskTree(DiskSource):
         return found
 
 
-class MemorySource:
-    """Files held in a dict (path -> text or bytes); for tests and snapshots."""
-
-    def __init__(self, files: Mapping[str, str | bytes]) -> None:
-        self.files = {
-            posixpath.normpath(name): data.encode() if isinstance(data, str) else data
-            for name, data in files.items()
-        }
-
-    def read_bytes(self, path: str) -> bytes | None:
-        return self.files.get(posixpath.normpath(path))
-
-
 class CachingSource:
     """Wraps a source so each path is read at most once (one consistent view)."""
 

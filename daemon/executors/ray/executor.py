@@ -40,8 +40,8 @@ from exq.daemon.executors.ray.shipment import FrameReader, decode_pack
 from exq.daemon.states import Outcome, remote_end
 from exq.daemon.store import RunRecord
 from exq.engine.errors import ExqError
-from exq.engine.experiments.chain_commit import CheckpointEvent
 from exq.engine.experiments.refs import exp_ref
+from exq.engine.run.callbacks import CheckpointEvent
 from exq.engine.run.project import open_project
 from exq.engine.run.runner import OutputSink
 from exq.engine.writes import atomic_write_text
@@ -312,8 +312,8 @@ class Follower:
         meta = applied.meta
         if applied.kind == "result":
             self.result = meta
-        elif applied.moved and self.hooks.on_checkpoint is not None:
-            await self.hooks.on_checkpoint(
+        elif applied.moved and self.hooks.callbacks.on_checkpoint is not None:
+            await self.hooks.callbacks.on_checkpoint(
                 CheckpointEvent(
                     sha=meta["sha"],
                     ref=meta["ref"],

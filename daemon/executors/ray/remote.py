@@ -29,7 +29,6 @@ from exq.daemon.executors.ray.shipment import (
     DIR_SUFFIX,
     Pack,
     ShipmentError,
-    cache_names,
     encode_pack,
     hashes_in,
     listed_names,
@@ -152,11 +151,6 @@ class Importer:
         label = "checkpoint" if meta.get("kind") == "checkpoint" else "experiment"
         git.set_ref(ref, sha, expected_old=expected, message=f"exq: {label} {meta.get('name')}")
         return True
-
-
-def cached_here(project: Project) -> set[str]:
-    """Every object in the project's cache (for tests and checks)."""
-    return cache_names(_objects_dir(project))
 
 
 def worker_entrypoint(python: str) -> str:

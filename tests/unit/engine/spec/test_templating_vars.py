@@ -7,9 +7,10 @@ import textwrap
 import pytest
 
 from exq.engine.errors import TemplateError
-from exq.engine.spec.paramfiles import MemorySource, parse_yaml
+from exq.engine.spec.paramfiles import parse_yaml
 from exq.engine.spec.stage import Stage
 from exq.engine.spec.templating import resolve_dvcfile
+from tests.support import MemorySource
 
 FILES = {
     "params.yaml": "a: 1\nb: {x: 1}\nmodels:\n  us: {thresh: 10, filename: us.h5}\n  gb: {thresh: 15, filename: gb.h5}\nlst: [1, 2]\n",

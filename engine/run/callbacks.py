@@ -1,0 +1,42 @@
+"""What a run tells whoever started it, as it goes: one :class:`RunCallbacks`
+object handed from the daemon's scheduler (or the Ray worker) through the
+experiment run and ``repro`` down to the runner and the checkpoint session."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import anyio
+
+# Called with the pid (= process group id) of each command as soon as it starts;
+# the daemon records it so that a restarted daemon can reap a dead one's stages.
+SpawnHook = Callable[[int], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class CheckpointEvent:
+    """One checkpoint committed: for progress reports (the daemon's step count)."""
+
+    sha: str
+    ref: str
+    name: str
+    count: int  # checkpoints committed by this run so far
+    step: int | None  # the step the script reported
+
+
+CheckpointCallback = Callable[[CheckpointEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RunCallbacks:
+    """The callbacks of one run; each is optional (a plain ``exq repro`` has none)."""
+
+    on_spawn: SpawnHook | None = None  # told each stage command's pid
+    on_checkpoint: CheckpointCallback | None = None  # told each checkpoint committed
+    # Held while a checkpoint snapshot is under way: the daemon sends no signal
+    # to the run's processes while it is locked. None: each stage its own lock.
+    snapshot_lock: anyio.Lock | None = None
+
+
+NO_CALLBACKS = RunCallbacks()
