@@ -106,17 +106,20 @@ class PlotsCollector:
         in_git: bool,
     ) -> RevPlots:
         result = RevPlots(label)
-        defs: list[PlotDef] = []
+        # As DVC orders them: the top-level plots of every dvc.yaml, then the stages' outs.
+        top: list[PlotDef] = []
+        of_stages: list[PlotDef] = []
         outs: list[PlotDef] = []
         for dvcfile in dvcfiles:
             try:
-                found, stage_outs = _dvcfile_defs(source, dvcfile)
+                found, plots_outs, stage_outs = _dvcfile_defs(source, dvcfile)
             except ExqError as exc:
                 result.errors.append(f"{label}: {exc}")
                 continue
-            defs.extend(found)
+            top.extend(found)
+            of_stages.extend(plots_outs)
             outs.extend(stage_outs)
-        for plot in select_defs(attach_outs(merge_defs(defs), outs), targets):
+        for plot in select_defs(attach_outs(merge_defs(top + of_stages), outs), targets):
             if plot.template and plot.template not in TEMPLATES:
                 result.errors.append(
                     f"{label}: {plot.dvcfile or 'dvc.yaml'}: plot '{plot.id}': unknown template "
@@ -205,9 +208,11 @@ def _drawable(path: str) -> bool:
     return is_folder_plot_file(path) or is_image(path)
 
 
-def _dvcfile_defs(source: _Source, dvcfile: str) -> tuple[list[PlotDef], list[PlotDef]]:
-    """The plots defs of one ``dvc.yaml`` (stage ``plots`` outs, then top-level ``plots:``),
-    and every stage out as a def, for finding a top-level plot's file in the cache."""
+def _dvcfile_defs(
+    source: _Source, dvcfile: str
+) -> tuple[list[PlotDef], list[PlotDef], list[PlotDef]]:
+    """The plots defs of one ``dvc.yaml`` (top-level ``plots:``, stage ``plots`` outs), and
+    every stage out as a def, for finding a top-level plot's file in the cache."""
     raw = source.read_bytes(dvcfile)
     if raw is None:
         raise DvcFileError(f"{dvcfile}: file not found")
@@ -228,7 +233,7 @@ def _dvcfile_defs(source: _Source, dvcfile: str) -> tuple[list[PlotDef], list[Pl
             if out.kind == "plots":
                 defs.append(stage_plot_def(path, dict(out.plot), **where))
     top = data.get("plots") if isinstance(data, dict) else None
-    return defs + top_level_plot_defs(dvcfile, top), outs
+    return top_level_plot_defs(dvcfile, top), defs, outs
 
 
 def resolve_revisions(

@@ -100,7 +100,6 @@ plots:
 - eval/plots/images/per_class
 """
 
-VEGA_IDS = ["Precision-Recall", "importance.csv", "ROC", "Confusion-Matrix"]
 IMAGES = [
     "eval/plots/images/importance.png",
     "eval/plots/images/per_class/a.png",
@@ -134,10 +133,10 @@ def test_charts_follow_x_y_template_and_title(project: Path) -> None:
     data = _json(project, "diff")
     assert data["errors"] == []
     assert [(p["id"], p["title"], p.get("template", "linear"), p["x"]) for p in data["plots"]] == [
-        ("prc.csv", "Precision-Recall", "simple", "recall"),
-        ("importance.csv", "importance.csv", "bar_horizontal_sorted", "importance"),
         ("ROC", "ROC", "simple", "fpr"),
         ("Confusion-Matrix", "Confusion-Matrix", "confusion", "actual"),
+        ("prc.csv", "Precision-Recall", "simple", "recall"),
+        ("importance.csv", "importance.csv", "bar_horizontal_sorted", "importance"),
     ]
     roc = _chart(data, "ROC")
     # One chart: a line per revision and file, HEAD's read from the cache.
@@ -204,7 +203,7 @@ def test_the_same_plots_as_dvc(project: Path, dvc_bin: str, tmp_path: Path) -> N
         for k, v in theirs.items()
         if v and v[0]["type"] == "image"
     }
-    assert {p["id"] for p in mine["plots"]} == set(vega)
+    assert [p["id"] for p in mine["plots"]] == list(vega)  # in DVC's order
     for chart in mine["plots"]:
         content = vega[chart["id"]]["content"]
         assert content["title"]["text"] == chart["title"]

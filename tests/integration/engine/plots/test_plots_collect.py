@@ -89,11 +89,12 @@ def test_workspace_reads_files_and_folders(repo: tuple[Path, str]) -> None:
     root, _ = repo
     rev = _collector(root).workspace()
     assert rev.errors == []
+    # As DVC: top-level plots first, then the stages' plots outs.
     assert list(rev.files) == [
+        "extra.json",
         "work/logs/loss.tsv",
         "work/logs/train/acc.tsv",
         "roc.csv",
-        "extra.json",
     ]
     assert rev.files["extra.json"].records == ({"f1": 0.5},)
 
