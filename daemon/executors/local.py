@@ -35,7 +35,10 @@ from exq.daemon.executors.base import (
 from exq.daemon.states import Outcome
 from exq.daemon.store import RunProcess, RunRecord
 from exq.engine.errors import ExqError
+from exq.engine.experiments.queue_snapshot import replaces_experiment
+from exq.engine.experiments.refs import exp_ref, expected_tip
 from exq.engine.experiments.run import SnapshotRun, resume_run, run_snapshot
+from exq.engine.git import Git
 from exq.engine.run.project import Project, open_project
 from exq.engine.run.runner import OutputSink
 
@@ -61,6 +64,7 @@ def snapshot_run(
 ) -> SnapshotRun:
     """The engine's run of one attempt: from the snapshot, or from ``run.resume_sha``.
     The ``-S`` edits are in the snapshot already: they were applied at enqueue."""
+    git = Git.open(project.root)
     snapshot = SnapshotRun(
         snapshot=run.snapshot,
         baseline=run.baseline,
@@ -69,6 +73,14 @@ def snapshot_run(
         stage_jobs=run.stage_jobs or os.cpu_count() or 1,
         env=run_env(run, config, slot),
         callbacks=hooks.callbacks,
+        # The run only ever moves its experiment ref from nothing or from its own
+        # commits, unless it was queued with -f to replace what is there.
+        expected_ref=expected_tip(
+            git,
+            exp_ref(run.baseline, run.name),
+            own=run.resume_sha or run.experiment_sha,
+            replace=replaces_experiment(git, run.snapshot),
+        ),
     )
     if run.resume_sha:
         return resume_run(project, latest_checkpoint(project, run), snapshot)
