@@ -74,10 +74,15 @@ class ChainCommitter:
         if self.on_checkpoint is not None:
             await self.on_checkpoint(CheckpointEvent(sha, self.ref, self.name, self.count, step))
 
-    async def interrupted(self, stage: Stage) -> None:
-        """Put the stage's outs of the last checkpoint back (nothing before the first)."""
-        if self.tip is not None:
-            await anyio.to_thread.run_sync(self._restore, stage, self.tip)
+    async def interrupted(self, stage: Stage) -> str | None:
+        """Put the stage's outs of the last checkpoint back (nothing before the first);
+        the line that says so."""
+        if self.tip is None:
+            return None
+        await anyio.to_thread.run_sync(self._restore, stage, self.tip)
+        kept = f"Checkpoint experiment '{self.name}' is kept at {self.tip[:7]}"
+        # in the workspace, the next exp run resumes it (the daemon resumes its own runs)
+        return kept + ("; 'exq exp run' resumes it" if self.marker else "")
 
     # -- commits ----------------------------------------------------------------
 

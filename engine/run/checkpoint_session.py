@@ -50,8 +50,9 @@ class CheckpointHook(Protocol):
     async def checkpoint(self, stage: Stage, step: int | None) -> None:
         """The stage's outs are saved and its lock entry written: commit them."""
 
-    async def interrupted(self, stage: Stage) -> None:
-        """The command stopped or failed: put the last checkpoint back in place."""
+    async def interrupted(self, stage: Stage) -> str | None:
+        """The command stopped or failed: put the last checkpoint back in place;
+        what was kept, in words, if anything was."""
 
 
 class CheckpointSession:

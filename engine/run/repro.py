@@ -212,6 +212,11 @@ class _StageRun:
             )
         self.pipeline.locks.setdefault(stage.dvcfile, {})[stage.name] = entry
 
+    async def _interrupted(self, hook: CheckpointHook, stage: Stage) -> None:
+        kept = await hook.interrupted(stage)
+        if kept:
+            self.sink.note(kept)
+
     async def _checkpointed(
         self, stage: Stage, env: Mapping[str, str], hook: CheckpointHook
     ) -> int:
@@ -236,11 +241,11 @@ class _StageRun:
             code = await session.run(lambda extra: self._command(stage, {**env, **extra}))
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await hook.interrupted(stage)
+                await self._interrupted(hook, stage)
             raise
         if code != 0:
             with anyio.CancelScope(shield=True):
-                await hook.interrupted(stage)
+                await self._interrupted(hook, stage)
         elif session.errors:
             self.sink.note(f"Stage '{stage.address}': a checkpoint failed: {session.errors[0]}")
         return code
