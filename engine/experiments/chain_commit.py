@@ -18,7 +18,12 @@ from typing import Any
 import anyio
 
 from exq.engine.data.cache import remove_out
-from exq.engine.experiments.chains import Marker, chain_message, write_marker
+from exq.engine.experiments.chains import (
+    Marker,
+    chain_message,
+    is_logger_report,
+    write_marker,
+)
 from exq.engine.git import ANY, Git
 from exq.engine.run.callbacks import CheckpointCallback, CheckpointEvent
 from exq.engine.run.project import Project
@@ -196,18 +201,12 @@ def _only_reports_changed(git: Git, old: str, new: str, prefix: str, stages: lis
     }
     locks = {_join(prefix, lock_name(stage.dvcfile)) for stage in stages}
     for path in git.changed_paths(old, new):
-        if path in report_paths or _is_logger_report(path):
+        if path in report_paths or is_logger_report(path):
             continue
         if path in locks and _same_lock(git, old, new, path):
             continue
         return False
     return True
-
-
-def _is_logger_report(path: str) -> bool:
-    """Where live loggers keep their report (dvclive 0.7+ and exq.live: ``<dir>/report.html``;
-    DVC 2's render: ``<dir>_dvc_plots/index.html``): rewritten when the logger ends."""
-    return path.endswith(("/report.html", "_dvc_plots/index.html")) or path == "report.html"
 
 
 def _same_lock(git: Git, old: str, new: str, path: str) -> bool:

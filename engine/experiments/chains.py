@@ -141,12 +141,20 @@ def plan_chain(
     return ChainPlan("modified", new_name, held.sha, True, message)
 
 
+def is_logger_report(path: str) -> bool:
+    """Where live loggers keep their report (dvclive 0.7+ and exq.live: ``<dir>/report.html``;
+    DVC 2's render: ``<dir>_dvc_plots/index.html``): a file the logger rewrites when it
+    ends, no input and no reason for a commit of its own."""
+    return path.endswith(("/report.html", "_dvc_plots/index.html")) or path == "report.html"
+
+
 def input_changes(changed: Iterable[str], outs: Iterable[str]) -> list[str]:
-    """The changed paths that are inputs: not a ``dvc.lock``, not an out or inside one (pure)."""
+    """The changed paths that are inputs: not a ``dvc.lock``, not an out or inside one,
+    not a live logger's report (pure)."""
     out_list = [o.rstrip("/") for o in outs]
     kept = []
     for path in changed:
-        if posixpath.basename(path) == "dvc.lock":
+        if posixpath.basename(path) == "dvc.lock" or is_logger_report(path):
             continue
         if any(path == out or path.startswith(out + "/") for out in out_list):
             continue

@@ -238,9 +238,11 @@ def test_a_real_dvclive_checkpoint_stage_under_exp_run(project: Path, version: s
     assert (f"{history}/train/acc.tsv", _acc_column(version)) in charts, charts
     assert (f"{history}/loss.tsv", "loss") in charts, charts
 
-    # The next run resumes: the logger continues its steps from the summary.
+    # The next run resumes: the logger continues its steps from the summary, and
+    # a report the logger rewrote at its end is no change of the experiment's inputs.
     code, out, err = exq("exp", "run", cwd=project, check=False, timeout=300)
     assert code == 0, out + err
+    assert f"Existing checkpoint experiment '{name}' will be resumed" in out + err
     assert _steps(project / history / "loss.tsv") == [0, 1, 2, 3, 4, 5]
     assert json.loads((project / summary).read_text())["step"] == 5
 

@@ -98,6 +98,9 @@ def test_plan_chain(holding, modified, reset, explicit, kind, name, message) -> 
         (["params.yaml", "logs/x/y.tsv"], ["params.yaml"]),
         (["logsbook.txt", "model.txt.bak"], ["logsbook.txt", "model.txt.bak"]),
         ([".gitignore"], [".gitignore"]),
+        # a logger's report, rewritten when it ends (dvclive 0.7+, exq.live, DVC 2's render)
+        (["dvclive/report.html", "logs_dvc_plots/index.html", "report.html"], []),
+        (["docs/index.html", "report.html.bak"], ["docs/index.html", "report.html.bak"]),
     ],
 )
 def test_input_changes_leave_out_outputs_and_locks(changed: list[str], expected: list[str]) -> None:
