@@ -46,6 +46,7 @@ from exq.engine.data.hashing import (
     parse_dir_listing,
     same_stat,
 )
+from exq.engine.data.threads import map_chunked, worth_threads
 from exq.engine.errors import CacheError, ConfigError
 
 __all__ = ["DEFAULT_LINK_TYPES", "LINK_TYPES", "Cache", "hash_path", "remove_out"]
@@ -69,7 +70,7 @@ _UNSUPPORTED = {
 }
 
 
-def _reflink(src: Path, dst: Path) -> None:
+def _reflink(src: Path | str, dst: Path | str) -> None:
     if not sys.platform.startswith("linux"):
         raise OSError(errno.ENOTSUP, "reflink is only implemented on Linux")
     import fcntl
@@ -88,19 +89,40 @@ def _reflink(src: Path, dst: Path) -> None:
         os.close(fd_src)
 
 
-def _hardlink(src: Path, dst: Path) -> None:
+def _hardlink(src: Path | str, dst: Path | str) -> None:
     os.link(src, dst)
 
 
-def _symlink(src: Path, dst: Path) -> None:
+def _symlink(src: Path | str, dst: Path | str) -> None:
     os.symlink(os.path.abspath(src), dst)
 
 
-def _copy(src: Path, dst: Path) -> None:
-    shutil.copyfile(src, dst)
+def _copy(src: Path | str, dst: Path | str) -> None:
+    """Copy a file's bytes in the kernel (no user-space buffer, no extra stats)."""
+    fd_src = os.open(src, os.O_RDONLY)
+    try:
+        fd_dst = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            _copy_fds(fd_src, fd_dst)
+        finally:
+            os.close(fd_dst)
+    finally:
+        os.close(fd_src)
 
 
-_LINKERS: dict[str, Callable[[Path, Path], None]] = {
+def _copy_fds(fd_src: int, fd_dst: int) -> None:
+    offset = 0
+    try:
+        while sent := os.sendfile(fd_dst, fd_src, offset, 1 << 30):
+            offset += sent
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOSYS) or offset:
+            raise
+        with open(fd_src, "rb", closefd=False) as fsrc, open(fd_dst, "wb", closefd=False) as fdst:
+            shutil.copyfileobj(fsrc, fdst, 1 << 20)
+
+
+_LINKERS: dict[str, Callable[[Path | str, Path | str], None]] = {
     "reflink": _reflink,
     "hardlink": _hardlink,
     "symlink": _symlink,
@@ -108,11 +130,12 @@ _LINKERS: dict[str, Callable[[Path, Path], None]] = {
 }
 
 
-def _tmp_beside(path: Path) -> Path:
-    return path.parent / f".{path.name}.exq-{secrets.token_hex(6)}.tmp"
+def _tmp_beside(path: Path | str) -> str:
+    head, name = os.path.split(path)
+    return os.path.join(head, f".{name}.exq-{secrets.token_hex(6)}.tmp")
 
 
-def _unlink_quiet(path: Path) -> None:
+def _unlink_quiet(path: Path | str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
 
@@ -157,11 +180,13 @@ class Cache:
         *,
         shared: bool = False,
     ) -> None:
-        self.cache_dir = Path(cache_dir).absolute()
+        self.cache_dir = Path(os.path.abspath(cache_dir))
         # DVC's cache.shared = group: folders the group can write into (setgid,
         # so their files keep the group), and unprotected files it can edit
         self.shared = shared
         self.objects_dir = self.cache_dir / "files" / "md5"
+        self._objects_str = str(self.objects_dir)
+        self._made: set[str] = set()  # cache folders known to exist
         self.link_types = list(link_types) if link_types is not None else list(DEFAULT_LINK_TYPES)
         bad = [kind for kind in self.link_types if kind not in LINK_TYPES]
         if bad or not self.link_types:
@@ -180,12 +205,26 @@ class Cache:
         an object of a DVC 2 entry, in DVC 2's layout."""
         return (self.cache_dir if legacy else self.objects_dir) / md5[:2] / md5[2:]
 
+    def _obj_str(self, md5: str, legacy: bool = False) -> str:
+        """``obj_path`` as a plain string, for loops over the files of a folder."""
+        base = str(self.cache_dir) if legacy else self._objects_str
+        return f"{base}/{md5[:2]}/{md5[2:]}"
+
     def hash_path(self, path: Path | str, state: HashState) -> HashInfo:
         """Hash a workspace file or folder (``hashing.hash_path``)."""
         return hash_path(path, state)
 
-    def _make_dirs(self, folder: Path) -> None:
-        """Create a cache folder and its parents (2775 each when the cache is shared)."""
+    def _make_dirs(self, folder: Path | str) -> None:
+        """Create a cache folder and its parents (2775 each when the cache is shared).
+
+        Once per folder: the files of a big folder share 256 prefix folders.
+        """
+        key = os.fspath(folder)
+        if key not in self._made:
+            self._make_dirs_now(Path(folder))
+            self._made.add(key)
+
+    def _make_dirs_now(self, folder: Path) -> None:
         if not self.shared:
             folder.mkdir(parents=True, exist_ok=True)
             return
@@ -207,7 +246,7 @@ class Cache:
         # Types that failed as unsupported here are remembered and not tried again.
         return [k for k in self.link_types if k in allowed and k not in self._unsupported]
 
-    def _link(self, src: Path, dst: Path, allowed: Iterable[str]) -> str | None:
+    def _link(self, src: Path | str, dst: Path | str, allowed: Iterable[str]) -> str | None:
         """Make ``dst`` a copy of ``src`` with the first allowed link type that works.
 
         Returns the type used, or None when every allowed type failed or none is usable.
@@ -224,7 +263,7 @@ class Cache:
             return kind
         return None
 
-    def _link_or_copy(self, src: Path, dst: Path, allowed: Iterable[str]) -> str:
+    def _link_or_copy(self, src: Path | str, dst: Path | str, allowed: Iterable[str]) -> str:
         """Like ``_link``, but fall back to a plain copy, which always works."""
         kind = self._link(src, dst, allowed)
         if kind is not None:
@@ -238,20 +277,28 @@ class Cache:
 
     # ---------------------------------------------------------- verification
 
-    def _verify(self, obj: Path, md5: str, state: HashState | None, legacy: bool = False) -> bool:
+    def _verify(
+        self, obj: Path | str, md5: str, state: HashState | None, legacy: bool = False
+    ) -> bool:
         """True if ``obj`` holds the bytes named ``md5`` (DVC 2's md5 when ``legacy``);
         delete it if it does not."""
+        return self._verified_stat(obj, md5, state, legacy) is not None
+
+    def _verified_stat(
+        self, obj: Path | str, md5: str, state: HashState | None, legacy: bool = False
+    ) -> os.stat_result | None:
+        """``_verify``, answering with the object's stat (None: missing or corrupt)."""
         try:
             st = os.stat(obj)
         except FileNotFoundError:
-            return False
+            return None
         except OSError as exc:
             raise CacheError(f"{obj}: cannot stat cache object: {exc.strerror}") from exc
         expected = md5.removesuffix(DIR_SUFFIX)
         if state is not None:
-            known = state.get(obj, st)
+            known = state.get_abs(os.fspath(obj), st)
             if known is not None and known.md5 == expected:
-                return True
+                return st
         try:
             # a listing is JSON without CRLF: both md5s agree on it
             actual = legacy_md5(obj) if legacy else file_md5(obj)
@@ -260,13 +307,13 @@ class Cache:
         if actual == expected:
             if state is not None:
                 state.put(obj, st, HashInfo(md5=expected, size=st.st_size))
-            return True
+            return st
         # Someone wrote through a link into the cache: this object lies.
         _unlink_quiet(obj)
         if state is not None:
             state.forget(obj)
-        self.removed_corrupt.append(obj)
-        return False
+        self.removed_corrupt.append(Path(obj))
+        return None
 
     def load_listing(self, info: HashInfo, state: HashState | None = None) -> list[tuple[str, str]]:
         """The ``(relpath, md5)`` pairs of a directory object; CacheError if absent or bad."""
@@ -290,23 +337,31 @@ class Cache:
             listing = self.load_listing(info, state)
         except CacheError:
             return False
+        return self._verify_all(listing, state, legacy)
+
+    def _verify_all(
+        self, listing: list[tuple[str, str]], state: HashState | None, legacy: bool
+    ) -> bool:
+        """True when every object of a folder's listing is in the cache and sound."""
+        if state is not None:  # one query for the rows of every object
+            state.preload(self.cache_dir if legacy else self._objects_str)
         return all(
-            self._verify(self.obj_path(md5, legacy), md5, state, legacy) for _, md5 in listing
+            self._verify(self._obj_str(md5, legacy), md5, state, legacy) for _, md5 in listing
         )
 
     # ------------------------------------------------------------------ save
 
     def save(self, path: Path | str, state: HashState) -> HashInfo:
         """Put a file or folder into the cache and link the workspace copy to it."""
-        path = Path(path).absolute()
+        path = Path(os.path.abspath(path))
         try:
             st = os.stat(path)
         except FileNotFoundError as exc:
             raise CacheError(f"{path}: does not exist, cannot save it") from exc
         if stat.S_ISDIR(st.st_mode):
             dinfo, data, files = hash_dir_entries(path, state)
-            for _, fpath, fst, finfo in files:
-                self._save_file(fpath, fst, finfo, state)
+            workers = worth_threads(sum(f[2].st_size for f in files), len(files))
+            map_chunked(lambda f: self._save_file(f[1], f[2], f[3], state), files, workers)
             self._save_listing(dinfo.md5, data, state)
             return dinfo
         if not stat.S_ISREG(st.st_mode):
@@ -315,13 +370,15 @@ class Cache:
         self._save_file(path, st, info, state)
         return info
 
-    def _save_file(self, path: Path, st: os.stat_result, info: HashInfo, state: HashState) -> None:
-        obj = self.obj_path(info.md5)
+    def _save_file(
+        self, path: Path | str, st: os.stat_result, info: HashInfo, state: HashState
+    ) -> None:
+        obj = self._obj_str(info.md5)
         if self._verify(obj, info.md5, state):
             # Deduplicate: make the workspace file share the object, never by copying.
             self._place(obj, path, info, state, expect=st)
             return
-        self._make_dirs(obj.parent)
+        self._make_dirs(os.path.dirname(obj))
         tmp = _tmp_beside(obj)
         # Never a symlink: the object itself must hold the bytes.
         allowed = {"reflink", "copy"} if info.isexec else {"reflink", "hardlink", "copy"}
@@ -337,7 +394,7 @@ class Cache:
         except CacheError:
             _unlink_quiet(tmp)
             raise
-        state.put(obj, os.stat(obj), info)
+        state.put_abs(obj, os.stat(obj), info)
         wanted = self._order(set(LINK_TYPES) - ({"hardlink", "symlink"} if info.isexec else set()))
         if wanted and wanted[0] not in (made, "copy"):
             # The object was made the quickest way; the workspace file gets the
@@ -351,7 +408,7 @@ class Cache:
         self._make_dirs(obj.parent)
         tmp = _tmp_beside(obj)
         try:
-            tmp.write_bytes(data)
+            Path(tmp).write_bytes(data)
             os.chmod(tmp, READ_ONLY)
             os.replace(tmp, obj)
         except OSError as exc:
@@ -363,8 +420,8 @@ class Cache:
 
     def _place(
         self,
-        obj: Path,
-        path: Path,
+        obj: Path | str,
+        path: Path | str,
         info: HashInfo,
         state: HashState,
         *,
@@ -398,10 +455,10 @@ class Cache:
             _unlink_quiet(tmp)
             raise CacheError(f"{path}: cannot link from cache: {exc.strerror}") from exc
         if not info.legacy:  # the state DB holds DVC 3 hashes only
-            state.put(path, os.stat(path), HashInfo(md5=info.md5, size=info.size))
+            state.put_abs(os.fspath(path), os.stat(path), HashInfo(md5=info.md5, size=info.size))
 
     @staticmethod
-    def _already_linked(obj: Path, path: Path, expect: os.stat_result) -> bool:
+    def _already_linked(obj: Path | str, path: Path | str, expect: os.stat_result) -> bool:
         if os.path.islink(path):
             return os.path.realpath(path) == os.path.realpath(obj)
         try:
@@ -410,10 +467,13 @@ class Cache:
             return False
 
     def _fix_mode(
-        self, tmp: Path, kind: str, info: HashInfo, expect: os.stat_result | None
+        self, tmp: Path | str, kind: str, info: HashInfo, expect: os.stat_result | None
     ) -> None:
         if kind in ("hardlink", "symlink"):
             return  # shares the object's inode and mode
+        fresh_ok = expect is None and not info.isexec and not self.shared
+        if fresh_ok and os.stat(tmp).st_mode & stat.S_IWUSR:
+            return  # a fresh copy already has the umask's mode, writable by its owner
         # A relink keeps the workspace file's mode; a fresh copy has the umask's.
         mode = stat.S_IMODE((expect or os.stat(tmp)).st_mode)
         if info.isexec:
@@ -424,7 +484,7 @@ class Cache:
 
     def checkout(self, path: Path | str, info: HashInfo, state: HashState) -> None:
         """Restore a file or folder from the cache; CacheError when an object is missing."""
-        path = Path(path).absolute()
+        path = Path(os.path.abspath(path))
         if info.isdir:
             self._checkout_dir(path, info, state)
             return
@@ -451,7 +511,7 @@ class Cache:
         return hash_file(path, st, state).md5 == info.md5
 
     def _checkout_dir(self, path: Path, info: HashInfo, state: HashState) -> None:
-        current: dict[str, tuple[Path, str]] = {}
+        current: dict[str, tuple[str, str]] = {}
         legacy = info.legacy
         if os.path.isdir(path) and not os.path.islink(path):
             found, _, files = (
@@ -459,29 +519,39 @@ class Cache:
             )
             if found.md5 == info.md5:
                 return
-            current = {rel: (fpath, finfo.md5) for rel, fpath, _, finfo in files}
+            current = {rel: (os.fspath(fpath), finfo.md5) for rel, fpath, _, finfo in files}
         try:
             listing = self.load_listing(info, state)
         except CacheError as exc:
             raise CacheError(f"{path}: cache object {info.md5} is missing or corrupt") from exc
         todo = [(rel, md5) for rel, md5 in listing if current.get(rel, (None, None))[1] != md5]
-        # Check every needed object before touching the workspace: refuse, do not half-restore.
-        for rel, md5 in todo:
-            if not self._verify(self.obj_path(md5, legacy), md5, state, legacy):
-                raise CacheError(f"{path / rel}: cache object {md5} is missing or corrupt")
+        sizes = self._sizes_of(path, todo, state, legacy)
         if os.path.lexists(path) and (os.path.islink(path) or not os.path.isdir(path)):
             remove_out(path)
         path.mkdir(parents=True, exist_ok=True)
         wanted = dict(listing)
         for rel in sorted(set(current) - set(wanted)):
             remove_out(current[rel][0])
-            _prune_empty(current[rel][0].parent, path)
+            _prune_empty(Path(current[rel][0]).parent, path)
+        folders = _Folders(str(path))
         for rel, md5 in todo:
-            target = path / rel
-            _make_parents(target, path)
-            obj = self.obj_path(md5, legacy)
-            found_info = HashInfo(md5=md5, size=os.stat(obj).st_size, legacy=legacy)
-            self._place(obj, target, found_info, state)
+            found_info = HashInfo(md5=md5, size=sizes[md5], legacy=legacy)
+            self._place(self._obj_str(md5, legacy), folders.prepare(rel), found_info, state)
+
+    def _sizes_of(
+        self, path: Path, todo: list[tuple[str, str]], state: HashState, legacy: bool
+    ) -> dict[str, int]:
+        """Check every needed object before the workspace is touched (refuse, never
+        half-restore); answer each object's size."""
+        state.preload(self.cache_dir if legacy else self._objects_str)
+        sizes: dict[str, int] = {}
+        for rel, md5 in todo:
+            if md5 not in sizes:
+                st = self._verified_stat(self._obj_str(md5, legacy), md5, state, legacy)
+                if st is None:
+                    raise CacheError(f"{path / rel}: cache object {md5} is missing or corrupt")
+                sizes[md5] = st.st_size
+        return sizes
 
     # ------------------------------------------------------------- unprotect
 
@@ -521,17 +591,37 @@ def _unprotect_file(path: Path, state: HashState | None, group: bool = False) ->
         state.put(path, os.stat(path), known)
 
 
-def _make_parents(target: Path, top: Path) -> None:
-    """Create ``target``'s parent folders below ``top``, replacing files in the way."""
-    current = top
-    for part in target.relative_to(top).parts[:-1]:
-        current = current / part
-        if os.path.islink(current) or (os.path.lexists(current) and not current.is_dir()):
-            remove_out(current)
-        if not current.is_dir():
-            current.mkdir()
-    if os.path.isdir(target) and not os.path.islink(target):
-        remove_out(target)
+class _Folders:
+    """The folders of a checkout below ``top``, each made (or cleared of a file) once."""
+
+    def __init__(self, top: str) -> None:
+        self.top = top
+        self._ready: set[str] = set()
+        self._fresh: set[str] = set()  # made here, so empty: nothing in them to clear
+
+    def prepare(self, rel: str) -> str:
+        """Make ``rel``'s parent folders, replacing files in the way; its absolute path."""
+        parent = rel.rpartition("/")[0]
+        folder = self._folder(parent) if parent else self.top
+        target = f"{self.top}/{rel}"
+        if folder not in self._fresh and os.path.isdir(target) and not os.path.islink(target):
+            remove_out(target)
+        return target
+
+    def _folder(self, rel: str) -> str:
+        path = f"{self.top}/{rel}"
+        if path in self._ready:
+            return path
+        head = rel.rpartition("/")[0]
+        if head:
+            self._folder(head)
+        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+            remove_out(path)
+        if not os.path.isdir(path):
+            os.mkdir(path)
+            self._fresh.add(path)
+        self._ready.add(path)
+        return path
 
 
 def _prune_empty(folder: Path, top: Path) -> None:

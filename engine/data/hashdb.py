@@ -65,6 +65,9 @@ class HashState:
         self.misses = 0
         self._conn: sqlite3.Connection | None = None
         self._pending: dict[str, _Row] = {}
+        # Rows read in bulk by ``preload``: one query per folder instead of one per file.
+        self._loaded: dict[str, _Row] = {}
+        self._preloaded: list[str] = []
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------ lifecycle
@@ -135,21 +138,50 @@ class HashState:
     def _recover(self) -> None:
         """The DB broke under us: start over with an empty one."""
         self._delete_db()
+        self._loaded.clear()
+        self._preloaded.clear()
 
     # ----------------------------------------------------------- get / put
 
     def get(self, path: Path | str, st: os.stat_result) -> HashInfo | None:
         """The remembered hash of the file at ``path`` if ``st`` still matches."""
-        apath = os.path.abspath(path)
+        return self.get_abs(os.path.abspath(path), st)
+
+    def get_abs(self, apath: str, st: os.stat_result) -> HashInfo | None:
+        """``get`` for a path already absolute and normalized (no ``abspath`` per file)."""
         with self._lock:
-            row = self._pending.get(apath)
-            if row is None:
+            row = self._pending.get(apath) or self._loaded.get(apath)
+            if row is None and not self._is_preloaded(apath):
                 row = self._select(apath)
             if row is None or row[:3] != _key(st):
                 self.misses += 1
                 return None
             self.hits += 1
             return HashInfo(md5=row[3], size=st.st_size, isexec=is_exec(st.st_mode))
+
+    def preload(self, folder: Path | str) -> None:
+        """Read every row below ``folder`` at once, so lookups under it need no query."""
+        prefix = os.path.abspath(folder).rstrip("/") + "/"
+        with self._lock:
+            if self._is_preloaded(prefix):
+                return
+            conn = self._connect()
+            if conn is None:
+                return
+            try:
+                rows = conn.execute(
+                    "SELECT path, inode, mtime_ns, size, md5 FROM hashes"
+                    " WHERE path >= ? AND path < ?",
+                    (prefix, prefix[:-1] + chr(ord("/") + 1)),
+                ).fetchall()
+            except sqlite3.DatabaseError:
+                self._recover()
+                return
+            self._loaded.update((r[0], (r[1], r[2], r[3], r[4])) for r in rows)
+            self._preloaded.append(prefix)
+
+    def _is_preloaded(self, apath: str) -> bool:
+        return any(apath.startswith(prefix) for prefix in self._preloaded)
 
     def _select(self, apath: str) -> _Row | None:
         conn = self._connect()
@@ -166,9 +198,12 @@ class HashState:
 
     def put(self, path: Path | str, st: os.stat_result, info: HashInfo) -> None:
         """Remember that the file at ``path`` with stat ``st`` hashes to ``info``."""
+        self.put_abs(os.path.abspath(path), st, info)
+
+    def put_abs(self, apath: str, st: os.stat_result, info: HashInfo) -> None:
+        """``put`` for a path already absolute and normalized."""
         if info.isdir:
             return  # directory hashes are rebuilt from their files' rows
-        apath = os.path.abspath(path)
         with self._lock:
             self._pending[apath] = (*_key(st), info.md5)
             if len(self._pending) >= _AUTOFLUSH:
@@ -179,6 +214,7 @@ class HashState:
         apath = os.path.abspath(path)
         with self._lock:
             self._pending.pop(apath, None)
+            self._loaded.pop(apath, None)
             conn = self._connect()
             if conn is None:
                 return
@@ -196,6 +232,8 @@ class HashState:
             if not self._pending:
                 return
             rows = [(p, *row) for p, row in self._pending.items()]
+            if self._preloaded:  # preloaded folders are not queried again: keep their rows
+                self._loaded.update(self._pending)
             self._pending.clear()
             conn = self._connect()
             if conn is None:

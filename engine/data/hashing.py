@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from exq.engine.data.threads import map_chunked, worth_threads
 from exq.engine.errors import CacheError
 
 if TYPE_CHECKING:  # state imports HashInfo from here
@@ -73,7 +74,9 @@ class HashInfo:
 
 def file_md5(path: Path | str) -> str:
     """Return the hex md5 of a file's bytes, read in large chunks."""
-    with open(path, "rb") as fobj:
+    # Unbuffered: the digest reads into its own buffer, and a raw file skips the
+    # isatty and seek calls a buffered one makes at open (a folder may hold a million).
+    with open(path, "rb", buffering=0) as fobj:
         return hashlib.file_digest(fobj, "md5").hexdigest()
 
 
@@ -270,6 +273,11 @@ class IgnoreRules:
             rules.add_file(rel, root / rel / IGNORE_FILE)
         return rules
 
+    @property
+    def active(self) -> bool:
+        """False when there are no rules at all: nothing needs matching."""
+        return bool(self._scopes)
+
     def ignored(self, rel: str, isdir: bool) -> bool:
         """True when repo-relative ``rel`` is ignored (its parents are not checked)."""
         verdict = False
@@ -298,12 +306,16 @@ def _is_special_dir(entry: os.DirEntry[str]) -> bool:
     return os.path.isdir(os.path.join(entry.path, ".dvc"))
 
 
-def walk_files(top: Path, root: Path | None = None) -> Iterator[tuple[str, Path, os.stat_result]]:
+def walk_files(
+    top: Path | str, root: Path | None = None
+) -> Iterator[tuple[str, str, os.stat_result]]:
     """Yield ``(relpath, path, stat)`` for each file DVC would hash under ``top``.
 
     ``root`` is the repo root whose ``.dvcignore`` files apply; relpaths are
-    relative to ``top`` with ``/`` separators, in no particular order.
+    relative to ``top`` with ``/`` separators, in no particular order; paths
+    are absolute strings (no ``Path`` per file: a folder may hold a million).
     """
+    top = Path(os.path.abspath(top))
     root = root if root is not None else top
     rules = IgnoreRules.for_path(root, top)
     try:
@@ -318,18 +330,19 @@ def walk_files(top: Path, root: Path | None = None) -> Iterator[tuple[str, Path,
 
 def _walk(
     folder: str, rel: str, repo_rel: str, rules: IgnoreRules
-) -> Iterator[tuple[str, Path, os.stat_result]]:
+) -> Iterator[tuple[str, str, os.stat_result]]:
     if rel:  # nested .dvcignore files apply below their folder
         rules.add_file(repo_rel, Path(folder) / IGNORE_FILE)
     try:
         entries = list(os.scandir(folder))
     except OSError as exc:
         raise CacheError(f"{folder}: cannot list folder: {exc.strerror}") from exc
+    check = rules.active
     for entry in entries:
         child_rel = f"{rel}/{entry.name}" if rel else entry.name
         child_repo = f"{repo_rel}/{entry.name}" if repo_rel else entry.name
         if entry.is_dir(follow_symlinks=False):
-            if _is_special_dir(entry) or rules.ignored(child_repo, True):
+            if _is_special_dir(entry) or (check and rules.ignored(child_repo, True)):
                 continue
             yield from _walk(entry.path, child_rel, child_repo, rules)
             continue
@@ -339,43 +352,65 @@ def _walk(
             st = entry.stat(follow_symlinks=True)
         except FileNotFoundError as exc:
             raise CacheError(f"{entry.path}: broken symlink, cannot hash it") from exc
-        if not stat.S_ISREG(st.st_mode) or rules.ignored(child_repo, False):
+        if not stat.S_ISREG(st.st_mode) or (check and rules.ignored(child_repo, False)):
             continue  # symlinks to folders, fifos, sockets: DVC skips them
-        yield child_rel, Path(entry.path), st
+        yield child_rel, entry.path, st
 
 
 # ------------------------------------------------------- hashing with state
 
 
-def hash_file(path: Path, st: os.stat_result, state: HashState) -> HashInfo:
+def hash_file(path: Path | str, st: os.stat_result, state: HashState) -> HashInfo:
     """Hash one regular file, through the state DB when it is unchanged."""
-    known = state.get(path, st)
+    return _hash_abs(os.path.abspath(path), st, state)
+
+
+def _hash_abs(apath: str, st: os.stat_result, state: HashState) -> HashInfo:
+    known = state.get_abs(apath, st)
     if known is not None:
         return known
+    return _read_hash(apath, st, state)
+
+
+def _read_hash(apath: str, st: os.stat_result, state: HashState) -> HashInfo:
     try:
-        md5 = file_md5(path)
-        after = os.stat(path)
+        md5 = file_md5(apath)
+        after = os.stat(apath)
     except OSError as exc:
-        raise CacheError(f"{path}: cannot read: {exc.strerror}") from exc
+        raise CacheError(f"{apath}: cannot read: {exc.strerror}") from exc
     info = HashInfo(md5=md5, size=st.st_size, isexec=is_exec(st.st_mode))
     if same_stat(st, after):  # do not remember the hash of a file being written
-        state.put(path, st, info)
+        state.put_abs(apath, st, info)
     return info
 
 
-DirFiles = list[tuple[str, Path, os.stat_result, HashInfo]]
+DirFiles = list[tuple[str, str, os.stat_result, HashInfo]]
 
 
-def hash_dir_entries(path: Path, state: HashState) -> tuple[HashInfo, bytes, DirFiles]:
-    """Hash a folder: its HashInfo, listing bytes, and ``(relpath, path, stat, info)`` per file."""
-    files = []
-    triples = []
+def hash_dir_entries(path: Path | str, state: HashState) -> tuple[HashInfo, bytes, DirFiles]:
+    """Hash a folder: its HashInfo, listing bytes, and ``(relpath, path, stat, info)`` per file.
+
+    The state rows of the whole folder are read in one query; files whose stat
+    changed are read on a few threads at once.
+    """
+    state.preload(path)
+    known: DirFiles = []
+    unknown: list[tuple[str, str, os.stat_result]] = []
     for rel, fpath, st in walk_files(path, state.root):
-        info = hash_file(fpath, st, state)
-        files.append((rel, fpath, st, info))
-        triples.append((rel, info.md5, st.st_size))
-    dinfo, data = dir_hash(triples)
-    return dinfo, data, files
+        info = state.get_abs(fpath, st)
+        if info is None:
+            unknown.append((rel, fpath, st))
+        else:
+            known.append((rel, fpath, st, info))
+    known.extend(_hash_many(unknown, state))
+    dinfo, data = dir_hash((rel, info.md5, st.st_size) for rel, _, st, info in known)
+    return dinfo, data, known
+
+
+def _hash_many(files: list[tuple[str, str, os.stat_result]], state: HashState) -> DirFiles:
+    workers = worth_threads(sum(st.st_size for _, _, st in files), len(files))
+    infos = map_chunked(lambda f: _read_hash(f[1], f[2], state), files, workers)
+    return [(rel, fpath, st, info) for (rel, fpath, st), info in zip(files, infos, strict=True)]
 
 
 def legacy_dir_entries(path: Path, root: Path) -> tuple[HashInfo, bytes, DirFiles]:
