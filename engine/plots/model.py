@@ -7,7 +7,7 @@ author shaped (``y``, ``template``, ``title``, or a top-level plot naming
 several files) is one chart, a line per revision, file and ``y`` column; a
 bare file gives a chart per numeric column (``file_series``), a line per
 revision. Reading the files of a revision is ``exq.engine.plots.collect``'s
-job; drawing the charts, ``exq.engine.plots.page``'s.
+job; drawing them, ``exq.engine.plots.templates``' and ``exq.engine.plots.page``'s.
 
 The x axis is the entry's ``x`` when the file has it, else the ``step``
 column (as ``exq.live`` and dvclive write it), else the row index. The y

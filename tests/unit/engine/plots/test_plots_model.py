@@ -28,7 +28,8 @@ from exq.engine.plots.model import (
     parse_records,
     to_number,
 )
-from exq.engine.plots.page import chart_spec, render_page, thin
+from exq.engine.plots.page import render_page
+from exq.engine.plots.templates import chart_spec, thin
 
 LIVE_TSV = b"timestamp\tstep\tloss\n1700000000000\t0\t0.5\n1700000000100\t1\t0.25\n"
 

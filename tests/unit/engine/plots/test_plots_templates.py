@@ -13,7 +13,8 @@ import vl_convert
 
 from exq.engine.plots.defs import TEMPLATES, PlotDef
 from exq.engine.plots.model import FileData, RevPlots, build_charts, charts_to_json
-from exq.engine.plots.page import ImageFile, chart_spec, render_page
+from exq.engine.plots.page import ImageFile, render_page
+from exq.engine.plots.templates import chart_spec
 
 ROC = ({"fpr": 0, "tpr": 0, "thr": 1}, {"fpr": 0.5, "tpr": 0.8, "thr": 0.5}, {"fpr": 1, "tpr": 1})
 ROC_TEST = ({"fpr": 0, "tpr": 0}, {"fpr": 1, "tpr": 1})
