@@ -2,7 +2,7 @@
 
 Values come from ``exq.engine.experiments.collect`` (read from git blobs), tables and
 diffs from ``exq.engine.experiments.compare`` and ``exq.cli.render``; this module only
-maps options onto them. Revisions are what ``exprefs.resolve_rev`` accepts:
+maps options onto them. Revisions are what ``experiments.refs.resolve_rev`` accepts:
 an experiment name, a branch, a tag, a sha; ``workspace`` names the working tree.
 """
 

@@ -5,18 +5,35 @@ Every error that a user's input, files or repository state can cause is an
 stage; the CLI prints it without a traceback and exits with ``exit_code``.
 
     ExqError
-    ├── ConfigError          .dvc/config or a command-line option is wrong
-    ├── DvcFileError         dvc.yaml / dvc.lock / .dvc file cannot be read
-    │   └── TemplateError    ${...}, vars, foreach or matrix cannot be resolved
-    ├── ParamsError          a params file is unreadable, or -S is malformed
-    ├── PipelineError        the stage graph is invalid (cycle, clash, escape)
+    ├── ConfigError            .dvc/config, the daemon's config or an option is wrong
+    ├── DvcFileError           dvc.yaml / dvc.lock / .dvc file cannot be read
+    │   └── TemplateError      ${...}, vars, foreach or matrix cannot be resolved
+    ├── ParamsError            a params file is unreadable, or -S is malformed
+    ├── PipelineError          the stage graph is invalid (cycle, clash, escape)
     │   └── OutsideRepository  a path to write really lies outside (a symlink leads out)
-    ├── StageNotFound        a target names no stage or file
-    ├── StageFailed          a stage command exited non-zero or lost an out
-    ├── CacheError           the cache is missing or corrupt for a path
-    ├── GitError             the git repository is missing or in a bad state
-    ├── ExperimentError      an experiment name is invalid, clashes or is unknown
-    └── PlotsError           a plots file is unreadable or a plots target is missing
+    ├── StageNotFound          a target names no stage or file
+    ├── StageFailed            a stage command exited non-zero or lost an out
+    ├── CacheError             the cache is missing or corrupt for a path
+    ├── GitError               the git repository is missing or in a bad state
+    ├── ExperimentError        an experiment name is invalid, clashes or is unknown
+    ├── PlotsError             a plots file is unreadable or a plots target is missing
+    │   (the daemon's, defined beside what raises them:)
+    ├── StoreError             the queue database cannot be opened, read or written
+    │                          (exq.daemon.store)
+    ├── DaemonError            the daemon refused or could not answer; ``code`` says why
+    │   │                      (exq.daemon.client; the CLI maps codes to exit statuses)
+    │   └── DaemonNotRunning   no daemon answers on the socket
+    ├── DaemonAlreadyRunning   another daemon holds the state folder's lock
+    │                          (exq.daemon.main)
+    ├── SocketInUse            another daemon answers on the socket path (exq.daemon.server)
+    ├── RayError               the Ray cluster cannot be used (exq.daemon.executors.ray)
+    └── ShipmentError          a pack sent to or from a cluster arrived damaged
+
+Two exceptions stay inside their module and never reach a user as they are:
+``InterpolationError`` (re-raised as ``TemplateError``) and the daemon
+protocol's ``ProtocolError`` (answered as an error reply with its code).
+``exq.live`` has its own family (``DvcLiveError``, as dvclive's), since it
+imports nothing of the rest of exq.
 
 Library errors (yaml, OSError, pygit2, sqlite3) are translated once, where
 they happen, with ``raise ... from exc``.

@@ -1,4 +1,5 @@
-"""The state DB: remember file hashes so unchanged files are not read again.
+"""The hash database (``state.db``, as DVC calls it): remember file hashes so
+unchanged files are not read again.
 
 A row maps an absolute path to the ``(inode, mtime_ns, size)`` it had when it
 was hashed, and the md5 found. A lookup is a hit only when all three still

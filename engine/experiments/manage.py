@@ -123,7 +123,7 @@ def apply(project: Project, name: str, *, force: bool = False) -> ApplyResult:
     prefix = git.prefix_of(project.root)
     head = git.head_sha()
     # The workspace may hold a checkpoint that is committed already (see
-    # checkpoints.py): what it saved is not lost, so it is no clash either.
+    # experiments/chains.py): what it saved is not lost, so it is no clash either.
     held = read_marker(project.root)
     saved = [rev for rev in (head, held.sha if held else None) if rev and git.has_commit(rev)]
     with StageIO(project) as io:

@@ -4,7 +4,7 @@
 then each baseline (HEAD first; more with ``-a``/``-T``/``-A``/``-n``), each
 followed by its experiments newest first. Baselines are named as DVC names
 them: HEAD by its branch, other commits by a tag, else a branch pointing at
-them, else the short sha. Values come from an ``exp_collect.Collector``.
+them, else the short sha. Values come from an ``experiments.collect.Collector``.
 """
 
 from __future__ import annotations

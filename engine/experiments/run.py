@@ -12,8 +12,8 @@ lock it reproduces). The name is known before the run, so stage commands get
 it in ``EXQ_EXP_NAME``/``DVC_EXP_NAME``; the same inputs give the same name.
 
 A pipeline with checkpoint stages makes a chain of commits instead, one per
-checkpoint, and may resume an earlier chain (see ``checkpoints`` for the
-rules, ``checkpoint_commit`` for the commits).
+checkpoint, and may resume an earlier chain (see :mod:`~exq.engine.experiments.chains` for
+the rules, :mod:`~exq.engine.experiments.chain_commit` for the commits).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Reading the plots files of revisions: the workspace on disk, or commits from git blobs.
 
 For one revision ``PlotsCollector`` resolves that revision's ``dvc.yaml``
-files (as ``exp_collect`` does: ``DvcfileFinder`` and ``GitSource`` for a
+files (as ``experiments.collect`` does: ``DvcfileFinder`` and ``GitSource`` for a
 commit, ``find_dvcfiles`` on disk), takes each stage's ``plots`` outs and the
 top-level ``plots:`` entries, and reads every file: a plots file or an
 image, or each of them inside a plots folder (a live log folder of

@@ -10,7 +10,7 @@ keeps it.
 Checkpoint stages (outs with ``checkpoint: true``) keep their checkpoint outs
 between runs, and, with a ``CheckpointHook`` in the options, get the
 checkpoint channels: at each signal their outs are saved, their lock entry
-written, and the hook commits (see ``checkpoint_run``).
+written, and the hook commits (see :mod:`~exq.engine.run.checkpoint_session`).
 """
 
 from __future__ import annotations
