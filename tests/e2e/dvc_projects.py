@@ -59,6 +59,7 @@ class Shape:
     dvc3: bool = True  # the real DVC 3 runs it (DVC 3 dropped checkpoints and live:)
     targets: list[str] = field(default_factory=list)  # of repro and exp run (none: dvc.yaml)
     sweep_script: str | None = None  # queues the sweep instead of ``sweep``, $DVC the tool
+    repro: bool = True  # DVC 2 refuses ``repro`` of checkpoint stages: ``exp run`` only
 
 
 # -- the get-started tutorial -------------------------------------------------------
@@ -749,6 +750,7 @@ MNIST = Shape(
     plots={"predictions.json", "dvclive/acc.tsv"},
     metrics={"dvclive.json"},
     dvc3=False,
+    repro=False,
 )
 
 SHAPES = [GET_STARTED, GET_STARTED_EXPERIMENTS, CONFIG_REPO, MONOREPO, CHURN, MNIST]
