@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from exq.cli.main import app, handle_errors, stage_app
+from exq.cli.progress import install as install_progress
 from exq.cli.signals import run_until_stopped
 from exq.engine.run import commands as ops
 from exq.engine.run.project import check_init_place, init_project, open_project
@@ -47,8 +48,10 @@ def repro(
     ),
     jobs: int = typer.Option(0, "--jobs", "-j", help="Stages at once (default: cores)."),
     dry: bool = typer.Option(False, "--dry", help="Print what would run; change nothing."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Run the stages that are out of date, independent ones concurrently."""
+    install_progress(quiet)
     project = open_project()
     options = ReproOptions(
         targets=targets or [],
@@ -98,8 +101,10 @@ def dag(
 @handle_errors
 def add(
     paths: list[str] = typer.Argument(..., help="Files or folders to track."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Track data: cache it, write PATH.dvc and add PATH to .gitignore."""
+    install_progress(quiet)
     project = open_project()
     for path in paths:
         written = ops.add(project, Path(path))
@@ -112,8 +117,10 @@ def checkout(
     targets: list[str] = typer.Argument(
         None, help="Stages, dvc.yaml or .dvc files, or paths of outputs and tracked data."
     ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Restore stage outputs and tracked data from the cache."""
+    install_progress(quiet)
     project = open_project()
     restored = ops.checkout(project, targets or [])
     for path in restored:

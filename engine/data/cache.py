@@ -33,9 +33,11 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from exq.engine.data import progress
 from exq.engine.data.hashdb import HashState
 from exq.engine.data.hashing import (
     DIR_SUFFIX,
+    DirFiles,
     HashInfo,
     file_md5,
     hash_dir_entries,
@@ -360,8 +362,7 @@ class Cache:
             raise CacheError(f"{path}: does not exist, cannot save it") from exc
         if stat.S_ISDIR(st.st_mode):
             dinfo, data, files = hash_dir_entries(path, state)
-            workers = worth_threads(sum(f[2].st_size for f in files), len(files))
-            map_chunked(lambda f: self._save_file(f[1], f[2], f[3], state), files, workers)
+            self._save_files(files, state)
             self._save_listing(dinfo.md5, data, state)
             return dinfo
         if not stat.S_ISREG(st.st_mode):
@@ -369,6 +370,16 @@ class Cache:
         info = hash_file(path, st, state)
         self._save_file(path, st, info, state)
         return info
+
+    def _save_files(self, files: DirFiles, state: HashState) -> None:
+        total = sum(st.st_size for _, _, st, _ in files)
+        with progress.task("Caching", len(files), total) as shown:
+
+            def one(item: tuple[str, str, os.stat_result, HashInfo]) -> None:
+                self._save_file(item[1], item[2], item[3], state)
+                shown.advance(item[2].st_size)
+
+            map_chunked(one, files, worth_threads(total, len(files)))
 
     def _save_file(
         self, path: Path | str, st: os.stat_result, info: HashInfo, state: HashState
@@ -534,9 +545,12 @@ class Cache:
             remove_out(current[rel][0])
             _prune_empty(Path(current[rel][0]).parent, path)
         folders = _Folders(str(path))
-        for rel, md5 in todo:
-            found_info = HashInfo(md5=md5, size=sizes[md5], legacy=legacy)
-            self._place(self._obj_str(md5, legacy), folders.prepare(rel), found_info, state)
+        total = sum(sizes[md5] for _, md5 in todo)
+        with progress.task("Restoring", len(todo), total) as shown:
+            for rel, md5 in todo:
+                found_info = HashInfo(md5=md5, size=sizes[md5], legacy=legacy)
+                self._place(self._obj_str(md5, legacy), folders.prepare(rel), found_info, state)
+                shown.advance(sizes[md5])
 
     def _sizes_of(
         self, path: Path, todo: list[tuple[str, str]], state: HashState, legacy: bool

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from exq.engine.data import progress
 from exq.engine.data.threads import map_chunked, worth_threads
 from exq.engine.errors import CacheError
 
@@ -408,8 +409,15 @@ def hash_dir_entries(path: Path | str, state: HashState) -> tuple[HashInfo, byte
 
 
 def _hash_many(files: list[tuple[str, str, os.stat_result]], state: HashState) -> DirFiles:
-    workers = worth_threads(sum(st.st_size for _, _, st in files), len(files))
-    infos = map_chunked(lambda f: _read_hash(f[1], f[2], state), files, workers)
+    total = sum(st.st_size for _, _, st in files)
+    with progress.task("Hashing", len(files), total) as shown:
+
+        def one(item: tuple[str, str, os.stat_result]) -> HashInfo:
+            info = _read_hash(item[1], item[2], state)
+            shown.advance(item[2].st_size)
+            return info
+
+        infos = map_chunked(one, files, worth_threads(total, len(files)))
     return [(rel, fpath, st, info) for (rel, fpath, st), info in zip(files, infos, strict=True)]
 
 
