@@ -15,6 +15,10 @@ from collections.abc import Sequence
 from exq.daemon.service import EnqueueRequest, enqueue
 
 
+def warn(message: str) -> None:
+    print(f"WARNING: {message}", file=sys.stderr)
+
+
 def print_queued(queued: Sequence[tuple[int, str]]) -> None:
     for run_id, name in queued:
         print(f"Queued experiment '{name}' (run {run_id}) for future execution.")
@@ -34,7 +38,7 @@ def fast_enqueue(argv: Sequence[str]) -> int | None:
     from exq.engine.errors import ExqError
 
     try:
-        print_queued(enqueue(args))
+        print_queued(enqueue(args, warn=warn))
     except ExqError as exc:
         print(error_line(str(exc)), file=sys.stderr)
         return exc.exit_code

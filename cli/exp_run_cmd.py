@@ -117,7 +117,7 @@ def _queue_and_run_all(
 ) -> None:
     """``--queue`` (with sweeps), then ``--run-all``; the fast path in ``main()``
     usually handles a plain ``--queue`` before typer is even imported."""
-    from exq.cli.exp_queue import EnqueueRequest, enqueue, print_queued
+    from exq.cli.exp_queue import EnqueueRequest, enqueue, print_queued, warn
     from exq.cli.queue_cmds import daemon_errors
     from exq.cli.queue_run import run_all_queued
 
@@ -130,7 +130,7 @@ def _queue_and_run_all(
             stage_jobs=None if run_all else jobs or None,
             **placement,
         )
-        print_queued(enqueue(args))
+        print_queued(enqueue(args, warn=warn))
     elif set_params or name:
         fail("-S and -n describe a new run: pass --queue to queue it before --run-all", 2)
     if run_all:

@@ -32,6 +32,10 @@ from exq.engine.errors import ExperimentError, ExqError
 from exq.engine.git import Git
 from exq.engine.run.project import open_project
 
+# Untracked files this big are named at enqueue (a snapshot commits them whole);
+# when they make the limit together, the enqueue is refused without --force.
+LARGE_UNTRACKED = 100 * 10**6
+UNTRACKED_LIMIT = 1000 * 10**6
 # Ring the daemon briefly: a hung daemon must not hold up an enqueue.
 WAKE_TIMEOUT = 1.0
 # How often the followers below read the rows again.
@@ -64,10 +68,13 @@ def enqueue(
     *,
     root: Path | None = None,
     ring: bool = True,
+    warn: Callable[[str], None] | None = None,
 ) -> list[tuple[int, str]]:
     """Snapshot each point of the ``-S`` grid, write the rows (each
     ``refs/exq/queue/<id>`` set in the same transaction), ring the daemon unless
     ``ring`` is false; (run id, name) of each queued run. Raises ``ExqError``.
+    ``warn`` hears of large untracked files going into the snapshot
+    (:func:`check_untracked`).
 
     ``root`` is the project (default: the one around the working directory).
     """
@@ -78,6 +85,7 @@ def enqueue(
     config = config or DaemonConfig.from_env()
     project = open_project(root)
     git = Git.open(project.root)
+    check_untracked(git.untracked_files(), force=request.force, warn=warn)
     points = sweep_points(request.set_params, request.name)
     snapshots = prepare_queue(project, git, points, force=request.force, targets=request.targets)
     runs = [
@@ -111,6 +119,34 @@ def enqueue(
     if ring:
         wake(config)
     return [(run_id, run.name) for run_id, run in zip(ids, runs, strict=True)]
+
+
+def check_untracked(
+    files: list[tuple[str, int]],
+    *,
+    force: bool,
+    warn: Callable[[str], None] | None,
+    large: int = LARGE_UNTRACKED,
+    limit: int = UNTRACKED_LIMIT,
+) -> None:
+    """A snapshot commits untracked files whole, as git objects (and a cluster
+    run carries them): name each of ``large`` bytes or more through ``warn``,
+    and refuse when those make ``limit`` bytes or more, unless ``force``."""
+    big = sorted((item for item in files if item[1] >= large), key=lambda item: -item[1])
+    if not big:
+        return
+    named = ", ".join(f"{path} ({size / 1e6:.1f} MB)" for path, size in big[:3])
+    more = f" and {len(big) - 3} more" if len(big) > 3 else ""
+    total = sum(size for _, size in big)
+    if total >= limit and not force:
+        raise ExperimentError(
+            f"untracked files of {total / 1e6:.1f} MB would go into the run's snapshot"
+            f" as git objects: {named}{more}",
+            hint="track them with 'exq add', ignore them in .gitignore,"
+            " or pass --force to queue them anyway",
+        )
+    if warn is not None:
+        warn(f"untracked files go into the run's snapshot as git objects: {named}{more}")
 
 
 def wake(config: DaemonConfig) -> None:

@@ -7,7 +7,7 @@ import os
 import stat
 
 import pygit2
-from pygit2.enums import FileMode
+from pygit2.enums import FileMode, FileStatus
 
 from exq.engine.errors import GitError
 from exq.engine.git.repository import (
@@ -46,6 +46,22 @@ class Snapshots(Repository):
             index.add(pygit2.IndexEntry(rel, repo.create_blob(data), FileMode(mode)))
         parents = [self._commit(parent).id] if parent else ([head.id] if head else [])
         return self._write_commit(index.write_tree(repo), parents, message)
+
+    def untracked_files(self) -> list[tuple[str, int]]:
+        """The untracked, non-ignored files a snapshot takes in, with their sizes
+        in bytes (path relative to the repository)."""
+        try:
+            status = self._repo.status(untracked_files="all")
+        except pygit2.GitError as exc:
+            raise GitError(f"cannot read the status of {self.root}: {exc}") from exc
+        found = []
+        for rel, flags in status.items():
+            if not flags & FileStatus.WT_NEW or rel.endswith("/"):
+                continue
+            st = lstat_or_none(self.root / rel)
+            if st is not None and stat.S_ISREG(st.st_mode):
+                found.append((rel, st.st_size))
+        return sorted(found)
 
     def _add_workspace_changes(self, index: pygit2.Index) -> None:
         """Make ``index`` (HEAD's tree) match the workspace. Only the paths that
