@@ -62,11 +62,12 @@ class DaemonConfig:
             grace=float(env.get("EXQ_GRACE_SECONDS", DEFAULT_GRACE_SECONDS)),
             resume_checkpoints=_flag(env.get("EXQ_RESUME_CHECKPOINTS"), default=True),
             executor=check_executor(env.get("EXQ_EXECUTOR") or queue.get("executor") or "local"),
-            ray_address=(
+            ray_address=jobs_address(
                 env.get("EXQ_RAY_ADDRESS")
                 or env.get("RAY_ADDRESS")
                 or ray.get("address")
-                or DEFAULT_RAY_ADDRESS
+                or DEFAULT_RAY_ADDRESS,
+                strict=False,
             ),
             ray_python=env.get("EXQ_RAY_PYTHON") or ray.get("python") or "python",
         )
@@ -79,7 +80,7 @@ class DaemonConfig:
         return replace(
             self,
             executor=check_executor(executor or self.executor),
-            ray_address=address or self.ray_address,
+            ray_address=jobs_address(address) if address else self.ray_address,
         )
 
     def daemon_id(self) -> str:
@@ -164,6 +165,23 @@ def check_executor(name: str) -> str:
     if name not in EXECUTORS:
         raise ConfigError(f"unknown executor '{name}'", hint=f"use one of {', '.join(EXECUTORS)}")
     return name
+
+
+def jobs_address(address: str, *, strict: bool = True) -> str:
+    """A Ray cluster's Jobs API address: ``HOST:PORT`` gets ``http://``; another
+    scheme (``ray://``, Ray's ``auto``) is refused when ``strict`` (an address
+    given on purpose), else kept for the connection to say what is wrong."""
+    address = address.strip()
+    if address.startswith(("http://", "https://")):
+        return address
+    if "://" not in address and ":" in address and address.rsplit(":", 1)[1].isdigit():
+        return f"http://{address}"
+    if strict:
+        raise ConfigError(
+            f"'{address}' is not the address of a Ray cluster's Jobs API",
+            hint="give its dashboard address: http://HOST:8265",
+        )
+    return address
 
 
 def _flag(value: str | None, *, default: bool) -> bool:

@@ -48,6 +48,7 @@ from exq.daemon.executors.base import (
     Executor,
     RemoteJob,
     RunHooks,
+    is_pending_location,
     is_remote_location,
     location_of,
     ray_address_of,
@@ -65,6 +66,17 @@ from exq.engine.run.callbacks import CheckpointEvent, RunCallbacks
 # Seconds between looks at the queue when nobody rings: the CLI rings after an
 # enqueue, so this only catches rings lost to a race.
 POLL_SECONDS = 1.0
+# Seconds before a cluster that did not answer is tried again: doubling up to the last.
+AWAY_BACKOFF = (2.0, 60.0)
+QUEUE_LOOKAHEAD = 100  # queued runs looked at past those waiting for an absent cluster
+
+
+@dataclass
+class Away:
+    """A cluster that did not answer: its runs wait in the queue until ``until``."""
+
+    until: float
+    delay: float
 
 
 class StopMode(Enum):
@@ -87,6 +99,7 @@ class Active:
     deferred: bool = False  # a task waits for the snapshot to send ``signum``
     remote: RemoteJob | None = None  # set once a cluster took the run
     adopted: bool = False  # left running by a previous daemon
+    pending: bool = False  # its cluster keeps it waiting for resources
 
     @property
     def token(self) -> str:
@@ -121,6 +134,7 @@ class Scheduler:
         # By where a run goes: "local", or "ray ADDRESS" (made when first asked).
         self._executors: dict[str, Executor] = dict(executors or {LOCAL: LocalExecutor(config)})
         self._adopt = list(adopt or [])  # cluster runs a previous daemon left running
+        self._away: dict[str, Away] = {}  # by location: clusters that did not answer
         self.stop_requested = anyio.Event()
         self.finished = anyio.Event()  # run() returned after a stop
         self.store_lost = False  # the database file went away: the daemon stopped
@@ -133,7 +147,7 @@ class Scheduler:
     async def status(self) -> StatusInfo:
         return StatusInfo(
             pid=os.getpid(),
-            slots_busy=len(self._active),
+            slots_busy=sum(not active.pending for active in self._active.values()),
             slots_total=self._jobs,
             paused=self._paused,
             stopping=self._stop_mode is not None,
@@ -292,17 +306,25 @@ class Scheduler:
                 )
 
     async def _start_runs(self, tg: TaskGroup) -> None:
-        busy = {active.slot for active in self._active.values()}
+        # A run its cluster keeps waiting for resources holds no slot meanwhile.
+        busy = {active.slot for active in self._active.values() if not active.pending}
         free = self._jobs - len(busy)
         if free <= 0:
             return
-        queued = await self._store.queued(free)
+        now = anyio.current_time()
+        away = {where for where, gone in self._away.items() if gone.until > now}
+        # Runs for a cluster that is away wait: look past them for the others.
+        queued = [
+            record
+            for record in await self._store.queued(free + (QUEUE_LOOKAHEAD if away else 0))
+            if self._location(record) not in away
+        ][:free]
         items = [QueueItem(record.id, record.seq) for record in queued]
-        kinds = {record.id: self._kind(record) for record in queued}
+        locations = {record.id: self._location(record) for record in queued}
         for run_id, slot in pick_next(items, busy, self._jobs):
             token = secrets.token_hex(8)
             log_path = self._config.log_path(run_id)
-            location = location_of(kinds[run_id], self._config.ray_address)
+            location = locations[run_id]
             if not await self._store.claim(
                 run_id, slot=slot, log_path=str(log_path), token=token, location=location
             ):
@@ -323,8 +345,9 @@ class Scheduler:
             tg.start_soon(self._run_one, active)
         self._adopt = []
 
-    def _kind(self, record: RunRecord) -> str:
-        return record.executor or self._config.executor
+    def _location(self, record: RunRecord) -> str:
+        """Where a queued run goes: ``local`` or ``ray ADDRESS``."""
+        return location_of(record.executor or self._config.executor, self._config.ray_address)
 
     def _is_remote(self, active: Active) -> bool:
         return active.remote is not None or is_remote_location(active.record.location)
@@ -385,6 +408,15 @@ class Scheduler:
 
     async def _finish(self, active: Active, result: ExecResult) -> None:
         record = active.record
+        where = record.location or LOCAL
+        if result.outcome is Outcome.UNSENT and active.stop is None:
+            await self._put_back(record, result.error or "")
+            self._mark_away(where, result.error or "")
+            del self._active[record.id]
+            self._wakeup.set()
+            return
+        if self._away.pop(where, None) is not None:
+            self._log.info("ray.reachable", location=where)
         if result.outcome is Outcome.CANCELLED and self._is_remote(active):
             # The daemon is going away: the job goes on, the next daemon adopts it.
             self._log.info("run.detached", location=record.location)
@@ -428,6 +460,33 @@ class Scheduler:
         if found:
             self._log.info("run.reaped", pids=found)
 
+    async def _put_back(self, record: RunRecord, error: str) -> None:
+        """A run that never left goes back to its place in the queue, its attempt
+        not counted."""
+        await self._store.transition(record.id, RunState.RUNNING, RunState.INTERRUPTED, error=error)
+        await self._store.transition(
+            record.id,
+            RunState.INTERRUPTED,
+            RunState.QUEUED,
+            attempts=max(0, record.attempts - 1),
+            error=error,
+            exit_code=None,
+            finished=None,
+            worker_slot=None,
+        )
+        self._log.info("run.requeued", run_id=record.id, error=error)
+
+    def _mark_away(self, where: str, error: str) -> None:
+        """Hold the runs of a cluster that did not answer, trying again with a backoff;
+        say so once."""
+        gone = self._away.get(where)
+        if gone is None:
+            self._log.warning("ray.unreachable", location=where, error=error)
+            gone = self._away[where] = Away(until=0.0, delay=AWAY_BACKOFF[0])
+        elif gone.until <= anyio.current_time():  # tried again: wait longer
+            gone.delay = min(gone.delay * 2, AWAY_BACKOFF[1])
+        gone.until = anyio.current_time() + gone.delay
+
     async def _on_checkpoint(self, active: Active, event: CheckpointEvent) -> None:
         # Runs inside the engine's shielded snapshot: one quick write. The commit
         # is made already: a database error must not refuse the checkpoint.
@@ -448,6 +507,9 @@ class Scheduler:
             await job.stop()
         if location is not None:
             await self._store.set_location(active.record.id, location)
+            active.pending = is_pending_location(location)
+            if active.pending:
+                self._wakeup.set()  # its slot is free for another run
 
     async def _on_spawn(self, active: Active, pid: int) -> None:
         active.pgids.append(pid)

@@ -185,6 +185,7 @@ class Outcome(enum.StrEnum):
     FAILED = "failed"  # a stage failed or the run could not be set up
     CANCELLED = "cancelled"  # the run's task was cancelled before it ended
     INTERRUPTED = "interrupted"  # stopped from outside: its cluster node died, say
+    UNSENT = "unsent"  # it never left: its cluster did not answer (it waits in the queue)
 
 
 class StopReason(enum.StrEnum):
@@ -238,6 +239,13 @@ def remote_end(
         return Outcome.FAILED, str(result.get("error")), code if isinstance(code, int) else None
     if status == "STOPPED":
         return Outcome.INTERRUPTED, "the cluster stopped the job", None
+    if status == "SUCCEEDED" and not exit_code:
+        return (
+            Outcome.FAILED,
+            "the job ended with status 0 but its result never reached the daemon:"
+            " exq's last pack is missing from the job's output on the cluster",
+            exit_code,
+        )
     if status == "SUCCEEDED" or (exit_code is not None and exit_code > 0):
         detail = f"status {exit_code}" if exit_code is not None else "no result"
         return Outcome.FAILED, f"the job's entrypoint ended with {detail}: {message}", exit_code

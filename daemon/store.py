@@ -213,6 +213,7 @@ SQL_ROLLBACK = "ROLLBACK"
 # Fields an end-state or recovery transition may set along with the state.
 _TRANSITION_FIELDS = frozenset(
     {
+        "attempts",
         "finished",
         "exit_code",
         "error",

@@ -78,6 +78,16 @@ def ray_address_of(location: str) -> str:
     return location.split()[1]
 
 
+def pending_location(address: str, needs: str) -> str:
+    """Where a run waits that its cluster keeps pending: ``ray ADDRESS pending (needs ...)``."""
+    return f"ray {address} pending" + (f" (needs {needs})" if needs else "")
+
+
+def is_pending_location(location: str | None) -> bool:
+    """Whether a run waits on its cluster for resources (it holds no slot then)."""
+    return bool(location) and location.split()[2:3] == ["pending"]
+
+
 class RemoteJob(Protocol):
     """A run handed to a cluster: the scheduler stops it through this."""
 

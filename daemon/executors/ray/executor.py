@@ -23,8 +23,10 @@ writes the output twice nor misses a pack.
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
+import urllib.request
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,9 +36,9 @@ from typing import IO, Any
 import anyio
 
 from exq.daemon.config import DaemonConfig, job_offset
-from exq.daemon.executors.base import ExecResult, RunHooks
+from exq.daemon.executors.base import ExecResult, RunHooks, pending_location
 from exq.daemon.executors.ray.remote import Applied, Importer, worker_entrypoint, write_payload
-from exq.daemon.executors.ray.shipment import FrameReader, decode_pack
+from exq.daemon.executors.ray.shipment import FrameReader, ShipmentError
 from exq.daemon.states import Outcome, remote_end
 from exq.daemon.store import RunRecord
 from exq.engine.errors import ExqError
@@ -51,11 +53,17 @@ TERMINAL = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
 # keep trying before the run counts as interrupted (it is then run again).
 RETRY_SECONDS = 2.0
 END_POLL_SECONDS = 0.5
+PENDING_SECONDS = 3.0  # a job still pending after this waits for resources: say so
+QUIET_SECONDS = 2.0  # longer than Ray's one second between reads of a job's output
 PATIENCE_SECONDS = 300.0
 
 
 class RayError(ExqError):
     """The Ray cluster cannot be used (Ray missing, unreachable, a refused job)."""
+
+
+class RayUnreachable(RayError):
+    """The cluster does not answer at its address."""
 
 
 def submission_id(daemon_id: str, run: RunRecord) -> str:
@@ -85,6 +93,7 @@ class RayExecutor:
         self._config = config
         self._log = log
         self._client: Any = None
+        self._reached = False  # the cluster answered once: its absence is then passing
 
     async def _connect(self, *, patient: bool) -> Any:
         """The Jobs API client. ``patient``: keep trying for ``PATIENCE_SECONDS``
@@ -111,7 +120,9 @@ class RayExecutor:
             job: RayJob | None = None
             try:
                 client = await self._connect(patient=hooks.adopted)
-                if await anyio.to_thread.run_sync(job_info, client, job_id) is None:
+                known = await self._lookup(client, job_id, patient=hooks.adopted)
+                self._reached = True
+                if known is None:
                     size = await self._submit(client, run, slot, job_id)
                     note(
                         f"exq: run {run.id} '{run.name}', attempt {run.attempts}: sent to Ray"
@@ -133,12 +144,39 @@ class RayExecutor:
                     self._config.ray_address,
                 )
                 return await follower.follow(self._log)
+            except RayUnreachable as exc:
+                if job is None and self._reached and not hooks.adopted:
+                    # Nothing was sent: the run waits in the queue for the cluster.
+                    return ExecResult(Outcome.UNSENT, error=str(exc))
+                note(f"exq: error: {exc}")
+                return ExecResult(Outcome.FAILED, error=str(exc))
             except ExqError as exc:
                 note(f"exq: error: {exc}")
                 if job is not None:  # what it would send can no longer land: stop it
                     with anyio.CancelScope(shield=True):
                         await job.stop()
                 return ExecResult(Outcome.FAILED, error=str(exc))
+
+    async def _lookup(self, client: Any, job_id: str, *, patient: bool) -> Any:
+        """The job's details, None if the cluster does not know it. ``patient``
+        as in :meth:`_connect`."""
+        deadline = anyio.current_time() + (PATIENCE_SECONDS if patient else 0)
+        while True:
+            try:
+                return await anyio.to_thread.run_sync(job_info, client, job_id)
+            except Exception as exc:  # noqa: BLE001 - Ray raises the connection's errors
+                if not _is_connection_error(exc):
+                    raise
+                error = self._unreachable(exc)
+                if anyio.current_time() >= deadline:
+                    raise error from exc
+                self._log.warning("ray.unreachable", error=str(error))
+                await anyio.sleep(RETRY_SECONDS)
+
+    def _unreachable(self, exc: BaseException) -> RayUnreachable:
+        return RayUnreachable(
+            f"cannot reach the Ray cluster at {self._config.ray_address}: {_first_line(exc)}"
+        )
 
     async def _submit(self, client: Any, run: RunRecord, slot: int, job_id: str) -> int:
         project = open_project(Path(run.repo))
@@ -169,9 +207,18 @@ class RayExecutor:
         return size
 
 
+class _Replay(Exception):
+    """The output must be read again from its start (see :meth:`Follower._take`)."""
+
+
 @dataclass
 class Follower:
-    """Reads one job's output to its end, applying the packs in it."""
+    """Reads one job's output to its end, applying the packs in it.
+
+    What was read is kept in the offset file as two positions (see
+    :class:`FrameReader`): where a restarted daemon reads on (past whole packs
+    only) and how far the text went into the run's log (not written twice).
+    """
 
     run: RunRecord
     job: RayJob
@@ -179,29 +226,47 @@ class Follower:
     stream: IO[bytes]
     offset_path: Path
     address: str
-    reader: FrameReader = field(default_factory=FrameReader)
     result: dict[str, Any] | None = None
     located: bool = False
     unstarted: bool = False  # stopped while still waiting for its resources
     last_line: str = ""  # of the job's plain output
+    last_chunk_at: float = 0.0
 
     def __post_init__(self) -> None:
         self.importer = Importer(
             open_project(Path(self.run.repo)), exp_ref(self.run.baseline, self.run.name)
         )
-        self.offset = _read_offset(self.offset_path)
+        start, written = _read_offsets(self.offset_path)
+        self.reader = FrameReader(start, written, spool_dir=self.offset_path.parent)
+        self.saved = (start, written)
 
     async def follow(self, log: Any) -> ExecResult:
+        try:
+            return await self._follow(log)
+        finally:
+            self.reader.close()
+
+    async def _follow(self, log: Any) -> ExecResult:
         unreachable_since: float | None = None
         while True:
             try:
                 info = await self._read_until_end()
+            except _Replay:
+                log.warning("ray.replay", job=self.job.job_id, offset=self.reader.start)
+                self.reader = FrameReader(0, self.reader.written, self.offset_path.parent)
+                continue
             except ExqError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the connection, or the job's node
-                ended = await self._ended_info()
-                if ended is not None:  # its node died: its output went with it
-                    return self._end(ended)
+                known, info = await self._job_state()
+                if known and info is not None and info.status in TERMINAL:
+                    return self._end(info)  # its node died: its output went with it
+                if known and info is None:  # it answers, without the job: its head restarted
+                    return ExecResult(
+                        Outcome.INTERRUPTED,
+                        error=f"the Ray cluster at {self.address} no longer knows job"
+                        f" {self.job.job_id} (was its head restarted?)",
+                    )
                 now = anyio.current_time()
                 unreachable_since = unreachable_since or now
                 log.warning("ray.unreachable", job=self.job.job_id, error=_first_line(exc))
@@ -223,13 +288,12 @@ class Follower:
                 return self._end(info)
             await anyio.sleep(RETRY_SECONDS)  # the stream broke off early: read on
 
-    async def _ended_info(self) -> Any:
-        """The job's details if it ended (None if it runs, or the cluster does not answer)."""
+    async def _job_state(self) -> tuple[bool, Any]:
+        """(whether the cluster answered, the job's details: None if it does not know it)."""
         try:
-            info = await anyio.to_thread.run_sync(job_info, self.job.client, self.job.job_id)
+            return True, await anyio.to_thread.run_sync(job_info, self.job.client, self.job.job_id)
         except Exception:  # noqa: BLE001 - unreachable: the caller tries again
-            return None
-        return info if info is not None and info.status in TERMINAL else None
+            return False, None
 
     async def _read_until_end(self) -> Any:
         """Follow the output until the result pack comes or the job ends; the
@@ -252,14 +316,38 @@ class Follower:
         return info
 
     async def _watch_end(self, scope: anyio.CancelScope) -> None:
-        """Ray reads a job's log once a second, and reads it again after the job
-        ends: asking for the job's status sees the end sooner."""
+        """Ray closes the stream once it read the whole output of an ended job
+        (it reads once a second), but not for a job whose output never began (its
+        runtime environment failed, say): stop reading once the job ended and
+        the stream has been quiet for ``QUIET_SECONDS``."""
+        ended_at: float | None = None
+        pending_since = anyio.current_time()
         while True:
             await anyio.sleep(END_POLL_SECONDS)
-            status = await anyio.to_thread.run_sync(self.job.client.get_job_status, self.job.job_id)
-            if str(status) in TERMINAL:
-                scope.cancel()
-                return
+            if ended_at is None:
+                status = str(
+                    await anyio.to_thread.run_sync(self.job.client.get_job_status, self.job.job_id)
+                )
+                if status in TERMINAL:
+                    ended_at = anyio.current_time()
+                elif status != "PENDING":
+                    pending_since = None
+                elif pending_since and anyio.current_time() - pending_since > PENDING_SECONDS:
+                    pending_since = None  # said once
+                    await self._say_pending()
+            if ended_at is not None:
+                if anyio.current_time() - max(ended_at, self.last_chunk_at) > QUIET_SECONDS:
+                    scope.cancel()
+                    return
+
+    async def _say_pending(self) -> None:
+        """A job the cluster keeps waiting for resources shows so in its location
+        (and gives its slot back: see the scheduler)."""
+        if self.located or self.hooks.on_remote is None:
+            return
+        nodes = await anyio.to_thread.run_sync(_node_resources, self.address)
+        where = pending_location(self.address, pending_needs(self.run, nodes))
+        await self.hooks.on_remote(self.job, where)
 
     async def _watch_stop(self, scope: anyio.CancelScope) -> None:
         """A job stopped while it waits for resources never hears of it (its
@@ -275,7 +363,8 @@ class Follower:
         seen = 0
         async with aclosing(self.job.client.tail_job_logs(self.job.job_id)) as chunks:
             async for chunk in chunks:
-                fresh = chunk[max(0, self.offset - seen) :]
+                self.last_chunk_at = anyio.current_time()
+                fresh = chunk[max(0, self.reader.read - seen) :]
                 seen += len(chunk)
                 if not self.located:  # output comes once the job's driver runs on a node
                     await self._locate()
@@ -287,26 +376,41 @@ class Follower:
     async def _catch_up(self) -> None:
         """Whatever the stream had not given yet when it closed."""
         text = await anyio.to_thread.run_sync(self.job.client.get_job_logs, self.job.job_id)
-        if len(text) > self.offset:
-            await self._take(text[self.offset :])
+        if len(text) > self.reader.read:
+            await self._take(text[self.reader.read :])
         rest = self.reader.flush()
         if rest:
             self.stream.write(rest.encode())
             self.stream.flush()
 
     async def _take(self, chunk: str) -> None:
-        text, packs = self.reader.feed(chunk)
-        with anyio.CancelScope(shield=True):  # a pack is applied and counted whole
-            for _seq, blob in packs:
-                applied = await anyio.to_thread.run_sync(self.importer.apply, decode_pack(blob))
+        """Read a chunk of output, off the event loop: its text goes to the log,
+        its packs are applied. A reader that resumed mid-output and meets a
+        frame out of order (an offset kept by an older exq) reads it all again
+        from the start: packs apply once however often they are read."""
+        with anyio.CancelScope(shield=True):  # a chunk is read, applied and counted whole
+            try:
+                text, packs = await anyio.to_thread.run_sync(self.reader.feed, chunk)
+            except ShipmentError:
+                if self.reader.start == 0:
+                    raise
+                raise _Replay() from None
+            for _seq, pack in packs:
+                with pack:
+                    applied = await anyio.to_thread.run_sync(self.importer.apply, pack)
                 await self._applied(applied)
             if text:
                 self.stream.write(text.encode())
                 self.stream.flush()
                 lines = [line for line in text.splitlines() if line.strip()]
                 self.last_line = lines[-1].strip() if lines else self.last_line
-            self.offset += len(chunk)
-            _write_offset(self.offset_path, self.offset)
+            # Never past the result pack: the run's end is not recorded yet, and
+            # a daemon killed before it records it must read the result again.
+            settled = self.saved[0] if self.result is not None else self.reader.settled
+            saved = (settled, self.reader.written)
+            if saved != self.saved:
+                await anyio.to_thread.run_sync(_write_offsets, self.offset_path, *saved)
+                self.saved = saved
 
     async def _applied(self, applied: Applied) -> None:
         meta = applied.meta
@@ -344,7 +448,13 @@ class Follower:
         )
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         how = "sent its result" if info is None else f"ended {info.status}"
-        OutputSink(stream=self.stream).note(f"exq: Ray job {self.job.job_id} {how}, {stamp}")
+        note = OutputSink(stream=self.stream).note
+        note(f"exq: Ray job {self.job.job_id} {how}, {stamp}")
+        # The run's last line, as a local run writes it.
+        if outcome is Outcome.SUCCESS and self.result is not None:
+            note(f"exq: experiment '{self.result.get('name')}' saved as {self.result['ref']}")
+        else:
+            note(f"exq: {'failed' if outcome is Outcome.FAILED else 'interrupted'}: {error}")
         if outcome is Outcome.SUCCESS and self.result is not None:
             return ExecResult(
                 outcome,
@@ -374,7 +484,39 @@ def connect(address: str) -> Any:
     try:
         return JobSubmissionClient(address)
     except Exception as exc:  # noqa: BLE001 - Ray raises plain ConnectionError/RuntimeError
-        raise RayError(f"cannot reach the Ray cluster at {address}: {_first_line(exc)}") from exc
+        raise RayUnreachable(
+            f"cannot reach the Ray cluster at {address}: {_first_line(exc)}"
+        ) from exc
+
+
+def pending_needs(run: RunRecord, nodes: list[dict[str, float]]) -> str:
+    """What a pending job waits for, in words: ``2 CPUs``, and whether any node of
+    the cluster (``nodes``: their total resources, [] if unknown) has that much."""
+    needs = [
+        (amount, key, unit)
+        for amount, key, unit in ((run.cpus, "CPU", "CPUs"), (run.gpus, "GPU", "GPUs"))
+        if amount
+    ]
+    words = ", ".join(f"{amount:g} {unit}" for amount, _, unit in needs)
+    if nodes and any(amount > max(n.get(key, 0.0) for n in nodes) for amount, key, _ in needs):
+        words += "; no node has that much now"
+    return words
+
+
+def _node_resources(address: str) -> list[dict[str, float]]:
+    """The total resources of the cluster's live nodes, from its state API ([] if it
+    does not answer that)."""
+    url = f"{address.rstrip('/')}/api/v0/nodes?limit=10000"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            nodes = json.load(reply)["data"]["result"]["result"]
+        return [
+            {key: float(value) for key, value in node.get("resources_total", {}).items()}
+            for node in nodes
+            if node.get("state") == "ALIVE"
+        ]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
 
 
 def job_info(client: Any, job_id: str) -> Any:
@@ -406,7 +548,17 @@ def submit(
     except Exception as exc:  # noqa: BLE001
         if "already exists" in str(exc):
             return  # submitted before a restart: it is followed, not started again
+        if _is_connection_error(exc):
+            raise RayUnreachable(
+                f"cannot reach the Ray cluster at {client.get_address()}: {_first_line(exc)}"
+            ) from exc
         raise RayError(f"the Ray cluster refused job {job_id}: {_first_line(exc)}") from exc
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    """Whether the cluster did not answer (as opposed to answering with an error):
+    Ray's client lets the errors of ``requests`` (OSErrors) through."""
+    return isinstance(exc, OSError | TimeoutError)
 
 
 def _summary(message: str) -> str:
@@ -432,12 +584,16 @@ def _first_line(exc: BaseException) -> str:
     ]
 
 
-def _read_offset(path: Path) -> int:
+def _read_offsets(path: Path) -> tuple[int, int]:
+    """(where to read on, how far the text was written); one number from an older exq."""
     try:
-        return int(path.read_text().strip() or 0)
+        numbers = [int(word) for word in path.read_text().split()]
     except (FileNotFoundError, ValueError):
-        return 0
+        return 0, 0
+    if not numbers:
+        return 0, 0
+    return numbers[0], numbers[-1]
 
 
-def _write_offset(path: Path, offset: int) -> None:
-    atomic_write_text(path, f"{offset}\n")
+def _write_offsets(path: Path, settled: int, written: int) -> None:
+    atomic_write_text(path, f"{settled} {written}\n")

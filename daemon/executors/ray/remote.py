@@ -17,9 +17,11 @@ output from the start) changes nothing the second time.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -27,23 +29,28 @@ from exq.daemon.config import DaemonConfig
 from exq.daemon.executors.base import latest_checkpoint, run_env
 from exq.daemon.executors.ray.shipment import (
     DIR_SUFFIX,
-    Pack,
     ShipmentError,
-    encode_pack,
     hashes_in,
     listed_names,
     object_path,
-    read_cache,
-    write_cache,
+    read_pack,
+    store_cache_object,
+    write_pack,
 )
 from exq.daemon.store import RunRecord
 from exq.engine import yaml12
-from exq.engine.errors import ExperimentError
+from exq.engine.errors import ExperimentError, ExqError
 from exq.engine.experiments.refs import exp_ref
 from exq.engine.git import Git
 from exq.engine.run.project import Project
+from exq.engine.spec.lockfile import plain
+from exq.engine.spec.paramfiles import get_dotted, parse_params
 
 JOB_FILE = "job.json"
+# Ray refuses a job package (the zipped ``working_dir``) over 100 MiB; the job
+# file and the zip's own bytes take a little of that.
+RAY_PACKAGE_LIMIT = 100 * 1024 * 1024
+PAYLOAD_LIMIT = RAY_PACKAGE_LIMIT - 512 * 1024
 PACK_FILE = "pack.bin"
 JOB_VERSION = 1
 WORKER_MODULE = "exq.daemon.executors.ray.worker"
@@ -52,14 +59,21 @@ WORKER_MODULE = "exq.daemon.executors.ray.worker"
 def write_payload(
     project: Project, run: RunRecord, config: DaemonConfig, slot: int, folder: Path
 ) -> int:
-    """Fill ``folder`` with the run's job and pack; the pack's size in bytes."""
+    """Fill ``folder`` with the run's job and pack; the pack's size in bytes.
+    Raises :class:`PayloadTooBig` past :data:`PAYLOAD_LIMIT`."""
     git = Git.open(project.root)
     start = latest_checkpoint(project, run) if run.resume_sha else run.snapshot
     ref = exp_ref(run.baseline, run.name)
     current = git.get_ref(ref)
     shas = [start, run.baseline, *([current] if current else [])]
     objects = git.export_objects(dict.fromkeys(shas), set())
-    cache = read_cache(_objects_dir(project), needed_cache(git, start, _objects_dir(project)))
+    objects_dir = _objects_dir(project)
+    wanted = needed_cache(git, start, objects_dir)
+    cache = [
+        (name, path)
+        for name in sorted(wanted)
+        if (path := object_path(objects_dir, name)).is_file()  # else its stage runs again
+    ]
     job = {
         "version": JOB_VERSION,
         "run_id": run.id,
@@ -77,31 +91,169 @@ def write_payload(
     }
     folder.mkdir(parents=True, exist_ok=True)
     (folder / JOB_FILE).write_text(json.dumps(job, indent=1))
-    blob = encode_pack(Pack(meta={"kind": "inputs"}, objects=objects, cache=cache))
-    (folder / PACK_FILE).write_bytes(blob)
-    return len(blob)
+    try:
+        with open(folder / PACK_FILE, "wb") as out:
+            return write_pack(_Capped(out, PAYLOAD_LIMIT), {"kind": "inputs"}, objects, list(cache))
+    except _OverLimit:
+        raise PayloadTooBig(_largest(objects, cache, wanted.paths)) from None
 
 
-def needed_cache(git: Git, sha: str, objects_dir: Path) -> set[str]:
-    """Cache objects named in commit ``sha``'s ``dvc.lock`` and ``.dvc`` files,
-    with the files of the folders among them."""
-    names: set[str] = set()
+class PayloadTooBig(ExqError):
+    """What a run needs does not fit in one job package of the cluster."""
+
+    def __init__(self, largest: list[tuple[str, int]]) -> None:
+        named = ", ".join(f"{path} ({_mb(size)})" for path, size in largest)
+        super().__init__(
+            f"the run needs more than Ray's limit of {RAY_PACKAGE_LIMIT >> 20} MiB for a job's"
+            f" files; the largest: {named}",
+            hint="a remote for the cache lifts the limit; or run it with --executor local",
+        )
+
+
+class _OverLimit(Exception):
+    pass
+
+
+class _Capped:
+    """A binary stream that refuses to grow past ``limit`` bytes."""
+
+    def __init__(self, out: Any, limit: int) -> None:
+        self._out, self._limit, self._size = out, limit, 0
+
+    def write(self, data: bytes) -> int:
+        self._size += len(data)
+        if self._size > self._limit:
+            raise _OverLimit()
+        return int(self._out.write(data))
+
+
+def _largest(
+    objects: list[Any], cache: list[tuple[str, Path]], paths: dict[str, str], count: int = 3
+) -> list[tuple[str, int]]:
+    """The biggest things a payload would carry: (what, bytes)."""
+    sizes = [(paths.get(name, name), path.stat().st_size) for name, path in cache]
+    sizes += [(f"git object {sha[:7]}", len(data)) for sha, _, data in objects]
+    ordered = sorted(sizes, key=lambda item: -item[1])
+    # The few that matter: the biggest, and those of a tenth of it or more.
+    return [item for item in ordered[:count] if item[1] * 10 >= ordered[0][1]]
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+class Needed(set[str]):
+    """Cache object names, with the path each stands for (for messages)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paths: dict[str, str] = {}
+
+    def add_named(self, name: str, path: str) -> None:
+        self.add(name)
+        self.paths.setdefault(name, path)
+
+
+def needed_cache(git: Git, sha: str, objects_dir: Path) -> Needed:
+    """The cache objects a run from commit ``sha`` needs: what its ``.dvc`` files
+    track, and of each ``dvc.lock``, the deps (that no stage rebuilds) and the
+    outs of the stages that will not run again (:func:`stages_to_rerun`: a
+    checkpoint commit records its stage's params, so the checkpoint outs it
+    resumes from go). The files of folders among them too."""
+    names = Needed()
     for path in git.list_files(sha):
-        base = path.rsplit("/", 1)[-1]
+        folder, _, base = path.rpartition("/")
         if base != "dvc.lock" and not base.endswith(".dvc"):
             continue
-        blob = git.read_blob(sha, path)
-        try:
-            document = yaml12.load(blob.decode()) if blob else None
-        except (yaml.YAMLError, UnicodeDecodeError):
-            continue  # a damaged file names nothing: its stages run again
-        names.update(hashes_in(document))
+        document = _yaml_of(git, sha, path)
+        if base.endswith(".dvc"):
+            for name in hashes_in(document):
+                names.add_named(name, path.removesuffix(".dvc"))
+            continue
+        stages = document.get("stages") if isinstance(document, dict) else None
+        if isinstance(stages, dict):
+            _lock_needs(git, sha, folder, stages, names)
     for name in [n for n in names if n.endswith(DIR_SUFFIX)]:
         try:
-            names.update(listed_names(object_path(objects_dir, name).read_bytes()))
+            listing = object_path(objects_dir, name).read_bytes()
         except FileNotFoundError:
             continue
+        for inner in listed_names(listing):
+            names.add_named(inner, names.paths.get(name, name))
     return names
+
+
+def _lock_needs(git: Git, sha: str, folder: str, stages: dict[str, Any], names: Needed) -> None:
+    rerun = stages_to_rerun(stages, lambda file: _params_of(git, sha, _join(folder, file)))
+    rebuilt = {
+        _join(folder, str(out.get("path")))
+        for name in rerun
+        for out in _entries(stages[name], "outs")
+    }
+    for name, entry in stages.items():
+        for dep in _entries(entry, "deps"):
+            where = _join(folder, str(dep.get("path")))
+            if where not in rebuilt and isinstance(dep.get("md5"), str):
+                names.add_named(dep["md5"], where)
+        if name not in rerun:
+            for out in _entries(entry, "outs"):
+                if isinstance(out.get("md5"), str):
+                    names.add_named(out["md5"], _join(folder, str(out.get("path"))))
+
+
+def stages_to_rerun(
+    stages: dict[str, Any], params_of: Callable[[str], dict[str, Any] | None]
+) -> set[str]:
+    """The stages of a ``dvc.lock`` (name -> entry as parsed) that a run will
+    surely run again: those whose recorded params differ from the params files
+    now (``params_of(file)``, None if missing), and those downstream of them.
+    A guess on the safe side: a stage it misses runs again all the same."""
+    rerun: set[str] = set()
+    for name, entry in stages.items():
+        recorded = entry.get("params") if isinstance(entry, dict) else None
+        for file, values in (recorded or {}).items():
+            now = params_of(file)
+            if now is None or any(
+                plain(get_dotted(now, key, None)) != plain(value)
+                for key, value in (values or {}).items()
+            ):
+                rerun.add(name)
+    while True:
+        rebuilt = {str(o.get("path")) for n in rerun for o in _entries(stages[n], "outs")}
+        more = {
+            name
+            for name, entry in stages.items()
+            if name not in rerun
+            and any(str(d.get("path")) in rebuilt for d in _entries(entry, "deps"))
+        }
+        if not more:
+            return rerun
+        rerun |= more
+
+
+def _entries(entry: Any, key: str) -> list[dict[str, Any]]:
+    items = entry.get(key) if isinstance(entry, dict) else None
+    return [item for item in items or [] if isinstance(item, dict)]
+
+
+def _join(folder: str, path: str) -> str:
+    return f"{folder}/{path}" if folder else path
+
+
+def _yaml_of(git: Git, sha: str, path: str) -> Any:
+    blob = git.read_blob(sha, path)
+    try:
+        return yaml12.load(blob.decode()) if blob else None
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return None  # a damaged file names nothing: its stages run again
+
+
+def _params_of(git: Git, sha: str, path: str) -> dict[str, Any] | None:
+    try:
+        blob = git.read_blob(sha, path)
+        return parse_params(path, blob) if blob is not None else None
+    except ExqError:
+        return None
 
 
 def _objects_dir(project: Project) -> Path:
@@ -125,10 +277,13 @@ class Importer:
         self.project = project
         self.ref = ref
 
-    def apply(self, pack: Pack) -> Applied:
+    def apply(self, stream: BinaryIO) -> Applied:
+        """Apply the pack read from ``stream``: its cache objects go to the cache
+        as they are read, so a pack of any size takes little memory."""
+        objects_dir = _objects_dir(self.project)
+        pack = read_pack(stream, partial(store_cache_object, objects_dir))
         git = Git.open(self.project.root)
         git.import_objects(pack.objects)
-        write_cache(_objects_dir(self.project), pack.cache)
         meta = pack.meta
         kind = str(meta.get("kind"))
         moves = kind == "checkpoint" or (kind == "result" and meta.get("outcome") == "success")

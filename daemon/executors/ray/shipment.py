@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import os
+import tempfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from exq.engine.errors import ExqError
 from exq.engine.git import GitObject
@@ -39,6 +41,8 @@ FRAME_MARK = "\x1eexq1 "
 FRAME_WIDTH = 16384  # base64 characters per frame line
 READ_ONLY = 0o444
 DIR_SUFFIX = ".dir"
+PIECE = 1 << 20  # bytes read, inflated or written at once: a pack is never whole in memory
+SPOOL_IN_MEMORY = 8 << 20  # a pack being received stays in memory up to this size, then on disk
 
 
 class ShipmentError(ExqError):
@@ -52,45 +56,145 @@ class Pack:
     cache: list[tuple[str, bytes]] = field(default_factory=list)  # (md5 name, content)
 
 
-def encode_pack(pack: Pack) -> bytes:
+# A cache entry to pack: its content, or the file holding it (read in pieces).
+CacheSource = bytes | Path
+
+
+def write_pack(
+    out: BinaryIO,
+    meta: dict[str, Any],
+    objects: Iterable[GitObject],
+    cache: Iterable[tuple[str, CacheSource]],
+) -> int:
+    """Write a pack to ``out``, reading cache files in pieces; the bytes written."""
+    objects, cache = list(objects), list(cache)
     header = {
-        "meta": pack.meta,
-        "objects": [[sha, kind, len(data)] for sha, kind, data in pack.objects],
-        "cache": [[name, len(data)] for name, data in pack.cache],
+        "meta": meta,
+        "objects": [[sha, kind, len(data)] for sha, kind, data in objects],
+        "cache": [[name, _source_size(source)] for name, source in cache],
     }
-    body = [json.dumps(header).encode() + b"\n"]
-    body += [data for _, _, data in pack.objects]
-    body += [data for _, data in pack.cache]
-    return MAGIC + zlib.compress(b"".join(body), 1)
+    squeeze = zlib.compressobj(1)
+    written = out.write(MAGIC)
+
+    def put(data: bytes) -> None:
+        nonlocal written
+        written += out.write(squeeze.compress(data))
+
+    put(json.dumps(header).encode() + b"\n")
+    for _, _, data in objects:
+        put(data)
+    for _, source in cache:
+        for piece in _source_pieces(source):
+            put(piece)
+    written += out.write(squeeze.flush())
+    return written
 
 
-def decode_pack(blob: bytes) -> Pack:
-    if not blob.startswith(MAGIC):
-        raise ShipmentError("not an exq pack")
+def _source_size(source: CacheSource) -> int:
+    return len(source) if isinstance(source, bytes) else source.stat().st_size
+
+
+def _source_pieces(source: CacheSource) -> Iterator[bytes]:
+    if isinstance(source, bytes):
+        yield source
+        return
+    with open(source, "rb") as stream:
+        while piece := stream.read(PIECE):
+            yield piece
+
+
+def encode_pack(pack: Pack) -> bytes:
+    out = io.BytesIO()
+    write_pack(out, pack.meta, pack.objects, pack.cache)
+    return out.getvalue()
+
+
+class _Inflater:
+    """The uncompressed body of a pack, read from ``stream`` in bounded pieces."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        if stream.read(len(MAGIC)) != MAGIC:
+            raise ShipmentError("not an exq pack")
+        self._stream = stream
+        self._zlib = zlib.decompressobj()
+        self._buffer = b""
+
+    def _fill(self) -> bool:
+        """Inflate one more piece into the buffer; False at the end of the pack."""
+        try:
+            if self._zlib.unconsumed_tail:
+                data = self._zlib.decompress(self._zlib.unconsumed_tail, PIECE)
+            else:
+                raw = self._stream.read(PIECE)
+                if not raw:
+                    if not self._zlib.eof:
+                        raise ShipmentError("damaged pack: it ends early")
+                    return False
+                data = self._zlib.decompress(raw, PIECE)
+        except zlib.error as exc:
+            raise ShipmentError(f"damaged pack: {exc}") from exc
+        self._buffer += data
+        return True
+
+    def line(self) -> bytes:
+        while b"\n" not in self._buffer:
+            if not self._fill():
+                raise ShipmentError("damaged pack: no header")
+        head, _, self._buffer = self._buffer.partition(b"\n")
+        return head
+
+    def pieces(self, size: int) -> Iterator[bytes]:
+        """The next ``size`` bytes, in pieces of at most ``PIECE``."""
+        while size > 0:
+            if not self._buffer and not self._fill():
+                raise ShipmentError("damaged pack: its size does not match its header")
+            piece, self._buffer = self._buffer[:size], self._buffer[size:]
+            size -= len(piece)
+            yield piece
+
+    def at_end(self) -> bool:
+        return not self._buffer and not self._fill()
+
+
+CacheTaker = Callable[[str, Iterator[bytes]], None]
+
+
+def read_pack(stream: BinaryIO, take_cache: CacheTaker) -> Pack:
+    """Read a pack from ``stream`` in bounded pieces. Cache entries go to
+    ``take_cache(name, pieces)``, which must consume the pieces; the pack
+    returned holds the meta and the git objects."""
+    body = _Inflater(stream)
     try:
-        raw = zlib.decompress(blob[len(MAGIC) :])
-        head, _, body = raw.partition(b"\n")
-        header = json.loads(head)
-    except (zlib.error, ValueError) as exc:
+        header = json.loads(body.line())
+        pack = Pack(meta=header["meta"])
+        for sha, kind, size in header["objects"]:
+            pack.objects.append((sha, kind, b"".join(body.pieces(size))))
+        for name, size in header["cache"]:
+            take_cache(name, _checked(name, body.pieces(size)))
+    except (ValueError, KeyError, TypeError) as exc:
         raise ShipmentError(f"damaged pack: {exc}") from exc
-    pack, offset = Pack(meta=header["meta"]), 0
-    for sha, kind, size in header["objects"]:
-        pack.objects.append((sha, kind, body[offset : offset + size]))
-        offset += size
-    for name, size in header["cache"]:
-        data = body[offset : offset + size]
-        if _md5_name(name, data) != name:
-            raise ShipmentError(f"cache object {name} arrived damaged")
-        pack.cache.append((name, data))
-        offset += size
-    if offset != len(body):
+    if not body.at_end():
         raise ShipmentError("damaged pack: its size does not match its header")
     return pack
 
 
-def _md5_name(name: str, data: bytes) -> str:
-    digest = hashlib.md5(data).hexdigest()  # DVC's object names are md5s
-    return digest + DIR_SUFFIX if name.endswith(DIR_SUFFIX) else digest
+def _checked(name: str, pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """The pieces, raising at the end if they are not the object ``name``."""
+    digest = hashlib.md5()  # DVC's object names are md5s
+    for piece in pieces:
+        digest.update(piece)
+        yield piece
+    got = digest.hexdigest() + (DIR_SUFFIX if name.endswith(DIR_SUFFIX) else "")
+    if got != name:
+        raise ShipmentError(f"cache object {name} arrived damaged")
+
+
+def decode_pack(blob: bytes) -> Pack:
+    """A pack held in memory, its cache objects with it."""
+    cache: list[tuple[str, bytes]] = []
+    pack = read_pack(io.BytesIO(blob), lambda name, pieces: cache.append((name, b"".join(pieces))))
+    pack.cache = cache
+    return pack
 
 
 # -- cache files ----------------------------------------------------------------
@@ -115,31 +219,30 @@ def cache_names(objects_dir: Path) -> set[str]:
     return names
 
 
-def read_cache(objects_dir: Path, names: Iterable[str]) -> list[tuple[str, bytes]]:
-    """The content of the named objects that the cache holds."""
-    out = []
-    for name in sorted(set(names)):
-        try:
-            out.append((name, object_path(objects_dir, name).read_bytes()))
-        except FileNotFoundError:
-            continue  # not cached here: its stage runs again
-    return out
-
-
 def write_cache(objects_dir: Path, files: Iterable[tuple[str, bytes]]) -> int:
     """Add objects to a cache, read-only as the cache keeps them; how many were new."""
-    added = 0
-    for name, data in files:
-        path = object_path(objects_dir, name)
-        if path.exists():
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
+    return sum(store_cache_object(objects_dir, name, iter([data])) for name, data in files)
+
+
+def store_cache_object(objects_dir: Path, name: str, pieces: Iterator[bytes]) -> bool:
+    """Add the object ``name`` to a cache from its content in pieces (consumed
+    whole either way); whether it was new. Nothing is left half-written."""
+    path = object_path(objects_dir, name)
+    if path.exists():
+        for _ in pieces:
+            pass
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as out:
+            for piece in pieces:
+                out.write(piece)
         os.chmod(tmp, READ_ONLY)
         os.replace(tmp, path)
-        added += 1
-    return added
+    finally:
+        tmp.unlink(missing_ok=True)
+    return True
 
 
 def listed_names(listing: bytes) -> list[str]:
@@ -169,36 +272,66 @@ def hashes_in(document: Any) -> Iterator[str]:
 
 def frame_lines(seq: int, pack: bytes, width: int = FRAME_WIDTH) -> str:
     """Pack number ``seq`` as frame lines, ready to print in one write."""
-    text = base64.b64encode(pack).decode()
-    parts = [text[i : i + width] for i in range(0, len(text), width)] or [""]
-    return "".join(
-        f"{FRAME_MARK}{seq} {index} {len(parts)} {part}\n" for index, part in enumerate(parts)
-    )
+    return "".join(frame_file(seq, io.BytesIO(pack), len(pack), width))
+
+
+def frame_file(seq: int, pack: BinaryIO, size: int, width: int = FRAME_WIDTH) -> Iterator[str]:
+    """Pack number ``seq``, ``size`` bytes read from ``pack`` in pieces, as frame
+    lines, a few KB in memory at a time."""
+    piece = width // 4 * 3  # bytes that make ``width`` base64 characters
+    count = max(1, -(-size // piece))
+    for index in range(count):
+        part = base64.b64encode(pack.read(piece)).decode()
+        yield f"{FRAME_MARK}{seq} {index} {count} {part}\n"
 
 
 class FrameReader:
-    """Splits a run's output, fed in chunks of any size, into text and packs."""
+    """Splits a run's output, fed in chunks of any size, into text and packs.
 
-    def __init__(self) -> None:
+    Packs are decoded frame by frame into a spool (in memory while small, then
+    a temporary file in ``spool_dir``), so a pack of any size takes a few
+    frames of memory. Positions count characters of the whole output: a
+    reader that resumes at ``start`` (a restarted daemon) must start at a
+    :attr:`settled` position, and leaves out the text of lines that end at or
+    before ``written`` (it was written before the restart).
+    """
+
+    def __init__(self, start: int = 0, written: int = 0, spool_dir: Path | None = None) -> None:
         self._partial = ""
-        self._parts: dict[int, list[str]] = {}
+        self._spool_dir = spool_dir
+        self._open: dict[int, _Spool] = {}  # packs whose frames are coming
+        self.start = start
+        self.position = start  # the end of the last whole line read
+        self.settled = start  # the end of the last whole line read with no pack open
+        self.written = max(written, start)
 
-    def feed(self, chunk: str) -> tuple[str, list[tuple[int, bytes]]]:
-        """The plain output in ``chunk`` and the packs it completed (seq, bytes)."""
+    @property
+    def read(self) -> int:
+        """Characters of output taken so far (the last line may be partial)."""
+        return self.position + len(self._partial)
+
+    def feed(self, chunk: str) -> tuple[str, list[tuple[int, BinaryIO]]]:
+        """The plain output in ``chunk`` and the packs it completed (seq, the
+        pack as a file positioned at its start: the caller closes it)."""
         lines = (self._partial + chunk).split("\n")
         self._partial = lines.pop()
         text: list[str] = []
-        packs: list[tuple[int, bytes]] = []
+        packs: list[tuple[int, BinaryIO]] = []
         for line in lines:
+            self.position += len(line) + 1
+            fresh = self.position > self.written
             at = line.find(FRAME_MARK)
             if at < 0:
-                text.append(line + "\n")
-                continue
-            if at > 0:  # output that did not end its line before the frame
-                text.append(line[:at] + "\n")
-            done = self._frame(line[at + len(FRAME_MARK) :])
-            if done is not None:
-                packs.append(done)
+                text.append(line + "\n" if fresh else "")
+            else:
+                if at > 0 and fresh:  # output that did not end its line before the frame
+                    text.append(line[:at] + "\n")
+                done = self._frame(line[at + len(FRAME_MARK) :])
+                if done is not None:
+                    packs.append(done)
+            if not self._open:
+                self.settled = self.position
+        self.written = max(self.written, self.position)
         return "".join(text), packs
 
     def flush(self) -> str:
@@ -206,22 +339,55 @@ class FrameReader:
         rest, self._partial = self._partial, ""
         return rest
 
-    def _frame(self, body: str) -> tuple[int, bytes] | None:
+    def close(self) -> None:
+        """Drop the packs still open (their spools)."""
+        for spool in self._open.values():
+            spool.file.close()
+        self._open.clear()
+
+    def _frame(self, body: str) -> tuple[int, BinaryIO] | None:
         try:
             seq_text, index_text, count_text, part = body.split(" ", 3)
             seq, index, count = int(seq_text), int(index_text), int(count_text)
         except ValueError as exc:
             raise ShipmentError(f"damaged frame: {body[:40]!r}") from exc
-        parts = self._parts.setdefault(seq, [])
-        if index != len(parts):  # a replay from the start: begin this pack again
-            if index != 0:
-                raise ShipmentError(f"frame {index} of pack {seq} arrived out of order")
-            parts.clear()
-        parts.append(part)
-        if len(parts) < count:
+        if index == 0:  # a pack begins (again, on a replay from the start)
+            if seq in self._open:
+                self._open.pop(seq).file.close()
+            self._open[seq] = _Spool(self._spool_dir)
+        spool = self._open.get(seq)
+        if spool is None or index != spool.frames:
+            raise ShipmentError(f"frame {index} of pack {seq} arrived out of order")
+        spool.add(part)
+        if spool.frames < count:
             return None
-        del self._parts[seq]
+        del self._open[seq]
+        return seq, spool.done(seq)
+
+
+class _Spool:
+    """One pack being received: its base64 decoded frame by frame."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.file: BinaryIO = tempfile.SpooledTemporaryFile(  # type: ignore[assignment]
+            max_size=SPOOL_IN_MEMORY, prefix="exq-pack-", dir=folder
+        )
+        self.frames = 0
+        self._carry = ""  # base64 characters short of a 4-character group
+
+    def add(self, part: str) -> None:
+        text = self._carry + part
+        whole = len(text) - len(text) % 4
+        self._carry = text[whole:]
         try:
-            return seq, base64.b64decode("".join(parts), validate=True)
+            self.file.write(base64.b64decode(text[:whole], validate=True))
         except ValueError as exc:
-            raise ShipmentError(f"damaged pack {seq}: {exc}") from exc
+            raise ShipmentError(f"damaged frame: {exc}") from exc
+        self.frames += 1
+
+    def done(self, seq: int) -> BinaryIO:
+        if self._carry:
+            self.file.close()
+            raise ShipmentError(f"damaged pack {seq}: its base64 is cut short")
+        self.file.seek(0)
+        return self.file

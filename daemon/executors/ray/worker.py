@@ -14,6 +14,8 @@ the run's output (:mod:`exq.daemon.executors.ray.shipment`), so a lost machine l
 the steps since the last checkpoint.
 
 SIGTERM or SIGINT (the cluster stopping the job) sends SIGINT to the stages,
+and so does the death of the job's supervisor (its cluster went away: a
+worker left alone stops rather than run to the end for nobody),
 but never while a checkpoint snapshot is under way, and ends with an
 ``interrupted`` result. If the cluster kills the worker outright (its stop
 wait ran out), a watchdog process kills the stages, so none outlives it. Exit status: 0 on success, the failed stage's status,
@@ -28,6 +30,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,10 +43,10 @@ from exq.daemon.executors.ray.shipment import (
     ShipmentError,
     cache_names,
     decode_pack,
-    encode_pack,
-    frame_lines,
-    read_cache,
+    frame_file,
+    object_path,
     write_cache,
+    write_pack,
 )
 from exq.engine.errors import ExqError
 from exq.engine.experiments.run import ExpRunResult, SnapshotRun, resume_run, run_snapshot
@@ -52,28 +56,36 @@ from exq.engine.run.project import Project, default_link_types
 from exq.engine.run.runner import OutputSink
 
 INTERRUPTED_STATUS = 130
+ORPHAN_GRACE_SECONDS = 10.0  # from SIGINT to SIGKILL of the stages of a worker left alone
 
 
 class LineStream:
-    """The output stream, knowing whether a line is open (frames start lines)."""
+    """The output stream, knowing whether a line is open (frames start lines).
+    A pack's frames go out together: other output waits meanwhile."""
 
     def __init__(self, raw: IO[bytes]) -> None:
         self.raw = raw
         self.at_line_start = True
+        self._lock = threading.Lock()
 
     def write(self, data: bytes) -> int:
         if data:
-            self.raw.write(data)
-            self.at_line_start = data.endswith(b"\n")
+            with self._lock:
+                self.raw.write(data)
+                self.at_line_start = data.endswith(b"\n")
         return len(data)
 
     def flush(self) -> None:
         self.raw.flush()
 
-    def frames(self, text: str) -> None:
-        self.raw.write((b"" if self.at_line_start else b"\n") + text.encode())
-        self.raw.flush()
-        self.at_line_start = True
+    def frames(self, lines: Iterable[str]) -> None:
+        with self._lock:
+            if not self.at_line_start:
+                self.raw.write(b"\n")
+            for line in lines:
+                self.raw.write(line.encode())
+            self.raw.flush()
+            self.at_line_start = True
 
 
 class Sender:
@@ -99,9 +111,12 @@ class Sender:
         git = Git.open(self.project.root)
         objects = git.export_objects(shas, self.known)
         new = cache_names(self._objects_dir) - self.known_cache
-        cache = read_cache(self._objects_dir, new)
+        cache = [(name, object_path(self._objects_dir, name)) for name in sorted(new)]
+        with tempfile.TemporaryFile(prefix="exq-pack-") as spool:  # a pack of any size
+            size = write_pack(spool, meta, objects, cache)
+            spool.seek(0)
+            self.stream.frames(frame_file(self.seq, spool, size))
         self.known_cache |= new
-        self.stream.frames(frame_lines(self.seq, encode_pack(Pack(meta, objects, cache))))
         self.seq += 1
         if meta.get("sha"):
             self.ref_value = meta["sha"]
@@ -125,6 +140,10 @@ class Sender:
 # "done") it SIGKILLs those groups, so no stage outlives its worker.
 WATCHDOG = """
 import os, signal, sys
+# A cluster's stop signals every process of the job, this one too: it must
+# outlive the worker to do its work, so only the end of its input ends it.
+for name in ("SIGTERM", "SIGINT", "SIGHUP"):
+    signal.signal(getattr(signal, name), signal.SIG_IGN)
 groups = []
 for line in sys.stdin:
     if line.strip() == "done":
@@ -151,15 +170,26 @@ class Watchdog:
         )
 
     def watch(self, pgid: int) -> None:
-        assert self._proc.stdin is not None
-        self._proc.stdin.write(f"{pgid}\n")
-        self._proc.stdin.flush()
+        self._say(f"{pgid}\n")
 
     def done(self) -> None:
-        assert self._proc.stdin is not None
-        self._proc.stdin.write("done\n")
-        self._proc.stdin.close()
+        self._say("done\n")
+        try:
+            assert self._proc.stdin is not None
+            self._proc.stdin.close()
+        except OSError:
+            pass
         self._proc.wait()
+
+    def _say(self, line: str) -> None:
+        # A watchdog killed from outside (SIGKILL reaches it too) cannot be told
+        # anything: the run goes on without it rather than dying of a broken pipe.
+        try:
+            assert self._proc.stdin is not None
+            self._proc.stdin.write(line)
+            self._proc.stdin.flush()
+        except OSError:
+            pass
 
 
 class Stopper:
@@ -184,11 +214,61 @@ class Stopper:
                 async with self.snapshot_lock:  # a checkpoint snapshot ends first
                     _interrupt(self.pgids)
 
+    async def watch_supervisor(self) -> None:
+        """Stop the run if the process that started this worker's session (the
+        cluster's supervisor of the job) dies: with it went the cluster's
+        interest in the run, and anyone to read what it prints. SIGINT first,
+        as a stop from the cluster; SIGKILL after ``ORPHAN_GRACE_SECONDS``."""
+        supervisor = _supervisor()
+        if supervisor is None:
+            return
+        while _alive(*supervisor):
+            await anyio.sleep(1.0)
+        self.stopped = True
+        async with self.snapshot_lock:
+            _interrupt(self.pgids)
+        await anyio.sleep(ORPHAN_GRACE_SECONDS)
+        _interrupt(self.pgids, signal.SIGKILL)
 
-def _interrupt(pgids: list[int]) -> None:
+
+def _supervisor() -> tuple[int, str] | None:
+    """The first process up the tree outside this worker's session (pid, start
+    time), if /proc tells."""
+    try:
+        session = os.getsid(0)
+        pid = os.getppid()
+        while pid > 1 and os.getsid(pid) == session:
+            pid = _parent_of(pid)
+        return (pid, _started(pid)) if pid > 1 else None
+    except (OSError, ValueError):
+        return None
+
+
+def _stat(pid: int) -> list[str]:
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.rfind(")") + 2 :].split()
+
+
+def _parent_of(pid: int) -> int:
+    return int(_stat(pid)[1])
+
+
+def _started(pid: int) -> str:
+    return _stat(pid)[19]
+
+
+def _alive(pid: int, started: str) -> bool:
+    """Whether ``pid`` is still the process that started at ``started`` (not a reuse)."""
+    try:
+        return _stat(pid)[0] not in "ZX" and _started(pid) == started
+    except (OSError, IndexError):
+        return False
+
+
+def _interrupt(pgids: list[int], signum: int = signal.SIGINT) -> None:
     for pgid in pgids:
         try:
-            os.killpg(pgid, signal.SIGINT)
+            os.killpg(pgid, signum)
         except (ProcessLookupError, PermissionError):
             pass
 
@@ -272,6 +352,7 @@ async def run_job(job: dict[str, Any], pack: Pack, stream: LineStream) -> int:
         )
         async with anyio.create_task_group() as tg:
             tg.start_soon(stopper.watch)
+            tg.start_soon(stopper.watch_supervisor)
             try:
                 run = await anyio.to_thread.run_sync(snapshot_run, project, job, stopper, sender)
                 result = await run_snapshot(project, run, Path(tmp) / "worktree", sink)

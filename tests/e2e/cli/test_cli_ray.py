@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -178,7 +177,7 @@ def test_a_bad_executor_name_is_refused_before_anything_is_queued(
     assert code == 2 and "add --queue" in err
 
 
-def test_a_run_asking_more_cpus_than_the_cluster_has_waits_until_killed(
+def test_a_run_waiting_for_cpus_says_so_and_holds_no_slot_until_killed(
     queue_env: QueueEnv,
     tmp_path: Path,
     ray_cluster: RayCluster,  # noqa: F811
@@ -186,22 +185,20 @@ def test_a_run_asking_more_cpus_than_the_cluster_has_waits_until_killed(
     root = make_sweep_project(tmp_path / "repo")
     exq("queue", "start", "--executor", "ray", "--address", ray_cluster.address, cwd=root)
     _, out, _ = exq("exp", "run", "--queue", "--cpus", "64", "-n", "big", cwd=root)
-    (run_id,) = queued_ids(out)
+    (big,) = queued_ids(out)
+    pending = f"ray {ray_cluster.address} pending (needs 64 CPUs; no node has that much now)"
+    wait_for(lambda: runs_by_id(root)[big]["location"] == pending, "the run to say it waits", 60)
+    _, shown, _ = exq("queue", "status", cwd=root)
+    assert "pending (needs 64 CPUs" in shown
 
-    def job():  # noqa: ANN202
-        found = [
-            j
-            for j in ray_cluster.client().list_jobs()
-            if j.submission_id == job_id(queue_env, run_id)
-        ]
-        return found[0] if found else None
+    # One slot (-j 1), and the waiting run does not hold it.
+    _, out, _ = exq("exp", "run", "--queue", "--executor", "local", "-n", "quick", cwd=root)
+    (quick,) = queued_ids(out)
+    assert wait_states(root, [quick], {"success", "failed"}, 120)[quick]["state"] == "success"
+    assert runs_by_id(root)[big]["state"] == "running"
 
-    wait_for(job, "the job on the cluster", 60)
-    time.sleep(3)  # the cluster has 4 CPUs: the job cannot start
-    assert str(job().status).endswith("PENDING")
-    assert runs_by_id(root)[run_id]["state"] == "running"
-    exq("queue", "kill", str(run_id), cwd=root)
-    run = wait_states(root, [run_id], {"failed", "success"}, seconds=120)[run_id]
+    exq("queue", "kill", str(big), cwd=root)
+    run = wait_states(root, [big], {"failed", "success"}, seconds=120)[big]
     assert (run["state"], run["error"]) == ("failed", "killed")
     # Ray itself leaves the job pending: its stop reaches the job's supervisor,
     # which does not exist before the resources do. The daemon let go of it.

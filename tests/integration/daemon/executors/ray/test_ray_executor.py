@@ -9,7 +9,9 @@ stops the job. The training script is the one of the local checkpoint tests
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -29,6 +31,7 @@ from exq.engine.experiments.refs import exp_ref
 from exq.engine.git import Git
 from tests.ray_cluster import (
     RayCluster,
+    _descendants,
     free_port,
     kill_node,
     ray_available,
@@ -42,6 +45,7 @@ from tests.support import (
     computed,
     daemon,
     enqueue,
+    events,
     get,
     make_training_project,
     rdv,
@@ -101,6 +105,9 @@ async def test_a_job_stopped_on_the_cluster_resumes_there_with_a_gapless_chain(
     assert computed(rdv(config)) == [0, 1, 2, 3, 4]  # no step computed twice
     log = Path(record.log_path or "").read_text()
     assert "\x1e" not in log and "resum" in log.lower()
+    # The stop reached every process of the job, the worker's watchdog too: the
+    # worker still sent its (interrupted) result, without a traceback.
+    assert log.count("sent its result") == 2 and "Traceback" not in log
 
 
 async def test_a_restarted_daemon_follows_the_job_it_left_running(
@@ -231,6 +238,8 @@ async def test_a_node_without_exq_fails_the_run_with_the_reason(
     assert record.state is RunState.FAILED and record.attempts == 1
     assert record.error is not None and "No module named" in record.error
     assert "\n" not in record.error
+    last = Path(record.log_path or "").read_text().splitlines()[-1]
+    assert last == f"exq: failed: {record.error}"  # as a local run's log ends
 
 
 async def test_an_adopted_run_waits_for_its_cluster_to_come_back(
@@ -269,3 +278,138 @@ async def test_an_adopted_run_waits_for_its_cluster_to_come_back(
     record = get(config, run_id)
     assert (record.state, record.attempts) == (RunState.SUCCESS, 1)
     assert Git.open(repo).get_ref(exp_ref(baseline, "patient")) == record.experiment_sha
+
+
+@pytest.fixture
+def own_head(tmp_path: Path) -> Iterator[Callable[[], str]]:
+    """A cluster of this test's own that can go and come back on one address:
+    calling it starts the head (again); ``own_head.kill`` kills it like a lost machine."""
+    if not ray_available():
+        pytest.skip("Ray is not installed (make ray)")
+    port = free_port()
+    heads: list[subprocess.Popen[bytes]] = []
+    temps: list[Path] = []
+
+    def start() -> str:
+        temps.append(Path(tempfile.mkdtemp(prefix="exqray-", dir="/tmp")))
+        head, address, _ = start_head(temps[-1], num_cpus=2, dashboard=port)
+        heads.append(head)
+        return address
+
+    start.kill = lambda: kill_node(heads[-1])  # type: ignore[attr-defined]
+    start.heads = heads  # type: ignore[attr-defined]
+    try:
+        yield start
+    finally:
+        for head in heads:
+            stop_cluster(head)
+        for temp in temps:
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+async def test_runs_wait_for_a_cluster_that_went_away_and_a_restarted_head_requeues_its_runs(
+    config: DaemonConfig,
+    tmp_path: Path,  # noqa: F811
+    own_head: Callable[[], str],
+) -> None:
+    address = await anyio.to_thread.run_sync(own_head)
+    repo, baseline = make_training_project(tmp_path / "train", epochs=3)
+    config = replace(
+        config,
+        jobs=2,
+        executor="ray",
+        ray_address=address,
+        extra_env={**config.extra_env, "HOLD_AT": "0"},
+    )
+    first = enqueue(config.db_path, repo, "first")
+    async with daemon(config):
+        await held(config, first, 1)
+        await anyio.to_thread.run_sync(own_head.kill)  # type: ignore[attr-defined]
+        later = enqueue(config.db_path, repo, "later")
+        await wait_for(lambda: get(config, later).error, "the word on it", SLOW)
+        await anyio.sleep(5)  # a few tries of the backoff
+        waiting = get(config, later)
+        assert (waiting.state, waiting.attempts) == (RunState.QUEUED, 0)
+        assert (waiting.error or "").startswith(f"cannot reach the Ray cluster at {address}")
+        said = [
+            e for e in events(config) if e.get("event") == "ray.unreachable" and "location" in e
+        ]
+        assert len(said) == 1  # once, not at each try
+        assert get(config, first).state is RunState.RUNNING  # its job may still be there
+
+        (rdv(config) / "go").write_text("")
+        await anyio.to_thread.run_sync(own_head)  # a new head: it knows no job of before
+        await wait_for(lambda: get(config, first).attempts == 2, "the first run sent again", SLOW)
+        await wait_for(
+            lambda: {get(config, i).state for i in (first, later)} == {RunState.SUCCESS},
+            "both runs to succeed",
+            SLOW,
+        )
+    gone = [
+        e for e in events(config) if e.get("state") == "interrupted" and e.get("run_id") == first
+    ]
+    assert "no longer knows job" in str(gone[0]["error"])
+    assert get(config, later).attempts == 1
+    tip = Git.open(repo).get_ref(exp_ref(baseline, "first"))
+    assert chain_steps(repo, tip, baseline) == [0, 1, 2]  # resumed from its checkpoint
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _run_processes() -> list[int]:
+    """Pids of the run's worker and of what it started (the stage, the watchdog)."""
+    workers = [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and "exq.daemon.executors.ray.worker" in _cmdline(int(entry.name))
+    ]
+    found = set(workers)
+    for pid in workers:
+        found |= _descendants(pid)
+    return sorted(found)
+
+
+def _kill_all_but_the_run(head: subprocess.Popen[bytes]) -> None:
+    """Kill every process of the head (its services, the job's supervisor and
+    Ray's own watcher of it) but the run's worker and what it started: what a
+    crash of the cluster's processes leaves behind."""
+    keep = set(_run_processes())
+    keep |= {pid for pid in _descendants(head.pid) if _session(pid) in {_session(k) for k in keep}}
+    doomed = (_descendants(head.pid) | {head.pid}) - keep
+    for sig in (signal.SIGSTOP, signal.SIGKILL):
+        for pid in doomed:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+    head.wait()
+
+
+def _session(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except ProcessLookupError:
+        return None
+
+
+async def test_a_run_left_by_a_dead_head_stops(
+    config: DaemonConfig,
+    tmp_path: Path,  # noqa: F811
+    own_head: Callable[[], str],
+) -> None:
+    address = await anyio.to_thread.run_sync(own_head)
+    repo, _ = make_training_project(tmp_path / "train", epochs=3)
+    config = replace(
+        config, executor="ray", ray_address=address, extra_env={**config.extra_env, "HOLD_AT": "0"}
+    )
+    run_id = enqueue(config.db_path, repo, "orphan")
+    async with daemon(config):
+        await held(config, run_id, 1)
+        assert any("train.py" in _cmdline(pid) for pid in _run_processes())
+        await anyio.to_thread.run_sync(_kill_all_but_the_run, own_head.heads[-1])  # type: ignore[attr-defined]
+        await wait_for(lambda: not _run_processes(), "the worker and its stage to stop", 30)

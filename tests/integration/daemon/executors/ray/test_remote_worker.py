@@ -21,7 +21,7 @@ import pytest
 
 from exq.daemon.config import DaemonConfig
 from exq.daemon.executors.ray.remote import JOB_FILE, Importer, write_payload
-from exq.daemon.executors.ray.shipment import FrameReader, ShipmentError, decode_pack
+from exq.daemon.executors.ray.shipment import FrameReader, ShipmentError
 from exq.daemon.store import RunRecord, SyncStore
 from exq.engine.experiments.refs import exp_ref
 from exq.engine.git import Git
@@ -54,9 +54,9 @@ def apply_output(repo: Path, output: str, ref: str) -> tuple[str, list[dict[str,
     text, packs = reader.feed(output)
     importer = Importer(open_project(repo), ref)
     metas = []
-    for _seq, blob in packs:
-        applied = importer.apply(decode_pack(blob))
-        metas.append(applied.meta)
+    for _seq, pack in packs:
+        with pack:
+            metas.append(importer.apply(pack).meta)
     return text + reader.flush(), metas
 
 
