@@ -85,7 +85,7 @@ def pending_location(address: str, needs: str) -> str:
 
 def is_pending_location(location: str | None) -> bool:
     """Whether a run waits on its cluster for resources (it holds no slot then)."""
-    return bool(location) and location.split()[2:3] == ["pending"]
+    return location is not None and location.split()[2:3] == ["pending"]
 
 
 class RemoteJob(Protocol):

@@ -321,7 +321,7 @@ class Follower:
         runtime environment failed, say): stop reading once the job ended and
         the stream has been quiet for ``QUIET_SECONDS``."""
         ended_at: float | None = None
-        pending_since = anyio.current_time()
+        pending_since: float | None = anyio.current_time()
         while True:
             await anyio.sleep(END_POLL_SECONDS)
             if ended_at is None:

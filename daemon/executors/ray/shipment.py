@@ -31,7 +31,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from exq.engine.errors import ExqError
 from exq.engine.git import GitObject
@@ -60,8 +60,12 @@ class Pack:
 CacheSource = bytes | Path
 
 
+class Writable(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+
 def write_pack(
-    out: BinaryIO,
+    out: Writable,
     meta: dict[str, Any],
     objects: Iterable[GitObject],
     cache: Iterable[tuple[str, CacheSource]],
@@ -156,7 +160,7 @@ class _Inflater:
         return not self._buffer and not self._fill()
 
 
-CacheTaker = Callable[[str, Iterator[bytes]], None]
+CacheTaker = Callable[[str, Iterator[bytes]], object]
 
 
 def read_pack(stream: BinaryIO, take_cache: CacheTaker) -> Pack:
@@ -370,7 +374,9 @@ class _Spool:
 
     def __init__(self, folder: Path | None) -> None:
         self.file: BinaryIO = tempfile.SpooledTemporaryFile(  # type: ignore[assignment]
-            max_size=SPOOL_IN_MEMORY, prefix="exq-pack-", dir=folder
+            max_size=SPOOL_IN_MEMORY,
+            prefix="exq-pack-",
+            dir=None if folder is None else str(folder),
         )
         self.frames = 0
         self._carry = ""  # base64 characters short of a 4-character group
