@@ -12,7 +12,6 @@ from tests.e2e.conftest import exq
 from tests.e2e.queue_helpers import (
     QueueEnv,
     make_project,
-    queue_env,  # noqa: F401  (a fixture)
     queued_ids,
 )
 
@@ -24,7 +23,7 @@ def sparse(path: Path, size: int) -> None:
 
 
 def test_large_untracked_files_are_named_and_refused_past_the_limit(
-    queue_env: QueueEnv,  # noqa: F811
+    queue_env: QueueEnv,
     tmp_path: Path,
 ) -> None:
     root = make_project(tmp_path / "repo")

@@ -24,7 +24,6 @@ from tests.e2e.conftest import EXQ_BIN, PY, exq, write
 from tests.e2e.queue_helpers import (
     QueueEnv,
     daemon_pid,
-    queue_env,  # noqa: F401  (a fixture)
     queued_ids,
     runs_by_id,
     wait_for,
@@ -119,7 +118,7 @@ def start(root: Path, address: str) -> None:
 
 
 def test_daemons_stopped_or_killed_while_packs_come_back_lose_no_run(
-    queue_env: QueueEnv,  # noqa: F811
+    queue_env: QueueEnv,
     tmp_path: Path,
     ray_cluster: RayCluster,  # noqa: F811
 ) -> None:
@@ -197,7 +196,7 @@ def rss(pid: int) -> int:
 
 
 def test_a_big_checkpoint_lands_in_bounded_memory_and_its_resume_names_the_limit(
-    queue_env: QueueEnv,  # noqa: F811
+    queue_env: QueueEnv,
     tmp_path: Path,
     ray_cluster: RayCluster,  # noqa: F811
 ) -> None:
