@@ -321,11 +321,11 @@ async def test_runs_wait_for_a_cluster_that_went_away_and_a_restarted_head_reque
         ray_address=address,
         extra_env={**config.extra_env, "HOLD_AT": "0"},
     )
-    first = enqueue(config.db_path, repo, "first")
+    first = enqueue(config, repo, "first")
     async with daemon(config):
         await held(config, first, 1)
         await anyio.to_thread.run_sync(own_head.kill)  # type: ignore[attr-defined]
-        later = enqueue(config.db_path, repo, "later")
+        later = enqueue(config, repo, "later")
         await wait_for(lambda: get(config, later).error, "the word on it", SLOW)
         await anyio.sleep(5)  # a few tries of the backoff
         waiting = get(config, later)
@@ -407,7 +407,7 @@ async def test_a_run_left_by_a_dead_head_stops(
     config = replace(
         config, executor="ray", ray_address=address, extra_env={**config.extra_env, "HOLD_AT": "0"}
     )
-    run_id = enqueue(config.db_path, repo, "orphan")
+    run_id = enqueue(config, repo, "orphan")
     async with daemon(config):
         await held(config, run_id, 1)
         assert any("train.py" in _cmdline(pid) for pid in _run_processes())
