@@ -29,8 +29,8 @@ from tests.e2e.queue_helpers import (
     wait_for,
     wait_states,
 )
-from tests.integration.test_daemon_checkpoints import chain_steps
 from tests.ray_cluster import RayCluster
+from tests.support import chain_steps
 
 pytestmark = pytest.mark.ray
 CHUNK = 20000  # characters: how the cluster cuts a job's output
