@@ -27,6 +27,9 @@ stage; the CLI prints it without a traceback and exits with ``exit_code``.
     │                          (exq.daemon.main)
     ├── SocketInUse            another daemon answers on the socket path (exq.daemon.server)
     ├── RayError               the Ray cluster cannot be used (exq.daemon.executors.ray)
+    │   └── RayUnreachable     it does not answer at its address (a run not sent waits)
+    ├── PayloadTooBig          what a run needs is over Ray's 100 MiB for a job's files
+    │                          (exq.daemon.executors.ray.remote)
     └── ShipmentError          a pack sent to or from a cluster arrived damaged
 
 Two exceptions stay inside their module and never reach a user as they are:
