@@ -15,6 +15,7 @@ stage; the CLI prints it without a traceback and exits with ``exit_code``.
     ├── StageFailed            a stage command exited non-zero or lost an out
     ├── CacheError             the cache is missing or corrupt for a path
     ├── GitError               the git repository is missing or in a bad state
+    │   └── ObjectsVanished    objects exq just wrote are gone (a concurrent git gc --prune=now)
     ├── ExperimentError        an experiment name is invalid, clashes or is unknown
     ├── PlotsError             a plots file is unreadable or a plots target is missing
     │   (the daemon's, defined beside what raises them:)
@@ -117,6 +118,18 @@ class CacheError(ExqError):
 
 class GitError(ExqError):
     """The git repository is missing or in a state exq cannot work with."""
+
+
+class ObjectsVanished(GitError):
+    """A commit exq just made (or builds on) is gone: ``git gc --prune=now``
+    deletes loose objects that concurrent writers have not yet put under a ref."""
+
+    def __init__(self, sha: str, root: object) -> None:
+        super().__init__(
+            f"commit {sha[:7]} vanished from {root} while exq was using it",
+            hint="was 'git gc --prune=now' running? It deletes what is being committed",
+        )
+        self.sha = sha
 
 
 class ExperimentError(ExqError):

@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 
 from exq.engine.data.cache import remove_out
+from exq.engine.errors import ObjectsVanished
 from exq.engine.experiments.chains import (
     Marker,
     chain_message,
@@ -33,6 +34,9 @@ from exq.engine.spec.loading import load_pipeline, lock_name
 from exq.engine.spec.lockfile import LockEntry, parse_lock
 from exq.engine.spec.stage import Stage
 from exq.engine.writes import atomic_write_bytes
+
+# Tries of a checkpoint commit that a concurrent gc deleted before its ref held it.
+_COMMIT_ATTEMPTS = 3
 
 
 class ChainCommitter:
@@ -92,12 +96,22 @@ class ChainCommitter:
     # -- commits ----------------------------------------------------------------
 
     def _commit_checkpoint(self, step: int | None) -> str:
-        git = Git.open(self.project.root)
         message = chain_message(self.name, self.ref, step=step)
-        sha = git.snapshot_workspace(message, parent=self.tip or self.baseline)
-        self._move_ref(git, sha, f"exq: checkpoint {self.name}")
-        self.tip = sha
-        return sha
+        parent = self.tip or self.baseline
+        for attempt in range(1, _COMMIT_ATTEMPTS + 1):
+            git = Git.open(self.project.root)
+            sha = git.snapshot_workspace(message, parent=parent)
+            try:
+                self._move_ref(git, sha, f"exq: checkpoint {self.name}")
+            except ObjectsVanished as exc:
+                # A concurrent gc deleted the new commit before the ref held it:
+                # make it again (its parent is under the ref, so it stays).
+                if exc.sha != sha or attempt == _COMMIT_ATTEMPTS:
+                    raise
+                continue
+            self.tip = sha
+            return sha
+        raise AssertionError("unreachable")
 
     def _move_ref(self, git: Git, sha: str, message: str) -> None:
         git.set_ref(self.ref, sha, expected_old=self.expected, message=message)

@@ -14,14 +14,19 @@ from __future__ import annotations
 
 import enum
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pygit2
 from pygit2.enums import SortMode
 
-from exq.engine.errors import GitError
-from exq.engine.git.repository import Repository
+from exq.engine.errors import GitError, ObjectsVanished
+from exq.engine.git.repository import HEX40, Repository
+
+# A ref locked by git itself (gc packing refs) is tried again for about a second.
+_LOCK_TRIES = 20
+_LOCK_WAIT = 0.05
 
 
 class _Any(enum.Enum):
@@ -86,7 +91,12 @@ class Refs(Repository):
         update is a compare-and-set under the ref's lock; a mismatch raises.
         """
         _require_ref_name(name)
-        target = self._commit(sha).id
+        try:
+            target = self._commit(sha).id
+        except GitError:
+            if HEX40.fullmatch(sha) and self._repo.get(sha) is None:
+                raise ObjectsVanished(sha, self.root) from None
+            raise
 
         def update() -> None:
             with self._repo.transaction() as txn:
@@ -96,10 +106,18 @@ class Refs(Repository):
                 # libgit2 then uses the repo identity or its own fallback for the reflog.
                 txn.set_target(name, target, message=message)
 
-        try:
-            self._locked(name, update)
-        except pygit2.GitError as exc:
-            raise GitError(f"cannot update ref {name}: {exc}") from exc
+        for attempt in range(_LOCK_TRIES):
+            try:
+                self._locked(name, update)
+                return
+            except (pygit2.GitError, OSError) as exc:
+                # git itself holds ref locks for moments (gc packing refs, a fetch),
+                # and pack-refs removes the folders it empties as a ref is made there.
+                passing = "failed to lock" in str(exc) or "failed to make directory" in str(exc)
+                if passing and attempt + 1 < _LOCK_TRIES:
+                    time.sleep(_LOCK_WAIT)
+                    continue
+                raise GitError(f"cannot update ref {name}: {exc}") from exc
 
     def delete_ref(self, name: str, *, expected_old: str | None | _Any = ANY) -> bool:
         """Delete ``name`` (compare-and-set with ``expected_old``); False if it did not exist."""

@@ -150,8 +150,8 @@ class Repository:
                 raise GitError(f"unknown revision '{rev}'") from exc
             raise GitError(f"ambiguous revision '{rev}'", hint="use a longer sha") from exc
         except (KeyError, ValueError, pygit2.GitError) as exc:
-            raise GitError(f"unknown revision '{rev}'") from exc
-        raise GitError(f"unknown revision '{rev}'")
+            raise _unknown(rev) from exc
+        raise _unknown(rev)
 
     def has_commit(self, sha: str) -> bool:
         """True when the commit ``sha`` (full) is in the local object database."""
@@ -250,3 +250,13 @@ def _walk_tree(tree: pygit2.Tree, prefix: str) -> Iterator[str]:
             yield from _walk_tree(obj, path)
         elif obj.filemode != MODE_GITLINK:
             yield path
+
+
+def _unknown(rev: str) -> GitError:
+    if HEX40.fullmatch(rev):  # a sha exq holds, most likely: say how it can go
+        return GitError(
+            f"unknown revision '{rev}'",
+            hint="no such commit; if exq made it, a concurrent 'git gc --prune=now'"
+            " deleted it (it deletes what is being committed)",
+        )
+    return GitError(f"unknown revision '{rev}'")

@@ -9,8 +9,9 @@ import stat
 import pygit2
 from pygit2.enums import FileMode, FileStatus
 
-from exq.engine.errors import GitError
+from exq.engine.errors import GitError, ObjectsVanished
 from exq.engine.git.repository import (
+    HEX40,
     MODE_EXEC,
     MODE_FILE,
     MODE_GITLINK,
@@ -18,6 +19,9 @@ from exq.engine.git.repository import (
     Repository,
     lstat_or_none,
 )
+
+# Tries of a snapshot whose fresh objects a concurrent gc deleted under it.
+_SNAPSHOT_ATTEMPTS = 3
 
 
 class Snapshots(Repository):
@@ -31,7 +35,31 @@ class Snapshots(Repository):
 
         The user's index, HEAD and branches are not touched and no ref points at
         the new commit. Returns its sha.
+
+        A concurrent ``git gc --prune=now`` deletes loose objects no ref reaches,
+        such as the blobs a snapshot has just written and not yet put in a tree:
+        then the snapshot is made again, with a fresh handle on the repository
+        (so that no cached list of packs hides what is gone).
         """
+        for attempt in range(1, _SNAPSHOT_ATTEMPTS + 1):
+            try:
+                return self._snapshot(message, parent, extra)
+            except (pygit2.GitError, GitError) as exc:
+                # libgit2's own errors; OSError where it lost a race for a file (gc
+                # removed an objects/xx folder as a blob was renamed into it).
+                vanished = exc if isinstance(exc, pygit2.GitError) else exc.__cause__
+                if not isinstance(vanished, (pygit2.GitError, OSError)):
+                    raise
+                if attempt == _SNAPSHOT_ATTEMPTS:
+                    raise GitError(
+                        f"cannot snapshot the workspace of {self.root}: {vanished}",
+                        hint="git objects vanished while it was made: was 'git gc --prune=now'"
+                        " running? It deletes what is being committed",
+                    ) from exc
+                self._repo = pygit2.Repository(self._repo.path)
+        raise AssertionError("unreachable")
+
+    def _snapshot(self, message: str, parent: str | None, extra: dict[str, bytes] | None) -> str:
         repo = self._repo
         head = None if repo.head_is_unborn else repo.head.peel(pygit2.Commit)
         # A fresh in-memory index, never the one in .git/index.
@@ -44,7 +72,7 @@ class Snapshots(Repository):
             old = _index_mode(index, rel)
             mode = old if old in (MODE_FILE, MODE_EXEC) else MODE_FILE
             index.add(pygit2.IndexEntry(rel, repo.create_blob(data), FileMode(mode)))
-        parents = [self._commit(parent).id] if parent else ([head.id] if head else [])
+        parents = [self._parent(parent).id] if parent else ([head.id] if head else [])
         return self._write_commit(index.write_tree(repo), parents, message)
 
     def untracked_files(self) -> list[tuple[str, int]]:
@@ -62,6 +90,14 @@ class Snapshots(Repository):
             if st is not None and stat.S_ISREG(st.st_mode):
                 found.append((rel, st.st_size))
         return sorted(found)
+
+    def _parent(self, parent: str) -> pygit2.Commit:
+        try:
+            return self._commit(parent)
+        except GitError:
+            if HEX40.fullmatch(parent) and self._repo.get(parent) is None:
+                raise ObjectsVanished(parent, self.root) from None
+            raise
 
     def _add_workspace_changes(self, index: pygit2.Index) -> None:
         """Make ``index`` (HEAD's tree) match the workspace. Only the paths that

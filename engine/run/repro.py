@@ -91,7 +91,7 @@ async def repro(
         except ExqError as exc:
             # e.g. a params file that no longer parses: this stage fails, not the
             # whole run with a traceback; finished stages keep their lock entries
-            failure = exc if isinstance(exc, StageFailed) else StageFailed(name, exc.message)
+            failure = exc if isinstance(exc, StageFailed) else StageFailed(name, str(exc))
             result.failed = result.failed or failure
             return False
 
@@ -145,6 +145,8 @@ class _StageRun:
     lock_guard: anyio.Lock = field(default_factory=anyio.Lock)
     # One checkpoint stage at a time: DVC's signal file has one name per project.
     checkpoint_guard: anyio.Lock = field(default_factory=anyio.Lock)
+    # Why a stage's checkpoint was refused: its command then fails, and this says why.
+    refused: dict[str, str] = field(default_factory=dict)
 
     async def stage(self, stage: Stage) -> bool:
         """Run the stage's command, save its outs, write its lock entry."""
@@ -166,9 +168,10 @@ class _StageRun:
                 code = await self._checkpointed(stage, {**env, **self.options.checkpoint_env}, hook)
         await self._live_report(stage, final=True)
         if code != 0:
-            self.result.failed = StageFailed(
-                name, f"command exited with code {code}", returncode=code
-            )
+            why = f"command exited with code {code}"
+            if name in self.refused:
+                why += f" after exq refused its checkpoint: {self.refused[name]}"
+            self.result.failed = StageFailed(name, why, returncode=code)
             return False
         try:
             with anyio.CancelScope(shield=True):
@@ -244,6 +247,8 @@ class _StageRun:
                 await self._interrupted(hook, stage)
             raise
         if code != 0:
+            if session.errors:
+                self.refused[stage.address] = session.errors[-1]
             with anyio.CancelScope(shield=True):
                 await self._interrupted(hook, stage)
         elif session.errors:
