@@ -161,6 +161,7 @@ async def _run_one(
     except BaseException:
         with anyio.CancelScope(shield=True):
             await stop_process_group(process)
+            await process.aclose()  # its pipe, before the loop closes (a full disk, say)
         raise
 
 
