@@ -40,7 +40,8 @@ from exq.daemon.executors.ray.shipment import (
 from exq.daemon.store import RunRecord
 from exq.engine import yaml12
 from exq.engine.errors import ExperimentError, ExqError
-from exq.engine.experiments.refs import exp_ref
+from exq.engine.experiments.queue_snapshot import replaces_experiment
+from exq.engine.experiments.refs import exp_ref, expected_tip
 from exq.engine.git import Git
 from exq.engine.run.project import Project
 from exq.engine.spec.lockfile import plain
@@ -64,7 +65,14 @@ def write_payload(
     git = Git.open(project.root)
     start = latest_checkpoint(project, run) if run.resume_sha else run.snapshot
     ref = exp_ref(run.baseline, run.name)
-    current = git.get_ref(ref)
+    # As on this machine: the run moves its experiment ref only from nothing or
+    # from its own commits, unless queued to replace what is there.
+    current = expected_tip(
+        git,
+        ref,
+        own=run.resume_sha or run.experiment_sha,
+        replace=replaces_experiment(git, run.snapshot),
+    )
     shas = [start, run.baseline, *([current] if current else [])]
     objects = git.export_objects(dict.fromkeys(shas), set())
     objects_dir = _objects_dir(project)

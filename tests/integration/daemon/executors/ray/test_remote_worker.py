@@ -23,6 +23,7 @@ from exq.daemon.config import DaemonConfig
 from exq.daemon.executors.ray.remote import JOB_FILE, Importer, write_payload
 from exq.daemon.executors.ray.shipment import FrameReader, ShipmentError
 from exq.daemon.store import RunRecord, SyncStore
+from exq.engine.errors import ExperimentError
 from exq.engine.experiments.refs import exp_ref
 from exq.engine.git import Git
 from exq.engine.run.project import open_project
@@ -234,3 +235,13 @@ def test_a_project_in_a_sub_folder_runs_there_on_the_worker(
     tip = Git.open(repo).get_ref(ref)
     assert "model.txt" in git(repo, "show", f"{tip}:proj/dvc.lock")
     assert git(repo, "ls-tree", "--name-only", tip).split() == ["proj"]  # nothing at the root
+
+
+def test_a_run_is_not_shipped_to_replace_an_experiment_it_did_not_make(
+    config: DaemonConfig, tmp_path: Path
+) -> None:
+    repo, baseline = make_training_project(tmp_path / "train", epochs=3)
+    run_id = enqueue(config, repo, "far")
+    Git.open(repo).set_ref(exp_ref(baseline, "far"), baseline)  # someone else's "far"
+    with pytest.raises(ExperimentError, match="already exists"):
+        ship(config, record(config, run_id), tmp_path / "payload")
