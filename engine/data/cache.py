@@ -39,6 +39,7 @@ from exq.engine.data.hashing import (
     DIR_SUFFIX,
     DirFiles,
     HashInfo,
+    file_info,
     file_md5,
     hash_dir_entries,
     hash_file,
@@ -298,8 +299,7 @@ class Cache:
             raise CacheError(f"{obj}: cannot stat cache object: {exc.strerror}") from exc
         expected = md5.removesuffix(DIR_SUFFIX)
         if state is not None:
-            known = state.get_abs(os.fspath(obj), st)
-            if known is not None and known.md5 == expected:
+            if state.known_md5(os.fspath(obj), st) == expected:
                 return st
         try:
             # a listing is JSON without CRLF: both md5s agree on it
@@ -375,8 +375,8 @@ class Cache:
         total = sum(st.st_size for _, _, st, _ in files)
         with progress.task("Caching", len(files), total) as shown:
 
-            def one(item: tuple[str, str, os.stat_result, HashInfo]) -> None:
-                self._save_file(item[1], item[2], item[3], state)
+            def one(item: tuple[str, str, os.stat_result, str]) -> None:
+                self._save_file(item[1], item[2], file_info(item[3], item[2]), state)
                 shown.advance(item[2].st_size)
 
             map_chunked(one, files, worth_threads(total, len(files)))
@@ -530,7 +530,7 @@ class Cache:
             )
             if found.md5 == info.md5:
                 return
-            current = {rel: (os.fspath(fpath), finfo.md5) for rel, fpath, _, finfo in files}
+            current = {rel: (os.fspath(fpath), md5) for rel, fpath, _, md5 in files}
         try:
             listing = self.load_listing(info, state)
         except CacheError as exc:

@@ -150,15 +150,30 @@ class HashState:
 
     def get_abs(self, apath: str, st: os.stat_result) -> HashInfo | None:
         """``get`` for a path already absolute and normalized (no ``abspath`` per file)."""
+        md5 = self.known_md5(apath, st)
+        if md5 is None:
+            return None
+        return HashInfo(md5=md5, size=st.st_size, isexec=is_exec(st.st_mode))
+
+    def known_md5(self, apath: str, st: os.stat_result) -> str | None:
+        """The remembered md5 alone (no HashInfo: the per-file loops of big folders)."""
         with self._lock:
             row = self._pending.get(apath) or self._loaded.get(apath)
             if row is None and not self._is_preloaded(apath):
                 row = self._select(apath)
-            if row is None or row[:3] != _key(st):
+            if (
+                row is None
+                or row[0] != _signed(st.st_ino)
+                or row[1:3]
+                != (
+                    st.st_mtime_ns,
+                    st.st_size,
+                )
+            ):
                 self.misses += 1
                 return None
             self.hits += 1
-            return HashInfo(md5=row[3], size=st.st_size, isexec=is_exec(st.st_mode))
+            return row[3]
 
     def preload(self, folder: Path | str) -> None:
         """Read every row below ``folder`` at once, so lookups under it need no query."""

@@ -385,11 +385,18 @@ def _read_hash(apath: str, st: os.stat_result, state: HashState) -> HashInfo:
     return info
 
 
-DirFiles = list[tuple[str, str, os.stat_result, HashInfo]]
+# ``(relpath, path, stat, md5)`` per file of a folder: plain values, since a
+# folder may hold a million files (``file_info`` makes a file's HashInfo).
+DirFiles = list[tuple[str, str, os.stat_result, str]]
+
+
+def file_info(md5: str, st: os.stat_result, legacy: bool = False) -> HashInfo:
+    """The HashInfo of a folder's file from its md5 and stat."""
+    return HashInfo(md5=md5, size=st.st_size, isexec=is_exec(st.st_mode), legacy=legacy)
 
 
 def hash_dir_entries(path: Path | str, state: HashState) -> tuple[HashInfo, bytes, DirFiles]:
-    """Hash a folder: its HashInfo, listing bytes, and ``(relpath, path, stat, info)`` per file.
+    """Hash a folder: its HashInfo, listing bytes, and ``(relpath, path, stat, md5)`` per file.
 
     The state rows of the whole folder are read in one query; files whose stat
     changed are read on a few threads at once.
@@ -398,13 +405,13 @@ def hash_dir_entries(path: Path | str, state: HashState) -> tuple[HashInfo, byte
     known: DirFiles = []
     unknown: list[tuple[str, str, os.stat_result]] = []
     for rel, fpath, st in walk_files(path, state.root):
-        info = state.get_abs(fpath, st)
-        if info is None:
+        md5 = state.known_md5(fpath, st)
+        if md5 is None:
             unknown.append((rel, fpath, st))
         else:
-            known.append((rel, fpath, st, info))
+            known.append((rel, fpath, st, md5))
     known.extend(_hash_many(unknown, state))
-    dinfo, data = dir_hash((rel, info.md5, st.st_size) for rel, _, st, info in known)
+    dinfo, data = dir_hash((rel, md5, st.st_size) for rel, _, st, md5 in known)
     return dinfo, data, known
 
 
@@ -412,24 +419,24 @@ def _hash_many(files: list[tuple[str, str, os.stat_result]], state: HashState) -
     total = sum(st.st_size for _, _, st in files)
     with progress.task("Hashing", len(files), total) as shown:
 
-        def one(item: tuple[str, str, os.stat_result]) -> HashInfo:
+        def one(item: tuple[str, str, os.stat_result]) -> str:
             info = _read_hash(item[1], item[2], state)
             shown.advance(item[2].st_size)
-            return info
+            return info.md5
 
-        infos = map_chunked(one, files, worth_threads(total, len(files)))
-    return [(rel, fpath, st, info) for (rel, fpath, st), info in zip(files, infos, strict=True)]
+        md5s = map_chunked(one, files, worth_threads(total, len(files)))
+    return [(rel, fpath, st, md5) for (rel, fpath, st), md5 in zip(files, md5s, strict=True)]
 
 
 def legacy_dir_entries(path: Path, root: Path) -> tuple[HashInfo, bytes, DirFiles]:
     """``hash_dir_entries`` with DVC 2's file md5s (no state DB: it keeps DVC 3 hashes)."""
-    files = []
+    files: DirFiles = []
     triples = []
     try:
         for rel, fpath, st in walk_files(path, root):
-            info = HashInfo(md5=legacy_md5(fpath), size=st.st_size, legacy=True)
-            files.append((rel, fpath, st, info))
-            triples.append((rel, info.md5, st.st_size))
+            md5 = legacy_md5(fpath)
+            files.append((rel, fpath, st, md5))
+            triples.append((rel, md5, st.st_size))
     except OSError as exc:
         raise CacheError(f"{path}: cannot read: {exc.strerror}") from exc
     dinfo, data = dir_hash(triples)
