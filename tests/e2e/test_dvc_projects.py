@@ -86,7 +86,8 @@ def exercise(shape: Shape, root: Path, tool: str) -> dict[str, Any]:
         run([tool, "queue", "start"], main)
         wait_for(lambda: _queue_done(main), "the queued sweep to finish", seconds=180)
     else:
-        run([tool, "exp", "run", "--run-all"], main)
+        # DVC's queue starts its workers first: slow on a busy machine, so a safety net only.
+        run([tool, "exp", "run", "--run-all"], main, timeout=1800)
     return {
         "experiments": _experiments(tool, main),
         "metrics": _metrics(tool, main, "main"),
