@@ -33,7 +33,7 @@ DVC_ENV = {"DVC_NO_ANALYTICS": "1", "DVC_NO_UPDATER": "1"}
 
 
 def run(
-    cmd: list[str], cwd: Path, timeout: float = 300, extra: dict[str, str] | None = None
+    cmd: list[str], cwd: Path, timeout: float = 900, extra: dict[str, str] | None = None
 ) -> str:
     env = {**os.environ, **DVC_ENV, **(extra or {})}
     env.pop("EXQ_CACHE_TYPE", None)
@@ -84,7 +84,7 @@ def exercise(shape: Shape, root: Path, tool: str) -> dict[str, Any]:
         run(["sh", shape.sweep_script], main, extra={"DVC": tool})
     if tool == str(EXQ_BIN):
         run([tool, "queue", "start"], main)
-        wait_for(lambda: _queue_done(main), "the queued sweep to finish", seconds=180)
+        wait_for(lambda: _queue_done(main), "the queued sweep to finish", seconds=900)
     else:
         # DVC's queue starts its workers first: slow on a busy machine, so a safety net only.
         run([tool, "exp", "run", "--run-all"], main, timeout=1800)
