@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from exq.engine.data.cache import Cache
-from exq.engine.data.hashing import HashInfo
 from exq.engine.errors import CacheError, DvcFileError, ExperimentError, ExqError, GitError
 from exq.engine.experiments.refs import find_experiment, resolve_rev
 from exq.engine.git import Git
@@ -179,20 +178,22 @@ class PlotsCollector:
             errors.append(str(exc))
             return []
         entry = entries.get(plot.stage)
-        md5 = next((o.md5 for o in entry.outs if o.path == plot.out), None) if entry else None
-        if not md5:
+        recorded = entry.out(plot.out) if entry else None
+        info = recorded.to_hash() if recorded else None
+        if info is None:
             return []
+        legacy = info.legacy  # an entry of DVC 2: its objects are in DVC 2's layout
         out_path = plot.out_path or plot.path
         try:
-            if not md5.endswith(".dir"):
+            if not info.isdir:
                 if out_path != plot.path:
                     return []
-                return [(out_path, self._cache.obj_path(md5).read_bytes())]
+                return [(out_path, self._cache.obj_path(info.md5, legacy).read_bytes())]
             found = []
-            for rel, file_md5 in self._cache.load_listing(HashInfo(md5=md5, size=0)):
+            for rel, file_md5 in self._cache.load_listing(info):
                 path = posixpath.join(out_path, rel)
                 if _drawable(path) and (path == plot.path or _inside(path, plot.path)):
-                    found.append((path, self._cache.obj_path(file_md5).read_bytes()))
+                    found.append((path, self._cache.obj_path(file_md5, legacy).read_bytes()))
             return found
         except (OSError, CacheError):
             return []  # not in this cache (never pulled): the revision shows no such plot

@@ -173,3 +173,27 @@ def test_the_lock_is_the_one_dvc3_writes(tmp_path: Path, dvc_bin: str) -> None:
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "DVC_NO_UPDATER": "1"}
     subprocess.run([dvc_bin, "repro"], cwd=twin, env=env, check=True, capture_output=True)
     assert (root / "dvc.lock").read_text() == (twin / "dvc.lock").read_text()
+
+
+def test_plots_and_metrics_of_a_dvc2_commit_are_read_from_its_cache(tmp_path: Path) -> None:
+    root = init_repo(tmp_path / "repo")
+    plot = b"step,loss\r\n0,0.5\r\n1,0.25\r\n"
+    metrics = b'{"loss": 0.25}\r\n'
+    write(
+        root / "dvc.yaml",
+        "stages:\n  train:\n    cmd: exit 1\n    plots: [loss.csv]\n    metrics: [m.json]\n",
+    )
+    put_legacy(root, dvc2_md5(plot), plot)
+    put_legacy(root, dvc2_md5(metrics), metrics)
+    write(
+        root / "dvc.lock",
+        "schema: '2.0'\nstages:\n  train:\n    cmd: exit 1\n    outs:\n"
+        f"    - path: loss.csv\n      md5: {dvc2_md5(plot)}\n      size: {len(plot)}\n"
+        f"    - path: m.json\n      md5: {dvc2_md5(metrics)}\n      size: {len(metrics)}\n",
+    )
+    commit_all(root, "a DVC 2 commit; its outs are only in the cache")
+    _, out, _ = exq("plots", "diff", "HEAD", "--json", cwd=root)
+    lines = [line for chart in json.loads(out)["plots"] for line in chart["lines"]]
+    assert [(line["x"], line["y"]) for line in lines] == [([0, 1], [0.5, 0.25])], out
+    _, out, _ = exq("metrics", "show", "-a", "--json", cwd=root)
+    assert json.loads(out)["main"] == {"m.json": {"loss": 0.25}}
