@@ -58,6 +58,12 @@ VALUE_OPTIONS = {
     "--executor": "executor",
     "--cpus": "cpus",
     "--gpus": "gpus",
+    "--mem": "mem",
+    "--priority": "priority",
+    "--after": "after",
+    "--timeout": "timeout",
+    "--retries": "retries",
+    "--retry-delay": "retry_delay",
 }
 FLAGS = {"-f": "force", "--force": "force", "--queue": "queue"}
 
@@ -108,22 +114,12 @@ def _store(args: EnqueueRequest, key: str, value: str) -> bool:
         args.name = value
     elif key == "executor":
         args.executor = value
-    elif key in ("cpus", "gpus"):
-        amount = _amount(value)
-        if amount is None:
-            return False  # let typer word the error
-        setattr(args, key, amount)
+    elif key == "after":
+        args.after.append(value)
+    elif key in ("cpus", "gpus", "mem", "priority", "timeout", "retries", "retry_delay"):
+        setattr(args, key, value)  # checked by enqueue, which words the error
     else:
         if not value.isdigit():
             return False  # let typer word the error
         args.stage_jobs = int(value) or None
     return True
-
-
-def _amount(value: str) -> float | None:
-    """A resource amount: a number above zero."""
-    try:
-        amount = float(value)
-    except ValueError:
-        return None
-    return amount if amount > 0 else None

@@ -51,19 +51,48 @@ def exp_run(
         "--executor",
         help="Where the queued run goes: local or ray (default: the daemon's).",
     ),
-    cpus: float = typer.Option(
-        None, "--cpus", min=0.001, help="CPUs a cluster reserves for the run."
+    # Taken as text and checked by the queue, so every bad value is one line.
+    gpus: str = typer.Option(
+        None, "--gpus", help="Whole GPUs the queued run gets to itself (CUDA_VISIBLE_DEVICES)."
     ),
-    gpus: float = typer.Option(
-        None, "--gpus", min=0.001, help="GPUs a cluster reserves for the run."
+    cpus: str = typer.Option(None, "--cpus", help="CPUs the queued run holds."),
+    mem: str = typer.Option(None, "--mem", help="Memory the queued run holds (16G)."),
+    priority: str = typer.Option(
+        None, "--priority", help="Higher starts first (default 0); FIFO within a priority."
+    ),
+    after: list[str] = typer.Option(
+        [], "--after", help="Start only once these runs (ids or names) succeeded."
+    ),
+    timeout: str = typer.Option(
+        None, "--timeout", help="Stop the run after this long (90, 30m, 2h): it ends 'timeout'."
+    ),
+    retries: str = typer.Option(
+        None, "--retries", help="Queue a failed run again, up to this many times."
+    ),
+    retry_delay: str = typer.Option(
+        None, "--retry-delay", help="Wait before the first retry (default 1m), doubling."
     ),
 ) -> None:
     """Run the pipeline as an experiment and save it under refs/exps (no branch, no commit)."""
     if (queue or run_all) and reset:
         fail("--reset applies to a run in the workspace or --temp, not to queued runs", 2)
-    placement = {"executor": executor, "cpus": cpus, "gpus": gpus}
-    if not queue and any(value is not None for value in placement.values()):
-        fail("--executor, --cpus and --gpus apply to queued runs: add --queue", 2)
+    placement = {
+        "executor": executor,
+        "cpus": cpus,
+        "gpus": gpus,
+        "mem": mem,
+        "priority": priority,
+        "after": list(after),
+        "timeout": timeout,
+        "retries": retries,
+        "retry_delay": retry_delay,
+    }
+    if not queue and any(value not in (None, []) for value in placement.values()):
+        fail(
+            "--executor, --gpus, --cpus, --mem, --priority, --after, --timeout and --retries"
+            " apply to queued runs: add --queue",
+            2,
+        )
     if queue or run_all:
         _queue_and_run_all(
             targets or [],

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "exp_manage_cmds",
     "exp_show_cmds",
     "queue_cmds",
+    "queue_order_cmds",
     "plots_cmds",
 )
 
@@ -37,6 +38,9 @@ _ROUTES: dict[str | tuple[str, str], str] = {
     "exp": "exp_manage_cmds",
     "metrics": "exp_show_cmds",
     "params": "exp_show_cmds",
+    ("queue", "show"): "queue_order_cmds",
+    ("queue", "priority"): "queue_order_cmds",
+    ("queue", "run"): "queue_order_cmds",
     "queue": "queue_cmds",
     "daemon": "queue_cmds",
     "plots": "plots_cmds",

@@ -78,7 +78,14 @@ def _client(config: DaemonConfig, timeout: float = 10.0) -> Client:
 @app.command("daemon")
 @handle_errors
 def daemon(
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, max=MAX_JOBS, help="Runs at once."),
+    jobs: int = typer.Option(
+        None,
+        "--jobs",
+        "-j",
+        min=1,
+        max=MAX_JOBS,
+        help="Runs at once (default: as last time, else [queue] jobs, else 1).",
+    ),
     executor: str = typer.Option(
         None, "--executor", help="Where runs that did not choose go: local or ray."
     ),
@@ -101,7 +108,12 @@ def daemon(
 @daemon_errors
 def queue_start(
     jobs: int = typer.Option(
-        None, "--jobs", "-j", min=1, max=MAX_JOBS, help="Runs at once (default 1)."
+        None,
+        "--jobs",
+        "-j",
+        min=1,
+        max=MAX_JOBS,
+        help="Runs at once (default: as last time, else [queue] jobs, else 1).",
     ),
     executor: str = typer.Option(
         None, "--executor", help="Where runs that did not choose go: local or ray."
@@ -117,13 +129,14 @@ def queue_start(
         *(["--address", address] if address else []),
     ]
     pid, started = ensure_daemon(config, jobs, placement)
+    slots = jobs or _slots(config)
     if started and config.executor != "local":
         typer.echo(
-            f"Started the exq daemon (pid {pid}), {jobs or 1} run(s) at a time,"
+            f"Started the exq daemon (pid {pid}), {slots} run(s) at a time,"
             f" sending runs to Ray at {config.ray_address}."
         )
     elif started:
-        typer.echo(f"Started the exq daemon (pid {pid}), {jobs or 1} run(s) at a time.")
+        typer.echo(f"Started the exq daemon (pid {pid}), {slots} run(s) at a time.")
     elif placement:
         fail(
             f"the exq daemon is already running (pid {pid}) with its own executor:"
@@ -159,6 +172,11 @@ def queue_status(
     else:
         typer.echo("No runs in the queue.")
     typer.echo(daemon_line(daemon, silent))
+
+
+def _slots(config: DaemonConfig) -> int | str:
+    status, _ = _daemon_status(config)
+    return status.slots_total if status is not None else "?"
 
 
 def _daemon_status(config: DaemonConfig) -> tuple[StatusReply | None, int | None]:

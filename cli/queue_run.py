@@ -48,7 +48,7 @@ def ensure_daemon(
         if jobs is not None:
             client.set_jobs(jobs)
         return running.pid, False
-    proc = _spawn_daemon(config, jobs or 1, placement or [])
+    proc = _spawn_daemon(config, jobs, placement or [])
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         pong = client.running()
@@ -73,13 +73,16 @@ def ensure_daemon(
         time.sleep(POLL)
 
 
-def _spawn_daemon(config: DaemonConfig, jobs: int, placement: list[str]) -> subprocess.Popen[bytes]:
-    """``exq daemon -j N`` in a new session, stdin and stdout on /dev/null, stderr
-    appended to the daemon log (tracebacks of a crash at start land there)."""
+def _spawn_daemon(
+    config: DaemonConfig, jobs: int | None, placement: list[str]
+) -> subprocess.Popen[bytes]:
+    """``exq daemon [-j N]`` in a new session, stdin and stdout on /dev/null, stderr
+    appended to the daemon log (tracebacks of a crash at start land there). Without
+    ``jobs`` the daemon takes the slots it had last time (or ``[queue] jobs``)."""
     config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     with open(config.daemon_log, "ab") as log:
         return subprocess.Popen(
-            [*exq_command(), "daemon", "--jobs", str(jobs), *placement],
+            [*exq_command(), "daemon", *(["--jobs", str(jobs)] if jobs else []), *placement],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=log,

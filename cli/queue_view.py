@@ -2,12 +2,17 @@
 
 ``status_json`` is the ``--json`` shape of the issue::
 
-    {"daemon": {"running", "answering", "pid", "slots_busy", "slots_total"},
+    {"daemon": {"running", "answering", "pid", "slots_busy", "slots_total", "gpus_total",
+                "gpus_free"},
      "runs": [{"id", "name", "repo", "state", "attempt", "created", "started",
                "finished", "exit_code", "experiment_ref", "error", "checkpoints",
-               "executor", "location", "cpus", "gpus"}]}
+               "executor", "location", "cpus", "gpus", "mem", "gpus_assigned",
+               "priority", "after", "timeout", "retries", "retries_left",
+               "retry_delay", "not_before"}]}
 
-with times in ISO 8601 and absent values null. ``status_rows`` gives the
+with times in ISO 8601, durations in seconds, memory in bytes and absent values
+null. The environment a run was queued with is never shown, only its variable
+names by ``exq queue show``. ``status_rows`` gives the
 table's cells; drawing them is the command's business.
 
 What is shown is true when the daemon is gone: with no daemon alive, a row
@@ -38,6 +43,8 @@ def daemon_json(daemon: StatusReply | None, silent_pid: int | None = None) -> di
             "pid": silent_pid,
             "slots_busy": None,
             "slots_total": None,
+            "gpus_total": None,
+            "gpus_free": None,
         }
     return {
         "running": True,
@@ -45,6 +52,8 @@ def daemon_json(daemon: StatusReply | None, silent_pid: int | None = None) -> di
         "pid": daemon.pid,
         "slots_busy": daemon.slots_busy,
         "slots_total": daemon.slots_total,
+        "gpus_total": daemon.gpus_total,
+        "gpus_free": daemon.gpus_free,
     }
 
 
@@ -75,7 +84,16 @@ def run_json(run: RunRecord, daemon_alive: bool = True) -> dict[str, Any]:
         "executor": run.executor,
         "location": run.location,
         "cpus": run.cpus,
-        "gpus": run.gpus,
+        "gpus": None if run.gpus is None else int(run.gpus),
+        "mem": run.mem,
+        "gpus_assigned": list(run.gpus_assigned),
+        "priority": run.priority,
+        "after": list(run.after),
+        "timeout": run.timeout,
+        "retries": run.retries,
+        "retries_left": run.retries_left,
+        "retry_delay": run.retry_delay,
+        "not_before": _iso(run.not_before),
     }
 
 
@@ -98,7 +116,8 @@ def daemon_line(daemon: StatusReply | None, silent_pid: int | None = None) -> st
         )
     if daemon is None:
         return "Daemon: not running (start it with 'exq queue start')"
-    extra = ", paused" if daemon.paused else ""
+    extra = f", {daemon.gpus_free}/{daemon.gpus_total} GPUs free" if daemon.gpus_total else ""
+    extra += ", paused" if daemon.paused else ""
     extra += ", stopping" if daemon.stopping else ""
     return (
         f"Daemon: running (pid {daemon.pid}), {daemon.slots_busy}/{daemon.slots_total}"
@@ -175,8 +194,15 @@ def result_text(run: RunRecord) -> str:
     if run.state is RunState.SUCCESS:
         return run.experiment_ref.rsplit("/", 1)[-1] if run.experiment_ref else "done"
     if run.state is RunState.RUNNING:
-        return f"slot {run.worker_slot}" if run.worker_slot is not None else ""
+        held = f", GPU {','.join(run.gpus_assigned)}" if run.gpus_assigned else ""
+        return f"slot {run.worker_slot}{held}" if run.worker_slot is not None else ""
     parts = []
+    if run.state is RunState.QUEUED:
+        if run.not_before is not None:
+            when = run.not_before.astimezone().strftime("%H:%M:%S")
+            parts.append(f"retry {run.retries - run.retries_left} at {when}")
+        if run.after:
+            parts.append("after " + ",".join(map(str, run.after)))
     if run.exit_code is not None:
         parts.append(f"exit {run.exit_code}")
     if run.error:

@@ -5,13 +5,24 @@ Settings come from the environment, over the user's config file
 
     [queue]
     executor = "ray"                        # or "local", the default
+    jobs = 2                                # runs at once (exq queue start -j wins)
+    gpus = 1                                # what a queued run asks for by default:
+    cpus = 4                                #   --gpus, --cpus, --mem, --timeout,
+    mem = "16G"                             #   --retries, --retry-delay
+    timeout = "12h"
+    retries = 1
+    retry_delay = "5m"
+    [resources]
+    gpus = ["0", "1"]                       # the GPUs runs may get (else found: see
+    cpus = 16                               #   exq.daemon.machine); CPUs, memory
+    mem = "64G"                             #   (else the machine's)
     [ray]
     address = "http://head.example:8265"    # the Ray Jobs API (dashboard) address
     python = "python"                       # the Python of the cluster's nodes
 
 ``EXQ_EXECUTOR``, ``EXQ_RAY_ADDRESS`` (else Ray's own ``RAY_ADDRESS``) and
 ``EXQ_RAY_PYTHON`` override the file; ``exq queue start --executor ray
---address ADDR`` overrides both.
+--address ADDR`` overrides both. ``EXQ_GPUS=0,1`` overrides ``[resources] gpus``.
 """
 
 from __future__ import annotations
@@ -27,6 +38,8 @@ from exq.engine.errors import ConfigError
 
 DEFAULT_GRACE_SECONDS = 30.0
 EXECUTORS = ("local", "ray")
+# Keys of [queue] that give queued runs their defaults (same names as the options).
+QUEUE_DEFAULTS = ("gpus", "cpus", "mem", "timeout", "retries", "retry_delay")
 DEFAULT_RAY_ADDRESS = "http://127.0.0.1:8265"
 
 
@@ -43,19 +56,27 @@ class DaemonConfig:
 
     state_dir: Path
     runtime_dir: Path
-    jobs: int = 1
+    jobs: int | None = None  # from the command line; None: kept, else [queue] jobs, else 1
     grace: float = DEFAULT_GRACE_SECONDS
     extra_env: dict[str, str] = field(default_factory=dict)
     resume_checkpoints: bool = True
     executor: str = "local"  # for runs that did not choose one
     ray_address: str = DEFAULT_RAY_ADDRESS
     ray_python: str = "python"
+    queue_jobs: int | None = None  # [queue] jobs
+    queue_defaults: dict[str, Any] = field(default_factory=dict)  # [queue] gpus, timeout...
+    # [resources] of the file, with EXQ_GPUS over its gpus; what is not set is
+    # found on the machine (exq.daemon.machine).
+    resources: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> DaemonConfig:
         env = dict(os.environ if env is None else env)
         file = read_config_file(config_path(env))
         queue, ray = file.get("queue", {}), file.get("ray", {})
+        resources = dict(file.get("resources", {}))
+        if env.get("EXQ_GPUS") is not None:
+            resources["gpus"] = [g for g in env["EXQ_GPUS"].replace(" ", "").split(",") if g]
         return cls(
             state_dir=_state_dir(env),
             runtime_dir=_runtime_dir(env),
@@ -70,9 +91,12 @@ class DaemonConfig:
                 strict=False,
             ),
             ray_python=env.get("EXQ_RAY_PYTHON") or ray.get("python") or "python",
+            queue_jobs=_jobs(queue.get("jobs"), config_path(env)),
+            queue_defaults={k: queue[k] for k in QUEUE_DEFAULTS if k in queue},
+            resources=resources,
         )
 
-    def with_jobs(self, jobs: int) -> DaemonConfig:
+    def with_jobs(self, jobs: int | None) -> DaemonConfig:
         return replace(self, jobs=jobs)
 
     def with_executor(self, executor: str | None, address: str | None) -> DaemonConfig:
@@ -155,10 +179,18 @@ def read_config_file(path: Path) -> dict[str, Any]:
         return {}
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from exc
-    for table in ("queue", "ray"):
+    for table in ("queue", "ray", "resources"):
         if not isinstance(data.get(table, {}), dict):
             raise ConfigError(f"{path}: '{table}' must be a table")
     return data
+
+
+def _jobs(value: Any, path: Path) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{path}: [queue] jobs must be a whole number, 1 or more")
+    return value
 
 
 def check_executor(name: str) -> str:

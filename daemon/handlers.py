@@ -31,6 +31,10 @@ class StatusInfo(TypedDict):
     paused: bool
     stopping: bool
     running: list[int]  # ids of the runs in a slot now
+    gpus_total: int  # the GPUs runs may get
+    gpus_free: int  # of those, held by no run
+    cpus_total: float
+    mem_total: int  # bytes; 0: unknown
 
 
 class Handlers(Protocol):

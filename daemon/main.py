@@ -52,6 +52,7 @@ from exq.daemon.config import DaemonConfig
 from exq.daemon.executors.base import is_remote_location
 from exq.daemon.executors.local import any_alive, reap_leftovers
 from exq.daemon.leftovers import clear_leftovers, exact_checkpoints
+from exq.daemon.machine import detect
 from exq.daemon.requeue import requeue_interrupted
 from exq.daemon.scheduler import Scheduler
 from exq.daemon.server import serve
@@ -118,7 +119,9 @@ async def _serve(
     task_status: TaskStatus[None],
     adopt: list[RunRecord],
 ) -> None:
-    scheduler = Scheduler(store, config, log, adopt=adopt)
+    machine = detect(config.resources)
+    log.info("daemon.resources", gpus=list(machine.gpus), cpus=machine.cpus, mem=machine.mem)
+    scheduler = Scheduler(store, config, log, adopt=adopt, machine=machine)
     try:
         await _root(scheduler, config, log, install_signal_handlers, task_status)
     except BaseExceptionGroup as group:
@@ -151,7 +154,7 @@ async def _root(
             "daemon.started",
             pid=os.getpid(),
             version=__version__,
-            jobs=config.jobs,
+            jobs=(await scheduler.status())["slots_total"],
             state_dir=str(config.state_dir),
             socket=str(config.socket_path),
         )

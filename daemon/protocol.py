@@ -111,6 +111,10 @@ class StatusReply(Reply):
     paused: bool = False
     stopping: bool = False
     running: list[int] = field(default_factory=list)
+    gpus_total: int = 0
+    gpus_free: int = 0
+    cpus_total: float = 0.0  # what the daemon counts runs' --cpus and --mem against
+    mem_total: int = 0
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,17 @@ row stays ``running`` and the next daemon follows the job again (``adopt``).
 A cluster run interrupted from outside (its node died) is queued again at
 once, at the front, resuming from its last checkpoint.
 
+Resources: the daemon knows the machine's GPUs, CPUs and memory
+(:class:`~exq.daemon.resources.Machine`); a local run starts only when what it
+asks for is free, in queue order (priority, then age; see
+:func:`~exq.daemon.resources.plan_starts`), and holds its GPUs to itself until
+it ends. Slots stay a cap on top. A run whose ``--after`` runs did not all
+succeed is cancelled with the reason. A run past its ``--timeout`` is stopped
+as a kill is (SIGINT, then SIGKILL after the grace) and ends ``timeout``; a
+failed run with ``--retries`` left is queued again at once, to start after a
+delay that doubles each time, a checkpoint run to resume from its last
+checkpoint.
+
 Checkpoint runs: each checkpoint the engine commits is counted in the store at
 once (with the commit as the run's experiment so far). No signal reaches a
 run while one of its checkpoint snapshots is under way (the engine holds the
@@ -34,6 +45,7 @@ import secrets
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from functools import partial
 
@@ -57,8 +69,29 @@ from exq.daemon.executors.local import LocalExecutor, reap_leftovers, signal_gro
 from exq.daemon.handlers import StatusInfo
 from exq.daemon.protocol import check_jobs
 from exq.daemon.requeue import requeue_interrupted
-from exq.daemon.states import Outcome, QueueItem, RunState, StopReason, end_state, pick_next
-from exq.daemon.store import RunProcess, RunRecord, StoreError
+from exq.daemon.resources import (
+    Ask,
+    Candidate,
+    Holding,
+    Machine,
+    free_gpus,
+    holding_of,
+    plan_starts,
+    retry_delay,
+    too_big,
+)
+from exq.daemon.states import (
+    DEPS_BROKEN,
+    DEPS_MET,
+    Outcome,
+    RunState,
+    StopReason,
+    deps_state,
+    end_state,
+    resume_point,
+    should_retry,
+)
+from exq.daemon.store import SETTING_JOBS, SETTING_PAUSED, RunProcess, RunRecord, StoreError
 from exq.daemon.store_async import AsyncStore
 from exq.engine.errors import ExqError, describe_failure, user_error_of
 from exq.engine.run.callbacks import CheckpointEvent, RunCallbacks
@@ -68,7 +101,6 @@ from exq.engine.run.callbacks import CheckpointEvent, RunCallbacks
 POLL_SECONDS = 1.0
 # Seconds before a cluster that did not answer is tried again: doubling up to the last.
 AWAY_BACKOFF = (2.0, 60.0)
-QUEUE_LOOKAHEAD = 100  # queued runs looked at past those waiting for an absent cluster
 
 
 @dataclass
@@ -77,6 +109,10 @@ class Away:
 
     until: float
     delay: float
+
+
+# The wait before the first automatic retry when the run did not say (--retry-delay).
+DEFAULT_RETRY_DELAY = 60.0
 
 
 class StopMode(Enum):
@@ -100,6 +136,10 @@ class Active:
     remote: RemoteJob | None = None  # set once a cluster took the run
     adopted: bool = False  # left running by a previous daemon
     pending: bool = False  # its cluster keeps it waiting for resources
+    gpus: tuple[str, ...] = ()  # the devices it holds (a local run)
+    ask: Ask = field(default_factory=Ask)  # what it holds of this machine
+    deadline: float | None = None  # anyio time its --timeout ends
+    kill_at: float | None = None  # past its time: SIGKILL then
 
     @property
     def token(self) -> str:
@@ -118,13 +158,16 @@ class Scheduler:
         poll_seconds: float = POLL_SECONDS,
         adopt: list[RunRecord] | None = None,
         executors: Mapping[str, Executor] | None = None,
+        machine: Machine | None = None,
+        paused: bool = False,
     ) -> None:
         self._store = store
         self._config = config
         self._log = log
         self._poll = poll_seconds
-        self._jobs = check_jobs(max(1, config.jobs))
-        self._paused = False
+        self._jobs = check_jobs(max(1, config.jobs or 1))
+        self._machine = machine or Machine(cpus=float(os.cpu_count() or 1))
+        self._paused = paused
         self._stop_mode: StopMode | None = None
         self._grace_deadline: float | None = None
         self._kills: dict[int, bool] = {}
@@ -132,7 +175,9 @@ class Scheduler:
         self._wakeup = anyio.Event()
         self._tg: TaskGroup | None = None
         # By where a run goes: "local", or "ray ADDRESS" (made when first asked).
-        self._executors: dict[str, Executor] = dict(executors or {LOCAL: LocalExecutor(config)})
+        self._executors: dict[str, Executor] = dict(
+            executors or {LOCAL: LocalExecutor(config, self._machine)}
+        )
         self._adopt = list(adopt or [])  # cluster runs a previous daemon left running
         self._away: dict[str, Away] = {}  # by location: clusters that did not answer
         self.stop_requested = anyio.Event()
@@ -152,7 +197,14 @@ class Scheduler:
             paused=self._paused,
             stopping=self._stop_mode is not None,
             running=sorted(self._active),
+            gpus_total=len(self._machine.gpus),
+            gpus_free=len(free_gpus(self._machine, self._holding())),
+            cpus_total=self._machine.cpus,
+            mem_total=self._machine.mem,
         )
+
+    def _holding(self) -> Holding:
+        return holding_of([(a.gpus, a.ask) for a in self._active.values() if not a.remote])
 
     async def kill(self, run_ids: list[int], force: bool) -> list[int]:
         # One read of the queue, whatever the number of ids asked for.
@@ -167,16 +219,19 @@ class Scheduler:
 
     async def pause(self) -> None:
         self._paused = True
+        await self._store.set_setting(SETTING_PAUSED, "1")  # a restart stays paused
         self._log.info("queue.paused")
         self._wakeup.set()
 
     async def resume(self) -> None:
         self._paused = False
+        await self._store.set_setting(SETTING_PAUSED, "0")
         self._log.info("queue.resumed")
         self._wakeup.set()
 
     async def set_jobs(self, jobs: int) -> None:
         self._jobs = check_jobs(jobs)
+        await self._store.set_setting(SETTING_JOBS, str(jobs))  # kept for the next start
         self._log.info("queue.jobs", jobs=jobs)
         self._wakeup.set()
 
@@ -202,6 +257,7 @@ class Scheduler:
         """Reconcile until a stop is requested and no run is left running."""
         async with anyio.create_task_group() as tg:
             self._tg = tg
+            await self.load_settings()
             self._start_adopted(tg)
             task_status.started()
             while True:
@@ -227,13 +283,17 @@ class Scheduler:
         await self.stop(kill=True)
 
     def _timeout(self) -> float:
-        left = None if self._grace_deadline is None else self._grace_deadline - anyio.current_time()
-        if left is None or left <= 0 or not self._active:  # past the grace: runs are ending
+        now = anyio.current_time()
+        ends = [self._grace_deadline] if self._grace_deadline is not None else []
+        ends += [t for a in self._active.values() for t in (a.deadline, a.kill_at) if t]
+        left = [end - now for end in ends if end > now]
+        if not left or not self._active:
             return self._poll
-        return min(self._poll, left)
+        return min(self._poll, *left)
 
     async def _reconcile(self, tg: TaskGroup) -> None:
         await self._apply_kills()
+        self._apply_timeouts()
         if self._stop_mode is StopMode.KILL:
             self._interrupt_all()
         if self._stop_mode is None and not self._paused:
@@ -251,6 +311,25 @@ class Scheduler:
                 run_id, RunState.QUEUED, RunState.CANCELLED, error="killed before it started"
             ):
                 self._log.info("run.cancelled", run_id=run_id)
+
+    def _apply_timeouts(self) -> None:
+        """Runs past their --timeout: SIGINT, then SIGKILL after the grace."""
+        now = anyio.current_time()
+        for active in self._active.values():
+            if active.deadline is None or now < active.deadline:
+                continue
+            if active.stop is None:
+                active.stop = StopReason.TIMEOUT
+                active.kill_at = now + self._config.grace
+                self._log.info("run.timeout", run_id=active.record.id)
+                self._signal(active, signal.SIGINT)
+            elif (
+                active.stop is StopReason.TIMEOUT
+                and active.kill_at is not None
+                and now >= active.kill_at
+                and active.signum != signal.SIGKILL
+            ):
+                self._signal(active, signal.SIGKILL)
 
     def _interrupt_all(self) -> None:
         """Daemon stopping: SIGINT every run once, SIGKILL and cancel after the grace."""
@@ -308,33 +387,72 @@ class Scheduler:
     async def _start_runs(self, tg: TaskGroup) -> None:
         # A run its cluster keeps waiting for resources holds no slot meanwhile.
         busy = {active.slot for active in self._active.values() if not active.pending}
-        free = self._jobs - len(busy)
-        if free <= 0:
+        if len(busy) >= self._jobs:
             return
+        # Found lazily: the work is the runs started, never -j.
+        free_slots = (slot for slot in range(self._jobs) if slot not in busy)
         now = anyio.current_time()
         away = {where for where, gone in self._away.items() if gone.until > now}
-        # Runs for a cluster that is away wait: look past them for the others.
-        queued = [
-            record
-            for record in await self._store.queued(free + (QUEUE_LOOKAHEAD if away else 0))
-            if self._location(record) not in away
-        ][:free]
-        items = [QueueItem(record.id, record.seq) for record in queued]
-        locations = {record.id: self._location(record) for record in queued}
-        for run_id, slot in pick_next(items, busy, self._jobs):
+        # Runs for a cluster that is away wait; the others go on past them.
+        queued = [r for r in await self._store.queued() if self._location(r) not in away]
+        states = await self._store.states() if any(r.after for r in queued) else {}
+        candidates = []
+        for record in queued:
+            candidate = await self._candidate(record, states)
+            if candidate is not None:
+                candidates.append(candidate)
+        by_id = {record.id: record for record in queued}
+        starts = plan_starts(
+            candidates, self._machine, self._holding(), free_slots, datetime.now(UTC)
+        )
+        for start in starts:
+            record = by_id[start.run_id]
             token = secrets.token_hex(8)
-            log_path = self._config.log_path(run_id)
-            location = locations[run_id]
+            log_path = self._config.log_path(record.id)
+            location = self._location(record)
             if not await self._store.claim(
-                run_id, slot=slot, log_path=str(log_path), token=token, location=location
+                record.id,
+                slot=start.slot,
+                log_path=str(log_path),
+                token=token,
+                location=location,
+                gpus=start.gpus,
             ):
                 self._wakeup.set()  # removed or cancelled meanwhile: look again
                 continue
-            record = await self._store.get_run(run_id)
-            assert record is not None
-            active = Active(record=record, slot=slot)
-            self._active[run_id] = active
+            claimed = await self._store.get_run(record.id)
+            assert claimed is not None
+            active = Active(record=claimed, slot=start.slot, gpus=start.gpus)
+            if location == LOCAL:
+                active.ask = ask_of(claimed)
+            if claimed.timeout:
+                active.deadline = anyio.current_time() + claimed.timeout
+            self._active[record.id] = active
             tg.start_soon(self._run_one, active)
+
+    async def _candidate(self, record: RunRecord, states: dict[int, RunState]) -> Candidate | None:
+        """How the planner sees a queued run; None for one that can never start
+        (it is cancelled here, with the reason)."""
+        local = self._location(record) == LOCAL
+        why = too_big(ask_of(record), self._machine) if local else None
+        deps, broken = deps_state(record.after, states)
+        reason = why or (f"not started: {broken}" if deps == DEPS_BROKEN else None)
+        if reason is not None:
+            if await self._store.transition(
+                record.id, RunState.QUEUED, RunState.CANCELLED, error=reason
+            ):
+                self._log.info("run.cancelled", run_id=record.id, error=reason)
+                self._wakeup.set()  # runs after this one are cancelled in turn
+            return None
+        return Candidate(
+            run_id=record.id,
+            priority=record.priority,
+            seq=record.seq,
+            ask=ask_of(record),
+            not_before=record.not_before,
+            deps_met=deps == DEPS_MET,
+            local=local,
+        )
 
     def _start_adopted(self, tg: TaskGroup) -> None:
         for record in self._adopt:
@@ -348,6 +466,16 @@ class Scheduler:
     def _location(self, record: RunRecord) -> str:
         """Where a queued run goes: ``local`` or ``ray ADDRESS``."""
         return location_of(record.executor or self._config.executor, self._config.ray_address)
+
+    async def load_settings(self) -> None:
+        """Slots and pause as the last daemon left them (``exq queue start -j 3``
+        then a stop and a start: 3 slots), unless the command line said."""
+        if self._config.jobs is None:
+            kept = await self._store.setting(SETTING_JOBS)
+            self._jobs = int(kept) if kept and kept.isdigit() else self._config.queue_jobs or 1
+        else:
+            await self._store.set_setting(SETTING_JOBS, str(self._config.jobs))
+        self._paused = self._paused or await self._store.setting(SETTING_PAUSED) == "1"
 
     def _is_remote(self, active: Active) -> bool:
         return active.remote is not None or is_remote_location(active.record.location)
@@ -432,9 +560,17 @@ class Scheduler:
             if state is RunState.SUCCESS
             else {}
         )
-        await self._store.transition(
-            record.id, RunState.RUNNING, state, exit_code=result.exit_code, error=error, **outcome
-        )
+        if should_retry(state, error, record.retries_left):
+            await self._retry(record, result.exit_code, error or "")
+        else:
+            await self._store.transition(
+                record.id,
+                RunState.RUNNING,
+                state,
+                exit_code=result.exit_code,
+                error=error,
+                **outcome,
+            )
         self._log.info(
             "run.finished",
             state=state.value,
@@ -487,6 +623,33 @@ class Scheduler:
             gone.delay = min(gone.delay * 2, AWAY_BACKOFF[1])
         gone.until = anyio.current_time() + gone.delay
 
+    async def _retry(self, record: RunRecord, exit_code: int | None, error: str) -> None:
+        """Queue a failed run again by itself, after a delay that doubles with each
+        retry; a checkpoint run resumes from its last checkpoint."""
+        fresh = await self._store.get_run(record.id) or record  # its checkpoints so far
+        delay = retry_delay(
+            record.retry_delay if record.retry_delay is not None else DEFAULT_RETRY_DELAY,
+            record.retries - record.retries_left,
+        )
+        not_before = datetime.now(UTC) + timedelta(seconds=delay)
+        resume = resume_point(
+            fresh.experiment_sha, fresh.checkpoints, self._config.resume_checkpoints
+        )
+        await self._store.fail_and_requeue(
+            record.id,
+            {"exit_code": exit_code, "error": error},
+            {
+                "retries_left": record.retries_left - 1,
+                "not_before": not_before,
+                "resume_sha": resume,
+                "worker_slot": None,
+                "gpus_assigned": [],
+            },
+        )
+        self._log.info(
+            "run.retry", not_before=not_before.isoformat(), retries_left=record.retries_left - 1
+        )
+
     async def _on_checkpoint(self, active: Active, event: CheckpointEvent) -> None:
         # Runs inside the engine's shielded snapshot: one quick write. The commit
         # is made already: a database error must not refuse the checkpoint.
@@ -520,3 +683,8 @@ class Scheduler:
                 run_id=active.record.id, pid=pid, start_ticks=start_ticks(pid), token=active.token
             )
         )
+
+
+def ask_of(record: RunRecord) -> Ask:
+    """What a run asks of this machine."""
+    return Ask(gpus=int(record.gpus or 0), cpus=record.cpus or 0.0, mem=record.mem or 0)

@@ -336,6 +336,10 @@ def _status_reply(value: Any) -> StatusReply:
         paused=bool(get("paused", False)),
         stopping=bool(get("stopping", False)),
         running=[_run_id(r) for r in running],
+        gpus_total=int(get("gpus_total", 0)),
+        gpus_free=int(get("gpus_free", 0)),
+        cpus_total=float(get("cpus_total", 0.0)),
+        mem_total=int(get("mem_total", 0)),
     )
 
 

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from exq.daemon.config import DaemonConfig, check_executor, job_offsets
 from exq.daemon.states import ENDED, RunState
@@ -31,6 +31,10 @@ from exq.daemon.store import NewRun, RunRecord, SyncStore, queue_ref
 from exq.engine.errors import ExperimentError, ExqError
 from exq.engine.git import Git
 from exq.engine.run.project import open_project
+
+if TYPE_CHECKING:
+    from exq.daemon.protocol import StatusReply
+    from exq.daemon.resources import Ask
 
 # Untracked files this big are named at enqueue (a snapshot commits them whole);
 # when they make the limit together, the enqueue is refused without --force.
@@ -55,8 +59,17 @@ class EnqueueRequest:
     force: bool = False
     stage_jobs: int | None = None
     executor: str | None = None  # None: the daemon's
-    cpus: float | None = None
-    gpus: float | None = None
+    # As typed (checked by exq.daemon.options): resources, order, time limits.
+    cpus: str | float | None = None
+    gpus: str | float | None = None
+    mem: str | None = None
+    priority: str | None = None
+    after: list[str] = field(default_factory=list)  # ids or names, maybe comma-separated
+    timeout: str | None = None
+    retries: str | None = None
+    retry_delay: str | None = None
+    # The environment the run's stages get (None: this process's, captured now).
+    env: dict[str, str] | None = None
 
 
 # -- enqueue -------------------------------------------------------------------
@@ -70,19 +83,37 @@ def enqueue(
     ring: bool = True,
     warn: Callable[[str], None] | None = None,
 ) -> list[tuple[int, str]]:
-    """Snapshot each point of the ``-S`` grid, write the rows (each
-    ``refs/exq/queue/<id>`` set in the same transaction), ring the daemon unless
-    ``ring`` is false; (run id, name) of each queued run. Raises ``ExqError``.
+    """Check the options (resources, order, limits: against the ``[queue]``
+    defaults and the machine), snapshot each point of the ``-S`` grid, write the
+    rows with the caller's environment (each ``refs/exq/queue/<id>`` set in the
+    same transaction), ring the daemon unless ``ring`` is false; (run id, name)
+    of each queued run. Raises ``ExqError``; nothing is queued then.
     ``warn`` hears of large untracked files going into the snapshot
     (:func:`check_untracked`).
 
     ``root`` is the project (default: the one around the working directory).
     """
+    from exq.daemon.options import RawOptions, resolve
     from exq.engine.experiments.queue_snapshot import prepare_queue, sweep_points
 
-    if request.executor is not None:
-        check_executor(request.executor)
     config = config or DaemonConfig.from_env()
+    executor = check_executor(request.executor) if request.executor is not None else None
+    options = resolve(
+        RawOptions(
+            gpus=request.gpus,
+            cpus=request.cpus,
+            mem=request.mem,
+            priority=request.priority,
+            timeout=request.timeout,
+            retries=request.retries,
+            retry_delay=request.retry_delay,
+        ),
+        config.queue_defaults,
+    )
+    if (executor or config.executor) == "local":
+        check_fits(options.ask, config)
+    after = resolve_after(config, request.after)
+    env = dict(os.environ) if request.env is None else dict(request.env)
     project = open_project(root)
     git = Git.open(project.root)
     check_untracked(git.untracked_files(), force=request.force, warn=warn)
@@ -97,9 +128,16 @@ def enqueue(
             params=s.set_params,
             targets=list(request.targets),
             stage_jobs=request.stage_jobs,
-            executor=request.executor,
-            cpus=request.cpus,
-            gpus=request.gpus,
+            executor=executor,
+            cpus=options.cpus,
+            gpus=options.gpus,
+            mem=options.mem,
+            priority=options.priority,
+            after=after,
+            timeout=options.timeout,
+            retries=options.retries,
+            retry_delay=options.retry_delay,
+            env=env,  # runs as this shell would, whoever started the daemon
             unique_name=request.name is not None and not request.force,
         )
         for s in snapshots
@@ -147,6 +185,85 @@ def check_untracked(
         )
     if warn is not None:
         warn(f"untracked files go into the run's snapshot as git objects: {named}{more}")
+
+
+def resolve_after(config: DaemonConfig, keys: Iterable[str]) -> list[int]:
+    """The run ids of ``--after`` (ids or names, comma-separated or repeated);
+    raises ``ResourceError`` for a run the queue does not have."""
+    from exq.daemon.resources import ResourceError
+
+    words = [k.strip() for word in keys for k in word.split(",") if k.strip()]
+    if not words:
+        return []
+    ids: list[int] = []
+    with SyncStore(config.db_path) as store:
+        for key in words:
+            record = store.get_run(key)
+            if record is None:
+                raise ResourceError(f"--after '{key}': no such run in the queue")
+            if record.id not in ids:
+                ids.append(record.id)
+    return ids
+
+
+def check_fits(ask: Ask, config: DaemonConfig) -> None:
+    """Refuse a run that asks more than the machine has: the daemon's machine if
+    it answers, else this one as a daemon started now would find it."""
+    from exq.daemon.machine import detect
+    from exq.daemon.resources import Machine, ResourceError, too_big
+
+    if not (ask.gpus or ask.cpus or ask.mem):
+        return
+    status = _daemon_status(config)
+    if status is not None and status.cpus_total:
+        machine = Machine(
+            gpus=tuple(str(i) for i in range(status.gpus_total)),
+            cpus=status.cpus_total,
+            mem=status.mem_total,
+        )
+    else:
+        machine = detect(config.resources)
+    why = too_big(ask, machine)
+    if why is not None:
+        raise ResourceError(f"the run {why}", hint="ask for less, or see [resources] in the README")
+
+
+def _daemon_status(config: DaemonConfig) -> StatusReply | None:
+    if not config.socket_path.exists():
+        return None
+    from exq.daemon.client import Client, DaemonError
+
+    try:
+        return Client(config.socket_path, timeout=WAKE_TIMEOUT).status()
+    except DaemonError:
+        return None
+
+
+def set_priority(config: DaemonConfig, key: str, priority: str) -> RunRecord:
+    """Give a queued run a new priority; raises ``ExqError`` for a bad value or a
+    run that is not queued."""
+    from exq.daemon.options import parse_int
+
+    value = parse_int(priority, "priority")
+    with SyncStore(config.db_path) as store:
+        record = _find(store, key)
+        if not store.set_priority(record.id, value):
+            raise ExperimentError(
+                f"run {record.id} is {record.state.value}: only a queued run has a priority"
+            )
+    wake(config)
+    return record
+
+
+def run_next(config: DaemonConfig, key: str) -> RunRecord:
+    """Put a queued run first (and end a retry's wait); raises ``ExqError`` if it
+    is not queued."""
+    with SyncStore(config.db_path) as store:
+        record = _find(store, key)
+        if not store.run_next(record.id):
+            raise ExperimentError(f"run {record.id} is {record.state.value}, not queued")
+    wake(config)
+    return record
 
 
 def wake(config: DaemonConfig) -> None:

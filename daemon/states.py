@@ -4,12 +4,15 @@ A run's life::
 
     queued ──> running ──> success
       │           ├──────> failed        (a stage failed, or the user killed it)
+      │           ├──────> timeout       (it ran longer than its --timeout)
       │           └──────> interrupted   (the daemon stopped or died under it)
-      └──> cancelled                     (killed while still queued)
+      └──> cancelled                     (killed while still queued, or a run
+                                          it was --after did not succeed)
 
     interrupted ──> queued   (at the next start, at the front of the queue;
                               a checkpoint run resumes from its last checkpoint)
-    failed, cancelled, interrupted ──> queued   (``exq queue retry``)
+    failed, cancelled, interrupted, timeout ──> queued   (``exq queue retry``)
+    failed ──> queued   (at once, by the scheduler, while ``--retries`` are left)
 
 Only the daemon's scheduler moves a run to ``running`` or to an end state; the
 CLI only inserts queued rows, requeues ended ones (retry) and deletes rows
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 # A run interrupted this many times (the daemon died or stopped under it each
@@ -43,6 +46,7 @@ class RunState(enum.StrEnum):
     FAILED = "failed"
     INTERRUPTED = "interrupted"
     CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
 
 
 @dataclass(frozen=True)
@@ -79,18 +83,39 @@ class RunRecord:
     cpus: float | None = None
     gpus: float | None = None
     location: str | None = None  # where the current attempt runs ("local", "ray ADDRESS ...")
+    mem: int | None = None
+    priority: int = 0
+    after: list[int] = field(default_factory=list)
+    timeout: float | None = None
+    retries: int = 0  # automatic retries asked for
+    retries_left: int = 0
+    retry_delay: float | None = None
+    not_before: datetime | None = None  # a retried run waits until then
+    gpus_assigned: list[str] = field(default_factory=list)  # devices the attempt holds
+    env: dict[str, str] | None = field(default=None, repr=False)  # never printed
 
 
-ENDED = frozenset({RunState.SUCCESS, RunState.FAILED, RunState.INTERRUPTED, RunState.CANCELLED})
-RETRYABLE = frozenset({RunState.FAILED, RunState.INTERRUPTED, RunState.CANCELLED})
+ENDED = frozenset(
+    {
+        RunState.SUCCESS,
+        RunState.FAILED,
+        RunState.INTERRUPTED,
+        RunState.CANCELLED,
+        RunState.TIMEOUT,
+    }
+)
+RETRYABLE = frozenset({RunState.FAILED, RunState.INTERRUPTED, RunState.CANCELLED, RunState.TIMEOUT})
 
 TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     RunState.QUEUED: frozenset({RunState.RUNNING, RunState.CANCELLED}),
-    RunState.RUNNING: frozenset({RunState.SUCCESS, RunState.FAILED, RunState.INTERRUPTED}),
+    RunState.RUNNING: frozenset(
+        {RunState.SUCCESS, RunState.FAILED, RunState.INTERRUPTED, RunState.TIMEOUT}
+    ),
     RunState.SUCCESS: frozenset(),
     RunState.FAILED: frozenset({RunState.QUEUED}),
     RunState.INTERRUPTED: frozenset({RunState.QUEUED, RunState.FAILED}),
     RunState.CANCELLED: frozenset({RunState.QUEUED}),
+    RunState.TIMEOUT: frozenset({RunState.QUEUED}),
 }
 
 
@@ -193,6 +218,7 @@ class StopReason(enum.StrEnum):
 
     KILL = "kill"  # the user: exq queue kill
     SHUTDOWN = "shutdown"  # the daemon is stopping
+    TIMEOUT = "timeout"  # it ran past its --timeout
 
 
 def end_state(
@@ -208,11 +234,43 @@ def end_state(
         return RunState.SUCCESS, None
     if stop is StopReason.KILL:
         return RunState.FAILED, "killed"
+    if stop is StopReason.TIMEOUT:
+        return RunState.TIMEOUT, "stopped: it ran past its time limit"
     if stop is StopReason.SHUTDOWN or outcome is Outcome.CANCELLED:
         return RunState.INTERRUPTED, "interrupted by the daemon stopping"
     if outcome is Outcome.INTERRUPTED:
         return RunState.INTERRUPTED, error
     return RunState.FAILED, error
+
+
+def should_retry(state: RunState, error: str | None, retries_left: int) -> bool:
+    """Whether a run that just ended goes back to the queue by itself: a failure
+    (not a kill) with ``--retries`` left."""
+    return state is RunState.FAILED and error != "killed" and retries_left > 0
+
+
+# -- dependencies -------------------------------------------------------------
+
+# The ``--after`` runs of a queued run: all succeeded, some still to come, or
+# one will never succeed (its dependent is cancelled).
+DEPS_MET, DEPS_WAIT, DEPS_BROKEN = "met", "wait", "broken"
+
+
+def deps_state(after: Sequence[int], states: dict[int, RunState]) -> tuple[str, str | None]:
+    """How the runs of ``after`` stand, and why when one never will succeed.
+
+    An interrupted run is still to come (the daemon queues it again);
+    one removed from the queue, failed, cancelled or timed out breaks the chain.
+    """
+    for run_id in after:
+        state = states.get(run_id)
+        if state is None:
+            return DEPS_BROKEN, f"run {run_id} it was to run after was removed"
+        if state in (RunState.FAILED, RunState.CANCELLED, RunState.TIMEOUT):
+            return DEPS_BROKEN, f"run {run_id} it was to run after ended {state.value}"
+    if all(states.get(run_id) is RunState.SUCCESS for run_id in after):
+        return DEPS_MET, None
+    return DEPS_WAIT, None
 
 
 # -- runs on a cluster ------------------------------------------------------

@@ -21,7 +21,9 @@ after the rows are removed.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -61,8 +63,16 @@ class NewRun:
     targets: list[str] = field(default_factory=list)
     stage_jobs: int | None = None  # stages at once inside the run (None: cores)
     executor: str | None = None  # "local" or "ray"; None: the daemon's default
-    cpus: float | None = None  # resources a cluster reserves for the run
-    gpus: float | None = None
+    cpus: float | None = None  # resources the run holds (here, or on a cluster)
+    gpus: float | None = None  # whole GPUs (stored as a number for older rows)
+    mem: int | None = None  # bytes
+    priority: int = 0  # higher first
+    after: list[int] = field(default_factory=list)  # runs that must succeed first
+    timeout: float | None = None  # seconds an attempt may run
+    retries: int = 0  # automatic retries of a failed run
+    retry_delay: float | None = None  # seconds before the first retry (None: the default)
+    env: dict[str, str] | None = None  # the enqueuer's environment (None: the daemon's)
+
     # Refuse the name if a queued or running run of the same baseline has it
     # (a name the user gave, without -f); not stored.
     unique_name: bool = False
@@ -138,6 +148,84 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE runs ADD COLUMN gpus REAL",
         "ALTER TABLE runs ADD COLUMN location TEXT",
     ),
+    # 4: the machine's resources, order, dependencies, time limits, retries and
+    # the enqueuer's environment; the end state 'timeout'. SQLite cannot change
+    # a CHECK in place: the table is rebuilt, keeping ids, the id counter and
+    # the recorded processes (set aside while the table they point to is swapped).
+    (
+        "CREATE TABLE run_procs_keep AS SELECT * FROM run_procs",
+        "DROP TABLE run_procs",
+        """CREATE TABLE runs_new (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            seq INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            repo TEXT NOT NULL,
+            baseline TEXT NOT NULL,
+            snapshot TEXT NOT NULL,
+            snapshot_ref TEXT NOT NULL,
+            params TEXT NOT NULL DEFAULT '[]',
+            targets TEXT NOT NULL DEFAULT '[]',
+            stage_jobs INTEGER,
+            state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'success', 'failed',
+                'interrupted', 'cancelled', 'timeout')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created TEXT NOT NULL,
+            started TEXT,
+            finished TEXT,
+            exit_code INTEGER,
+            error TEXT,
+            log_path TEXT,
+            experiment_ref TEXT,
+            experiment_sha TEXT,
+            checkpoints INTEGER NOT NULL DEFAULT 0,
+            worker_slot INTEGER,
+            token TEXT,
+            resume_sha TEXT,
+            executor TEXT,
+            cpus REAL,
+            gpus REAL,
+            location TEXT,
+            mem INTEGER,
+            priority INTEGER NOT NULL DEFAULT 0,
+            after_ids TEXT NOT NULL DEFAULT '[]',
+            timeout REAL,
+            retries INTEGER NOT NULL DEFAULT 0,
+            retries_left INTEGER NOT NULL DEFAULT 0,
+            retry_delay REAL,
+            not_before TEXT,
+            gpus_assigned TEXT NOT NULL DEFAULT '[]',
+            env TEXT
+        )""",
+        "INSERT INTO runs_new (id, seq, name, repo, baseline, snapshot, snapshot_ref, params,"
+        " targets, stage_jobs, state, attempts, created, started, finished, exit_code, error,"
+        " log_path, experiment_ref, experiment_sha, checkpoints, worker_slot, token,"
+        " resume_sha, executor, cpus, gpus, location) SELECT id, seq, name, repo, baseline,"
+        " snapshot, snapshot_ref, params, targets, stage_jobs, state, attempts, created,"
+        " started, finished, exit_code, error, log_path, experiment_ref, experiment_sha,"
+        " checkpoints, worker_slot, token, resume_sha, executor, cpus, gpus, location"
+        " FROM runs",
+        # Ids are never reused: the new table's counter goes on from the old one's.
+        "INSERT INTO sqlite_sequence (name, seq) SELECT 'runs_new', seq FROM sqlite_sequence"
+        " WHERE name = 'runs' AND NOT EXISTS"
+        " (SELECT 1 FROM sqlite_sequence WHERE name = 'runs_new')",
+        "UPDATE sqlite_sequence SET seq = MAX(seq, (SELECT seq FROM sqlite_sequence"
+        " WHERE name = 'runs')) WHERE name = 'runs_new'",
+        "DROP TABLE runs",
+        "ALTER TABLE runs_new RENAME TO runs",
+        "CREATE INDEX runs_state_seq ON runs (state, seq, id)",
+        "CREATE INDEX runs_name ON runs (name)",
+        """CREATE TABLE run_procs (
+            run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            pid INTEGER NOT NULL,
+            start_ticks INTEGER NOT NULL,
+            token TEXT NOT NULL,
+            PRIMARY KEY (run_id, pid)
+        )""",
+        "INSERT INTO run_procs SELECT * FROM run_procs_keep",
+        "DROP TABLE run_procs_keep",
+        # The daemon's own settings (slots, paused) survive its restarts.
+        "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -157,13 +245,15 @@ COLUMNS = (
     "id, seq, name, repo, baseline, snapshot, snapshot_ref, params, targets, stage_jobs, "
     "state, attempts, created, started, finished, exit_code, error, log_path, "
     "experiment_ref, experiment_sha, checkpoints, worker_slot, token, resume_sha, "
-    "executor, cpus, gpus, location"
+    "executor, cpus, gpus, location, mem, priority, after_ids, timeout, retries, retries_left, "
+    "retry_delay, not_before, gpus_assigned, env"
 )
 SQL_INSERT = (
     "INSERT INTO runs (seq, name, repo, baseline, snapshot, snapshot_ref, params, targets, "
-    "stage_jobs, executor, cpus, gpus, state, created) VALUES "
+    "stage_jobs, executor, cpus, gpus, mem, priority, after_ids, timeout, retries, "
+    "retries_left, retry_delay, env, state, created) VALUES "
     "((SELECT COALESCE(MAX(seq), 0) + 1 FROM runs), ?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?, "
-    "'queued', ?)"
+    "?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)"
 )
 SQL_NAME_TAKEN = (
     "SELECT id, state FROM runs WHERE repo = ? AND baseline = ? AND name = ? "
@@ -174,7 +264,10 @@ SQL_GET_BY_ID = f"SELECT {COLUMNS} FROM runs WHERE id = ?"
 SQL_GET_BY_NAME = f"SELECT {COLUMNS} FROM runs WHERE name = ? ORDER BY id DESC LIMIT 1"
 SQL_LIST = f"SELECT {COLUMNS} FROM runs ORDER BY id"
 SQL_IN_STATE = f"SELECT {COLUMNS} FROM runs WHERE state = ? ORDER BY seq, id"
-SQL_QUEUED = f"SELECT {COLUMNS} FROM runs WHERE state = 'queued' ORDER BY seq, id LIMIT ?"
+SQL_QUEUED = (
+    f"SELECT {COLUMNS} FROM runs WHERE state = 'queued' ORDER BY priority DESC, seq, id LIMIT ?"
+)
+SQL_STATES = "SELECT id, state FROM runs"
 SQL_QUEUE_ITEMS = "SELECT id, seq FROM runs WHERE state = 'queued' ORDER BY seq, id"
 SQL_DELETE = "DELETE FROM runs WHERE id = ? AND state != 'running'"
 # A retried checkpoint run resumes from its last checkpoint (its recorded
@@ -182,14 +275,29 @@ SQL_DELETE = "DELETE FROM runs WHERE id = ? AND state != 'running'"
 SQL_RETRY = (
     "UPDATE runs SET state = 'queued', seq = (SELECT MAX(seq) + 1 FROM runs), "
     "exit_code = NULL, error = NULL, finished = NULL, started = NULL, worker_slot = NULL, "
-    "token = NULL, resume_sha = CASE WHEN ? AND checkpoints > 0 THEN experiment_sha END "
+    "token = NULL, not_before = NULL, gpus_assigned = '[]', "
+    "resume_sha = CASE WHEN ? AND checkpoints > 0 THEN experiment_sha END "
     "WHERE id = ? AND state = ?"
 )
+SQL_SET_PRIORITY = "UPDATE runs SET priority = ? WHERE id = ? AND state = 'queued'"
+# Start this one next: the highest priority among the queued, ahead of them all,
+# and no more waiting for a retry's delay.
+SQL_RUN_NEXT = (
+    "UPDATE runs SET priority = MAX(priority, (SELECT MAX(priority) FROM runs WHERE state = "
+    "'queued')), seq = (SELECT MIN(seq) FROM runs WHERE state = 'queued') - 1, not_before = NULL "
+    "WHERE id = ? AND state = 'queued'"
+)
+SQL_GET_SETTING = "SELECT value FROM settings WHERE key = ?"
+SQL_SET_SETTING = "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)"
+# The daemon's settings kept across restarts: its slots and whether it is paused.
+SETTING_JOBS = "jobs"
+SETTING_PAUSED = "paused"
 # An attempt that resumes a checkpoint counts on from it; one that starts from
 # the snapshot starts a new chain, so its checkpoint count starts at zero.
 SQL_CLAIM = (
     "UPDATE runs SET state = 'running', attempts = attempts + 1, started = ?, finished = NULL, "
     "worker_slot = ?, log_path = ?, token = ?, exit_code = NULL, error = NULL, location = ?, "
+    "gpus_assigned = ?, not_before = NULL, "
     "checkpoints = CASE WHEN resume_sha IS NULL THEN 0 ELSE checkpoints END "
     "WHERE id = ? AND state = 'queued'"
 )
@@ -223,6 +331,9 @@ _TRANSITION_FIELDS = frozenset(
         "worker_slot",
         "checkpoints",
         "resume_sha",
+        "retries_left",
+        "not_before",
+        "gpus_assigned",
     }
 )
 
@@ -242,7 +353,16 @@ def transition_params(
 ) -> tuple[Any, ...]:
     if not can_transition(old, new):
         raise ValueError(f"a run cannot go from {old} to {new}")
-    return (new.value, *(values[name] for name in sorted(values)), run_id, old.value)
+    return (new.value, *(_column(values[name]) for name in sorted(values)), run_id, old.value)
+
+
+def _column(value: Any) -> Any:
+    """A value as stored: lists as JSON, times as ISO 8601."""
+    if isinstance(value, list):
+        return json.dumps(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
 
 
 def insert_params(run: NewRun) -> tuple[Any, ...]:
@@ -257,6 +377,14 @@ def insert_params(run: NewRun) -> tuple[Any, ...]:
         run.executor,
         run.cpus,
         run.gpus,
+        run.mem,
+        run.priority,
+        json.dumps(run.after),
+        run.timeout,
+        run.retries,
+        run.retries,
+        run.retry_delay,
+        None if run.env is None else json.dumps(run.env),
         now(),
     )
 
@@ -291,6 +419,16 @@ def record_of(row: Sequence[Any]) -> RunRecord:
         cpus,
         gpus,
         location,
+        mem,
+        priority,
+        after_ids,
+        timeout,
+        retries,
+        retries_left,
+        retry_delay,
+        not_before,
+        gpus_assigned,
+        env,
     ) = row
     return RunRecord(
         id=id_,
@@ -321,6 +459,16 @@ def record_of(row: Sequence[Any]) -> RunRecord:
         cpus=cpus,
         gpus=gpus,
         location=location,
+        mem=mem,
+        priority=priority,
+        after=json.loads(after_ids),
+        timeout=timeout,
+        retries=retries,
+        retries_left=retries_left,
+        retry_delay=retry_delay,
+        not_before=_opt_time(not_before),
+        gpus_assigned=json.loads(gpus_assigned),
+        env=None if env is None else json.loads(env),
     )
 
 
@@ -364,6 +512,7 @@ class SyncStore:
         self.db_path = Path(db_path)
         try:
             self.db_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            owner_only(self.db_path)
             self._conn = sqlite3.connect(
                 self.db_path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
             )
@@ -533,6 +682,29 @@ class SyncStore:
             raise store_failure(self.db_path, exc) from exc
         return done
 
+    def set_priority(self, run_id: int, priority: int) -> bool:
+        """Change a queued run's priority; False if it is not queued."""
+        return self._write(SQL_SET_PRIORITY, (priority, run_id))
+
+    def run_next(self, run_id: int) -> bool:
+        """Put a queued run first in the queue; False if it is not queued."""
+        return self._write(SQL_RUN_NEXT, (run_id,))
+
+    def setting(self, key: str) -> str | None:
+        """A daemon setting kept in the database (see :data:`SETTINGS`)."""
+        rows = self._read(SQL_GET_SETTING, (key,))
+        return rows[0][0] if rows else None
+
+    def set_setting(self, key: str, value: str) -> None:
+        self._write(SQL_SET_SETTING, (key, value))
+
+    def _write(self, sql: str, params: tuple[Any, ...]) -> bool:
+        try:
+            with self._transaction():
+                return self._conn.execute(sql, params).rowcount == 1
+        except sqlite3.Error as exc:
+            raise store_failure(self.db_path, exc) from exc
+
     def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         try:
             return self._conn.execute(sql, params).fetchall()
@@ -551,6 +723,27 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         self._conn.execute(SQL_ROLLBACK if exc_type is not None else SQL_COMMIT)
+
+
+def owner_only(db_path: Path) -> None:
+    """Make the database file (and its WAL files, which SQLite creates with the
+    database's mode) readable by its owner only: rows hold the environment of
+    the enqueuer, secrets included.
+
+    An existing file is never opened here, only chmod-ed: closing a descriptor
+    of it would drop the POSIX locks SQLite holds on it for another connection
+    of this process (the daemon's), and readers would then take it for gone.
+    """
+    try:
+        os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    for path in (db_path, *(db_path.with_name(db_path.name + s) for s in ("-wal", "-shm"))):
+        try:
+            if stat.S_IMODE(path.stat().st_mode) != 0o600:
+                path.chmod(0o600)
+        except FileNotFoundError:
+            continue
 
 
 def _current_version(execute: Callable[..., Any]) -> int | None:

@@ -7,8 +7,10 @@ aiosqlite and anyio.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from exq.daemon.store import (
     SQL_CLEAR_PROCS,
     SQL_COMMIT,
     SQL_DISTINCT_REPOS,
+    SQL_GET_SETTING,
     SQL_IN_STATE,
     SQL_LIST,
     SQL_PROCS,
@@ -33,6 +36,8 @@ from exq.daemon.store import (
     SQL_QUEUED,
     SQL_ROLLBACK,
     SQL_SET_LOCATION,
+    SQL_SET_SETTING,
+    SQL_STATES,
     RunProcess,
     RunRecord,
     SyncStore,
@@ -104,9 +109,21 @@ class AsyncStore:
         """The runs in ``state``, in queue order."""
         return [record_of(row) for row in await self._read(SQL_IN_STATE, (state.value,))]
 
-    async def queued(self, limit: int) -> list[RunRecord]:
-        """The first ``limit`` queued runs, in queue order."""
+    async def queued(self, limit: int = -1) -> list[RunRecord]:
+        """The first ``limit`` queued runs (all by default), in queue order:
+        priority, then age."""
         return [record_of(row) for row in await self._read(SQL_QUEUED, (limit,))]
+
+    async def states(self) -> dict[int, RunState]:
+        """The state of every run, by id."""
+        return {run_id: RunState(state) for run_id, state in await self._read(SQL_STATES, ())}
+
+    async def setting(self, key: str) -> str | None:
+        rows = await self._read(SQL_GET_SETTING, (key,))
+        return rows[0][0] if rows else None
+
+    async def set_setting(self, key: str, value: str) -> None:
+        await self._write([(SQL_SET_SETTING, (key, value))])
 
     async def queue_items(self) -> list[QueueItem]:
         return [QueueItem(run_id, seq) for run_id, seq in await self._read(SQL_QUEUE_ITEMS, ())]
@@ -121,10 +138,19 @@ class AsyncStore:
     # -- writes (the scheduler's)
 
     async def claim(
-        self, run_id: int, *, slot: int, log_path: str, token: str, location: str = "local"
+        self,
+        run_id: int,
+        *,
+        slot: int,
+        log_path: str,
+        token: str,
+        location: str = "local",
+        gpus: Sequence[str] = (),
     ) -> bool:
-        """queued -> running in ``slot``, counting an attempt; False if not queued."""
-        return await self._write([(SQL_CLAIM, (now(), slot, log_path, token, location, run_id))])
+        """queued -> running in ``slot`` holding ``gpus``, counting an attempt;
+        False if not queued."""
+        params = (now(), slot, log_path, token, location, json.dumps(list(gpus)), run_id)
+        return await self._write([(SQL_CLAIM, params)])
 
     async def transition(self, run_id: int, old: RunState, new: RunState, **values: Any) -> bool:
         """Compare-and-set ``old`` -> ``new``, setting ``values`` too; False if the
@@ -135,6 +161,26 @@ class AsyncStore:
         steps = [(transition_sql(values), transition_params(run_id, old, new, values))]
         if old is RunState.RUNNING:
             steps.append((SQL_CLEAR_PROCS, (run_id,)))
+        return await self._write(steps)
+
+    async def fail_and_requeue(
+        self, run_id: int, failed: dict[str, Any], queued: dict[str, Any]
+    ) -> bool:
+        """running -> failed (with ``failed``) -> queued (with ``queued``) in one
+        transaction: an automatic retry, never seen as a failure by a run that
+        waits for this one."""
+        failed = {"finished": now(), **failed}
+        steps = [
+            (
+                transition_sql(failed),
+                transition_params(run_id, RunState.RUNNING, RunState.FAILED, failed),
+            ),
+            (SQL_CLEAR_PROCS, (run_id,)),
+            (
+                transition_sql(queued),
+                transition_params(run_id, RunState.FAILED, RunState.QUEUED, queued),
+            ),
+        ]
         return await self._write(steps)
 
     async def record_checkpoint(self, run_id: int, token: str, *, ref: str, sha: str) -> bool:

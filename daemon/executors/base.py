@@ -14,8 +14,10 @@ checkpoint snapshot is under way. A run whose row has a
 commit, or a later one on its ref (:func:`latest_checkpoint`), instead of
 starting from its snapshot.
 
-Stage commands see ``EXQ_RUN_ID``, ``EXQ_WORKER_SLOT`` and ``EXQ_RUN_TOKEN``, a
-random token of the attempt (:func:`run_env`).
+Stage commands see ``EXQ_RUN_ID``, ``EXQ_WORKER_SLOT``, ``EXQ_RUN_TOKEN`` (a
+random token of the attempt) and, on a machine with GPUs, the devices the run
+holds: ``CUDA_VISIBLE_DEVICES`` and ``EXQ_GPUS``, empty for a run that asked
+for none (:func:`run_env`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from exq.daemon.config import DaemonConfig
+from exq.daemon.resources import Machine, gpu_env
 from exq.daemon.states import Outcome
 from exq.daemon.store import RunRecord
 from exq.engine.errors import ExqError
@@ -47,11 +50,15 @@ class ExecResult:
     experiment_sha: str | None = None
 
 
-def run_env(run: RunRecord, config: DaemonConfig, slot: int) -> dict[str, str]:
-    """Extra variables for the run's stage commands."""
+def run_env(
+    run: RunRecord, config: DaemonConfig, slot: int, machine: Machine | None = None
+) -> dict[str, str]:
+    """Extra variables for the run's stage commands (on top of the environment
+    it was queued from); on this ``machine``, the GPUs it holds."""
     return {
         **exp_env(run.name, run.baseline),
         **config.extra_env,
+        **(gpu_env(run.gpus_assigned, machine) if machine is not None else {}),
         "EXQ_RUN_ID": str(run.id),
         "EXQ_WORKER_SLOT": str(slot),
         TOKEN_VAR: run.token or "",

@@ -5,7 +5,9 @@ the state dir (the ``-S`` edits are in the snapshot already: they were applied
 at enqueue), the cached outs linked in, the pipeline, the commit to
 ``refs/exps/...``, the worktree removed (all of that is
 :func:`exq.engine.experiments.run.run_snapshot`). Its output goes to the run's
-own log file.
+own log file. Stage commands run in the environment the run was queued from
+(``exq exp run --queue`` captured it: the user's PATH, virtualenv, variables),
+with the variables of :func:`~exq.daemon.executors.base.run_env` on top.
 
 The token of an attempt (``EXQ_RUN_TOKEN``) is how the daemon knows a process
 is a run's: before it signals a recorded process group (whose leader may be
@@ -32,6 +34,7 @@ from exq.daemon.executors.base import (
     latest_checkpoint,
     run_env,
 )
+from exq.daemon.resources import Machine
 from exq.daemon.states import Outcome
 from exq.daemon.store import RunProcess, RunRecord
 from exq.engine.errors import ExqError
@@ -48,11 +51,14 @@ PROC = Path("/proc")
 class LocalExecutor:
     """Runs in a worktree of the run's repository, on this machine."""
 
-    def __init__(self, config: DaemonConfig) -> None:
+    def __init__(self, config: DaemonConfig, machine: Machine | None = None) -> None:
         self._config = config
+        self._machine = machine
 
     async def execute(self, run: RunRecord, *, slot: int, hooks: RunHooks) -> ExecResult:
-        return await execute(run, config=self._config, slot=slot, hooks=hooks)
+        return await execute(
+            run, config=self._config, slot=slot, hooks=hooks, machine=self._machine
+        )
 
 
 def worktree_path(config: DaemonConfig, run: RunRecord) -> Path:
@@ -60,7 +66,12 @@ def worktree_path(config: DaemonConfig, run: RunRecord) -> Path:
 
 
 def snapshot_run(
-    project: Project, run: RunRecord, config: DaemonConfig, slot: int, hooks: RunHooks
+    project: Project,
+    run: RunRecord,
+    config: DaemonConfig,
+    slot: int,
+    hooks: RunHooks,
+    machine: Machine | None = None,
 ) -> SnapshotRun:
     """The engine's run of one attempt: from the snapshot, or from ``run.resume_sha``.
     The ``-S`` edits are in the snapshot already: they were applied at enqueue."""
@@ -71,7 +82,8 @@ def snapshot_run(
         name=run.name,
         targets=list(run.targets),
         stage_jobs=run.stage_jobs or os.cpu_count() or 1,
-        env=run_env(run, config, slot),
+        env=run_env(run, config, slot, machine),
+        base_env=run.env,
         callbacks=hooks.callbacks,
         # The run only ever moves its experiment ref from nothing or from its own
         # commits, unless it was queued with -f to replace what is there.
@@ -88,7 +100,12 @@ def snapshot_run(
 
 
 async def execute(
-    run: RunRecord, *, config: DaemonConfig, slot: int, hooks: RunHooks
+    run: RunRecord,
+    *,
+    config: DaemonConfig,
+    slot: int,
+    hooks: RunHooks,
+    machine: Machine | None = None,
 ) -> ExecResult:
     """Run one claimed run to its end; user-level errors become a failed result."""
     assert run.log_path is not None, "a claimed run has a log path"
@@ -101,7 +118,7 @@ async def execute(
         try:
             project = open_project(Path(run.repo))
             snapshot = await anyio.to_thread.run_sync(
-                snapshot_run, project, run, config, slot, hooks
+                snapshot_run, project, run, config, slot, hooks, machine
             )
             if run.resume_sha:
                 sink.note(f"exq: resuming from checkpoint {run.resume_sha[:7]}")

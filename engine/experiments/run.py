@@ -190,11 +190,13 @@ def _checkpoint_options(
     force: bool,
     reset: bool,
     callbacks: RunCallbacks = NO_CALLBACKS,
+    base_env: dict[str, str] | None = None,
 ) -> ReproOptions:
     return ReproOptions(
         targets=targets,
         stage_jobs=stage_jobs,
         env=env,
+        base_env=base_env,
         checkpoint_hook=hook,
         checkpoint_env=dict(RESUME_ENV) if resume else {},
         force_checkpoint_stages=force,
@@ -240,6 +242,7 @@ class SnapshotRun:
     targets: list[str] = field(default_factory=list)
     stage_jobs: int = 1
     env: dict[str, str] = field(default_factory=dict)
+    base_env: dict[str, str] | None = None  # what stages start from (None: this process's)
     # Checkpoint stages. The chain continues from ``checkpoint_parent`` (a chain
     # commit; None: a new chain on the baseline); ``resume`` sets EXQ_RESUME=1
     # and DVCLIVE_RESUME=1 for them; ``reset`` removes their checkpoint outs.
@@ -278,7 +281,11 @@ async def run_snapshot(
         hook = await anyio.to_thread.run_sync(_worktree_hook, sub, run, result.ref, state_db)
         if hook is None:
             options = ReproOptions(
-                targets=run.targets, stage_jobs=run.stage_jobs, env=run.env, callbacks=run.callbacks
+                targets=run.targets,
+                stage_jobs=run.stage_jobs,
+                env=run.env,
+                base_env=run.base_env,
+                callbacks=run.callbacks,
             )
         else:
             options = _checkpoint_options(
@@ -290,6 +297,7 @@ async def run_snapshot(
                 force=run.checkpoint_parent is not None or run.reset,
                 reset=run.reset,
                 callbacks=run.callbacks,
+                base_env=run.base_env,
             )
         result.repro = await _reproduce(sub, options, sink, state_db)
         if not result.repro.failed:

@@ -43,6 +43,9 @@ class ReproOptions:
     stage_jobs: int = 1
     dry: bool = False
     env: Mapping[str, str] = field(default_factory=dict)
+    # The environment stage commands start from (``env`` goes on top); None:
+    # this process's. A queued run brings the one it was queued from.
+    base_env: Mapping[str, str] | None = None
     cwd: str = "."  # repo-relative folder that bare target names refer to, as in DVC
     # Checkpoint stages (outs with `checkpoint: true`): without a hook their
     # commands run as any other (make_checkpoint is then a no-op).
@@ -63,8 +66,10 @@ class ReproResult:
     failed: StageFailed | None = None
 
 
-def stage_env(root: Path, extra: Mapping[str, str]) -> dict[str, str]:
-    env = dict(os.environ)
+def stage_env(
+    root: Path, extra: Mapping[str, str], base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
     env.update({"EXQ_ROOT": str(root), "DVC_ROOT": str(root)})
     env.update(extra)
     return env
@@ -83,7 +88,9 @@ async def repro(
     preds = pipeline.graph.predecessors(selected)
     result = ReproResult()
     would_run: set[str] = set()
-    run = _StageRun(pipeline, io, options, sink, result, stage_env(pipeline.root, options.env))
+    run = _StageRun(
+        pipeline, io, options, sink, result, stage_env(pipeline.root, options.env, options.base_env)
+    )
 
     async def work(name: str) -> bool:
         try:

@@ -190,6 +190,7 @@ class RayExecutor:
                 for key, value in (
                     ("entrypoint_num_cpus", run.cpus),
                     ("entrypoint_num_gpus", run.gpus),
+                    ("entrypoint_memory", run.mem),
                 )
                 if value is not None
             }

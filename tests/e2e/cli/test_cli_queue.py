@@ -166,6 +166,8 @@ def test_status_json_shape_with_daemon_down(queue_env: QueueEnv, tmp_path: Path)
         "pid": None,
         "slots_busy": None,
         "slots_total": None,
+        "gpus_total": None,
+        "gpus_free": None,
     }
     (run,) = data["runs"]
     assert list(run) == [
@@ -185,6 +187,15 @@ def test_status_json_shape_with_daemon_down(queue_env: QueueEnv, tmp_path: Path)
         "location",
         "cpus",
         "gpus",
+        "mem",
+        "gpus_assigned",
+        "priority",
+        "after",
+        "timeout",
+        "retries",
+        "retries_left",
+        "retry_delay",
+        "not_before",
     ]
     assert run["id"] == run_id and run["name"] == "one" and run["repo"] == str(root)
     assert (run["state"], run["attempt"], run["started"], run["finished"]) == (
@@ -278,6 +289,8 @@ def test_status_json_of_an_empty_queue(queue_env: QueueEnv, tmp_path: Path) -> N
             "pid": None,
             "slots_busy": None,
             "slots_total": None,
+            "gpus_total": None,
+            "gpus_free": None,
         },
         "runs": [],
     }

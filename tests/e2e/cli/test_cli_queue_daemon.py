@@ -73,6 +73,8 @@ def test_start_runs_two_at_once_and_reports(queue_env: QueueEnv, tmp_path: Path)
         "pid": pid,
         "slots_busy": 0,
         "slots_total": 2,
+        "gpus_total": 0,
+        "gpus_free": 0,
     }
     _, table, _ = exq("queue", "status", cwd=root)
     assert table.splitlines()[-1] == f"Daemon: running (pid {pid}), 0/2 slots busy"

@@ -95,8 +95,17 @@ RUNNING = replace(RECORD, state=RunState.RUNNING, attempts=1, started=T0, worker
         ),
         (["--queue", "--jobs=0"], EnqueueRequest(stage_jobs=None)),
         (
-            ["--queue", "--executor", "ray", "--cpus=2", "--gpus", "0.5"],
-            EnqueueRequest(executor="ray", cpus=2.0, gpus=0.5),
+            ["--queue", "--executor", "ray", "--cpus=2", "--gpus", "1", "--mem", "16G"],
+            EnqueueRequest(executor="ray", cpus="2", gpus="1", mem="16G"),
+        ),
+        (
+            ["--queue", "--priority", "-1", "--after", "a", "--after=3,b", "--timeout", "2h"],
+            EnqueueRequest(priority="-1", after=["a", "3,b"], timeout="2h"),
+        ),
+        (
+            ["--queue", "--retries", "2", "--retry-delay=30s", "--gpus", "-1"],
+            # checked by enqueue, which words the error in one line
+            EnqueueRequest(retries="2", retry_delay="30s", gpus="-1"),
         ),
     ],
 )
@@ -115,8 +124,6 @@ def test_fast_path_parses_plain_queue_calls(argv: list[str], expected: EnqueueRe
         ["--queue", "-S"],  # missing value: typer words the error
         ["--queue", "-j", "many"],
         ["--queue=yes"],
-        ["--queue", "--cpus", "0"],  # typer words the error
-        ["--queue", "--gpus", "lots"],
     ],
 )
 def test_fast_path_leaves_the_rest_to_typer(argv: list[str]) -> None:
@@ -175,6 +182,15 @@ def test_run_json_names_times_and_nulls() -> None:
         "location": None,
         "cpus": None,
         "gpus": None,
+        "mem": None,
+        "gpus_assigned": [],
+        "priority": 0,
+        "after": [],
+        "timeout": None,
+        "retries": 0,
+        "retries_left": 0,
+        "retry_delay": None,
+        "not_before": None,
     }
 
 
@@ -186,6 +202,8 @@ def test_daemon_json_and_line() -> None:
         "pid": 42,
         "slots_busy": 1,
         "slots_total": 2,
+        "gpus_total": 0,
+        "gpus_free": 0,
     }
     assert daemon_json(None) == {
         "running": False,
@@ -193,9 +211,13 @@ def test_daemon_json_and_line() -> None:
         "pid": None,
         "slots_busy": None,
         "slots_total": None,
+        "gpus_total": None,
+        "gpus_free": None,
     }
     assert daemon_json(None, silent_pid=9)["running"] is True
     assert daemon_line(reply) == "Daemon: running (pid 42), 1/2 slots busy, paused"
+    gpus = StatusReply(pid=42, slots_busy=1, slots_total=2, gpus_total=2, gpus_free=1)
+    assert daemon_line(gpus) == "Daemon: running (pid 42), 1/2 slots busy, 1/2 GPUs free"
     assert daemon_line(None).startswith("Daemon: not running")
     assert daemon_line(None, silent_pid=9).startswith("Daemon: running (pid 9) but not answering")
 
