@@ -4,8 +4,9 @@ and retries, daemon settings across restarts, and bad values refused.
 
 Stage commands run ``rtool.py``, driven by ``mode`` in params.yaml: ``order``
 appends the experiment's name to ``$QSHARED/order``; ``gpu`` takes its device
-(``$QSHARED/held/<device>``, refused if another run holds it), waits until a
-second run holds the other device, records both and waits for ``$QSHARED/go``;
+(``$QSHARED/held/<device>``, refused if another run holds it) and records it;
+before ``$QSHARED/go`` exists, it also waits until a second run holds the
+other device, records both, and holds its own until ``go``;
 ``fail`` exits 3; ``flaky`` fails its first attempt only; ``hang`` waits until
 it is stopped.
 """
@@ -26,7 +27,6 @@ from tests.e2e.conftest import EXQ_BIN, PY, exq, write
 from tests.e2e.queue_helpers import (
     QueueEnv,
     daemon_pid,
-    queue_env,
     queued_ids,
     runs_by_id,
     status,
@@ -34,8 +34,6 @@ from tests.e2e.queue_helpers import (
     wait_for,
     wait_states,
 )
-
-__all__ = ["queue_env"]  # the fixture, imported for pytest
 
 ENDED = {"success", "failed", "interrupted", "cancelled", "timeout"}
 
@@ -67,8 +65,10 @@ elif mode == "gpu":
         os.close(os.open(held / device, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
     except FileExistsError:
         sys.exit("GPU " + device + " is held by another run")
-    wait(lambda: len(list(held.iterdir())) >= 2, "a second run on the other GPU")
-    peers = ",".join(sorted(p.name for p in held.iterdir()))
+    peers = "-"
+    if not (shared / "go").exists():  # the first two: both hold their GPU until go
+        wait(lambda: len(list(held.iterdir())) >= 2, "a second run on the other GPU")
+        peers = ",".join(sorted(p.name for p in held.iterdir()))
     (shared / ("seen-" + name)).write_text(device + " " + peers + " " + os.environ["EXQ_GPUS"])
     wait(lambda: (shared / "go").exists(), "go")
     (held / device).unlink()
@@ -135,10 +135,17 @@ def test_four_one_gpu_runs_on_two_gpus_run_two_at_a_time(
 
     runs = wait_states(root, ids, ENDED)
     assert [runs[i]["state"] for i in ids] == ["success"] * 4, runs
-    for i in range(4):
-        device, peers, exq_gpus = (queue_env.shared / f"seen-g{i}").read_text().split()
-        assert peers == "0,1" and exq_gpus == device  # met the other device's run, never its own
-    assert runs[ids[0]]["gpus_assigned"] == [runs[ids[0]]["gpus_assigned"][0]]
+    first, later = ids[:2], ids[2:]
+    seen = {i: (queue_env.shared / f"seen-g{ids.index(i)}").read_text().split() for i in ids}
+    for i in ids:
+        device, peers, exq_gpus = seen[i]
+        assert runs[i]["gpus_assigned"] == [device] and exq_gpus == device
+        assert peers == ("0,1" if i in first else "-")  # the first two met, on both GPUs
+    assert sorted(seen[i][0] for i in first) == ["0", "1"]
+    # Runs at the same time never share a device: a stage finding its GPU held fails.
+    # The later two started only as GPUs came free (two at a time, never three).
+    first_end = min(runs[i]["finished"] for i in first)
+    assert all(runs[i]["started"] >= first_end for i in later)
     assert status(root)["daemon"]["gpus_free"] == 2
 
 

@@ -22,8 +22,10 @@ from pathlib import Path
 import anyio
 import pytest
 
+from exq.daemon import service
 from exq.daemon.config import DaemonConfig
 from exq.daemon.executors.ray.executor import submission_id
+from exq.daemon.service import EnqueueRequest
 from exq.daemon.states import RunState
 from exq.daemon.store import SyncStore
 from exq.daemon.store_async import AsyncStore
@@ -155,6 +157,43 @@ async def test_kill_stops_the_job_and_fails_the_run(
     job = submission_id(config.daemon_id(), record)
     info = await anyio.to_thread.run_sync(ray_cluster.client().get_job_info, job)
     assert str(info.status) in ("STOPPED", "JobStatus.STOPPED", "FAILED", "JobStatus.FAILED")
+
+
+async def test_resources_and_timeout_mean_the_same_on_ray(
+    config: DaemonConfig,
+    tmp_path: Path,
+    ray_cluster: RayCluster,  # noqa: F811
+) -> None:
+    repo, baseline = make_training_project(tmp_path / "train", epochs=3)
+    config = on_ray(config, ray_cluster, hold_at=0)
+    # Held after step 0 until `go`, which comes only after the time limit.
+    request = EnqueueRequest(name="slow", stage_jobs=1, timeout="40s", cpus="1", mem="64M")
+    ((run_id, _),) = service.enqueue(request, config, root=repo, ring=False)
+    async with daemon(config):
+        await wait_for(
+            lambda: (
+                get(config, run_id).state is not RunState.RUNNING
+                and get(config, run_id).attempts == 1
+            ),
+            "the time limit",
+            SLOW + 40,
+        )
+        record = get(config, run_id)
+        assert (record.state, record.error) == (
+            RunState.TIMEOUT,
+            "stopped: it ran past its time limit",
+        )
+        job = submission_id(config.daemon_id(), record)
+        info = await anyio.to_thread.run_sync(ray_cluster.client().get_job_info, job)
+        assert (info.entrypoint_num_cpus, info.entrypoint_memory) == (1, 64 << 20)  # reserved
+
+        (rdv(config) / "go").write_text("")
+        # Goes on from its checkpoint, on the cluster (the retry rings the daemon).
+        await anyio.to_thread.run_sync(lambda: service.retry(config, ["slow"]))
+        await wait_for(lambda: get(config, run_id).state is RunState.SUCCESS, "success", SLOW)
+    tip = Git.open(repo).get_ref(exp_ref(baseline, "slow"))
+    assert chain_steps(repo, tip, baseline) == [0, 1, 2]
+    assert computed(rdv(config)) == [0, 1, 2]  # no step computed twice
 
 
 @pytest.fixture
