@@ -21,8 +21,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import git
-from tests.e2e.checkpoint_helpers import chain, exp_ref_sha, step_of, write_training_project
 from tests.e2e.conftest import EXQ_BIN, PY, exq, write
 from tests.e2e.queue_helpers import (
     QueueEnv,
@@ -34,6 +32,7 @@ from tests.e2e.queue_helpers import (
     wait_for,
     wait_states,
 )
+from tests.support import chain, exp_ref_sha, git, step_of, write_training_project
 
 ENDED = {"success", "failed", "interrupted", "cancelled", "timeout"}
 
