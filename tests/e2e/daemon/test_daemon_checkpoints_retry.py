@@ -24,9 +24,10 @@ def test_retry_of_a_killed_checkpoint_run_resumes_from_its_last_checkpoint(
     tmp_path: Path,
 ) -> None:
     repo, baseline = make_training_project(tmp_path / "train", epochs=EPOCHS)
-    assert exq(env, repo, "exp", "run", "--queue", "-n", "ck").returncode == 0
+    # HOLD_AT goes with the run: it runs in the environment it was queued from.
+    assert exq({**env, "HOLD_AT": "1"}, repo, "exp", "run", "--queue", "-n", "ck").returncode == 0
     rdv = Path(env["RDV"])
-    daemon = start({**env, "HOLD_AT": "1"})
+    daemon = start(env)
     try:
         wait_until(lambda: list(rdv.glob("held-*")), "the script to hold after step 1")
         killed = exq(env, repo, "queue", "kill", "ck")
@@ -57,9 +58,10 @@ def test_retry_reset_starts_a_checkpoint_run_over(
     tmp_path: Path,
 ) -> None:
     repo, _ = make_training_project(tmp_path / "train", epochs=EPOCHS)
-    assert exq(env, repo, "exp", "run", "--queue", "-n", "ck").returncode == 0
+    # HOLD_AT goes with the run: it runs in the environment it was queued from.
+    assert exq({**env, "HOLD_AT": "1"}, repo, "exp", "run", "--queue", "-n", "ck").returncode == 0
     rdv = Path(env["RDV"])
-    daemon = start({**env, "HOLD_AT": "1"})
+    daemon = start(env)
     try:
         wait_until(lambda: list(rdv.glob("held-*")), "the script to hold after step 1")
         assert exq(env, repo, "queue", "kill", "ck").returncode == 0

@@ -47,9 +47,10 @@ def test_a_killed_daemons_ref_lock_and_checkpoint_folder_are_gone_at_the_next_st
     env: dict[str, str], tmp_path: Path
 ) -> None:
     repo, baseline = make_training_project(tmp_path / "train", epochs=EPOCHS)
-    assert exq(env, repo, "exp", "run", "--queue", "-n", "ck").returncode == 0
+    # HOLD_AT goes with the run: it runs in the environment it was queued from.
+    assert exq({**env, "HOLD_AT": "1"}, repo, "exp", "run", "--queue", "-n", "ck").returncode == 0
     rdv = Path(env["RDV"])
-    daemon = start({**env, "HOLD_AT": "1"})
+    daemon = start(env)
     try:
         wait_until(lambda: list(rdv.glob("held-*")), "the script to hold after step 1")
         script = held_pid(rdv)
@@ -100,10 +101,11 @@ def test_the_checkpoint_count_is_exact_after_a_kill_between_the_ref_and_the_row(
     env: dict[str, str], tmp_path: Path
 ) -> None:
     repo, baseline = make_training_project(tmp_path / "train", epochs=EPOCHS)
-    assert exq(env, repo, "exp", "run", "--queue", "-n", "ck").returncode == 0
+    # HOLD_AT goes with the run: it runs in the environment it was queued from.
+    assert exq({**env, "HOLD_AT": "1"}, repo, "exp", "run", "--queue", "-n", "ck").returncode == 0
     rdv = Path(env["RDV"])
     ref = exp_ref(baseline, "ck")
-    daemon = start({**env, "HOLD_AT": "1"})
+    daemon = start(env)
     try:
         wait_until(lambda: list(rdv.glob("held-*")), "the script to hold after step 1")
         assert runs(env)[0].checkpoints == 2
