@@ -20,6 +20,12 @@ MEANING = {
     "executor": "executor",
     "cpus": "cpus",
     "gpus": "gpus",
+    "mem": "mem",
+    "priority": "priority",
+    "after": "after",
+    "timeout": "timeout",
+    "retries": "retries",
+    "retry_delay": "retry_delay",
     "force": "force",
     "queue": "queue",
 }
