@@ -27,6 +27,8 @@ stage; the CLI prints it without a traceback and exits with ``exit_code``.
     ├── DaemonAlreadyRunning   another daemon holds the state folder's lock
     │                          (exq.daemon.main)
     ├── SocketInUse            another daemon answers on the socket path (exq.daemon.server)
+    ├── ResourceError          a --gpus, --mem, --timeout, --after... value cannot be used,
+    │                          or the machine has less (exq.daemon.resources)
     ├── RayError               the Ray cluster cannot be used (exq.daemon.executors.ray)
     │   └── RayUnreachable     it does not answer at its address (a run not sent waits)
     ├── PayloadTooBig          what a run needs is over Ray's 100 MiB for a job's files
