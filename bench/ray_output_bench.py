@@ -130,7 +130,11 @@ def main() -> None:
                 f" one-node Ray cluster on 127.0.0.1; {os.cpu_count()} cores"
             )
             print(f"enqueue to success          {seconds:8.1f} s")
-            print(f"pings answered              {len(waits):8d}   slowest {max(waits):.3f} s")
+            waits.sort()
+            print(
+                f"pings answered              {len(waits):8d}   median {waits[len(waits) // 2]:.3f} s"
+                f"   99th percentile {waits[len(waits) * 99 // 100]:.3f} s   slowest {waits[-1]:.3f} s"
+            )
             print(
                 f"daemon RSS (MiB)            before {base['VmRSS']}   peak {after['VmHWM']}"
                 f"   after {after['VmRSS']}   (peak growth {after['VmHWM'] - base['VmHWM']})"
