@@ -27,6 +27,7 @@ from exq.cli.queue_view import daemon_line, format_table, status_json, status_ro
 from exq.daemon import service
 from exq.daemon.client import Client, DaemonError, DaemonNotRunning, lock_holder
 from exq.daemon.config import DaemonConfig
+from exq.daemon.progress import progress_of, queue_eta
 from exq.daemon.protocol import MAX_JOBS, Code, StatusReply
 from exq.daemon.states import RunRecord, RunState
 
@@ -161,17 +162,21 @@ def queue_status(
     config = _config()
     runs = service.list_runs(config)
     daemon, silent = _daemon_status(config)
+    now = datetime.now(UTC)
+    alive = daemon is not None or silent is not None
+    # A run left "running" by a dead daemon is shown interrupted: no progress.
+    progress = progress_of(config, runs, now) if alive else {}
+    drains = queue_eta(runs, progress, daemon.slots_total if daemon is not None else None)
     if as_json:
-        typer.echo(json.dumps(status_json(daemon, runs, silent), indent=2))
+        typer.echo(json.dumps(status_json(daemon, runs, silent, progress, drains), indent=2))
         return
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
     if runs:
-        alive = daemon is not None or silent is not None
-        rows = status_rows(runs, datetime.now(UTC), Path.home(), daemon_alive=alive)
+        rows = status_rows(runs, now, Path.home(), daemon_alive=alive, progress=progress)
         typer.echo("\n".join(format_table(rows, width)))
     else:
         typer.echo("No runs in the queue.")
-    typer.echo(daemon_line(daemon, silent))
+    typer.echo(daemon_line(daemon, silent, drains))
 
 
 def _slots(config: DaemonConfig) -> int | str:

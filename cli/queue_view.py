@@ -8,10 +8,12 @@
                "finished", "exit_code", "experiment_ref", "error", "checkpoints",
                "executor", "location", "cpus", "gpus", "mem", "gpus_assigned",
                "priority", "after", "timeout", "retries", "retries_left",
-               "retry_delay", "not_before"}]}
+               "retry_delay", "not_before",
+               "progress": {"step", "total_steps", "metrics", "updated", "eta_seconds"}}],
+     "queue": {"eta_seconds"}}
 
 with times in ISO 8601, durations in seconds, memory in bytes and absent values
-null. The environment a run was queued with is never shown, only its variable
+null (``progress`` is null for a run that is not running). The environment a run was queued with is never shown, only its variable
 names by ``exq queue show``. ``status_rows`` gives the
 table's cells; drawing them is the command's business.
 
@@ -23,12 +25,13 @@ not answer (stopped, or too busy) is shown as such (``silent_pid``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from exq.daemon.progress import RunProgress
 from exq.daemon.protocol import StatusReply
 from exq.daemon.states import DIED, RunRecord, RunState
 
@@ -66,8 +69,12 @@ def shown_state(run: RunRecord, daemon_alive: bool) -> RunState:
     return run.state
 
 
-def run_json(run: RunRecord, daemon_alive: bool = True) -> dict[str, Any]:
+def run_json(
+    run: RunRecord, daemon_alive: bool = True, progress: RunProgress | None = None
+) -> dict[str, Any]:
     state = shown_state(run, daemon_alive)
+    if state is RunState.RUNNING and progress is None:
+        progress = RunProgress()
     return {
         "id": run.id,
         "name": run.name,
@@ -94,21 +101,30 @@ def run_json(run: RunRecord, daemon_alive: bool = True) -> dict[str, Any]:
         "retries_left": run.retries_left,
         "retry_delay": run.retry_delay,
         "not_before": _iso(run.not_before),
+        "progress": progress.to_json() if state is RunState.RUNNING and progress else None,
     }
 
 
 def status_json(
-    daemon: StatusReply | None, runs: Sequence[RunRecord], silent_pid: int | None = None
+    daemon: StatusReply | None,
+    runs: Sequence[RunRecord],
+    silent_pid: int | None = None,
+    progress: Mapping[int, RunProgress] | None = None,
+    queue_eta: float | None = None,
 ) -> dict[str, Any]:
     alive = daemon is not None or silent_pid is not None
+    found = progress or {}
     return {
         "daemon": daemon_json(daemon, silent_pid),
-        "runs": [run_json(run, alive) for run in runs],
+        "runs": [run_json(run, alive, found.get(run.id)) for run in runs],
+        "queue": {"eta_seconds": None if queue_eta is None else round(queue_eta, 1)},
     }
 
 
-def daemon_line(daemon: StatusReply | None, silent_pid: int | None = None) -> str:
-    """One line on the daemon: running or not, slots busy/total."""
+def daemon_line(
+    daemon: StatusReply | None, silent_pid: int | None = None, queue_eta: float | None = None
+) -> str:
+    """One line on the daemon: running or not, slots busy/total, when the queue drains."""
     if daemon is None and silent_pid is not None:
         return (
             f"Daemon: running (pid {silent_pid}) but not answering (stopped or busy);"
@@ -119,6 +135,8 @@ def daemon_line(daemon: StatusReply | None, silent_pid: int | None = None) -> st
     extra = f", {daemon.gpus_free}/{daemon.gpus_total} GPUs free" if daemon.gpus_total else ""
     extra += ", paused" if daemon.paused else ""
     extra += ", stopping" if daemon.stopping else ""
+    if queue_eta is not None and queue_eta > 0:
+        extra += f"; the queue drains in about {format_seconds(queue_eta)}"
     return (
         f"Daemon: running (pid {daemon.pid}), {daemon.slots_busy}/{daemon.slots_total}"
         f" slots busy{extra}"
@@ -126,9 +144,14 @@ def daemon_line(daemon: StatusReply | None, silent_pid: int | None = None) -> st
 
 
 def status_rows(
-    runs: Sequence[RunRecord], now: datetime, home: Path | None = None, daemon_alive: bool = True
+    runs: Sequence[RunRecord],
+    now: datetime,
+    home: Path | None = None,
+    daemon_alive: bool = True,
+    progress: Mapping[int, RunProgress] | None = None,
 ) -> list[list[str]]:
-    """The table's cells, one row per run."""
+    """The table's cells, one row per run; a running run's result is its progress."""
+    found = progress or {}
     rows = []
     for run in runs:
         state = shown_state(run, daemon_alive)
@@ -144,7 +167,7 @@ def status_rows(
                 run.created.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
                 duration(run, now),
                 str(run.attempts),
-                result_text(run),
+                result_text(run, found.get(run.id)),
             ]
         )
     return rows
@@ -189,13 +212,16 @@ def format_seconds(seconds: float) -> str:
     return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
-def result_text(run: RunRecord) -> str:
-    """The outcome in a few words: the experiment, the exit code, the error, the slot."""
+def result_text(run: RunRecord, progress: RunProgress | None = None) -> str:
+    """The outcome in a few words: the experiment, the exit code, the error; for a
+    running run its slot and progress."""
     if run.state is RunState.SUCCESS:
         return run.experiment_ref.rsplit("/", 1)[-1] if run.experiment_ref else "done"
     if run.state is RunState.RUNNING:
         held = f", GPU {','.join(run.gpus_assigned)}" if run.gpus_assigned else ""
-        return f"slot {run.worker_slot}{held}" if run.worker_slot is not None else ""
+        slot = f"slot {run.worker_slot}{held}" if run.worker_slot is not None else ""
+        told = progress_text(progress) if progress is not None else ""
+        return ": ".join(part for part in (slot, told) if part)
     parts = []
     if run.state is RunState.QUEUED:
         if run.not_before is not None:
@@ -208,6 +234,24 @@ def result_text(run: RunRecord) -> str:
     if run.error:
         parts.append(run.error.splitlines()[0] if run.error.strip() else "")
     return ": ".join(p for p in parts if p)
+
+
+def progress_text(progress: RunProgress) -> str:
+    """``step 41/100, 2m05s left, acc=0.91 loss=0.231``: what is known of a running run."""
+    parts = []
+    if progress.step is not None:
+        total = f"/{progress.total_steps}" if progress.total_steps else ""
+        parts.append(f"step {progress.step}{total}")
+    if progress.eta_seconds is not None:
+        parts.append(f"{format_seconds(progress.eta_seconds)} left")
+    if progress.metrics:
+        parts.append(" ".join(f"{k}={format_metric(v)}" for k, v in progress.metrics.items()))
+    return ", ".join(parts)
+
+
+def format_metric(value: float) -> str:
+    """Five significant digits, as ``exp show`` rounds."""
+    return f"{value:.5g}"
 
 
 def progress_line(run: RunRecord) -> str:

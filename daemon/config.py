@@ -136,6 +136,14 @@ class DaemonConfig:
         """Where a run's output goes."""
         return self.logs_dir / f"{run_id}.log"
 
+    def worktree_path(self, run_id: int, attempt: int) -> Path:
+        """The worktree of one attempt of a local run (gone once the attempt ends)."""
+        return self.worktrees_dir / f"{run_id}-{attempt}"
+
+    def progress_path(self, run_id: int) -> Path:
+        """Where a local run's exq.live logger keeps its step and declared total."""
+        return self.state_dir / "progress" / f"{run_id}.json"
+
     @property
     def daemon_log(self) -> Path:
         return self.state_dir / "daemon.log"

@@ -17,6 +17,9 @@ DVC_CHECKPOINT = "DVC_CHECKPOINT"
 DVC_ROOT = "DVC_ROOT"
 EXQ_CHECKPOINT = "EXQ_CHECKPOINT"
 EXQ_ROOT = "EXQ_ROOT"
+# Set by the queue daemon: a file where the logger keeps its step and declared
+# total, read by `exq queue status` (never an output of the run).
+EXQ_PROGRESS_FILE = "EXQ_PROGRESS_FILE"
 
 _TRUE = {"1", "true", "yes", "on", "y"}
 

@@ -58,6 +58,7 @@ from exq.live.report import render_report
 
 ENV_PATH = env.DVCLIVE_PATH
 REFRESH_SECONDS = 5
+PROGRESS_SECONDS = 1.0
 DVC_LIVE_SIGNAL = "DVC_LIVE"
 # dvclive 1.x-3.x options that only make sense with DVC's own experiments: exq
 # makes the experiment itself, so they are accepted and have no effect.
@@ -92,6 +93,7 @@ class Live:
         checkpoint: bool | None = None,
         layout: str | None = None,
         dir: str | os.PathLike[str] | None = None,  # noqa: A002 - dvclive 1.x's name
+        total_steps: int | None = None,
         **dvclive_options: Any,
     ) -> None:
         """Open the logger; without resume, remove the files of a previous run.
@@ -101,6 +103,8 @@ class Live:
         dvclive's switch for the report (``"html"``/``"auto"`` on, None off).
         ``checkpoint``: whether step ends signal the runner; None decides from
         the environment.  ``layout``: ``flat``, ``scalars`` or ``plots``.
+        ``total_steps``: how many steps the script means to run, for the time
+        left that ``exq queue status`` shows.
         """
         unknown = set(dvclive_options) - IGNORED_OPTIONS
         if unknown:
@@ -126,6 +130,8 @@ class Live:
         self._params: dict[str, Any] = {}
         self._ended = False
         self._report_pace = _Pace()
+        self._total_steps = None if total_steps is None else _check_step(total_steps)
+        self._progress_written = 0.0
         files.remove_temps(self._dir)
         if self._resume:
             self._load_previous()
@@ -135,6 +141,7 @@ class Live:
             if self._summary:
                 self.make_summary()
         self._dir.mkdir(parents=True, exist_ok=True)
+        self._write_progress(force=True)
         _ACTIVE[next(_ids)] = self
 
     # ------------------------------------------------------------------ paths
@@ -289,6 +296,7 @@ class Live:
             return
         self._ended = True
         self.flush()
+        self._write_progress(force=True)
 
     def __enter__(self) -> Live:
         return self
@@ -311,6 +319,26 @@ class Live:
             self.make_report()
         self._signal_dvc_report()
         self._step_dirty = False
+        self._write_progress()
+
+    def _write_progress(self, *, force: bool = False) -> None:
+        """Tell the queue daemon the step and the declared total (``EXQ_PROGRESS_FILE``),
+        at most once a second: a reader needs no more, a per-batch loop pays nothing."""
+        target = os.environ.get(env.EXQ_PROGRESS_FILE)
+        now = time.monotonic()
+        if not target or (not force and now - self._progress_written < PROGRESS_SECONDS):
+            return
+        self._progress_written = now
+        facts = {
+            "dir": str(self._dir),
+            "step": self.summary()["step"],
+            "total_steps": self._total_steps,
+            "updated": time.time(),
+        }
+        try:
+            files.write_atomic(Path(target), json.dumps(facts) + "\n")
+        except OSError:  # progress is a courtesy: it never stops training
+            pass
 
     def _signal_dvc_report(self) -> None:
         # dvclive 0.0-0.6 asked DVC 2 to render the report by touching this

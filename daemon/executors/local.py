@@ -46,6 +46,7 @@ from exq.engine.run.project import Project, open_project
 from exq.engine.run.runner import OutputSink
 
 PROC = Path("/proc")
+PROGRESS_VAR = "EXQ_PROGRESS_FILE"  # exq.live writes its step and total there
 
 
 class LocalExecutor:
@@ -62,7 +63,7 @@ class LocalExecutor:
 
 
 def worktree_path(config: DaemonConfig, run: RunRecord) -> Path:
-    return config.worktrees_dir / f"{run.id}-{run.attempts}"
+    return config.worktree_path(run.id, run.attempts)
 
 
 def snapshot_run(
@@ -82,7 +83,10 @@ def snapshot_run(
         name=run.name,
         targets=list(run.targets),
         stage_jobs=run.stage_jobs or os.cpu_count() or 1,
-        env=run_env(run, config, slot, machine),
+        env={
+            **run_env(run, config, slot, machine),
+            PROGRESS_VAR: str(config.progress_path(run.id)),
+        },
         base_env=run.env,
         callbacks=hooks.callbacks,
         # The run only ever moves its experiment ref from nothing or from its own

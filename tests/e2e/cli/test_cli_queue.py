@@ -196,6 +196,7 @@ def test_status_json_shape_with_daemon_down(queue_env: QueueEnv, tmp_path: Path)
         "retries_left",
         "retry_delay",
         "not_before",
+        "progress",
     ]
     assert run["id"] == run_id and run["name"] == "one" and run["repo"] == str(root)
     assert (run["state"], run["attempt"], run["started"], run["finished"]) == (
@@ -293,6 +294,7 @@ def test_status_json_of_an_empty_queue(queue_env: QueueEnv, tmp_path: Path) -> N
             "gpus_free": None,
         },
         "runs": [],
+        "queue": {"eta_seconds": None},
     }
 
 

@@ -191,6 +191,7 @@ def test_run_json_names_times_and_nulls() -> None:
         "retries_left": 0,
         "retry_delay": None,
         "not_before": None,
+        "progress": None,
     }
 
 

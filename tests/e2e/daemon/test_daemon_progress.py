@@ -1,0 +1,79 @@
+"""``exq queue status`` shows how far a running checkpoint run has got, under a
+real ``exq daemon``: its step of the declared total, its latest metrics, when
+they changed, the time left, and when the queue drains."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from exq.daemon.states import RunState
+from tests.e2e.daemon.conftest import exq
+from tests.e2e.daemon_helpers import runs, start, terminate, wait_until
+from tests.support import HOLD_TRAIN, DVCYAML, git, init_project, write_training_project
+
+EPOCHS = 5
+# The holding script, declaring its total as a script using exq.live would.
+SCRIPT = HOLD_TRAIN.replace('Live("logs")', 'Live("logs", total_steps=int(params["epochs"]))')
+
+
+def _project(root: Path) -> Path:
+    root.mkdir(parents=True)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.name", "Test")
+    git(root, "config", "user.email", "test@example.com")
+    init_project(root)
+    params = f"train:\n  epochs: {EPOCHS}\n  lr: 0.5\n"
+    write_training_project(root, dvcyaml=DVCYAML, script=SCRIPT, params=params)
+    return root
+
+
+def _status(env: dict[str, str], repo: Path) -> dict[str, object]:
+    done = exq(env, repo, "queue", "status", "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_status_shows_the_step_metrics_and_time_left_of_a_running_run(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    repo = _project(tmp_path / "train")
+    assert "Live(\"logs\", total_steps=" in SCRIPT
+    assert exq(env, repo, "exp", "run", "--queue", "-n", "ck").returncode == 0
+    queued = _status(env, repo)
+    assert queued["runs"][0]["progress"] is None  # queued: nothing to show yet
+    assert queued["queue"] == {"eta_seconds": None}  # no daemon, no slots
+
+    rdv = Path(env["RDV"])
+    daemon = start({**env, "HOLD_AT": "2"})
+    try:
+        wait_until(lambda: list(rdv.glob("held-*")), "the script to hold after step 2")
+        data = _status(env, repo)
+        (run,) = data["runs"]
+        assert run["state"] == "running"
+        progress = run["progress"]
+        assert list(progress) == ["step", "total_steps", "metrics", "updated", "eta_seconds"]
+        assert (progress["step"], progress["total_steps"]) == (2, EPOCHS)
+        assert progress["metrics"] == {"loss": round(1 / (1 + 1.5), 6)}  # the weight at step 2
+        updated = datetime.fromisoformat(progress["updated"])
+        assert updated <= datetime.now(UTC) and updated >= datetime.fromisoformat(run["started"])
+        # 3 of 5 steps done: 2 to go take 2/3 of the time so far
+        assert progress["eta_seconds"] > 0
+        assert data["queue"]["eta_seconds"] == progress["eta_seconds"]  # one run, one slot
+
+        table = exq(env, repo, "queue", "status")
+        assert table.returncode == 0, table.stderr
+        row = next(line for line in table.stdout.splitlines() if " ck " in line)
+        assert "step 2/5" in row and " left" in row and "loss=0.4" in row
+        assert "the queue drains in about" in table.stdout.splitlines()[-1]
+
+        (rdv / "go").write_text("")
+        wait_until(lambda: runs(env)[0].state is RunState.SUCCESS, "the run to succeed")
+        done = _status(env, repo)
+        assert done["runs"][0]["progress"] is None
+        assert done["queue"] == {"eta_seconds": 0.0}
+        assert terminate(daemon) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
