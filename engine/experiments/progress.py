@@ -68,16 +68,17 @@ def _read_facts(path: Path, progress: Progress) -> None:
     facts = _read_json(path)
     if facts is None:
         return
-    step, total = facts.get("step"), facts.get("total_steps")
-    if _is_int(step) and step >= (progress.step or 0):
+    step, total = _int(facts.get("step")), _int(facts.get("total_steps"))
+    if step is not None and step >= (progress.step or 0):
         progress.step = step
         progress.seen(path)
-    if _is_int(total) and total > 0:
+    if total is not None and total > 0:
         progress.total_steps = total
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _int(value: Any) -> int | None:
+    """``value`` if it is an int (a JSON ``true`` is none), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def live_roots(worktree: Path) -> list[Path]:
@@ -126,8 +127,8 @@ def _read_logger(root: Path, progress: Progress) -> None:
     summary = _read_json(layout.summary_path)
     if summary is not None:
         progress.seen(layout.summary_path)
-        step = summary.get("step")
-        if _is_int(step):
+        step = _int(summary.get("step"))
+        if step is not None:
             progress.step = max(step, progress.step or 0)
         for name, value in _numbers(summary).items():
             if name != "step":

@@ -11,7 +11,7 @@ from pathlib import Path
 from exq.daemon.states import RunState
 from tests.e2e.daemon.conftest import exq
 from tests.e2e.daemon_helpers import runs, start, terminate, wait_until
-from tests.support import HOLD_TRAIN, DVCYAML, git, init_project, write_training_project
+from tests.support import DVCYAML, HOLD_TRAIN, git, init_project, write_training_project
 
 EPOCHS = 5
 # The holding script, declaring its total as a script using exq.live would.
@@ -39,7 +39,7 @@ def test_status_shows_the_step_metrics_and_time_left_of_a_running_run(
     env: dict[str, str], tmp_path: Path
 ) -> None:
     repo = _project(tmp_path / "train")
-    assert "Live(\"logs\", total_steps=" in SCRIPT
+    assert 'Live("logs", total_steps=' in SCRIPT
     assert exq(env, repo, "exp", "run", "--queue", "-n", "ck").returncode == 0
     queued = _status(env, repo)
     assert queued["runs"][0]["progress"] is None  # queued: nothing to show yet

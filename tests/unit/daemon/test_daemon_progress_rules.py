@@ -42,9 +42,7 @@ BASE = RunRecord(
 
 def done(run_id: int, seconds: float, **changes: object) -> RunRecord:
     fields: dict[str, object] = {"state": RunState.SUCCESS, **changes}
-    return replace(
-        BASE, id=run_id, started=T0, finished=T0 + timedelta(seconds=seconds), **fields
-    )
+    return replace(BASE, id=run_id, started=T0, finished=T0 + timedelta(seconds=seconds), **fields)
 
 
 @pytest.mark.parametrize(
