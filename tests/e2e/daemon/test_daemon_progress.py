@@ -40,13 +40,14 @@ def test_status_shows_the_step_metrics_and_time_left_of_a_running_run(
 ) -> None:
     repo = _project(tmp_path / "train")
     assert 'Live("logs", total_steps=' in SCRIPT
-    assert exq(env, repo, "exp", "run", "--queue", "-n", "ck").returncode == 0
+    # HOLD_AT goes with the run: it runs in the environment it was queued from.
+    assert exq({**env, "HOLD_AT": "2"}, repo, "exp", "run", "--queue", "-n", "ck").returncode == 0
     queued = _status(env, repo)
     assert queued["runs"][0]["progress"] is None  # queued: nothing to show yet
     assert queued["queue"] == {"eta_seconds": None}  # no daemon, no slots
 
     rdv = Path(env["RDV"])
-    daemon = start({**env, "HOLD_AT": "2"})
+    daemon = start(env)
     try:
         wait_until(lambda: list(rdv.glob("held-*")), "the script to hold after step 2")
         data = _status(env, repo)
