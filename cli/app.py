@@ -37,6 +37,8 @@ params_app = typer.Typer(help="Compare params.", no_args_is_help=True)
 app.add_typer(params_app, name="params")
 plots_app = typer.Typer(help="Draw plots of revisions and experiments.", no_args_is_help=True)
 app.add_typer(plots_app, name="plots")
+remote_app = typer.Typer(help="Add, list and change data remotes.", no_args_is_help=True)
+app.add_typer(remote_app, name="remote")
 
 # Exit statuses: 1 for user errors, 130 for Ctrl-C (as shells report SIGINT).
 EXIT_INTERRUPTED = 130

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "queue_cmds",
     "queue_order_cmds",
     "plots_cmds",
+    "remote_cmds",
 )
 
 
@@ -44,10 +45,11 @@ _ROUTES: dict[str | tuple[str, str], str] = {
     "queue": "queue_cmds",
     "daemon": "queue_cmds",
     "plots": "plots_cmds",
+    **{name: "remote_cmds" for name in ("remote", "push", "pull", "fetch")},
 }
 
 
-_GROUPS = {"exp", "stage", "queue", "metrics", "params", "plots"}
+_GROUPS = {"exp", "stage", "queue", "metrics", "params", "plots", "remote"}
 
 
 def modules_for(argv: list[str]) -> tuple[str, ...]:

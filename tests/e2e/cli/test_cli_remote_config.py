@@ -1,0 +1,83 @@
+"""``exq remote ...`` writes .dvc/config and .dvc/config.local as ``dvc remote ...`` does.
+
+The same commands go to exq in one project and to the real DVC in another;
+the two projects' config files must come out byte for byte the same. Comments
+and other sections of the files stay where they were.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tests.e2e.conftest import exq
+from tests.e2e.exp_helpers import init_repo
+
+COMMANDS = [
+    ["remote", "add", "-d", "store", "/srv/dvc-store"],
+    ["remote", "add", "cloud", "s3://bucket/some/path"],
+    ["remote", "modify", "cloud", "endpointurl", "http://127.0.0.1:9000"],
+    ["remote", "modify", "cloud", "region", "eu-west-1"],
+    ["remote", "modify", "--local", "cloud", "access_key_id", "AKIAEXAMPLE"],
+    ["remote", "modify", "--local", "cloud", "secret_access_key", "s3cr3t"],
+    ["remote", "modify", "store", "jobs", "4"],
+    ["remote", "add", "nearby", "../shared/store"],
+    ["remote", "modify", "nearby", "url", "../other,store"],
+    ["remote", "default", "cloud"],
+    ["remote", "modify", "cloud", "--unset", "region"],
+    ["remote", "add", "--local", "mine", "/home/me/store"],
+    ["remote", "remove", "store"],
+    ["remote", "default", "--unset"],
+]
+
+
+def _files(root: Path) -> dict[str, str | None]:
+    dvc = root / ".dvc"
+    return {
+        name: (dvc / name).read_text() if (dvc / name).exists() else None
+        for name in ("config", "config.local")
+    }
+
+
+def test_remote_commands_write_the_files_dvc_writes(tmp_path: Path, dvc_bin: str) -> None:
+    ours = init_repo(tmp_path / "ours")
+    theirs = init_repo(tmp_path / "theirs")
+    for command in COMMANDS:
+        exq(*command, cwd=ours)
+        subprocess.run([dvc_bin, *command], cwd=theirs, check=True, capture_output=True)
+        assert _files(ours) == _files(theirs), command
+    # What DVC wrote, exq reads: the remotes and the default.
+    _, listing, _ = exq("remote", "list", cwd=theirs)
+    assert listing.split("\n")[0].split("\t")[:2] == ["cloud", "s3://bucket/some/path"]
+    assert "/home/me/store" in listing
+
+
+def test_edits_keep_comments_and_other_sections(tmp_path: Path) -> None:
+    root = init_repo(tmp_path / "repo")
+    config = root / ".dvc" / "config"
+    config.write_text("# project settings\n[core]\n    autostage = true  # why not\n[cache]\n")
+    exq("remote", "add", "-d", "store", "/srv/store", cwd=root)
+    exq("remote", "modify", "store", "jobs", "8", cwd=root)
+    assert config.read_text() == (
+        "# project settings\n[core]\n    autostage = true  # why not\n    remote = store\n"
+        "[cache]\n['remote \"store\"']\n    url = /srv/store\n    jobs = 8\n"
+    )
+    _, default, _ = exq("remote", "default", cwd=root)
+    assert default.strip() == "store"
+
+
+def test_bad_remote_commands_give_one_line_and_change_nothing(tmp_path: Path) -> None:
+    root = init_repo(tmp_path / "repo")
+    exq("remote", "add", "store", "s3://bucket/x", cwd=root)
+    before = _files(root)
+    for command, words in [
+        (["remote", "add", "store", "/elsewhere"], "exists already"),
+        (["remote", "modify", "store", "colour", "blue"], "unknown option 'colour'"),
+        (["remote", "modify", "nope", "url", "/x"], "no remote named 'nope'"),
+        (["remote", "default", "nope"], "no remote named 'nope'"),
+        (["remote", "remove", "nope"], "no remote named 'nope'"),
+    ]:
+        code, _, stderr = exq(*command, cwd=root, check=False)
+        assert code != 0, command
+        assert words in stderr and len(stderr.strip().splitlines()) == 1, stderr
+        assert _files(root) == before, command
