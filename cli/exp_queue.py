@@ -64,6 +64,8 @@ VALUE_OPTIONS = {
     "--timeout": "timeout",
     "--retries": "retries",
     "--retry-delay": "retry_delay",
+    "--samples": "samples",
+    "--seed": "seed",
 }
 FLAGS = {"-f": "force", "--force": "force", "--queue": "queue"}
 
@@ -116,7 +118,17 @@ def _store(args: EnqueueRequest, key: str, value: str) -> bool:
         args.executor = value
     elif key == "after":
         args.after.append(value)
-    elif key in ("cpus", "gpus", "mem", "priority", "timeout", "retries", "retry_delay"):
+    elif key in (
+        "cpus",
+        "gpus",
+        "mem",
+        "priority",
+        "timeout",
+        "retries",
+        "retry_delay",
+        "samples",
+        "seed",
+    ):
         setattr(args, key, value)  # checked by enqueue, which words the error
     else:
         if not value.isdigit():

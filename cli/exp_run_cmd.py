@@ -72,6 +72,10 @@ def exp_run(
     retry_delay: str = typer.Option(
         None, "--retry-delay", help="Wait before the first retry (default 1m), doubling."
     ),
+    samples: str = typer.Option(
+        None, "--samples", help="Random search: queue this many runs drawn from the -S space."
+    ),
+    seed: str = typer.Option(None, "--seed", help="Seed of the random search's draws."),
 ) -> None:
     """Run the pipeline as an experiment and save it under refs/exps (no branch, no commit)."""
     if (queue or run_all) and reset:
@@ -86,10 +90,13 @@ def exp_run(
         "timeout": timeout,
         "retries": retries,
         "retry_delay": retry_delay,
+        "samples": samples,
+        "seed": seed,
     }
     if not queue and any(value not in (None, []) for value in placement.values()):
         fail(
-            "--executor, --gpus, --cpus, --mem, --priority, --after, --timeout and --retries"
+            "--executor, --gpus, --cpus, --mem, --priority, --after, --timeout, --retries"
+            " and --samples"
             " apply to queued runs: add --queue",
             2,
         )

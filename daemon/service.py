@@ -68,6 +68,9 @@ class EnqueueRequest:
     timeout: str | None = None
     retries: str | None = None
     retry_delay: str | None = None
+    # Random search: this many points drawn from the -S space, seeded (as typed).
+    samples: str | None = None
+    seed: str | None = None
     # The environment the run's stages get (None: this process's, captured now).
     env: dict[str, str] | None = None
 
@@ -94,7 +97,7 @@ def enqueue(
     ``root`` is the project (default: the one around the working directory).
     """
     from exq.daemon.options import RawOptions, resolve
-    from exq.engine.experiments.queue_snapshot import prepare_queue, sweep_points
+    from exq.engine.experiments.queue_snapshot import prepare_queue, search_of, sweep_points
 
     config = config or DaemonConfig.from_env()
     executor = check_executor(request.executor) if request.executor is not None else None
@@ -117,7 +120,12 @@ def enqueue(
     project = open_project(root)
     git = Git.open(project.root)
     check_untracked(git.untracked_files(), force=request.force, warn=warn)
-    points = sweep_points(request.set_params, request.name)
+    points = sweep_points(
+        request.set_params,
+        request.name,
+        search=search_of(request.samples, request.seed),
+        root=project.root,
+    )
     snapshots = prepare_queue(project, git, points, force=request.force, targets=request.targets)
     runs = [
         NewRun(

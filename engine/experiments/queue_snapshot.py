@@ -17,12 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from exq.engine.errors import ParamsError
 from exq.engine.experiments.inputs import auto_name, check_clash, require_baseline, snapshot_inputs
 from exq.engine.experiments.refs import check_exp_name, exp_ref
 from exq.engine.git import Git
 from exq.engine.params.edit import expand_sweeps, parse_set_params, plan_changes
+from exq.engine.params.values import calls_function
 from exq.engine.run.project import Project
 
 SNAPSHOT_MESSAGE = "exq: queued experiment inputs"
@@ -51,12 +53,60 @@ class QueuedSnapshot:
     set_params: list[str]  # as typed, for display: applied already
 
 
-def sweep_points(set_params: Sequence[str], name: str | None) -> list[QueuePoint]:
-    """The grid of ``-S`` lists; a sweep's points are named ``NAME-1``, ``NAME-2``, ...
+@dataclass(frozen=True)
+class RandomSearch:
+    """``--samples N [--seed S]``: N points drawn from the ``-S`` space."""
 
-    Pure. Without a name every point gets an automatic name at snapshot time.
+    samples: int
+    seed: int
+
+
+def search_of(samples: str | None, seed: str | None) -> RandomSearch | None:
+    """``--samples``/``--seed`` as typed, checked: None without ``--samples``."""
+    if samples is None:
+        if seed is not None:
+            raise ParamsError("--seed seeds a random search: add --samples N")
+        return None
+    if not samples.strip().isdigit() or int(samples) < 1:
+        raise ParamsError(f"--samples {samples!r}: give a whole number of runs, 1 or more")
+    if seed is None:
+        import random
+
+        return RandomSearch(int(samples), random.SystemRandom().randrange(2**31))
+    try:
+        return RandomSearch(int(samples), int(seed))
+    except ValueError:
+        raise ParamsError(f"--seed {seed!r}: give a whole number") from None
+
+
+def sweep_points(
+    set_params: Sequence[str],
+    name: str | None,
+    *,
+    search: RandomSearch | None = None,
+    root: Path | None = None,
+) -> list[QueuePoint]:
+    """The grid of ``-S`` lists, or the points a random search draws; a sweep's
+    points are named ``NAME-1``, ``NAME-2``, ...
+
+    Without a name every point gets an automatic name at snapshot time.
+    ``root`` is the project, whose ``conf/`` folder holds the params groups
+    ``glob()`` picks from.
     """
-    grid = expand_sweeps(list(set_params))
+    groups = None
+    if root is not None and any(calls_function(text) for text in set_params):
+        from exq.engine.params.hydra_sweeps import conf_groups
+
+        groups = conf_groups(root)
+    if search is not None:
+        from exq.engine.params.hydra_sweeps import draw_samples
+
+        grid = draw_samples(list(set_params), search.samples, search.seed, groups)
+        return [
+            QueuePoint(name=None if name is None else f"{name}-{index}", set_params=point)
+            for index, point in enumerate(grid, start=1)
+        ]
+    grid = expand_sweeps(list(set_params), groups)
     if len(grid) == 1:
         return [QueuePoint(name=name, set_params=grid[0])]
     return [
@@ -68,7 +118,7 @@ def sweep_points(set_params: Sequence[str], name: str | None) -> list[QueuePoint
 def first_sweep(set_params: Sequence[str]) -> str | None:
     """The first ``-S`` text that is a sweep (several values), if any. Pure."""
     for text in set_params:
-        if len(expand_sweeps([text])) > 1:
+        if calls_function(text) or len(expand_sweeps([text])) > 1:
             return text
     return None
 

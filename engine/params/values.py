@@ -3,16 +3,16 @@
 Hydra (which DVC uses for ``-S``) reads ``key=`` as the empty string, ``1e-3``
 as a float, and keeps ``yes``, ``on``, ``0755``, ``1:30`` and dates as strings,
 where YAML 1.1 would turn them into bools, octal, sexagesimal ints and dates.
-Comma-separated values, ``choice(a,b)`` and ``range(start, stop, step)`` are
-Hydra sweeps: :func:`expand_sweeps` turns them into the grid of single-valued
-overrides, and :func:`parse_value` refuses them.
+Comma-separated values and Hydra's sweep functions (``choice(a,b)``,
+``range(start, stop, step)``, ``glob(...)``) are sweeps: :func:`expand_sweeps`
+turns them into the grid of single-valued overrides, and :func:`parse_value`
+refuses them.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any
 
 import yaml
@@ -32,8 +32,7 @@ def parse_value(raw: str, text: str = "") -> Any:
         raise bad_override(
             text or raw,
             "bad value",
-            "of Hydra's sweep functions only choice() and range() are supported; "
-            "or list the values: a,b,c",
+            "a sweep function: queue it with 'exq exp run --queue'",
         )
     if comment:
         raise bad_override(text or raw, "bad value", "'#' would start a comment; quote the value")
@@ -135,59 +134,29 @@ def bad_override(text: str, what: str, why: str | None = None) -> ParamsError:
     return ParamsError(f"{message}: {why}" if why else message)
 
 
-def expand_sweeps(texts: Sequence[str]) -> list[list[str]]:
-    """Expand Hydra-style sweeps (``lr=0.1,0.2``) into the grid of ``-S`` lists.
+def calls_function(text: str) -> bool:
+    """Whether the value of ``-S`` ``text`` calls one of Hydra's sweep functions. Pure."""
+    _, eq, raw = text.partition("=")
+    return bool(eq) and bool(_SWEEP_FUNCTION.match(raw.strip()))
+
+
+def expand_sweeps(texts: Sequence[str], groups: Any = None) -> list[list[str]]:
+    """Expand Hydra sweeps (``lr=0.1,0.2``, ``choice()``, ``range()``, ``glob()``) into
+    the grid of ``-S`` lists, as Hydra's basic sweeper orders it.
 
     ``["lr=0.1,0.2", "e=1,2"]`` gives four lists. Quoted commas and commas
-    inside ``[...]``/``{...}`` do not split.
+    inside ``[...]``/``{...}`` do not split. Sweep functions are read by
+    hydra-core (:mod:`exq.engine.params.hydra_sweeps`), imported only for them;
+    ``groups`` gives the options of a params group for ``glob()``.
     """
     grid: list[list[str]] = [[]]
     for text in texts:
         head, eq, raw = text.partition("=")
-        choices = [f"{head}={part}" for part in _sweep_parts(text, raw.strip())] if eq else [text]
+        if _SWEEP_FUNCTION.match(raw.strip()):
+            from exq.engine.params.hydra_sweeps import expand_function
+
+            choices = expand_function(text, groups)
+        else:
+            choices = [f"{head}={part}" for part in _scan(raw.strip())[0]] if eq else [text]
         grid = [[*row, choice] for row in grid for choice in choices]
     return grid
-
-
-_CHOICE = re.compile(r"^choice\((.*)\)$", re.DOTALL)
-_RANGE = re.compile(r"^range\(([^()]*)\)$")
-
-
-def _sweep_parts(text: str, raw: str) -> list[str]:
-    """The values of one override: ``a,b``, Hydra's ``choice(a,b)`` or ``range(start, stop, step)``.
-
-    ``range`` counts as Hydra's does: integers when every bound is one, else
-    decimal steps from the floats given (``range(0.1, 0.4, 0.1)``: 0.1, 0.2, 0.3).
-    """
-    choice = _CHOICE.match(raw)
-    if choice:
-        parts = _scan(choice.group(1).strip())[0]
-        if parts == [""]:
-            raise bad_override(text, "bad value", "choice() needs at least one value")
-        return parts
-    found = _RANGE.match(raw)
-    if found is None:
-        return _scan(raw)[0]
-    try:
-        bounds = [yaml.load(part, Loader=_ValueLoader) for part in found.group(1).split(",")]
-    except yaml.YAMLError:
-        bounds = []
-    numbers = [b for b in bounds if isinstance(b, (int, float)) and not isinstance(b, bool)]
-    if not 1 <= len(bounds) <= 3 or len(numbers) != len(bounds):
-        raise bad_override(text, "bad value", "range() takes one to three numbers")
-    start, stop, step = (0, *numbers, 1) if len(numbers) == 1 else (*numbers, 1)[:3]
-    if step == 0:
-        raise bad_override(text, "bad value", "range() needs a step other than 0")
-    if all(isinstance(n, int) for n in (start, stop, step)):
-        return [str(n) for n in range(int(start), int(stop), int(step))]
-    return [repr(value) for value in _float_range(start, stop, step)]
-
-
-def _float_range(start: float, stop: float, step: float) -> list[float]:
-    """Hydra's float range: decimal sums of the floats' exact values."""
-    at, end, by = Decimal(start), Decimal(stop), Decimal(step)
-    values = []
-    while (at < end) if by > 0 else (at > end):
-        values.append(float(at))
-        at += by
-    return values

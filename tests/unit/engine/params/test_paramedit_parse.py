@@ -169,7 +169,7 @@ def test_prefix_on_file_gets_a_hint() -> None:
             ["lr=range(0.1, 0.5, 0.1)"],
             [["lr=0.1"], ["lr=0.2"], ["lr=0.30000000000000004"], ["lr=0.4"]],
         ),
-        (["a=choice([1,2], 'x,y')"], [["a=[1,2]"], ["a='x,y'"]]),
+        (["a=choice([1,2], 'x,y')"], [["a=[1, 2]"], ["a='x,y'"]]),
     ],
 )
 def test_expand_sweeps(texts: list[str], grid: list[list[str]]) -> None:
@@ -181,10 +181,13 @@ def test_expand_sweeps(texts: list[str], grid: list[list[str]]) -> None:
 @pytest.mark.parametrize(
     ("text", "why"),
     [
-        ("a=range()", "one to three numbers"),
-        ("a=range(1, x)", "one to three numbers"),
-        ("a=range(1, 5, 0)", "step other than 0"),
-        ("a=choice()", "at least one value"),
+        ("a=range()", "missing a required argument"),
+        ("a=range(1, x)", "mismatch type argument stop"),
+        ("a=range(1, 5, 0)", "must not be zero"),
+        ("a=choice()", "empty choice is not legal"),
+        ("a=choice(1,", "no viable alternative"),
+        ("a=interval(1, 2)", "interval() is a distribution: draw from it with --samples N"),
+        ("a=glob(*)", "no conf/a/*.yaml"),
     ],
 )
 def test_bad_sweep_functions(text: str, why: str) -> None:
