@@ -117,10 +117,17 @@ def make_project(root: Path) -> Path:
     return root
 
 
-def enqueue(config: DaemonConfig, repo: Path, name: str, *params: str) -> int:
+def enqueue(
+    config: DaemonConfig,
+    repo: Path,
+    name: str,
+    *params: str,
+    env: dict[str, str] | None = None,
+) -> int:
     """Queue a run through the queue service, as ``exp run --queue`` does; the
-    daemon is not rung (the tests' daemon runs in this thread)."""
-    request = EnqueueRequest(name=name, set_params=list(params), stage_jobs=1)
+    daemon is not rung (the tests' daemon runs in this thread). The run's stages
+    get ``env`` (default: this process's environment), as a shell's would."""
+    request = EnqueueRequest(name=name, set_params=list(params), stage_jobs=1, env=env)
     ((run_id, _),) = service.enqueue(request, config, root=repo, ring=False)
     return run_id
 

@@ -43,7 +43,9 @@ def test_kill_9_with_two_running_and_ten_queued_loses_nothing(
 ) -> None:
     repo = make_project(tmp_path / "repo")
     db = config_of(env).db_path
-    ids = [enqueue(config_of(env), repo, f"r{i}", "mode=block", f"lr={i}") for i in range(12)]
+    ids = [
+        enqueue(config_of(env), repo, f"r{i}", "mode=block", f"lr={i}", env=env) for i in range(12)
+    ]
     daemon = start(env, jobs=2)
     try:
         with SyncStore(db) as store:
@@ -84,7 +86,7 @@ def test_sigterm_exits_0_interrupts_and_the_next_start_requeues(
     env: dict[str, str], tmp_path: Path
 ) -> None:
     repo = make_project(tmp_path / "repo")
-    run_id = enqueue(config_of(env), repo, "blocked", "mode=block")
+    run_id = enqueue(config_of(env), repo, "blocked", "mode=block", env=env)
     rdv = Path(env["RDV"])
     daemon = start(env)
     try:
@@ -108,7 +110,7 @@ def test_sigterm_exits_0_interrupts_and_the_next_start_requeues(
 def test_a_second_sigterm_skips_the_grace(env: dict[str, str], tmp_path: Path) -> None:
     env = {**env, "EXQ_GRACE_SECONDS": "600"}  # the test would time out long before
     repo = make_project(tmp_path / "repo")
-    run_id = enqueue(config_of(env), repo, "stubborn", "mode=stubborn")
+    run_id = enqueue(config_of(env), repo, "stubborn", "mode=stubborn", env=env)
     rdv = Path(env["RDV"])
     daemon = start(env)
     try:
