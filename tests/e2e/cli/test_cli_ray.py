@@ -184,7 +184,9 @@ def test_a_run_waiting_for_cpus_says_so_and_holds_no_slot_until_killed(
 ) -> None:
     root = make_sweep_project(tmp_path / "repo")
     exq("queue", "start", "--executor", "ray", "--address", ray_cluster.address, cwd=root)
-    _, out, _ = exq("exp", "run", "--queue", "--cpus", "64", "-n", "big", cwd=root)
+    _, out, _ = exq(
+        "exp", "run", "--queue", "--executor", "ray", "--cpus", "64", "-n", "big", cwd=root
+    )
     (big,) = queued_ids(out)
     pending = f"ray {ray_cluster.address} pending (needs 64 CPUs; no node has that much now)"
     wait_for(lambda: runs_by_id(root)[big]["location"] == pending, "the run to say it waits", 60)
