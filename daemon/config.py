@@ -19,6 +19,9 @@ Settings come from the environment, over the user's config file
     [ray]
     address = "http://head.example:8265"    # the Ray Jobs API (dashboard) address
     python = "python"                       # the Python of the cluster's nodes
+    [notify]
+    command = "notify-me.sh"                # run at each run's end and when the
+    on = ["failed", "queue-drained"]        #   queue drains (see exq.daemon.notify)
 
 ``EXQ_EXECUTOR``, ``EXQ_RAY_ADDRESS`` (else Ray's own ``RAY_ADDRESS``) and
 ``EXQ_RAY_PYTHON`` override the file; ``exq queue start --executor ray
@@ -34,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from exq.daemon.notify import NotifyConfig, parse_notify
 from exq.engine.errors import ConfigError
 
 DEFAULT_GRACE_SECONDS = 30.0
@@ -68,6 +72,7 @@ class DaemonConfig:
     # [resources] of the file, with EXQ_GPUS over its gpus; what is not set is
     # found on the machine (exq.daemon.machine).
     resources: dict[str, Any] = field(default_factory=dict)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)  # [notify]
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> DaemonConfig:
@@ -94,6 +99,7 @@ class DaemonConfig:
             queue_jobs=_jobs(queue.get("jobs"), config_path(env)),
             queue_defaults={k: queue[k] for k in QUEUE_DEFAULTS if k in queue},
             resources=resources,
+            notify=parse_notify(file.get("notify"), config_path(env)),
         )
 
     def with_jobs(self, jobs: int | None) -> DaemonConfig:

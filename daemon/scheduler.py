@@ -67,6 +67,7 @@ from exq.daemon.executors.base import (
 )
 from exq.daemon.executors.local import LocalExecutor, reap_leftovers, signal_group, start_ticks
 from exq.daemon.handlers import StatusInfo
+from exq.daemon.notify import QUEUE_DRAINED, RUN_END, Event, deliver
 from exq.daemon.protocol import check_jobs
 from exq.daemon.requeue import requeue_interrupted
 from exq.daemon.resources import (
@@ -173,6 +174,7 @@ class Scheduler:
         self._kills: dict[int, bool] = {}
         self._active: dict[int, Active] = {}
         self._wakeup = anyio.Event()
+        self._notify_lock = anyio.Lock()
         self._tg: TaskGroup | None = None
         # By where a run goes: "local", or "ray ADDRESS" (made when first asked).
         self._executors: dict[str, Executor] = dict(
@@ -560,7 +562,7 @@ class Scheduler:
             if state is RunState.SUCCESS
             else {}
         )
-        if should_retry(state, error, record.retries_left):
+        if should_retry(state, error, record.retries_left):  # not the run's end yet
             await self._retry(record, result.exit_code, error or "")
         else:
             await self._store.transition(
@@ -578,6 +580,7 @@ class Scheduler:
             error=error,
             experiment_ref=result.experiment_ref,
         )
+        retried = should_retry(state, error, record.retries_left)
         if (
             state is RunState.INTERRUPTED
             and result.outcome is Outcome.INTERRUPTED
@@ -587,7 +590,39 @@ class Scheduler:
             if fresh is not None:
                 await requeue_interrupted(self._store, [fresh], self._config, self._log)
         del self._active[record.id]
+        if not retried:
+            self._notify(
+                Event(
+                    RUN_END,
+                    run_id=record.id,
+                    name=record.name,
+                    state=state.value,
+                    exit_code=result.exit_code,
+                    experiment_ref=result.experiment_ref if state is RunState.SUCCESS else None,
+                    repo=record.repo,
+                )
+            )
+        if not self._active and self._stop_mode is None and not await self._store.queued(1):
+            self._notify(Event(QUEUE_DRAINED))
         self._wakeup.set()
+
+    def _notify(self, event: Event) -> None:
+        """Tell the user, in a task of its own: the scheduler never waits on it."""
+        if self._config.notify.active and self._tg is not None:
+            self._tg.start_soon(self._deliver, event)
+
+    async def _deliver(self, event: Event) -> None:
+        # One at a time, in order: a run's end is told before the drain it caused.
+        async with self._notify_lock:
+            done = await anyio.to_thread.run_sync(deliver, self._config.notify, event, os.environ)
+        for item in done:
+            fields = {"kind": event.kind, "command": " ".join(item.argv), "output": item.output}
+            if item.error is None and item.exit_code == 0:
+                self._log.info("notify.ran", exit_code=item.exit_code, **fields)
+            else:
+                self._log.warning(
+                    "notify.failed", exit_code=item.exit_code, error=item.error, **fields
+                )
 
     async def _reap(self, active: Active) -> None:
         """SIGKILL what the run left running: a process that left its stage's
