@@ -126,6 +126,11 @@ def first_sweep(set_params: Sequence[str]) -> str | None:
 def refuse_sweep(set_params: Sequence[str]) -> None:
     """A sweep only makes sense queued: refuse it for a direct run."""
     text = first_sweep(set_params)
+    if text is not None and "interval(" in text.partition("=")[2]:
+        raise ParamsError(
+            f"-S '{text}' is a distribution",
+            hint="draw a random search from it with 'exq exp run --queue --samples N'",
+        )
     if text is not None:
         raise ParamsError(
             f"-S '{text}' is a sweep of several values",

@@ -123,3 +123,18 @@ def test_a_plain_queue_does_not_import_hydra(queue_env: QueueEnv, tmp_path: Path
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
     assert done.stdout.splitlines()[-1] == "False", done.stderr
     assert len(status(root)["runs"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("choice(1, 2)", "is a sweep of several values"),
+        ("tag(log, interval(1, 2))", "is a distribution (draw a random search from it"),
+    ],
+)
+def test_a_direct_run_refuses_a_sweep_function(
+    queue_env: QueueEnv, tmp_path: Path, value: str, why: str
+) -> None:
+    root = make_project(tmp_path / "repo")
+    code, out, err = exq("exp", "run", "-S", f"lr={value}", cwd=root, check=False)
+    assert code == 1 and err.count("\n") == 1 and why in err, err
