@@ -1,11 +1,12 @@
 """The ``exq`` command line: a thin typer app over the engine.
 
 The app and its sub-apps live in :mod:`exq.cli.app`; this module is the
-console-script entry point. It imports typer only when needed: ``exq exp run
---queue`` must answer in about 0.1 s, so :func:`main` hands a plain queue
-call to :func:`exq.cli.exp_queue.fast_enqueue` before typer, rich and the
-command modules are imported (anything it does not recognise goes the usual
-way). Names of :mod:`exq.cli.app` (``app``, ``exp_app``, ``fail``,
+console-script entry point. It imports typer only when needed: ``exq
+--version`` prints the version before anything else is imported, and ``exq
+exp run --queue`` must answer in about 0.1 s, so :func:`main` hands a plain
+queue call to :func:`exq.cli.exp_queue.fast_enqueue` before typer, rich and
+the command modules are imported (anything it does not recognise goes the
+usual way). Names of :mod:`exq.cli.app` (``app``, ``exp_app``, ``fail``,
 ``handle_errors``, ...) can still be imported from here.
 """
 
@@ -67,6 +68,11 @@ def modules_for(argv: list[str]) -> tuple[str, ...]:
 def main() -> None:
     """Console-script entry point."""
     argv = sys.argv[1:]
+    if argv[:1] == ["--version"]:  # the root's eager option, answered before any import
+        from exq import __version__
+
+        print(f"exq {__version__}")
+        sys.exit(0)
     if argv[:2] == ["exp", "run"] and "--queue" in argv:
         from exq.cli.exp_queue import fast_enqueue
 

@@ -26,7 +26,6 @@ from typing import Any
 
 from exq.daemon.config import DaemonConfig
 from exq.daemon.states import RunRecord, RunState
-from exq.engine.experiments.progress import read_progress
 
 
 @dataclass(frozen=True)
@@ -54,6 +53,10 @@ def run_progress(
 ) -> RunProgress:
     """The progress of ``run`` (running) from its files; ``runs``: the queue, for the
     durations of its sweep's finished runs."""
+    # The engine's pipeline readers only when a run is running: ``queue status``
+    # of a queue with nothing running stays clear of them.
+    from exq.engine.experiments.progress import read_progress
+
     read = read_progress(config.worktree_path(run.id, run.attempts), config.progress_path(run.id))
     # A checkpoint run that logs nothing the stages name still counts its checkpoints.
     step = read.step if read.step is not None else (run.checkpoints or None)

@@ -11,9 +11,9 @@ the rows and point ``refs/exq/queue/<id>`` at each snapshot in the same
 transaction, ring the daemon.
 
 Kept light at import time: ``exp run --queue`` answers in about 0.1 s, and
-``exp show`` reads the queued runs; so this module imports the store and the
-git seam at load, the client and the params editors only in the use cases
-that need them, and never the pipeline or the runner.
+``queue status`` and ``exp show`` read the queued runs; so this module imports
+the store at load, the git seam (pygit2), the client and the params editors
+only in the use cases that need them, and never the pipeline or the runner.
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ from exq.daemon.config import DaemonConfig, check_executor, job_offsets
 from exq.daemon.states import ENDED, RunState
 from exq.daemon.store import NewRun, RunRecord, SyncStore, queue_ref
 from exq.engine.errors import ExperimentError, ExqError
-from exq.engine.git import Git
 from exq.engine.run.project import open_project
 
 if TYPE_CHECKING:
     from exq.daemon.protocol import StatusReply
     from exq.daemon.resources import Ask
+    from exq.engine.git import Git
 
 # Untracked files this big are named at enqueue (a snapshot commits them whole);
 # when they make the limit together, the enqueue is refused without --force.
@@ -117,6 +117,8 @@ def enqueue(
         check_fits(options.ask, config)
     after = resolve_after(config, request.after)
     env = dict(os.environ) if request.env is None else dict(request.env)
+    from exq.engine.git import Git
+
     project = open_project(root)
     git = Git.open(project.root)
     check_untracked(git.untracked_files(), force=request.force, warn=warn)
@@ -506,6 +508,8 @@ def queued_here(git: Git, record: RunRecord, ref: str) -> bool:
 
 def forget(record: RunRecord) -> None:
     """Drop a removed run's queue ref, log and log offsets; a vanished repo or file is fine."""
+    from exq.engine.git import Git
+
     try:
         Git.open(record.repo).delete_ref(queue_ref(record.id))
     except ExqError:

@@ -1,0 +1,66 @@
+"""Commands that print a line or a help page pay for no module they do not use.
+
+Each command runs through the installed ``exq`` console script with
+``PYTHONPROFILEIMPORTTIME=1``, whose stderr names every module imported; none
+may be git (pygit2), rich's tables or the engine's pipeline modules. Imports,
+not time: the times are for bench/startup_bench.py.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import exq
+from tests.e2e.queue_helpers import QueueEnv
+from tests.support import git
+
+# Modules (and their submodules) a help page, the version or the queue's table must not import.
+DENIED = (
+    "pygit2",
+    "rich.table",
+    "exq.engine.spec",
+    "exq.engine.run.commands",
+    "exq.engine.experiments",
+    "exq.engine.git",
+    "exq.engine.plots",
+)
+
+
+def imported(stderr: str) -> set[str]:
+    """The modules named by ``-X importtime`` lines."""
+    return set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)$", stderr, re.M))
+
+
+def denied(modules: set[str]) -> list[str]:
+    return sorted(
+        name for name in modules for rule in DENIED if name == rule or name.startswith(rule + ".")
+    )
+
+
+def imports_of(*args: str, cwd: Path) -> tuple[str, set[str]]:
+    _, out, err = exq(*args, cwd=cwd, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    modules = imported(err)
+    assert "exq.cli.main" in modules  # the profile is there: the check below can fail
+    return out, modules
+
+
+def test_version_imports_nothing_but_exq(basic: Path) -> None:
+    out, modules = imports_of("--version", cwd=basic)
+    assert out.startswith("exq ")
+    heavy = ("typer", "rich", "pygit2", "exq.engine", "exq.daemon")
+    assert sorted(m for m in modules if m.split(".")[0] in heavy or m.startswith(heavy)) == []
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_queue_status_imports_no_git_tables_or_pipeline(
+    basic: Path, queue_env: QueueEnv, json_flag: list[str]
+) -> None:
+    git(basic, "add", "-A")
+    git(basic, "commit", "-q", "-m", "pipeline")
+    exq("exp", "run", "--queue", "-S", "train.lr=0.2", cwd=basic)
+    out, modules = imports_of("queue", "status", *json_flag, cwd=basic)
+    assert "queued" in out
+    assert denied(modules) == []
