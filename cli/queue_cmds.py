@@ -14,7 +14,7 @@ import json
 import shutil
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,11 +24,12 @@ import typer
 from exq.cli.main import app, fail, handle_errors
 from exq.cli.queue_run import ensure_daemon
 from exq.cli.queue_view import daemon_line, format_table, status_json, status_rows
-from exq.daemon import service
+from exq.daemon import report, service
 from exq.daemon.client import Client, DaemonError, DaemonNotRunning, lock_holder
 from exq.daemon.config import DaemonConfig
 from exq.daemon.progress import progress_of, queue_eta
 from exq.daemon.protocol import MAX_JOBS, Code, StatusReply
+from exq.daemon.resources import parse_duration
 from exq.daemon.states import RunRecord, RunState
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -228,6 +229,35 @@ def queue_logs(
     path = Path(record.log_path)
     start = 0 if lines is None else service.tail_offset(path, lines)
     service.copy_log(path, start, sys.stdout.buffer)
+
+
+@queue_app.command("report")
+@handle_errors
+def queue_report(
+    since: str = typer.Option(
+        "12h", "--since", help="The window: runs of the last 12h, 30m, 2d..."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_md: bool = typer.Option(False, "--md", help="Print Markdown (the default)."),
+    sort_by: str = typer.Option(
+        None, "--sort-by", help="Rank the successful runs by this metric (NAME or FILE:NAME)."
+    ),
+    sort_order: str = typer.Option("desc", "--sort-order", help="asc or desc (the default)."),
+) -> None:
+    """What the queue did in the window: runs, durations, states, failures, best runs."""
+    if as_json and as_md:
+        fail("--json and --md do not go together: pick one", 2)
+    if sort_order not in ("asc", "desc"):
+        fail(f"--sort-order '{sort_order}': use asc or desc", 2)
+    config = _config()
+    now = datetime.now(UTC)
+    window = now - timedelta(seconds=parse_duration(since, "--since"))
+    runs = report.gather(service.list_runs(config), window)
+    data = report.build_report(runs, window, now, sort_by, ascending=sort_order == "asc")
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        typer.echo(report.render_markdown(data), nl=False)
 
 
 def _say_why(record: RunRecord, reason: str) -> None:

@@ -1,0 +1,86 @@
+"""The queue report over plain records: the window, the ranking, the Markdown."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from exq.daemon.report import ReportRun, best_runs, build_report, in_window, render_markdown
+from exq.daemon.states import RunRecord, RunState
+from exq.engine.errors import ConfigError
+
+T0 = datetime(2026, 1, 2, 3, 0, 0, tzinfo=UTC)
+BASE = RunRecord(
+    id=1,
+    seq=1,
+    name="a",
+    repo="/r",
+    baseline="b" * 40,
+    snapshot="s" * 40,
+    snapshot_ref="refs/exq/queue/1",
+    params=["lr=0.1"],
+    targets=[],
+    stage_jobs=None,
+    state=RunState.SUCCESS,
+    attempts=1,
+    created=T0,
+    started=T0,
+    finished=T0 + timedelta(seconds=90),
+    exit_code=0,
+    error=None,
+    log_path=None,
+    experiment_ref="refs/exps/bb/x/a",
+    experiment_sha=None,
+    checkpoints=0,
+    worker_slot=None,
+    token=None,
+)
+
+
+@pytest.mark.parametrize(
+    ("changes", "inside"),
+    [
+        ({}, True),
+        ({"started": T0 - timedelta(hours=2)}, True),  # ended in the window
+        ({"started": T0 - timedelta(hours=3), "finished": T0 - timedelta(hours=2)}, False),
+        ({"state": RunState.QUEUED, "started": None, "finished": None}, False),
+        ({"state": RunState.RUNNING, "started": T0 - timedelta(days=2), "finished": None}, True),
+    ],
+)
+def test_the_window(changes: dict[str, object], inside: bool) -> None:
+    assert in_window(replace(BASE, **changes), T0 - timedelta(hours=1)) is inside
+
+
+def test_ranking_and_its_errors() -> None:
+    runs = [
+        ReportRun(replace(BASE, id=1, name="a"), {"m.json": {"acc": 0.5}}),
+        ReportRun(replace(BASE, id=2, name="b"), {"m.json": {"acc": 0.9}}),
+        ReportRun(replace(BASE, id=3, name="c", state=RunState.FAILED), {"m.json": {"acc": 1.0}}),
+        ReportRun(replace(BASE, id=4, name="d"), {"other.json": {"loss": 0.1}}),
+    ]
+    best = best_runs(runs, "acc", ascending=False)
+    assert [(r["name"], r["value"]) for r in best["runs"]] == [("b", 0.9), ("a", 0.5)]
+    assert best_runs(runs, "m.json:acc", ascending=True)["runs"][0]["name"] == "a"
+    with pytest.raises(ConfigError, match="no run in the report has the metric 'f1'"):
+        best_runs(runs, "f1", ascending=False)
+    twice = [*runs, ReportRun(replace(BASE, id=5), {"other.json": {"acc": 0.2}})]
+    with pytest.raises(ConfigError, match="ambiguous, it matches m.json:acc, other.json:acc"):
+        best_runs(twice, "acc", ascending=False)
+
+
+def test_markdown_of_an_empty_and_a_full_report() -> None:
+    empty = build_report([], T0, T0 + timedelta(hours=12))
+    assert render_markdown(empty).splitlines()[2] == "0 runs (no runs), 0s of runs."
+    failed = replace(BASE, id=2, name="x|y", state=RunState.FAILED, exit_code=3, error="boom\nmore")
+    report = build_report(
+        [ReportRun(BASE), ReportRun(failed, last_lines=["l1", "l2"])],
+        T0,
+        T0 + timedelta(hours=1),
+    )
+    assert report["counts"] == {"failed": 1, "success": 1}
+    assert report["total_seconds"] == 180.0
+    page = render_markdown(report)
+    assert "| 2 | x\\|y | failed |" in page and "| 1m30s | 1 | boom |" in page
+    assert "### x|y (run 2, exit 3)\n\nboom\n\n```\nl1\nl2\n```" in page
