@@ -239,14 +239,18 @@ def queue_report(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     as_md: bool = typer.Option(False, "--md", help="Print Markdown (the default)."),
+    as_html: bool = typer.Option(
+        False, "--html", help="Write one offline page with the runs' plots (see -o)."
+    ),
+    out: str = typer.Option("queue_report", "--out", "-o", help="The folder of the --html page."),
     sort_by: str = typer.Option(
         None, "--sort-by", help="Rank the successful runs by this metric (NAME or FILE:NAME)."
     ),
     sort_order: str = typer.Option("desc", "--sort-order", help="asc or desc (the default)."),
 ) -> None:
     """What the queue did in the window: runs, durations, states, failures, best runs."""
-    if as_json and as_md:
-        fail("--json and --md do not go together: pick one", 2)
+    if as_json + as_md + as_html > 1:
+        fail("--json, --md and --html do not go together: pick one", 2)
     if sort_order not in ("asc", "desc"):
         fail(f"--sort-order '{sort_order}': use asc or desc", 2)
     config = _config()
@@ -256,6 +260,8 @@ def queue_report(
     data = report.build_report(runs, window, now, sort_by, ascending=sort_order == "asc")
     if as_json:
         typer.echo(json.dumps(data, indent=2))
+    elif as_html:
+        typer.echo(report.write_html(data, runs, Path(out)).as_uri())
     else:
         typer.echo(report.render_markdown(data), nl=False)
 

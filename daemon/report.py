@@ -17,7 +17,10 @@ pure functions over what it read:
   A run is in the window when it started or ended in it, or is running.
   ``best`` ranks the successful runs by ``--sort-by`` (``NAME`` or
   ``FILE:NAME``, as ``exp show`` takes it); without it, null.
-* ``render_markdown``: the same as a Markdown page, readable in a terminal.
+* ``render_markdown``: the same as a Markdown page, readable in a terminal;
+* ``render_html``: the same as HTML, the top of ``write_html``'s offline page,
+  which then draws the plots of the successful runs' experiments with the
+  plots page's code (``exq.engine.plots``), one line per run.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,8 @@ from exq.daemon.states import RunRecord, RunState
 from exq.engine.errors import ConfigError, ExqError
 from exq.engine.experiments.collect import Collector
 from exq.engine.git import Git
+from exq.engine.plots.collect import PlotsCollector
+from exq.engine.plots.model import RevPlots, build_charts
 from exq.engine.run.project import open_project
 
 LAST_LINES = 10
@@ -268,3 +274,82 @@ def _last_lines(record: RunRecord, count: int = LAST_LINES) -> list[str]:
     except OSError:
         return []
     return text.splitlines()
+
+
+# -- HTML -----------------------------------------------------------------------
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """The report's tables as HTML (the top of the page; the charts follow)."""
+    counts = ", ".join(f"{n} {state}" for state, n in report["counts"].items()) or "no runs"
+    parts = [
+        f'<p class="summary">{escape(_short(report["since"]))} to '
+        f"{escape(_short(report['until']))}: {len(report['runs'])} runs ({escape(counts)}),"
+        f" {escape(_seconds(report['total_seconds']))} of runs.</p>",
+        '<table id="exq-report-runs"><tr><th>ID</th><th>Name</th><th>State</th>'
+        "<th>Started</th><th>Duration</th><th>Attempts</th><th>Params</th><th>Result</th></tr>",
+    ]
+    for run in report["runs"]:
+        done = run["state"] == RunState.SUCCESS.value and run["experiment_ref"]
+        result = run["experiment_ref"].rsplit("/", 1)[-1] if done else _first(run["error"])
+        cells = [
+            run["id"],
+            run["name"],
+            run["state"],
+            _short(run["started"]),
+            _seconds(run["duration_seconds"]),
+            run["attempts"],
+            " ".join(run["params"]),
+            result,
+        ]
+        row = "".join(f"<td>{escape(str(cell))}</td>" for cell in cells)
+        parts.append(f'<tr class="{escape(run["state"])}">{row}</tr>')
+    parts.append("</table>")
+    best = report["best"]
+    if best is not None:
+        parts.append(f"<h2>Best runs by {escape(best['metric'])} ({best['order']})</h2><ol>")
+        parts += [
+            f"<li>{escape(r['name'])} (run {r['id']}): {r['value']:.5g}</li>" for r in best["runs"]
+        ]
+        parts.append("</ol>")
+    if report["failures"]:
+        parts.append("<h2>Failures</h2>")
+        for failure in report["failures"]:
+            code = f", exit {failure['exit_code']}" if failure["exit_code"] is not None else ""
+            parts.append(
+                f"<h3>{escape(failure['name'])} (run {failure['id']}{code})</h3>"
+                f"<p>{escape(_first(failure['error']))}</p>"
+                f'<pre class="last-lines">{escape(chr(10).join(failure["last_lines"]))}</pre>'
+            )
+    return "\n".join(parts) + "\n"
+
+
+def run_plots(runs: Sequence[ReportRun]) -> list[RevPlots]:
+    """The plots of the experiments the successful runs made, labelled by run name."""
+    found: list[RevPlots] = []
+    for run in runs:
+        record = run.record
+        if record.state is not RunState.SUCCESS or not record.experiment_sha:
+            continue
+        try:
+            project = open_project(Path(record.repo))
+            collector = PlotsCollector(Git.open(project.root), project.root, project.cache_dir)
+            found.append(collector.commit(record.experiment_sha, record.name))
+        except ExqError:  # the repository or experiment is gone: no lines for it
+            continue
+    return found
+
+
+def write_html(report: dict[str, Any], runs: Sequence[ReportRun], out_dir: Path) -> Path:
+    """``out_dir/index.html``: the report and its runs' plots, one offline page."""
+    from exq.engine.plots.page import write_images, write_page  # vl-convert: only here
+
+    revs = run_plots(runs)
+    return write_page(
+        out_dir,
+        build_charts(revs),
+        [rev.rev for rev in revs],
+        title="exq queue report",
+        images=write_images(out_dir, revs),
+        intro_html=render_html(report),
+    )

@@ -108,8 +108,10 @@ def render_page(
     *,
     title: str,
     images: Sequence[ImageFile] = (),
+    intro_html: str = "",
 ) -> str:
-    """The whole page: a heading, the revisions, every chart, then the images."""
+    """The whole page: a heading, ``intro_html`` (already escaped), the revisions,
+    every chart, then the images."""
     specs = [chart_spec(chart, revs) for chart in charts]
     divs = "\n".join(
         f'<div class="chart" id="exq-chart-{i}" data-plot="{escape(chart.id)}" '
@@ -121,7 +123,7 @@ def render_page(
         '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n'
         f"<title>{escape(title)}</title>\n<style>{_STYLE}</style>\n"
         f"<script>{safe_bundle}</script>\n</head>\n<body>\n"
-        f"<h1>{escape(title)}</h1>\n"
+        f"<h1>{escape(title)}</h1>\n{intro_html}"
         f'<p class="revs">Revisions: {escape(", ".join(revs))}</p>\n'
         f'<div class="charts">\n{divs}\n</div>\n'
         f'<div class="images">\n{_images_html(images, revs)}\n</div>\n'
@@ -188,9 +190,12 @@ def write_page(
     *,
     title: str = "exq plots",
     images: Sequence[ImageFile] = (),
+    intro_html: str = "",
 ) -> Path:
     """Write ``out_dir/index.html`` (atomically) and return its absolute path."""
-    page = render_page(charts, revs, vega_bundle(), title=title, images=images)
+    page = render_page(
+        charts, revs, vega_bundle(), title=title, images=images, intro_html=intro_html
+    )
     path = (out_dir / "index.html").absolute()
     try:
         atomic_write_text(path, page)
