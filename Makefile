@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 DVC_VENV := .venv-dvc
 DVCLIVE_VENVS := .venv-dvclive
 
-.PHONY: demo test lint lint-tools venv dvc dvclive ray browser bench clean
+.PHONY: demo test lint lint-tools venv dvc dvclive ray remote browser bench clean
 
 venv: $(VENV)/.installed
 
@@ -25,6 +25,13 @@ ray: $(VENV)/.ray-installed
 
 $(VENV)/.ray-installed: $(VENV)/.installed requirements-ray.txt
 	$(PY) -m pip install -q -r requirements-ray.txt
+	touch $@
+
+# Data remotes' file systems (exq[s3]) and the S3 server their tests start (moto), in .venv.
+remote: $(VENV)/.remote-installed
+
+$(VENV)/.remote-installed: $(VENV)/.ray-installed requirements-remote.txt
+	$(PY) -m pip install -q -r requirements-remote.txt
 	touch $@
 
 # The checks' tools, pinned, in .venv.
@@ -87,7 +94,7 @@ browser:
 		echo "chromium missing and not root: the browser tests will be skipped"; \
 	fi
 
-test: venv ray dvc dvclive browser
+test: venv ray remote dvc dvclive browser
 	EXQ_TEST_DVC="$(abspath $(DVC_VENV))/bin/dvc" EXQ_TEST_DVCLIVE="$(abspath $(DVCLIVE_VENVS))" \
 		$(PY) -m pytest -q
 

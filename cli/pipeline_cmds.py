@@ -73,9 +73,22 @@ def repro(
 def status(
     targets: list[str] = typer.Argument(None, help="Stages or dvc.yaml files (default: all)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    cloud: bool = typer.Option(False, "--cloud", "-c", help="Compare the cache with a remote."),
+    remote: str = typer.Option(None, "--remote", "-r", help="The remote (with -c)."),
 ) -> None:
     """Show stages and tracked data that changed since they were last run or added."""
     project = open_project()
+    if cloud or remote:
+        from exq.engine.run.transfer import cloud_status
+
+        differs = cloud_status(project, targets or [], remote)
+        if as_json:
+            typer.echo(json.dumps(differs, indent=2))
+        for rel, how in differs.items() if not as_json else ():
+            typer.echo(f"\t{how}:\t{rel}")
+        if not differs and not as_json:
+            typer.echo("Cache and remote are in sync.")
+        return
     report = ops.status(project, targets or [])
     if as_json:
         typer.echo(json.dumps(report, indent=2))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
 
-from exq.cli.app import handle_errors, remote_app
+from exq.cli.app import app, handle_errors, remote_app
+from exq.cli.progress import install as install_progress
 from exq.engine.data import remote_config as config
-from exq.engine.run.project import find_root
+from exq.engine.run import transfer
+from exq.engine.run.project import find_root, open_project
 
 _LOCAL_HELP = "Write to .dvc/config.local (not committed: the place for credentials)."
 
@@ -84,3 +87,69 @@ def remote_modify(
 def remote_remove(name: str = typer.Argument(..., help="The remote.")) -> None:
     """Remove a remote from .dvc/config and .dvc/config.local."""
     config.remove(_dvc_dir(), name)
+
+
+_TARGETS_HELP = "Stages, .dvc files or paths of outputs (default: all)."
+_REMOTE_HELP = "The remote (default: core.remote)."
+
+
+def _jobs(jobs: int) -> int:
+    return jobs or 4 * (os.cpu_count() or 1)
+
+
+def _report_missing(missing: list[str], where: str) -> None:
+    for rel in missing:
+        typer.echo(f"WARNING: '{rel}': some of its objects are {where}.", err=True)
+
+
+@app.command()
+@handle_errors
+def push(
+    targets: list[str] = typer.Argument(None, help=_TARGETS_HELP),
+    remote: str = typer.Option(None, "--remote", "-r", help=_REMOTE_HELP),
+    jobs: int = typer.Option(0, "--jobs", "-j", help="Transfers at once (default: 4 x cores)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Send the cached outputs' objects the remote lacks."""
+    install_progress(quiet)
+    result = transfer.push(open_project(), targets or [], remote, _jobs(jobs))
+    _report_missing(result.missing, "in neither the cache nor the remote")
+    typer.echo(f"{result.done} file(s) pushed, {result.present} already on the remote.")
+    if result.missing:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handle_errors
+def fetch(
+    targets: list[str] = typer.Argument(None, help=_TARGETS_HELP),
+    remote: str = typer.Option(None, "--remote", "-r", help=_REMOTE_HELP),
+    jobs: int = typer.Option(0, "--jobs", "-j", help="Transfers at once (default: 4 x cores)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Download into the cache the objects it lacks (the workspace is not changed)."""
+    install_progress(quiet)
+    result = transfer.fetch(open_project(), targets or [], remote, _jobs(jobs))
+    _report_missing(result.missing, "on neither the remote nor in the cache")
+    typer.echo(f"{result.done} file(s) fetched.")
+    if result.missing:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handle_errors
+def pull(
+    targets: list[str] = typer.Argument(None, help=_TARGETS_HELP),
+    remote: str = typer.Option(None, "--remote", "-r", help=_REMOTE_HELP),
+    jobs: int = typer.Option(0, "--jobs", "-j", help="Transfers at once (default: 4 x cores)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Fetch, then put the outputs into the workspace."""
+    install_progress(quiet)
+    result, restored = transfer.pull(open_project(), targets or [], remote, _jobs(jobs))
+    _report_missing(result.missing, "on neither the remote nor in the cache")
+    for rel in restored:
+        typer.echo(f"A\t{rel}")
+    typer.echo(f"{result.done} file(s) fetched, {len(restored)} output(s) restored.")
+    if result.missing:
+        raise typer.Exit(1)

@@ -1,0 +1,189 @@
+"""Objects between the cache and a DVC remote, in DVC 3's layout (``files/md5/xx/...``).
+
+Storage goes through fsspec's file systems, each an optional extra imported
+only when a remote of its kind is used. What the remote holds is read with
+one listing, never a request per object. Uploads are whole-object puts (on a
+local folder: a temporary name, then a rename), downloads land beside the
+cache object under a temporary name, are verified against their md5 and only
+then renamed into place: an interrupted transfer leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from exq.engine.data import progress
+from exq.engine.data.cache import Cache
+from exq.engine.data.hashing import file_md5
+from exq.engine.data.remote_config import Remote
+from exq.engine.errors import ConfigError, ExqError
+
+# The extra that brings each kind of remote's file system.
+EXTRAS = {"s3": ("s3fs", "s3"), "gs": ("gcsfs", "gs"), "azure": ("adlfs", "azure")}
+EXTRAS |= {"ssh": ("sshfs", "ssh"), "http": ("aiohttp", "http"), "https": ("aiohttp", "http")}
+READ_ONLY = 0o444
+
+
+class RemoteError(ExqError):
+    """A remote cannot be reached, read or written."""
+
+
+@dataclass
+class Storage:
+    """A remote opened: its file system and the folder objects live under."""
+
+    remote: Remote
+    fs: Any
+    root: str
+
+    @property
+    def is_local(self) -> bool:
+        return self.remote.scheme in ("", "file")
+
+    def object_path(self, md5: str) -> str:
+        return f"{self.root}/files/md5/{md5[:2]}/{md5[2:]}"
+
+
+def _fsspec(remote: Remote) -> Any:
+    module, extra = EXTRAS.get(remote.scheme, ("fsspec", "remote"))
+    try:
+        import fsspec
+
+        if module != "fsspec":
+            __import__(module)
+    except ImportError:
+        raise ConfigError(
+            f"remote '{remote.name}' ({remote.url}) needs {module}: pip install 'exq[{extra}]'"
+        ) from None
+    return fsspec
+
+
+def _s3_options(options: dict[str, str]) -> dict[str, Any]:
+    """DVC's S3 option names as s3fs takes them."""
+    kwargs: dict[str, Any] = {}
+    client: dict[str, Any] = {}
+    if "access_key_id" in options:
+        kwargs["key"] = options["access_key_id"]
+    if "secret_access_key" in options:
+        kwargs["secret"] = options["secret_access_key"]
+    if "session_token" in options:
+        kwargs["token"] = options["session_token"]
+    if "profile" in options:
+        kwargs["profile"] = options["profile"]
+    if "endpointurl" in options:
+        client["endpoint_url"] = options["endpointurl"]
+    if "region" in options:
+        client["region_name"] = options["region"]
+    if options.get("use_ssl", "").lower() == "false":
+        kwargs["use_ssl"] = False
+    if "credentialpath" in options:
+        os.environ.setdefault("AWS_SHARED_CREDENTIALS_FILE", options["credentialpath"])
+    if client:
+        kwargs["client_kwargs"] = client
+    return kwargs
+
+
+def open_storage(remote: Remote) -> Storage:
+    """The remote's file system, or one line saying why it cannot be used."""
+    fsspec = _fsspec(remote)
+    if remote.scheme in ("", "file"):
+        path = remote.url.removeprefix("file://")
+        return Storage(remote, fsspec.filesystem("file"), os.path.abspath(path))
+    kwargs = _s3_options(remote.options) if remote.scheme == "s3" else {}
+    try:
+        fs, root = fsspec.core.url_to_fs(remote.url, **kwargs)
+    except (ValueError, ImportError) as exc:
+        raise ConfigError(f"remote '{remote.name}': cannot use {remote.url}: {exc}") from exc
+    return Storage(remote, fs, root.rstrip("/"))
+
+
+def _explain(storage: Storage, exc: BaseException) -> RemoteError:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return RemoteError(f"remote '{storage.remote.name}' ({storage.remote.url}): {text}")
+
+
+def listing(storage: Storage) -> set[str]:
+    """Every object name the remote holds (``<hex>`` or ``<hex>.dir``), in one listing."""
+    top = f"{storage.root}/files/md5"
+    try:
+        found = storage.fs.find(top)
+    except FileNotFoundError:
+        return set()
+    except Exception as exc:  # noqa: BLE001 - any library's failure becomes one line
+        raise _explain(storage, exc) from exc
+    names = set()
+    for path in found:
+        parts = path.rstrip("/").rsplit("/", 2)
+        if len(parts) == 3 and len(parts[1]) == 2 and ".tmp" not in parts[2]:
+            names.add(parts[1] + parts[2])
+    return names
+
+
+def _run(jobs: int, work: Iterable[Any], fn: Any) -> None:
+    items = list(work)
+    if jobs <= 1 or len(items) <= 1:
+        for item in items:
+            fn(item)
+        return
+    with ThreadPoolExecutor(jobs) as pool:
+        for _ in pool.map(fn, items):
+            pass
+
+
+def push(storage: Storage, cache: Cache, names: list[str], jobs: int) -> int:
+    """Upload these objects from the cache; the number sent."""
+    sizes = {name: os.path.getsize(cache.obj_path(name)) for name in names}
+
+    def send(name: str) -> None:
+        target = storage.object_path(name)
+        local = str(cache.obj_path(name))
+        try:
+            if storage.is_local:
+                storage.fs.makedirs(os.path.dirname(target), exist_ok=True)
+                tmp = f"{target}.{uuid.uuid4().hex}.tmp"
+                storage.fs.put_file(local, tmp)
+                os.replace(tmp, target)
+            else:
+                storage.fs.put_file(local, target)  # one PUT: whole or nothing
+        except Exception as exc:  # noqa: BLE001
+            raise _explain(storage, exc) from exc
+        task.advance(sizes[name])
+
+    with progress.task(f"push to {storage.remote.name}", len(names), sum(sizes.values())) as task:
+        _run(jobs, names, send)
+    return len(names)
+
+
+def fetch(storage: Storage, cache: Cache, names: list[str], jobs: int) -> int:
+    """Download these objects into the cache, each verified; the number fetched."""
+
+    def get(name: str) -> None:
+        obj = cache.obj_path(name)
+        obj.parent.mkdir(parents=True, exist_ok=True)
+        tmp = obj.with_name(f"{obj.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            storage.fs.get_file(storage.object_path(name), str(tmp))
+            if file_md5(tmp) != name.removesuffix(".dir"):
+                raise RemoteError(
+                    f"remote '{storage.remote.name}': object {name} is corrupt "
+                    f"(its md5 does not match); not fetched"
+                )
+            os.chmod(tmp, READ_ONLY)
+            os.replace(tmp, obj)
+        except RemoteError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise _explain(storage, exc) from exc
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        task.advance(obj.stat().st_size)
+
+    with progress.task(f"fetch from {storage.remote.name}", len(names), 0) as task:
+        _run(jobs, names, get)
+    return len(names)

@@ -1,0 +1,134 @@
+"""push, pull, fetch and ``status -c``: the objects a project's outputs name, and a remote.
+
+The objects are those of the hashes ``dvc.lock`` and the ``.dvc`` files
+record (the targets', or all of them), with the files of each folder's
+``.dir`` listing. Pulling fetches the listings first, then what they list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from exq.engine.data import remote as storage_mod
+from exq.engine.data.cache import Cache
+from exq.engine.data.hashing import parse_dir_listing
+from exq.engine.data.remote_config import get_remote
+from exq.engine.run import commands as ops
+from exq.engine.run.project import Project
+from exq.engine.spec.loading import load_pipeline
+
+
+@dataclass
+class Transfer:
+    """What a push or fetch did, and what it could not do."""
+
+    done: int = 0
+    present: int = 0
+    missing: list[str] = field(default_factory=list)  # outputs whose objects neither side has
+
+
+def outs(project: Project, targets: list[str]) -> list[tuple[str, Any]]:
+    """(path, recorded hash) of the targets' cached outputs, or of every one."""
+    pipeline = load_pipeline(project.root)
+    tracked = ops._tracked_outs(project)
+    if not targets:
+        found = ops._stage_outs(pipeline, pipeline.stages) + list(tracked.items())
+    else:
+        found = [o for t in targets for o in ops._target_outs(project, pipeline, tracked, t)]
+    return [(rel, info) for rel, info in found if info is not None and not info.legacy]
+
+
+def _listed(cache: Cache, name: str) -> list[str] | None:
+    """The file objects a ``.dir`` object lists, if the cache holds it."""
+    try:
+        return [md5 for _, md5 in parse_dir_listing(cache.obj_path(name).read_bytes())]
+    except (OSError, ValueError):
+        return None
+
+
+def _objects(cache: Cache, found: list[tuple[str, Any]]) -> dict[str, list[str]]:
+    """Each output's object names as far as the cache knows them (a folder: its listing too)."""
+    names: dict[str, list[str]] = {}
+    for rel, info in found:
+        top = info.md5
+        names[rel] = [top, *(_listed(cache, top) or [])] if info.isdir else [top]
+    return names
+
+
+def _in_cache(cache: Cache, name: str) -> bool:
+    return cache.obj_path(name).is_file()
+
+
+def push(project: Project, targets: list[str], remote: str | None, jobs: int) -> Transfer:
+    cache = Cache(project.cache_dir, project.link_types)
+    storage = storage_mod.open_storage(get_remote(project.dvc_dir, remote))
+    on_remote = storage_mod.listing(storage)
+    result = Transfer()
+    wanted: set[str] = set()
+    for rel, names in _objects(cache, outs(project, targets)).items():
+        absent = [n for n in names if not _in_cache(cache, n) and n not in on_remote]
+        if absent:
+            result.missing.append(rel)
+        wanted.update(n for n in names if _in_cache(cache, n))
+    send = sorted(wanted - on_remote)
+    result.present = len(wanted) - len(send)
+    result.done = storage_mod.push(storage, cache, send, jobs)
+    return result
+
+
+def fetch(project: Project, targets: list[str], remote: str | None, jobs: int) -> Transfer:
+    cache = Cache(project.cache_dir, project.link_types)
+    storage = storage_mod.open_storage(get_remote(project.dvc_dir, remote))
+    on_remote = storage_mod.listing(storage)
+    found = outs(project, targets)
+    result = Transfer()
+    # Listings first: what a folder holds is known only from its .dir object.
+    tops = sorted({info.md5 for _, info in found if info.isdir})
+    result.done += _fetch_missing(storage, cache, tops, on_remote, jobs, result)
+    files = sorted({n for names in _objects(cache, found).values() for n in names})
+    result.done += _fetch_missing(storage, cache, files, on_remote, jobs, result)
+    for rel, names in _objects(cache, found).items():
+        incomplete = any(not _in_cache(cache, n) for n in names)
+        if incomplete:
+            result.missing.append(rel)
+    return result
+
+
+def _fetch_missing(
+    storage: Any, cache: Cache, names: list[str], on_remote: set[str], jobs: int, result: Transfer
+) -> int:
+    absent = [n for n in names if not _in_cache(cache, n)]
+    result.present += len(names) - len(absent)
+    return storage_mod.fetch(storage, cache, [n for n in absent if n in on_remote], jobs)
+
+
+def pull(
+    project: Project, targets: list[str], remote: str | None, jobs: int
+) -> tuple[Transfer, list[str]]:
+    """Fetch, then check out what arrived; the transfer and the paths restored."""
+    result = fetch(project, targets, remote, jobs)
+    complete = [rel for rel, _ in outs(project, targets) if rel not in result.missing]
+    restored = ops.checkout(project, complete) if complete else []
+    return result, restored
+
+
+def cloud_status(project: Project, targets: list[str], remote: str | None) -> dict[str, str]:
+    """Per output not in sync: 'new' (only in the cache), 'deleted' (only on the
+    remote) or 'missing' (in neither)."""
+    cache = Cache(project.cache_dir, project.link_types)
+    storage = storage_mod.open_storage(get_remote(project.dvc_dir, remote))
+    on_remote = storage_mod.listing(storage)
+    report = {}
+    for rel, names in _objects(cache, outs(project, targets)).items():
+        local = all(_in_cache(cache, n) for n in names)
+        remote_has = all(n in on_remote for n in names)
+        if local and remote_has:
+            continue
+        if local:
+            report[rel] = "new"
+        elif remote_has:
+            report[rel] = "deleted"
+        else:
+            report[rel] = "missing"
+    return report

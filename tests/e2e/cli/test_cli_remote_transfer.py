@@ -1,0 +1,107 @@
+"""``exq push``/``pull``/``fetch``/``status -c`` on a folder remote, both ways with the real DVC.
+
+A project with a tracked folder, a tracked file and a stage output is pushed
+by one tool and pulled by the other into a fresh copy of the project (its
+metadata, no cache, no data): the files must come back byte for byte.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import exq, write
+from tests.e2e.exp_helpers import init_repo
+
+pytest.importorskip("fsspec")
+
+DVCYAML = (
+    "stages:\n  copy:\n    cmd: cp one.txt out.txt\n    deps: [one.txt]\n    outs: [out.txt]\n"
+)
+DATA = {"data/a.txt": "alpha\n", "data/sub/b.bin": "beta" * 5000, "one.txt": "single\n"}
+
+
+def make_source(root: Path) -> Path:
+    init_repo(root)
+    for rel, text in DATA.items():
+        write(root / rel, text)
+    write(root / "dvc.yaml", DVCYAML)
+    exq("add", "data", "one.txt", cwd=root)
+    exq("repro", cwd=root)
+    return root
+
+
+def fresh_copy(source: Path, dest: Path, url: str) -> Path:
+    """The project's metadata in a new repository, with no cache and no data."""
+    init_repo(dest)
+    for name in ("data.dvc", "one.txt.dvc", "dvc.yaml", "dvc.lock"):
+        shutil.copy(source / name, dest / name)
+    exq("remote", "add", "-d", "store", url, cwd=dest)
+    return dest
+
+
+def workspace(root: Path) -> dict[str, str]:
+    rels = [*DATA, "out.txt"]
+    return {rel: (root / rel).read_text() for rel in rels if (root / rel).exists()}
+
+
+def objects(store: Path) -> set[str]:
+    return {p.relative_to(store).as_posix() for p in store.rglob("*") if p.is_file()}
+
+
+def test_exq_push_then_dvc_pull(tmp_path: Path, dvc_bin: str) -> None:
+    source = make_source(tmp_path / "source")
+    store = tmp_path / "store"
+    exq("remote", "add", "-d", "store", str(store), cwd=source)
+    _, before, _ = exq("status", "-c", cwd=source)
+    assert "new:\tdata" in before and "new:\tout.txt" in before
+    _, out, _ = exq("push", "-j", "4", cwd=source)
+    # 2 data files, the folder's listing; one.txt and out.txt share an object
+    assert "4 file(s) pushed" in out
+    assert all(name.startswith("files/md5/") for name in objects(store))
+    _, again, _ = exq("push", cwd=source)
+    assert "0 file(s) pushed, 4 already" in again
+    _, after, _ = exq("status", "-c", cwd=source)
+    assert "in sync" in after
+
+    target = fresh_copy(source, tmp_path / "target", str(store))
+    subprocess.run([dvc_bin, "pull"], cwd=target, check=True, capture_output=True)
+    assert workspace(target) == workspace(source)
+
+
+def test_dvc_push_then_exq_pull_and_fetch(tmp_path: Path, dvc_bin: str) -> None:
+    source = make_source(tmp_path / "source")
+    store = tmp_path / "store"
+    subprocess.run([dvc_bin, "remote", "add", "-d", "store", str(store)], cwd=source, check=True)
+    subprocess.run([dvc_bin, "push"], cwd=source, check=True, capture_output=True)
+
+    target = fresh_copy(source, tmp_path / "target", f"file://{store}")
+    _, status, _ = exq("status", "-c", cwd=target)
+    assert "deleted:\tone.txt" in status
+    _, fetched, _ = exq("fetch", "one.txt.dvc", cwd=target)
+    assert "1 file(s) fetched" in fetched and not (target / "one.txt").exists()
+    _, pulled, _ = exq("pull", cwd=target)
+    assert "A\tdata" in pulled
+    assert workspace(target) == workspace(source)
+    # Objects arrive read-only, verified, with no temporary files left behind.
+    cache = target / ".dvc" / "cache" / "files" / "md5"
+    assert objects(cache) == objects(store / "files" / "md5")
+
+
+def test_a_corrupt_object_on_the_remote_is_refused(tmp_path: Path) -> None:
+    source = make_source(tmp_path / "source")
+    store = tmp_path / "store"
+    exq("remote", "add", "-d", "store", str(store), cwd=source)
+    exq("push", cwd=source)
+    for obj in (store / "files" / "md5").rglob("*"):
+        if obj.is_file() and obj.read_text() == "alpha\n":
+            obj.write_text("tampered\n")
+    target = fresh_copy(source, tmp_path / "target", str(store))
+    code, _, stderr = exq("pull", cwd=target, check=False)
+    assert code != 0 and "corrupt" in stderr and len(stderr.strip().splitlines()) == 1
+    assert not (target / "data").exists()
+    leftovers = [p for p in (target / ".dvc" / "cache").rglob("*.tmp")]
+    assert leftovers == []
