@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
@@ -27,7 +29,7 @@ from exq.cli.queue_view import daemon_line, format_table, status_json, status_ro
 from exq.daemon import report, service
 from exq.daemon.client import Client, DaemonError, DaemonNotRunning, lock_holder
 from exq.daemon.config import DaemonConfig
-from exq.daemon.progress import progress_of, queue_eta
+from exq.daemon.progress import RunProgress, progress_of, queue_eta
 from exq.daemon.protocol import MAX_JOBS, Code, StatusReply
 from exq.daemon.resources import parse_duration
 from exq.daemon.states import RunRecord, RunState
@@ -158,9 +160,59 @@ def queue_start(
 @handle_errors
 def queue_status(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    watch: bool = typer.Option(
+        False, "--watch", "-w", help="Refresh until the queue drains (or Ctrl-C)."
+    ),
+    interval: float = typer.Option(
+        2.0, "--interval", min=0.1, help="Seconds between refreshes, with --watch."
+    ),
 ) -> None:
     """The runs of the queue and the daemon's state (works when the daemon is down)."""
     config = _config()
+    if watch and as_json:
+        fail("--watch and --json do not go together: pick one", 2)
+    if watch:
+        _watch(config, interval)
+        return
+    snapshot = _status_snapshot(config)
+    if as_json:
+        typer.echo(json.dumps(status_json(*snapshot.json_args()), indent=2))
+        return
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    typer.echo(snapshot.text(width))
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """What ``queue status`` read at one moment."""
+
+    runs: list[RunRecord]
+    daemon: StatusReply | None
+    silent: int | None
+    progress: dict[int, RunProgress]
+    drains: float | None
+    now: datetime
+
+    def json_args(self) -> tuple[Any, ...]:
+        return (self.daemon, self.runs, self.silent, self.progress, self.drains)
+
+    def text(self, width: int | None) -> str:
+        alive = self.daemon is not None or self.silent is not None
+        lines = ["No runs in the queue."]
+        if self.runs:
+            rows = status_rows(
+                self.runs, self.now, Path.home(), daemon_alive=alive, progress=self.progress
+            )
+            lines = format_table(rows, width)
+        return "\n".join([*lines, daemon_line(self.daemon, self.silent, self.drains)])
+
+    @property
+    def drained(self) -> bool:
+        """Nothing running or queued is left."""
+        return not any(r.state in (RunState.RUNNING, RunState.QUEUED) for r in self.runs)
+
+
+def _status_snapshot(config: DaemonConfig) -> _Snapshot:
     runs = service.list_runs(config)
     daemon, silent = _daemon_status(config)
     now = datetime.now(UTC)
@@ -168,16 +220,52 @@ def queue_status(
     # A run left "running" by a dead daemon is shown interrupted: no progress.
     progress = progress_of(config, runs, now) if alive else {}
     drains = queue_eta(runs, progress, daemon.slots_total if daemon is not None else None)
-    if as_json:
-        typer.echo(json.dumps(status_json(daemon, runs, silent, progress, drains), indent=2))
+    return _Snapshot(runs, daemon, silent, progress, drains, now)
+
+
+def _watch(config: DaemonConfig, interval: float) -> None:
+    """Redraw the status in place on a terminal (rich), else print it when it
+    changes; return once the queue has drained, or at Ctrl-C."""
+    try:
+        if sys.stdout.isatty():
+            _watch_live(config, interval)
+        else:
+            _watch_plain(config, interval)
+    except KeyboardInterrupt:
         return
-    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
-    if runs:
-        rows = status_rows(runs, now, Path.home(), daemon_alive=alive, progress=progress)
-        typer.echo("\n".join(format_table(rows, width)))
-    else:
-        typer.echo("No runs in the queue.")
-    typer.echo(daemon_line(daemon, silent, drains))
+
+
+def _watch_live(config: DaemonConfig, interval: float) -> None:
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+
+    console = Console()
+    snapshot = _status_snapshot(config)
+    with Live(Text(snapshot.text(console.width)), console=console, auto_refresh=False) as live:
+        while not snapshot.drained:
+            time.sleep(interval)
+            snapshot = _status_snapshot(config)
+            live.update(Text(snapshot.text(console.width)), refresh=True)
+
+
+def _watch_plain(config: DaemonConfig, interval: float) -> None:
+    shown: list[tuple[object, ...]] | None = None
+    while True:
+        snapshot = _status_snapshot(config)
+        # Durations and times left move every second: a new block only when
+        # a state or a step changes, not at every tick.
+        key: list[tuple[object, ...]] = [
+            (r.id, r.state, r.attempts, r.checkpoints) for r in snapshot.runs
+        ]
+        key += [(i, p.step) for i, p in sorted(snapshot.progress.items())]
+        if key != shown:
+            typer.echo(snapshot.text(None) + "\n", nl=True)
+            sys.stdout.flush()
+            shown = key
+        if snapshot.drained:
+            return
+        time.sleep(interval)
 
 
 def _slots(config: DaemonConfig) -> int | str:
