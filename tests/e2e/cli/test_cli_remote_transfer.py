@@ -105,3 +105,21 @@ def test_a_corrupt_object_on_the_remote_is_refused(tmp_path: Path) -> None:
     assert not (target / "data").exists()
     leftovers = [p for p in (target / ".dvc" / "cache").rglob("*.tmp")]
     assert leftovers == []
+
+
+def test_unknown_remote_and_missing_extra_are_one_line(tmp_path: Path) -> None:
+    source = make_source(tmp_path / "source")
+    code, _, stderr = exq("push", "-r", "nope", cwd=source, check=False)
+    assert code != 0 and "no remote named 'nope'" in stderr
+    code, _, stderr = exq("push", cwd=source, check=False)
+    assert code != 0 and "no default remote" in stderr
+    exq("remote", "add", "-d", "store", str(tmp_path / "file-not-folder"), cwd=source)
+    (tmp_path / "file-not-folder").write_text("x")
+    code, _, stderr = exq("push", cwd=source, check=False)
+    assert code != 0 and "remote 'store'" in stderr and len(stderr.strip().splitlines()) == 1
+    try:
+        import gcsfs  # noqa: F401
+    except ImportError:
+        exq("remote", "add", "-d", "gcs", "gs://bucket/path", cwd=source)
+        code, _, stderr = exq("pull", cwd=source, check=False)
+        assert code != 0 and "needs gcsfs: pip install 'exq[gs]'" in stderr
