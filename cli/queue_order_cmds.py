@@ -8,17 +8,23 @@ the daemon afterwards, so a change of order counts at once.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import typer
 
 from exq.cli.main import handle_errors
 from exq.cli.queue_cmds import _config, queue_app
-from exq.cli.queue_view import run_json
+from exq.cli.queue_view import format_metric, progress_text, run_json
 from exq.daemon import service
+from exq.daemon.config import DaemonConfig
+from exq.daemon.progress import RunProgress, run_progress
+from exq.daemon.report import experiment_metrics, last_lines
 from exq.daemon.resources import format_duration, format_size
-from exq.daemon.states import RunRecord
+from exq.daemon.states import RunRecord, RunState
+from exq.engine.experiments.progress import live_reports
 
 
 @queue_app.command("show")
@@ -29,12 +35,87 @@ def queue_show(
 ) -> None:
     """One run in full: what it asks for, its order, limits and retries, and the
     names of the environment variables it runs with (never their values)."""
-    record = service.find_run(_config(), run)
+    config = _config()
+    record = service.find_run(config, run)
+    extra = run_details(config, record)
     if as_json:
-        typer.echo(json.dumps(show_json(record), indent=2))
+        typer.echo(json.dumps({**show_json(record), **extra.to_json()}, indent=2))
         return
-    for key, value in show_lines(record):
+    for key, value in [*show_lines(record), *extra.lines()]:
         typer.echo(f"{key + ':':<14}{value}")
+    if extra.last_lines:
+        typer.echo(f"Last {len(extra.last_lines)} lines of output:")
+        for line in extra.last_lines:
+            typer.echo(f"  {line}")
+
+
+@dataclass(frozen=True)
+class RunDetails:
+    """What ``queue show`` reads beyond the row: files, progress, metrics, output."""
+
+    record: RunRecord
+    worktree: Path | None  # a running local run's
+    live_reports: list[Path]
+    progress: RunProgress | None
+    metrics: dict[str, dict[str, float]]  # of the experiment a successful run made
+    last_lines: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        record = self.record
+        return {
+            "baseline": record.baseline,
+            "snapshot": record.snapshot,
+            "targets": list(record.targets),
+            "worktree": None if self.worktree is None else str(self.worktree),
+            "log": record.log_path,
+            "live_reports": [str(p) for p in self.live_reports],
+            "progress": None if self.progress is None else self.progress.to_json(),
+            "metrics": self.metrics,
+            "last_lines": self.last_lines,
+        }
+
+    def lines(self) -> list[tuple[str, str]]:
+        record = self.record
+        lines = [
+            ("Baseline", record.baseline[:7]),
+            ("Snapshot", f"{record.snapshot[:7]} ({record.snapshot_ref})"),
+            ("Targets", " ".join(record.targets) or "all stages"),
+            ("Executor", record.executor or "the daemon's"),
+            ("Where", record.location or "-"),
+            ("Worktree", str(self.worktree) if self.worktree else "-"),
+            ("Log", record.log_path or "-"),
+            ("Live report", " ".join(str(p) for p in self.live_reports) or "-"),
+        ]
+        if self.progress is not None:
+            lines.append(("Progress", progress_text(self.progress) or "-"))
+        for file, values in self.metrics.items():
+            shown = " ".join(f"{k}={format_metric(v)}" for k, v in values.items())
+            lines.append(("Metrics", f"{file}: {shown}"))
+        return lines
+
+
+def run_details(config: DaemonConfig, record: RunRecord) -> RunDetails:
+    """Read what the row does not hold: the worktree's files, the log, the experiment."""
+    running = record.state is RunState.RUNNING and record.location in (None, "local")
+    worktree = config.worktree_path(record.id, record.attempts) if running else None
+    if worktree is not None and not worktree.is_dir():
+        worktree = None
+    progress = None
+    if running:
+        progress = run_progress(config, record, service.list_runs(config), datetime.now(UTC))
+    success = record.state is RunState.SUCCESS
+    return RunDetails(
+        record=record,
+        worktree=worktree,
+        live_reports=live_reports(worktree) if worktree is not None else [],
+        progress=progress,
+        metrics=experiment_metrics(record) if success else {},
+        # What a run is doing or why it stopped; a success's output is 'queue logs' business.
+        last_lines=last_lines(record) if record.state in TELLING else [],
+    )
+
+
+TELLING = frozenset({RunState.RUNNING, RunState.FAILED, RunState.INTERRUPTED})
 
 
 def env_names(record: RunRecord) -> list[str] | None:

@@ -236,13 +236,13 @@ def gather(runs: Sequence[RunRecord], since: datetime) -> list[ReportRun]:
     for record in runs:
         if not in_window(record, since):
             continue
-        metrics = _experiment_metrics(record) if record.state is RunState.SUCCESS else {}
-        last = _last_lines(record) if record.state is RunState.FAILED else []
+        metrics = experiment_metrics(record) if record.state is RunState.SUCCESS else {}
+        last = last_lines(record) if record.state is RunState.FAILED else []
         found.append(ReportRun(record, metrics, last))
     return found
 
 
-def _experiment_metrics(record: RunRecord) -> dict[str, dict[str, float]]:
+def experiment_metrics(record: RunRecord) -> dict[str, dict[str, float]]:
     """The numeric metrics of the experiment commit the run made; {} when it is gone."""
     if not record.experiment_sha:
         return {}
@@ -263,7 +263,7 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _last_lines(record: RunRecord, count: int = LAST_LINES) -> list[str]:
+def last_lines(record: RunRecord, count: int = LAST_LINES) -> list[str]:
     if record.log_path is None:
         return []
     path = Path(record.log_path)

@@ -205,3 +205,13 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):  # absent, or caught half-written
         return None
     return data if isinstance(data, dict) else None
+
+
+def live_reports(worktree: Path) -> list[Path]:
+    """The live loggers' HTML reports that exist in ``worktree`` (in each layout's place)."""
+    found = []
+    for root in live_roots(worktree) if worktree.is_dir() else []:
+        for report in (layouts.dvc_report_path(root), root / "report.html"):
+            if report.is_file() and report not in found:
+                found.append(report)
+    return found

@@ -69,11 +69,27 @@ def test_status_shows_the_step_metrics_and_time_left_of_a_running_run(
         assert "step 2/5" in row and " left" in row and "loss=0.4" in row
         assert "the queue drains in about" in table.stdout.splitlines()[-1]
 
+        # queue show: the run whole, its worktree and live report named
+        shown = exq(env, repo, "queue", "show", "ck", "--json")
+        assert shown.returncode == 0, shown.stderr
+        whole = json.loads(shown.stdout)
+        worktree = Path(whole["worktree"])
+        assert worktree.is_dir() and (worktree / "dvc.yaml").is_file()
+        assert whole["live_reports"] == [str(worktree / "logs_dvc_plots" / "index.html")]
+        assert whole["progress"]["step"] == 2 and len(whole["baseline"]) == 40
+        assert whole["log"] and any("Running stage 'train'" in x for x in whole["last_lines"])
+        text = exq(env, repo, "queue", "show", "ck").stdout
+        assert "Live report:  " + str(worktree / "logs_dvc_plots" / "index.html") in text
+        assert "Progress:     step 2/5, " in text
+
         (rdv / "go").write_text("")
         wait_until(lambda: runs(env)[0].state is RunState.SUCCESS, "the run to succeed")
         done = _status(env, repo)
         assert done["runs"][0]["progress"] is None
         assert done["queue"] == {"eta_seconds": 0.0}
+        ended = json.loads(exq(env, repo, "queue", "show", "ck", "--json").stdout)
+        assert (ended["worktree"], ended["progress"]) == (None, None)
+        assert ended["metrics"]["logs.json"]["loss"] == round(1 / (1 + 2.5), 6)
         assert terminate(daemon) == 0
     finally:
         if daemon.poll() is None:
