@@ -65,8 +65,9 @@ def _pending_runs(root: Path) -> list[PendingRun]:
     from exq.daemon.service import list_runs
     from exq.daemon.states import RunState
 
+    config = DaemonConfig.from_env()
     states = [RunState(state) for state in PENDING_STATES]
-    records = list_runs(DaemonConfig.from_env(), states, repo=str(root))
+    records = list_runs(config, states, repo=str(root))
     return [
         PendingRun(
             name=r.name,
@@ -74,9 +75,20 @@ def _pending_runs(root: Path) -> list[PendingRun]:
             baseline=r.baseline,
             state=cast("RowState", r.state.value),  # one of PENDING_STATES
             created=r.created,
+            live_metrics=_live_metrics(config.worktree_path(r.id, r.attempts))
+            if r.state is RunState.RUNNING
+            else None,
         )
         for r in records
     ]
+
+
+def _live_metrics(worktree: Path) -> Values | None:
+    """The metrics files of a running run's worktree as they are now; None when it
+    runs elsewhere (a cluster) or its worktree is gone."""
+    if not worktree.is_dir():
+        return None
+    return Collector(None, worktree).workspace().metrics
 
 
 PENDING_STATES: tuple[RowState, ...] = ("queued", "running", "failed", "interrupted")

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from exq.engine.errors import ExperimentError
 from exq.engine.experiments.chains import ChainCommit, chain_of
-from exq.engine.experiments.collect import Collector, RevData
+from exq.engine.experiments.collect import Collector, RevData, Values
 from exq.engine.experiments.compare import Row, RowKind, RowState
 from exq.engine.experiments.refs import ExpRef, list_experiments, resolve_rev
 from exq.engine.git import Git
@@ -198,6 +198,8 @@ class PendingRun:
     baseline: str
     state: RowState  # queued, running, failed, interrupted
     created: datetime
+    # A running run's metrics as its worktree holds them now (None: not read).
+    live_metrics: Values | None = None
 
 
 def add_pending(
@@ -208,8 +210,8 @@ def add_pending(
 ) -> list[Row]:
     """``rows`` with each pending run at the top of its baseline's group, newest first.
 
-    Their params come from the snapshot (the -S edits are in it); they have no
-    metrics yet. A run that already committed (checkpoints of a running or
+    Their params come from the snapshot (the -S edits are in it); a running
+    run's metrics are those its worktree holds now, others have none yet. A run that already committed (checkpoints of a running or
     interrupted run) is not listed twice: its experiment row takes its state.
     Runs of baselines not shown are left out.
     """
@@ -236,7 +238,9 @@ def add_pending(
             None,
         )
         if made is not None:
-            result[made] = replace(result[made], state=run.state)
+            # A running checkpoint run's files are newer than its last checkpoint's.
+            metrics = run.live_metrics if run.live_metrics else result[made].metrics
+            result[made] = replace(result[made], state=run.state, metrics=metrics)
             continue
         data = _collect(collector, run.snapshot, run.name, errors)
         kind: RowKind = "queued" if run.state == "queued" else "experiment"
@@ -248,6 +252,7 @@ def add_pending(
             state=run.state,
             created=run.created,
             params=data.params,
+            metrics=run.live_metrics or {},
         )
         result.insert(at + 1, row)
     return result

@@ -82,6 +82,15 @@ def test_status_shows_the_step_metrics_and_time_left_of_a_running_run(
         assert "Live report:  " + str(worktree / "logs_dvc_plots" / "index.html") in text
         assert "Progress:     step 2/5, " in text
 
+        # exp show lists the running run with the metrics its worktree holds now
+        listed = exq(env, repo, "exp", "show", "--json")
+        assert listed.returncode == 0, listed.stderr
+        assert '"loss": 0.4' in listed.stdout and '"running"' in listed.stdout, listed.stdout
+        row = next(
+            line for line in exq(env, repo, "exp", "show").stdout.splitlines() if "ck" in line
+        )
+        assert "0.4" in row and "Running" in row
+
         (rdv / "go").write_text("")
         wait_until(lambda: runs(env)[0].state is RunState.SUCCESS, "the run to succeed")
         done = _status(env, repo)
