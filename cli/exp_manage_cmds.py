@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from exq.cli.main import exp_app, handle_errors
@@ -16,6 +18,11 @@ _ALL_COMMITS = typer.Option(
 _REV = typer.Option(
     None, "--rev", help="Experiments derived from this commit as baseline (repeatable)."
 )
+_NO_CACHE = typer.Option(False, "--no-cache", help="Leave out the cached outputs.")
+_DVC_REMOTE = typer.Option(
+    None, "--remote", "-r", help="The DVC remote for cached outputs (default: core.remote)."
+)
+_JOBS = typer.Option(0, "--jobs", "-j", help="Transfers at once (default: 4 x cores).")
 _NUM = typer.Option(
     1, "--num", "-n", help="Baselines from the last NUM first-parent commits (<0: all)."
 )
@@ -147,13 +154,20 @@ def exp_push(
     rev: list[str] = _REV,
     num: int = _NUM,
     force: bool = typer.Option(False, "--force", "-f", help="Replace diverged remote refs."),
+    no_cache: bool = _NO_CACHE,
+    dvc_remote: str = _DVC_REMOTE,
+    jobs: int = _JOBS,
 ) -> None:
-    """Push experiments to a git remote (default: those of HEAD)."""
+    """Push experiments to a git remote (default: those of HEAD), and their cached
+    outputs to the DVC remote."""
+    git = _git()
     result = sync.push(
-        _git(), git_remote, experiments or [], _selection(all_commits, rev, num), force=force
+        git, git_remote, experiments or [], _selection(all_commits, rev, num), force=force
     )
     for line in sync.push_messages(result):
         typer.echo(line)
+    if not no_cache:
+        _sync_cache("push", git, result.shas, dvc_remote, jobs)
 
 
 @exp_app.command("pull")
@@ -165,10 +179,34 @@ def exp_pull(
     rev: list[str] = _REV,
     num: int = _NUM,
     force: bool = typer.Option(False, "--force", "-f", help="Replace diverged local refs."),
+    no_cache: bool = _NO_CACHE,
+    dvc_remote: str = _DVC_REMOTE,
+    jobs: int = _JOBS,
 ) -> None:
-    """Pull experiments from a git remote (default: those of HEAD)."""
+    """Pull experiments from a git remote (default: those of HEAD), and their cached
+    outputs from the DVC remote into the cache."""
+    git = _git()
     result = sync.pull(
-        _git(), git_remote, experiments or [], _selection(all_commits, rev, num), force=force
+        git, git_remote, experiments or [], _selection(all_commits, rev, num), force=force
     )
     for line in sync.pull_messages(result):
         typer.echo(line)
+    if not no_cache:
+        _sync_cache("pull", git, result.shas, dvc_remote, jobs)
+
+
+def _sync_cache(way: str, git: Git, shas: list[str], remote: str | None, jobs: int) -> None:
+    """The experiments' cached outputs to or from the DVC remote, if there is one."""
+    from exq.engine.data.remote_config import default_name
+    from exq.engine.experiments import sync_cache
+
+    project = open_project()
+    if not shas:
+        return
+    if remote is None and default_name(project.dvc_dir) is None:
+        typer.echo("No DVC remote: cached outputs not exchanged (--no-cache to skip).", err=True)
+        return
+    move = sync_cache.push if way == "push" else sync_cache.pull
+    done = move(project, git, shas, remote, jobs or 4 * (os.cpu_count() or 1)).done
+    verb = "pushed to" if way == "push" else "fetched from"
+    typer.echo(f"{done} cached file(s) {verb} the DVC remote.")

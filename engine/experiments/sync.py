@@ -5,7 +5,7 @@ on disk works). Pushing a ref sends the experiment commit and whatever of its
 history (the baseline) the remote lacks. Both directions first classify every
 ref (new, up to date, fast-forward, diverged) and refuse, changing nothing, if
 any has diverged, unless forced. Cached outputs are not exchanged: exq has no
-DVC remotes yet.
+the DVC remote's side is :mod:`exq.engine.experiments.sync_cache`.
 
 Pull fetches into a private staging namespace, decides with the objects at
 hand, then moves the local refs by compare-and-set, so a refused pull leaves
@@ -59,6 +59,7 @@ class SyncResult:
     remote: str
     done: list[str] = field(default_factory=list)
     up_to_date: list[str] = field(default_factory=list)
+    shas: list[str] = field(default_factory=list)  # commits of every experiment selected
 
 
 def push_messages(result: SyncResult) -> list[str]:
@@ -127,6 +128,7 @@ def push(
         remote=remote,
         done=[e.name for e in todo],
         up_to_date=[e.name for e in exps if status[e.ref] is SyncStatus.UP_TO_DATE],
+        shas=[e.sha for e in exps],
     )
 
 
@@ -141,6 +143,7 @@ def pull(
         exps = select_experiments(theirs, selected_baselines(git, selection))
     ours = {e.ref: git.get_ref(e.ref) for e in exps}
     result = SyncResult(remote=remote, up_to_date=[e.name for e in exps if ours[e.ref] == e.sha])
+    result.shas = [e.sha for e in exps if ours[e.ref] == e.sha]
     todo = [e for e in exps if ours[e.ref] != e.sha]
     if not todo:
         return result
@@ -173,6 +176,7 @@ def pull(
         for ref in git.list_refs(staging):
             git.delete_ref(ref)
     result.done = [e.name for e in todo]
+    result.shas += [e.sha for e in todo]
     return result
 
 

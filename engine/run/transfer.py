@@ -61,12 +61,19 @@ def _in_cache(cache: Cache, name: str) -> bool:
 
 
 def push(project: Project, targets: list[str], remote: str | None, jobs: int) -> Transfer:
+    return push_outs(project, outs(project, targets), remote, jobs)
+
+
+def push_outs(
+    project: Project, found: list[tuple[str, Any]], remote: str | None, jobs: int
+) -> Transfer:
+    """Send the objects of these outputs that the remote lacks."""
     cache = Cache(project.cache_dir, project.link_types)
     storage = storage_mod.open_storage(get_remote(project.dvc_dir, remote))
     on_remote = storage_mod.listing(storage)
     result = Transfer()
     wanted: set[str] = set()
-    for rel, names in _objects(cache, outs(project, targets)).items():
+    for rel, names in _objects(cache, found).items():
         absent = [n for n in names if not _in_cache(cache, n) and n not in on_remote]
         if absent:
             result.missing.append(rel)
@@ -78,10 +85,16 @@ def push(project: Project, targets: list[str], remote: str | None, jobs: int) ->
 
 
 def fetch(project: Project, targets: list[str], remote: str | None, jobs: int) -> Transfer:
+    return fetch_outs(project, outs(project, targets), remote, jobs)
+
+
+def fetch_outs(
+    project: Project, found: list[tuple[str, Any]], remote: str | None, jobs: int
+) -> Transfer:
+    """Download into the cache the objects of these outputs that it lacks."""
     cache = Cache(project.cache_dir, project.link_types)
     storage = storage_mod.open_storage(get_remote(project.dvc_dir, remote))
     on_remote = storage_mod.listing(storage)
-    found = outs(project, targets)
     result = Transfer()
     # Listings first: what a folder holds is known only from its .dir object.
     tops = sorted({info.md5 for _, info in found if info.isdir})

@@ -1,0 +1,79 @@
+"""The cached outputs of experiments, to and from a DVC remote (``exp push``/``pull``).
+
+An experiment's outputs are the hashes its commit records: every ``dvc.lock``
+and ``.dvc`` file of the commit's tree, read from git, not from the workspace.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+import yaml
+
+from exq.engine.data.hashing import HashInfo
+from exq.engine.errors import DvcFileError
+from exq.engine.git import Git
+from exq.engine.run import transfer
+from exq.engine.run.project import Project
+from exq.engine.spec.lockfile import parse_lock
+
+
+def outs_at(git: Git, sha: str) -> list[tuple[str, HashInfo]]:
+    """(path, hash) of the cached outputs the commit's dvc.lock and .dvc files record."""
+    found: list[tuple[str, HashInfo]] = []
+    for path in git.list_files(sha):
+        folder, name = posixpath.split(path)
+        if name == "dvc.lock":
+            found += _lock_outs(git, sha, path, folder)
+        elif name.endswith(".dvc") and not path.startswith(".dvc/"):
+            found += _tracked_outs(git, sha, path, folder)
+    return [(rel, info) for rel, info in found if not info.legacy]
+
+
+def _lock_outs(git: Git, sha: str, path: str, folder: str) -> list[tuple[str, HashInfo]]:
+    data = git.read_blob(sha, path) or b""
+    found = []
+    for entry in parse_lock(data.decode("utf-8"), where=f"{sha[:7]}:{path}").values():
+        for out in entry.outs:
+            info = out.to_hash()
+            if info is not None:
+                found.append((posixpath.join(folder, out.path), info))
+    return found
+
+
+def _tracked_outs(git: Git, sha: str, path: str, folder: str) -> list[tuple[str, HashInfo]]:
+    try:
+        data: Any = yaml.safe_load(git.read_blob(sha, path) or b"")
+    except yaml.YAMLError as exc:
+        raise DvcFileError(f"{sha[:7]}:{path}: cannot read: {str(exc).splitlines()[0]}") from exc
+    found = []
+    for item in data.get("outs", []) if isinstance(data, dict) else []:
+        if isinstance(item, dict) and item.get("md5") and isinstance(item.get("path"), str):
+            info = HashInfo(
+                md5=item["md5"], size=int(item.get("size") or 0), legacy=item.get("hash") is None
+            )
+            found.append((posixpath.join(folder, item["path"]), info))
+    return found
+
+
+def _all_outs(git: Git, shas: list[str]) -> list[tuple[str, HashInfo]]:
+    seen: dict[str, tuple[str, HashInfo]] = {}
+    for sha in shas:
+        for rel, info in outs_at(git, sha):
+            seen.setdefault(info.md5, (rel, info))
+    return list(seen.values())
+
+
+def push(
+    project: Project, git: Git, shas: list[str], remote: str | None, jobs: int
+) -> transfer.Transfer:
+    """Send what these experiments' outputs need that the DVC remote lacks."""
+    return transfer.push_outs(project, _all_outs(git, shas), remote, jobs)
+
+
+def pull(
+    project: Project, git: Git, shas: list[str], remote: str | None, jobs: int
+) -> transfer.Transfer:
+    """Fetch into the cache what these experiments' outputs need (for ``exp apply``)."""
+    return transfer.fetch_outs(project, _all_outs(git, shas), remote, jobs)
