@@ -24,8 +24,11 @@ app = typer.Typer(
     name="exq",
     help="Run DVC-format pipelines and many ML experiments on your own machines.",
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion for bash, zsh and fish (typer's own)
+    add_completion=True,
     pretty_exceptions_enable=False,
+    # -h as well as --help; sub-commands inherit it from this context
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 stage_app = typer.Typer(help="Add and list pipeline stages.", no_args_is_help=True)
 app.add_typer(stage_app, name="stage")

@@ -55,6 +55,20 @@ EXIT_STATUS: dict[str, int] = {
 }
 
 
+def complete_runs(incomplete: str) -> list[tuple[str, str]]:
+    """Shell completion of ``ID|NAME`` arguments: the queue's run ids and names."""
+    try:
+        runs = service.list_runs(_config())
+    except Exception:  # completion never prints an error in the middle of a line
+        return []
+    found = []
+    for run in runs:
+        for word in (str(run.id), run.name):
+            if word.startswith(incomplete):
+                found.append((word, f"{run.name} ({run.state.value})"))
+    return found
+
+
 def daemon_errors(func: F) -> F:
     """Daemon errors as one line, with the exit status of their code."""
 
@@ -285,7 +299,12 @@ def _daemon_status(config: DaemonConfig) -> tuple[StatusReply | None, int | None
 @queue_app.command("logs")
 @handle_errors
 def queue_logs(
-    run: str = typer.Argument(..., metavar="ID|NAME", help="Run id or experiment name."),
+    run: str = typer.Argument(
+        ...,
+        metavar="ID|NAME",
+        help="Run id or experiment name.",
+        autocompletion=complete_runs,
+    ),
     follow: bool = typer.Option(
         False,
         "--follow",

@@ -16,7 +16,7 @@ from typing import Any
 import typer
 
 from exq.cli.main import handle_errors
-from exq.cli.queue_cmds import _config, queue_app
+from exq.cli.queue_cmds import _config, complete_runs, queue_app
 from exq.cli.queue_view import format_metric, progress_text, run_json
 from exq.daemon import service
 from exq.daemon.config import DaemonConfig
@@ -30,7 +30,12 @@ from exq.engine.experiments.progress import live_reports
 @queue_app.command("show")
 @handle_errors
 def queue_show(
-    run: str = typer.Argument(..., metavar="ID|NAME", help="Run id or experiment name."),
+    run: str = typer.Argument(
+        ...,
+        metavar="ID|NAME",
+        help="Run id or experiment name.",
+        autocompletion=complete_runs,
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """One run in full: what it asks for, its order, limits and retries, and the

@@ -1,0 +1,64 @@
+"""Shell completion for bash, zsh and fish, and ``-h`` beside ``--help``: the
+scripts ``--show-completion`` prints, and what the installed ``exq`` answers to
+each shell's completion request (commands, and the queue's run ids and names)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import EXQ_BIN, exq
+from tests.e2e.queue_helpers import QueueEnv, make_project, queued_ids
+
+SCRIPTS = {
+    "bash": "complete -o default -F _exq_completion exq",
+    "zsh": "compdef _exq_completion exq",
+    "fish": "complete --command exq --no-files",
+}
+
+
+def _complete(shell: str, words: str, cwd: Path) -> list[str]:
+    """What ``exq`` answers to ``shell``'s completion request for the line ``words``."""
+    env = {**os.environ, "_EXQ_COMPLETE": f"complete_{shell}"}
+    if shell == "bash":
+        env |= {"COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - 1)}
+    else:
+        env |= {"_TYPER_COMPLETE_ARGS": words, "_TYPER_COMPLETE_FISH_ACTION": "get-args"}
+    done = subprocess.run(
+        [str(EXQ_BIN)], env=env, cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+@pytest.mark.parametrize("shell", sorted(SCRIPTS))
+def test_each_shell_gets_a_script_and_its_completions(shell: str, tmp_path: Path) -> None:
+    env = {"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    _, script, _ = exq("--show-completion", shell, cwd=tmp_path, env=env)
+    assert SCRIPTS[shell] in script
+    answer = "\n".join(_complete(shell, "exq queue st", tmp_path))
+    # each shell's own format (bash: words; zsh: _arguments specs; fish: word<TAB>help)
+    assert set(re.findall(r"\b(st[a-z]+)\b", answer)) == {"start", "status", "stop"}, answer
+
+
+def test_run_ids_and_names_complete_for_queue_logs(queue_env: QueueEnv, tmp_path: Path) -> None:
+    root = make_project(tmp_path / "repo")
+    _, out, _ = exq("exp", "run", "--queue", "-n", "nightly", cwd=root)
+    (run_id,) = queued_ids(out)
+    assert _complete("bash", "exq queue logs nig", root) == ["nightly"]
+    assert _complete("fish", "exq queue show ", root) == [
+        f"{run_id}\tnightly (queued)",
+        "nightly\tnightly (queued)",
+    ]
+
+
+def test_dash_h_is_help_everywhere(tmp_path: Path) -> None:
+    for args in (["-h"], ["queue", "-h"], ["queue", "status", "-h"], ["exp", "show", "-h"]):
+        code, out, _ = exq(*args, cwd=tmp_path)
+        assert code == 0 and "Usage: exq" in out, args
+    _, out, _ = exq("-h", cwd=tmp_path)
+    assert "--install-completion" in out and "--show-completion" in out
