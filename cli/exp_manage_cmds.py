@@ -1,16 +1,22 @@
-"""``exq exp apply|branch|gc|remove|list|push|pull``: thin wrappers over the engine."""
+"""``exq exp apply|branch|gc|remove|list|push|pull``: thin wrappers over the engine.
+
+The engine (and pygit2) is imported inside each command: ``exq --help`` imports
+this module for its registrations only.
+"""
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import typer
 
 from exq.cli.main import exp_app, handle_errors
 from exq.engine.errors import ExperimentError
-from exq.engine.experiments import manage, sync
-from exq.engine.git import Git
-from exq.engine.run.project import open_project
+
+if TYPE_CHECKING:
+    from exq.engine.experiments import manage
+    from exq.engine.git import Git
 
 _ALL_COMMITS = typer.Option(
     False, "--all-commits", "-A", "--all", help="Every experiment of the repository."
@@ -29,10 +35,15 @@ _NUM = typer.Option(
 
 
 def _git() -> Git:
+    from exq.engine.git import Git
+    from exq.engine.run.project import open_project
+
     return Git.open(open_project().root)
 
 
 def _selection(all_commits: bool, rev: list[str] | None, num: int) -> manage.Selection:
+    from exq.engine.experiments import manage
+
     return manage.Selection(all_commits=all_commits, revs=tuple(rev or ()), num=num)
 
 
@@ -45,6 +56,9 @@ def exp_apply(
     ),
 ) -> None:
     """Put an experiment's files and cached outputs into the workspace."""
+    from exq.engine.experiments import manage
+    from exq.engine.run.project import open_project
+
     result = manage.apply(open_project(), experiment, force=force)
     typer.echo(
         f"Changes for experiment '{result.name}' have been applied to your current workspace."
@@ -58,6 +72,8 @@ def exp_branch(
     branch: str = typer.Argument(None, help="Branch name (default: '<experiment>-branch')."),
 ) -> None:
     """Create a git branch at an experiment's commit."""
+    from exq.engine.experiments import manage
+
     name, exp = manage.branch(_git(), experiment, branch)
     typer.echo(manage.branch_message(name, exp.name))
 
@@ -71,6 +87,8 @@ def exp_remove(
     num: int = _NUM,
 ) -> None:
     """Remove experiments: by name, or every one of some baselines."""
+    from exq.engine.experiments import manage
+
     selection = _selection(all_commits, rev, num) if all_commits or rev else None
     removed = manage.remove(_git(), experiments or [], selection)
     if removed:
@@ -93,6 +111,8 @@ def exp_list(
     sha_only: bool = typer.Option(False, "--sha-only", "--shas-only", help="Only commit shas."),
 ) -> None:
     """List experiments under their baseline (default: of HEAD)."""
+    from exq.engine.experiments import manage
+
     if names_only and sha_only:
         raise ExperimentError("--names-only and --sha-only cannot be used together")
     mode = "names" if names_only else "shas" if sha_only else "full"
@@ -121,6 +141,8 @@ def exp_gc(
     force: bool = typer.Option(False, "--force", "-f", help="Do not ask for confirmation."),
 ) -> None:
     """Remove experiments whose baseline is not kept."""
+    from exq.engine.experiments import manage
+
     scope = manage.GcScope(workspace, all_branches, all_tags, all_commits, queued)
 
     def confirm(_plan: manage.GcPlan) -> bool:
@@ -160,6 +182,8 @@ def exp_push(
 ) -> None:
     """Push experiments to a git remote (default: those of HEAD), and their cached
     outputs to the DVC remote."""
+    from exq.engine.experiments import sync
+
     git = _git()
     result = sync.push(
         git, git_remote, experiments or [], _selection(all_commits, rev, num), force=force
@@ -185,6 +209,8 @@ def exp_pull(
 ) -> None:
     """Pull experiments from a git remote (default: those of HEAD), and their cached
     outputs from the DVC remote into the cache."""
+    from exq.engine.experiments import sync
+
     git = _git()
     result = sync.pull(
         git, git_remote, experiments or [], _selection(all_commits, rev, num), force=force
@@ -199,6 +225,7 @@ def _sync_cache(way: str, git: Git, shas: list[str], remote: str | None, jobs: i
     """The experiments' cached outputs to or from the DVC remote, if there is one."""
     from exq.engine.data.remote_config import default_name
     from exq.engine.experiments import sync_cache
+    from exq.engine.run.project import open_project
 
     project = open_project()
     if not shas:

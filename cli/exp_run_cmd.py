@@ -9,8 +9,6 @@ import typer
 
 from exq.cli.main import exp_app, fail, handle_errors
 from exq.cli.signals import run_until_stopped
-from exq.engine.run.project import open_project
-from exq.engine.run.runner import stdout_sink
 
 
 @exp_app.command("run")
@@ -115,6 +113,8 @@ def exp_run(
     # Imported here: pygit2 and the params editors are not needed by other commands.
     from exq.engine.experiments.queue_snapshot import refuse_sweep
     from exq.engine.experiments.run import ExpRunOptions, run_experiment
+    from exq.engine.run.project import open_project
+    from exq.engine.run.runner import stdout_sink
 
     refuse_sweep(set_param)
     project = open_project()

@@ -4,6 +4,8 @@ Values come from ``exq.engine.experiments.collect`` (read from git blobs), table
 diffs from ``exq.engine.experiments.compare`` and ``exq.cli.render``; this module only
 maps options onto them. Revisions are what ``experiments.refs.resolve_rev`` accepts:
 an experiment name, a branch, a tag, a sha; ``workspace`` names the working tree.
+The engine, pygit2 and rich are imported inside the commands: ``exq --help``
+imports this module for its registrations only.
 """
 
 from __future__ import annotations
@@ -12,36 +14,22 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
-from exq.cli import render
 from exq.cli.main import exp_app, handle_errors, metrics_app, params_app
 from exq.engine.errors import ConfigError, GitError
-from exq.engine.experiments.collect import Collector, RevData
-from exq.engine.experiments.compare import (
-    DEFAULT_PRECISION,
-    DiffRow,
-    RowState,
-    Values,
-    build_table,
-    diff_values,
-    format_value,
-    rows_to_json,
-    split_filter_list,
-)
-from exq.engine.experiments.rows import (
-    WORKSPACE,
-    PendingRun,
-    RevisionSet,
-    add_pending,
-    collect_rev,
-    exp_show_rows,
-    select_revisions,
-)
-from exq.engine.git import Git
-from exq.engine.run.project import open_project
+
+if TYPE_CHECKING:
+    from exq.engine.experiments.collect import Collector, RevData
+    from exq.engine.experiments.compare import DiffRow, RowState, Values
+    from exq.engine.experiments.rows import PendingRun
+    from exq.engine.git import Git
+
+# The engine's compare.DEFAULT_PRECISION, here so that help pages need no engine
+# (a test checks that the two agree).
+DEFAULT_PRECISION = 5
 
 # With no terminal (output piped to a file or a test) nothing is elided.
 _UNLIMITED_WIDTH = 1 << 40
@@ -49,6 +37,10 @@ _UNLIMITED_WIDTH = 1 << 40
 
 def _open(param_deps: bool = False, *, need_git: bool = True) -> tuple[Git | None, Collector]:
     """The project's git repository and a Collector over it."""
+    from exq.engine.experiments.collect import Collector
+    from exq.engine.git import Git
+    from exq.engine.run.project import open_project
+
     project = open_project()
     try:
         git: Git | None = Git.open(project.root)
@@ -64,6 +56,7 @@ def _pending_runs(root: Path) -> list[PendingRun]:
     from exq.daemon.config import DaemonConfig
     from exq.daemon.service import list_runs
     from exq.daemon.states import RunState
+    from exq.engine.experiments.rows import PendingRun
 
     config = DaemonConfig.from_env()
     states = [RunState(state) for state in PENDING_STATES]
@@ -161,6 +154,11 @@ def exp_show(
     ),
 ) -> None:
     """Show the workspace, the baseline and its experiments with their metrics and params."""
+    from exq.cli import render
+    from exq.engine.experiments.compare import build_table, rows_to_json, split_filter_list
+    from exq.engine.experiments.rows import RevisionSet, add_pending, exp_show_rows
+    from exq.engine.run.project import open_project
+
     del no_pager  # nothing to page: tables are printed whole
     _one_format(**{"--json": as_json, "--csv": as_csv, "--md": as_md})
     if sort_order not in ("asc", "desc"):
@@ -202,12 +200,17 @@ def exp_show(
 
 def _two_revs(a_rev: str | None, b_rev: str | None) -> tuple[str, str]:
     """DVC's defaults: HEAD against the workspace; one rev against the workspace."""
+    from exq.engine.experiments.rows import WORKSPACE
+
     return a_rev or "HEAD", b_rev or WORKSPACE
 
 
 def _collect_pair(
     git: Git | None, collector: Collector, a_rev: str, b_rev: str
 ) -> tuple[RevData, RevData]:
+    from exq.engine.experiments.collect import RevData
+    from exq.engine.experiments.rows import WORKSPACE, collect_rev
+
     pair = []
     for rev in (a_rev, b_rev):
         if rev == WORKSPACE:
@@ -250,6 +253,9 @@ def exp_diff(
     ),
 ) -> None:
     """Show how metrics and params changed between two experiments or revisions."""
+    from exq.cli import render
+    from exq.engine.experiments.compare import diff_values
+
     _one_format(**{"--json": as_json, "--md": as_md})
     git, collector = _open(param_deps)
     old_label, new_label = _two_revs(a_rev, b_rev)
@@ -282,6 +288,8 @@ def metrics_diff(
     ),
 ) -> None:
     """Show how metrics changed between two revisions (default: HEAD and the workspace)."""
+    from exq.engine.experiments.compare import diff_values
+
     _one_format(**{"--json": as_json, "--md": as_md})
     git, collector = _open(need_git=False)
     old_label, new_label = _two_revs(a_rev, b_rev)
@@ -311,6 +319,8 @@ def params_diff(
     deps: bool = typer.Option(False, "--deps", help="Only params that stages depend on."),
 ) -> None:
     """Show how params changed between two revisions (default: HEAD and the workspace)."""
+    from exq.engine.experiments.compare import diff_values
+
     _one_format(**{"--json": as_json, "--md": as_md})
     git, collector = _open(deps, need_git=False)
     old_label, new_label = _two_revs(a_rev, b_rev)
@@ -336,6 +346,8 @@ def _print_diff(
     as_md: bool,
     show_change: bool = True,
 ) -> None:
+    from exq.cli import render
+
     if as_json:
         typer.echo(render.render_diff_json(rows))
         return
@@ -368,6 +380,9 @@ def metrics_show(
     ),
 ) -> None:
     """Show the metrics of the workspace (and of branches, tags or commits)."""
+    from exq.cli import render
+    from exq.engine.experiments.rows import WORKSPACE, RevisionSet, select_revisions
+
     _one_format(**{"--json": as_json, "--md": as_md})
     many = all_branches or all_tags or all_commits
     git, collector = _open(need_git=many)
@@ -394,6 +409,9 @@ def _metrics_grid(
     revisions: list[tuple[str, Values]], *, with_revision: bool, precision: int, markdown: bool
 ) -> str:
     """DVC's ``metrics show`` table: a row per (revision, file), a column per metric."""
+    from exq.cli import render
+    from exq.engine.experiments.compare import format_value
+
     files: dict[str, None] = {}
     keys: dict[str, None] = {}
     for _, values in revisions:

@@ -1,4 +1,8 @@
-"""Pipeline commands: init, repro, status, dag, add, checkout, stage add/list."""
+"""Pipeline commands: init, repro, status, dag, add, checkout, stage add/list.
+
+The engine is imported inside each command: ``exq --help`` imports this module
+for its registrations and must not pay for the pipeline.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,6 @@ import typer
 from exq.cli.main import app, handle_errors, stage_app
 from exq.cli.progress import install as install_progress
 from exq.cli.signals import run_until_stopped
-from exq.engine.run import commands as ops
-from exq.engine.run.project import check_init_place, init_project, open_project
-from exq.engine.run.repro import ReproOptions
 
 
 def _default_jobs() -> int:
@@ -29,6 +30,8 @@ def init(
     ),
 ) -> None:
     """Make the current folder an exq (and DVC) project: create .dvc/."""
+    from exq.engine.run.project import check_init_place, init_project
+
     root = Path.cwd()
     if not no_scm:
         check_init_place(root, subdir=subdir)
@@ -51,6 +54,10 @@ def repro(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Run the stages that are out of date, independent ones concurrently."""
+    from exq.engine.run import commands as ops
+    from exq.engine.run.project import open_project
+    from exq.engine.run.repro import ReproOptions
+
     install_progress(quiet)
     project = open_project()
     options = ReproOptions(
@@ -77,6 +84,9 @@ def status(
     remote: str = typer.Option(None, "--remote", "-r", help="The remote (with -c)."),
 ) -> None:
     """Show stages and tracked data that changed since they were last run or added."""
+    from exq.engine.run import commands as ops
+    from exq.engine.run.project import open_project
+
     project = open_project()
     if cloud or remote:
         from exq.engine.run.transfer import cloud_status
@@ -105,6 +115,9 @@ def dag(
     mermaid: bool = typer.Option(False, "--mermaid", help="Print a Mermaid flowchart."),
 ) -> None:
     """Show the stage graph."""
+    from exq.engine.run import commands as ops
+    from exq.engine.run.project import open_project
+
     project = open_project()
     fmt = "json" if as_json else "dot" if dot else "mermaid" if mermaid else "text"
     typer.echo(ops.render_dag(project, targets or [], fmt))
@@ -117,6 +130,9 @@ def add(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Track data: cache it, write PATH.dvc and add PATH to .gitignore."""
+    from exq.engine.run import commands as ops
+    from exq.engine.run.project import open_project
+
     install_progress(quiet)
     project = open_project()
     for path in paths:
@@ -133,6 +149,9 @@ def checkout(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Restore stage outputs and tracked data from the cache."""
+    from exq.engine.run import commands as ops
+    from exq.engine.run.project import open_project
+
     install_progress(quiet)
     project = open_project()
     restored = ops.checkout(project, targets or [])
@@ -153,6 +172,9 @@ def stage_list(
     name_only: bool = typer.Option(False, "--name-only", "--names-only", help="Only the names."),
 ) -> None:
     """List the resolved stages, each with what it outputs or depends on."""
+    from exq.engine.run import commands as ops
+    from exq.engine.run.project import open_project
+
     project = open_project()
     if as_json:
         typer.echo(json.dumps(ops.stage_list(project, targets or [], every=every), indent=2))
@@ -202,6 +224,8 @@ def stage_add(
     command: list[str] = typer.Argument(..., help="The command to run."),
 ) -> None:
     """Add a stage to dvc.yaml, keeping the file's comments."""
+    from exq.engine.run import commands as ops
+    from exq.engine.run.project import open_project
     from exq.engine.spec.dvcyaml_edit import LiveOptions
 
     project = open_project()

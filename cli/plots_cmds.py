@@ -4,6 +4,8 @@ Reading is ``exq.engine.plots.collect``'s, the charts ``exq.engine.plots.model``
 the page ``exq.engine.plots.page``'s; this module maps options onto them, as
 DVC names them: targets, ``-o/--out`` (default ``dvc_plots``), ``--open``,
 ``--json``, and for ``diff`` revisions, ``-e/--experiment`` and ``--targets``.
+The engine is imported inside the commands: ``exq --help`` imports this module
+for its registrations only.
 """
 
 from __future__ import annotations
@@ -12,22 +14,26 @@ import os
 import webbrowser
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from exq.cli import render
 from exq.cli.app import handle_errors, plots_app
 from exq.engine.errors import ConfigError, GitError, PlotsError
-from exq.engine.git import Git
-from exq.engine.plots.collect import WORKSPACE, PlotsCollector, resolve_revisions
-from exq.engine.plots.defs import target_found
-from exq.engine.plots.model import RevPlots, build_charts, charts_to_json
-from exq.engine.run.project import open_project
+
+if TYPE_CHECKING:
+    from exq.engine.git import Git
+    from exq.engine.plots.collect import PlotsCollector
+    from exq.engine.plots.model import RevPlots
 
 DEFAULT_OUT = "dvc_plots"
 
 
 def _collector() -> tuple[Git | None, PlotsCollector]:
+    from exq.engine.git import Git
+    from exq.engine.plots.collect import PlotsCollector
+    from exq.engine.run.project import open_project
+
     project = open_project()
     try:
         git: Git | None = Git.open(project.root)
@@ -60,6 +66,10 @@ def _output(
 
     Images are written beside the page (``static/``) in both cases, as DVC does.
     """
+    from exq.cli import render
+    from exq.engine.plots.defs import target_found
+    from exq.engine.plots.model import build_charts, charts_to_json
+
     errors = [e for rev in revs for e in rev.errors]
     labels = [rev.rev for rev in revs]
     for target, shown in zip(targets, typed, strict=True):
@@ -113,6 +123,8 @@ def plots_show(
     ),
 ) -> None:
     """Draw the workspace's plots (tsv, csv, json, yaml; images; folders of them) into one page."""
+    from exq.engine.plots.collect import WORKSPACE
+
     _, collector = _collector()
     typed = list(targets or [])
     repo_targets = _repo_targets(collector.root, typed)
@@ -145,6 +157,8 @@ def plots_diff(
     ),
 ) -> None:
     """Draw plots of several revisions or experiments, a line per revision in each chart."""
+    from exq.engine.plots.collect import resolve_revisions
+
     git, collector = _collector()
     pairs = resolve_revisions(git, list(revisions or []), experiment=experiment)
     if not pairs:

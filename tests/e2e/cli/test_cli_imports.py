@@ -40,8 +40,9 @@ def denied(modules: set[str]) -> list[str]:
     )
 
 
-def imports_of(*args: str, cwd: Path) -> tuple[str, set[str]]:
-    _, out, err = exq(*args, cwd=cwd, env={"PYTHONPROFILEIMPORTTIME": "1"})
+def imports_of(*args: str, cwd: Path, code: int = 0) -> tuple[str, set[str]]:
+    done, out, err = exq(*args, cwd=cwd, env={"PYTHONPROFILEIMPORTTIME": "1"}, check=False)
+    assert done == code, err[-2000:]
     modules = imported(err)
     assert "exq.cli.main" in modules  # the profile is there: the check below can fail
     return out, modules
@@ -52,6 +53,21 @@ def test_version_imports_nothing_but_exq(basic: Path) -> None:
     assert out.startswith("exq ")
     heavy = ("typer", "rich", "pygit2", "exq.engine", "exq.daemon")
     assert sorted(m for m in modules if m.split(".")[0] in heavy or m.startswith(heavy)) == []
+
+
+@pytest.mark.parametrize("args", [["--help"], ["exp", "--help"], ["queue", "--help"], ["exp"]])
+def test_help_imports_no_git_or_pipeline(basic: Path, args: list[str]) -> None:
+    out, modules = imports_of(*args, cwd=basic, code=2 if args == ["exp"] else 0)
+    assert "Usage" in out
+    # typer draws its help with rich's tables: those are the help's own
+    assert [m for m in denied(modules) if not m.startswith("rich.")] == []
+
+
+def test_help_shows_the_engines_default_precision() -> None:
+    from exq.cli.exp_show_cmds import DEFAULT_PRECISION
+    from exq.engine.experiments.compare import DEFAULT_PRECISION as ENGINE_PRECISION
+
+    assert DEFAULT_PRECISION == ENGINE_PRECISION
 
 
 @pytest.mark.parametrize("json_flag", [[], ["--json"]])
