@@ -26,7 +26,6 @@ import typer
 from exq.cli.main import app, fail, handle_errors
 from exq.cli.queue_run import ensure_daemon
 from exq.cli.queue_view import daemon_line, format_table, status_json, status_rows
-from exq.daemon import report, service
 from exq.daemon.client import Client, DaemonError, DaemonNotRunning, lock_holder
 from exq.daemon.config import DaemonConfig
 from exq.daemon.progress import RunProgress, progress_of, queue_eta
@@ -227,6 +226,8 @@ class _Snapshot:
 
 
 def _status_snapshot(config: DaemonConfig) -> _Snapshot:
+    from exq.daemon import service
+
     runs = service.list_runs(config)
     daemon, silent = _daemon_status(config)
     now = datetime.now(UTC)
@@ -316,6 +317,8 @@ def queue_logs(
     ),
 ) -> None:
     """Print a run's output."""
+    from exq.daemon import service
+
     config = _config()
     record = service.find_run(config, run)
     if follow:
@@ -356,6 +359,8 @@ def queue_report(
     sort_order: str = typer.Option("desc", "--sort-order", help="asc or desc (the default)."),
 ) -> None:
     """What the queue did in the window: runs, durations, states, failures, best runs."""
+    from exq.daemon import report, service
+
     if as_json + as_md + as_html > 1:
         fail("--json, --md and --html do not go together: pick one", 2)
     if sort_order not in ("asc", "desc"):
@@ -390,6 +395,8 @@ def queue_remove(
     all_: bool = typer.Option(False, "--all", help="Every run that is not running."),
 ) -> None:
     """Remove runs from the queue (never running ones: kill them first)."""
+    from exq.daemon import service
+
     states = _states(queued=queued, failed=failed, success=success, all_=all_)
     if not runs and not states:
         fail("name the runs to remove, or pass --queued, --failed, --success or --all", 2)
@@ -421,6 +428,8 @@ def queue_retry(
 ) -> None:
     """Queue failed, interrupted or cancelled runs again (at the back of the queue); a
     checkpoint run resumes from its last checkpoint."""
+    from exq.daemon import service
+
     result = service.retry(_config(), runs, reset=reset)
     for record in result.records:
         if record.id in result.requeued:
@@ -441,6 +450,8 @@ def queue_kill(
     force: bool = typer.Option(False, "--force", help="SIGKILL instead of SIGINT."),
 ) -> None:
     """Stop running runs (SIGINT to their process groups; SIGKILL with --force); cancel queued ones."""
+    from exq.daemon import service
+
     done = service.kill(_config(), runs, force)
     signal = "SIGKILL" if force else "SIGINT"
     for run_id in done.signalled:

@@ -18,13 +18,10 @@ import typer
 from exq.cli.main import handle_errors
 from exq.cli.queue_cmds import _config, complete_runs, queue_app
 from exq.cli.queue_view import format_metric, progress_text, run_json
-from exq.daemon import service
 from exq.daemon.config import DaemonConfig
 from exq.daemon.progress import RunProgress, run_progress
-from exq.daemon.report import experiment_metrics, last_lines
 from exq.daemon.resources import format_duration, format_size
 from exq.daemon.states import RunRecord, RunState
-from exq.engine.experiments.progress import live_reports
 
 
 @queue_app.command("show")
@@ -40,6 +37,8 @@ def queue_show(
 ) -> None:
     """One run in full: what it asks for, its order, limits and retries, and the
     names of the environment variables it runs with (never their values)."""
+    from exq.daemon import service
+
     config = _config()
     record = service.find_run(config, run)
     extra = run_details(config, record)
@@ -101,6 +100,10 @@ class RunDetails:
 
 def run_details(config: DaemonConfig, record: RunRecord) -> RunDetails:
     """Read what the row does not hold: the worktree's files, the log, the experiment."""
+    from exq.daemon import service
+    from exq.daemon.report import experiment_metrics, last_lines
+    from exq.engine.experiments.progress import live_reports
+
     running = record.state is RunState.RUNNING and record.location in (None, "local")
     worktree = config.worktree_path(record.id, record.attempts) if running else None
     if worktree is not None and not worktree.is_dir():
@@ -180,6 +183,8 @@ def queue_priority(
     priority: str = typer.Argument(..., metavar="N", help="Higher starts first."),
 ) -> None:
     """Change a queued run's priority."""
+    from exq.daemon import service
+
     record = service.set_priority(_config(), run, priority)
     typer.echo(f"Run {record.id} '{record.name}' now has priority {int(priority)}.")
 
@@ -190,5 +195,7 @@ def queue_run(
     run: str = typer.Argument(..., metavar="ID|NAME", help="A queued run."),
 ) -> None:
     """Start this queued run next, whatever its place (once a slot and what it asks are free)."""
+    from exq.daemon import service
+
     record = service.run_next(_config(), run)
     typer.echo(f"Run {record.id} '{record.name}' starts next.")

@@ -17,7 +17,6 @@ from pathlib import Path
 import typer
 
 from exq.cli.queue_view import progress_line
-from exq.daemon import service
 from exq.daemon.client import Client, DaemonError
 from exq.daemon.config import DaemonConfig
 from exq.daemon.protocol import Code, check_jobs
@@ -113,6 +112,8 @@ def run_all_queued(jobs: int | None) -> None:
 
     Ctrl-C stops following, not the runs. Exits 1 if any run did not succeed.
     """
+    from exq.daemon import service
+
     config = DaemonConfig.from_env()
     ids = [r.id for r in service.list_runs(config, [RunState.QUEUED, RunState.RUNNING])]
     try:
