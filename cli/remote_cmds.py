@@ -1,4 +1,8 @@
-"""Data remotes: remote add/list/default/modify/remove, and push, pull, fetch."""
+"""Data remotes: remote add/list/default/modify/remove, and push, pull, fetch.
+
+The transfers (and the pipeline they read) are imported inside push, pull and
+fetch: ``exq --help`` imports this module for its registrations only.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,13 @@ import typer
 from exq.cli.app import app, handle_errors, remote_app
 from exq.cli.progress import install as install_progress
 from exq.engine.data import remote_config as config
-from exq.engine.run import transfer
-from exq.engine.run.project import find_root, open_project
 
 _LOCAL_HELP = "Write to .dvc/config.local (not committed: the place for credentials)."
 
 
 def _dvc_dir() -> Path:
+    from exq.engine.run.project import find_root
+
     return find_root() / ".dvc"
 
 
@@ -111,6 +115,9 @@ def push(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Send the cached outputs' objects the remote lacks."""
+    from exq.engine.run import transfer
+    from exq.engine.run.project import open_project
+
     install_progress(quiet)
     result = transfer.push(open_project(), targets or [], remote, _jobs(jobs))
     _report_missing(result.missing, "in neither the cache nor the remote")
@@ -128,6 +135,9 @@ def fetch(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Download into the cache the objects it lacks (the workspace is not changed)."""
+    from exq.engine.run import transfer
+    from exq.engine.run.project import open_project
+
     install_progress(quiet)
     result = transfer.fetch(open_project(), targets or [], remote, _jobs(jobs))
     _report_missing(result.missing, "on neither the remote nor in the cache")
@@ -145,6 +155,9 @@ def pull(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Fetch, then put the outputs into the workspace."""
+    from exq.engine.run import transfer
+    from exq.engine.run.project import open_project
+
     install_progress(quiet)
     result, restored = transfer.pull(open_project(), targets or [], remote, _jobs(jobs))
     _report_missing(result.missing, "on neither the remote nor in the cache")
