@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from exq.daemon.config import DaemonConfig, check_executor, job_offsets
 from exq.daemon.states import ENDED, RunState
 from exq.daemon.store import NewRun, RunRecord, SyncStore, queue_ref
-from exq.engine.errors import ExperimentError, ExqError
+from exq.engine.errors import ExperimentError, ExqError, did_you_mean
 from exq.engine.run.project import open_project
 
 if TYPE_CHECKING:
@@ -307,7 +307,9 @@ def find_run(config: DaemonConfig, key: str) -> RunRecord:
 def _find(store: SyncStore, key: str) -> RunRecord:
     record = store.get_run(key)
     if record is None:
-        raise ExperimentError(f"no run '{key}' in the queue", hint="see 'exq queue status'")
+        names = (run.name for run in store.list_runs())
+        hint = did_you_mean(key, names) or "see 'exq queue status'"
+        raise ExperimentError(f"no run '{key}' in the queue", hint=hint)
     return record
 
 

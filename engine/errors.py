@@ -47,7 +47,9 @@ they happen, with ``raise ... from exc``.
 
 from __future__ import annotations
 
+import difflib
 import errno
+from collections.abc import Iterable
 
 
 class ExqError(Exception):
@@ -64,6 +66,15 @@ class ExqError(Exception):
         if self.hint:
             return f"{self.message} ({self.hint})"
         return self.message
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """``did you mean 'train'?`` for the closest of ``choices`` to a mistyped ``word``
+    (up to three, closest first); None when nothing is close."""
+    close = difflib.get_close_matches(word, sorted(set(choices)), n=3, cutoff=0.6)
+    if not close:
+        return None
+    return "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
 
 
 class ConfigError(ExqError):

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from exq.engine.data.hashing import HashInfo
-from exq.engine.errors import CacheError, ExperimentError, GitError
+from exq.engine.errors import CacheError, ExperimentError, GitError, did_you_mean
 from exq.engine.experiments.chains import find_chain_commit, read_marker, remember_applied
 from exq.engine.experiments.refs import (
     EXPS_PREFIX,
@@ -62,8 +62,10 @@ def require_experiment(git: Git, name: str) -> ExpRef:
     if exp is None:
         exp = find_chain_commit(git, name)  # a checkpoint inside a chain, by its sha
     if exp is None:
+        names = (e.name for e in list_experiments(git))
         raise ExperimentError(
-            f"'{name}' does not appear to be an experiment", hint="see 'exq exp list --all'"
+            f"'{name}' does not appear to be an experiment",
+            hint=did_you_mean(name, names) or "see 'exq exp list --all'",
         )
     return exp
 

@@ -20,7 +20,7 @@ import posixpath
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from exq.engine.errors import PipelineError, StageNotFound
+from exq.engine.errors import PipelineError, StageNotFound, did_you_mean
 from exq.engine.spec.stage import Stage
 
 PROJECT_FILE = "dvc.yaml"
@@ -335,7 +335,10 @@ class Graph:
             found = [s for s in in_file if s.name == name]
             found = found or [s for s in in_file if s.name.startswith(name + "@")]
         if not found:
-            raise StageNotFound(f"stage '{name}' not found in '{dvcfile}' (target '{target}')")
+            raise StageNotFound(
+                f"stage '{name}' not found in '{dvcfile}' (target '{target}')",
+                hint=did_you_mean(name, (s.name for s in in_file)),
+            )
         return found
 
 

@@ -51,7 +51,11 @@ def make_project(root: Path) -> Path:
             [],
             "dvc.yaml: stages.train.cmd: Could not find 'train.lrr'",
         ),
-        (DVCYAML, ["trian"], "stage 'trian' not found in 'dvc.yaml' (target 'trian')"),
+        (
+            DVCYAML,
+            ["trian"],
+            "stage 'trian' not found in 'dvc.yaml' (target 'trian') (did you mean 'train'?)",
+        ),
         # One point of the sweep cannot run: none of it is queued.
         (
             DVCYAML,
