@@ -56,6 +56,8 @@ EXIT_STATUS: dict[str, int] = {
 
 def complete_runs(incomplete: str) -> list[tuple[str, str]]:
     """Shell completion of ``ID|NAME`` arguments: the queue's run ids and names."""
+    from exq.daemon import service
+
     try:
         runs = service.list_runs(_config())
     except Exception:  # completion never prints an error in the middle of a line
