@@ -152,6 +152,10 @@ def exp_show(
     precision: int = typer.Option(
         DEFAULT_PRECISION, "--precision", help="Significant digits of numbers."
     ),
+    hide_queued: bool = typer.Option(False, "--hide-queued", help="No queued runs (DVC 3)."),
+    hide_failed: bool = typer.Option(
+        False, "--hide-failed", help="No failed or interrupted runs (DVC 3)."
+    ),
 ) -> None:
     """Show the workspace, the baseline and its experiments with their metrics and params."""
     from exq.cli import render
@@ -170,7 +174,10 @@ def exp_show(
     errors: list[str] = []
     selection = RevisionSet(all_branches, all_tags, all_commits, num)
     rows = exp_show_rows(git, collector, selection, errors=errors)
-    rows = add_pending(rows, _pending_runs(open_project().root), collector, errors)
+    pending = _pending_runs(open_project().root)
+    hidden = {"queued"} if hide_queued else set()
+    hidden |= {"failed", "interrupted"} if hide_failed else set()
+    rows = add_pending(rows, [p for p in pending if p.state not in hidden], collector, errors)
     _warn(errors)
     if as_json:
         typer.echo(render.render_json(rows_to_json(rows)))

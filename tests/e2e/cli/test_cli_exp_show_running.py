@@ -63,3 +63,23 @@ def test_a_running_run_shows_its_live_metrics(queue_env: QueueEnv, tmp_path: Pat
     wait_states(root, [run_id], {"success", "failed"})
     _, table, _ = exq("exp", "show", cwd=root)
     assert "0.875" in next(line for line in table.splitlines() if "live" in line)
+
+
+def test_hide_queued_and_hide_failed(queue_env: QueueEnv, tmp_path: Path) -> None:
+    from tests.e2e.queue_helpers import make_project
+
+    root = make_project(tmp_path / "repo")
+    _, out, _ = exq("exp", "run", "--queue", "-n", "broken", "-S", "mode=fail", cwd=root)
+    exq("queue", "start", cwd=root)
+    wait_states(root, queued_ids(out), {"failed"})
+    exq("queue", "stop", cwd=root)
+    exq("exp", "run", "--queue", "-n", "later", cwd=root)
+
+    def names(*flags: str) -> set[str]:
+        _, shown, _ = exq("exp", "show", "--json", *flags, cwd=root)
+        return {row["name"] for row in json.loads(shown)} - {"workspace", "main"}
+
+    assert names() == {"broken", "later"}
+    assert names("--hide-queued") == {"broken"}
+    assert names("--hide-failed") == {"later"}
+    assert names("--hide-queued", "--hide-failed") == set()
