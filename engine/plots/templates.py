@@ -49,12 +49,24 @@ def chart_spec(chart: Chart, revs: Sequence[str]) -> dict[str, Any]:
     color: dict[str, Any] = {"field": "rev", "type": "nominal", "title": "revision", "sort": order}
     if len(revs) < 2:
         color["legend"] = None
+    if len(order) > DEFAULT_COLORS:  # vega's own scheme repeats after ten
+        color["scale"] = {"range": palette(len(order))}
     if chart.plot_id:
         title: dict[str, Any] = {"text": chart.title or chart.plot_id}
     else:
         title = {"text": chart.metric, "subtitle": chart.file}
     build = _BUILDERS.get(chart.template, _line)
     return {"title": title, "data": {"values": values}, **build(chart, color, labels)}
+
+
+# Revisions up to this many take vega's category10 colours (DVC's look).
+DEFAULT_COLORS = 10
+
+
+def palette(count: int) -> list[str]:
+    """``count`` distinct colours for as many lines: hues spread around the wheel,
+    every other one darker, so neighbours in the legend stay apart."""
+    return [f"hsl({round(i * 360 / count)}, 70%, {40 if i % 2 else 55}%)" for i in range(count)]
 
 
 def _series_labels(chart: Chart) -> list[str]:

@@ -151,3 +151,18 @@ def test_images_sit_side_by_side_per_revision() -> None:
     assert 'data-revs="2"' in block
     assert block.index("static/HEAD_eval") < block.index("static/workspace_eval")
     assert "<figcaption>HEAD</figcaption>" in block
+
+
+def test_more_than_ten_lines_each_get_a_colour_of_their_own() -> None:
+    use = PlotDef("eval/roc/train.json", "fpr", ("tpr",), plot_id="ROC")
+    names = [f"exp-{i}" for i in range(14)]
+    (chart,) = build_charts([rev(n, [use], {"eval/roc/train.json": ROC}) for n in names])
+    spec = chart_spec(chart, names)
+    colours = spec["encoding"]["color"]["scale"]["range"]
+    assert len(colours) == len(set(colours)) == 14
+    svg = _svg(spec)
+    drawn = set(re.findall(r'class="mark-line[^"]*"[^>]*>\s*<path[^>]*stroke="([^"]+)"', svg))
+    drawn = drawn or set(re.findall(r'stroke="(#[0-9a-f]{6}|hsl\([^)]*\)|rgb\([^)]*\))"', svg))
+    assert len(drawn) >= 14  # vega drew fourteen different strokes
+    (few,) = build_charts([rev(n, [use], {"eval/roc/train.json": ROC}) for n in names[:3]])
+    assert "scale" not in chart_spec(few, names[:3])["encoding"]["color"]  # category10
