@@ -6,6 +6,7 @@ this module for its registrations only.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import TYPE_CHECKING
 
@@ -109,12 +110,17 @@ def exp_list(
     num: int = _NUM,
     names_only: bool = typer.Option(False, "--names-only", "--name-only", help="Only names."),
     sha_only: bool = typer.Option(False, "--sha-only", "--shas-only", help="Only commit shas."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List experiments under their baseline (default: of HEAD)."""
     from exq.engine.experiments import manage
 
     if names_only and sha_only:
         raise ExperimentError("--names-only and --sha-only cannot be used together")
+    if as_json:
+        data = manage.list_json(_git(), _selection(all_commits, rev, num), git_remote)
+        typer.echo(json.dumps(data, indent=2))
+        return
     mode = "names" if names_only else "shas" if sha_only else "full"
     lines = manage.list_lines(_git(), _selection(all_commits, rev, num), mode, git_remote)
     for line in lines:

@@ -304,6 +304,23 @@ def list_lines(
     return render_list(groups, names, mode, with_sha=remote is None)
 
 
+def list_json(git: Git, selection: Selection, remote: str | None = None) -> list[dict[str, object]]:
+    """``exp list --json``: per baseline (HEAD's first), its name and experiments."""
+    exps = remote_experiments(git, remote) if remote is not None else list_experiments(git)
+    chosen = select_experiments(exps, selected_baselines(git, selection))
+    head = git.head_sha()
+    groups = group_by_baseline(chosen, head)
+    names = describe(groups, head, git.head_branch(), git.list_tags(), git.list_branches())
+    return [
+        {
+            "baseline": baseline,
+            "baseline_name": names.get(baseline, baseline[:7]),
+            "experiments": [{"name": e.name, "rev": e.sha, "ref": e.ref} for e in group],
+        }
+        for baseline, group in groups.items()
+    ]
+
+
 def remote_experiments(git: Git, remote: str) -> list[ExpRef]:
     """The experiment refs of a git remote, with the remote's shas."""
     found = []
