@@ -108,20 +108,20 @@ def _explain(storage: Storage, exc: BaseException) -> RemoteError:
     return RemoteError(f"remote '{storage.remote.name}' ({storage.remote.url}): {text}")
 
 
-def listing(storage: Storage) -> set[str]:
-    """Every object name the remote holds (``<hex>`` or ``<hex>.dir``), in one listing."""
+def listing(storage: Storage) -> dict[str, int]:
+    """Every object the remote holds (``<hex>`` or ``<hex>.dir``) and its size, in one listing."""
     top = f"{storage.root}/files/md5"
     try:
-        found = storage.fs.find(top)
+        found = storage.fs.find(top, detail=True)
     except FileNotFoundError:
-        return set()
+        return {}
     except Exception as exc:  # noqa: BLE001 - any library's failure becomes one line
         raise _explain(storage, exc) from exc
-    names = set()
-    for path in found:
+    names = {}
+    for path, info in found.items():
         parts = path.rstrip("/").rsplit("/", 2)
         if len(parts) == 3 and len(parts[1]) == 2 and ".tmp" not in parts[2]:
-            names.add(parts[1] + parts[2])
+            names[parts[1] + parts[2]] = int(info.get("size") or 0)
     return names
 
 
@@ -160,8 +160,8 @@ def push(storage: Storage, cache: Cache, names: list[str], jobs: int) -> int:
     return len(names)
 
 
-def fetch(storage: Storage, cache: Cache, names: list[str], jobs: int) -> int:
-    """Download these objects into the cache, each verified; the number fetched."""
+def fetch(storage: Storage, cache: Cache, names: dict[str, int], jobs: int) -> int:
+    """Download these objects (name: size) into the cache, each verified; the number fetched."""
 
     def get(name: str) -> None:
         obj = cache.obj_path(name)
@@ -182,8 +182,9 @@ def fetch(storage: Storage, cache: Cache, names: list[str], jobs: int) -> int:
             raise _explain(storage, exc) from exc
         finally:
             Path(tmp).unlink(missing_ok=True)
-        task.advance(obj.stat().st_size)
+        task.advance(names[name])
 
-    with progress.task(f"fetch from {storage.remote.name}", len(names), 0) as task:
+    total = sum(names.values())
+    with progress.task(f"fetch from {storage.remote.name}", len(names), total) as task:
         _run(jobs, names, get)
     return len(names)

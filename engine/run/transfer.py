@@ -78,7 +78,7 @@ def push_outs(
         if absent:
             result.missing.append(rel)
         wanted.update(n for n in names if _in_cache(cache, n))
-    send = sorted(wanted - on_remote)
+    send = sorted(wanted - on_remote.keys())
     result.present = len(wanted) - len(send)
     result.done = storage_mod.push(storage, cache, send, jobs)
     return result
@@ -109,11 +109,17 @@ def fetch_outs(
 
 
 def _fetch_missing(
-    storage: Any, cache: Cache, names: list[str], on_remote: set[str], jobs: int, result: Transfer
+    storage: Any,
+    cache: Cache,
+    names: list[str],
+    on_remote: dict[str, int],
+    jobs: int,
+    result: Transfer,
 ) -> int:
     absent = [n for n in names if not _in_cache(cache, n)]
     result.present += len(names) - len(absent)
-    return storage_mod.fetch(storage, cache, [n for n in absent if n in on_remote], jobs)
+    wanted = {n: on_remote[n] for n in absent if n in on_remote}
+    return storage_mod.fetch(storage, cache, wanted, jobs)
 
 
 def pull(
