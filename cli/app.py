@@ -27,6 +27,9 @@ app = typer.Typer(
     # --install-completion / --show-completion for bash, zsh and fish (typer's own)
     add_completion=True,
     pretty_exceptions_enable=False,
+    # Plain help pages, as click draws them (and dvc's look): rich's panels cost
+    # more imports than the rest of a help page. Sub-apps take this from the root.
+    rich_markup_mode=None,
     # -h as well as --help; sub-commands inherit it from this context
     context_settings={"help_option_names": ["-h", "--help"]},
 )

@@ -104,8 +104,8 @@ def main() -> None:
         message = exc.format_message()
         if type(exc).__name__ != "NoArgsIsHelpError":
             print(error_line(message), file=sys.stderr)
-        elif message:  # a group without its command: the help (rich has printed it already)
-            print(message, file=sys.stderr)
+        else:  # a group without its command: its help, where --help prints it
+            print(message)
         sys.exit(exc.exit_code)
     except abort:
         print("Aborted!", file=sys.stderr)
