@@ -14,11 +14,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from rich import box
 from rich.cells import cell_len
-from rich.console import Console
-from rich.table import Table as RichTable
-from rich.text import Text
 
 from exq.engine.experiments.compare import Column, DiffRow, Row, Table, cell_value, diff_to_dict
 
@@ -76,6 +72,12 @@ def render_table(table: Table, *, width: int, color: bool = False) -> str:
     count, elided = fit_columns(widths, width)
     if not color and not elided and _plain_cells(table):
         return _draw_heavy_head(table, widths)
+    # rich only where it draws: JSON, CSV, the plain grids and the box above need none
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
     grid = RichTable(box=box.HEAVY_HEAD)
     for col in table.columns[:count]:
         grid.add_column(Text(col.header), justify=col.align, no_wrap=True, overflow="ellipsis")

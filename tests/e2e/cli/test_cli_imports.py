@@ -82,3 +82,11 @@ def test_queue_status_imports_no_git_tables_or_pipeline(
     out, modules = imports_of("queue", "status", *json_flag, cwd=basic)
     assert "queued" in out
     assert denied(modules) == []
+
+
+@pytest.mark.parametrize("args", [["metrics", "show"], ["exp", "show", "--json"]])
+def test_output_without_a_box_imports_no_rich_tables(basic: Path, args: list[str]) -> None:
+    git(basic, "add", "-A")
+    git(basic, "commit", "-q", "-m", "pipeline")
+    _, modules = imports_of(*args, cwd=basic)
+    assert sorted(m for m in modules if m == "rich.table" or m.startswith("rich.table.")) == []
