@@ -81,6 +81,8 @@ def _live_metrics(worktree: Path) -> Values | None:
     runs elsewhere (a cluster) or its worktree is gone."""
     if not worktree.is_dir():
         return None
+    from exq.engine.experiments.collect import Collector
+
     return Collector(None, worktree).workspace().metrics
 
 
