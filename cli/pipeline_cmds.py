@@ -14,7 +14,6 @@ import typer
 
 from exq.cli.main import app, handle_errors, stage_app
 from exq.cli.progress import install as install_progress
-from exq.cli.signals import run_until_stopped
 
 
 def _default_jobs() -> int:
@@ -54,6 +53,7 @@ def repro(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Run the stages that are out of date, independent ones concurrently."""
+    from exq.cli.signals import run_until_stopped
     from exq.engine.run import commands as ops
     from exq.engine.run.project import open_project
     from exq.engine.run.repro import ReproOptions

@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Any
 from exq.engine.errors import ExqError, PipelineError, StageNotFound
 from exq.engine.run.outdated import StatusItem
 from exq.engine.run.project import Project
-from exq.engine.run.repro import ReproOptions, ReproResult, repro
-from exq.engine.run.runner import stdout_sink
 from exq.engine.run.tracked import add_path, find_tracked, ignore_in_git, read_tracked
 from exq.engine.run.workspace import StageIO
 from exq.engine.spec import graph as graph_mod
@@ -24,6 +22,7 @@ from exq.engine.spec.stage import Stage
 from exq.engine.spec.templating import load_dvcfile
 
 if TYPE_CHECKING:
+    from exq.engine.run.repro import ReproOptions, ReproResult
     from exq.engine.spec.dvcyaml_edit import LiveOptions
 
 
@@ -38,6 +37,10 @@ def cwd_in(project: Project) -> str:
 
 async def run_repro(project: Project, options: ReproOptions) -> ReproResult:
     """Load the pipeline and run ``repro``, printing stage output to stdout."""
+    # The scheduler and the runner only here: status, dag and stage list need neither.
+    from exq.engine.run.repro import repro
+    from exq.engine.run.runner import stdout_sink
+
     pipeline = load_pipeline(project.root)
     selected = pipeline.graph.select(
         options.targets, single_item=options.single_item, cwd=options.cwd
