@@ -18,6 +18,8 @@ stage; the CLI prints it without a traceback and exits with ``exit_code``.
     │   └── ObjectsVanished    objects exq just wrote are gone (a concurrent git gc --prune=now)
     ├── ExperimentError        an experiment name is invalid, clashes or is unknown
     ├── PlotsError             a plots file is unreadable or a plots target is missing
+    ├── RemoteError            a data remote is unknown, unreachable or refuses a transfer
+    │                          (exq.engine.data.remote)
     │   (the daemon's, defined beside what raises them:)
     ├── StoreError             the queue database cannot be opened, read or written
     │                          (exq.daemon.store)

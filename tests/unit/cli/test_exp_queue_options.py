@@ -26,6 +26,8 @@ MEANING = {
     "timeout": "timeout",
     "retries": "retries",
     "retry_delay": "retry_delay",
+    "samples": "samples",
+    "seed": "seed",
     "force": "force",
     "queue": "queue",
 }
