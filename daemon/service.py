@@ -12,8 +12,9 @@ transaction, ring the daemon.
 
 Kept light at import time: ``exp run --queue`` answers in about 0.1 s, and
 ``queue status`` and ``exp show`` read the queued runs; so this module imports
-the store at load, the git seam (pygit2), the client and the params editors
-only in the use cases that need them, and never the pipeline or the runner.
+the store at load, the project and the git seam (pygit2), the client and the
+params editors only in the use cases that need them, and never the pipeline
+or the runner.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from exq.daemon.config import DaemonConfig, check_executor, job_offsets
 from exq.daemon.states import ENDED, RunState
 from exq.daemon.store import NewRun, RunRecord, SyncStore, queue_ref
 from exq.engine.errors import ExperimentError, ExqError, did_you_mean
-from exq.engine.run.project import open_project
 
 if TYPE_CHECKING:
     from exq.daemon.protocol import StatusReply
@@ -118,6 +118,7 @@ def enqueue(
     after = resolve_after(config, request.after)
     env = dict(os.environ) if request.env is None else dict(request.env)
     from exq.engine.git import Git
+    from exq.engine.run.project import open_project
 
     project = open_project(root)
     git = Git.open(project.root)

@@ -82,6 +82,7 @@ def test_queue_status_imports_no_git_tables_or_pipeline(
     out, modules = imports_of("queue", "status", *json_flag, cwd=basic)
     assert "queued" in out
     assert denied(modules) == []
+    assert sorted(m for m in modules if m.startswith("exq.engine.run")) == []
 
 
 @pytest.mark.parametrize("args", [["metrics", "show"], ["exp", "show", "--json"]])
