@@ -67,7 +67,7 @@ class RichBars:
             self._progress.start()
         if task.bar_id is None:
             task.bar_id = self._progress.add_task(
-                task.label, total=task.nbytes, files=f"0/{task.files:,}"
+                task.label, total=task.nbytes, files=f"0/{task.files:,} files"
             )
         self._progress.update(
             task.bar_id,
