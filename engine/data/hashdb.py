@@ -161,15 +161,7 @@ class HashState:
             row = self._pending.get(apath) or self._loaded.get(apath)
             if row is None and not self._is_preloaded(apath):
                 row = self._select(apath)
-            if (
-                row is None
-                or row[0] != _signed(st.st_ino)
-                or row[1:3]
-                != (
-                    st.st_mtime_ns,
-                    st.st_size,
-                )
-            ):
+            if row is None or row[:3] != _key(st):
                 self.misses += 1
                 return None
             self.hits += 1
