@@ -89,6 +89,7 @@ from exq.daemon.states import (
     StopReason,
     deps_state,
     end_state,
+    free_slots,
     resume_point,
     should_retry,
 )
@@ -391,8 +392,6 @@ class Scheduler:
         busy = {active.slot for active in self._active.values() if not active.pending}
         if len(busy) >= self._jobs:
             return
-        # Found lazily: the work is the runs started, never -j.
-        free_slots = (slot for slot in range(self._jobs) if slot not in busy)
         now = anyio.current_time()
         away = {where for where, gone in self._away.items() if gone.until > now}
         # Runs for a cluster that is away wait; the others go on past them.
@@ -405,7 +404,11 @@ class Scheduler:
                 candidates.append(candidate)
         by_id = {record.id: record for record in queued}
         starts = plan_starts(
-            candidates, self._machine, self._holding(), free_slots, datetime.now(UTC)
+            candidates,
+            self._machine,
+            self._holding(),
+            free_slots(busy, self._jobs),
+            datetime.now(UTC),
         )
         for start in starts:
             record = by_id[start.run_id]

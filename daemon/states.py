@@ -28,7 +28,7 @@ the type the CLI reads runs as.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -189,15 +189,12 @@ def front_seqs(requeued: Sequence[QueueItem], queued: Sequence[QueueItem]) -> di
     return {item.run_id: start + index for index, item in enumerate(ordered)}
 
 
-def pick_next(
-    queued: Sequence[QueueItem], busy_slots: set[int], jobs: int
-) -> list[tuple[int, int]]:
-    """(run id, slot) pairs to start now: the first queued runs, one per free slot
-    among ``0..jobs-1``, lowest slot first."""
-    # Free slots are found lazily, so the work is the runs started, never ``jobs``.
-    free = (slot for slot in range(jobs) if slot not in busy_slots)
-    ordered = sorted(queued, key=lambda item: (item.seq, item.run_id))
-    return [(item.run_id, slot) for item, slot in zip(ordered, free, strict=False)]
+def free_slots(busy_slots: set[int], jobs: int) -> Iterator[int]:
+    """The slots among ``0..jobs-1`` no run holds, lowest first.
+
+    Found lazily, so the work is the runs started, never ``jobs``.
+    """
+    return (slot for slot in range(jobs) if slot not in busy_slots)
 
 
 # -- end of a run -----------------------------------------------------------

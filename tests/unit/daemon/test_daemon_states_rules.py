@@ -1,9 +1,12 @@
-"""Run-state rules: transitions, start-up recovery, queue order, end states."""
+"""Run-state rules: transitions, start-up recovery, queue order and slots, end states."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
+from exq.daemon.resources import Candidate, Holding, Machine, plan_starts
 from exq.daemon.states import (
     DIED,
     MAX_ATTEMPTS,
@@ -14,10 +17,13 @@ from exq.daemon.states import (
     StopReason,
     can_transition,
     end_state,
+    free_slots,
     front_seqs,
-    pick_next,
     recovery_decision,
 )
+
+NO_GPUS = Machine(cpus=4.0)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 Q, R, S, F, INT, C = (
     RunState.QUEUED,
@@ -123,12 +129,19 @@ def test_front_seqs(
     assert all(seq < min((q.seq for q in queued), default=10**9) for seq in seqs.values())
 
 
+def _picked(items: list[QueueItem], busy: set[int], jobs: int) -> list[tuple[int, int]]:
+    """(run id, slot) pairs the scheduler's planner starts for these queued runs."""
+    candidates = [Candidate(run_id=item.run_id, priority=0, seq=item.seq) for item in items]
+    starts = plan_starts(candidates, NO_GPUS, Holding(), free_slots(busy, jobs), NOW)
+    return [(start.run_id, start.slot) for start in starts]
+
+
 def test_requeued_runs_are_picked_before_the_queue() -> None:
     queued = [QueueItem(5, 5), QueueItem(6, 6)]
     interrupted = [QueueItem(2, 2), QueueItem(1, 1)]
     seqs = front_seqs(interrupted, queued)
     merged = queued + [QueueItem(i, s) for i, s in seqs.items()]
-    assert pick_next(merged, set(), 3) == [(1, 0), (2, 1), (5, 2)]
+    assert _picked(merged, set(), 3) == [(1, 0), (2, 1), (5, 2)]
 
 
 @pytest.mark.parametrize(
@@ -144,10 +157,10 @@ def test_requeued_runs_are_picked_before_the_queue() -> None:
         ([QueueItem(9, 1), QueueItem(4, 1)], set(), 1, [(4, 0)]),
     ],
 )
-def test_pick_next(
+def test_queued_runs_take_the_lowest_free_slots_in_queue_order(
     queued: list[QueueItem], busy: set[int], jobs: int, expected: list[tuple[int, int]]
 ) -> None:
-    assert pick_next(queued, busy, jobs) == expected
+    assert _picked(queued, busy, jobs) == expected
 
 
 @pytest.mark.parametrize(
@@ -182,9 +195,9 @@ class CountingSlots(set[int]):
 
 
 @pytest.mark.parametrize("jobs", [4, 1000, 1024, 10**12])
-def test_pick_next_costs_the_runs_started_not_jobs(jobs: int) -> None:
+def test_finding_free_slots_costs_the_runs_started_not_jobs(jobs: int) -> None:
     busy = CountingSlots({0, 2})
     CountingSlots.asked = 0
     queued = [QueueItem(run_id=i, seq=i) for i in (7, 8)]
-    assert pick_next(queued, busy, jobs) == [(7, 1), (8, 3)]
+    assert _picked(queued, busy, jobs) == [(7, 1), (8, 3)]
     assert CountingSlots.asked <= len(busy) + len(queued)

@@ -310,26 +310,3 @@ def test_rendered_numbers_read_back_in_yaml_1_1_and_1_2(value: Any) -> None:
 
 def test_rendered_nan() -> None:
     assert math.isnan(yaml.safe_load(render_scalar(math.nan)))
-
-
-def _style_cpu_seconds(keys: int) -> float:
-    """CPU time of choosing the indentation for an edit in a file of ``keys`` keys."""
-    import time
-
-    from exq.engine.params import yaml_edit
-
-    text = "train:\n  lr: 0.1\n" + "".join(f"k{i}: {i}\n" for i in range(keys))
-    root = yaml_edit._tree(text, "params.yaml")
-    best = float("inf")
-    for _ in range(3):
-        start = time.process_time()
-        yaml_edit._style(root, ("train", "lr"))
-        best = min(best, time.process_time() - start)
-    return best
-
-
-def test_choosing_the_style_grows_linearly_with_the_keys() -> None:
-    """Four times the keys cost about four times the work (it was sixteen: a
-    list used as a queue moved every key at each step)."""
-    small, large = _style_cpu_seconds(20_000), _style_cpu_seconds(80_000)
-    assert large < 8 * max(small, 1e-3)
