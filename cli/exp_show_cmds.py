@@ -86,7 +86,7 @@ def _live_metrics(worktree: Path) -> Values | None:
     return Collector(None, worktree).workspace().metrics
 
 
-PENDING_STATES: tuple[RowState, ...] = ("queued", "running", "failed", "interrupted")
+PENDING_STATES: tuple[RowState, ...] = ("queued", "running", "failed", "interrupted", "pruned")
 
 
 def _warn(errors: list[str]) -> None:

@@ -428,8 +428,8 @@ def queue_retry(
         False, "--reset", help="Checkpoint runs start over instead of resuming."
     ),
 ) -> None:
-    """Queue failed, interrupted or cancelled runs again (at the back of the queue); a
-    checkpoint run resumes from its last checkpoint."""
+    """Queue failed, interrupted, cancelled, timed out or pruned runs again (at the back
+    of the queue); a checkpoint run resumes from its last checkpoint."""
     from exq.daemon import service
 
     result = service.retry(_config(), runs, reset=reset)
@@ -438,7 +438,11 @@ def queue_retry(
             typer.echo(f"Queued run {record.id} '{record.name}' again.")
     refused = [f"{r.id} ({r.state.value})" for r in result.records if r.id not in result.requeued]
     if refused:
-        fail(f"only failed, interrupted or cancelled runs can be retried: {', '.join(refused)}", 1)
+        fail(
+            "only failed, interrupted, cancelled, timed out or pruned runs can be retried: "
+            + ", ".join(refused),
+            1,
+        )
 
 
 # -- controlling the daemon --------------------------------------------------

@@ -222,6 +222,9 @@ def result_text(run: RunRecord, progress: RunProgress | None = None) -> str:
         slot = f"slot {run.worker_slot}{held}" if run.worker_slot is not None else ""
         told = progress_text(progress) if progress is not None else ""
         return ": ".join(part for part in (slot, told) if part)
+    if run.state is RunState.PRUNED:  # its chain is kept: name it with why it stopped
+        kept = run.experiment_ref.rsplit("/", 1)[-1] if run.experiment_ref else ""
+        return ": ".join(part for part in (kept, (run.error or "").strip()) if part)
     parts = []
     if run.state is RunState.QUEUED:
         if run.not_before is not None:

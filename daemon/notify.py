@@ -36,7 +36,7 @@ from exq.engine.errors import ConfigError
 
 RUN_END = "run-end"
 QUEUE_DRAINED = "queue-drained"
-END_STATES = ("success", "failed", "interrupted", "cancelled")
+END_STATES = ("success", "failed", "interrupted", "cancelled", "pruned")
 FILTERS = (RUN_END, QUEUE_DRAINED, *END_STATES)
 DEFAULT_TIMEOUT = 30.0
 OUTPUT_TAIL = 2000  # characters of the command's output kept in the log

@@ -4,7 +4,8 @@
 successful ones made, the last lines of the failed ones' logs); the rest are
 pure functions over what it read:
 
-* ``build_report``: the ``--json`` shape::
+* ``build_report``: the ``--json`` shape (a pruned run's metrics are those of
+  the last checkpoint it kept, its error says at which step and why)::
 
     {"since", "until", "counts": {state: n}, "total_seconds",
      "runs": [{"id", "name", "repo", "state", "attempts", "started", "finished",
@@ -175,8 +176,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             "| --- | --- | --- | --- | --- | --- | --- |",
         ]
         for run in report["runs"]:
-            done = run["state"] == RunState.SUCCESS.value and run["experiment_ref"]
-            result = run["experiment_ref"].rsplit("/", 1)[-1] if done else _first(run["error"])
+            result = _result(run)
             lines.append(
                 f"| {run['id']} | {_cell(run['name'])} | {run['state']} "
                 f"| {_short(run['started'])} | {_seconds(run['duration_seconds'])} "
@@ -200,6 +200,17 @@ def render_markdown(report: dict[str, Any]) -> str:
             if failure["last_lines"]:
                 lines += ["```", *failure["last_lines"], "```", ""]
     return "\n".join(lines)
+
+
+def _result(run: dict[str, Any]) -> str:
+    """The result cell: the experiment a successful run made; for a pruned run, the
+    experiment its checkpoints kept and why it was stopped; else the error."""
+    made = run["experiment_ref"].rsplit("/", 1)[-1] if run["experiment_ref"] else ""
+    if run["state"] == RunState.SUCCESS.value and made:
+        return made
+    if run["state"] == RunState.PRUNED.value:
+        return ": ".join(part for part in (made, _first(run["error"])) if part)
+    return _first(run["error"])
 
 
 def _first(text: str | None) -> str:
@@ -236,7 +247,9 @@ def gather(runs: Sequence[RunRecord], since: datetime) -> list[ReportRun]:
     for record in runs:
         if not in_window(record, since):
             continue
-        metrics = experiment_metrics(record) if record.state is RunState.SUCCESS else {}
+        # A pruned run's metrics are those of the last checkpoint it kept.
+        kept = record.state in (RunState.SUCCESS, RunState.PRUNED)
+        metrics = experiment_metrics(record) if kept else {}
         last = last_lines(record) if record.state is RunState.FAILED else []
         found.append(ReportRun(record, metrics, last))
     return found
@@ -290,8 +303,7 @@ def render_html(report: dict[str, Any]) -> str:
         "<th>Started</th><th>Duration</th><th>Attempts</th><th>Params</th><th>Result</th></tr>",
     ]
     for run in report["runs"]:
-        done = run["state"] == RunState.SUCCESS.value and run["experiment_ref"]
-        result = run["experiment_ref"].rsplit("/", 1)[-1] if done else _first(run["error"])
+        result = _result(run)
         cells = [
             run["id"],
             run["name"],

@@ -141,7 +141,8 @@ class Active:
     gpus: tuple[str, ...] = ()  # the devices it holds (a local run)
     ask: Ask = field(default_factory=Ask)  # what it holds of this machine
     deadline: float | None = None  # anyio time its --timeout ends
-    kill_at: float | None = None  # past its time: SIGKILL then
+    kill_at: float | None = None  # past its time (or pruned): SIGKILL then
+    why: str | None = None  # a pruned run's reason, its error once it ended
 
     @property
     def token(self) -> str:
@@ -316,23 +317,35 @@ class Scheduler:
                 self._log.info("run.cancelled", run_id=run_id)
 
     def _apply_timeouts(self) -> None:
-        """Runs past their --timeout: SIGINT, then SIGKILL after the grace."""
+        """Runs past their --timeout: SIGINT, then SIGKILL after the grace (as for
+        pruned runs still going by then)."""
         now = anyio.current_time()
         for active in self._active.values():
-            if active.deadline is None or now < active.deadline:
-                continue
-            if active.stop is None:
+            if active.stop is None and active.deadline is not None and now >= active.deadline:
                 active.stop = StopReason.TIMEOUT
                 active.kill_at = now + self._config.grace
                 self._log.info("run.timeout", run_id=active.record.id)
                 self._signal(active, signal.SIGINT)
             elif (
-                active.stop is StopReason.TIMEOUT
+                active.stop in (StopReason.TIMEOUT, StopReason.PRUNE)
                 and active.kill_at is not None
                 and now >= active.kill_at
                 and active.signum != signal.SIGKILL
             ):
                 self._signal(active, signal.SIGKILL)
+
+    def _prune(self, active: Active, why: str) -> None:
+        """Stop a run its pruner judged, at the checkpoint it just made: SIGINT, which
+        waits for that checkpoint's snapshot to end (its chain ends there), then
+        SIGKILL after the grace. Its slot frees as soon as it is gone."""
+        if active.stop is not None:  # already stopping for another reason
+            return
+        active.stop = StopReason.PRUNE
+        active.why = why
+        active.kill_at = anyio.current_time() + self._config.grace
+        self._log.info("run.pruning", run_id=active.record.id, reason=why)
+        self._signal(active, signal.SIGINT)
+        self._wakeup.set()  # the loop's next wait ends at kill_at
 
     def _interrupt_all(self) -> None:
         """Daemon stopping: SIGINT every run once, SIGKILL and cancel after the grace."""
@@ -558,7 +571,7 @@ class Scheduler:
             return
         if not self._is_remote(active):
             await self._reap(active)
-        state, error = end_state(result.outcome, active.stop, result.error)
+        state, error = end_state(result.outcome, active.stop, active.why or result.error)
         # A run that did not succeed keeps the experiment its checkpoints recorded.
         outcome = (
             {"experiment_ref": result.experiment_ref, "experiment_sha": result.experiment_sha}

@@ -533,7 +533,8 @@ class Retry:
 
 
 def retry(config: DaemonConfig, keys: Iterable[str], *, reset: bool = False) -> Retry:
-    """Queue failed, interrupted or cancelled runs again (at the back), ring the daemon.
+    """Queue failed, interrupted, cancelled, timed out or pruned runs again (at the back),
+    ring the daemon.
     A checkpoint run resumes from its last checkpoint, unless ``reset`` (or the
     daemon's ``resume_checkpoints`` is off): then it starts over from its snapshot."""
     resume = config.resume_checkpoints and not reset

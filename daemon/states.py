@@ -5,13 +5,15 @@ A run's life::
     queued ──> running ──> success
       │           ├──────> failed        (a stage failed, or the user killed it)
       │           ├──────> timeout       (it ran longer than its --timeout)
+      │           ├──────> pruned        (its sweep's pruner stopped it at a checkpoint)
       │           └──────> interrupted   (the daemon stopped or died under it)
       └──> cancelled                     (killed while still queued, or a run
                                           it was --after did not succeed)
 
     interrupted ──> queued   (at the next start, at the front of the queue;
                               a checkpoint run resumes from its last checkpoint)
-    failed, cancelled, interrupted, timeout ──> queued   (``exq queue retry``)
+    failed, cancelled, interrupted, timeout, pruned ──> queued   (``exq queue retry``;
+                              a checkpoint run resumes from its last checkpoint)
     failed ──> queued   (at once, by the scheduler, while ``--retries`` are left)
 
 Only the daemon's scheduler moves a run to ``running`` or to an end state; the
@@ -47,6 +49,7 @@ class RunState(enum.StrEnum):
     INTERRUPTED = "interrupted"
     CANCELLED = "cancelled"
     TIMEOUT = "timeout"
+    PRUNED = "pruned"
 
 
 @dataclass(frozen=True)
@@ -102,20 +105,36 @@ ENDED = frozenset(
         RunState.INTERRUPTED,
         RunState.CANCELLED,
         RunState.TIMEOUT,
+        RunState.PRUNED,
     }
 )
-RETRYABLE = frozenset({RunState.FAILED, RunState.INTERRUPTED, RunState.CANCELLED, RunState.TIMEOUT})
+RETRYABLE = frozenset(
+    {
+        RunState.FAILED,
+        RunState.INTERRUPTED,
+        RunState.CANCELLED,
+        RunState.TIMEOUT,
+        RunState.PRUNED,
+    }
+)
 
 TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     RunState.QUEUED: frozenset({RunState.RUNNING, RunState.CANCELLED}),
     RunState.RUNNING: frozenset(
-        {RunState.SUCCESS, RunState.FAILED, RunState.INTERRUPTED, RunState.TIMEOUT}
+        {
+            RunState.SUCCESS,
+            RunState.FAILED,
+            RunState.INTERRUPTED,
+            RunState.TIMEOUT,
+            RunState.PRUNED,
+        }
     ),
     RunState.SUCCESS: frozenset(),
     RunState.FAILED: frozenset({RunState.QUEUED}),
     RunState.INTERRUPTED: frozenset({RunState.QUEUED, RunState.FAILED}),
     RunState.CANCELLED: frozenset({RunState.QUEUED}),
     RunState.TIMEOUT: frozenset({RunState.QUEUED}),
+    RunState.PRUNED: frozenset({RunState.QUEUED}),
 }
 
 
@@ -216,6 +235,7 @@ class StopReason(enum.StrEnum):
     KILL = "kill"  # the user: exq queue kill
     SHUTDOWN = "shutdown"  # the daemon is stopping
     TIMEOUT = "timeout"  # it ran past its --timeout
+    PRUNE = "prune"  # its sweep's pruner judged it, at the checkpoint it just made
 
 
 def end_state(
@@ -226,9 +246,13 @@ def end_state(
     A run that succeeds despite a stop request (it ignored SIGINT and finished)
     is a success. Otherwise a killed run is failed with ``killed``, a run
     stopped by a shutdown or cancelled is interrupted, so that it runs again.
+    A pruned run keeps the reason the scheduler gave (``error``): the step
+    and the value the pruner judged.
     """
     if outcome is Outcome.SUCCESS:
         return RunState.SUCCESS, None
+    if stop is StopReason.PRUNE:
+        return RunState.PRUNED, error
     if stop is StopReason.KILL:
         return RunState.FAILED, "killed"
     if stop is StopReason.TIMEOUT:
@@ -257,13 +281,14 @@ def deps_state(after: Sequence[int], states: dict[int, RunState]) -> tuple[str, 
     """How the runs of ``after`` stand, and why when one never will succeed.
 
     An interrupted run is still to come (the daemon queues it again);
-    one removed from the queue, failed, cancelled or timed out breaks the chain.
+    one removed from the queue, failed, cancelled, timed out or pruned breaks
+    the chain.
     """
     for run_id in after:
         state = states.get(run_id)
         if state is None:
             return DEPS_BROKEN, f"run {run_id} it was to run after was removed"
-        if state in (RunState.FAILED, RunState.CANCELLED, RunState.TIMEOUT):
+        if state in (RunState.FAILED, RunState.CANCELLED, RunState.TIMEOUT, RunState.PRUNED):
             return DEPS_BROKEN, f"run {run_id} it was to run after ended {state.value}"
     if all(states.get(run_id) is RunState.SUCCESS for run_id in after):
         return DEPS_MET, None

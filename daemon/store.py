@@ -226,6 +226,72 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # The daemon's own settings (slots, paused) survive its restarts.
         "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ),
+    # 5: the end state 'pruned' (a sweep's pruner stopped the run at a checkpoint).
+    # The table is rebuilt as in 4, its columns in the same order.
+    (
+        "CREATE TABLE run_procs_keep AS SELECT * FROM run_procs",
+        "DROP TABLE run_procs",
+        """CREATE TABLE runs_new (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            seq INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            repo TEXT NOT NULL,
+            baseline TEXT NOT NULL,
+            snapshot TEXT NOT NULL,
+            snapshot_ref TEXT NOT NULL,
+            params TEXT NOT NULL DEFAULT '[]',
+            targets TEXT NOT NULL DEFAULT '[]',
+            stage_jobs INTEGER,
+            state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'success', 'failed',
+                'interrupted', 'cancelled', 'timeout', 'pruned')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created TEXT NOT NULL,
+            started TEXT,
+            finished TEXT,
+            exit_code INTEGER,
+            error TEXT,
+            log_path TEXT,
+            experiment_ref TEXT,
+            experiment_sha TEXT,
+            checkpoints INTEGER NOT NULL DEFAULT 0,
+            worker_slot INTEGER,
+            token TEXT,
+            resume_sha TEXT,
+            executor TEXT,
+            cpus REAL,
+            gpus REAL,
+            location TEXT,
+            mem INTEGER,
+            priority INTEGER NOT NULL DEFAULT 0,
+            after_ids TEXT NOT NULL DEFAULT '[]',
+            timeout REAL,
+            retries INTEGER NOT NULL DEFAULT 0,
+            retries_left INTEGER NOT NULL DEFAULT 0,
+            retry_delay REAL,
+            not_before TEXT,
+            gpus_assigned TEXT NOT NULL DEFAULT '[]',
+            env TEXT
+        )""",
+        "INSERT INTO runs_new SELECT * FROM runs",
+        "INSERT INTO sqlite_sequence (name, seq) SELECT 'runs_new', seq FROM sqlite_sequence"
+        " WHERE name = 'runs' AND NOT EXISTS"
+        " (SELECT 1 FROM sqlite_sequence WHERE name = 'runs_new')",
+        "UPDATE sqlite_sequence SET seq = MAX(seq, (SELECT seq FROM sqlite_sequence"
+        " WHERE name = 'runs')) WHERE name = 'runs_new'",
+        "DROP TABLE runs",
+        "ALTER TABLE runs_new RENAME TO runs",
+        "CREATE INDEX runs_state_seq ON runs (state, seq, id)",
+        "CREATE INDEX runs_name ON runs (name)",
+        """CREATE TABLE run_procs (
+            run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            pid INTEGER NOT NULL,
+            start_ticks INTEGER NOT NULL,
+            token TEXT NOT NULL,
+            PRIMARY KEY (run_id, pid)
+        )""",
+        "INSERT INTO run_procs SELECT * FROM run_procs_keep",
+        "DROP TABLE run_procs_keep",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -24,7 +24,7 @@ Values = dict[str, dict[str, Any]]
 """file -> {dotted key: value}"""
 
 RowKind = Literal["workspace", "baseline", "experiment", "checkpoint", "queued"]
-RowState = Literal["success", "queued", "running", "failed", "interrupted"]
+RowState = Literal["success", "queued", "running", "failed", "interrupted", "pruned"]
 ColumnKind = Literal["experiment", "created", "state", "metric", "param"]
 
 DEFAULT_PRECISION = 5

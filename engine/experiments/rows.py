@@ -196,7 +196,7 @@ class PendingRun:
     name: str
     snapshot: str  # the commit it runs from: its params are the run's
     baseline: str
-    state: RowState  # queued, running, failed, interrupted
+    state: RowState  # queued, running, failed, interrupted, pruned
     created: datetime
     # A running run's metrics as its worktree holds them now (None: not read).
     live_metrics: Values | None = None

@@ -108,3 +108,40 @@ def test_new_columns_read_back_and_the_file_is_owner_only(tmp_path: Path) -> Non
         assert store.setting("jobs") == "3" and store.setting("paused") is None
     for path in (db, *tmp_path.glob("queue.db-*")):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_schema_4_is_brought_to_5_keeping_rows_and_allowing_pruned(tmp_path: Path) -> None:
+    db = tmp_path / "queue.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for step, statements in enumerate(MIGRATIONS[:4], start=1):
+        for statement in statements:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (step,))
+    for run_id, state in [(1, "timeout"), (2, "running"), (3, "queued")]:
+        conn.execute(
+            "INSERT INTO runs (id, seq, name, repo, baseline, snapshot, snapshot_ref, state,"
+            " created, token, priority) VALUES (?, ?, ?, '/r', 'b', 's', 'ref', ?, "
+            "'2026-01-01T00:00:00+00:00', 'tok', 3)",
+            (run_id, run_id, f"run{run_id}", state),
+        )
+    conn.execute("INSERT INTO run_procs VALUES (2, 4242, 99, 'tok')")
+    conn.execute("DELETE FROM runs WHERE id = 3")
+    with pytest.raises(sqlite3.IntegrityError):  # schema 4 knows no 'pruned'
+        conn.execute("UPDATE runs SET state = 'pruned' WHERE id = 2")
+    conn.close()
+    with SyncStore(db) as store:
+        assert [(r.id, r.state, r.priority) for r in store.list_runs()] == [
+            (1, RunState.TIMEOUT, 3),
+            (2, RunState.RUNNING, 3),
+        ]
+        assert [(p.pid, p.token) for p in store.procs(2)] == [(4242, "tok")]
+        assert store.enqueue(RUN) == 4  # ids still never reused
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("UPDATE runs SET state = 'pruned' WHERE id = 2")  # allowed now
+    conn.close()
+    with SyncStore(db) as store:
+        pruned = store.get_run(2)
+        assert pruned is not None and pruned.state is RunState.PRUNED
+        assert store.retry([2]) == [2]  # a pruned run can be queued again

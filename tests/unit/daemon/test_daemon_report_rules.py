@@ -84,3 +84,31 @@ def test_markdown_of_an_empty_and_a_full_report() -> None:
     page = render_markdown(report)
     assert "| 2 | x\\|y | failed |" in page and "| 1m30s | 1 | boom |" in page
     assert "### x|y (run 2, exit 3)\n\nboom\n\n```\nl1\nl2\n```" in page
+
+
+def test_a_pruned_run_counts_apart_and_names_what_it_kept_and_why() -> None:
+    pruned = replace(
+        BASE,
+        id=3,
+        name="slow",
+        state=RunState.PRUNED,
+        exit_code=-2,
+        experiment_ref="refs/exps/bb/x/slow",
+        error="pruned at step 2: loss 0.9 (median)",
+    )
+    report = build_report(
+        [ReportRun(BASE), ReportRun(pruned, {"m.json": {"acc": 0.1}})], T0, T0 + timedelta(hours=1)
+    )
+    assert report["counts"] == {"pruned": 1, "success": 1}
+    assert report["failures"] == []  # stopped on purpose: not a failure
+    (row,) = [run for run in report["runs"] if run["id"] == 3]
+    assert (row["state"], row["metrics"]) == ("pruned", {"m.json": {"acc": 0.1}})
+    page = render_markdown(report)
+    assert "| 3 | slow | pruned |" in page
+    assert "| slow: pruned at step 2: loss 0.9 (median) |" in page
+    # Its metrics are those of a checkpoint, not of a whole run: never ranked as best.
+    ranked = [
+        ReportRun(pruned, {"m.json": {"acc": 0.9}}),
+        ReportRun(BASE, {"m.json": {"acc": 0.5}}),
+    ]
+    assert [r["name"] for r in best_runs(ranked, "acc", ascending=False)["runs"]] == ["a"]

@@ -25,13 +25,14 @@ from exq.daemon.states import (
 NO_GPUS = Machine(cpus=4.0)
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
-Q, R, S, F, INT, C = (
+Q, R, S, F, INT, C, P = (
     RunState.QUEUED,
     RunState.RUNNING,
     RunState.SUCCESS,
     RunState.FAILED,
     RunState.INTERRUPTED,
     RunState.CANCELLED,
+    RunState.PRUNED,
 )
 
 
@@ -58,6 +59,11 @@ Q, R, S, F, INT, C = (
         (INT, R, False),
         (C, Q, True),
         (C, R, False),
+        (R, P, True),  # its pruner stopped it
+        (Q, P, False),  # only a running run has checkpoints to judge
+        (P, Q, True),  # exq queue retry resumes it
+        (P, R, False),
+        (P, F, False),
     ],
 )
 def test_transitions(old: RunState, new: RunState, allowed: bool) -> None:
@@ -175,6 +181,9 @@ def test_queued_runs_take_the_lowest_free_slots_in_queue_order(
         (Outcome.FAILED, StopReason.SHUTDOWN, INT, "interrupted by the daemon stopping"),
         (Outcome.CANCELLED, StopReason.SHUTDOWN, INT, "interrupted by the daemon stopping"),
         (Outcome.CANCELLED, None, INT, "interrupted by the daemon stopping"),
+        # Pruned: stopped by its SIGINT after the checkpoint, with the scheduler's reason.
+        (Outcome.FAILED, StopReason.PRUNE, P, "stage 'x': boom"),
+        (Outcome.SUCCESS, StopReason.PRUNE, S, None),  # it ended before the signal
     ],
 )
 def test_end_state(
