@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 DVC_VENV := .venv-dvc
 DVCLIVE_VENVS := .venv-dvclive
 
-.PHONY: demo test lint lint-tools venv dvc dvclive ray remote browser bench clean
+.PHONY: demo test lint lint-tools venv dvc dvclive ray remote browser bench clean help-pages
 
 venv: $(VENV)/.installed
 
@@ -57,6 +57,11 @@ lint: lint-tools
 		--cache-dir $(abspath .mypy_cache) -p exq | sed -E 's#^exq/(engine|live|daemon|cli)/#\1/#'; \
 		exit $${PIPESTATUS[0]}
 	cd $(TYPECHECK) && $(abspath $(VENV))/bin/lint-imports --no-cache $(abspath pyproject.toml)
+
+# exq's help pages, stored so that --help answers without importing typer (a test keeps
+# them equal to what typer renders): rewrite them after changing a command or an option.
+help-pages: venv
+	$(PY) -m exq.cli.help_render
 
 # The real DVC, in its own virtualenv, for the interoperability tests and benchmarks.
 dvc: $(DVC_VENV)/.installed

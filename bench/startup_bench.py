@@ -48,7 +48,8 @@ PIPELINE = ("exq.engine.run.commands", "exq.engine.spec.templating", "exq.engine
 DENY_ALWAYS = ("ray", "optuna", "hydra", "s3fs", "fsspec")
 DENY = {
     "--version": ("pygit2", "rich", "typer", "exq.engine", "exq.daemon", *PIPELINE),
-    "--help": ("pygit2", "exq.daemon.store", *PIPELINE),
+    "--help": ("pygit2", "typer", "click", "exq.daemon", "exq.engine", *PIPELINE),
+    "exp --help": ("pygit2", "typer", "click", "exq.daemon", "exq.engine", *PIPELINE),
     "queue status": ("pygit2", "exq.engine.spec", "exq.engine.run", "exq.engine.experiments"),
     "status": ("exq.daemon", "exq.engine.experiments", "exq.engine.plots"),
     "dag": ("exq.daemon", "exq.engine.experiments", "exq.engine.plots"),
@@ -100,7 +101,7 @@ def median_of(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
 def imported(cmd: list[str], cwd: Path, env: dict[str, str]) -> dict[str, float]:
     """Module -> cumulative import seconds, from ``python -X importtime``."""
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "from exq.cli.main import main; main()", *cmd],
+        [sys.executable, "-X", "importtime", exq_bin(), *cmd],
         cwd=cwd,
         env={**env, "PYTHONPROFILEIMPORTTIME": "1"},
         capture_output=True,

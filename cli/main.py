@@ -2,9 +2,10 @@
 
 The app and its sub-apps live in :mod:`exq.cli.app`; this module is the
 console-script entry point. It imports typer only when needed: ``exq
---version`` prints the version before anything else is imported, and ``exq
-exp run --queue`` must answer in about 0.1 s, so :func:`main` hands a plain
-queue call to :func:`exq.cli.exp_queue.fast_enqueue` before typer, rich and
+--version`` prints the version before anything else is imported, a help
+page comes from the pages :mod:`exq.cli.help_render` stores, and ``exq exp
+run --queue`` must answer in about 0.1 s, so :func:`main` hands a plain queue
+call to :func:`exq.cli.exp_queue.fast_enqueue` before typer, rich and
 the command modules are imported (anything it does not recognise goes the
 usual way). Names of :mod:`exq.cli.app` (``app``, ``exp_app``, ``fail``,
 ``handle_errors``, ...) can still be imported from here.
@@ -12,6 +13,7 @@ usual way). Names of :mod:`exq.cli.app` (``app``, ``exp_app``, ``fail``,
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -73,6 +75,10 @@ def main() -> None:
 
         print(f"exq {__version__}")
         sys.exit(0)
+    page = stored_help(argv)
+    if page is not None:
+        sys.stdout.write(page[0])
+        sys.exit(page[1])
     if argv[:2] == ["exp", "run"] and "--queue" in argv:
         from exq.cli.exp_queue import fast_enqueue
 
@@ -111,6 +117,47 @@ def main() -> None:
         print("Aborted!", file=sys.stderr)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def stored_help(argv: list[str]) -> tuple[str, int] | None:
+    """The help page ``argv`` asks for and the exit status, from :mod:`exq.cli.help_pages`.
+
+    Those are the pages typer prints at 80 columns or more (a test keeps them
+    equal), without importing typer and click, which alone take longer than a
+    help page may. None sends ``argv`` the usual way: a narrower terminal, a
+    completion request, options before the help flag, a program not named exq.
+    """
+    if argv and argv[-1] in ("-h", "--help"):
+        words, code = argv[:-1], 0
+    elif len(argv) <= 1 and all(word in _GROUPS for word in argv):
+        words, code = argv, 2  # a group named alone (or nothing): its help, exit 2
+    else:
+        return None
+    if (
+        any(word.startswith("-") for word in words)
+        or "_EXQ_COMPLETE" in os.environ
+        or os.path.basename(sys.argv[0]) != "exq"
+        or _terminal_columns() < 80
+    ):
+        return None
+    from exq.cli.help_pages import PAGES
+
+    page = PAGES.get(" ".join(words))
+    return None if page is None else (page, code)
+
+
+def _terminal_columns() -> int:
+    """The width click's help formatter reads, found as shutil.get_terminal_size does."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns > 0:
+        return columns
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
 
 
 def _click_exception() -> type[Any]:

@@ -40,8 +40,11 @@ def denied(modules: set[str]) -> list[str]:
     )
 
 
-def imports_of(*args: str, cwd: Path, code: int = 0) -> tuple[str, set[str]]:
-    done, out, err = exq(*args, cwd=cwd, env={"PYTHONPROFILEIMPORTTIME": "1"}, check=False)
+def imports_of(
+    *args: str, cwd: Path, code: int = 0, env: dict[str, str] | None = None
+) -> tuple[str, set[str]]:
+    env = {"PYTHONPROFILEIMPORTTIME": "1", **(env or {})}
+    done, out, err = exq(*args, cwd=cwd, env=env, check=False)
     assert done == code, err[-2000:]
     modules = imported(err)
     assert "exq.cli.main" in modules  # the profile is there: the check below can fail
@@ -59,10 +62,16 @@ def test_version_imports_nothing_but_exq(basic: Path) -> None:
     "args",
     [["--help"], ["-h"], ["exp", "--help"], ["queue", "--help"], ["exp"], ["exp", "show", "-h"]],
 )
-def test_help_imports_no_git_tables_or_pipeline(basic: Path, args: list[str]) -> None:
-    out, modules = imports_of(*args, cwd=basic, code=2 if args == ["exp"] else 0)
+@pytest.mark.parametrize("columns", ["80", "60"])  # a stored page; typer's own, narrower
+def test_help_imports_no_git_tables_or_pipeline(basic: Path, args: list[str], columns: str) -> None:
+    out, modules = imports_of(
+        *args, cwd=basic, code=2 if args == ["exp"] else 0, env={"COLUMNS": columns}
+    )
     assert "Usage" in out
     assert denied(modules) == []
+    # at 80 columns the page is the stored one, printed without typer or click
+    typer_used = sorted(m for m in modules if m in ("typer", "click") or m.startswith("typer."))
+    assert (typer_used == []) == (columns == "80"), typer_used[:3]
 
 
 def test_help_shows_the_engines_default_precision() -> None:
