@@ -20,7 +20,9 @@ def test_stored_pages_are_what_typer_renders() -> None:
     rendered = render_pages()
     assert sorted(PAGES) == sorted(rendered)  # every command has its page, and no more
     for path, page in rendered.items():
-        assert PAGES[path] == page, f"the stored help of 'exq {path}' is stale"
+        assert PAGES[path] == page, (
+            f"the stored help of 'exq {path}' is stale: run 'make help-pages'"
+        )
 
 
 def test_stored_module_is_exactly_what_the_renderer_writes() -> None:
