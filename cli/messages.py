@@ -1,4 +1,5 @@
-"""How an error reaches the terminal: one line, whatever the user's input held.
+"""How an error reaches the terminal: one line, whatever the user's input held;
+and durations as the CLI writes them.
 
 Every ``ERROR:`` line of the CLI goes through :func:`error_line` (typer's
 commands, the fast enqueue path, usage errors). Messages often echo user input
@@ -20,3 +21,15 @@ def one_line(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def format_seconds(seconds: float) -> str:
+    """``0.4s``, ``12s``, ``3m05s``, ``2h03m``."""
+    if seconds < 10:
+        return f"{max(seconds, 0):.1f}s"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"

@@ -9,11 +9,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from exq.cli.main import app, handle_errors, stage_app
+from exq.cli.messages import format_seconds
 from exq.cli.progress import install as install_progress
+
+if TYPE_CHECKING:
+    from exq.engine.run.repro import ReproResult
 
 
 def _default_jobs() -> int:
@@ -50,7 +55,9 @@ def repro(
     ),
     jobs: int = typer.Option(0, "--jobs", "-j", help="Stages at once (default: cores)."),
     dry: bool = typer.Option(False, "--dry", help="Print what would run; change nothing."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Only the commands' output: no progress bars or summary."
+    ),
 ) -> None:
     """Run the stages that are out of date, independent ones concurrently."""
     from exq.cli.signals import run_until_stopped
@@ -68,11 +75,34 @@ def repro(
         dry=dry,
         cwd=ops.cwd_in(project),
     )
-    result = run_until_stopped(lambda: ops.run_repro(project, options))
+    result = run_until_stopped(lambda: ops.run_repro(project, options, quiet=quiet))
+    if not quiet and not dry:
+        for line in repro_summary(result):
+            typer.echo(line)
     if result.failed is not None:
         raise result.failed
-    if not result.ran and not result.restored and not dry:
-        typer.echo("Data and pipelines are up to date.")
+
+
+def repro_summary(result: ReproResult) -> list[str]:
+    """The lines ``repro`` ends with: what ran, was skipped or restored, and how
+    long each command took; DVC's one line when nothing had to be done."""
+    failed = result.failed.stage if result.failed is not None else None
+    if not result.durations and not result.restored and failed is None:
+        return ["Data and pipelines are up to date."]
+    ran = len(result.ran)
+    counts = [f"{ran} stage{'' if ran == 1 else 's'} ran"]
+    if failed is not None:
+        counts.append("1 failed")
+    counts += [
+        f"{len(result.unchanged)} skipped",
+        f"{len(result.restored)} restored from the cache",
+    ]
+    lines = ["Summary: " + ", ".join(counts) + "."]
+    width = max((len(name) for name in result.durations), default=0)
+    for name, seconds in result.durations.items():
+        mark = "  failed" if name == failed else ""
+        lines.append(f"  {name:<{width}}  {format_seconds(seconds):>6}{mark}")
+    return lines
 
 
 @app.command()

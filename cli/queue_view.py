@@ -31,6 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from exq.cli.messages import format_seconds
 from exq.daemon.progress import RunProgress
 from exq.daemon.protocol import StatusReply
 from exq.daemon.states import DIED, RunRecord, RunState
@@ -198,18 +199,6 @@ def duration(run: RunRecord, now: datetime) -> str:
     if run.state is not RunState.RUNNING and run.finished is None:
         return ""
     return format_seconds((end - run.started).total_seconds())
-
-
-def format_seconds(seconds: float) -> str:
-    """``0.4s``, ``12s``, ``3m05s``, ``2h03m``."""
-    if seconds < 10:
-        return f"{max(seconds, 0):.1f}s"
-    whole = int(seconds)
-    if whole < 60:
-        return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
 def result_text(run: RunRecord, progress: RunProgress | None = None) -> str:

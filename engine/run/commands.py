@@ -35,8 +35,9 @@ def cwd_in(project: Project) -> str:
         return "."
 
 
-async def run_repro(project: Project, options: ReproOptions) -> ReproResult:
-    """Load the pipeline and run ``repro``, printing stage output to stdout."""
+async def run_repro(project: Project, options: ReproOptions, *, quiet: bool = False) -> ReproResult:
+    """Load the pipeline and run ``repro``, printing stage output to stdout
+    (``quiet``: only the commands' own output)."""
     # The scheduler and the runner only here: status, dag and stage list need neither.
     from exq.engine.run.repro import repro
     from exq.engine.run.runner import stdout_sink
@@ -45,7 +46,7 @@ async def run_repro(project: Project, options: ReproOptions) -> ReproResult:
     selected = pipeline.graph.select(
         options.targets, single_item=options.single_item, cwd=options.cwd
     )
-    sink = stdout_sink(prefixed=options.stage_jobs > 1 and len(selected) > 1)
+    sink = stdout_sink(prefixed=options.stage_jobs > 1 and len(selected) > 1, quiet=quiet)
     with StageIO(project) as io:
         return await repro(pipeline, io, options, sink)
 

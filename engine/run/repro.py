@@ -16,6 +16,7 @@ written, and the hook commits (see :mod:`~exq.engine.run.checkpoint_session`).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,9 @@ class ReproResult:
     unchanged: list[str] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)
     failed: StageFailed | None = None
+    # Seconds from each command's start to its lock entry, for the stages whose
+    # command ran (a failed one too), in the order they finished.
+    durations: dict[str, float] = field(default_factory=dict)
 
 
 def stage_env(
@@ -164,6 +168,14 @@ class _StageRun:
             self.result.failed = exc
             return False
         self.sink.note(f"Running stage '{name}':")
+        started = time.monotonic()
+        try:
+            return await self._run_and_record(stage)
+        finally:
+            self.result.durations[name] = time.monotonic() - started
+
+    async def _run_and_record(self, stage: Stage) -> bool:
+        name = stage.address
         reset = self.options.reset_checkpoints
         await anyio.to_thread.run_sync(lambda: self.io.remove_outs(stage, reset=reset))
         env = {**self.env, **stage.live_env()}

@@ -57,6 +57,8 @@ class OutputSink:
 
     stream: IO[bytes]
     prefixed: bool = False
+    # ``repro -q``: exq's own lines are left out; the commands' output is not.
+    quiet: bool = False
 
     def chunk(self, label: str, data: bytes, pending: bytearray) -> None:
         if not self.prefixed:
@@ -85,7 +87,8 @@ class OutputSink:
 
     def note(self, text: str) -> None:
         """A line of exq's own, never prefixed: it names its stage itself."""
-        self._write(f"{text}\n".encode())
+        if not self.quiet:
+            self._write(f"{text}\n".encode())
 
     def _write(self, data: bytes) -> None:
         try:
@@ -105,8 +108,8 @@ def _cut_long(prefix: bytes, pending: bytearray, out: list[bytes]) -> None:
         del pending[:MAX_LINE]
 
 
-def stdout_sink(prefixed: bool) -> OutputSink:
-    return OutputSink(stream=sys.stdout.buffer, prefixed=prefixed)
+def stdout_sink(prefixed: bool, *, quiet: bool = False) -> OutputSink:
+    return OutputSink(stream=sys.stdout.buffer, prefixed=prefixed, quiet=quiet)
 
 
 async def run_command(
