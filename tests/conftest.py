@@ -1,14 +1,28 @@
-"""Shared fixtures: anyio's backend, and real git repositories in temp folders."""
+"""Shared fixtures: anyio's backend, and real git repositories in temp folders.
+
+No test reads or writes the user's own queue or config: the whole session's
+state folder and config file are in a temp folder (tests that need their own set
+these variables themselves).
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from tests.support import git
+
+_SANDBOX = Path(tempfile.mkdtemp(prefix="exq-tests-"))
+os.environ["EXQ_STATE_DIR"] = str(_SANDBOX / "state")
+os.environ["EXQ_CONFIG"] = str(_SANDBOX / "config.toml")  # absent: the defaults
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_SANDBOX, ignore_errors=True)
 
 
 @pytest.fixture

@@ -88,6 +88,10 @@ def snapshot_run(
             PROGRESS_VAR: str(config.progress_path(run.id)),
         },
         base_env=run.env,
+        # A queued run is a new experiment: its checkpoint stages start from
+        # scratch, whatever checkpoint the snapshotted workspace held (as DVC's
+        # queue does); only a resumed attempt trains on, from its own chain.
+        reset=True,
         callbacks=hooks.callbacks,
         # The run only ever moves its experiment ref from nothing or from its own
         # commits, unless it was queued with -f to replace what is there.

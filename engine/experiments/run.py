@@ -351,6 +351,7 @@ def resume_run(project: Project, sha: str, run: SnapshotRun) -> SnapshotRun:
         name=parsed[1],
         checkpoint_parent=sha,
         resume=True,
+        reset=False,
     )
 
 

@@ -658,7 +658,8 @@ from pathlib import Path
 _path = os.environ.get("DVCLIVE_PATH", "dvclive")
 _step = 0
 _latest = {}
-if Path(_path + ".json").exists():
+# As dvclive 0.x: a run goes on from its summary's step only when told to resume.
+if os.environ.get("DVCLIVE_RESUME") and Path(_path + ".json").exists():
     _step = json.loads(Path(_path + ".json").read_text()).get("step", -1) + 1
 
 

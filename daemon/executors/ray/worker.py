@@ -303,6 +303,7 @@ def snapshot_run(
         targets=job["targets"],
         stage_jobs=job["jobs"] or os.cpu_count() or 1,
         env=job["env"],
+        reset=True,  # a new experiment, as on the daemon's machine; resume_run undoes it
         callbacks=callbacks,
     )
     return resume_run(project, job["start"], snapshot) if job["resume"] else snapshot
