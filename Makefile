@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 DVC_VENV := .venv-dvc
 DVCLIVE_VENVS := .venv-dvclive
 
-.PHONY: demo test lint lint-tools venv dvc dvclive ray remote browser bench clean help-pages
+.PHONY: demo test lint lint-tools venv dvc dvclive ray remote optuna browser bench clean help-pages
 
 venv: $(VENV)/.installed
 
@@ -32,6 +32,13 @@ remote: $(VENV)/.remote-installed
 
 $(VENV)/.remote-installed: $(VENV)/.ray-installed requirements-remote.txt
 	$(PY) -m pip install -q -r requirements-remote.txt
+	touch $@
+
+# Optuna (the exq[optuna] extra) in .venv, for studies and their tests.
+optuna: $(VENV)/.optuna-installed
+
+$(VENV)/.optuna-installed: $(VENV)/.installed requirements-optuna.txt
+	$(PY) -m pip install -q -r requirements-optuna.txt
 	touch $@
 
 # The checks' tools, pinned, in .venv.
@@ -99,7 +106,7 @@ browser:
 		echo "chromium missing and not root: the browser tests will be skipped"; \
 	fi
 
-test: venv ray remote dvc dvclive browser
+test: venv ray remote optuna dvc dvclive browser
 	EXQ_TEST_DVC="$(abspath $(DVC_VENV))/bin/dvc" EXQ_TEST_DVCLIVE="$(abspath $(DVCLIVE_VENVS))" \
 		$(PY) -m pytest -q
 

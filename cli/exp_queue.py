@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from exq.daemon.service import EnqueueRequest, enqueue
+from exq.daemon.service import EnqueueRequest, enqueue, queue_study
 
 
 def warn(message: str) -> None:
@@ -22,6 +22,22 @@ def warn(message: str) -> None:
 def print_queued(queued: Sequence[tuple[int, str]]) -> None:
     for run_id, name in queued:
         print(f"Queued experiment '{name}' (run {run_id}) for future execution.")
+
+
+def queue_and_print(args: EnqueueRequest) -> None:
+    """Queue what ``args`` ask for (runs, or a study) and say what was queued."""
+    if args.optimize is None:
+        print_queued(enqueue(args, warn=warn))
+        return
+    study = queue_study(args)
+    spec = study.spec
+    direction = "maximize" if spec["maximize"] else "minimize"
+    print(
+        f"Queued study '{study.name}': {study.budget} trials to {direction}"
+        f" {spec['file']}:{spec['key']} ({spec['sampler']} sampler, seed {spec['seed']});"
+        " the daemon queues each trial as a slot frees."
+    )
+    print(f"Follow it with 'exq sweep status {study.name}'.")
 
 
 def fast_enqueue(argv: Sequence[str]) -> int | None:
@@ -38,7 +54,7 @@ def fast_enqueue(argv: Sequence[str]) -> int | None:
     from exq.engine.errors import ExqError
 
     try:
-        print_queued(enqueue(args, warn=warn))
+        queue_and_print(args)
     except ExqError as exc:
         print(error_line(str(exc)), file=sys.stderr)
         return exc.exit_code
@@ -66,8 +82,17 @@ VALUE_OPTIONS = {
     "--retry-delay": "retry_delay",
     "--samples": "samples",
     "--seed": "seed",
+    "--optimize": "optimize",
+    "--trials": "trials",
+    "--sampler": "sampler",
 }
-FLAGS = {"-f": "force", "--force": "force", "--queue": "queue"}
+FLAGS = {
+    "-f": "force",
+    "--force": "force",
+    "--queue": "queue",
+    "--maximize": "maximize",
+    "--minimize": "minimize",
+}
 
 
 def parse_queue_args(argv: Sequence[str]) -> EnqueueRequest | None:
@@ -88,6 +113,8 @@ def parse_queue_args(argv: Sequence[str]) -> EnqueueRequest | None:
         if option in FLAGS and value is None:
             queue |= FLAGS[option] == "queue"
             args.force |= FLAGS[option] == "force"
+            args.maximize |= FLAGS[option] == "maximize"
+            args.minimize |= FLAGS[option] == "minimize"
             continue
         if option not in VALUE_OPTIONS:
             return None
@@ -128,6 +155,9 @@ def _store(args: EnqueueRequest, key: str, value: str) -> bool:
         "retry_delay",
         "samples",
         "seed",
+        "optimize",
+        "trials",
+        "sampler",
     ):
         setattr(args, key, value)  # checked by enqueue, which words the error
     else:

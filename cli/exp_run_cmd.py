@@ -73,7 +73,18 @@ def exp_run(
     samples: str = typer.Option(
         None, "--samples", help="Random search: queue this many runs drawn from the -S space."
     ),
-    seed: str = typer.Option(None, "--seed", help="Seed of the random search's draws."),
+    seed: str = typer.Option(None, "--seed", help="Seed of the random search's or study's draws."),
+    optimize: str = typer.Option(
+        None,
+        "--optimize",
+        help="A study: Optuna searches the -S space for the best FILE:KEY (scores.json:auc).",
+    ),
+    maximize: bool = typer.Option(False, "--maximize", help="The study maximizes its metric."),
+    minimize: bool = typer.Option(False, "--minimize", help="The study minimizes its metric."),
+    trials: str = typer.Option(None, "--trials", help="Runs the study makes, one per trial."),
+    sampler: str = typer.Option(
+        None, "--sampler", help="How the study picks points: tpe (default), random, grid, cmaes."
+    ),
 ) -> None:
     """Run the pipeline as an experiment and save it under refs/exps (no branch, no commit)."""
     if (queue or run_all) and reset:
@@ -90,12 +101,17 @@ def exp_run(
         "retry_delay": retry_delay,
         "samples": samples,
         "seed": seed,
+        "optimize": optimize,
+        "maximize": maximize or None,
+        "minimize": minimize or None,
+        "trials": trials,
+        "sampler": sampler,
     }
     if not queue and any(value not in (None, []) for value in placement.values()):
         fail(
             "--executor, --gpus, --cpus, --mem, --priority, --after, --timeout, --retries"
             " and --samples"
-            " apply to queued runs: add --queue",
+            " apply to queued runs, --optimize to a queued study: add --queue",
             2,
         )
     if queue or run_all:
@@ -153,7 +169,7 @@ def _queue_and_run_all(
 ) -> None:
     """``--queue`` (with sweeps), then ``--run-all``; the fast path in ``main()``
     usually handles a plain ``--queue`` before typer is even imported."""
-    from exq.cli.exp_queue import EnqueueRequest, enqueue, print_queued, warn
+    from exq.cli.exp_queue import EnqueueRequest, queue_and_print
     from exq.cli.queue_cmds import daemon_errors
     from exq.cli.queue_run import run_all_queued
 
@@ -164,9 +180,10 @@ def _queue_and_run_all(
             name=name,
             force=force,
             stage_jobs=None if run_all else jobs or None,
-            **placement,
+            **{**placement, "maximize": bool(placement["maximize"])}
+            | {"minimize": bool(placement["minimize"])},
         )
-        print_queued(enqueue(args, warn=warn))
+        queue_and_print(args)
     elif set_params or name:
         fail("-S and -n describe a new run: pass --queue to queue it before --run-all", 2)
     if run_all:

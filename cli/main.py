@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "queue_order_cmds",
     "plots_cmds",
     "remote_cmds",
+    "sweep_cmds",
 )
 
 
@@ -48,11 +49,12 @@ _ROUTES: dict[str | tuple[str, str], str] = {
     "queue": "queue_cmds",
     "daemon": "queue_cmds",
     "plots": "plots_cmds",
+    "sweep": "sweep_cmds",
     **{name: "remote_cmds" for name in ("remote", "push", "pull", "fetch")},
 }
 
 
-_GROUPS = {"exp", "stage", "queue", "metrics", "params", "plots", "remote"}
+_GROUPS = {"exp", "stage", "queue", "metrics", "params", "plots", "remote", "sweep"}
 
 
 def modules_for(argv: list[str]) -> tuple[str, ...]:

@@ -95,6 +95,7 @@ from exq.daemon.states import (
 )
 from exq.daemon.store import SETTING_JOBS, SETTING_PAUSED, RunProcess, RunRecord, StoreError
 from exq.daemon.store_async import AsyncStore
+from exq.daemon.study import Studies
 from exq.engine.errors import ExqError, describe_failure, user_error_of
 from exq.engine.run.callbacks import CheckpointEvent, RunCallbacks
 
@@ -183,6 +184,7 @@ class Scheduler:
             executors or {LOCAL: LocalExecutor(config, self._machine)}
         )
         self._adopt = list(adopt or [])  # cluster runs a previous daemon left running
+        self._studies = Studies(store, config, log)  # they queue trials as slots free
         self._away: dict[str, Away] = {}  # by location: clusters that did not answer
         self.stop_requested = anyio.Event()
         self.finished = anyio.Event()  # run() returned after a stop
@@ -405,6 +407,8 @@ class Scheduler:
         busy = {active.slot for active in self._active.values() if not active.pending}
         if len(busy) >= self._jobs:
             return
+        # Studies tell Optuna of ended trials and queue new ones for the free slots.
+        await self._studies.step(self._jobs - len(busy))
         now = anyio.current_time()
         away = {where for where, gone in self._away.items() if gone.until > now}
         # Runs for a cluster that is away wait; the others go on past them.

@@ -32,8 +32,11 @@ from exq.daemon.store import NewRun, RunRecord, SyncStore, queue_ref
 from exq.engine.errors import ExperimentError, ExqError, did_you_mean
 
 if TYPE_CHECKING:
+    from exq.daemon.options import RunOptions
     from exq.daemon.protocol import StatusReply
     from exq.daemon.resources import Ask
+    from exq.daemon.study_store import StudyRecord
+    from exq.engine.experiments.study_spec import StudySpec
     from exq.engine.git import Git
 
 # Untracked files this big are named at enqueue (a snapshot commits them whole);
@@ -71,6 +74,12 @@ class EnqueueRequest:
     # Random search: this many points drawn from the -S space, seeded (as typed).
     samples: str | None = None
     seed: str | None = None
+    # A study: Optuna searches the -S space for the best FILE:KEY (as typed).
+    optimize: str | None = None
+    maximize: bool = False
+    minimize: bool = False
+    trials: str | None = None
+    sampler: str | None = None
     # The environment the run's stages get (None: this process's, captured now).
     env: dict[str, str] | None = None
 
@@ -96,27 +105,12 @@ def enqueue(
 
     ``root`` is the project (default: the one around the working directory).
     """
-    from exq.daemon.options import RawOptions, resolve
     from exq.engine.experiments.queue_snapshot import prepare_queue, search_of, sweep_points
 
+    if study_of_request(request) is not None:
+        raise ValueError("a study is queued with queue_study()")
     config = config or DaemonConfig.from_env()
-    executor = check_executor(request.executor) if request.executor is not None else None
-    options = resolve(
-        RawOptions(
-            gpus=request.gpus,
-            cpus=request.cpus,
-            mem=request.mem,
-            priority=request.priority,
-            timeout=request.timeout,
-            retries=request.retries,
-            retry_delay=request.retry_delay,
-        ),
-        config.queue_defaults,
-    )
-    if (executor or config.executor) == "local":
-        check_fits(options.ask, config)
-    after = resolve_after(config, request.after)
-    env = dict(os.environ) if request.env is None else dict(request.env)
+    executor, options, after, env = _placement(request, config)
     from exq.engine.git import Git
     from exq.engine.run.project import open_project
 
@@ -168,6 +162,75 @@ def enqueue(
     if ring:
         wake(config)
     return [(run_id, run.name) for run_id, run in zip(ids, runs, strict=True)]
+
+
+def queue_study(
+    request: EnqueueRequest,
+    config: DaemonConfig | None = None,
+    *,
+    root: Path | None = None,
+    ring: bool = True,
+) -> StudyRecord:
+    """Queue the study ``--optimize`` asks for: check it, snapshot the workspace,
+    write the study's row; the daemon then queues its trials one by one
+    (:mod:`exq.daemon.study`). Raises ``ExqError``; nothing is queued then."""
+    from exq.daemon.study_service import enqueue_study
+
+    spec = study_of_request(request)
+    if spec is None:
+        raise ValueError("queue_study() needs --optimize")
+    config = config or DaemonConfig.from_env()
+    executor, options, after, env = _placement(request, config)
+    record = enqueue_study(
+        request, spec, config, options=options, executor=executor, after=after, env=env, root=root
+    )
+    if ring:
+        wake(config)
+    return record
+
+
+def _placement(
+    request: EnqueueRequest, config: DaemonConfig
+) -> tuple[str | None, RunOptions, list[int], dict[str, str]]:
+    """The checked executor, options, ``--after`` ids and environment of the runs
+    to queue."""
+    from exq.daemon.options import RawOptions, resolve
+
+    executor = check_executor(request.executor) if request.executor is not None else None
+    options = resolve(
+        RawOptions(
+            gpus=request.gpus,
+            cpus=request.cpus,
+            mem=request.mem,
+            priority=request.priority,
+            timeout=request.timeout,
+            retries=request.retries,
+            retry_delay=request.retry_delay,
+        ),
+        config.queue_defaults,
+    )
+    if (executor or config.executor) == "local":
+        check_fits(options.ask, config)
+    after = resolve_after(config, request.after)
+    env = dict(os.environ) if request.env is None else dict(request.env)
+    return executor, options, after, env
+
+
+def study_of_request(request: EnqueueRequest) -> StudySpec | None:
+    """The study ``--optimize`` asks for, checked (None without it); raises
+    ``ParamsError`` for study options without ``--optimize`` and the like."""
+    from exq.engine.experiments.study_spec import study_of
+
+    return study_of(
+        request.optimize,
+        maximize=request.maximize,
+        minimize=request.minimize,
+        trials=request.trials,
+        sampler=request.sampler,
+        seed=request.seed,
+        samples=request.samples,
+        draw_seed=int.from_bytes(os.urandom(4), "big") >> 1,
+    )
 
 
 def check_untracked(

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from exq.daemon.states import (
     ENDED,
@@ -291,6 +291,37 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "INSERT INTO run_procs SELECT * FROM run_procs_keep",
         "DROP TABLE run_procs_keep",
+    ),
+    # 6: studies (exp run --queue --optimize): the daemon queues their trials one
+    # by one. ``trials`` outlives the rows of removed runs: it is the ledger of
+    # what was asked of Optuna and queued.
+    (
+        """CREATE TABLE studies (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL,
+            repo TEXT NOT NULL,
+            baseline TEXT NOT NULL,
+            snapshot TEXT NOT NULL,
+            space TEXT NOT NULL,
+            spec TEXT NOT NULL,
+            template TEXT NOT NULL,
+            budget INTEGER NOT NULL,
+            state TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'done', 'failed')),
+            queued INTEGER NOT NULL DEFAULT 0,
+            last_trial INTEGER NOT NULL DEFAULT -1,
+            error TEXT,
+            created TEXT NOT NULL
+        )""",
+        "CREATE INDEX studies_name ON studies (name)",
+        """CREATE TABLE trials (
+            study_id INTEGER NOT NULL REFERENCES studies (id) ON DELETE CASCADE,
+            trial INTEGER NOT NULL,
+            optuna_id INTEGER NOT NULL,
+            run_id INTEGER NOT NULL UNIQUE,
+            outcome TEXT,
+            value REAL,
+            PRIMARY KEY (study_id, trial)
+        )""",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -590,7 +621,7 @@ class SyncStore:
             self._conn.close()
             raise
 
-    def __enter__(self) -> SyncStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -48,6 +48,7 @@ from exq.daemon.store import (
     transition_params,
     transition_sql,
 )
+from exq.daemon.study_store import SQL_ANY_ACTIVE_STUDY
 
 
 class AsyncStore:
@@ -117,6 +118,10 @@ class AsyncStore:
     async def states(self) -> dict[int, RunState]:
         """The state of every run, by id."""
         return {run_id: RunState(state) for run_id, state in await self._read(SQL_STATES, ())}
+
+    async def has_active_study(self) -> bool:
+        """Whether a study still has trials to queue or to hear the end of."""
+        return bool(await self._read(SQL_ANY_ACTIVE_STUDY, ()))
 
     async def setting(self, key: str) -> str | None:
         rows = await self._read(SQL_GET_SETTING, (key,))

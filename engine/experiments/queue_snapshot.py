@@ -23,11 +23,19 @@ from exq.engine.errors import ParamsError
 from exq.engine.experiments.inputs import auto_name, check_clash, require_baseline, snapshot_inputs
 from exq.engine.experiments.refs import check_exp_name, exp_ref
 from exq.engine.git import Git
-from exq.engine.params.edit import expand_sweeps, parse_set_params, plan_changes
+from exq.engine.params.edit import (
+    EditPlan,
+    ParamEdit,
+    edit_params_text,
+    expand_sweeps,
+    parse_set_params,
+    plan_changes,
+)
 from exq.engine.params.values import calls_function
 from exq.engine.run.project import Project
 
 SNAPSHOT_MESSAGE = "exq: queued experiment inputs"
+STUDY_MESSAGE = "exq: study inputs"
 # In the snapshot's message when the run may replace an experiment of the same
 # name that it did not make: queued with -f, or named automatically (the name
 # comes from the inputs, so that experiment had the same inputs).
@@ -200,3 +208,64 @@ def check_snapshot(git: Git, snapshot: str, prefix: str, targets: Sequence[str])
     for dvcfile in DvcfileFinder(git).find(snapshot, prefix):
         stages.extend(load_dvcfile(source, dvcfile))
     build_graph(stages).select(list(targets))
+
+
+# -- studies ---------------------------------------------------------------------
+
+
+def prepare_study(
+    project: Project,
+    git: Git,
+    names: Sequence[str],
+    probe: Sequence[str],
+    *,
+    force: bool = False,
+    targets: Sequence[str] = (),
+) -> tuple[str, str]:
+    """Snapshot the workspace as a study's trials will start from it, with no
+    edit applied; (baseline, snapshot). Raises before anything is referenced if
+    a trial could not run: a name of ``names`` clashes (unless ``force``), the
+    edits ``probe`` (one point of the space) do not apply to the params files,
+    or the pipeline does not load.
+    """
+    baseline = require_baseline(git)
+    for name in names:
+        check_exp_name(name)
+        check_clash(git, baseline, name, force)
+    base = snapshot_inputs(project, git, baseline, EditPlan({}, []), STUDY_MESSAGE)
+    prefix = git.prefix_of(project.root)
+    edited_files(git, base, prefix, probe)
+    check_snapshot(git, base, prefix, targets)
+    return baseline, base
+
+
+def trial_snapshot(
+    git: Git, base: str, baseline: str, prefix: str, overrides: Sequence[str], *, replace: bool
+) -> str:
+    """The snapshot of one trial: the study's ``base`` snapshot with the trial's
+    ``-S`` overrides applied, on top of ``baseline``. The workspace is not
+    read: the user may have changed it since the study was queued."""
+    files = edited_files(git, base, prefix, overrides)
+    message = f"{SNAPSHOT_MESSAGE}\n\n{REPLACE_TRAILER}\n" if replace else SNAPSHOT_MESSAGE
+    return git.commit_with_files(base, files, message, parent=baseline)
+
+
+def edited_files(git: Git, commit: str, prefix: str, texts: Sequence[str]) -> dict[str, bytes]:
+    """The params files of ``commit`` (a project in folder ``prefix``) with the
+    ``-S`` ``texts`` applied: new bytes by path in the repository. Raises
+    ``ParamsError`` as an edit of the workspace would."""
+    by_file: dict[str, list[ParamEdit]] = {}
+    for edit in parse_set_params(texts):
+        by_file.setdefault(edit.file, []).append(edit)
+    files = {}
+    for file, edits in by_file.items():
+        path = f"{prefix.strip('/')}/{file}".lstrip("/")
+        raw = git.read_blob(commit, path)
+        if raw is None:
+            raise ParamsError(f"{file}: params file not found")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ParamsError(f"{file}: not UTF-8 text ({exc.reason})") from exc
+        files[path] = edit_params_text(text, file, edits)[0].encode("utf-8")
+    return files

@@ -75,6 +75,26 @@ class Snapshots(Repository):
         parents = [self._parent(parent).id] if parent else ([head.id] if head else [])
         return self._write_commit(index.write_tree(repo), parents, message)
 
+    def commit_with_files(
+        self, base: str, files: dict[str, bytes], message: str, *, parent: str
+    ) -> str:
+        """A commit of ``base``'s tree with ``files`` (paths relative to the
+        repository) written over, on top of ``parent``; the workspace is not read
+        (a study's later trials start from the snapshot taken when it was queued)."""
+        repo = self._repo
+        index = pygit2.Index()
+        try:
+            index.read_tree(self._commit(base).tree)
+            for rel, data in files.items():
+                rel = _clean_relpath(rel)
+                old = _index_mode(index, rel)
+                mode = old if old in (MODE_FILE, MODE_EXEC) else MODE_FILE
+                index.add(pygit2.IndexEntry(rel, repo.create_blob(data), FileMode(mode)))
+            tree = index.write_tree(repo)
+        except pygit2.GitError as exc:
+            raise GitError(f"cannot write a commit in {self.root}: {exc}") from exc
+        return self._write_commit(tree, [self._parent(parent).id], message)
+
     def untracked_files(self) -> list[tuple[str, int]]:
         """The untracked, non-ignored files a snapshot takes in, with their sizes
         in bytes (path relative to the repository)."""

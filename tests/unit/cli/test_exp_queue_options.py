@@ -28,6 +28,11 @@ MEANING = {
     "retry_delay": "retry_delay",
     "samples": "samples",
     "seed": "seed",
+    "optimize": "optimize",
+    "maximize": "maximize",
+    "minimize": "minimize",
+    "trials": "trials",
+    "sampler": "sampler",
     "force": "force",
     "queue": "queue",
 }

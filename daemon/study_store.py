@@ -1,0 +1,272 @@
+"""The studies' rows in the queue database: their SQL, beside the runs' in :mod:`store`.
+
+Two tables (schema in :data:`exq.daemon.store.MIGRATIONS`, version 6):
+
+- ``studies``: one row per ``exp run --queue --optimize``: the base snapshot
+  its trials start from, its ``-S`` space, its objective and sampler (JSON),
+  the options every trial's run gets, its budget of trials, how many are
+  queued so far and the Optuna number of the last one queued.
+- ``trials``: one row per trial queued, ``(study_id, trial)`` -> ``run_id``,
+  with Optuna's own trial id and, once Optuna heard the run's end, the
+  outcome told (``complete``, ``fail``, ``pruned``) and the value.
+
+A trial is queued by :meth:`StudyStore.enqueue_trial` in one transaction: the
+study's count goes up (a compare-and-set on its budget and last trial
+number), the run's row and its queue ref are written, the trial's row links
+them. So a trial Optuna gave out whose number is above the study's
+``last_trial`` was never queued (the daemon died in between), and one at or
+below it was, exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from exq.daemon.states import RunRecord
+from exq.daemon.store import (
+    COLUMNS,
+    SQL_INSERT,
+    SQL_SET_SNAPSHOT_REF,
+    NewRun,
+    SyncStore,
+    insert_params,
+    now,
+    queue_ref,
+    record_of,
+    store_failure,
+)
+from exq.engine.errors import ExperimentError
+
+STUDY_ACTIVE = "active"
+STUDY_DONE = "done"
+STUDY_FAILED = "failed"
+# What Optuna was told of a trial's run.
+TOLD_COMPLETE = "complete"
+TOLD_FAIL = "fail"
+TOLD_PRUNED = "pruned"
+
+
+@dataclass(frozen=True)
+class NewStudy:
+    """A study to queue: what ``exp run --queue --optimize`` snapshotted."""
+
+    name: str | None  # None: ``study-<id>``
+    repo: str
+    baseline: str
+    snapshot: str  # the workspace at enqueue, no edit applied: every trial starts from it
+    space: list[str]  # the -S texts
+    spec: dict[str, Any]  # StudySpec.to_json()
+    template: dict[str, Any]  # NewRun fields every trial's run gets (targets, resources...)
+    budget: int  # trials to run
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """One row of ``studies``."""
+
+    id: int
+    name: str
+    repo: str
+    baseline: str
+    snapshot: str
+    space: list[str]
+    spec: dict[str, Any]
+    template: dict[str, Any] = field(repr=False)  # holds the enqueuer's environment
+    budget: int
+    state: str
+    queued: int
+    last_trial: int
+    error: str | None
+    created: str
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One queued trial: its study, Optuna's number and id, its run (None once removed)."""
+
+    study_id: int
+    trial: int
+    optuna_id: int
+    run_id: int
+    outcome: str | None  # None: Optuna has not heard the end yet
+    value: float | None
+    run: RunRecord | None
+
+
+def study_ref(study_id: int) -> str:
+    """The ref that keeps a study's base snapshot alive."""
+    return f"refs/exq/study/{study_id}"
+
+
+STUDY_COLUMNS = (
+    "id, name, repo, baseline, snapshot, space, spec, template, budget, state, queued, "
+    "last_trial, error, created"
+)
+RUN_COLUMNS = ", ".join(f"r.{c.strip()}" for c in COLUMNS.split(","))
+SQL_STUDY_INSERT = (
+    "INSERT INTO studies (name, repo, baseline, snapshot, space, spec, template, budget, "
+    "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+SQL_STUDY_NAME = "UPDATE studies SET name = ? WHERE id = ?"
+SQL_STUDY_NAME_TAKEN = (
+    "SELECT id FROM studies WHERE repo = ? AND name = ? AND state = 'active' LIMIT 1"
+)
+SQL_STUDY_BY_ID = f"SELECT {STUDY_COLUMNS} FROM studies WHERE id = ?"
+SQL_STUDY_BY_NAME = f"SELECT {STUDY_COLUMNS} FROM studies WHERE name = ? ORDER BY id DESC LIMIT 1"
+SQL_STUDIES = f"SELECT {STUDY_COLUMNS} FROM studies ORDER BY id"
+SQL_ACTIVE_STUDIES = f"SELECT {STUDY_COLUMNS} FROM studies WHERE state = 'active' ORDER BY id"
+SQL_ANY_ACTIVE_STUDY = "SELECT 1 FROM studies WHERE state = 'active' LIMIT 1"
+# The study's count goes up only while it has budget left and for a trial
+# newer than the last one queued: the same trial can never be queued twice.
+SQL_STUDY_TAKE = (
+    "UPDATE studies SET queued = queued + 1, last_trial = ? "
+    "WHERE id = ? AND state = 'active' AND queued < budget AND last_trial < ?"
+)
+SQL_TRIAL_INSERT = "INSERT INTO trials (study_id, trial, optuna_id, run_id) VALUES (?, ?, ?, ?)"
+SQL_TRIALS = (
+    f"SELECT t.study_id, t.trial, t.optuna_id, t.run_id, t.outcome, t.value, {RUN_COLUMNS} "
+    "FROM trials t LEFT JOIN runs r ON r.id = t.run_id WHERE t.study_id = ? ORDER BY t.trial"
+)
+SQL_TRIAL_OF_RUN = (
+    f"SELECT t.study_id, t.trial, t.optuna_id, t.run_id, t.outcome, t.value, {RUN_COLUMNS} "
+    "FROM trials t LEFT JOIN runs r ON r.id = t.run_id WHERE t.run_id = ?"
+)
+SQL_TRIAL_TOLD = (
+    "UPDATE trials SET outcome = ?, value = ? WHERE study_id = ? AND trial = ? AND outcome IS NULL"
+)
+SQL_STUDY_END = "UPDATE studies SET state = ?, error = ? WHERE id = ? AND state = 'active'"
+SQL_RUN_STUDIES = (
+    "SELECT t.run_id, s.name, t.trial FROM trials t JOIN studies s ON s.id = t.study_id"
+)
+
+
+def study_of(row: Sequence[Any]) -> StudyRecord:
+    (id_, name, repo, baseline, snapshot, space, spec, template, budget, state, queued) = row[:11]
+    last_trial, error, created = row[11:]
+    return StudyRecord(
+        id=id_,
+        name=name,
+        repo=repo,
+        baseline=baseline,
+        snapshot=snapshot,
+        space=json.loads(space),
+        spec=json.loads(spec),
+        template=json.loads(template),
+        budget=budget,
+        state=state,
+        queued=queued,
+        last_trial=last_trial,
+        error=error,
+        created=created,
+    )
+
+
+def trial_of(row: Sequence[Any]) -> TrialRecord:
+    study_id, trial, optuna_id, run_id, outcome, value = row[:6]
+    run = record_of(row[6:]) if row[6] is not None else None
+    return TrialRecord(study_id, trial, optuna_id, run_id, outcome, value, run)
+
+
+class StudyStore(SyncStore):
+    """The queue database's door for studies (the CLI's and the daemon's study
+    module's, in a worker thread); plain ``sqlite3`` as :class:`SyncStore`."""
+
+    def create_study(self, study: NewStudy, *, on_id: Callable[[int], None]) -> StudyRecord:
+        """Insert an active study; ``on_id(id)`` runs before the commit (the
+        caller points :func:`study_ref` at the base snapshot there). A name an
+        active study of the same project has is refused."""
+        try:
+            with self._transaction():
+                if study.name is not None:
+                    taken = self._conn.execute(
+                        SQL_STUDY_NAME_TAKEN, (study.repo, study.name)
+                    ).fetchone()
+                    if taken is not None:
+                        raise ExperimentError(
+                            f"study '{study.name}' is already under way",
+                            hint="choose another --name, or see 'exq sweep status'",
+                        )
+                cursor = self._conn.execute(
+                    SQL_STUDY_INSERT,
+                    (
+                        study.name or "",
+                        study.repo,
+                        study.baseline,
+                        study.snapshot,
+                        json.dumps(study.space),
+                        json.dumps(study.spec),
+                        json.dumps(study.template),
+                        study.budget,
+                        now(),
+                    ),
+                )
+                study_id = int(cursor.lastrowid or 0)
+                if study.name is None:
+                    self._conn.execute(SQL_STUDY_NAME, (f"study-{study_id}", study_id))
+                on_id(study_id)
+                row = self._conn.execute(SQL_STUDY_BY_ID, (study_id,)).fetchone()
+        except sqlite3.Error as exc:
+            raise store_failure(self.db_path, exc) from exc
+        return study_of(row)
+
+    def enqueue_trial(
+        self,
+        study_id: int,
+        trial: int,
+        optuna_id: int,
+        run: NewRun,
+        *,
+        on_id: Callable[[int], None],
+    ) -> int | None:
+        """Queue trial number ``trial`` of a study as ``run``, in one transaction
+        (see the module's docstring); its run id, or None if the study has no
+        budget left, is no longer active, or queued this trial already."""
+        try:
+            with self._transaction():
+                took = self._conn.execute(SQL_STUDY_TAKE, (trial, study_id, trial))
+                if took.rowcount != 1:
+                    return None
+                cursor = self._conn.execute(SQL_INSERT, insert_params(run))
+                run_id = int(cursor.lastrowid or 0)
+                self._conn.execute(SQL_SET_SNAPSHOT_REF, (queue_ref(run_id), run_id))
+                on_id(run_id)
+                self._conn.execute(SQL_TRIAL_INSERT, (study_id, trial, optuna_id, run_id))
+        except sqlite3.Error as exc:
+            raise store_failure(self.db_path, exc) from exc
+        return run_id
+
+    def told(self, study_id: int, trial: int, outcome: str, value: float | None) -> bool:
+        """Record what Optuna was told of a trial; False if it was recorded before."""
+        return self._write(SQL_TRIAL_TOLD, (outcome, value, study_id, trial))
+
+    def end_study(self, study_id: int, state: str, error: str | None = None) -> bool:
+        return self._write(SQL_STUDY_END, (state, error, study_id))
+
+    def study(self, key: int | str) -> StudyRecord | None:
+        """The study with id ``key``, else the newest one named ``key``."""
+        if isinstance(key, int) or key.isdigit():
+            rows = self._read(SQL_STUDY_BY_ID, (int(key),))
+            if rows:
+                return study_of(rows[0])
+        rows = self._read(SQL_STUDY_BY_NAME, (str(key),))
+        return study_of(rows[0]) if rows else None
+
+    def studies(self, *, active: bool = False) -> list[StudyRecord]:
+        return [study_of(r) for r in self._read(SQL_ACTIVE_STUDIES if active else SQL_STUDIES, ())]
+
+    def trials(self, study_id: int) -> list[TrialRecord]:
+        """The study's queued trials, oldest first, each with its run's row."""
+        return [trial_of(r) for r in self._read(SQL_TRIALS, (study_id,))]
+
+    def trial_of_run(self, run_id: int) -> TrialRecord | None:
+        """The trial a run is, if it is one (the door for pruning at checkpoints)."""
+        rows = self._read(SQL_TRIAL_OF_RUN, (run_id,))
+        return trial_of(rows[0]) if rows else None
+
+    def run_studies(self) -> dict[int, tuple[str, int]]:
+        """By run id: the name of the run's study and its trial number."""
+        return {run_id: (name, trial) for run_id, name, trial in self._read(SQL_RUN_STUDIES, ())}
