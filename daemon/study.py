@@ -261,7 +261,7 @@ class Studies:
                 state = TrialState.COMPLETE
             except ExqError as exc:
                 why = str(exc)
-        elif t.run is not None and t.run.state.value == TOLD_PRUNED:
+        elif t.run is not None and t.run.state is RunState.PRUNED:
             state = TrialState.PRUNED
         frozen = handle.tell(t.trial, value, state=state, skip_if_finished=True)
         outcome = {

@@ -176,7 +176,7 @@ class StudyStatus:
             "queued": self.count(RunState.QUEUED.value),
             "running": self.count(RunState.RUNNING.value),
             "done": self.count(RunState.SUCCESS.value),
-            "pruned": self.count("pruned"),
+            "pruned": self.count(RunState.PRUNED.value),
             "failed": self.count(
                 RunState.FAILED.value,
                 RunState.TIMEOUT.value,
