@@ -145,7 +145,15 @@ def exp_show(
     all_branches: bool = typer.Option(False, "--all-branches", "-a", help="Every branch tip."),
     all_tags: bool = typer.Option(False, "--all-tags", "-T", help="Every tagged commit."),
     all_commits: bool = typer.Option(False, "--all-commits", "-A", help="Every commit."),
-    num: int = typer.Option(1, "--num", "-n", help="The last N commits of HEAD's history."),
+    revs: list[str] = typer.Option(
+        [],
+        "--rev",
+        help="Experiments of this commit (a branch, tag, sha) as baseline instead of HEAD's; "
+        "repeat it for more.",
+    ),
+    num: int = typer.Option(
+        1, "--num", "-n", help="The last N commits of HEAD's (or each --rev's) history."
+    ),
     no_timestamp: bool = typer.Option(False, "--no-timestamp", help="No Created column."),
     no_pager: bool = typer.Option(False, "--no-pager", help="Accepted; exq never pages."),
     param_deps: bool = typer.Option(
@@ -158,10 +166,24 @@ def exp_show(
     hide_failed: bool = typer.Option(
         False, "--hide-failed", help="No failed or interrupted runs (DVC 3)."
     ),
+    drop: list[str] = typer.Option(
+        [], "--drop", help="Leave out the columns whose header matches this regex (DVC 3)."
+    ),
+    keep: list[str] = typer.Option(
+        [],
+        "--keep",
+        help="Keep the columns matching this regex despite --drop and --only-changed (DVC 3).",
+    ),
 ) -> None:
     """Show the workspace, the baseline and its experiments with their metrics and params."""
     from exq.cli import render
-    from exq.engine.experiments.compare import build_table, rows_to_json, split_filter_list
+    from exq.engine.experiments.compare import (
+        ColumnPicks,
+        build_table,
+        pick_values,
+        rows_to_json,
+        split_filter_list,
+    )
     from exq.engine.experiments.rows import RevisionSet, add_pending, exp_show_rows
     from exq.engine.run.project import open_project
 
@@ -171,10 +193,11 @@ def exp_show(
         raise ConfigError(f"--sort-order: expected asc or desc, got '{sort_order}'")
     if num < 1:
         raise ConfigError(f"--num: expected a number of commits of 1 or more, got {num}")
+    picks = ColumnPicks.of(drop, keep)
     git, collector = _open(param_deps)
     assert git is not None
     errors: list[str] = []
-    selection = RevisionSet(all_branches, all_tags, all_commits, num)
+    selection = RevisionSet(all_branches, all_tags, all_commits, num, tuple(revs))
     rows = exp_show_rows(git, collector, selection, errors=errors)
     pending = _pending_runs(open_project().root)
     hidden = {"queued"} if hide_queued else set()
@@ -182,7 +205,7 @@ def exp_show(
     rows = add_pending(rows, [p for p in pending if p.state not in hidden], collector, errors)
     _warn(errors)
     if as_json:
-        typer.echo(render.render_json(rows_to_json(rows)))
+        typer.echo(render.render_json(rows_to_json(pick_values(rows, picks))))
         return
     table = build_table(
         rows,
@@ -195,6 +218,7 @@ def exp_show(
         only_changed=only_changed,
         precision=precision,
         no_timestamp=no_timestamp,
+        picks=picks,
     )
     if as_csv:
         typer.echo(render.render_csv(table), nl=False)

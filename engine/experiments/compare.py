@@ -13,7 +13,9 @@ values print as ``-``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any, Literal, TypeGuard
@@ -196,6 +198,41 @@ def _resolve_sort(
     return found[0]
 
 
+def column_pattern(patterns: Sequence[str], option: str) -> re.Pattern[str] | None:
+    """DVC 3's ``--drop``/``--keep``: regular expressions, any of which matches a
+    column's header from its start (``re.match``); None when none is given."""
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(f"{option}: '{pattern}' is not a regular expression: {exc}") from None
+    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+
+
+@dataclass(frozen=True)
+class ColumnPicks:
+    """``--drop`` and ``--keep`` of ``exp show``, as DVC 3 reads them: a column
+    whose header matches ``drop`` is left out unless it matches ``keep``; a
+    column matching ``keep`` also stays under ``--only-changed``. ``keep`` alone
+    leaves every column in."""
+
+    drop: re.Pattern[str] | None = None
+    keep: re.Pattern[str] | None = None
+
+    @classmethod
+    def of(cls, drop: Sequence[str] = (), keep: Sequence[str] = ()) -> ColumnPicks:
+        return cls(column_pattern(drop, "--drop"), column_pattern(keep, "--keep"))
+
+    def kept(self, header: str) -> bool:
+        return self.keep is not None and self.keep.match(header) is not None
+
+    def shown(self, header: str) -> bool:
+        return self.drop is None or self.drop.match(header) is None or self.kept(header)
+
+
+NO_PICKS = ColumnPicks()
+
+
 # ---------------------------------------------------------------- grouping, sorting, tree
 
 
@@ -289,12 +326,14 @@ def build_table(
     precision: int = DEFAULT_PRECISION,
     no_timestamp: bool = False,
     now: datetime | None = None,
+    picks: ColumnPicks = NO_PICKS,
 ) -> Table:
     """Build the ``exp show`` table from rows given in display order.
 
     Columns: Experiment, Created (unless ``no_timestamp``), State (only when a
-    row is not a success), the metrics, then the params. Experiments are sorted
-    within their baseline's group; the workspace and baselines stay on top.
+    row is not a success, or ``--keep`` names it), the metrics, then the
+    params; ``picks`` (``--drop``/``--keep``) leaves some out. Experiments are
+    sorted within their baseline's group; the workspace and baselines stay on top.
     """
     metric_names = _collect_names(rows, "metrics")
     param_names = _collect_names(rows, "params")
@@ -312,14 +351,21 @@ def build_table(
         ("params", f, k)
         for f, k in _filter_names(param_names, include_params, exclude_params, "params")
     ]
+    headers = [column.header for column in _data_columns(data_columns)]
+    protected = {c for c, h in zip(data_columns, headers, strict=True) if picks.kept(h)}
+    data_columns = [c for c, h in zip(data_columns, headers, strict=True) if picks.shown(h)]
     data_columns, cells = _data_cells(
-        [row for row, _ in ordered], data_columns, precision, only_changed
+        [row for row, _ in ordered], data_columns, precision, only_changed, protected
     )
 
-    columns = [Column("Experiment", "experiment")]
-    if not no_timestamp:
+    show_name = picks.shown("Experiment")
+    show_created = not no_timestamp and picks.shown("Created")
+    show_state = (
+        any(row.state != "success" for row, _ in ordered) or picks.kept("State")
+    ) and picks.shown("State")
+    columns = [Column("Experiment", "experiment")] if show_name else []
+    if show_created:
         columns.append(Column("Created", "created"))
-    show_state = any(row.state != "success" for row, _ in ordered)
     if show_state:
         columns.append(Column("State", "state"))
     columns += _data_columns(data_columns)
@@ -327,8 +373,8 @@ def build_table(
     now = now or datetime.now().astimezone()
     table_rows = []
     for (row, label), data in zip(ordered, cells, strict=True):
-        line = [label]
-        if not no_timestamp:
+        line = [label] if show_name else []
+        if show_created:
             line.append(format_created(row.created, now))
         if show_state:
             line.append(MISSING if row.state == "success" else row.state.capitalize())
@@ -336,10 +382,44 @@ def build_table(
     return Table(columns, table_rows, [row for row, _ in ordered])
 
 
+def pick_values(rows: list[Row], picks: ColumnPicks) -> list[Row]:
+    """``rows`` with only the metrics and params whose columns ``picks`` shows
+    (``exp show --json --drop ...``), headers named as the table names them."""
+    if picks.drop is None:
+        return rows
+    columns = [
+        (attr, file, key)
+        for attr in ("metrics", "params")
+        for file, keys in _collect_names(rows, attr).items()
+        for key in keys
+    ]
+    headers = [column.header for column in _data_columns(columns)]
+    shown = {c for c, h in zip(columns, headers, strict=True) if picks.shown(h)}
+
+    def only_shown(values: Values, attr: str) -> Values:
+        picked = {
+            file: {k: v for k, v in keys.items() if (attr, file, k) in shown}
+            for file, keys in values.items()
+        }
+        return {file: keys for file, keys in picked.items() if keys}
+
+    return [
+        replace(
+            row, metrics=only_shown(row.metrics, "metrics"), params=only_shown(row.params, "params")
+        )
+        for row in rows
+    ]
+
+
 def _data_cells(
-    rows: list[Row], data_columns: list[tuple[str, str, str]], precision: int, only_changed: bool
+    rows: list[Row],
+    data_columns: list[tuple[str, str, str]],
+    precision: int,
+    only_changed: bool,
+    protected: set[tuple[str, str, str]] | frozenset[tuple[str, str, str]] = frozenset(),
 ) -> tuple[list[tuple[str, str, str]], list[list[str]]]:
-    """Format the metric and param cells; with ``only_changed`` drop columns that show one value."""
+    """Format the metric and param cells; with ``only_changed`` drop columns that
+    show one value, except the ``protected`` ones (``--keep``)."""
     cells = [
         [
             format_value(getattr(row, attr).get(file, {}).get(key), precision)
@@ -349,7 +429,11 @@ def _data_cells(
     ]
     if only_changed and cells:
         # compare what is shown: values equal at this precision count as unchanged
-        keep = [i for i in range(len(data_columns)) if len({line[i] for line in cells}) > 1]
+        keep = [
+            i
+            for i in range(len(data_columns))
+            if len({line[i] for line in cells}) > 1 or data_columns[i] in protected
+        ]
         data_columns = [data_columns[i] for i in keep]
         cells = [[line[i] for i in keep] for line in cells]
     return data_columns, cells

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exq.engine.errors import ExperimentError, GitError
+from exq.engine.errors import ExperimentError, GitError, did_you_mean
 from exq.engine.git import Git, check_ref_component
 
 EXPS_PREFIX = "refs/exps/"
@@ -119,7 +119,9 @@ def resolve_rev(git: Git, rev: str) -> str:
     try:
         return git.resolve(rev)
     except GitError:
+        known = [*(e.name for e in list_experiments(git)), *git.list_branches(), *git.list_tags()]
         raise ExperimentError(
             f"unknown revision or experiment '{rev}'",
-            hint="use an experiment name, a branch, a tag or a commit sha",
+            hint=did_you_mean(rev, known)
+            or "use an experiment name, a branch, a tag or a commit sha",
         ) from None

@@ -25,12 +25,15 @@ WORKSPACE = "workspace"
 
 @dataclass(frozen=True)
 class RevisionSet:
-    """Which commits to list besides HEAD (``-a``, ``-T``, ``-A``, ``-n``)."""
+    """Which commits to list (``--rev``, ``-a``, ``-T``, ``-A``, ``-n``): ``num``
+    first-parent commits from each of ``revs`` (HEAD when there is none), and
+    every branch tip, tag or commit besides."""
 
     all_branches: bool = False
     all_tags: bool = False
     all_commits: bool = False
     num: int = 1
+    revs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,12 +61,20 @@ def namer(git: Git) -> Callable[[str], str]:
 
 
 def select_revisions(git: Git, selection: RevisionSet) -> list[Revision]:
-    """HEAD (and its ``num - 1`` first-parent ancestors), then the other selected
-    commits newest first, without repeats; [] when the repository has no commit."""
+    """HEAD, or each of ``--rev`` in order (each with its ``num - 1`` first-parent
+    ancestors), then the other selected commits newest first, without repeats;
+    [] when the repository has no commit. An unknown ``--rev`` is an error."""
     head = git.head_sha()
     if head is None:
+        if selection.revs:
+            raise ExperimentError(
+                f"unknown revision '{selection.revs[0]}': the repository has no commit yet"
+            )
         return []
-    shas = git.log(head, max(selection.num, 1))
+    starts = [_rev_start(git, rev) for rev in selection.revs] or [head]
+    shas = list(
+        dict.fromkeys(sha for start in starts for sha in git.log(start, max(selection.num, 1)))
+    )
     extra: set[str] = set()
     if selection.all_branches:
         extra.update(git.list_branches().values())
@@ -74,6 +85,13 @@ def select_revisions(git: Git, selection: RevisionSet) -> list[Revision]:
     rest = sorted(extra - set(shas), key=lambda sha: (-_timestamp(git, sha), sha))
     name = namer(git)
     return [Revision(sha, name(sha)) for sha in [*shas, *rest]]
+
+
+def _rev_start(git: Git, rev: str) -> str:
+    try:
+        return resolve_rev(git, rev)
+    except ExperimentError as exc:
+        raise ExperimentError(f"--rev: {exc.message}", hint=exc.hint) from None
 
 
 def _timestamp(git: Git, sha: str) -> float:
