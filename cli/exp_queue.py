@@ -9,29 +9,55 @@ does the queueing (it works when no daemon runs).
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from exq.daemon.service import EnqueueRequest, enqueue, queue_study
+
+
+@dataclass
+class QueueCall:
+    """A plain ``exp run --queue`` call: what to queue, and how to say it."""
+
+    request: EnqueueRequest = field(default_factory=EnqueueRequest)
+    as_json: bool = False  # --json: what was queued as JSON on stdout
 
 
 def warn(message: str) -> None:
     print(f"WARNING: {message}", file=sys.stderr)
 
 
-def print_queued(queued: Sequence[tuple[int, str]]) -> None:
+def print_queued(queued: Sequence[tuple[int, str]], *, as_json: bool = False) -> None:
+    if as_json:
+        print(json.dumps([{"id": run_id, "name": name} for run_id, name in queued], indent=2))
+        return
     for run_id, name in queued:
         print(f"Queued experiment '{name}' (run {run_id}) for future execution.")
 
 
-def queue_and_print(args: EnqueueRequest) -> None:
-    """Queue what ``args`` ask for (runs, or a study) and say what was queued."""
+def queue_and_print(args: EnqueueRequest, *, as_json: bool = False) -> None:
+    """Queue what ``args`` ask for (runs, or a study) and say what was queued:
+    ``[{"id", "name"}]`` for runs and ``{"study", "trials", "metric",
+    "direction", "sampler", "seed"}`` for a study with ``as_json``."""
     if args.optimize is None:
-        print_queued(enqueue(args, warn=warn))
+        print_queued(enqueue(args, warn=warn), as_json=as_json)
         return
     study = queue_study(args)
     spec = study.spec
     direction = "maximize" if spec["maximize"] else "minimize"
+    if as_json:
+        shown = {
+            "study": study.name,
+            "trials": study.budget,
+            "metric": f"{spec['file']}:{spec['key']}",
+            "direction": direction,
+            "sampler": spec["sampler"],
+            "seed": spec["seed"],
+        }
+        print(json.dumps(shown, indent=2))
+        return
     print(
         f"Queued study '{study.name}': {study.budget} trials to {direction}"
         f" {spec['file']}:{spec['key']} ({spec['sampler']} sampler, seed {spec['seed']});"
@@ -47,14 +73,14 @@ def fast_enqueue(argv: Sequence[str]) -> int | None:
     this parser does not know, ``--run-all``) goes to the typer command, which
     gives the same result and the usual messages.
     """
-    args = parse_queue_args(argv)
-    if args is None:
+    call = parse_queue_args(argv)
+    if call is None:
         return None
     from exq.cli.messages import error_line
     from exq.engine.errors import ExqError
 
     try:
-        queue_and_print(args)
+        queue_and_print(call.request, as_json=call.as_json)
     except ExqError as exc:
         print(error_line(str(exc)), file=sys.stderr)
         return exc.exit_code
@@ -92,13 +118,15 @@ FLAGS = {
     "--queue": "queue",
     "--maximize": "maximize",
     "--minimize": "minimize",
+    "--json": "as_json",
 }
 
 
-def parse_queue_args(argv: Sequence[str]) -> EnqueueRequest | None:
-    """The ``exp run`` arguments as an :class:`EnqueueRequest`, or None if not a plain
+def parse_queue_args(argv: Sequence[str]) -> QueueCall | None:
+    """The ``exp run`` arguments as a :class:`QueueCall`, or None if not a plain
     ``--queue`` call. Pure."""
-    args = EnqueueRequest()
+    call = QueueCall()
+    args = call.request
     queue = False
     rest = list(argv)
     while rest:
@@ -115,6 +143,7 @@ def parse_queue_args(argv: Sequence[str]) -> EnqueueRequest | None:
             args.force |= FLAGS[option] == "force"
             args.maximize |= FLAGS[option] == "maximize"
             args.minimize |= FLAGS[option] == "minimize"
+            call.as_json |= FLAGS[option] == "as_json"
             continue
         if option not in VALUE_OPTIONS:
             return None
@@ -124,7 +153,7 @@ def parse_queue_args(argv: Sequence[str]) -> EnqueueRequest | None:
             value = rest.pop(0)
         if not _store(args, VALUE_OPTIONS[option], value):
             return None
-    return args if queue else None
+    return call if queue else None
 
 
 def _split(word: str) -> tuple[str, str | None]:

@@ -85,6 +85,9 @@ def exp_run(
     sampler: str = typer.Option(
         None, "--sampler", help="How the study picks points: tpe (default), random, grid, cmaes."
     ),
+    as_json: bool = typer.Option(
+        False, "--json", help="With --queue: print the queued runs' ids and names as JSON."
+    ),
 ) -> None:
     """Run the pipeline as an experiment and save it under refs/exps (no branch, no commit)."""
     if (queue or run_all) and reset:
@@ -114,6 +117,8 @@ def exp_run(
             " apply to queued runs, --optimize to a queued study: add --queue",
             2,
         )
+    if as_json and (not queue or run_all):
+        fail("--json prints what --queue queued: add --queue (and leave out --run-all)", 2)
     if queue or run_all:
         _queue_and_run_all(
             targets or [],
@@ -124,6 +129,7 @@ def exp_run(
             queue=queue,
             run_all=run_all,
             placement=placement,
+            as_json=as_json,
         )
         return
     # Imported here: pygit2 and the params editors are not needed by other commands.
@@ -166,6 +172,7 @@ def _queue_and_run_all(
     queue: bool,
     run_all: bool,
     placement: dict[str, Any],
+    as_json: bool = False,
 ) -> None:
     """``--queue`` (with sweeps), then ``--run-all``; the fast path in ``main()``
     usually handles a plain ``--queue`` before typer is even imported."""
@@ -183,7 +190,7 @@ def _queue_and_run_all(
             **{**placement, "maximize": bool(placement["maximize"])}
             | {"minimize": bool(placement["minimize"])},
         )
-        queue_and_print(args)
+        queue_and_print(args, as_json=as_json)
     elif set_params or name:
         fail("-S and -n describe a new run: pass --queue to queue it before --run-all", 2)
     if run_all:

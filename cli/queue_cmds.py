@@ -317,12 +317,20 @@ def queue_logs(
     lines: int = typer.Option(
         None, "--lines", "-n", min=0, help="Only the last N lines (then follow, with -f)."
     ),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help="The run and its output lines as JSON; with -f, JSON lines as they come.",
+    ),
 ) -> None:
     """Print a run's output."""
     from exq.daemon import service
 
     config = _config()
     record = service.find_run(config, run)
+    if as_json:
+        _logs_json(config, record, follow=follow, lines=lines)
+        return
     if follow:
         last = service.follow_log(
             config, record.id, sys.stdout.buffer, on_wait=_say_why, lines=lines
@@ -341,6 +349,33 @@ def queue_logs(
     path = Path(record.log_path)
     start = 0 if lines is None else service.tail_offset(path, lines)
     service.copy_log(path, start, sys.stdout.buffer)
+
+
+def _logs_json(config: DaemonConfig, record: RunRecord, *, follow: bool, lines: int | None) -> None:
+    """``queue logs --json`` (see :mod:`exq.cli.log_json`); with ``follow``, exits
+    1 unless the run succeeded, as the plain ``--follow`` does."""
+    import io
+
+    from exq.cli.log_json import JsonLines, run_fields, split_lines
+    from exq.daemon import service
+
+    if not follow:
+        path = Path(record.log_path) if record.log_path else None
+        output = io.BytesIO()
+        if path is not None:
+            start = 0 if lines is None else service.tail_offset(path, lines)
+            service.copy_log(path, start, output)
+        typer.echo(json.dumps({**run_fields(record), "lines": split_lines(output.getvalue())}))
+        return
+    stream = JsonLines(sys.stdout)
+    last = service.follow_log(config, record.id, stream, lines=lines)  # type: ignore[arg-type]
+    stream.finish()
+    if last is None:
+        fail(f"run {record.id} was removed from the queue", 1)
+    else:
+        typer.echo(json.dumps(run_fields(last)))
+        if last.state is not RunState.SUCCESS:
+            raise typer.Exit(1)
 
 
 @queue_app.command("report")

@@ -110,7 +110,14 @@ RUNNING = replace(RECORD, state=RunState.RUNNING, attempts=1, started=T0, worker
     ],
 )
 def test_fast_path_parses_plain_queue_calls(argv: list[str], expected: EnqueueRequest) -> None:
-    assert parse_queue_args(argv) == expected
+    call = parse_queue_args(argv)
+    assert call is not None and call.request == expected and not call.as_json
+
+
+def test_fast_path_takes_json() -> None:
+    call = parse_queue_args(["--queue", "--json", "-S", "a=1"])
+    assert call is not None and call.as_json
+    assert call.request == EnqueueRequest(set_params=["a=1"])
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,7 @@ MEANING = {
     "sampler": "sampler",
     "force": "force",
     "queue": "queue",
+    "as_json": "as_json",
 }
 
 
