@@ -41,7 +41,9 @@ def queue_and_print(args: EnqueueRequest, *, as_json: bool = False) -> None:
     """Queue what ``args`` ask for (runs, or a study) and say what was queued:
     ``[{"id", "name"}]`` for runs and ``{"study", "trials", "metric",
     "direction", "sampler", "seed"}`` for a study with ``as_json``."""
-    if args.optimize is None:
+    # --prune on a grid or random sweep (no --trials): its own points, carried by a study.
+    fixed = args.prune is not None and args.trials is None and args.sampler is None
+    if args.optimize is None or fixed:
         print_queued(enqueue(args, warn=warn), as_json=as_json)
         return
     study = queue_study(args)
@@ -111,6 +113,7 @@ VALUE_OPTIONS = {
     "--optimize": "optimize",
     "--trials": "trials",
     "--sampler": "sampler",
+    "--prune": "prune",
 }
 FLAGS = {
     "-f": "force",
@@ -187,6 +190,7 @@ def _store(args: EnqueueRequest, key: str, value: str) -> bool:
         "optimize",
         "trials",
         "sampler",
+        "prune",
     ):
         setattr(args, key, value)  # checked by enqueue, which words the error
     else:

@@ -85,6 +85,12 @@ def exp_run(
     sampler: str = typer.Option(
         None, "--sampler", help="How the study picks points: tpe (default), random, grid, cmaes."
     ),
+    prune: str = typer.Option(
+        None,
+        "--prune",
+        help="Stop runs early at their checkpoints by the --optimize metric: median, asha,"
+        " hyperband (a grid or random sweep too).",
+    ),
     as_json: bool = typer.Option(
         False, "--json", help="With --queue: print the queued runs' ids and names as JSON."
     ),
@@ -109,12 +115,13 @@ def exp_run(
         "minimize": minimize or None,
         "trials": trials,
         "sampler": sampler,
+        "prune": prune,
     }
     if not queue and any(value not in (None, []) for value in placement.values()):
         fail(
             "--executor, --gpus, --cpus, --mem, --priority, --after, --timeout, --retries"
             " and --samples"
-            " apply to queued runs, --optimize to a queued study: add --queue",
+            " apply to queued runs, --optimize and --prune to a queued sweep: add --queue",
             2,
         )
     if as_json and (not queue or run_all):

@@ -36,6 +36,11 @@ run while one of its checkpoint snapshots is under way (the engine holds the
 run's ``snapshot_lock`` then): the signal waits for the snapshot to end, so a
 stopped checkpoint run always keeps a whole last checkpoint, and ends
 interrupted, to resume from it at the next start.
+
+Pruning (``--prune``, :mod:`~exq.daemon.pruning`): each checkpoint of a run
+whose sweep has a pruner is judged before the script goes on; a run the
+pruner stops gets SIGINT once that checkpoint's snapshot is done (SIGKILL
+after the grace) and ends ``pruned``, its chain ending at that checkpoint.
 """
 
 from __future__ import annotations
@@ -69,6 +74,7 @@ from exq.daemon.executors.local import LocalExecutor, reap_leftovers, signal_gro
 from exq.daemon.handlers import StatusInfo
 from exq.daemon.notify import QUEUE_DRAINED, RUN_END, Event, deliver
 from exq.daemon.protocol import check_jobs
+from exq.daemon.pruning import Pruning
 from exq.daemon.requeue import requeue_interrupted
 from exq.daemon.resources import (
     Ask,
@@ -185,6 +191,7 @@ class Scheduler:
         )
         self._adopt = list(adopt or [])  # cluster runs a previous daemon left running
         self._studies = Studies(store, config, log)  # they queue trials as slots free
+        self._pruning = Pruning(self._studies, config, log)  # judges pruned sweeps' checkpoints
         self._away: dict[str, Away] = {}  # by location: clusters that did not answer
         self.stop_requested = anyio.Event()
         self.finished = anyio.Event()  # run() returned after a stop
@@ -610,6 +617,7 @@ class Scheduler:
             if fresh is not None:
                 await requeue_interrupted(self._store, [fresh], self._config, self._log)
         del self._active[record.id]
+        self._pruning.forget(record)
         if not retried:
             self._notify(
                 Event(
@@ -718,6 +726,12 @@ class Scheduler:
         self._log.info(
             "checkpoint.saved", sha=event.sha, ref=event.ref, step=event.step, count=event.count
         )
+        # A pruned sweep's run: its pruner judges the checkpoint before the script
+        # goes on (the script waits for this snapshot), so a stop lands right here.
+        if active.stop is None and not self._is_remote(active):
+            verdict = await self._pruning.judge(active.record, event)
+            if verdict is not None:
+                self._prune(active, verdict.reason())
 
     async def _on_remote(self, active: Active, job: RemoteJob, location: str | None) -> None:
         active.remote = job

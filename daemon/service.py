@@ -22,14 +22,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from exq.daemon.config import DaemonConfig, check_executor, job_offsets
 from exq.daemon.states import ENDED, RunState
 from exq.daemon.store import NewRun, RunRecord, SyncStore, queue_ref
-from exq.engine.errors import ExperimentError, ExqError, did_you_mean
+from exq.engine.errors import ConfigError, ExperimentError, ExqError, ParamsError, did_you_mean
 
 if TYPE_CHECKING:
     from exq.daemon.options import RunOptions
@@ -80,6 +80,9 @@ class EnqueueRequest:
     minimize: bool = False
     trials: str | None = None
     sampler: str | None = None
+    # Early stopping at checkpoints: median, asha or hyperband, judging the
+    # --optimize metric (a grid or random sweep without --trials: its own points).
+    prune: str | None = None
     # The environment the run's stages get (None: this process's, captured now).
     env: dict[str, str] | None = None
 
@@ -107,7 +110,8 @@ def enqueue(
     """
     from exq.engine.experiments.queue_snapshot import prepare_queue, search_of, sweep_points
 
-    if study_of_request(request) is not None:
+    fixed = fixed_study_of_request(request)
+    if fixed is None and study_of_request(request) is not None:
         raise ValueError("a study is queued with queue_study()")
     config = config or DaemonConfig.from_env()
     executor, options, after, env = _placement(request, config)
@@ -124,6 +128,8 @@ def enqueue(
         root=project.root,
     )
     snapshots = prepare_queue(project, git, points, force=request.force, targets=request.targets)
+    if fixed is not None:
+        check_prunable(git, snapshots[0].snapshot, git.prefix_of(project.root), request.targets)
     runs = [
         NewRun(
             repo=str(project.root),
@@ -157,11 +163,43 @@ def enqueue(
         git.remove_ref_lock(queue_ref(run_id))
         git.set_ref(queue_ref(run_id), next(pending).snapshot, message="exq: queued")
 
-    with SyncStore(config.db_path) as store:
-        ids = store.enqueue_many(runs, on_id=point_ref)
+    if fixed is not None:
+        from exq.daemon.study_service import enqueue_fixed_study
+
+        ids = enqueue_fixed_study(config, fixed, runs, on_id=point_ref)
+    else:
+        with SyncStore(config.db_path) as store:
+            ids = store.enqueue_many(runs, on_id=point_ref)
     if ring:
         wake(config)
     return [(run_id, run.name) for run_id, run in zip(ids, runs, strict=True)]
+
+
+def check_prunable(git: Git, snapshot: str, prefix: str, targets: Iterable[str]) -> None:
+    """Refuse ``--prune`` for a pipeline whose runs take no checkpoint: a pruner
+    judges runs at their checkpoints, and such a run has none before its end."""
+    from exq.engine.experiments.queue_snapshot import check_snapshot
+
+    stages = check_snapshot(git, snapshot, prefix, list(targets))
+    if not any(stage.has_checkpoints for stage in stages):
+        raise ConfigError(
+            "--prune: no stage of the pipeline takes checkpoints, so no run can be judged"
+            " before it ends",
+            hint="mark the model an out with 'checkpoint: true' and signal each step"
+            " (exq.live's next_step or make_checkpoint)",
+        )
+
+
+def fixed_study_of_request(request: EnqueueRequest) -> StudySpec | None:
+    """For ``--prune`` on a grid or random sweep (no ``--trials`` or ``--sampler``):
+    the study that carries its points; else None. Raises ``ParamsError``."""
+    if request.prune is None or request.trials is not None or request.sampler is not None:
+        return None
+    from exq.engine.experiments.study_spec import fixed_study_of
+
+    return fixed_study_of(
+        request.optimize, request.prune, maximize=request.maximize, minimize=request.minimize
+    )
 
 
 def queue_study(
@@ -219,9 +257,9 @@ def _placement(
 def study_of_request(request: EnqueueRequest) -> StudySpec | None:
     """The study ``--optimize`` asks for, checked (None without it); raises
     ``ParamsError`` for study options without ``--optimize`` and the like."""
-    from exq.engine.experiments.study_spec import study_of
+    from exq.engine.experiments.study_spec import check_pruner, study_of
 
-    return study_of(
+    spec = study_of(
         request.optimize,
         maximize=request.maximize,
         minimize=request.minimize,
@@ -231,6 +269,14 @@ def study_of_request(request: EnqueueRequest) -> StudySpec | None:
         samples=request.samples,
         draw_seed=int.from_bytes(os.urandom(4), "big") >> 1,
     )
+    if spec is not None and request.prune is not None:
+        return replace(spec, pruner=check_pruner(request.prune))
+    if spec is None and request.prune is not None:
+        raise ParamsError(
+            "--prune needs the metric it judges: add --optimize FILE:KEY and"
+            " --minimize or --maximize"
+        )
+    return spec
 
 
 def check_untracked(

@@ -54,6 +54,7 @@ from exq.daemon.study_store import (
 )
 from exq.engine.errors import ConfigError, ExqError
 from exq.engine.experiments.study_spec import (
+    FIXED,
     MetricMissing,
     Param,
     StudySpec,
@@ -294,7 +295,13 @@ class Studies:
         loaded = self._loaded.get(study.id)
         if loaded is None:
             spec = StudySpec.from_json(study.spec)
-            loaded = _Loaded(spec, space_of(study.space, spec.sampler, _groups(study.repo)))
+            # A pruned grid or random sweep's study draws nothing: its points are queued.
+            space = (
+                []
+                if spec.sampler == FIXED
+                else space_of(study.space, spec.sampler, _groups(study.repo))
+            )
+            loaded = _Loaded(spec, space)
             self._loaded[study.id] = loaded
         return loaded
 
@@ -322,12 +329,12 @@ class Studies:
                 self._storage = optuna.storages.RDBStorage(storage_url(self._config))
             return self._storage
 
-    def optuna_trial(self, trial: TrialRecord) -> optuna.trial.Trial:
+    def optuna_trial(self, trial: TrialRecord, pruner: Any = None) -> optuna.trial.Trial:
         """The live Optuna trial of a queued trial, to report intermediate values
-        to and ask whether to prune (call from a worker thread)."""
+        to and ask ``pruner`` whether to prune (call from a worker thread)."""
         optuna = import_optuna()
         handle = optuna.load_study(
-            study_name=optuna_name(trial.study_id), storage=self._rdb(optuna)
+            study_name=optuna_name(trial.study_id), storage=self._rdb(optuna), pruner=pruner
         )
         return optuna.trial.Trial(handle, trial.optuna_id)
 

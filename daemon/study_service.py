@@ -13,12 +13,14 @@ queue database holds each trial's run and the value Optuna was told.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from exq.daemon.config import DaemonConfig
 from exq.daemon.states import RunState
+from exq.daemon.store import NewRun
 from exq.daemon.study_store import (
     TOLD_COMPLETE,
     NewStudy,
@@ -72,6 +74,10 @@ def enqueue_study(
     baseline, snapshot = prepare_study(
         project, git, names, probe_point(space), force=request.force, targets=request.targets
     )
+    if spec.pruner is not None:
+        from exq.daemon.service import check_prunable
+
+        check_prunable(git, snapshot, git.prefix_of(project.root), request.targets)
     run = {
         "targets": list(request.targets),
         "stage_jobs": request.stage_jobs,
@@ -105,6 +111,62 @@ def enqueue_study(
 
     with StudyStore(config.db_path) as store:
         return store.create_study(study, on_id=point_ref)
+
+
+def enqueue_fixed_study(
+    config: DaemonConfig, spec: StudySpec, runs: list[NewRun], *, on_id: Callable[[int], None]
+) -> list[int]:
+    """Queue a grid or random sweep's runs (``--prune`` without ``--trials``) as
+    the trials of a study that carries their points, so that the pruner sees
+    the intermediate values of every run of the sweep. Nothing is asked of
+    Optuna's sampler: each run gets a bare trial, its ``-S`` edits in the
+    trial's ``params`` attribute. ``on_id`` points each run's queue ref, as for
+    plain runs; the run ids, in order."""
+    from dataclasses import replace
+
+    from exq.daemon.study import import_optuna, optuna_name, storage_url
+    from exq.engine.git import Git
+
+    if importlib.util.find_spec("optuna") is None:
+        raise ConfigError(
+            "--prune judges runs with Optuna: Optuna is not installed", hint=OPTUNA_HINT
+        )
+    optuna = import_optuna()
+    spec = replace(spec, trials=len(runs))
+    first = runs[0]
+    git = Git.open(first.repo)
+    study = NewStudy(
+        name=None,
+        repo=first.repo,
+        baseline=first.baseline,
+        snapshot=first.snapshot,
+        space=[],
+        spec=spec.to_json(),
+        template={"run": {}, "replace": False},
+        budget=len(runs),
+    )
+
+    def point_ref(study_id: int) -> None:
+        git.remove_ref_lock(study_ref(study_id))
+        git.set_ref(study_ref(study_id), first.snapshot, message="exq: study")
+
+    ids = []
+    with StudyStore(config.db_path) as store:
+        record = store.create_study(study, on_id=point_ref)
+        handle = optuna.create_study(
+            storage=storage_url(config),
+            study_name=optuna_name(record.id),
+            direction=spec.objective.direction,
+            load_if_exists=True,
+        )
+        for run in runs:
+            trial = handle.ask()
+            trial.set_user_attr("params", list(run.params))
+            run_id = store.enqueue_trial(record.id, trial.number, trial._trial_id, run, on_id=on_id)
+            if run_id is None:  # cannot happen: the budget is the runs
+                raise ExperimentError(f"study '{record.name}': trial {trial.number} not queued")
+            ids.append(run_id)
+    return ids
 
 
 def check_grid(space: list[Any], trials: int) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from exq.engine.errors import ParamsError
 from exq.engine.experiments.inputs import auto_name, check_clash, require_baseline, snapshot_inputs
@@ -33,6 +34,9 @@ from exq.engine.params.edit import (
 )
 from exq.engine.params.values import calls_function
 from exq.engine.run.project import Project
+
+if TYPE_CHECKING:
+    from exq.engine.spec.stage import Stage
 
 SNAPSHOT_MESSAGE = "exq: queued experiment inputs"
 STUDY_MESSAGE = "exq: study inputs"
@@ -192,10 +196,11 @@ def replaces_experiment(git: Git, snapshot: str) -> bool:
     return REPLACE_TRAILER in git.commit_info(snapshot).message.splitlines()
 
 
-def check_snapshot(git: Git, snapshot: str, prefix: str, targets: Sequence[str]) -> None:
+def check_snapshot(git: Git, snapshot: str, prefix: str, targets: Sequence[str]) -> list[Stage]:
     """Load the pipeline of commit ``snapshot`` as a run of it will (every
     ``dvc.yaml`` parsed, checked against the schema and templated, the graph
-    built, the targets found) and raise the error the run would fail with.
+    built, the targets found) and raise the error the run would fail with; the
+    stages the run will run.
 
     The pipeline code is imported here only: queueing stays quick to start.
     """
@@ -207,7 +212,7 @@ def check_snapshot(git: Git, snapshot: str, prefix: str, targets: Sequence[str])
     stages = []
     for dvcfile in DvcfileFinder(git).find(snapshot, prefix):
         stages.extend(load_dvcfile(source, dvcfile))
-    build_graph(stages).select(list(targets))
+    return build_graph(stages).select(list(targets))
 
 
 # -- studies ---------------------------------------------------------------------

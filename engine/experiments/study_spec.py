@@ -19,11 +19,15 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from exq.engine.errors import ExperimentError, ParamsError
+from exq.engine.errors import ExperimentError, ParamsError, did_you_mean
 from exq.engine.params.hydra_sweeps import Dimension, GroupOptions, dimension, flow
 from exq.engine.params.values import parse_value
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes")
+# The sampler of a grid or random sweep queued with --prune: its points are the
+# sweep's, queued at once; the study only carries them for the pruner.
+FIXED = "fixed"
+PRUNERS = ("median", "asha", "hyperband")
 DEFAULT_SAMPLER = "tpe"
 METRIC_SUFFIXES = (".json", ".yaml", ".yml", ".toml")
 # Scalars Optuna stores as categorical choices as they are; other values (lists,
@@ -55,6 +59,7 @@ class StudySpec:
     trials: int
     sampler: str
     seed: int
+    pruner: str | None = None  # --prune: judges each checkpoint of the trials' runs
 
     def to_json(self) -> dict[str, Any]:
         o = self.objective
@@ -65,12 +70,54 @@ class StudySpec:
             "trials": self.trials,
             "sampler": self.sampler,
             "seed": self.seed,
+            "pruner": self.pruner,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StudySpec:
         objective = Objective(data["file"], data["key"], bool(data["maximize"]))
-        return cls(objective, int(data["trials"]), str(data["sampler"]), int(data["seed"]))
+        pruner = data.get("pruner")
+        return cls(
+            objective,
+            int(data["trials"]),
+            str(data["sampler"]),
+            int(data["seed"]),
+            None if pruner is None else str(pruner),
+        )
+
+
+def check_pruner(name: str) -> str:
+    """``name`` when it is one of :data:`PRUNERS`; else ``ParamsError``. Pure."""
+    chosen = name.strip().lower()
+    if chosen in PRUNERS:
+        return chosen
+    close = did_you_mean(chosen, PRUNERS)
+    raise ParamsError(
+        f"--prune '{name}': not a pruner" + (f", {close}" if close else ""),
+        hint="use median, asha or hyperband",
+    )
+
+
+def fixed_study_of(
+    optimize: str | None, prune: str, *, maximize: bool, minimize: bool
+) -> StudySpec:
+    """The study that carries a grid or random sweep's own points for ``--prune``
+    (its ``trials`` set once the points are known); raises ``ParamsError`` when
+    the metric to judge or its direction is missing. Pure."""
+    pruner = check_pruner(prune)
+    if optimize is None:
+        raise ParamsError(
+            "--prune needs the metric it judges: add --optimize FILE:KEY and"
+            " --minimize or --maximize"
+        )
+    file, key = parse_objective(optimize)
+    if maximize == minimize:
+        raise ParamsError(
+            "--maximize and --minimize exclude each other"
+            if maximize
+            else f"--optimize {optimize}: say --maximize or --minimize"
+        )
+    return StudySpec(Objective(file, key, maximize), 0, FIXED, 0, pruner)
 
 
 def parse_objective(text: str) -> tuple[str, str]:

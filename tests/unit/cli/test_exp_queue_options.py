@@ -33,6 +33,7 @@ MEANING = {
     "minimize": "minimize",
     "trials": "trials",
     "sampler": "sampler",
+    "prune": "prune",
     "force": "force",
     "queue": "queue",
     "as_json": "as_json",
