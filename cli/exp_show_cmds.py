@@ -51,6 +51,15 @@ def _open(param_deps: bool = False, *, need_git: bool = True) -> tuple[Git | Non
     return git, Collector(git, project.root, project.cache_dir, param_deps=param_deps)
 
 
+def _open_workspace() -> tuple[None, Collector]:
+    """A Collector of the working tree only: no git repository is opened."""
+    from exq.engine.experiments.collect import Collector
+    from exq.engine.run.project import open_project
+
+    project = open_project()
+    return None, Collector(None, project.root, project.cache_dir)
+
+
 def _pending_runs(root: Path) -> list[PendingRun]:
     """Queued, running and failed runs of this repository, read from the queue's database."""
     from exq.daemon.config import DaemonConfig
@@ -414,17 +423,20 @@ def metrics_show(
 ) -> None:
     """Show the metrics of the workspace (and of branches, tags or commits)."""
     from exq.cli import render
-    from exq.engine.experiments.rows import WORKSPACE, RevisionSet, select_revisions
+    from exq.engine.experiments.collect import WORKSPACE
 
     _one_format(**{"--json": as_json, "--md": as_md})
     many = all_branches or all_tags or all_commits
-    git, collector = _open(need_git=many)
+    # the workspace alone is read from disk: git (pygit2) only for other revisions
+    git, collector = _open(need_git=True) if many else _open_workspace()
     revisions: list[tuple[str, Values]] = []
     errors: list[str] = []
     workspace = collector.workspace()
     errors += workspace.errors
     revisions.append((WORKSPACE, _only_targets(workspace.metrics, targets or [])))
-    if many and git is not None:
+    if git is not None:
+        from exq.engine.experiments.rows import RevisionSet, select_revisions
+
         for rev in select_revisions(git, RevisionSet(all_branches, all_tags, all_commits)):
             data = collector.commit(rev.sha)
             errors += [f"{rev.name}: {message}" for message in data.errors]

@@ -29,12 +29,11 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exq.engine.data.cache import Cache
 from exq.engine.data.hashing import HashInfo
 from exq.engine.errors import CacheError, DvcFileError, ExqError, ParamsError
-from exq.engine.git import Git
 from exq.engine.spec.gitsource import DvcfileFinder, GitSource
 from exq.engine.spec.graph import repo_path
 from exq.engine.spec.loading import find_dvcfiles, lock_name
@@ -48,6 +47,9 @@ from exq.engine.spec.paramfiles import (
     parse_yaml,
 )
 from exq.engine.spec.templating import resolve_dvcfile
+
+if TYPE_CHECKING:  # the workspace's values need no pygit2: only a Git passed in does
+    from exq.engine.git import Git
 
 Values = dict[str, dict[str, Any]]
 DEFAULT_PARAMS = "params.yaml"
@@ -116,6 +118,9 @@ class _RecordingSource:
         if path not in self.paths:
             self.paths.append(path)
         return self.source.read_bytes(path)
+
+
+WORKSPACE = "workspace"  # the working tree's name among revisions
 
 
 class Collector:

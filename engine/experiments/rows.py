@@ -15,12 +15,10 @@ from datetime import datetime
 
 from exq.engine.errors import ExperimentError
 from exq.engine.experiments.chains import ChainCommit, chain_of
-from exq.engine.experiments.collect import Collector, RevData, Values
+from exq.engine.experiments.collect import WORKSPACE, Collector, RevData, Values
 from exq.engine.experiments.compare import Row, RowKind, RowState
 from exq.engine.experiments.refs import ExpRef, list_experiments, resolve_rev
 from exq.engine.git import Git
-
-WORKSPACE = "workspace"
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
 from exq.engine.confine import check_inside
 from exq.engine.data.cache import Cache
@@ -94,6 +92,10 @@ def update_tracked(text: str, name: str, info: HashInfo) -> str | None:
     (``desc``, ``meta``) stay, keys new to the entry come last. None when the
     file has no entry for ``name`` (or is not a ``.dvc`` mapping): write it anew.
     """
+    # ruamel only here, where a file is edited in place: reading needs none of it
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
     rt = YAML()
     try:
         doc = rt.load(text)

@@ -10,9 +10,12 @@ an experiment changed are listed again.
 from __future__ import annotations
 
 import posixpath
+from typing import TYPE_CHECKING
 
-from exq.engine.git import Git
 from exq.engine.spec.loading import DVCFILE, PROJECT_MARKER, VENV_MARKER, skipped_dir
+
+if TYPE_CHECKING:  # reading the disk's files needs no pygit2: only a Git passed in does
+    from exq.engine.git import Git
 
 # As ``pipeline.find_dvcfiles`` on disk: folders never searched.
 

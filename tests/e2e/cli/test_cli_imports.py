@@ -100,3 +100,19 @@ def test_output_without_a_box_imports_no_rich_tables(basic: Path, args: list[str
     git(basic, "commit", "-q", "-m", "pipeline")
     _, modules = imports_of(*args, cwd=basic)
     assert sorted(m for m in modules if m == "rich.table" or m.startswith("rich.table.")) == []
+
+
+@pytest.mark.parametrize("args", [["status"], ["dag"], ["stage", "list"], ["metrics", "show"]])
+def test_workspace_reads_import_neither_git_nor_round_trip_yaml(
+    basic: Path, args: list[str]
+) -> None:
+    # pygit2 only where git is read, ruamel only where a file is edited in place
+    git(basic, "add", "-A")
+    git(basic, "commit", "-q", "-m", "pipeline")
+    exq("repro", cwd=basic)
+    _, modules = imports_of(*args, cwd=basic)
+    heavy = ("pygit2", "ruamel", "exq.engine.git", "exq.daemon")
+    assert (
+        sorted(m for m in modules if m in heavy or m.startswith(tuple(h + "." for h in heavy)))
+        == []
+    )
