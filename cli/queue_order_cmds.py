@@ -8,20 +8,24 @@ the daemon afterwards, so a change of order counts at once.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from exq.cli.main import handle_errors
+from exq.cli.messages import format_seconds
 from exq.cli.queue_cmds import _config, complete_runs, queue_app
 from exq.cli.queue_view import format_metric, progress_text, run_json
 from exq.daemon.config import DaemonConfig
 from exq.daemon.progress import RunProgress, run_progress
 from exq.daemon.resources import format_duration, format_size
-from exq.daemon.states import RunRecord, RunState
+from exq.daemon.states import AttemptRecord, RunRecord, RunState
+
+if TYPE_CHECKING:
+    from exq.engine.experiments.history import CheckpointPoint, StepHistory
 
 
 @queue_app.command("show")
@@ -47,6 +51,8 @@ def queue_show(
         return
     for key, value in [*show_lines(record), *extra.lines()]:
         typer.echo(f"{key + ':':<14}{value}")
+    for line in extra.history_lines():
+        typer.echo(line)
     if extra.last_lines:
         typer.echo(f"Last {len(extra.last_lines)} lines of output:")
         for line in extra.last_lines:
@@ -63,10 +69,18 @@ class RunDetails:
     progress: RunProgress | None
     metrics: dict[str, dict[str, float]]  # of the experiment a successful run made
     last_lines: list[str]
+    attempts: list[AttemptRecord] = field(default_factory=list)  # the ended ones
+    checkpoints: list[CheckpointPoint] = field(default_factory=list)  # oldest first
+    steps: StepHistory = field(default_factory=dict)  # of a running run's live loggers
 
     def to_json(self) -> dict[str, Any]:
         record = self.record
         return {
+            "attempts": [attempt.to_json() for attempt in self.attempts],
+            "history": {
+                "checkpoints": [point.to_json() for point in self.checkpoints],
+                "steps": {name: [list(p) for p in points] for name, points in self.steps.items()},
+            },
             "baseline": record.baseline,
             "snapshot": record.snapshot,
             "targets": list(record.targets),
@@ -93,15 +107,76 @@ class RunDetails:
         if self.progress is not None:
             lines.append(("Progress", progress_text(self.progress) or "-"))
         for file, values in self.metrics.items():
-            shown = " ".join(f"{k}={format_metric(v)}" for k, v in values.items())
-            lines.append(("Metrics", f"{file}: {shown}"))
+            lines.append(("Metrics", f"{file}: {_metrics_text(values)}"))
+        for attempt in self.attempts:
+            lines.append((f"Attempt {attempt.attempt}", attempt_text(attempt)))
         return lines
+
+    def history_lines(self) -> list[str]:
+        """The metrics at each checkpoint, then the last steps the loggers wrote."""
+        lines = []
+        if self.checkpoints:
+            lines.append(f"Metrics at each of {len(self.checkpoints)} checkpoints:")
+            for point in self.checkpoints:
+                step = "" if point.step is None else f" step {point.step}"
+                values = "; ".join(
+                    f"{file}: {_metrics_text(values)}" for file, values in point.metrics.items()
+                )
+                lines.append(f"  {point.sha[:7]}{step}  {values or '-'}")
+        if self.steps:
+            lines.append(f"Metrics per step (the last {STEPS_SHOWN}):")
+            lines += [f"  {line}" for line in steps_table(self.steps, STEPS_SHOWN)]
+        return lines
+
+
+STEPS_SHOWN = 10
+
+
+def _metrics_text(values: dict[str, float]) -> str:
+    return " ".join(f"{k}={format_metric(v)}" for k, v in values.items())
+
+
+def attempt_text(attempt: AttemptRecord) -> str:
+    """``failed after 3.2s (exit 3): stage 'train': ...``; pure."""
+    text = attempt.state.value
+    if attempt.started is not None and attempt.finished is not None:
+        text += f" after {format_seconds((attempt.finished - attempt.started).total_seconds())}"
+    if attempt.exit_code is not None:
+        text += f" (exit {attempt.exit_code})"
+    if attempt.checkpoints:
+        text += f", {attempt.checkpoints} checkpoints"
+    if attempt.error:
+        text += f": {attempt.error.splitlines()[0]}"
+    return text
+
+
+def steps_table(steps: StepHistory, last: int) -> list[str]:
+    """The last ``last`` steps as aligned columns: step, then each metric; pure."""
+    names = list(steps)
+    by_step: dict[int, dict[str, float]] = {}
+    for name, points in steps.items():
+        for step, value in points:
+            by_step.setdefault(step, {})[name] = value
+    rows = [
+        [
+            str(step),
+            *(format_metric(by_step[step][n]) if n in by_step[step] else "-" for n in names),
+        ]
+        for step in sorted(by_step)[-last:]
+    ]
+    header = ["step", *names]
+    widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in [header, *rows]
+    ]
 
 
 def run_details(config: DaemonConfig, record: RunRecord) -> RunDetails:
     """Read what the row does not hold: the worktree's files, the log, the experiment."""
     from exq.daemon import service
     from exq.daemon.report import experiment_metrics, last_lines
+    from exq.engine.experiments.history import step_history
     from exq.engine.experiments.progress import live_reports
 
     running = record.state is RunState.RUNNING and record.location in (None, "local")
@@ -112,6 +187,7 @@ def run_details(config: DaemonConfig, record: RunRecord) -> RunDetails:
     if running:
         progress = run_progress(config, record, service.list_runs(config), datetime.now(UTC))
     success = record.state is RunState.SUCCESS
+    checkpoints = _checkpoint_history(record) if record.checkpoints else []
     return RunDetails(
         record=record,
         worktree=worktree,
@@ -120,7 +196,29 @@ def run_details(config: DaemonConfig, record: RunRecord) -> RunDetails:
         metrics=experiment_metrics(record) if success else {},
         # What a run is doing or why it stopped; a success's output is 'queue logs' business.
         last_lines=last_lines(record) if record.state in TELLING else [],
+        attempts=service.attempts_of(config, record.id),
+        checkpoints=checkpoints,
+        steps=step_history(worktree) if worktree is not None else {},
     )
+
+
+def _checkpoint_history(record: RunRecord) -> list[CheckpointPoint]:
+    """The metrics of each checkpoint the run committed; [] when its repository is gone."""
+    from exq.engine.errors import ExqError
+    from exq.engine.experiments.collect import Collector
+    from exq.engine.experiments.history import checkpoint_history
+    from exq.engine.git import Git
+    from exq.engine.run.project import open_project
+
+    if not record.experiment_sha:
+        return []
+    try:
+        project = open_project(Path(record.repo))
+        git = Git.open(project.root)
+        collector = Collector(git, project.root, project.cache_dir)
+        return checkpoint_history(git, collector, record.experiment_sha, record.baseline)
+    except ExqError:
+        return []
 
 
 TELLING = frozenset({RunState.RUNNING, RunState.FAILED, RunState.INTERRUPTED})
@@ -132,7 +230,7 @@ def env_names(record: RunRecord) -> list[str] | None:
 
 
 def show_json(record: RunRecord) -> dict[str, Any]:
-    return {**run_json(record), "env": env_names(record)}
+    return {**run_json(record), "params": list(record.params), "env": env_names(record)}
 
 
 def show_lines(record: RunRecord) -> list[tuple[str, str]]:

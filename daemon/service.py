@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from exq.daemon.config import DaemonConfig, check_executor, job_offsets
-from exq.daemon.states import ENDED, RunState
+from exq.daemon.states import ENDED, AttemptRecord, RunState
 from exq.daemon.store import NewRun, RunRecord, SyncStore, queue_ref
 from exq.engine.errors import ConfigError, ExperimentError, ExqError, ParamsError, did_you_mean
 
@@ -412,6 +412,14 @@ def find_run(config: DaemonConfig, key: str) -> RunRecord:
     """The run with id or name ``key``; raises ``ExperimentError`` if there is none."""
     with SyncStore(config.db_path) as store:
         return _find(store, key)
+
+
+def attempts_of(config: DaemonConfig, run_id: int) -> list[AttemptRecord]:
+    """How each ended attempt of the run ended, first first."""
+    if not config.db_path.exists():
+        return []
+    with SyncStore(config.db_path) as store:
+        return store.attempts(run_id)
 
 
 def _find(store: SyncStore, key: str) -> RunRecord:

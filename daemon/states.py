@@ -98,6 +98,32 @@ class RunRecord:
     env: dict[str, str] | None = field(default=None, repr=False)  # never printed
 
 
+@dataclass(frozen=True)
+class AttemptRecord:
+    """How one attempt of a run ended (a row of ``attempts``)."""
+
+    attempt: int
+    state: RunState  # the state the run left ``running`` for
+    started: datetime | None
+    finished: datetime | None
+    exit_code: int | None
+    error: str | None
+    checkpoints: int
+    location: str | None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "attempt": self.attempt,
+            "state": self.state.value,
+            "started": None if self.started is None else self.started.isoformat(),
+            "finished": None if self.finished is None else self.finished.isoformat(),
+            "exit_code": self.exit_code,
+            "error": self.error,
+            "checkpoints": self.checkpoints,
+            "location": self.location,
+        }
+
+
 ENDED = frozenset(
     {
         RunState.SUCCESS,

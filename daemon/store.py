@@ -33,6 +33,7 @@ from typing import Any, Self
 from exq.daemon.states import (
     ENDED,
     RETRYABLE,
+    AttemptRecord,
     QueueItem,
     RunRecord,
     RunState,
@@ -323,6 +324,32 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (study_id, trial)
         )""",
     ),
+    # 7: the end of every attempt, for `queue show`. A trigger writes it as a
+    # run leaves `running` (every end of an attempt is such a move), so the one
+    # place that changes run states needs to know nothing of it.
+    (
+        """CREATE TABLE attempts (
+            run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            attempt INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            started TEXT,
+            finished TEXT,
+            exit_code INTEGER,
+            error TEXT,
+            checkpoints INTEGER NOT NULL DEFAULT 0,
+            location TEXT,
+            PRIMARY KEY (run_id, attempt)
+        )""",
+        """CREATE TRIGGER attempt_ended AFTER UPDATE OF state ON runs
+        WHEN OLD.state = 'running' AND NEW.state != 'running'
+        BEGIN
+            INSERT OR REPLACE INTO attempts (run_id, attempt, state, started, finished,
+                exit_code, error, checkpoints, location)
+            VALUES (NEW.id, NEW.attempts, NEW.state, OLD.started,
+                COALESCE(NEW.finished, OLD.finished), NEW.exit_code, NEW.error,
+                NEW.checkpoints, OLD.location);
+        END""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -411,6 +438,10 @@ SQL_ADD_PROC = (
 )
 SQL_PROCS = "SELECT run_id, pid, start_ticks, token FROM run_procs WHERE run_id = ? ORDER BY pid"
 SQL_CLEAR_PROCS = "DELETE FROM run_procs WHERE run_id = ?"
+SQL_ATTEMPTS = (
+    "SELECT attempt, state, started, finished, exit_code, error, checkpoints, location "
+    "FROM attempts WHERE run_id = ? ORDER BY attempt"
+)
 SQL_BEGIN = "BEGIN IMMEDIATE"
 SQL_COMMIT = "COMMIT"
 SQL_ROLLBACK = "ROLLBACK"
@@ -719,6 +750,13 @@ class SyncStore:
     def procs(self, run_id: int) -> list[RunProcess]:
         """The stage process groups recorded for a run's current attempt."""
         return [RunProcess(*row) for row in self._read(SQL_PROCS, (run_id,))]
+
+    def attempts(self, run_id: int) -> list[AttemptRecord]:
+        """How each ended attempt of a run ended, first first (none before schema 7)."""
+        return [
+            AttemptRecord(attempt, RunState(state), _opt_time(started), _opt_time(finished), *rest)
+            for attempt, state, started, finished, *rest in self._read(SQL_ATTEMPTS, (run_id,))
+        ]
 
     def remove(
         self, ids: Iterable[int] = (), *, states: Iterable[RunState] = ()
