@@ -55,11 +55,14 @@ def exp_apply(
     force: bool = typer.Option(
         False, "--force", "-f", help="Overwrite uncommitted changes in the workspace."
     ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Put an experiment's files and cached outputs into the workspace."""
+    from exq.cli.progress import install as install_progress
     from exq.engine.experiments import manage
     from exq.engine.run.project import open_project
 
+    install_progress(quiet)
     result = manage.apply(open_project(), experiment, force=force)
     typer.echo(
         f"Changes for experiment '{result.name}' have been applied to your current workspace."

@@ -10,7 +10,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.e2e.conftest import EXQ_BIN, exq
+from tests.e2e.conftest import EXQ_BIN, PY, exq, write
+from tests.support import git
 
 
 def make_data(project: Path, count: int = 400) -> None:
@@ -69,3 +70,38 @@ def test_piped_or_quiet_output_has_no_bars(project: Path) -> None:
     code, shown = on_terminal("checkout", "-q", "data.dvc", cwd=project)
     assert code == 0
     assert "Restoring" not in shown and "files" not in shown
+
+
+def test_exp_apply_shows_a_bar_when_it_restores_much(project: Path) -> None:
+    """An experiment whose cached output folder holds 400 files: applying it
+    restores them from the cache with a bar; -q restores them silently."""
+    write(project / "params.yaml", "n: 1\n")
+    write(project / "make.py", MAKE)
+    write(
+        project / "dvc.yaml",
+        f"stages:\n  make:\n    cmd: {PY} make.py\n    params: [n]\n    outs: [data]\n",
+    )
+    write(project / ".gitignore", "/data\n")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "make 400 files")
+    exq("exp", "run", "-S", "n=2", "-n", "many", cwd=project)
+    shutil.rmtree(project / "data")
+    code, shown = on_terminal("exp", "apply", "many", cwd=project)
+    assert code == 0, shown
+    assert "Restoring" in shown and "/400 files" in shown
+    assert "Changes for experiment 'many' have been applied" in shown
+    assert (project / "data" / "f399.txt").read_text() == "row 399 of 2\n" * 50
+    shutil.rmtree(project / "data")
+    code, shown = on_terminal("exp", "apply", "-q", "many", cwd=project)
+    assert code == 0 and "Restoring" not in shown and "files" not in shown, shown
+    assert len(list((project / "data").iterdir())) == 400
+
+
+MAKE = """\
+from pathlib import Path
+import yaml
+n = yaml.safe_load(open("params.yaml"))["n"]
+Path("data").mkdir(exist_ok=True)
+for i in range(400):
+    Path("data", f"f{i}.txt").write_text(f"row {i} of {n}\\n" * 50)
+"""
