@@ -169,3 +169,50 @@ def test_a_sweep_that_cannot_be_pruned_is_refused_with_one_line_and_nothing_queu
     assert "Traceback" not in refused.stderr
     assert runs(env) == []
     assert git(repo, "for-each-ref", "refs/exq", "refs/exps").strip() == ""
+
+
+LRS = "1.0,0.2,0.9,0.1,0.5,0.05"
+
+
+@pytest.mark.parametrize(
+    "search",
+    [
+        # An optimized study: Optuna's grid sampler picks each point once (its order
+        # fixed by the seed).
+        ("-S", f"train.lr=choice({LRS})", "--trials", "6", "--sampler", "grid", "--seed", "3"),
+        # A random search: exq's own draws, carried by a study for the pruner.
+        ("-S", f"train.lr=choice({LRS})", "--samples", "6", "--seed", "3"),
+    ],
+    ids=["optimized", "random"],
+)
+def test_optimized_and_random_sweeps_are_pruned_and_their_study_counts_it(
+    env: dict[str, str], tmp_path: Path, search: tuple[str, ...]
+) -> None:
+    repo, baseline = project(tmp_path / "train")
+    queued = exq(env, repo, "exp", "run", "--queue", "-n", "sw", *search, *PRUNE)
+    assert queued.returncode == 0, queued.stderr
+    daemon = start(env, jobs=1)
+    try:
+
+        def ended() -> list[dict[str, object]] | None:
+            studies = json.loads(exq(env, repo, "sweep", "status", "--json").stdout)
+            return studies if studies and studies[0]["state"] == "done" else None
+
+        wait_until(ended, "the sweep's study to end", seconds=120)
+        assert terminate(daemon) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    (study,) = json.loads(exq(env, repo, "sweep", "status", "--json").stdout)
+    records = runs(env)
+    pruned = [r for r in records if r.state is RunState.PRUNED]
+    assert len(records) == 6 and pruned, [(r.params, r.state) for r in records]
+    assert all(r.state in (RunState.SUCCESS, RunState.PRUNED) for r in records)
+    # Optuna heard each pruned run as pruned; the best is a run that ran whole.
+    assert (study["pruned"], study["done"] + study["pruned"]) == (len(pruned), 6)
+    assert study["best"]["name"] in {r.name for r in records if r.state is RunState.SUCCESS}
+    for record in pruned:  # each stopped at the step it was judged, its chain whole
+        assert record.error is not None
+        step = int(record.error.split("pruned at step ", 1)[1].split(":")[0])
+        assert record.checkpoints == step + 1 < STEPS
+        assert chain_steps(repo, record.experiment_sha or "", baseline) == list(range(step + 1))
