@@ -350,7 +350,15 @@ def resolve_names(git: Git, names: Iterable[str]) -> list[ExpRef]:
             if len(unknown) > 1
             else ("is not a valid experiment name")
         )
-        raise ExperimentError(f"'{'; '.join(unknown)}' {what}", hint="see 'exq exp list --all'")
+        known = [e.name for e in list_experiments(git)]
+        close = [
+            f"'{name}': {hint}" if len(unknown) > 1 else hint
+            for name in unknown
+            if (hint := did_you_mean(name, known))
+        ]
+        raise ExperimentError(
+            f"'{'; '.join(unknown)}' {what}", hint="; ".join(close) or "see 'exq exp list --all'"
+        )
     return found
 
 

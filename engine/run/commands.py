@@ -9,7 +9,7 @@ import posixpath
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from exq.engine.errors import ExqError, PipelineError, StageNotFound
+from exq.engine.errors import ExqError, PipelineError, StageNotFound, did_you_mean
 from exq.engine.run.outdated import StatusItem
 from exq.engine.run.project import Project
 from exq.engine.run.tracked import add_path, find_tracked, ignore_in_git, read_tracked
@@ -241,9 +241,11 @@ def _target_outs(
     except (PipelineError, StageNotFound):
         if ":" in target or target.endswith(("dvc.yaml", "dvc.yml")):
             raise  # it names a dvc.yaml: its own error says what is wrong
+        known = [stage.address for stage in pipeline.stages]
+        known += [out for out, _ in _stage_outs(pipeline, pipeline.stages)] + list(tracked)
         raise PipelineError(
             f"'{target}' is not a stage, a .dvc file or an output of this project",
-            hint="'exq stage list' lists the stages and their outs",
+            hint=did_you_mean(target, known) or "'exq stage list' lists the stages and their outs",
         ) from None
     return _stage_outs(pipeline, stages)
 

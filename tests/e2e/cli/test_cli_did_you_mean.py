@@ -38,6 +38,18 @@ def test_mistyped_names_get_a_suggestion(queue_env: QueueEnv, tmp_path: Path) ->
     cases.append((["exp", "apply", "frist-try"], "(did you mean 'first-try'?)"))
     exq("exp", "run", "--queue", "-n", "nightly", cwd=root)
     cases.append((["queue", "logs", "nigthly"], "(did you mean 'nightly'?)"))
+    cases += [
+        (["status", "trian"], "(did you mean 'train'?)"),
+        (["repro", "dvc.yaml:trian"], "(did you mean 'train'?)"),
+        (["checkout", "trian"], "(did you mean 'train'?)"),
+        (["exp", "remove", "frist-try"], "(did you mean 'first-try'?)"),
+        (["exp", "remove", "first-try", "frist-try", "zzz"], "('frist-try': did you mean"),
+        (["exp", "show", "--rev", "frist-try"], "(did you mean 'first-try'?)"),
+        (["exp", "show", "--rev", "mian"], "(did you mean 'main'?)"),
+        (["exp", "diff", "frist-try"], "(did you mean 'first-try'?)"),
+        (["queue", "show", "nigthly"], "(did you mean 'nightly'?)"),
+        (["queue", "kill", "nigthly"], "(did you mean 'nightly'?)"),
+    ]
     for args, said in cases:
         code, _, err = exq(*args, cwd=root, check=False)
         assert code != 0 and said in err and err.count("\n") == 1, (args, err)
