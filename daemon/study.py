@@ -171,25 +171,34 @@ class Studies:
         trial = self._orphan(fresh, loaded, handle, optuna)
         if trial is None:
             trial = handle.ask(self._distributions(loaded, optuna))
-            number, optuna_id, params = trial.number, trial._trial_id, trial.params
-        else:
-            number, optuna_id, params = trial.number, trial._trial_id, trial.params
-        overrides = overrides_of(loaded.space, params)
-        run = self._trial_run(fresh, overrides, fresh.queued + 1)
+        try:
+            run_id = self._enqueue(store, fresh, loaded, trial)
+        except Exception:  # never queued: Optuna must not wait for it
+            handle.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            raise
+        if run_id is None:  # the study ended meanwhile: this trial will not run
+            handle.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            return False
+        self._log.info("study.trial_queued", study=study.name, trial=trial.number, run_id=run_id)
+        return True
+
+    def _enqueue(
+        self, store: StudyStore, study: StudyRecord, loaded: _Loaded, trial: Any
+    ) -> int | None:
+        """Queue Optuna's ``trial`` as the study's next run (see
+        :meth:`StudyStore.enqueue_trial`); its run id, None if the study took no more."""
         from exq.engine.git import Git
 
-        git = Git.open(fresh.repo)
+        overrides = overrides_of(loaded.space, trial.params)
+        run = self._trial_run(study, overrides, study.queued + 1)
+        git = Git.open(study.repo)
 
         def point_ref(run_id: int) -> None:
+            # Inside the insert transaction, as for any enqueue (service.enqueue).
             git.remove_ref_lock(queue_ref(run_id))
             git.set_ref(queue_ref(run_id), run.snapshot, message="exq: queued trial")
 
-        run_id = store.enqueue_trial(study.id, number, optuna_id, run, on_id=point_ref)
-        if run_id is None:  # the study ended meanwhile: this trial will not run
-            handle.tell(number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-            return False
-        self._log.info("study.trial_queued", study=study.name, trial=number, run_id=run_id)
-        return True
+        return store.enqueue_trial(study.id, trial.number, trial._trial_id, run, on_id=point_ref)
 
     def _orphan(
         self, study: StudyRecord, loaded: _Loaded, handle: Any, optuna: Any

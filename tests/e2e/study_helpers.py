@@ -67,7 +67,7 @@ def loss_of(params: list[str]) -> float:
     return (float(values["x"]) - 0.3) ** 2 + (0.0 if values["opt"] == "adam" else 0.5)
 
 
-def sweep_status(cwd: Path, name: str) -> dict[str, Any]:
-    _, out, _ = exq("sweep", "status", name, "--json", cwd=cwd)
+def sweep_status(cwd: Path, name: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    _, out, _ = exq("sweep", "status", name, "--json", cwd=cwd, env=env)
     (study,) = json.loads(out)
     return study
