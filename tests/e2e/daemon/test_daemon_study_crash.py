@@ -89,7 +89,9 @@ def test_a_study_survives_kill_9_at_any_point(env: dict[str, str], tmp_path: Pat
         before = moves(db)
         daemon = start(env, jobs=2)
         wait_until(
-            lambda: moves(db) > before or sweep_status(root, "st", env)["state"] == "done",
+            lambda before=before: (
+                moves(db) > before or sweep_status(root, "st", env)["state"] == "done"
+            ),
             "the study to move on",
         )
         time.sleep(where.uniform(0, 0.4))  # land anywhere in what comes next
