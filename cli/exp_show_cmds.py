@@ -85,6 +85,18 @@ def _pending_runs(root: Path) -> list[PendingRun]:
     ]
 
 
+def _sweeps(root: Path) -> dict[tuple[str, str], str]:
+    """The sweep or study of each experiment of this repository that the queue
+    ran as a point of one, by (baseline, name); the newest run of a name wins."""
+    from exq.daemon.config import DaemonConfig
+    from exq.daemon.study_service import run_sweeps
+
+    return {
+        (baseline, name): sweep
+        for _, baseline, name, sweep in run_sweeps(DaemonConfig.from_env(), str(root))
+    }
+
+
 def _live_metrics(worktree: Path) -> Values | None:
     """The metrics files of a running run's worktree as they are now; None when it
     runs elsewhere (a cluster) or its worktree is gone."""
@@ -189,6 +201,7 @@ def exp_show(
     from exq.engine.experiments.compare import (
         ColumnPicks,
         build_table,
+        mark_sweeps,
         pick_values,
         rows_to_json,
         split_filter_list,
@@ -212,6 +225,7 @@ def exp_show(
     hidden = {"queued"} if hide_queued else set()
     hidden |= {"failed", "interrupted"} if hide_failed else set()
     rows = add_pending(rows, [p for p in pending if p.state not in hidden], collector, errors)
+    rows = mark_sweeps(rows, _sweeps(open_project().root))
     _warn(errors)
     if as_json:
         typer.echo(render.render_json(rows_to_json(pick_values(rows, picks))))

@@ -15,11 +15,11 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
@@ -32,6 +32,9 @@ from exq.daemon.progress import RunProgress, progress_of, queue_eta
 from exq.daemon.protocol import MAX_JOBS, Code, StatusReply
 from exq.daemon.resources import parse_duration
 from exq.daemon.states import RunRecord, RunState
+
+if TYPE_CHECKING:
+    from exq.daemon.study_service import StudyStatus
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -191,7 +194,7 @@ def queue_status(
         return
     snapshot = _status_snapshot(config)
     if as_json:
-        typer.echo(json.dumps(status_json(*snapshot.json_args()), indent=2))
+        typer.echo(json.dumps(snapshot.to_json(), indent=2))
         return
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
     typer.echo(snapshot.text(width))
@@ -207,9 +210,21 @@ class _Snapshot:
     progress: dict[int, RunProgress]
     drains: float | None
     now: datetime
+    sweeps: dict[int, str] = field(default_factory=dict)  # by run id: its sweep or study
+    studies: list[StudyStatus] = field(default_factory=list)
 
     def json_args(self) -> tuple[Any, ...]:
         return (self.daemon, self.runs, self.silent, self.progress, self.drains)
+
+    def to_json(self) -> dict[str, Any]:
+        """``status_json``, each run with its sweep, and the studies under way."""
+        from exq.cli.sweep_view import study_summary
+
+        data = status_json(*self.json_args())
+        for run in data["runs"]:
+            run["sweep"] = self.sweeps.get(run["id"])
+        data["studies"] = [study_summary(s) for s in self.studies]
+        return data
 
     def text(self, width: int | None) -> str:
         alive = self.daemon is not None or self.silent is not None
@@ -219,6 +234,10 @@ class _Snapshot:
                 self.runs, self.now, Path.home(), daemon_alive=alive, progress=self.progress
             )
             lines = format_table(rows, width)
+        if self.studies:
+            from exq.cli.sweep_view import study_line
+
+            lines += [study_line(s) for s in self.studies]
         return "\n".join([*lines, daemon_line(self.daemon, self.silent, self.drains)])
 
     @property
@@ -237,7 +256,24 @@ def _status_snapshot(config: DaemonConfig) -> _Snapshot:
     # A run left "running" by a dead daemon is shown interrupted: no progress.
     progress = progress_of(config, runs, now) if alive else {}
     drains = queue_eta(runs, progress, daemon.slots_total if daemon is not None else None)
-    return _Snapshot(runs, daemon, silent, progress, drains, now)
+    sweeps, studies = _sweeps(config, runs)
+    return _Snapshot(runs, daemon, silent, progress, drains, now, sweeps, studies)
+
+
+def _sweeps(
+    config: DaemonConfig, runs: list[RunRecord]
+) -> tuple[dict[int, str], list[StudyStatus]]:
+    """Each run's sweep, and the studies under way or with runs in the queue."""
+    from exq.daemon.study_service import run_sweeps, study_status
+
+    sweeps = {run_id: sweep for run_id, _, _, sweep in run_sweeps(config)}
+    shown = {run.id for run in runs}
+    studies = [
+        s
+        for s in study_status(config)
+        if s.study.state == "active" or any(t.run_id in shown for t in s.trials)
+    ]
+    return sweeps, studies
 
 
 def _watch(config: DaemonConfig, interval: float) -> None:

@@ -12,6 +12,8 @@
                "progress": {"step", "total_steps", "metrics", "updated", "eta_seconds"}}],
      "queue": {"eta_seconds"}}
 
+(``queue status --json`` adds each run's ``sweep``, the sweep or study it is a
+point of, and the ``studies`` under way: see ``cli/sweep_view.py``)
 with times in ISO 8601, durations in seconds, memory in bytes and absent values
 null (``progress`` is null for a run that is not running). The environment a run was queued with is never shown, only its variable
 names by ``exq queue show``. ``status_rows`` gives the

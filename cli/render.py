@@ -153,6 +153,8 @@ def _raw_cell(row: Row, column: Column) -> str:
         return row.created.isoformat() if row.created else ""
     if column.kind == "state":
         return row.state
+    if column.kind == "sweep":
+        return row.sweep or ""
     return row.name
 
 

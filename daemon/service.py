@@ -150,6 +150,7 @@ def enqueue(
             retry_delay=options.retry_delay,
             env=env,  # runs as this shell would, whoever started the daemon
             unique_name=request.name is not None and not request.force,
+            sweep=(request.name or "") if len(snapshots) > 1 else None,
         )
         for s in snapshots
     ]

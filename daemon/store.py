@@ -77,6 +77,9 @@ class NewRun:
     # Refuse the name if a queued or running run of the same baseline has it
     # (a name the user gave, without -f); not stored.
     unique_name: bool = False
+    # The sweep (grid or random search) it is a point of, kept in sweep_runs;
+    # "" for one without a name: it is named after its first run, sweep-<id>.
+    sweep: str | None = None
 
 
 @dataclass(frozen=True)
@@ -350,6 +353,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
                 NEW.checkpoints, OLD.location);
         END""",
     ),
+    # 8: the sweep a queued run belongs to (a grid or random search), for exp show.
+    ("CREATE TABLE sweep_runs (run_id INTEGER PRIMARY KEY, sweep TEXT NOT NULL)",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -384,6 +389,7 @@ SQL_NAME_TAKEN = (
     "AND state IN ('queued', 'running') ORDER BY id LIMIT 1"
 )
 SQL_SET_SNAPSHOT_REF = "UPDATE runs SET snapshot_ref = ? WHERE id = ?"
+SQL_SWEEP_RUN = "INSERT INTO sweep_runs (run_id, sweep) VALUES (?, ?)"
 SQL_GET_BY_ID = f"SELECT {COLUMNS} FROM runs WHERE id = ?"
 SQL_GET_BY_NAME = f"SELECT {COLUMNS} FROM runs WHERE name = ? ORDER BY id DESC LIMIT 1"
 SQL_LIST = f"SELECT {COLUMNS} FROM runs ORDER BY id"
@@ -702,6 +708,9 @@ class SyncStore:
                     cursor = self._conn.execute(SQL_INSERT, insert_params(run))
                     run_id = int(cursor.lastrowid or 0)
                     self._conn.execute(SQL_SET_SNAPSHOT_REF, (queue_ref(run_id), run_id))
+                    if run.sweep is not None:
+                        sweep = run.sweep or f"sweep-{ids[0] if ids else run_id}"
+                        self._conn.execute(SQL_SWEEP_RUN, (run_id, sweep))
                     if on_id is not None:
                         on_id(run_id)
                     ids.append(run_id)

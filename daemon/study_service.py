@@ -296,10 +296,11 @@ def study_status(config: DaemonConfig, key: str | None = None) -> list[StudyStat
         return [StudyStatus(s, [trial_row(t) for t in store.trials(s.id)]) for s in studies]
 
 
-def run_studies(config: DaemonConfig) -> dict[int, tuple[str, int]]:
-    """By run id, the study a run is a trial of and its trial number (for
-    ``exp show`` and ``queue status``); empty when there is no queue."""
+def run_sweeps(config: DaemonConfig, repo: str | None = None) -> list[tuple[int, str, str, str]]:
+    """(run id, baseline, name, sweep) of each run of ``repo`` that is a study's
+    trial or a grid's or random search's point (for ``exp show`` and ``queue
+    status``); none when there is no queue."""
     if not config.db_path.exists():
-        return {}
+        return []
     with StudyStore(config.db_path) as store:
-        return store.run_studies()
+        return store.run_sweeps(repo)

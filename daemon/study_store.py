@@ -139,8 +139,13 @@ SQL_TRIAL_TOLD = (
     "UPDATE trials SET outcome = ?, value = ? WHERE study_id = ? AND trial = ? AND outcome IS NULL"
 )
 SQL_STUDY_END = "UPDATE studies SET state = ?, error = ? WHERE id = ? AND state = 'active'"
-SQL_RUN_STUDIES = (
-    "SELECT t.run_id, s.name, t.trial FROM trials t JOIN studies s ON s.id = t.study_id"
+# The sweep of each run of a repository (a study's trial, a grid's or a random
+# search's point) by its baseline and name, as exp show finds its experiments.
+SQL_RUN_SWEEPS = (
+    "SELECT r.id, r.baseline, r.name, s.name FROM trials t JOIN studies s ON s.id = t.study_id "
+    "JOIN runs r ON r.id = t.run_id WHERE ?1 IS NULL OR r.repo = ?1 "
+    "UNION ALL SELECT r.id, r.baseline, r.name, w.sweep FROM sweep_runs w "
+    "JOIN runs r ON r.id = w.run_id WHERE ?1 IS NULL OR r.repo = ?1 ORDER BY 1"
 )
 
 
@@ -267,6 +272,8 @@ class StudyStore(SyncStore):
         rows = self._read(SQL_TRIAL_OF_RUN, (run_id,))
         return trial_of(rows[0]) if rows else None
 
-    def run_studies(self) -> dict[int, tuple[str, int]]:
-        """By run id: the name of the run's study and its trial number."""
-        return {run_id: (name, trial) for run_id, name, trial in self._read(SQL_RUN_STUDIES, ())}
+    def run_sweeps(self, repo: str | None = None) -> list[tuple[int, str, str, str]]:
+        """(run id, baseline, run name, sweep) of each run (of ``repo``) that is a
+        study's trial or a sweep's point, oldest first."""
+        rows = self._read(SQL_RUN_SWEEPS, (repo,))
+        return [(int(i), str(b), str(n), str(w)) for i, b, n, w in rows]

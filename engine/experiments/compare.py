@@ -14,7 +14,7 @@ values print as ``-``.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from fnmatch import fnmatchcase
@@ -27,7 +27,7 @@ Values = dict[str, dict[str, Any]]
 
 RowKind = Literal["workspace", "baseline", "experiment", "checkpoint", "queued"]
 RowState = Literal["success", "queued", "running", "failed", "interrupted", "pruned"]
-ColumnKind = Literal["experiment", "created", "state", "metric", "param"]
+ColumnKind = Literal["experiment", "created", "state", "sweep", "metric", "param"]
 
 DEFAULT_PRECISION = 5
 MISSING = "-"
@@ -55,6 +55,7 @@ class Row:
     params: Values = field(default_factory=dict)
     metrics: Values = field(default_factory=dict)
     checkpoint_tip: str | None = None
+    sweep: str | None = None  # the sweep or study the experiment's run was a point of
 
 
 @dataclass(frozen=True)
@@ -368,6 +369,11 @@ def build_table(
         columns.append(Column("Created", "created"))
     if show_state:
         columns.append(Column("State", "state"))
+    show_sweep = (any(row.sweep for row, _ in ordered) or picks.kept("Sweep")) and picks.shown(
+        "Sweep"
+    )
+    if show_sweep:
+        columns.append(Column("Sweep", "sweep"))
     columns += _data_columns(data_columns)
 
     now = now or datetime.now().astimezone()
@@ -378,6 +384,8 @@ def build_table(
             line.append(format_created(row.created, now))
         if show_state:
             line.append(MISSING if row.state == "success" else row.state.capitalize())
+        if show_sweep:
+            line.append(row.sweep or MISSING)
         table_rows.append(line + data)
     return Table(columns, table_rows, [row for row, _ in ordered])
 
@@ -462,6 +470,16 @@ def cell_value(row: Row, column: Column) -> Any:
     return values.get(column.file or "", {}).get(column.key or "")
 
 
+def mark_sweeps(rows: list[Row], sweeps: Mapping[tuple[str, str], str]) -> list[Row]:
+    """``rows`` with each experiment's sweep, found by (baseline, name) in ``sweeps``."""
+    return [
+        replace(row, sweep=sweeps[(row.baseline or "", row.name)])
+        if row.kind not in _TOP_KINDS and (row.baseline or "", row.name) in sweeps
+        else row
+        for row in rows
+    ]
+
+
 def rows_to_json(rows: list[Row]) -> list[dict[str, Any]]:
     """One JSON-ready object per row, for ``exp show --json``."""
     return [
@@ -473,6 +491,7 @@ def rows_to_json(rows: list[Row]) -> list[dict[str, Any]]:
             "state": row.state,
             "created": row.created.isoformat() if row.created else None,
             "parent": row.parent,
+            "sweep": row.sweep,
             "params": {file: dict(values) for file, values in row.params.items()},
             "metrics": {file: dict(values) for file, values in row.metrics.items()},
         }

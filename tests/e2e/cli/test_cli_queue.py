@@ -197,7 +197,9 @@ def test_status_json_shape_with_daemon_down(queue_env: QueueEnv, tmp_path: Path)
         "retry_delay",
         "not_before",
         "progress",
+        "sweep",
     ]
+    assert run["sweep"] is None and data["studies"] == []
     assert run["id"] == run_id and run["name"] == "one" and run["repo"] == str(root)
     assert (run["state"], run["attempt"], run["started"], run["finished"]) == (
         "queued",
@@ -295,6 +297,7 @@ def test_status_json_of_an_empty_queue(queue_env: QueueEnv, tmp_path: Path) -> N
         },
         "runs": [],
         "queue": {"eta_seconds": None},
+        "studies": [],
     }
 
 

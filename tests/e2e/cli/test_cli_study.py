@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,45 @@ def test_a_study_queues_its_trials_as_slots_free_and_tells_optuna_each_metric(
     _, text, _ = exq("sweep", "status", cwd=root)
     assert "Study st (done): minimize scores.json:loss, tpe sampler, seed 5" in text
     assert f"best: {best['value']:g} by {best['name']} ({' '.join(best['params'])})" in text
+
+
+def test_queue_status_and_exp_show_mark_each_run_with_its_study_or_sweep(
+    queue_env: QueueEnv, tmp_path: Path
+) -> None:
+    root = make_study_project(tmp_path / "repo")
+    exq(
+        "exp", "run", "--queue", *SPACE, "--optimize", "scores.json:loss", "--minimize",
+        "--trials", "2", "--seed", "1", "-n", "st", cwd=root,
+    )  # fmt: skip
+    exq("exp", "run", "--queue", "-S", "x=0.1,0.2", "-n", "grid", cwd=root)
+    exq("exp", "run", "--queue", "-S", "x=0.1,0.5", cwd=root)  # a sweep named after its run
+    exq("exp", "run", "--queue", "-S", "x=0.7", "-n", "alone", cwd=root)
+    exq("queue", "start", "-j", "2", cwd=root)
+    wait_for(lambda: sweep_status(root, "st")["state"] == "done", "the study to end")
+    wait_for(lambda: all(r["state"] == "success" for r in status(root)["runs"]), "every run to end")
+    data = status(root)
+    runs = {r["name"]: r["sweep"] for r in data["runs"]}
+    first_auto = min(r["id"] for r in data["runs"] if r["name"].startswith("exp-"))
+    assert {k: v for k, v in runs.items() if not k.startswith("exp-")} == {
+        "grid-1": "grid",
+        "grid-2": "grid",
+        "alone": None,
+        "st-1": "st",
+        "st-2": "st",
+    }
+    assert sorted(v for k, v in runs.items() if k.startswith("exp-")) == [f"sweep-{first_auto}"] * 2
+    (summary,) = data["studies"]
+    assert (summary["name"], summary["done"], summary["budget"]) == ("st", 2, 2)
+    assert "trials" not in summary
+    _, text, _ = exq("queue", "status", cwd=root)
+    assert "Study st (done): 2/2 done, 0 running, 0 pruned, 0 failed; best scores.json:loss" in text
+    _, shown, _ = exq("exp", "show", "--json", cwd=root)
+    marks = {row["name"]: row["sweep"] for row in json.loads(shown)}
+    assert {n: marks[n] for n in ("st-1", "st-2", "grid-1", "alone")} == {
+        "st-1": "st",
+        "st-2": "st",
+        "grid-1": "grid",
+        "alone": None,
+    }
+    _, table, _ = exq("exp", "show", "--no-timestamp", cwd=root)
+    assert "Sweep" in table.splitlines()[1]
