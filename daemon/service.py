@@ -167,7 +167,7 @@ def enqueue(
     if fixed is not None:
         from exq.daemon.study_service import enqueue_fixed_study
 
-        ids = enqueue_fixed_study(config, fixed, runs, on_id=point_ref)
+        ids = enqueue_fixed_study(config, fixed, runs, name=request.name, on_id=point_ref)
     else:
         with SyncStore(config.db_path) as store:
             ids = store.enqueue_many(runs, on_id=point_ref)

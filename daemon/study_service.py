@@ -114,14 +114,20 @@ def enqueue_study(
 
 
 def enqueue_fixed_study(
-    config: DaemonConfig, spec: StudySpec, runs: list[NewRun], *, on_id: Callable[[int], None]
+    config: DaemonConfig,
+    spec: StudySpec,
+    runs: list[NewRun],
+    *,
+    name: str | None,
+    on_id: Callable[[int], None],
 ) -> list[int]:
     """Queue a grid or random sweep's runs (``--prune`` without ``--trials``) as
     the trials of a study that carries their points, so that the pruner sees
     the intermediate values of every run of the sweep. Nothing is asked of
     Optuna's sampler: each run gets a bare trial, its ``-S`` edits in the
-    trial's ``params`` attribute. ``on_id`` points each run's queue ref, as for
-    plain runs; the run ids, in order."""
+    trial's ``params`` attribute. The study is ``name`` (the sweep's ``-n``),
+    else ``study-<id>``. ``on_id`` points each run's queue ref, as for plain
+    runs; the run ids, in order."""
     from dataclasses import replace
 
     from exq.daemon.study import import_optuna, optuna_name, storage_url
@@ -136,7 +142,7 @@ def enqueue_fixed_study(
     first = runs[0]
     git = Git.open(first.repo)
     study = NewStudy(
-        name=None,
+        name=name,
         repo=first.repo,
         baseline=first.baseline,
         snapshot=first.snapshot,
@@ -150,22 +156,23 @@ def enqueue_fixed_study(
         git.remove_ref_lock(study_ref(study_id))
         git.set_ref(study_ref(study_id), first.snapshot, message="exq: study")
 
-    ids = []
-    with StudyStore(config.db_path) as store:
-        record = store.create_study(study, on_id=point_ref)
+    def ask(study_id: int) -> list[tuple[int, int]]:
+        # Optuna's own database: a bare trial per run, its -S edits as an attribute.
         handle = optuna.create_study(
             storage=storage_url(config),
-            study_name=optuna_name(record.id),
+            study_name=optuna_name(study_id),
             direction=spec.objective.direction,
             load_if_exists=True,
         )
+        asked = []
         for run in runs:
             trial = handle.ask()
             trial.set_user_attr("params", list(run.params))
-            run_id = store.enqueue_trial(record.id, trial.number, trial._trial_id, run, on_id=on_id)
-            if run_id is None:  # cannot happen: the budget is the runs
-                raise ExperimentError(f"study '{record.name}': trial {trial.number} not queued")
-            ids.append(run_id)
+            asked.append((trial.number, trial._trial_id))
+        return asked
+
+    with StudyStore(config.db_path) as store:
+        ids = store.create_fixed_study(study, runs, on_id=point_ref, ask=ask, on_run_id=on_id)
     return ids
 
 

@@ -186,15 +186,7 @@ class StudyStore(SyncStore):
         active study of the same project has is refused."""
         try:
             with self._transaction():
-                if study.name is not None:
-                    taken = self._conn.execute(
-                        SQL_STUDY_NAME_TAKEN, (study.repo, study.name)
-                    ).fetchone()
-                    if taken is not None:
-                        raise ExperimentError(
-                            f"study '{study.name}' is already under way",
-                            hint="choose another --name, or see 'exq sweep status'",
-                        )
+                self._refuse_taken_study(study)
                 cursor = self._conn.execute(
                     SQL_STUDY_INSERT,
                     (
@@ -243,6 +235,64 @@ class StudyStore(SyncStore):
         except sqlite3.Error as exc:
             raise store_failure(self.db_path, exc) from exc
         return run_id
+
+    def _refuse_taken_study(self, study: NewStudy) -> None:
+        """A name an active study of the same project has is refused."""
+        if study.name is None:
+            return
+        taken = self._conn.execute(SQL_STUDY_NAME_TAKEN, (study.repo, study.name)).fetchone()
+        if taken is not None:
+            raise ExperimentError(
+                f"study '{study.name}' is already under way",
+                hint="choose another --name, or see 'exq sweep status'",
+            )
+
+    def create_fixed_study(
+        self,
+        study: NewStudy,
+        runs: Sequence[NewRun],
+        *,
+        on_id: Callable[[int], None],
+        ask: Callable[[int], list[tuple[int, int]]],
+        on_run_id: Callable[[int], None],
+    ) -> list[int]:
+        """A study and its runs, all queued at once (a grid or random sweep with
+        ``--prune``), in one transaction: the study's row (``on_id(id)`` points
+        its ref), ``ask(id)`` gives (trial number, Optuna id) for each run, then
+        each run with its trial (``on_run_id`` points its queue ref). Nothing is
+        written if any step fails. The run ids, in order."""
+        try:
+            with self._transaction():
+                self._refuse_taken_study(study)
+                cursor = self._conn.execute(
+                    SQL_STUDY_INSERT,
+                    (
+                        study.name or "",
+                        study.repo,
+                        study.baseline,
+                        study.snapshot,
+                        json.dumps(study.space),
+                        json.dumps(study.spec),
+                        json.dumps(study.template),
+                        study.budget,
+                        now(),
+                    ),
+                )
+                study_id = int(cursor.lastrowid or 0)
+                if study.name is None:
+                    self._conn.execute(SQL_STUDY_NAME, (f"study-{study_id}", study_id))
+                on_id(study_id)
+                ids = []
+                for (trial, optuna_id), run in zip(ask(study_id), runs, strict=True):
+                    self._conn.execute(SQL_STUDY_TAKE, (trial, study_id, trial))
+                    run_id = int(self._conn.execute(SQL_INSERT, insert_params(run)).lastrowid or 0)
+                    self._conn.execute(SQL_SET_SNAPSHOT_REF, (queue_ref(run_id), run_id))
+                    on_run_id(run_id)
+                    self._conn.execute(SQL_TRIAL_INSERT, (study_id, trial, optuna_id, run_id))
+                    ids.append(run_id)
+        except sqlite3.Error as exc:
+            raise store_failure(self.db_path, exc) from exc
+        return ids
 
     def told(self, study_id: int, trial: int, outcome: str, value: float | None) -> bool:
         """Record what Optuna was told of a trial; False if it was recorded before."""

@@ -204,6 +204,7 @@ def test_optimized_and_random_sweeps_are_pruned_and_their_study_counts_it(
         if daemon.poll() is None:
             daemon.kill()
     (study,) = json.loads(exq(env, repo, "sweep", "status", "--json").stdout)
+    assert study["name"] == "sw"
     records = runs(env)
     pruned = [r for r in records if r.state is RunState.PRUNED]
     assert len(records) == 6 and pruned, [(r.params, r.state) for r in records]
