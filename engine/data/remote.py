@@ -46,6 +46,12 @@ class Storage:
     def is_local(self) -> bool:
         return self.remote.scheme in ("", "file")
 
+    @property
+    def renames(self) -> bool:
+        """Whether an upload goes to a temporary name first: a file system's
+        write is seen half done, an object store's single put is not."""
+        return self.is_local or self.remote.scheme in ("ssh", "sftp")
+
     def object_path(self, md5: str) -> str:
         return f"{self.root}/files/md5/{md5[:2]}/{md5[2:]}"
 
@@ -89,23 +95,74 @@ def _s3_options(options: dict[str, str]) -> dict[str, Any]:
     return kwargs
 
 
+def _ssh_options(options: dict[str, str]) -> dict[str, Any]:
+    """DVC's SSH option names as sshfs (asyncssh) takes them.
+
+    The server's key is checked against ``~/.ssh/known_hosts`` (and ssh's
+    config), as ssh does: sshfs alone would trust any server.
+    """
+    kwargs: dict[str, Any] = {"known_hosts": ()}  # (): asyncssh's own lookup
+    if "user" in options:
+        kwargs["username"] = options["user"]
+    if "port" in options:
+        kwargs["port"] = int(_number(options, "port"))
+    if "keyfile" in options:
+        kwargs["client_keys"] = [os.path.expanduser(options["keyfile"])]
+    for name in ("password", "passphrase"):
+        if name in options:
+            kwargs[name] = options[name]
+    if "timeout" in options:
+        kwargs["connect_timeout"] = _number(options, "timeout")
+    if options.get("allow_agent", "").lower() == "false":
+        kwargs["agent_path"] = None
+    return kwargs
+
+
+def _number(options: dict[str, str], name: str) -> float:
+    try:
+        return float(options[name])
+    except ValueError:
+        raise ConfigError(f"ssh remote option {name}: '{options[name]}' is not a number") from None
+
+
+def _options(remote: Remote) -> dict[str, Any]:
+    if remote.scheme == "s3":
+        return _s3_options(remote.options)
+    if remote.scheme in ("ssh", "sftp"):
+        return _ssh_options(remote.options)
+    return {}
+
+
 def open_storage(remote: Remote) -> Storage:
     """The remote's file system, or one line saying why it cannot be used."""
     fsspec = _fsspec(remote)
     if remote.scheme in ("", "file"):
         path = remote.url.removeprefix("file://")
         return Storage(remote, fsspec.filesystem("file"), os.path.abspath(path))
-    kwargs = _s3_options(remote.options) if remote.scheme == "s3" else {}
+    kwargs = _options(remote)
     try:
         fs, root = fsspec.core.url_to_fs(remote.url, **kwargs)
     except (ValueError, ImportError) as exc:
         raise ConfigError(f"remote '{remote.name}': cannot use {remote.url}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - connecting (sshfs does it here) fails in its own words
+        raise _refused(remote, exc) from exc
     return Storage(remote, fs, root.rstrip("/"))
 
 
+def _refused(remote: Remote, exc: BaseException) -> RemoteError:
+    text = _first_line(exc)
+    hint = None
+    if type(exc).__name__ == "HostKeyNotVerifiable":
+        hint = "trust it as ssh does: in ~/.ssh/known_hosts (connect once with ssh)"
+    return RemoteError(f"remote '{remote.name}' ({remote.url}): {text}", hint=hint)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
 def _explain(storage: Storage, exc: BaseException) -> RemoteError:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return RemoteError(f"remote '{storage.remote.name}' ({storage.remote.url}): {text}")
+    return RemoteError(f"remote '{storage.remote.name}' ({storage.remote.url}): {_first_line(exc)}")
 
 
 def listing(storage: Storage) -> dict[str, int]:
@@ -144,11 +201,11 @@ def push(storage: Storage, cache: Cache, names: list[str], jobs: int) -> int:
         target = storage.object_path(name)
         local = str(cache.obj_path(name))
         try:
-            if storage.is_local:
+            if storage.renames:
                 storage.fs.makedirs(os.path.dirname(target), exist_ok=True)
                 tmp = f"{target}.{uuid.uuid4().hex}.tmp"
                 storage.fs.put_file(local, tmp)
-                os.replace(tmp, target)
+                _rename(storage, tmp, target)
             else:
                 storage.fs.put_file(local, target)  # one PUT: whole or nothing
         except Exception as exc:  # noqa: BLE001
@@ -158,6 +215,13 @@ def push(storage: Storage, cache: Cache, names: list[str], jobs: int) -> int:
     with progress.task(f"push to {storage.remote.name}", len(names), sum(sizes.values())) as task:
         _run(jobs, names, send)
     return len(names)
+
+
+def _rename(storage: Storage, tmp: str, target: str) -> None:
+    if storage.is_local:
+        os.replace(tmp, target)
+    else:
+        storage.fs.mv(tmp, target)
 
 
 def fetch(storage: Storage, cache: Cache, names: dict[str, int], jobs: int) -> int:
