@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 DVC_VENV := .venv-dvc
 DVCLIVE_VENVS := .venv-dvclive
 
-.PHONY: demo test lint lint-tools venv dvc dvclive ray remote optuna browser bench clean help-pages
+.PHONY: demo test lint lint-tools venv dvc dvclive ray remote optuna browser sshd bench clean help-pages
 
 venv: $(VENV)/.installed
 
@@ -106,7 +106,20 @@ browser:
 		echo "chromium missing and not root: the browser tests will be skipped"; \
 	fi
 
-test: venv ray remote optuna dvc dvclive browser
+# OpenSSH's server for the ssh:// remote tests, which start their own on 127.0.0.1
+# (policy-rc.d: the package's own service is never started).
+sshd:
+	@command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && \
+		apt-get update -q >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server >/dev/null; \
+		rm -f /usr/sbin/policy-rc.d; \
+	else \
+		echo "sshd missing and not root: the ssh remote tests will be skipped"; \
+	fi
+
+test: venv ray remote optuna dvc dvclive browser sshd
 	EXQ_TEST_DVC="$(abspath $(DVC_VENV))/bin/dvc" EXQ_TEST_DVCLIVE="$(abspath $(DVCLIVE_VENVS))" \
 		$(PY) -m pytest -q
 
