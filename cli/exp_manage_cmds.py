@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from exq.cli.completion import complete_experiments
 from exq.cli.main import exp_app, handle_errors
 from exq.engine.errors import ExperimentError
 
@@ -51,7 +52,9 @@ def _selection(all_commits: bool, rev: list[str] | None, num: int) -> manage.Sel
 @exp_app.command("apply")
 @handle_errors
 def exp_apply(
-    experiment: str = typer.Argument(..., help="Experiment to apply."),
+    experiment: str = typer.Argument(
+        ..., help="Experiment to apply.", autocompletion=complete_experiments
+    ),
     force: bool = typer.Option(
         False, "--force", "-f", help="Overwrite uncommitted changes in the workspace."
     ),
@@ -72,7 +75,9 @@ def exp_apply(
 @exp_app.command("branch")
 @handle_errors
 def exp_branch(
-    experiment: str = typer.Argument(..., help="Experiment to promote."),
+    experiment: str = typer.Argument(
+        ..., help="Experiment to promote.", autocompletion=complete_experiments
+    ),
     branch: str = typer.Argument(None, help="Branch name (default: '<experiment>-branch')."),
 ) -> None:
     """Create a git branch at an experiment's commit."""
@@ -85,7 +90,9 @@ def exp_branch(
 @exp_app.command("remove")
 @handle_errors
 def exp_remove(
-    experiments: list[str] = typer.Argument(None, help="Experiments to remove."),
+    experiments: list[str] = typer.Argument(
+        None, help="Experiments to remove.", autocompletion=complete_experiments
+    ),
     all_commits: bool = _ALL_COMMITS,
     rev: list[str] = _REV,
     num: int = _NUM,

@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from exq.cli.completion import complete_stages
 from exq.cli.main import exp_app, fail, handle_errors
 from exq.cli.signals import run_until_stopped
 
@@ -14,7 +15,9 @@ from exq.cli.signals import run_until_stopped
 @exp_app.command("run")
 @handle_errors
 def exp_run(
-    targets: list[str] = typer.Argument(None, help="Stages or dvc.yaml files (default: all)."),
+    targets: list[str] = typer.Argument(
+        None, help="Stages or dvc.yaml files (default: all).", autocompletion=complete_stages
+    ),
     set_param: list[str] = typer.Option(
         [], "--set-param", "-S", help="[file:]key=value edit of a params file (repeatable)."
     ),

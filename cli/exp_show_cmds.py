@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
+from exq.cli.completion import complete_revisions
 from exq.cli.main import exp_app, handle_errors, metrics_app, params_app
 from exq.engine.errors import ConfigError, GitError
 
@@ -171,6 +172,7 @@ def exp_show(
         "--rev",
         help="Experiments of this commit (a branch, tag, sha) as baseline instead of HEAD's; "
         "repeat it for more.",
+        autocompletion=complete_revisions,
     ),
     num: int = typer.Option(
         1, "--num", "-n", help="The last N commits of HEAD's (or each --rev's) history."
@@ -296,8 +298,14 @@ def _only_targets(values: Values, targets: list[str]) -> Values:
 @exp_app.command("diff")
 @handle_errors
 def exp_diff(
-    a_rev: str = typer.Argument(None, help="Old experiment or revision (default: HEAD)."),
-    b_rev: str = typer.Argument(None, help="New experiment or revision (default: the workspace)."),
+    a_rev: str = typer.Argument(
+        None, help="Old experiment or revision (default: HEAD).", autocompletion=complete_revisions
+    ),
+    b_rev: str = typer.Argument(
+        None,
+        help="New experiment or revision (default: the workspace).",
+        autocompletion=complete_revisions,
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     as_md: bool = typer.Option(False, "--md", help="Print markdown tables."),
     show_all: bool = typer.Option(False, "--all", help="Also unchanged metrics and params."),

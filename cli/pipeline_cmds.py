@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from exq.cli.completion import complete_stages
 from exq.cli.main import app, handle_errors, stage_app
 from exq.cli.messages import format_seconds
 from exq.cli.progress import install as install_progress
@@ -48,7 +49,9 @@ def init(
 @app.command()
 @handle_errors
 def repro(
-    targets: list[str] = typer.Argument(None, help="Stages or dvc.yaml files (default: all)."),
+    targets: list[str] = typer.Argument(
+        None, help="Stages or dvc.yaml files (default: all).", autocompletion=complete_stages
+    ),
     force: bool = typer.Option(False, "--force", "-f", help="Run even unchanged stages."),
     single_item: bool = typer.Option(
         False, "--single-item", "-s", help="Run only the targets, not their upstream."
@@ -108,7 +111,9 @@ def repro_summary(result: ReproResult) -> list[str]:
 @app.command()
 @handle_errors
 def status(
-    targets: list[str] = typer.Argument(None, help="Stages or dvc.yaml files (default: all)."),
+    targets: list[str] = typer.Argument(
+        None, help="Stages or dvc.yaml files (default: all).", autocompletion=complete_stages
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     cloud: bool = typer.Option(False, "--cloud", "-c", help="Compare the cache with a remote."),
     remote: str = typer.Option(None, "--remote", "-r", help="The remote (with -c)."),
@@ -139,7 +144,9 @@ def status(
 @app.command()
 @handle_errors
 def dag(
-    targets: list[str] = typer.Argument(None, help="Show only the graph of these stages."),
+    targets: list[str] = typer.Argument(
+        None, help="Show only the graph of these stages.", autocompletion=complete_stages
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print nodes and edges as JSON."),
     dot: bool = typer.Option(False, "--dot", help="Print Graphviz DOT."),
     mermaid: bool = typer.Option(False, "--mermaid", help="Print a Mermaid flowchart."),
@@ -174,7 +181,9 @@ def add(
 @handle_errors
 def checkout(
     targets: list[str] = typer.Argument(
-        None, help="Stages, dvc.yaml or .dvc files, or paths of outputs and tracked data."
+        None,
+        help="Stages, dvc.yaml or .dvc files, or paths of outputs and tracked data.",
+        autocompletion=complete_stages,
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
@@ -195,7 +204,9 @@ def checkout(
 @handle_errors
 def stage_list(
     targets: list[str] = typer.Argument(
-        None, help="Stages or dvc.yaml files (default: the dvc.yaml of the current folder)."
+        None,
+        help="Stages or dvc.yaml files (default: the dvc.yaml of the current folder).",
+        autocompletion=complete_stages,
     ),
     every: bool = typer.Option(False, "--all", help="Every stage of every dvc.yaml."),
     as_json: bool = typer.Option(False, "--json", help="Print the resolved stages as JSON."),

@@ -461,7 +461,9 @@ def _say_why(record: RunRecord, reason: str) -> None:
 @queue_app.command("remove")
 @handle_errors
 def queue_remove(
-    runs: list[str] = typer.Argument(None, metavar="[ID|NAME]...", help="Runs to remove."),
+    runs: list[str] = typer.Argument(
+        None, metavar="[ID|NAME]...", help="Runs to remove.", autocompletion=complete_runs
+    ),
     queued: bool = typer.Option(False, "--queued", help="Every queued run."),
     failed: bool = typer.Option(False, "--failed", help="Every failed run."),
     success: bool = typer.Option(False, "--success", help="Every successful run."),
@@ -494,7 +496,9 @@ def _states(*, queued: bool, failed: bool, success: bool, all_: bool) -> list[Ru
 @queue_app.command("retry")
 @handle_errors
 def queue_retry(
-    runs: list[str] = typer.Argument(..., metavar="ID|NAME...", help="Runs to queue again."),
+    runs: list[str] = typer.Argument(
+        ..., metavar="ID|NAME...", help="Runs to queue again.", autocompletion=complete_runs
+    ),
     reset: bool = typer.Option(
         False, "--reset", help="Checkpoint runs start over instead of resuming."
     ),
@@ -523,7 +527,9 @@ def queue_retry(
 @handle_errors
 @daemon_errors
 def queue_kill(
-    runs: list[str] = typer.Argument(..., metavar="ID|NAME...", help="Runs to stop."),
+    runs: list[str] = typer.Argument(
+        ..., metavar="ID|NAME...", help="Runs to stop.", autocompletion=complete_runs
+    ),
     force: bool = typer.Option(False, "--force", help="SIGKILL instead of SIGINT."),
 ) -> None:
     """Stop running runs (SIGINT to their process groups; SIGKILL with --force); cancel queued ones."""

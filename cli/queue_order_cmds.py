@@ -277,7 +277,9 @@ def _time(value: datetime | None) -> str:
 @queue_app.command("priority")
 @handle_errors
 def queue_priority(
-    run: str = typer.Argument(..., metavar="ID|NAME", help="A queued run."),
+    run: str = typer.Argument(
+        ..., metavar="ID|NAME", help="A queued run.", autocompletion=complete_runs
+    ),
     priority: str = typer.Argument(..., metavar="N", help="Higher starts first."),
 ) -> None:
     """Change a queued run's priority."""
@@ -290,7 +292,9 @@ def queue_priority(
 @queue_app.command("run")
 @handle_errors
 def queue_run(
-    run: str = typer.Argument(..., metavar="ID|NAME", help="A queued run."),
+    run: str = typer.Argument(
+        ..., metavar="ID|NAME", help="A queued run.", autocompletion=complete_runs
+    ),
 ) -> None:
     """Start this queued run next, whatever its place (once a slot and what it asks are free)."""
     from exq.daemon import service

@@ -25,7 +25,9 @@ def _complete(shell: str, words: str, cwd: Path) -> list[str]:
     """What ``exq`` answers to ``shell``'s completion request for the line ``words``."""
     env = {**os.environ, "_EXQ_COMPLETE": f"complete_{shell}"}
     if shell == "bash":
-        env |= {"COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - 1)}
+        # a line ending in a space completes a new, empty word
+        cword = len(words.split()) - (0 if words.endswith(" ") else 1)
+        env |= {"COMP_WORDS": words, "COMP_CWORD": str(cword)}
     else:
         env |= {"_TYPER_COMPLETE_ARGS": words, "_TYPER_COMPLETE_FISH_ACTION": "get-args"}
     done = subprocess.run(
@@ -62,3 +64,52 @@ def test_dash_h_is_help_everywhere(tmp_path: Path) -> None:
         assert code == 0 and "Usage: exq" in out, args
     _, out, _ = exq("-h", cwd=tmp_path)
     assert "--install-completion" in out and "--show-completion" in out
+
+
+FOREACH = """\
+stages:
+  work:
+    cmd: echo work
+  train:
+    foreach: [small, large]
+    do:
+      cmd: echo ${item}
+  tune:
+    foreach: ${grid}
+    do:
+      cmd: echo ${item}
+"""
+
+
+def test_stage_names_complete_for_pipeline_commands(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "repo")
+    (root / "dvc.yaml").write_text(FOREACH)
+    for command in ("repro", "status", "dag", "checkout", "stage list", "exp run"):
+        assert _complete("bash", f"exq {command} t", root) == [
+            "train",
+            "train@small",
+            "train@large",
+            "tune",
+        ], command
+    assert _complete("bash", "exq repro train@l", root) == ["train@large"]
+    (root / "dvc.yaml").write_text("stages: [broken\n")
+    assert not any(_complete("bash", "exq repro t", root))
+
+
+def test_experiment_names_and_revisions_complete(queue_env: QueueEnv, tmp_path: Path) -> None:
+    root = make_project(tmp_path / "repo")
+    exq("exp", "run", "-n", "first-try", cwd=root)
+    exq("exp", "run", "-S", "lr=0.3", "-n", "second", cwd=root)
+    for command in ("exp apply", "exp branch", "exp remove", "exp remove second"):
+        assert _complete("bash", f"exq {command} fi", root) == ["first-try"], command
+    assert _complete("bash", "exq exp diff ", root) == ["main", "first-try", "second"]
+    assert _complete("bash", "exq exp show --rev m", root) == ["main"]
+    (answer,) = _complete("fish", "exq exp apply sec", root)
+    assert answer.startswith("second\texperiment ")
+
+
+def test_run_ids_complete_for_every_queue_command(queue_env: QueueEnv, tmp_path: Path) -> None:
+    root = make_project(tmp_path / "repo")
+    _, out, _ = exq("exp", "run", "--queue", "-n", "nightly", cwd=root)
+    for command in ("kill", "remove", "retry", "priority", "run", "logs", "show"):
+        assert _complete("bash", f"exq queue {command} nig", root) == ["nightly"], command
