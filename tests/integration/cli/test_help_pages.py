@@ -6,6 +6,8 @@ If the first test fails, a command changed: run ``make help-pages`` and commit
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,11 +15,21 @@ import pytest
 
 from exq.cli import main as cli_main
 from exq.cli.help_pages import PAGES
-from exq.cli.help_render import group_paths, module_text, render_pages
+from exq.cli.help_render import group_paths, module_text
+
+
+def rendered_fresh() -> dict[str, str]:
+    """render_pages() in a new interpreter: the order commands are listed in is the
+    order their modules are imported in, which tests run before may have changed."""
+    code = "import json; from exq.cli.help_render import render_pages as r; print(json.dumps(r()))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    pages: dict[str, str] = json.loads(done.stdout)
+    return pages
 
 
 def test_stored_pages_are_what_typer_renders() -> None:
-    rendered = render_pages()
+    rendered = rendered_fresh()
     assert sorted(PAGES) == sorted(rendered)  # every command has its page, and no more
     for path, page in rendered.items():
         assert PAGES[path] == page, (
