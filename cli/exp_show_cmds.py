@@ -10,6 +10,7 @@ imports this module for its registrations only.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import sys
@@ -36,9 +37,13 @@ DEFAULT_PRECISION = 5
 _UNLIMITED_WIDTH = 1 << 40
 
 
-def _open(param_deps: bool = False, *, need_git: bool = True) -> tuple[Git | None, Collector]:
-    """The project's git repository and a Collector over it."""
+def _open(
+    param_deps: bool = False, *, need_git: bool = True, keep_revs: bool = False
+) -> tuple[Git | None, Collector]:
+    """The project's git repository and a Collector over it; with ``keep_revs``, one
+    that keeps what it reads of commits for the next run (see ``RevStore``)."""
     from exq.engine.experiments.collect import Collector
+    from exq.engine.experiments.revstore import RevStore
     from exq.engine.git import Git
     from exq.engine.run.project import open_project
 
@@ -49,7 +54,11 @@ def _open(param_deps: bool = False, *, need_git: bool = True) -> tuple[Git | Non
         if need_git:
             raise
         git = None
-    return git, Collector(git, project.root, project.cache_dir, param_deps=param_deps)
+    store = None
+    if keep_revs and git is not None:
+        prefix = git.prefix_of(project.root)
+        store = RevStore.open(git, prefix=prefix, param_deps=param_deps)
+    return git, Collector(git, project.root, project.cache_dir, param_deps=param_deps, store=store)
 
 
 def _open_workspace() -> tuple[None, Collector]:
@@ -218,11 +227,14 @@ def exp_show(
     if num < 1:
         raise ConfigError(f"--num: expected a number of commits of 1 or more, got {num}")
     picks = ColumnPicks.of(drop, keep)
-    git, collector = _open(param_deps)
-    assert git is not None
+    # Thousands of rows make no reference cycles: the collector would only scan them again.
+    gc.disable()
+    git, collector = _open(param_deps, keep_revs=True)
+    assert git is not None and collector.store is not None
     errors: list[str] = []
     selection = RevisionSet(all_branches, all_tags, all_commits, num, tuple(revs))
     rows = exp_show_rows(git, collector, selection, errors=errors)
+    collector.store.save()
     pending = _pending_runs(open_project().root)
     hidden = {"queued"} if hide_queued else set()
     hidden |= {"failed", "interrupted"} if hide_failed else set()

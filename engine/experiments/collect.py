@@ -49,6 +49,7 @@ from exq.engine.spec.paramfiles import (
 from exq.engine.spec.templating import resolve_dvcfile
 
 if TYPE_CHECKING:  # the workspace's values need no pygit2: only a Git passed in does
+    from exq.engine.experiments.revstore import RevStore
     from exq.engine.git import Git
 
 Values = dict[str, dict[str, Any]]
@@ -66,6 +67,9 @@ class RevData:
     params: Values = field(default_factory=dict)
     metrics: Values = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    # Some values live in the DVC cache, which lacks their objects: a pull can bring
+    # them, so these values are not the revision's for good (and are not kept).
+    missing_objects: bool = False
 
 
 @dataclass(frozen=True)
@@ -138,8 +142,10 @@ class Collector:
         cache_dir: Path | None = None,
         *,
         param_deps: bool = False,
+        store: RevStore | None = None,
     ) -> None:
         self.git = git
+        self.store = store  # commits read by earlier runs, and where new ones are kept
         self.root = Path(root)
         self.cache_dir = cache_dir
         self.param_deps = param_deps
@@ -160,8 +166,13 @@ class Collector:
         """Params and metrics of commit ``sha`` (full sha), read from git blobs."""
         if self.git is None or self._finder is None:
             raise ExqError("no git repository to read commits from")
+        if self.store is not None and (kept := self.store.data(sha)) is not None:
+            return kept
         source = GitSource(self.git, sha, self.prefix)
-        return self._collect(source, self._finder.find(sha, self.prefix), in_git=True)
+        data = self._collect(source, self._finder.find(sha, self.prefix), in_git=True)
+        if self.store is not None and not data.errors and not data.missing_objects:
+            self.store.put(self.git.commit_info(sha), data)
+        return data
 
     def workspace(self) -> RevData:
         """Params and metrics of the working tree as it is on disk."""
@@ -192,6 +203,7 @@ class Collector:
             self._read_params(files, path, keys, data)
         for ref in metrics:
             self._read_metrics(files, ref, data)
+        data.missing_objects = files.missing_objects
         return data
 
     def _params_to_read(
@@ -384,13 +396,19 @@ class _RevFiles:
     ) -> None:
         self.source, self.collector = source, collector
         self.cached_outs, self.errors = cached_outs, errors
+        # an object named by the lock but absent from the cache (or no cache at all)
+        self.missing_objects = False
 
     def read_bytes(self, path: str) -> bytes | None:
         raw = self.source.read_bytes(path)
         if raw is not None:
             return raw
         md5 = dict(self._cached_files(path)).get(path)
-        return None if md5 is None else self.collector.read_object(md5)
+        if md5 is None:
+            return None
+        raw = self.collector.read_object(md5)
+        self.missing_objects |= raw is None
+        return raw
 
     def folder(self, folder: str) -> list[tuple[str, bytes]]:
         """(path, content) of every file under ``folder``."""
@@ -404,13 +422,17 @@ class _RevFiles:
         for ref in self.cached_outs:
             if not (_within(path, ref.path) or _within(ref.path, path)):
                 continue
+            if self.collector.cache_dir is None:
+                self.missing_objects = True
             md5 = self.collector.cached_object(ref, self.source, self.errors)
             if md5 is None:
                 continue
             if not md5.endswith(".dir"):
                 found.append((ref.path, md5))
                 continue
-            for rel, file_md5 in self.collector.listing(md5):
+            listing = self.collector.listing(md5)
+            self.missing_objects |= not listing
+            for rel, file_md5 in listing:
                 full = posixpath.join(ref.path, rel)
                 if _within(full, path):
                     found.append((full, file_md5))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cache
 
 from exq.engine.errors import ExperimentError
 from exq.engine.experiments.chains import ChainCommit, chain_of
@@ -45,15 +46,20 @@ class Revision:
 def namer(git: Git) -> Callable[[str], str]:
     """A function naming commits: HEAD's branch, else a tag, a branch, the short sha."""
     head, branch = git.head_sha(), git.head_branch()
-    by_sha: dict[str, str] = {}
-    for names in (git.list_branches(), git.list_tags()):  # tags last: they win
-        for label, sha in sorted(names.items(), reverse=True):
-            by_sha[sha] = label
+
+    # Listed on first need only: listing refs reads every experiment's ref too.
+    @cache
+    def labels() -> dict[str, str]:
+        by_sha: dict[str, str] = {}
+        for names in (git.list_branches(), git.list_tags()):  # tags last: they win
+            for label, sha in sorted(names.items(), reverse=True):
+                by_sha[sha] = label
+        return by_sha
 
     def name(sha: str) -> str:
         if sha == head and branch is not None:
             return branch
-        return by_sha.get(sha, sha[:7])
+        return labels().get(sha, sha[:7])
 
     return name
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from itertools import islice
@@ -53,6 +53,8 @@ class Repository:
     def __init__(self, repo: pygit2.Repository) -> None:
         self._repo = repo
         self.root = Path(repo.workdir)
+        # Commits never change: what was read of one (by full sha) is kept.
+        self._infos: dict[str, CommitInfo] = {}
 
     @classmethod
     def open(cls, path: Path | str) -> Self:
@@ -203,9 +205,12 @@ class Repository:
 
     def commit_info(self, sha: str) -> CommitInfo:
         """Sha, parents, time, message and author of a commit."""
+        known = self._infos.get(sha)
+        if known is not None:
+            return known
         commit = self._commit(sha)
         tz = timezone(timedelta(minutes=commit.commit_time_offset))
-        return CommitInfo(
+        info = CommitInfo(
             sha=str(commit.id),
             parents=tuple(str(p) for p in commit.parent_ids),
             time=datetime.fromtimestamp(commit.commit_time, tz),
@@ -213,6 +218,13 @@ class Repository:
             author=commit.author.name,
             email=commit.author.email,
         )
+        self._infos[info.sha] = info
+        return info
+
+    def remember_commits(self, infos: Iterable[CommitInfo]) -> None:
+        """Take ``infos`` (read earlier, kept elsewhere) as these commits' facts: no object
+        is read again for them. Only for commits of this repository: a commit never changes."""
+        self._infos.update((info.sha, info) for info in infos)
 
     def log(self, sha: str, n: int) -> list[str]:
         """Up to ``n`` commits of ``sha``'s first-parent history, ``sha`` first."""
