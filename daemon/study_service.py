@@ -54,7 +54,7 @@ def enqueue_study(
     study's row; raises ``ExqError`` with nothing written. The caller rings
     the daemon."""
     from exq.engine.experiments.queue_snapshot import prepare_study
-    from exq.engine.experiments.study_spec import probe_point, space_of
+    from exq.engine.experiments.study_spec import frozen_texts, probe_point, space_of
     from exq.engine.git import Git
     from exq.engine.params.hydra_sweeps import conf_groups
     from exq.engine.run.project import open_project
@@ -97,7 +97,7 @@ def enqueue_study(
         repo=str(project.root),
         baseline=baseline,
         snapshot=snapshot,
-        space=list(request.set_params),
+        space=frozen_texts(request.set_params, space),
         spec=spec.to_json(),
         # Trials named automatically (study-<id>-<k>) may replace what an older
         # queue database's study of the same id left.

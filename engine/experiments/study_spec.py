@@ -234,6 +234,20 @@ def space_of(texts: Sequence[str], sampler: str, groups: GroupOptions | None = N
     return params
 
 
+def frozen_texts(texts: Sequence[str], space: Sequence[Param]) -> list[str]:
+    """The ``-S`` texts a study keeps, with each ``glob()`` replaced by the
+    ``choice()`` of the options it found now: the daemon reads the space again
+    later, when the params groups of the workspace may have changed. Pure."""
+    out = []
+    for text, param in zip(texts, space, strict=True):
+        raw = text.partition("=")[2].strip()
+        if raw.startswith("glob(") and param.dimension.values is not None:
+            values = ", ".join(flow(v) for v in param.dimension.values)
+            text = f"{param.head}=choice({values})"
+        out.append(text)
+    return out
+
+
 def overrides_of(space: Sequence[Param], point: dict[str, Any]) -> list[str]:
     """The ``-S`` overrides of one point (Optuna's params by head), in the
     space's order, fixed dimensions included. Pure."""

@@ -10,6 +10,7 @@ import pytest
 from tests.e2e.conftest import exq, write
 from tests.e2e.queue_helpers import QueueEnv, status, wait_for
 from tests.e2e.study_helpers import SPACE, loss_of, make_study_project, sweep_status
+from tests.support import git
 
 pytest.importorskip("optuna")
 pytest.importorskip("hydra")
@@ -88,3 +89,56 @@ def test_queue_status_and_exp_show_mark_each_run_with_its_study_or_sweep(
     }
     _, table, _ = exq("exp", "show", "--no-timestamp", cwd=root)
     assert "Sweep" in table.splitlines()[1]
+
+
+OPT = ["--optimize", "scores.json:loss", "--minimize", "--trials", "3"]
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        (["-S", "x=0.5", *OPT], "--optimize searches a space: give at least one -S with a"),
+        ([*SPACE, "--optimize", "scores.json", "--minimize", "--trials", "3"], "FILE:KEY"),
+        ([*SPACE, "--optimize", "scores.txt:loss", "--minimize", "--trials", "3"], "not a metrics"),
+        ([*SPACE, *OPT, "--maximize"], "--maximize and --minimize exclude each other"),
+        ([*SPACE, "--optimize", "scores.json:loss", "--trials", "3"], "--maximize or --minimize"),
+        ([*SPACE, "--optimize", "scores.json:loss", "--minimize"], "with --trials N"),
+        (["-S", "x=0.1,0.2", "--trials", "3"], "--trials belongs to a study: add --optimize"),
+        (["-S", "x=0.1,0.2", "--maximize"], "--maximize is the direction of a study"),
+        (["-S", "x=0.1,0.2", "--sampler", "tpe"], "--sampler belongs to a study"),
+        ([*SPACE, *OPT, "--sampler", "bayes"], "--sampler 'bayes': use one of tpe, random"),
+        ([*SPACE, *OPT, "--samples", "4"], "--samples is a random search, --optimize a study"),
+        ([*SPACE, *OPT, "--sampler", "grid"], "the grid sampler needs values to pick from"),
+        (["-S", "opt=choice(sgd, adam)", *OPT, "--sampler", "grid"], "the grid has 2 points"),
+        (["-S", "nokey=interval(0, 1)", *OPT], "key 'nokey' not found"),
+        (["-S", "x=interval(0, 1)"], "interval() is a distribution: draw from it with --samples"),
+        (["-S", "x=0.5", *OPT, "--temp"], "--optimize searches a space"),  # typer's path
+    ],
+)
+def test_a_bad_study_is_one_line_and_queues_nothing(
+    queue_env: QueueEnv, tmp_path: Path, args: list[str], why: str
+) -> None:
+    root = make_study_project(tmp_path / "repo")
+    code, out, err = exq("exp", "run", "--queue", *args, cwd=root, check=False)
+    assert code != 0 and out == ""
+    assert err.count("\n") == 1 and why in err, err
+    assert "Traceback" not in err
+    assert status(root)["runs"] == [] and status(root)["studies"] == []
+    _, listed, _ = exq("sweep", "status", "--json", cwd=root)
+    assert json.loads(listed) == []
+    assert "refs/exq/study" not in git(root, "for-each-ref")
+
+
+def test_a_study_without_optuna_names_the_extra_and_queues_nothing(
+    queue_env: QueueEnv, tmp_path: Path
+) -> None:
+    root = make_study_project(tmp_path / "repo")
+    hide = tmp_path / "no-optuna"  # this interpreter as one without the exq[optuna] extra
+    write(hide / "sitecustomize.py", "import sys\nsys.modules['optuna'] = None\n")
+    code, out, err = exq(
+        "exp", "run", "--queue", *SPACE, *OPT, cwd=root, check=False,
+        env={"PYTHONPATH": str(hide)},
+    )  # fmt: skip
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1 and "pip install 'exq[optuna]'" in err, err
+    assert status(root)["studies"] == []

@@ -9,6 +9,7 @@ from exq.engine.experiments.study_spec import (
     MetricMissing,
     Objective,
     StudySpec,
+    frozen_texts,
     metric_value,
     overrides_of,
     parse_objective,
@@ -145,3 +146,12 @@ def test_metric_value_says_why_it_has_none(data: bytes | None, message: str) -> 
     with pytest.raises(MetricMissing) as err:
         metric_value(data, OBJ)
     assert message in str(err.value)
+
+
+def test_a_glob_is_kept_as_the_choice_of_the_options_it_found() -> None:
+    texts = ["mode=glob(*, exclude=adamw)", "lr=interval(0.1, 1)"]
+    space = space_of(texts, "tpe", lambda key: ["adam", "adamw", "sgd"])
+    frozen = frozen_texts(texts, space)
+    assert frozen == ["mode=choice(adam, sgd)", "lr=interval(0.1, 1)"]
+    again = space_of(frozen, "tpe")  # read back without the params groups
+    assert again[0].dimension.values == ["adam", "sgd"]
