@@ -10,7 +10,8 @@ files), reported to the run's Optuna trial at that step, and the study's
 pruner says whether to stop. A run told to stop is stopped by the scheduler
 at that checkpoint and ends ``pruned``, its chain kept; its study tells Optuna
 it was pruned. A retried pruned run (``exq queue retry``: the user
-disagreed) is judged no more: its trial has ended.
+disagreed) is judged no more: its trial has ended. Runs on a Ray cluster
+are not judged.
 
 The pruners are Optuna's, with Optuna's defaults: ``median``
 (``MedianPruner``: no pruning before 5 trials completed), ``asha``
@@ -36,7 +37,8 @@ from exq.engine.run.callbacks import CheckpointEvent
 
 
 def make_pruner(optuna: Any, name: str) -> Any:
-    """Optuna's pruner for ``name`` (one of :data:`PRUNERS`)."""
+    """Optuna's pruner for ``name`` (one of
+    :data:`~exq.engine.experiments.study_spec.PRUNERS`)."""
     pruners = optuna.pruners
     if name == "median":
         return pruners.MedianPruner()
