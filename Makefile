@@ -52,7 +52,7 @@ $(VENV)/.lint-installed: $(VENV)/.installed requirements-lint.txt
 # (neither follows setuptools' package-dir), so they read a copy of the tree laid out so.
 TYPECHECK := build/typecheck
 
-lint: lint-tools
+lint: lint-tools optuna  # optuna: mypy reads its types
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/exq
