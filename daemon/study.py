@@ -126,8 +126,7 @@ class Studies:
     def _step(self, free_slots: int) -> int:
         queued = 0
         with StudyStore(self._config.db_path) as store:
-            waiting = sum(1 for r in store.list_runs([RunState.QUEUED]) if not r.after)
-            free = free_slots - waiting
+            free = free_slots - store.waiting_runs()
             for study in store.studies(active=True):
                 try:
                     added = self._step_study(store, study, max(free - queued, 0))
@@ -139,23 +138,25 @@ class Studies:
         return queued
 
     def _step_study(self, store: StudyStore, study: StudyRecord, free: int) -> int:
-        optuna = import_optuna()
-        loaded = self._load(study)
-        handle = self._optuna_study(study, loaded, seed_offset=0)
+        """Tell, then ask, for one study; Optuna is loaded only when there is
+        something to do. The study is done once every trial is queued and told."""
         trials = store.trials(study.id)
-        for trial in trials:
-            if trial.outcome is None and (trial.run is None or trial.run.state in FINAL):
-                self._tell(store, study, loaded, handle, trial)
+        ended = [t for t in trials if t.outcome is None and (t.run is None or t.run.state in FINAL)]
+        room = min(free, study.budget - study.queued)
         added = 0
-        while added < free and study.queued + added < study.budget:
-            if not self._queue_next(store, study, loaded, optuna):
-                break
-            added += 1
-        if study.queued + added >= study.budget:
-            trials = store.trials(study.id)
-            if all(t.outcome is not None for t in trials):
+        if ended or room > 0:
+            optuna = import_optuna()
+            loaded = self._load(study)
+            handle = self._optuna_study(study, loaded, seed_offset=0)
+            for trial in ended:
+                self._tell(store, study, loaded, handle, trial)
+            while added < room and self._queue_next(store, study, loaded, optuna):
+                added += 1
+        told = len(ended) + sum(1 for t in trials if t.outcome is not None)
+        if study.queued + added >= study.budget and told >= study.budget:
+            if all(t.outcome is not None for t in store.trials(study.id)):
                 store.end_study(study.id, STUDY_DONE)
-                self._log.info("study.done", study=study.name, trials=len(trials))
+                self._log.info("study.done", study=study.name, trials=study.budget)
         return added
 
     # -- asking ----------------------------------------------------------------

@@ -119,6 +119,9 @@ SQL_STUDY_BY_ID = f"SELECT {STUDY_COLUMNS} FROM studies WHERE id = ?"
 SQL_STUDY_BY_NAME = f"SELECT {STUDY_COLUMNS} FROM studies WHERE name = ? ORDER BY id DESC LIMIT 1"
 SQL_STUDIES = f"SELECT {STUDY_COLUMNS} FROM studies ORDER BY id"
 SQL_ACTIVE_STUDIES = f"SELECT {STUDY_COLUMNS} FROM studies WHERE state = 'active' ORDER BY id"
+# Queued runs that can start as soon as a slot frees (a study asks only for
+# the slots they leave).
+SQL_WAITING_RUNS = "SELECT COUNT(*) FROM runs WHERE state = 'queued' AND after_ids = '[]'"
 SQL_ANY_ACTIVE_STUDY = "SELECT 1 FROM studies WHERE state = 'active' LIMIT 1"
 # The study's count goes up only while it has budget left and for a trial
 # newer than the last one queued: the same trial can never be queued twice.
@@ -293,6 +296,10 @@ class StudyStore(SyncStore):
         except sqlite3.Error as exc:
             raise store_failure(self.db_path, exc) from exc
         return ids
+
+    def waiting_runs(self) -> int:
+        """How many queued runs wait for nothing but a slot."""
+        return int(self._read(SQL_WAITING_RUNS, ())[0][0])
 
     def told(self, study_id: int, trial: int, outcome: str, value: float | None) -> bool:
         """Record what Optuna was told of a trial; False if it was recorded before."""
