@@ -4,12 +4,14 @@ resolving what a user types (an experiment name, a branch, a tag, a sha).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from exq.engine.errors import ExperimentError, GitError, did_you_mean
 from exq.engine.git import Git, check_ref_component
 
 EXPS_PREFIX = "refs/exps/"
+_HEX40 = re.compile(r"[0-9a-f]{40}")
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ def parse_exp_ref(ref: str) -> tuple[str, str] | None:
     if len(parts) != 3 or len(parts[0]) != 2 or len(parts[1]) != 38:
         return None
     baseline = parts[0] + parts[1]
-    if any(c not in "0123456789abcdef" for c in baseline):
+    if not _HEX40.fullmatch(baseline):
         return None
     return baseline, parts[2]
 

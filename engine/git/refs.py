@@ -202,9 +202,14 @@ class Refs(Repository):
         """Every ref whose full name starts with ``prefix``, mapped to its commit sha."""
         out: dict[str, str] = {}
         for ref in self._repo.references.iterator():
-            if ref.name.startswith(prefix):
+            name = ref.name
+            if name.startswith(prefix):
+                target = ref.target
+                if isinstance(target, pygit2.Oid):  # a direct ref: no second lookup
+                    out[name] = str(target)
+                    continue
                 try:
-                    out[ref.name] = str(ref.resolve().target)
+                    out[name] = str(ref.resolve().target)
                 except pygit2.GitError:  # a dangling symbolic ref
                     continue
         return out
