@@ -155,14 +155,41 @@ def plots_diff(
     as_json: bool = typer.Option(
         False, "--json", help="Print the plots' data as JSON; write no page."
     ),
+    legend: str = typer.Option(
+        "rev",
+        "--legend",
+        help="Name each line by its revision (rev), or also by the params that differ "
+        "between the revisions drawn (params).",
+    ),
 ) -> None:
     """Draw plots of several revisions or experiments, a line per revision in each chart."""
     from exq.engine.plots.collect import resolve_revisions
 
+    if legend not in ("rev", "params"):
+        raise ConfigError(f"--legend: expected rev or params, got '{legend}'")
     git, collector = _collector()
     pairs = resolve_revisions(git, list(revisions or []), experiment=experiment)
     if not pairs:
         raise ConfigError("no revision to draw")
+    if legend == "params":
+        pairs = _params_labels(git, collector.root, pairs)
     repo_targets = _repo_targets(collector.root, targets)
     revs = collector.revisions(pairs, repo_targets or None)
     _output(revs, repo_targets, targets, out=out, open_page=open_page, as_json=as_json)
+
+
+def _params_labels(
+    git: Git | None, root: Path, pairs: list[tuple[str, str | None]]
+) -> list[tuple[str, str | None]]:
+    """The (label, sha) pairs relabelled with the params that differ between them."""
+    from exq.engine.experiments.collect import Collector
+    from exq.engine.plots.legend import params_legend
+    from exq.engine.run.project import open_project
+
+    collector = Collector(git, root, open_project().cache_dir)
+    params = {
+        label: (collector.workspace() if sha is None else collector.commit(sha)).params
+        for label, sha in pairs
+    }
+    labels = params_legend(params)
+    return [(labels[label], sha) for label, sha in pairs]

@@ -5,6 +5,7 @@ The runner (exq, or DVC 2) sets them; a script run by hand sees none of them.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 
@@ -21,7 +22,25 @@ EXQ_ROOT = "EXQ_ROOT"
 # total, read by `exq queue status` (never an output of the run).
 EXQ_PROGRESS_FILE = "EXQ_PROGRESS_FILE"
 
+# Set by exq for an experiment's stages: its name, and its -S edits as JSON.
+EXQ_EXP_NAME = "EXQ_EXP_NAME"
+EXQ_EXP_PARAMS = "EXQ_EXP_PARAMS"
+
 _TRUE = {"1", "true", "yes", "on", "y"}
+
+
+def experiment_heading(environ: Mapping[str, str] | None = None) -> tuple[str | None, list[str]]:
+    """The experiment a logger runs in (its name, its ``-S`` edits), as exq tells
+    its stages; (None, []) outside an experiment. A malformed list is no list."""
+    env = os.environ if environ is None else environ
+    name = env.get(EXQ_EXP_NAME) or None
+    try:
+        edits = json.loads(env.get(EXQ_EXP_PARAMS) or "[]")
+    except ValueError:
+        edits = []
+    if not isinstance(edits, list):
+        edits = []
+    return name, [str(edit) for edit in edits]
 
 
 def env_flag(name: str, environ: Mapping[str, str] | None = None) -> bool | None:

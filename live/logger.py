@@ -256,11 +256,14 @@ class Live:
         if not self._html:
             return
         started = time.monotonic()
+        experiment, edits = env.experiment_heading()
         page = render_report(
             self._dir.name,
             self.summary(),
             self._points,
             refresh_seconds=None if final else REFRESH_SECONDS,
+            experiment=experiment,
+            params=edits,
         )
         files.write_atomic(self.html_path, page)
         self._report_pace.ran(started)

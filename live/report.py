@@ -45,8 +45,13 @@ def render_report(
     series: Mapping[str, Sequence[Point]],
     *,
     refresh_seconds: int | None = None,
+    experiment: str | None = None,
+    params: Sequence[str] = (),
 ) -> str:
-    """The whole page: summary table first, then a chart for every metric."""
+    """The whole page: the experiment and its ``-S`` params (when it runs in one),
+    the summary table, then a chart for every metric."""
+    if experiment:
+        title = f"{experiment}: {title}"
     head = ['<meta charset="utf-8">', f"<title>{escape(title)}</title>"]
     if refresh_seconds:
         head.append(f'<meta http-equiv="refresh" content="{int(refresh_seconds)}">')
@@ -59,10 +64,18 @@ def render_report(
         + "\n".join(head)
         + "\n</head>\n<body>\n"
         + f"<h1>{escape(title)}</h1>\n"
+        + _experiment_html(experiment, params)
         + f'<p class="status">Updated {stamp} ({state}).</p>\n'
         + summary_table(summary)
         + f'\n<div class="charts">\n{charts}\n</div>\n</body>\n</html>\n'
     )
+
+
+def _experiment_html(experiment: str | None, params: Sequence[str]) -> str:
+    if not experiment:
+        return ""
+    edits = " ".join(f"<code>{escape(edit)}</code>" for edit in params) or "as committed"
+    return f'<p class="experiment">Experiment <b>{escape(experiment)}</b>; params: {edits}.</p>\n'
 
 
 def summary_table(summary: Mapping[str, Any]) -> str:

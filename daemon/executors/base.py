@@ -56,7 +56,7 @@ def run_env(
     """Extra variables for the run's stage commands (on top of the environment
     it was queued from); on this ``machine``, the GPUs it holds."""
     return {
-        **exp_env(run.name, run.baseline),
+        **exp_env(run.name, run.baseline, run.params),
         **config.extra_env,
         **(gpu_env(run.gpus_assigned, machine) if machine is not None else {}),
         "EXQ_RUN_ID": str(run.id),

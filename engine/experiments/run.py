@@ -18,8 +18,10 @@ the rules, :mod:`~exq.engine.experiments.chain_commit` for the commits).
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -84,11 +86,14 @@ class ExpRunResult:
     repro: ReproResult | None = None
 
 
-def exp_env(name: str, baseline: str) -> dict[str, str]:
-    """Variables for stage commands; DVC's names too, so DVC scripts work unchanged."""
+def exp_env(name: str, baseline: str, params: Sequence[str] = ()) -> dict[str, str]:
+    """Variables for stage commands; DVC's names too, so DVC scripts work unchanged.
+    ``EXQ_EXP_PARAMS``: the run's ``-S`` edits as a JSON list (exq.live's report
+    shows them beside the name)."""
     return {
         "EXQ_EXP_NAME": name,
         "EXQ_EXP_BASELINE_REV": baseline,
+        "EXQ_EXP_PARAMS": json.dumps(list(params)),
         "DVC_EXP_NAME": name,
         "DVC_EXP_BASELINE_REV": baseline,
     }
@@ -110,7 +115,7 @@ async def run_experiment(
         ref=exp_ref(prepared.baseline, name),
         changes=prepared.plan.changes,
     )
-    env = exp_env(name, prepared.baseline)
+    env = exp_env(name, prepared.baseline, options.set_params)
     if options.temp:
         folder = project.root / WORKTREES_DIR / f"{name}-{secrets.token_hex(4)}"
         run = SnapshotRun(

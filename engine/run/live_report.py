@@ -11,11 +11,13 @@ writes its report directly.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from exq.engine.spec.stage import Stage
 from exq.live import files
+from exq.live.env import experiment_heading
 from exq.live.layout import history_dirs
 from exq.live.report import render_report
 
@@ -23,18 +25,24 @@ SIGNAL = Path(".dvc") / "tmp" / "DVC_LIVE"
 REFRESH_SECONDS = 5
 
 
-def render_requested_report(root: Path, stage: Stage, *, final: bool) -> bool:
-    """Render the stage's live report if a logger touched ``DVC_LIVE``; True if it did."""
+def render_requested_report(
+    root: Path, stage: Stage, *, final: bool, env: Mapping[str, str] | None = None
+) -> bool:
+    """Render the stage's live report if a logger touched ``DVC_LIVE``; True if it did.
+    ``env``: the stage's environment (the experiment's name and params head the page)."""
     signal = root / SIGNAL
     live = stage.live
     if live is None or not live.html or not signal.exists():
         return False
     folder = root / stage.wdir / live.path
+    experiment, edits = experiment_heading(env)
     page = render_report(
         folder.name,
         _summary(folder),
         _history(folder),
         refresh_seconds=None if final else REFRESH_SECONDS,
+        experiment=experiment,
+        params=edits,
     )
     files.write_atomic(root / stage.wdir / live.html_path, page)
     signal.unlink(missing_ok=True)

@@ -219,8 +219,9 @@ class _StageRun:
         """A dvclive 0.x logger asked for its report (DVC 2 rendered it): render it."""
         if stage.live is not None:
             root = self.pipeline.root
+            env = self.env
             await anyio.to_thread.run_sync(
-                lambda: render_requested_report(root, stage, final=final)
+                lambda: render_requested_report(root, stage, final=final, env=env)
             )
 
     async def _write_lock(self, stage: Stage, entry: LockEntry) -> None:

@@ -106,6 +106,8 @@ def test_a_running_run_in_full(queue_env: QueueEnv, tmp_path: Path) -> None:
     def held() -> tuple[dict[str, Any], str] | None:
         shown, text = show(root, str(run_id))
         steps = shown["history"]["steps"].get("loss", [])
+        if len(shown["history"]["checkpoints"]) < 2:  # the row learns of it just after
+            return None
         return (
             (shown, text)
             if len(steps) == 2 and shown["last_lines"][-1:] == ["[train] holding"]
@@ -122,6 +124,8 @@ def test_a_running_run_in_full(queue_env: QueueEnv, tmp_path: Path) -> None:
     (report,) = shown["live_reports"]
     assert Path(report).is_file() and Path(report).is_relative_to(worktree)
     assert f"Live report:  {report}" in text
+    page = Path(report).read_text()  # the live report names the run and its -S edits
+    assert "<h1>held: logs</h1>" in page and "<code>hold=true</code>" in page
     assert shown["attempts"] == []  # the current attempt has not ended
     assert shown["history"]["steps"] == {"loss": [[0, 0.8], [1, 0.4]]}
     assert [p["step"] for p in shown["history"]["checkpoints"]] == [0, 1]
