@@ -142,3 +142,32 @@ def test_a_study_without_optuna_names_the_extra_and_queues_nothing(
     assert (code, out) == (1, "")
     assert err.count("\n") == 1 and "pip install 'exq[optuna]'" in err, err
     assert status(root)["studies"] == []
+
+
+def test_a_seeded_study_draws_the_same_points_whatever_the_timing(
+    queue_env: QueueEnv, tmp_path: Path
+) -> None:
+    """The sampler is seeded by --seed and the number of trials so far, so the
+    random sampler's points do not depend on when the daemon asks (nor on its
+    restarts); another seed draws others."""
+    drawn = {}
+    for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
+        root = make_study_project(tmp_path / name)
+        exq(
+            "exp", "run", "--queue", *SPACE, "--optimize", "scores.json:loss", "--minimize",
+            "--trials", "3", "--sampler", "random", "--seed", seed, "-n", name, cwd=root,
+        )  # fmt: skip
+        drawn[name] = root
+    exq("queue", "start", "-j", "2", cwd=tmp_path / "a")
+    points = {
+        name: wait_for(
+            lambda root=root, name=name: (
+                (s := sweep_status(root, name))["state"] == "done"
+                and [t["params"] for t in s["trials"]]
+            ),
+            f"study {name} to end",
+        )
+        for name, root in drawn.items()
+    }
+    assert points["a"] == points["b"]
+    assert points["a"] != points["c"]
