@@ -46,7 +46,7 @@ def queue_and_print(args: EnqueueRequest, *, as_json: bool = False) -> None:
     if args.optimize is None or fixed:
         print_queued(enqueue(args, warn=warn), as_json=as_json)
         return
-    study = queue_study(args)
+    study = queue_study(args, warn=warn)
     spec = study.spec
     direction = "maximize" if spec["maximize"] else "minimize"
     if as_json:

@@ -209,10 +209,12 @@ def queue_study(
     *,
     root: Path | None = None,
     ring: bool = True,
+    warn: Callable[[str], None] | None = None,
 ) -> StudyRecord:
     """Queue the study ``--optimize`` asks for: check it, snapshot the workspace,
     write the study's row; the daemon then queues its trials one by one
-    (:mod:`exq.daemon.study`). Raises ``ExqError``; nothing is queued then."""
+    (:mod:`exq.daemon.study`). Raises ``ExqError``; nothing is queued then.
+    ``warn`` hears of large untracked files going into the snapshot."""
     from exq.daemon.study_service import enqueue_study
 
     spec = study_of_request(request)
@@ -221,7 +223,15 @@ def queue_study(
     config = config or DaemonConfig.from_env()
     executor, options, after, env = _placement(request, config)
     record = enqueue_study(
-        request, spec, config, options=options, executor=executor, after=after, env=env, root=root
+        request,
+        spec,
+        config,
+        options=options,
+        executor=executor,
+        after=after,
+        env=env,
+        root=root,
+        warn=warn,
     )
     if ring:
         wake(config)

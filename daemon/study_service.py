@@ -49,6 +49,7 @@ def enqueue_study(
     after: list[int],
     env: dict[str, str],
     root: Path | None,
+    warn: Callable[[str], None] | None = None,
 ) -> StudyRecord:
     """Check a study's space and pipeline, snapshot the workspace, write the
     study's row; raises ``ExqError`` with nothing written. The caller rings
@@ -68,6 +69,9 @@ def enqueue_study(
     if spec.sampler == "grid":
         check_grid(space, spec.trials)
     git = Git.open(project.root)
+    from exq.daemon.service import check_untracked
+
+    check_untracked(git.untracked_files(), force=request.force, warn=warn)
     names = (
         [] if request.name is None else [f"{request.name}-{k}" for k in range(1, spec.trials + 1)]
     )
