@@ -116,14 +116,17 @@ class HashState:
 
     @staticmethod
     def _init_schema(conn: sqlite3.Connection) -> None:
-        conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
-            conn.execute("DROP TABLE IF EXISTS hashes")
-        conn.execute(_SCHEMA)
-        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        conn.commit()
+        # Only a new or outdated file is written here: a command that only reads
+        # hashes (status) then writes nothing, and its close has no WAL to checkpoint.
+        if version != SCHEMA_VERSION:
+            conn.execute("PRAGMA journal_mode=WAL")  # kept in the file from now on
+            if version != 0:
+                conn.execute("DROP TABLE IF EXISTS hashes")
+            conn.execute(_SCHEMA)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.commit()
         # Touch the table so a corrupt file fails here, not in the middle of a run.
         conn.execute("SELECT count(*) FROM hashes WHERE path = ''").fetchone()
 

@@ -106,3 +106,23 @@ def test_threads_may_share_one_state(tmp_path: Path) -> None:
     assert errors == []
     with HashState(tmp_path) as state:
         assert state.get(files[123], os.stat(files[123])) == HashInfo(f"{123:032d}", 3)
+
+
+def test_reading_hashes_writes_nothing(tmp_path: Path) -> None:
+    # status only reads: no write transaction, so closing has no WAL to checkpoint
+    f = tmp_path / "f"
+    f.write_text("abc")
+    info = HashInfo("900150983cd24fb0d6963f7d28e17f72", 3)
+    with HashState(tmp_path) as state:
+        state.put(f, os.stat(f), info)
+    db = tmp_path / STATE_RELPATH
+    keeper = sqlite3.connect(db)  # held open: the WAL outlives the others' closes
+    try:
+        keeper.execute("SELECT count(*) FROM hashes").fetchone()
+        wal = db.with_name(db.name + "-wal")
+        before = wal.stat().st_size if wal.exists() else 0
+        with HashState(tmp_path) as reader:
+            assert reader.get(f, os.stat(f)) == info
+        assert (wal.stat().st_size if wal.exists() else 0) == before
+    finally:
+        keeper.close()
