@@ -18,8 +18,9 @@ def study_text(status: StudyStatus, width: int | None, *, trials: bool) -> str:
         f" {data['queued']} queued, {data['pruned']} pruned, {data['failed']} failed,"
         f" {data['to_ask']} to ask",
     ]
-    if data["error"]:
-        lines.append(f"  error: {data['error']}")
+    if data["error"]:  # why it failed, or that it was stopped
+        label = "error" if data["state"] == "failed" else "note"
+        lines.append(f"  {label}: {data['error']}")
     best = status.best
     if best is not None:
         lines.append(

@@ -180,6 +180,33 @@ def enqueue_fixed_study(
     return ids
 
 
+@dataclass(frozen=True)
+class Stopped:
+    """What ``sweep stop`` did: the study, and its queued trials' runs cancelled."""
+
+    study: StudyRecord
+    cancelled: list[int]
+
+
+def stop_study(config: DaemonConfig, key: str) -> Stopped:
+    """Ask no more trials of a study and cancel its queued trials' runs (running
+    ones go on: ``queue kill`` stops them); Optuna hears of each as failed and the
+    study ends once its last run does. Raises ``ExperimentError`` for an unknown
+    study or one that is no longer under way."""
+    from exq.daemon.service import kill
+
+    (status,) = study_status(config, key)
+    study = status.study
+    note = f"stopped by 'exq sweep stop' after {study.queued} of {study.budget} trials"
+    with StudyStore(config.db_path) as store:
+        if not store.stop_study(study.id, note):
+            raise ExperimentError(f"study '{study.name}' is {study.state}: nothing to stop")
+    queued = [str(t.run_id) for t in status.trials if t.state == RunState.QUEUED.value]
+    cancelled = kill(config, queued, force=False) if queued else None
+    done = [] if cancelled is None else cancelled.cancelled + cancelled.signalled
+    return Stopped(study, sorted(done))
+
+
 def check_grid(space: list[Any], trials: int) -> None:
     """The grid sampler runs each point once: refuse more trials than points."""
     size = 1

@@ -141,7 +141,11 @@ SQL_TRIAL_OF_RUN = (
 SQL_TRIAL_TOLD = (
     "UPDATE trials SET outcome = ?, value = ? WHERE study_id = ? AND trial = ? AND outcome IS NULL"
 )
-SQL_STUDY_END = "UPDATE studies SET state = ?, error = ? WHERE id = ? AND state = 'active'"
+# Stopping a study: no more trials are asked (its budget is what it queued).
+SQL_STUDY_STOP = "UPDATE studies SET budget = queued, error = ? WHERE id = ? AND state = 'active'"
+SQL_STUDY_END = (
+    "UPDATE studies SET state = ?, error = COALESCE(?, error) WHERE id = ? AND state = 'active'"
+)
 # The sweep of each run of a repository (a study's trial, a grid's or a random
 # search's point) by its baseline and name, as exp show finds its experiments.
 SQL_RUN_SWEEPS = (
@@ -304,6 +308,10 @@ class StudyStore(SyncStore):
     def told(self, study_id: int, trial: int, outcome: str, value: float | None) -> bool:
         """Record what Optuna was told of a trial; False if it was recorded before."""
         return self._write(SQL_TRIAL_TOLD, (outcome, value, study_id, trial))
+
+    def stop_study(self, study_id: int, note: str) -> bool:
+        """Ask no more trials of an active study; False if it is not active."""
+        return self._write(SQL_STUDY_STOP, (note, study_id))
 
     def end_study(self, study_id: int, state: str, error: str | None = None) -> bool:
         return self._write(SQL_STUDY_END, (state, error, study_id))

@@ -17,6 +17,8 @@ stage; the CLI prints it without a traceback and exits with ``exit_code``.
     ├── GitError               the git repository is missing or in a bad state
     │   └── ObjectsVanished    objects exq just wrote are gone (a concurrent git gc --prune=now)
     ├── ExperimentError        an experiment name is invalid, clashes or is unknown
+    │   └── MetricMissing      a study's run ended without the metric it optimizes
+    │                          (exq.engine.experiments.study_spec)
     ├── PlotsError             a plots file is unreadable or a plots target is missing
     ├── RemoteError            a data remote is unknown, unreachable or refuses a transfer
     │                          (exq.engine.data.remote)

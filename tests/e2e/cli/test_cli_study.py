@@ -171,3 +171,28 @@ def test_a_seeded_study_draws_the_same_points_whatever_the_timing(
     }
     assert points["a"] == points["b"]
     assert points["a"] != points["c"]
+
+
+def test_sweep_stop_asks_no_more_trials_and_lets_the_running_one_end(
+    queue_env: QueueEnv, tmp_path: Path
+) -> None:
+    root = make_study_project(tmp_path / "repo")
+    exq(
+        "exp", "run", "--queue", *SPACE, *OPT[:-1], "6", "-n", "st", cwd=root,
+        env={"SLOW": "1"},  # each trial waits for the file 'go'
+    )  # fmt: skip
+    exq("queue", "start", "-j", "1", cwd=root)
+    wait_for(lambda: sweep_status(root, "st")["running"] == 1, "the first trial to run")
+    _, out, _ = exq("sweep", "stop", "st", cwd=root)
+    assert out == "Stopped study 'st' after 1 of 6 trials.\n"
+    (queue_env.shared / "go").write_text("")
+    study = wait_for(
+        lambda: (s := sweep_status(root, "st"))["state"] == "done" and s, "the study to end"
+    )
+    assert (study["budget"], study["done"], study["to_ask"]) == (1, 1, 0)
+    assert "after 1 of 6 trials" in study["error"]
+    assert [r["name"] for r in status(root)["runs"]] == ["st-1"]
+    code, _, err = exq("sweep", "stop", "st", cwd=root, check=False)
+    assert code == 1 and "study 'st' is done: nothing to stop" in err
+    code, _, err = exq("sweep", "stop", "nope", cwd=root, check=False)
+    assert code == 1 and err.count("\n") == 1 and "no study 'nope'" in err
