@@ -1,17 +1,19 @@
-"""``exq exp run --queue``: queue experiments, fast.
+"""``exq exp run --queue``: queue experiments, fast; and plain ``exp run`` calls.
 
 Used twice: by the typer command in ``exp_run_cmd`` and, to answer in about
 0.1 s, straight from ``main()`` before typer and rich are imported
-(:func:`fast_enqueue`). So this module imports neither at load time, and
+(:func:`fast_exp_run`). So this module imports neither at load time, and
 nothing heavier than the queue service, whose :func:`exq.daemon.service.enqueue`
-does the queueing (it works when no daemon runs).
+does the queueing (it works when no daemon runs). The same parse of ``exp
+run``'s arguments hands a plain run in the workspace to
+:func:`exq.cli.exp_run_workspace.run_in_workspace`, as the typer command does.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from exq.daemon.service import EnqueueRequest, enqueue, queue_study
@@ -23,6 +25,9 @@ class QueueCall:
 
     request: EnqueueRequest = field(default_factory=EnqueueRequest)
     as_json: bool = False  # --json: what was queued as JSON on stdout
+    queue: bool = False  # --queue; else a run in the workspace
+    temp: bool = False  # --temp: a run in the workspace, in a temporary worktree
+    reset: bool = False  # --reset: a run in the workspace, checkpoints from scratch
 
 
 def warn(message: str) -> None:
@@ -68,24 +73,66 @@ def queue_and_print(args: EnqueueRequest, *, as_json: bool = False) -> None:
     print(f"Follow it with 'exq sweep status {study.name}'.")
 
 
-def fast_enqueue(argv: Sequence[str]) -> int | None:
-    """Handle ``exp run ARGS`` when ARGS hold ``--queue``; None to leave it to typer.
+def fast_exp_run(argv: Sequence[str]) -> int | None:
+    """Handle ``exp run ARGS``: queue (``--queue``) or run in the workspace; None
+    to leave it to typer.
 
     Only the plain forms are parsed here; anything else (``--help``, an option
-    this parser does not know, ``--run-all``) goes to the typer command, which
-    gives the same result and the usual messages.
+    this parser does not know, ``--run-all``, options that do not go together)
+    goes to the typer command, which gives the same result and the usual messages.
     """
-    call = parse_queue_args(argv)
+    call = parse_run_args(argv)
     if call is None:
         return None
+    if call.queue:
+        if call.temp or call.reset:
+            return None
+        return _reporting_errors(lambda: queue_and_print(call.request, as_json=call.as_json))
+    if call.as_json or call.request != _workspace_request(call.request):
+        return None  # options of queued runs without --queue: typer words the error
+    from exq.cli.exp_run_workspace import run_in_workspace
+
+    args = call.request
+    return _reporting_errors(
+        lambda: run_in_workspace(
+            args.targets,
+            args.set_params,
+            args.name,
+            temp=call.temp,
+            force=args.force,
+            reset=call.reset,
+            jobs=args.stage_jobs or 0,
+        )
+    )
+
+
+def _workspace_request(args: EnqueueRequest) -> EnqueueRequest:
+    """``args`` with only what a run in the workspace takes (the rest as by default)."""
+    return EnqueueRequest(
+        targets=args.targets,
+        set_params=args.set_params,
+        name=args.name,
+        force=args.force,
+        stage_jobs=args.stage_jobs,
+    )
+
+
+def _reporting_errors(run: Callable[[], None]) -> int:
+    """``run()``'s exit status, its user errors printed as one line (as typer's commands do)."""
     from exq.cli.messages import error_line
-    from exq.engine.errors import ExqError
+    from exq.engine.errors import ExqError, user_error_of
 
     try:
-        queue_and_print(call.request, as_json=call.as_json)
+        run()
     except ExqError as exc:
         print(error_line(str(exc)), file=sys.stderr)
         return exc.exit_code
+    except (ExceptionGroup, OSError) as exc:  # a task group's errors, a full disk
+        error = user_error_of(exc)
+        if error is None:
+            raise
+        print(error_line(str(error)), file=sys.stderr)
+        return error.exit_code
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
@@ -122,15 +169,23 @@ FLAGS = {
     "--maximize": "maximize",
     "--minimize": "minimize",
     "--json": "as_json",
+    "--temp": "temp",
+    "--reset": "reset",
 }
 
 
 def parse_queue_args(argv: Sequence[str]) -> QueueCall | None:
     """The ``exp run`` arguments as a :class:`QueueCall`, or None if not a plain
     ``--queue`` call. Pure."""
+    call = parse_run_args(argv)
+    return call if call is not None and call.queue and not (call.temp or call.reset) else None
+
+
+def parse_run_args(argv: Sequence[str]) -> QueueCall | None:
+    """The ``exp run`` arguments as a :class:`QueueCall`, or None if this parser
+    leaves them to typer (an option it does not know, a value typer must word). Pure."""
     call = QueueCall()
     args = call.request
-    queue = False
     rest = list(argv)
     while rest:
         word = rest.pop(0)
@@ -142,7 +197,9 @@ def parse_queue_args(argv: Sequence[str]) -> QueueCall | None:
             continue
         option, value = _split(word)
         if option in FLAGS and value is None:
-            queue |= FLAGS[option] == "queue"
+            call.queue |= FLAGS[option] == "queue"
+            call.temp |= FLAGS[option] == "temp"
+            call.reset |= FLAGS[option] == "reset"
             args.force |= FLAGS[option] == "force"
             args.maximize |= FLAGS[option] == "maximize"
             args.minimize |= FLAGS[option] == "minimize"
@@ -156,7 +213,7 @@ def parse_queue_args(argv: Sequence[str]) -> QueueCall | None:
             value = rest.pop(0)
         if not _store(args, VALUE_OPTIONS[option], value):
             return None
-    return call if queue else None
+    return call
 
 
 def _split(word: str) -> tuple[str, str | None]:

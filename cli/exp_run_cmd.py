@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import typer
 
 from exq.cli.completion import complete_stages
 from exq.cli.main import exp_app, fail, handle_errors
-from exq.cli.signals import run_until_stopped
 
 
 @exp_app.command("run")
@@ -142,34 +140,17 @@ def exp_run(
             as_json=as_json,
         )
         return
-    # Imported here: pygit2 and the params editors are not needed by other commands.
-    from exq.engine.experiments.queue_snapshot import refuse_sweep
-    from exq.engine.experiments.run import ExpRunOptions, run_experiment
-    from exq.engine.run.project import open_project
-    from exq.engine.run.runner import stdout_sink
+    from exq.cli.exp_run_workspace import run_in_workspace
 
-    refuse_sweep(set_param)
-    project = open_project()
-    options = ExpRunOptions(
-        targets=targets or [],
-        set_params=set_param,
-        name=name,
+    run_in_workspace(
+        targets or [],
+        set_param,
+        name,
         temp=temp,
         force=force,
-        stage_jobs=jobs or os.cpu_count() or 1,
         reset=reset,
+        jobs=jobs,
     )
-    prefixed = options.stage_jobs > 1
-    result = run_until_stopped(lambda: run_experiment(project, options, stdout_sink(prefixed)))
-    if result.repro is not None and result.repro.failed is not None:
-        raise result.repro.failed
-    typer.echo("")
-    typer.echo(f"Reproduced experiment(s): {result.name}")
-    if temp:
-        typer.echo("To apply the results of an experiment to your workspace run:\n")
-        typer.echo(f"\texq exp apply {result.name}")
-    else:
-        typer.echo("Experiment results have been applied to your workspace.")
 
 
 def _queue_and_run_all(

@@ -4,8 +4,8 @@ The app and its sub-apps live in :mod:`exq.cli.app`; this module is the
 console-script entry point. It imports typer only when needed: ``exq
 --version`` prints the version before anything else is imported, a help
 page comes from the pages :mod:`exq.cli.help_render` stores, and ``exq exp
-run --queue`` must answer in about 0.1 s, so :func:`main` hands a plain queue
-call to :func:`exq.cli.exp_queue.fast_enqueue` before typer, rich and
+run --queue`` must answer in about 0.1 s, so :func:`main` hands a plain ``exp
+run`` call (queued or not) to :func:`exq.cli.exp_queue.fast_exp_run` before typer, rich and
 the command modules are imported (anything it does not recognise goes the
 usual way). Names of :mod:`exq.cli.app` (``app``, ``exp_app``, ``fail``,
 ``handle_errors``, ...) can still be imported from here.
@@ -81,10 +81,10 @@ def main() -> None:
     if page is not None:
         sys.stdout.write(page[0])
         sys.exit(page[1])
-    if argv[:2] == ["exp", "run"] and "--queue" in argv:
-        from exq.cli.exp_queue import fast_enqueue
+    if argv[:2] == ["exp", "run"]:
+        from exq.cli.exp_queue import fast_exp_run
 
-        code = fast_enqueue(argv[2:])
+        code = fast_exp_run(argv[2:])
         if code is not None:
             sys.exit(code)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from exq.cli.exp_queue import parse_queue_args
+from exq.cli.exp_queue import parse_queue_args, parse_run_args
 from exq.cli.queue_view import (
     daemon_json,
     daemon_line,
@@ -333,3 +333,27 @@ def test_short_repo(repo: str, home: Path, shown: str) -> None:
 )
 def test_progress_line(record: RunRecord, line: str) -> None:
     assert progress_line(record) == line
+
+
+@pytest.mark.parametrize(
+    ("argv", "temp", "reset"),
+    [
+        ([], False, False),
+        (["-S", "a=1", "-n", "x", "-f", "-j", "2", "train"], False, False),
+        (["--temp"], True, False),
+        (["--reset", "-S", "a=1"], False, True),
+    ],
+)
+def test_fast_path_parses_runs_in_the_workspace(argv: list[str], temp: bool, reset: bool) -> None:
+    call = parse_run_args(argv)
+    assert call is not None and not call.queue
+    assert (call.temp, call.reset) == (temp, reset)
+    assert parse_queue_args(argv) is None  # not a queue call
+
+
+def test_fast_path_reads_a_workspace_run_as_exp_run_does() -> None:
+    call = parse_run_args(["-S", "a=1", "-n", "x", "-f", "-j", "2", "train"])
+    assert call is not None
+    assert call.request == EnqueueRequest(
+        targets=["train"], set_params=["a=1"], name="x", force=True, stage_jobs=2
+    )
