@@ -1,5 +1,5 @@
-"""The fast ``exp run --queue`` path parses its options itself (before typer is
-imported): each one it knows must be an option of ``exp run`` with the same
+"""The fast ``exp run`` path (queued or in the workspace) parses its options itself
+(before typer is imported): each one it knows must be an option of ``exp run`` with the same
 spellings, the same arity and the same meaning."""
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ MEANING = {
     "force": "force",
     "queue": "queue",
     "as_json": "as_json",
+    "temp": "temp",
+    "reset": "reset",
 }
 
 
