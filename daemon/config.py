@@ -19,12 +19,14 @@ Settings come from the environment, over the user's config file
     [ray]
     address = "http://head.example:8265"    # the Ray Jobs API (dashboard) address
     python = "python"                       # the Python of the cluster's nodes
+    remote = "store"                        # the project's DVC remote runs' data goes
+                                            #   through (else its default remote, if any)
     [notify]
     command = "notify-me.sh"                # run at each run's end and when the
     on = ["failed", "queue-drained"]        #   queue drains (see exq.daemon.notify)
 
 ``EXQ_EXECUTOR``, ``EXQ_RAY_ADDRESS`` (else Ray's own ``RAY_ADDRESS``) and
-``EXQ_RAY_PYTHON`` override the file; ``exq queue start --executor ray
+``EXQ_RAY_PYTHON``, ``EXQ_RAY_REMOTE`` override the file; ``exq queue start --executor ray
 --address ADDR`` overrides both. ``EXQ_GPUS=0,1`` overrides ``[resources] gpus``.
 """
 
@@ -67,6 +69,7 @@ class DaemonConfig:
     executor: str = "local"  # for runs that did not choose one
     ray_address: str = DEFAULT_RAY_ADDRESS
     ray_python: str = "python"
+    ray_remote: str | None = None  # [ray] remote: a DVC remote's name, else the default one
     queue_jobs: int | None = None  # [queue] jobs
     queue_defaults: dict[str, Any] = field(default_factory=dict)  # [queue] gpus, timeout...
     # [resources] of the file, with EXQ_GPUS over its gpus; what is not set is
@@ -96,6 +99,7 @@ class DaemonConfig:
                 strict=False,
             ),
             ray_python=env.get("EXQ_RAY_PYTHON") or ray.get("python") or "python",
+            ray_remote=env.get("EXQ_RAY_REMOTE") or _name(ray.get("remote"), config_path(env)),
             queue_jobs=_jobs(queue.get("jobs"), config_path(env)),
             queue_defaults={k: queue[k] for k in QUEUE_DEFAULTS if k in queue},
             resources=resources,
@@ -197,6 +201,12 @@ def read_config_file(path: Path) -> dict[str, Any]:
         if not isinstance(data.get(table, {}), dict):
             raise ConfigError(f"{path}: '{table}' must be a table")
     return data
+
+
+def _name(value: Any, path: Path) -> str | None:
+    if value is None or isinstance(value, str):
+        return value or None
+    raise ConfigError(f"{path}: [ray] remote must be a remote's name, a string")
 
 
 def _jobs(value: Any, path: Path) -> int | None:

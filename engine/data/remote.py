@@ -20,7 +20,7 @@ from typing import Any
 
 from exq.engine.data import progress
 from exq.engine.data.cache import Cache
-from exq.engine.data.hashing import file_md5
+from exq.engine.data.hashing import file_md5, parse_dir_listing
 from exq.engine.data.remote_config import Remote
 from exq.engine.errors import ConfigError, ExqError
 
@@ -28,6 +28,12 @@ from exq.engine.errors import ConfigError, ExqError
 EXTRAS = {"s3": ("s3fs", "s3"), "gs": ("gcsfs", "gs"), "azure": ("adlfs", "azure")}
 EXTRAS |= {"ssh": ("sshfs", "ssh"), "http": ("aiohttp", "http"), "https": ("aiohttp", "http")}
 READ_ONLY = 0o444
+DIR_SUFFIX = ".dir"
+
+
+def default_jobs() -> int:
+    """Transfers at once when not told: they wait on the network, not the CPU."""
+    return 4 * (os.cpu_count() or 1)
 
 
 class RemoteError(ExqError):
@@ -252,3 +258,42 @@ def fetch(storage: Storage, cache: Cache, names: dict[str, int], jobs: int) -> i
     with progress.task(f"fetch from {storage.remote.name}", len(names), total) as task:
         _run(jobs, names, get)
     return len(names)
+
+
+def send_missing(
+    storage: Storage, cache: Cache, names: Iterable[str], on_remote: dict[str, int], jobs: int
+) -> list[str]:
+    """Push those of ``names`` the cache holds and the remote (as ``on_remote``, its
+    listing, says) lacks; ``on_remote`` learns them. The names pushed."""
+    send = sorted(n for n in set(names) if n not in on_remote and cache.obj_path(n).is_file())
+    push(storage, cache, send, jobs)
+    on_remote.update((n, os.path.getsize(cache.obj_path(n))) for n in send)
+    return send
+
+
+def fetch_missing(
+    storage: Storage, cache: Cache, names: Iterable[str], on_remote: dict[str, int], jobs: int
+) -> list[str]:
+    """Fetch those of ``names`` the cache lacks and the remote holds, then the
+    files their ``.dir`` listings name; the names fetched."""
+    wanted = set(names)
+    got = _fetch_absent(storage, cache, wanted, on_remote, jobs)
+    listed: set[str] = set()
+    for name in wanted:
+        if name.endswith(DIR_SUFFIX) and cache.obj_path(name).is_file():
+            try:
+                listed.update(
+                    md5 for _, md5 in parse_dir_listing(cache.obj_path(name).read_bytes())
+                )
+            except ValueError:
+                continue  # not a listing: its folder's stage runs again
+    return got + _fetch_absent(storage, cache, listed - wanted, on_remote, jobs)
+
+
+def _fetch_absent(
+    storage: Storage, cache: Cache, names: set[str], on_remote: dict[str, int], jobs: int
+) -> list[str]:
+    absent = {n: on_remote[n] for n in sorted(names) if n in on_remote}
+    absent = {n: size for n, size in absent.items() if not cache.obj_path(n).is_file()}
+    fetch(storage, cache, absent, jobs)
+    return list(absent)

@@ -16,7 +16,12 @@ as the entrypoint's resources. The daemon follows the job's output: plain
 lines go to the run's log (``exq queue logs -f`` shows them as they come) and
 frames carry packs back (:mod:`exq.daemon.executors.ray.shipment`), which the
 :class:`~exq.daemon.executors.ray.remote.Importer` applies as they arrive, so each
-checkpoint lands in the repository and in the queue at once. How far the log
+checkpoint lands in the repository and in the queue at once. With a data
+remote (:func:`~exq.daemon.executors.ray.remote.run_remote`) the packs hold git
+objects only, the cache objects going through the remote; when the run lands,
+the daemon fetches the outputs its experiment commit names into the cache, so
+``exp apply`` needs no remote (checkpoints before the last stay there until
+asked for). How far the log
 was read is kept beside it (``<log>.offset``), so a restarted daemon neither
 writes the output twice nor misses a pack.
 """
@@ -37,12 +42,21 @@ import anyio
 
 from exq.daemon.config import DaemonConfig, job_offset
 from exq.daemon.executors.base import ExecResult, RunHooks, pending_location
-from exq.daemon.executors.ray.remote import Applied, Importer, worker_entrypoint, write_payload
+from exq.daemon.executors.ray.remote import (
+    Applied,
+    Importer,
+    run_remote,
+    worker_entrypoint,
+    write_payload,
+)
 from exq.daemon.executors.ray.shipment import FrameReader, ShipmentError
 from exq.daemon.states import Outcome, remote_end
 from exq.daemon.store import RunRecord
+from exq.engine.data.remote import default_jobs
 from exq.engine.errors import ExqError
+from exq.engine.experiments import sync_cache
 from exq.engine.experiments.refs import exp_ref
+from exq.engine.git import Git
 from exq.engine.run.callbacks import CheckpointEvent
 from exq.engine.run.project import open_project
 from exq.engine.run.runner import OutputSink
@@ -119,6 +133,7 @@ class RayExecutor:
             note = OutputSink(stream=stream).note
             job: RayJob | None = None
             try:
+                remote = run_remote(open_project(Path(run.repo)), self._config)
                 client = await self._connect(patient=hooks.adopted)
                 known = await self._lookup(client, job_id, patient=hooks.adopted)
                 self._reached = True
@@ -142,6 +157,7 @@ class RayExecutor:
                     stream,
                     job_offset(log_path, job_id),
                     self._config.ray_address,
+                    None if remote is None else remote.name,
                 )
                 return await follower.follow(self._log)
             except RayUnreachable as exc:
@@ -227,6 +243,7 @@ class Follower:
     stream: IO[bytes]
     offset_path: Path
     address: str
+    remote: str | None = None  # the data remote the run's cache objects go through
     result: dict[str, Any] | None = None
     located: bool = False
     unstarted: bool = False  # stopped while still waiting for its resources
@@ -416,6 +433,7 @@ class Follower:
     async def _applied(self, applied: Applied) -> None:
         meta = applied.meta
         if applied.kind == "result":
+            await self._land(meta)
             self.result = meta
         elif applied.moved and self.hooks.callbacks.on_checkpoint is not None:
             await self.hooks.callbacks.on_checkpoint(
@@ -427,6 +445,31 @@ class Follower:
                     step=meta.get("step"),
                 )
             )
+
+    async def _land(self, meta: dict[str, Any]) -> None:
+        """Fetch from the data remote the outputs of the commit the run ends at (its
+        result, or for a failed run its last checkpoint), so the repository holds
+        them as after a local run. One that cannot be fetched stays on the remote,
+        where ``exq exp pull``/``exq pull`` find it: the run's outcome stands."""
+        if self.remote is None or meta.get("outcome") not in ("success", "failed"):
+            return
+        project = self.importer.project
+        git = Git.open(project.root)
+        sha = meta.get("sha") or git.get_ref(self.importer.ref)
+        if not sha:
+            return
+        note = OutputSink(stream=self.stream).note
+        try:
+            moved = await anyio.to_thread.run_sync(
+                lambda: sync_cache.pull(project, git, [sha], self.remote, default_jobs())
+            )
+        except ExqError as exc:
+            note(f"exq: warning: its outputs stay on remote '{self.remote}': {exc}")
+            return
+        if moved.done:
+            note(f"exq: fetched {moved.done} object(s) of its outputs from remote '{self.remote}'")
+        for rel in moved.missing:
+            note(f"exq: warning: '{rel}' is on neither remote '{self.remote}' nor in the cache")
 
     async def _locate(self) -> None:
         info = await anyio.to_thread.run_sync(job_info, self.job.client, self.job.job_id)

@@ -7,6 +7,14 @@ with its ``-S`` edits, or the checkpoint it resumes), the baseline commit
 (without history), and the cache objects named in that commit's ``dvc.lock``
 and ``.dvc`` files. Never the user's folder.
 
+With a data remote (:func:`run_remote`: ``[ray] remote``, else the project's
+default DVC remote) the cache objects travel through the remote instead: the
+daemon pushes the inputs the remote lacks, the pack holds git objects only,
+and the job names the objects the worker pulls (``inputs``) and the remote it
+pulls them from and pushes its outputs to. A job's size no longer grows with
+its data, so Ray's limit on a job's files (:data:`RAY_PACKAGE_LIMIT`) no
+longer bounds it.
+
 :class:`Importer` takes the packs the worker sends back: it writes their git
 objects and cache files into the repository and its cache, then moves the
 experiment ref with a compare-and-set, exactly as a local run would have. It
@@ -39,6 +47,9 @@ from exq.daemon.executors.ray.shipment import (
 )
 from exq.daemon.store import RunRecord
 from exq.engine import yaml12
+from exq.engine.data import remote as storage_mod
+from exq.engine.data.cache import Cache
+from exq.engine.data.remote_config import Remote, default_name, get_remote
 from exq.engine.errors import ExperimentError, ExqError
 from exq.engine.experiments.queue_snapshot import replaces_experiment
 from exq.engine.experiments.refs import exp_ref, expected_tip
@@ -53,7 +64,7 @@ JOB_FILE = "job.json"
 RAY_PACKAGE_LIMIT = 100 * 1024 * 1024
 PAYLOAD_LIMIT = RAY_PACKAGE_LIMIT - 512 * 1024
 PACK_FILE = "pack.bin"
-JOB_VERSION = 1
+JOB_VERSION = 2  # 2: a job may name a data remote and its inputs there
 WORKER_MODULE = "exq.daemon.executors.ray.worker"
 
 
@@ -77,11 +88,12 @@ def write_payload(
     objects = git.export_objects(dict.fromkeys(shas), set())
     objects_dir = _objects_dir(project)
     wanted = needed_cache(git, start, objects_dir)
+    remote = run_remote(project, config)
     cache = [
         (name, path)
         for name in sorted(wanted)
-        if (path := object_path(objects_dir, name)).is_file()  # else its stage runs again
-    ]
+        if remote is None and (path := object_path(objects_dir, name)).is_file()
+    ]  # what neither the cache nor the remote holds: its stage runs again
     job = {
         "version": JOB_VERSION,
         "run_id": run.id,
@@ -97,6 +109,10 @@ def write_payload(
         "identity": list(git.signature()),
         "prefix": git.prefix_of(project.root),
     }
+    if remote is not None:
+        send_inputs(project, remote, wanted)
+        job["remote"] = {"name": remote.name, "url": remote.url, "options": remote.options}
+        job["inputs"] = sorted(wanted)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / JOB_FILE).write_text(json.dumps(job, indent=1))
     try:
@@ -104,6 +120,21 @@ def write_payload(
             return write_pack(_Capped(out, PAYLOAD_LIMIT), {"kind": "inputs"}, objects, list(cache))
     except _OverLimit:
         raise PayloadTooBig(_largest(objects, cache, wanted.paths)) from None
+
+
+def run_remote(project: Project, config: DaemonConfig) -> Remote | None:
+    """The DVC remote a Ray run's data goes through: ``[ray] remote``, else the
+    project's default remote; None: it goes inside the job."""
+    name = config.ray_remote or default_name(project.dvc_dir)
+    return get_remote(project.dvc_dir, name) if name else None
+
+
+def send_inputs(project: Project, remote: Remote, names: set[str]) -> list[str]:
+    """Push those of a run's inputs the remote lacks (one listing); the names pushed."""
+    storage = storage_mod.open_storage(remote)
+    cache = Cache(project.cache_dir, project.link_types)
+    on_remote = storage_mod.listing(storage)
+    return storage_mod.send_missing(storage, cache, names, on_remote, storage_mod.default_jobs())
 
 
 class PayloadTooBig(ExqError):

@@ -11,7 +11,10 @@ experiment there with the engine, exactly as the daemon runs one locally
 checkpoint run that resumes). After each checkpoint and at the end it prints
 a pack of what is new (commits, trees, blobs, cache objects) as frames among
 the run's output (:mod:`exq.daemon.executors.ray.shipment`), so a lost machine loses at most
-the steps since the last checkpoint.
+the steps since the last checkpoint. A job that names a data remote pulls its
+inputs from it first, and pushes its new cache objects there before each pack
+(which then holds git objects only): a pack names only objects the remote holds
+whole, since a worker killed mid-push never prints the pack.
 
 SIGTERM or SIGINT (the cluster stopping the job) sends SIGINT to the stages,
 and so does the death of the job's supervisor (its cluster went away: a
@@ -48,6 +51,9 @@ from exq.daemon.executors.ray.shipment import (
     write_cache,
     write_pack,
 )
+from exq.engine.data import remote as storage_mod
+from exq.engine.data.cache import Cache
+from exq.engine.data.remote_config import Remote
 from exq.engine.errors import ExqError
 from exq.engine.experiments.run import ExpRunResult, SnapshotRun, resume_run, run_snapshot
 from exq.engine.git import Git
@@ -88,6 +94,40 @@ class LineStream:
             self.at_line_start = True
 
 
+class Through:
+    """The run's cache objects through the data remote its job names: one listing
+    at the start, kept up to date with what this worker pushes."""
+
+    def __init__(self, spec: dict[str, Any], project: Project, note: Any) -> None:
+        remote = Remote(str(spec["name"]), str(spec["url"]), dict(spec.get("options") or {}))
+        self.storage = storage_mod.open_storage(remote)
+        self.cache = Cache(project.cache_dir, project.link_types)
+        self.on_remote = storage_mod.listing(self.storage)
+        self.note = note
+        self.jobs = storage_mod.default_jobs()
+
+    @property
+    def name(self) -> str:
+        return self.storage.remote.name
+
+    def pull(self, names: list[str]) -> None:
+        got = storage_mod.fetch_missing(self.storage, self.cache, names, self.on_remote, self.jobs)
+        if got:
+            size = sum(self.on_remote[n] for n in got)
+            self.note(f"exq: pulled {len(got)} object(s), {_mb(size)}, from remote '{self.name}'")
+
+    def push(self, names: set[str]) -> None:
+        fresh = [n for n in names if n not in self.on_remote]
+        if fresh:
+            size = sum(self.cache.obj_path(n).stat().st_size for n in fresh)
+            self.note(f"exq: pushing {len(fresh)} object(s), {_mb(size)}, to remote '{self.name}'")
+        storage_mod.send_missing(self.storage, self.cache, fresh, self.on_remote, self.jobs)
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
 class Sender:
     """Prints packs of what the run made since the last one."""
 
@@ -98,6 +138,7 @@ class Sender:
         self.project = project
         self.known = known  # git objects the daemon has
         self.known_cache = cache_names(self._objects_dir)
+        self.through: Through | None = None  # the data remote, if the job names one
         self.seq = 0
         # The experiment ref as the daemon will have it once it applied what
         # was sent: the compare-and-set value of the next move.
@@ -107,11 +148,22 @@ class Sender:
     def _objects_dir(self) -> Path:
         return self.project.cache_dir / "files" / "md5"
 
-    def send(self, meta: dict[str, Any], shas: list[str]) -> None:
+    def use_remote(self, through: Through, inputs: list[str]) -> None:
+        """Pull the run's inputs from the remote; from now on, push there."""
+        through.pull(inputs)
+        self.through = through
+        self.known_cache = cache_names(self._objects_dir)
+
+    def send(self, meta: dict[str, Any], shas: list[str], *, cache_too: bool = True) -> None:
+        """Print a pack: the git objects of ``shas`` the daemon lacks, and (unless
+        not ``cache_too``) the cache objects made since the last pack."""
         git = Git.open(self.project.root)
         objects = git.export_objects(shas, self.known)
-        new = cache_names(self._objects_dir) - self.known_cache
+        new = cache_names(self._objects_dir) - self.known_cache if cache_too else set()
         cache = [(name, object_path(self._objects_dir, name)) for name in sorted(new)]
+        if self.through is not None:  # first the objects, whole, then the pack naming them
+            self.through.push(new)
+            cache = []
         with tempfile.TemporaryFile(prefix="exq-pack-") as spool:  # a pack of any size
             size = write_pack(spool, meta, objects, cache)
             spool.seek(0)
@@ -355,6 +407,12 @@ async def run_job(job: dict[str, Any], pack: Pack, stream: LineStream) -> int:
             tg.start_soon(stopper.watch)
             tg.start_soon(stopper.watch_supervisor)
             try:
+                if job.get("remote"):
+                    await anyio.to_thread.run_sync(
+                        lambda: sender.use_remote(
+                            Through(job["remote"], project, sink.note), job.get("inputs") or []
+                        )
+                    )
                 run = await anyio.to_thread.run_sync(snapshot_run, project, job, stopper, sender)
                 result = await run_snapshot(project, run, Path(tmp) / "worktree", sink)
             except ExqError as exc:
@@ -367,7 +425,13 @@ async def run_job(job: dict[str, Any], pack: Pack, stream: LineStream) -> int:
             tg.cancel_scope.cancel()
         watchdog.done()  # every stage has ended
         shas = [meta["sha"]] if meta.get("sha") else []
-        await anyio.to_thread.run_sync(sender.send, meta, shas)
+        try:
+            await anyio.to_thread.run_sync(sender.send, meta, shas)
+        except ExqError as exc:  # its outputs cannot reach the remote: the run failed
+            sink.note(f"exq: error: {exc}")
+            failed = {"kind": "result", "outcome": "failed", "error": str(exc)}
+            await anyio.to_thread.run_sync(lambda: sender.send(failed, [], cache_too=False))
+            status = 1
     return status
 
 

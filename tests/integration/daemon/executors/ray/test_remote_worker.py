@@ -245,3 +245,64 @@ def test_a_run_is_not_shipped_to_replace_an_experiment_it_did_not_make(
     Git.open(repo).set_ref(exp_ref(baseline, "far"), baseline)  # someone else's "far"
     with pytest.raises(ExperimentError, match="already exists"):
         ship(config, record(config, run_id), tmp_path / "payload")
+
+
+def test_through_a_data_remote_the_job_carries_names_and_the_remote_the_objects(
+    config: DaemonConfig, tmp_path: Path
+) -> None:
+    from exq.engine.data import remote_config
+    from exq.engine.data.cache import Cache
+    from exq.engine.experiments import sync_cache
+    from exq.engine.experiments.manage import apply
+
+    repo, baseline = make_training_project(tmp_path / "train", epochs=4)
+    store = tmp_path / "store"
+    remote_config.add(repo / ".dvc", "store", str(store), default=True, local=False, force=False)
+    git(repo, "commit", "-qam", "a default remote")
+    baseline = git(repo, "rev-parse", "HEAD").strip()
+    run_id = enqueue(config, repo, "via")
+    rdv = tmp_path / "rdv"
+    rdv.mkdir()
+    env = {**os.environ, "RDV": str(rdv), "HOLD_AT": "1"}
+    first = tmp_path / "first"
+    ship(config, record(config, run_id), first)
+    assert json.loads((first / JOB_FILE).read_text())["remote"]["url"] == str(store)
+    proc = subprocess.Popen(
+        WORKER, cwd=first, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    deadline = time.monotonic() + 60
+    while not list(rdv.glob("held-*")):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGTERM)
+    output, _ = proc.communicate(timeout=60)
+    ref = exp_ref(baseline, "via")
+    text, _ = apply_output(repo, output, ref)
+    assert "to remote 'store'" in text
+    tip = Git.open(repo).get_ref(ref)
+    assert tip is not None and chain_steps(repo, tip, baseline) == [0, 1]
+    # The model went to the remote, not through the output into the cache.
+    (model,) = [info for rel, info in sync_cache.outs_at(Git.open(repo), tip) if rel == "model.txt"]
+    cache = Cache(repo / ".dvc" / "cache")
+    assert not cache.obj_path(model.md5).exists()
+    assert (store / "files" / "md5" / model.md5[:2] / model.md5[2:]).read_text() == "1.0\n"
+
+    # The resume pulls the checkpoint's model from the remote: the daemon has none.
+    second = tmp_path / "second"
+    ship(config, record(config, run_id, resume_sha=tip, experiment_ref=ref), second)
+    job = json.loads((second / JOB_FILE).read_text())
+    assert model.md5 in job["inputs"]
+    assert (second / "pack.bin").stat().st_size < 20_000
+    (rdv / "go").write_text("")
+    proc2 = subprocess.run(WORKER, cwd=second, env=env, capture_output=True, text=True, timeout=120)
+    assert proc2.returncode == 0, proc2.stdout + proc2.stderr
+    text, _ = apply_output(repo, proc2.stdout, ref)
+    assert "pulled 1 object(s), 0.0 MB, from remote 'store'" in text
+    tip = Git.open(repo).get_ref(ref)
+    assert chain_steps(repo, tip, baseline) == [0, 1, 2, 3]
+    assert [int(line.split()[0]) for line in (rdv / "computed").read_text().splitlines()] == [
+        0, 1, 2, 3
+    ]  # fmt: skip
+    sync_cache.pull(open_project(repo), Git.open(repo), [tip], None, 4)
+    apply(open_project(repo), "via")
+    assert (repo / "model.txt").read_text() == "2.0\n"
