@@ -123,12 +123,13 @@ test: venv ray remote optuna dvc dvclive browser sshd
 	EXQ_TEST_DVC="$(abspath $(DVC_VENV))/bin/dvc" EXQ_TEST_DVCLIVE="$(abspath $(DVCLIVE_VENVS))" \
 		$(PY) -m pytest -q
 
-bench: venv ray dvc optuna
+bench: venv ray remote dvc optuna
 	EXQ_BENCH_DVC="$(abspath $(DVC_VENV))/bin/dvc" $(PY) bench/repro_bench.py
 	EXQ_BENCH_DVC="$(abspath $(DVC_VENV))/bin/dvc" $(PY) bench/exp_show_bench.py
 	EXQ_BENCH_DVC="$(abspath $(DVC_VENV))/bin/dvc" $(PY) bench/queue_bench.py
 	$(PY) bench/ray_bench.py
 	$(PY) bench/sweep_bench.py
+	EXQ_BENCH_DVC="$(abspath $(DVC_VENV))/bin/dvc" $(PY) bench/remote_bench.py
 
 clean:
 	rm -rf $(VENV) $(DVC_VENV) $(DVCLIVE_VENVS)

@@ -7,7 +7,6 @@ this module for its registrations only.
 from __future__ import annotations
 
 import json
-import os
 from typing import TYPE_CHECKING
 
 import typer
@@ -239,6 +238,7 @@ def exp_pull(
 
 def _sync_cache(way: str, git: Git, shas: list[str], remote: str | None, jobs: int) -> None:
     """The experiments' cached outputs to or from the DVC remote, if there is one."""
+    from exq.engine.data.remote import default_jobs
     from exq.engine.data.remote_config import default_name
     from exq.engine.experiments import sync_cache
     from exq.engine.run.project import open_project
@@ -250,6 +250,6 @@ def _sync_cache(way: str, git: Git, shas: list[str], remote: str | None, jobs: i
         typer.echo("No DVC remote: cached outputs not exchanged (--no-cache to skip).", err=True)
         return
     move = sync_cache.push if way == "push" else sync_cache.pull
-    done = move(project, git, shas, remote, jobs or 4 * (os.cpu_count() or 1)).done
+    done = move(project, git, shas, remote, jobs or default_jobs()).done
     verb = "pushed to" if way == "push" else "fetched from"
     typer.echo(f"{done} cached file(s) {verb} the DVC remote.")

@@ -6,7 +6,6 @@ fetch: ``exq --help`` imports this module for its registrations only.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -93,76 +92,81 @@ def remote_remove(name: str = typer.Argument(..., help="The remote.")) -> None:
     config.remove(_dvc_dir(), name)
 
 
-_TARGETS_HELP = "Stages, .dvc files or paths of outputs (default: all)."
-_REMOTE_HELP = "The remote (default: core.remote)."
+# The options push, fetch and pull share (typer reads these defaults, never changes them).
+_TARGETS = typer.Argument(None, help="Stages, .dvc files or paths of outputs (default: all).")
+_REMOTE = typer.Option(None, "--remote", "-r", help="The remote (default: core.remote).")
+_JOBS = typer.Option(0, "--jobs", "-j", help="Transfers at once (default: 4 x cores).")
+_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+
+# What each way says of an output whose objects are missing, and when done.
+_MISSING = {
+    "push": "in neither the cache nor the remote",
+    "fetch": "on neither the remote nor in the cache",
+    "pull": "on neither the remote nor in the cache",
+}
+_DONE = {
+    "push": "{done} file(s) pushed, {present} already on the remote.",
+    "fetch": "{done} file(s) fetched.",
+    "pull": "{done} file(s) fetched, {restored} output(s) restored.",
+}
 
 
-def _jobs(jobs: int) -> int:
-    return jobs or 4 * (os.cpu_count() or 1)
+def _transfer(
+    way: str, targets: list[str] | None, remote: str | None, jobs: int, quiet: bool
+) -> None:
+    """Run one of push, fetch, pull and report it; exit 1 if some output's objects were
+    found nowhere."""
+    from exq.engine.data.remote import default_jobs
+    from exq.engine.run import transfer
+    from exq.engine.run.project import open_project
 
-
-def _report_missing(missing: list[str], where: str) -> None:
-    for rel in missing:
-        typer.echo(f"WARNING: '{rel}': some of its objects are {where}.", err=True)
+    install_progress(quiet)
+    args = (open_project(), targets or [], remote, jobs or default_jobs())
+    restored: list[str] = []
+    if way == "pull":
+        result, restored = transfer.pull(*args)
+    else:
+        result = transfer.push(*args) if way == "push" else transfer.fetch(*args)
+    for rel in result.missing:
+        typer.echo(f"WARNING: '{rel}': some of its objects are {_MISSING[way]}.", err=True)
+    for rel in restored:
+        typer.echo(f"A\t{rel}")
+    typer.echo(_DONE[way].format(done=result.done, present=result.present, restored=len(restored)))
+    if result.missing:
+        raise typer.Exit(1)
 
 
 @app.command()
 @handle_errors
 def push(
-    targets: list[str] = typer.Argument(None, help=_TARGETS_HELP),
-    remote: str = typer.Option(None, "--remote", "-r", help=_REMOTE_HELP),
-    jobs: int = typer.Option(0, "--jobs", "-j", help="Transfers at once (default: 4 x cores)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    targets: list[str] = _TARGETS,
+    remote: str = _REMOTE,
+    jobs: int = _JOBS,
+    quiet: bool = _QUIET,
 ) -> None:
     """Send the cached outputs' objects the remote lacks."""
-    from exq.engine.run import transfer
-    from exq.engine.run.project import open_project
-
-    install_progress(quiet)
-    result = transfer.push(open_project(), targets or [], remote, _jobs(jobs))
-    _report_missing(result.missing, "in neither the cache nor the remote")
-    typer.echo(f"{result.done} file(s) pushed, {result.present} already on the remote.")
-    if result.missing:
-        raise typer.Exit(1)
+    _transfer("push", targets, remote, jobs, quiet)
 
 
 @app.command()
 @handle_errors
 def fetch(
-    targets: list[str] = typer.Argument(None, help=_TARGETS_HELP),
-    remote: str = typer.Option(None, "--remote", "-r", help=_REMOTE_HELP),
-    jobs: int = typer.Option(0, "--jobs", "-j", help="Transfers at once (default: 4 x cores)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    targets: list[str] = _TARGETS,
+    remote: str = _REMOTE,
+    jobs: int = _JOBS,
+    quiet: bool = _QUIET,
 ) -> None:
     """Download into the cache the objects it lacks (the workspace is not changed)."""
-    from exq.engine.run import transfer
-    from exq.engine.run.project import open_project
-
-    install_progress(quiet)
-    result = transfer.fetch(open_project(), targets or [], remote, _jobs(jobs))
-    _report_missing(result.missing, "on neither the remote nor in the cache")
-    typer.echo(f"{result.done} file(s) fetched.")
-    if result.missing:
-        raise typer.Exit(1)
+    _transfer("fetch", targets, remote, jobs, quiet)
 
 
 @app.command()
 @handle_errors
 def pull(
-    targets: list[str] = typer.Argument(None, help=_TARGETS_HELP),
-    remote: str = typer.Option(None, "--remote", "-r", help=_REMOTE_HELP),
-    jobs: int = typer.Option(0, "--jobs", "-j", help="Transfers at once (default: 4 x cores)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    targets: list[str] = _TARGETS,
+    remote: str = _REMOTE,
+    jobs: int = _JOBS,
+    quiet: bool = _QUIET,
 ) -> None:
     """Fetch, then put the outputs into the workspace."""
-    from exq.engine.run import transfer
-    from exq.engine.run.project import open_project
-
-    install_progress(quiet)
-    result, restored = transfer.pull(open_project(), targets or [], remote, _jobs(jobs))
-    _report_missing(result.missing, "on neither the remote nor in the cache")
-    for rel in restored:
-        typer.echo(f"A\t{rel}")
-    typer.echo(f"{result.done} file(s) fetched, {len(restored)} output(s) restored.")
-    if result.missing:
-        raise typer.Exit(1)
+    _transfer("pull", targets, remote, jobs, quiet)

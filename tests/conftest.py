@@ -52,3 +52,4 @@ def dvc_bin() -> str:
 
 # The local Ray cluster of the ray executor's tests (session-wide: it takes seconds to start).
 from tests.ray_cluster import ray_cluster  # noqa: E402, F401
+from tests.s3_server import s3_server  # noqa: E402, F401

@@ -7,73 +7,18 @@ such bucket, no credentials, no server) each give one line and write nothing.
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.cli.test_cli_remote_transfer import fresh_copy, make_source, workspace
 from tests.e2e.conftest import exq
+from tests.s3_server import BUCKET, s3fs_at
+from tests.s3_server import free_port as _free_port
 
 pytest.importorskip("s3fs")
 pytest.importorskip("moto")
-
-BUCKET = "exq-data"
-# No credentials from the machine: only what config.local gives.
-ISOLATED = {
-    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/credentials",
-    "AWS_CONFIG_FILE": "/nonexistent/config",
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "AWS_MAX_ATTEMPTS": "1",
-    "AWS_RETRY_MODE": "standard",
-}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def s3_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """An S3 server on 127.0.0.1 with an empty bucket; its endpoint URL."""
-    for key in [k for k in os.environ if k.startswith("AWS_")]:
-        monkeypatch.delenv(key)
-    for key, value in ISOLATED.items():
-        monkeypatch.setenv(key, value)
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("the S3 server did not start") from None
-                time.sleep(0.1)
-        import s3fs
-
-        fs = s3fs.S3FileSystem(
-            key="testing", secret="testing", client_kwargs={"endpoint_url": endpoint}
-        )
-        fs.mkdir(BUCKET)
-        yield endpoint
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def use_s3(root: Path, endpoint: str, name: str = "store", bucket: str = BUCKET) -> None:
@@ -85,11 +30,7 @@ def use_s3(root: Path, endpoint: str, name: str = "store", bucket: str = BUCKET)
 
 
 def remote_objects(endpoint: str) -> set[str]:
-    import s3fs
-
-    fs = s3fs.S3FileSystem(
-        key="testing", secret="testing", client_kwargs={"endpoint_url": endpoint}
-    )
+    fs = s3fs_at(endpoint)
     fs.invalidate_cache()
     return {p.split(f"{BUCKET}/project/", 1)[1] for p in fs.find(f"{BUCKET}/project")}
 
