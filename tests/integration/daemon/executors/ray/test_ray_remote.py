@@ -13,7 +13,6 @@ apply`` then puts into the workspace.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 import subprocess
@@ -45,27 +44,35 @@ SIZE = 1 << 30  # the model: 1 GiB
 BLOCK = 1 << 20
 LONG = 600.0  # seconds: a GiB through moto's server on a busy 2-core machine is slow
 
+# Each attempt writes its own bytes (its pid leads each model), as training
+# rarely repeats itself exactly; the script notes the md5 of each model it writes.
 TRAIN = f"""\
-import os, random, sys
+import hashlib, os, random, sys
 from pathlib import Path
 from exq.live import Live
 
 def block(step):
     return random.Random(step).randbytes({BLOCK})
 
+rdv = Path(os.environ["RDV"])
 live = Live("logs")
 model = Path("model.bin")
 if live.step:  # resumed: the model must be the last checkpoint's, whole
     with open(model, "rb") as stream:
-        if stream.read({BLOCK}) != block(live.step - 1) or model.stat().st_size != {SIZE}:
-            sys.exit("resumed without the last checkpoint's model")
+        head = stream.read({BLOCK})
+    if head[8:] != block(live.step - 1)[8:] or model.stat().st_size != {SIZE}:
+        sys.exit("resumed without the last checkpoint's model")
 for step in range(live.step, 2):
-    with open(Path(os.environ["RDV"]) / "computed", "a") as notes:
+    with open(rdv / "computed", "a") as notes:
         notes.write(f"{{step}} {{os.getpid()}}\\n")
-    data = block(step)
+    data = os.getpid().to_bytes(8, "little") + block(step)[8:]
+    digest = hashlib.md5()
     with open(model, "wb") as out:
         for _ in range({SIZE // BLOCK}):
             out.write(data)
+            digest.update(data)
+    with open(rdv / "models", "a") as notes:
+        notes.write(f"{{step}} {{digest.hexdigest()}}\\n")
     live.log("epoch", step)
     live.next_step()
 live.end()
@@ -87,12 +94,10 @@ stages:
 """
 
 
-def model_md5(step: int) -> str:
-    digest = hashlib.md5()
-    data = random.Random(step).randbytes(BLOCK)
-    for _ in range(SIZE // BLOCK):
-        digest.update(data)
-    return digest.hexdigest()
+def models(config: DaemonConfig) -> list[tuple[int, str]]:
+    """(step, md5) of each model the script wrote, over every attempt."""
+    lines = (rdv(config) / "models").read_text().splitlines()
+    return [(int(step), md5) for step, md5 in (line.split() for line in lines)]
 
 
 def make_project(root: Path, endpoint: str) -> str:
@@ -163,8 +168,9 @@ async def test_a_1gib_checkpointed_model_goes_through_s3_and_survives_a_dead_nod
         await wait_for(lambda: get(config, run_id).attempts == 2, "the second attempt", LONG)
         # Only whole objects on the remote, under their md5 names.
         found = on_remote(s3_server)
-        assert model_md5(0) in found
-        assert set(found) <= {model_md5(0), model_md5(1)}
+        written = dict(models(config))
+        assert written[0] in found  # the first checkpoint's, whole
+        assert set(found) <= set(written.values())
         assert set(found.values()) == {SIZE}
         add_worker()
         await wait_for(lambda: get(config, run_id).state is not RunState.RUNNING, "its end", LONG)
@@ -182,4 +188,5 @@ async def test_a_1gib_checkpointed_model_goes_through_s3_and_survives_a_dead_nod
     model = repo / "model.bin"
     assert model.stat().st_size == SIZE
     with open(model, "rb") as stream:
-        assert stream.read(BLOCK) == random.Random(1).randbytes(BLOCK)
+        assert stream.read(BLOCK)[8:] == random.Random(1).randbytes(BLOCK)[8:]
+    assert models(config)[-1][0] == 1

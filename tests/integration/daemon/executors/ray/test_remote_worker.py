@@ -306,3 +306,28 @@ def test_through_a_data_remote_the_job_carries_names_and_the_remote_the_objects(
     sync_cache.pull(open_project(repo), Git.open(repo), [tip], None, 4)
     apply(open_project(repo), "via")
     assert (repo / "model.txt").read_text() == "2.0\n"
+
+
+def test_a_run_whose_remote_cannot_be_reached_is_not_sent(
+    config: DaemonConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("s3fs")
+    from exq.engine.data import remote_config
+    from exq.engine.data.remote import RemoteError
+    from tests.s3_server import ISOLATED, free_port
+
+    for key, value in ISOLATED.items():
+        monkeypatch.setenv(key, value)
+    repo, _ = make_training_project(tmp_path / "train", epochs=2)
+    dvc = repo / ".dvc"
+    remote_config.add(dvc, "store", "s3://bucket/x", default=True, local=False, force=False)
+    remote_config.modify(
+        dvc, "store", "endpointurl", f"http://127.0.0.1:{free_port()}", local=False
+    )
+    for key in ("access_key_id", "secret_access_key"):
+        remote_config.modify(dvc, "store", key, "testing", local=True)
+    run_id = enqueue(config, repo, "nowhere")
+    with pytest.raises(RemoteError, match=r"^remote 'store' \(s3://bucket/x\): ") as caught:
+        ship(config, record(config, run_id), tmp_path / "payload")
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "payload").exists()

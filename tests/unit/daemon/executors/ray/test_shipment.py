@@ -212,12 +212,17 @@ def test_an_interrupted_cluster_run_ends_interrupted_unless_killed() -> None:
 
 def test_the_config_file_picks_the_executor_and_the_env_overrides_it(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
-    path.write_text('[queue]\nexecutor = "ray"\n[ray]\naddress = "http://head:8265"\n')
+    path.write_text(
+        '[queue]\nexecutor = "ray"\n[ray]\naddress = "http://head:8265"\nremote = "store"\n'
+    )
     env = {"EXQ_CONFIG": str(path), "EXQ_STATE_DIR": str(tmp_path / "s")}
     config = DaemonConfig.from_env(env)
     assert (config.executor, config.ray_address) == ("ray", "http://head:8265")
-    config = DaemonConfig.from_env({**env, "EXQ_EXECUTOR": "local", "RAY_ADDRESS": "http://o:1"})
-    assert (config.executor, config.ray_address) == ("local", "http://o:1")
+    assert config.ray_remote == "store"
+    config = DaemonConfig.from_env(
+        {**env, "EXQ_EXECUTOR": "local", "RAY_ADDRESS": "http://o:1", "EXQ_RAY_REMOTE": "s3"}
+    )
+    assert (config.executor, config.ray_address, config.ray_remote) == ("local", "http://o:1", "s3")
     assert config.with_executor("ray", "http://p:2").ray_address == "http://p:2"
 
 
@@ -227,6 +232,7 @@ def test_the_config_file_picks_the_executor_and_the_env_overrides_it(tmp_path: P
         ('[queue]\nexecutor = "slurm"\n', "unknown executor 'slurm'"),
         ("queue = 3\n", "'queue' must be a table"),
         ("[queue\n", "cannot read"),
+        ("[ray]\nremote = 3\n", r"\[ray\] remote must be a remote's name"),
     ],
 )
 def test_a_bad_config_file_is_one_clear_error(tmp_path: Path, text: str, message: str) -> None:
@@ -234,7 +240,7 @@ def test_a_bad_config_file_is_one_clear_error(tmp_path: Path, text: str, message
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         DaemonConfig.from_env({"EXQ_CONFIG": str(path), "EXQ_STATE_DIR": str(tmp_path)})
-    if "slurm" not in text:
+    if "slurm" not in text and "remote" not in text:
         with pytest.raises(ConfigError, match=str(path).replace(".", r"\.")):
             read_config_file(path)
 
