@@ -76,7 +76,7 @@ def _fsspec(remote: Remote) -> Any:
     return fsspec
 
 
-def _s3_options(options: dict[str, str]) -> dict[str, Any]:
+def _s3_options(name: str, options: dict[str, str]) -> dict[str, Any]:
     """DVC's S3 option names as s3fs takes them."""
     kwargs: dict[str, Any] = {}
     client: dict[str, Any] = {}
@@ -98,6 +98,13 @@ def _s3_options(options: dict[str, str]) -> dict[str, Any]:
         os.environ.setdefault("AWS_SHARED_CREDENTIALS_FILE", options["credentialpath"])
     if client:
         kwargs["client_kwargs"] = client
+    # Unset, botocore's own 60 s, as DVC has them, not s3fs's 15 s read timeout: a
+    # server may take longer to complete a multipart upload of a few GB, and a
+    # client that gives up and asks again races its own first request.
+    kwargs["config_kwargs"] = {
+        key: _seconds(name, key, options[key]) if key in options else None
+        for key in ("read_timeout", "connect_timeout")
+    }
     return kwargs
 
 
@@ -133,10 +140,17 @@ def _number(options: dict[str, str], name: str) -> float:
 
 def _options(remote: Remote) -> dict[str, Any]:
     if remote.scheme == "s3":
-        return _s3_options(remote.options)
+        return _s3_options(remote.name, remote.options)
     if remote.scheme in ("ssh", "sftp"):
         return _ssh_options(remote.options)
     return {}
+
+
+def _seconds(name: str, key: str, value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"remote '{name}': {key} must be seconds, not '{value}'") from None
 
 
 def open_storage(remote: Remote) -> Storage:

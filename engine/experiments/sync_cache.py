@@ -13,33 +13,21 @@ import yaml
 
 from exq.engine.data.hashing import HashInfo
 from exq.engine.errors import DvcFileError
+from exq.engine.experiments.manage import committed_outs
 from exq.engine.git import Git
 from exq.engine.run import transfer
 from exq.engine.run.project import Project
-from exq.engine.spec.lockfile import parse_lock
 
 
 def outs_at(git: Git, sha: str) -> list[tuple[str, HashInfo]]:
-    """(path, hash) of the cached outputs the commit's dvc.lock and .dvc files record."""
-    found: list[tuple[str, HashInfo]] = []
+    """(path, hash) of the cached outputs the commit's dvc.lock and .dvc files record
+    (not the outs its stages keep out of the cache, such as a live section's logs)."""
+    found: list[tuple[str, HashInfo]] = list(committed_outs(git, sha).items())
     for path in git.list_files(sha):
         folder, name = posixpath.split(path)
-        if name == "dvc.lock":
-            found += _lock_outs(git, sha, path, folder)
-        elif name.endswith(".dvc") and not path.startswith(".dvc/"):
+        if name.endswith(".dvc") and not path.startswith(".dvc/"):
             found += _tracked_outs(git, sha, path, folder)
     return [(rel, info) for rel, info in found if not info.legacy]
-
-
-def _lock_outs(git: Git, sha: str, path: str, folder: str) -> list[tuple[str, HashInfo]]:
-    data = git.read_blob(sha, path) or b""
-    found = []
-    for entry in parse_lock(data.decode("utf-8"), where=f"{sha[:7]}:{path}").values():
-        for out in entry.outs:
-            info = out.to_hash()
-            if info is not None:
-                found.append((posixpath.join(folder, out.path), info))
-    return found
 
 
 def _tracked_outs(git: Git, sha: str, path: str, folder: str) -> list[tuple[str, HashInfo]]:

@@ -282,7 +282,9 @@ def test_through_a_data_remote_the_job_carries_names_and_the_remote_the_objects(
     tip = Git.open(repo).get_ref(ref)
     assert tip is not None and chain_steps(repo, tip, baseline) == [0, 1]
     # The model went to the remote, not through the output into the cache.
-    (model,) = [info for rel, info in sync_cache.outs_at(Git.open(repo), tip) if rel == "model.txt"]
+    outs = dict(sync_cache.outs_at(Git.open(repo), tip))
+    assert set(outs) == {"model.txt"}  # not the live section's logs: they are not cached
+    model = outs["model.txt"]
     cache = Cache(repo / ".dvc" / "cache")
     assert not cache.obj_path(model.md5).exists()
     assert (store / "files" / "md5" / model.md5[:2] / model.md5[2:]).read_text() == "1.0\n"
