@@ -245,6 +245,11 @@ class _Snapshot:
         """Nothing running or queued is left."""
         return not any(r.state in (RunState.RUNNING, RunState.QUEUED) for r in self.runs)
 
+    @property
+    def settled(self) -> bool:
+        """Nothing will change: the queue drained, or no daemon is there to run it."""
+        return self.drained or (self.daemon is None and self.silent is None)
+
 
 def _status_snapshot(config: DaemonConfig) -> _Snapshot:
     from exq.daemon import service
@@ -278,17 +283,19 @@ def _sweeps(
 
 def _watch(config: DaemonConfig, interval: float) -> None:
     """Redraw the status in place on a terminal (rich), else print it when it
-    changes; return once the queue has drained, or at Ctrl-C."""
+    changes; return once the queue has drained or no daemon runs it, or at Ctrl-C."""
     try:
         if sys.stdout.isatty():
-            _watch_live(config, interval)
+            snapshot = _watch_live(config, interval)
         else:
-            _watch_plain(config, interval)
+            snapshot = _watch_plain(config, interval)
     except KeyboardInterrupt:
         return
+    if not snapshot.drained:  # no daemon: the queued runs would wait for ever
+        typer.echo("No daemon runs the queue: start it with 'exq queue start'.", err=True)
 
 
-def _watch_live(config: DaemonConfig, interval: float) -> None:
+def _watch_live(config: DaemonConfig, interval: float) -> _Snapshot:
     from rich.console import Console
     from rich.live import Live
     from rich.text import Text
@@ -296,13 +303,14 @@ def _watch_live(config: DaemonConfig, interval: float) -> None:
     console = Console()
     snapshot = _status_snapshot(config)
     with Live(Text(snapshot.text(console.width)), console=console, auto_refresh=False) as live:
-        while not snapshot.drained:
+        while not snapshot.settled:
             time.sleep(interval)
             snapshot = _status_snapshot(config)
             live.update(Text(snapshot.text(console.width)), refresh=True)
+    return snapshot
 
 
-def _watch_plain(config: DaemonConfig, interval: float) -> None:
+def _watch_plain(config: DaemonConfig, interval: float) -> _Snapshot:
     shown: list[tuple[object, ...]] | None = None
     while True:
         snapshot = _status_snapshot(config)
@@ -316,8 +324,8 @@ def _watch_plain(config: DaemonConfig, interval: float) -> None:
             typer.echo(snapshot.text(None) + "\n", nl=True)
             sys.stdout.flush()
             shown = key
-        if snapshot.drained:
-            return
+        if snapshot.settled:
+            return snapshot
         time.sleep(interval)
 
 

@@ -53,3 +53,13 @@ def test_watch_of_a_drained_queue_prints_once_and_exits(
     assert out.splitlines()[0] == "No runs in the queue."
     code, _, err = exq("queue", "status", "--watch", "--json", cwd=tmp_path, check=False)
     assert code == 2 and "--watch and --json do not go together" in err
+
+
+def test_watch_with_no_daemon_says_so_and_exits(queue_env: QueueEnv, tmp_path: Path) -> None:
+    """Queued runs and no daemon: nothing will change, so the watch does not wait."""
+    root = make_project(tmp_path / "repo")
+    exq("exp", "run", "--queue", "-n", "waiting", cwd=root)
+    code, out, err = exq("queue", "status", "--watch", "--interval", "0.2", cwd=root, timeout=30)
+    assert code == 0
+    assert " waiting " in out and " queued " in out and "Daemon: not running" in out
+    assert err == "No daemon runs the queue: start it with 'exq queue start'.\n"
