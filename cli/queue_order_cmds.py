@@ -198,8 +198,26 @@ def run_details(config: DaemonConfig, record: RunRecord) -> RunDetails:
         last_lines=last_lines(record) if record.state in TELLING else [],
         attempts=service.attempts_of(config, record.id),
         checkpoints=checkpoints,
-        steps=step_history(worktree) if worktree is not None else {},
+        steps=step_history(worktree) if worktree is not None else _committed_steps(record),
     )
+
+
+def _committed_steps(record: RunRecord) -> StepHistory:
+    """The steps the loggers of an ended run's experiment commit hold; {} when none."""
+    from exq.engine.errors import ExqError
+    from exq.engine.git import Git
+    from exq.engine.plots.collect import PlotsCollector
+    from exq.engine.plots.steps import logged_steps
+    from exq.engine.run.project import open_project
+
+    if record.state is RunState.RUNNING or not record.experiment_sha:
+        return {}
+    try:
+        project = open_project(Path(record.repo))
+        collector = PlotsCollector(Git.open(project.root), project.root, project.cache_dir)
+        return logged_steps(collector.commit(record.experiment_sha, record.name))
+    except ExqError:
+        return {}
 
 
 def _checkpoint_history(record: RunRecord) -> list[CheckpointPoint]:

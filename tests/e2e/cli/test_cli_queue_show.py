@@ -90,7 +90,9 @@ def test_attempts_checkpoints_and_their_metrics(queue_env: QueueEnv, tmp_path: P
     assert [p["step"] for p in points] == [0, 1, 2, 3]
     losses = [p["metrics"]["logs.json"]["loss"] for p in points]
     assert losses == [0.8, 0.4, 0.8 / 3, 0.2]
-    assert shown["history"]["steps"] == {}  # no worktree once it ended
+    # once it ended, the steps come from the logger's history in the experiment's commit
+    assert shown["history"]["steps"] == {"loss": [[0, 0.8], [1, 0.4], [2, 0.8 / 3], [3, 0.2]]}
+    assert "Metrics per step (the last 10):\n  step  loss\n  0     0.8\n" in text
     assert "Attempt 1:    failed after " in text and "(exit 5), 4 checkpoints: stage" in text
     assert "Attempt 2:    success after " in text
     assert "Metrics at each of 4 checkpoints:" in text
