@@ -1,8 +1,9 @@
-"""The queue database: the only module that holds SQL.
+"""The queue database: the only module that holds SQL (with its studies' part,
+:mod:`exq.daemon.study_store`, whose tables are in the migrations below).
 
 One SQLite file per user (``DaemonConfig.db_path``), in WAL mode with a busy
 timeout and ``synchronous=FULL``, so that an enqueue is on disk when the CLI
-returns. Two doors share the statements below:
+returns. Three doors share the statements below:
 
 - :class:`SyncStore` (plain ``sqlite3``) for the CLI: enqueue, list, get,
   remove, retry, and cancel queued runs when no daemon runs. It never moves a
@@ -10,6 +11,10 @@ returns. Two doors share the statements below:
 - :class:`exq.daemon.store_async.AsyncStore` (``aiosqlite``) for the daemon's
   scheduler, which alone claims runs and ends them. It lives in its own module
   so that the CLI does not import aiosqlite and anyio, but all its SQL is here.
+- :class:`exq.daemon.study_store.StudyStore`, a :class:`SyncStore` that also
+  reads and writes studies: the CLI's, and the daemon's study module's in a
+  worker thread (queueing a trial sets its queue ref inside the insert
+  transaction, as an enqueue does; Optuna's calls block anyway).
 
 Every state change is a compare-and-set, ``UPDATE ... WHERE id=? AND
 state=?``, that reports whether it applied. Writes run in ``BEGIN IMMEDIATE``
