@@ -27,6 +27,8 @@ from exq.engine.git import CommitInfo, Git
 from exq.engine.writes import atomic_write_text
 
 STORE_FOLDER = "exq"
+# Entries kept beyond twice what one run used (other baselines' experiments, -A).
+SPARE_ENTRIES = 1000
 
 
 class RevStore:
@@ -36,6 +38,7 @@ class RevStore:
         self.path = path
         self._entries: dict[str, list[Any]] = _load(path)
         self._added = False
+        self._used: set[str] = set()  # shas this run read or added
 
     @classmethod
     def open(cls, git: Git, *, prefix: str, param_deps: bool) -> RevStore:
@@ -54,6 +57,7 @@ class RevStore:
         entry = self._entries.get(sha)
         if entry is None:
             return None
+        self._used.add(sha)
         return RevData(params=entry[6], metrics=entry[7])
 
     def put(self, info: CommitInfo, data: RevData) -> None:
@@ -69,11 +73,18 @@ class RevStore:
             data.metrics,
         ]
         self._added = True
+        self._used.add(info.sha)
 
     def save(self) -> None:
-        """Write the file if this run added commits to it; a failure to write loses nothing."""
+        """Write the file if this run added commits to it; a failure to write loses nothing.
+
+        Commits of removed experiments would stay for ever: once the file holds
+        far more than this run used, only what it used is kept.
+        """
         if not self._added:
             return
+        if len(self._entries) > 2 * len(self._used) + SPARE_ENTRIES:
+            self._entries = {sha: self._entries[sha] for sha in self._used}
         try:
             atomic_write_text(self.path, json.dumps(self._entries, separators=(",", ":")))
         except OSError:

@@ -10,6 +10,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
+
+from exq.engine.experiments import revstore
 from exq.engine.experiments.collect import Collector, RevData
 from exq.engine.experiments.revstore import RevStore
 from exq.engine.experiments.rows import exp_show_rows
@@ -127,3 +130,34 @@ def test_an_unreadable_store_is_an_empty_one(repo: Path) -> None:
     coll.store.path.write_text("{not json")
     _, coll = store_collector(repo)
     assert coll.commit(head).params["params.yaml"]["train.lr"] == 0.1
+
+
+def test_commits_no_run_uses_are_dropped_once_they_outnumber_the_used(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(revstore, "SPARE_ENTRIES", 0)
+    shas = [
+        make_exp(repo, f"e{i}", {"params.yaml": PARAMS.replace("0.1", f"0.{i + 2}")}, BASE_TIME + i)
+        for i in range(3)
+    ]
+    git, coll = store_collector(repo)
+    for sha in shas:
+        coll.commit(sha)
+    assert coll.store is not None
+    coll.store.save()
+    _, coll = store_collector(repo)  # a run that reads one kept commit and one new one
+    head = git.head_sha()
+    assert head is not None
+    coll.commit(shas[0])
+    coll.commit(head)
+    assert coll.store is not None
+    coll.store.save()  # 4 entries, 2 used: kept (not more than twice)
+    _, store = open_store(repo)
+    assert {info.sha for info in store.infos()} == {*shas, head}
+    git, coll = store_collector(repo)
+    new = make_exp(repo, "e9", {"params.yaml": PARAMS.replace("0.1", "0.9")}, BASE_TIME + 9)
+    coll.commit(new)
+    assert coll.store is not None
+    coll.store.save()  # 5 entries, 1 used: only the used one stays
+    _, store = open_store(repo)
+    assert {info.sha for info in store.infos()} == {new}
