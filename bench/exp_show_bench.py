@@ -10,6 +10,9 @@ commits, so the real dvc lists them too (the script checks that it does).
 Both tools read the same repository. dvc keeps a cache of results under
 ``.dvc/tmp``: its first run is reported as cold, the best of the next runs as warm.
 
+With ``EXQ_BENCH_SHOW_MORE=10000`` (a comma list), larger listings are timed
+for exq alone afterwards (dvc takes minutes a call there).
+
 ``exp run``: one ``exq exp run -S`` and one ``dvc exp run -S`` of a trivial stage,
 each in its own copy of the project, best of three runs with new values.
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -46,6 +50,8 @@ from exq.engine.experiments.refs import exp_ref  # noqa: E402
 from exq.engine.git import Git  # noqa: E402
 
 SIZES = (20, 200, 1000)
+# Larger listings timed for exq alone (dvc takes minutes a call there), e.g. "10000".
+EXQ_ONLY_SIZES = tuple(int(n) for n in os.environ.get("EXQ_BENCH_SHOW_MORE", "").split(",") if n)
 
 TRAIN = """\
 import json
@@ -155,6 +161,13 @@ def bench_show(tmp: Path, exq: str, dvc: str) -> None:
             f"{'':<28} dvc cold {dvc_cold:.3f} s (dvc/exq {dvc_cold / exq_s:.1f}x);"
             f" dvc lists {listed} of {size}"
         )
+    for size in EXQ_ONLY_SIZES:
+        add_experiments(project, made, size)
+        made = size
+        cold = run([exq, "exp", "show", "--json"], project)  # reads every new commit once
+        assert count_exq_experiments(exq, project) == size
+        exq_s = best_of(3, [exq, "exp", "show", "--json"], project)
+        print(f"exp show --json, N={size:<6}  exq {exq_s:8.3f} s   (first run {cold:.3f} s)")
 
 
 def bench_run(tmp: Path, exq: str, dvc: str) -> None:
