@@ -27,6 +27,9 @@ from exq.engine.git import CommitInfo, Git
 from exq.engine.writes import atomic_write_text
 
 STORE_FOLDER = "exq"
+# Part of the file's key with exq's version: raise it when what Collector reads of a
+# commit changes, so that no store made before is read again.
+FORMAT = 1
 # Entries kept beyond twice what one run used (other baselines' experiments, -A).
 SPARE_ENTRIES = 1000
 
@@ -44,7 +47,7 @@ class RevStore:
     def open(cls, git: Git, *, prefix: str, param_deps: bool) -> RevStore:
         """The store of ``git``'s repository for a project at ``prefix``; its commits'
         facts are handed to ``git`` so that none is read again."""
-        key = json.dumps([__version__, prefix, param_deps])
+        key = json.dumps([__version__, FORMAT, prefix, param_deps])
         name = f"revs-{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
         store = cls(git.common_dir() / STORE_FOLDER / name)
         git.remember_commits(store.infos())
