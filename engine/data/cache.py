@@ -24,123 +24,46 @@ otherwise destroy the cached copy (which we then detect, but cannot undo).
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
-import secrets
 import shutil
 import stat
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from exq.engine.data import progress
+from exq.engine.data import ingest, progress
 from exq.engine.data.hashdb import HashState
 from exq.engine.data.hashing import (
     DIR_SUFFIX,
     DirFiles,
     HashInfo,
+    bytes_md5,
+    dir_hash,
     file_info,
     file_md5,
     hash_dir_entries,
     hash_file,
+    hash_many,
     hash_path,
+    is_exec,
     legacy_dir_entries,
     legacy_md5,
     parse_dir_listing,
     same_stat,
+    scan_dir,
 )
-from exq.engine.data.threads import map_chunked, worth_threads
+from exq.engine.data.links import LINKERS, UNSUPPORTED, copy_new, tmp_beside, unlink_quiet
+from exq.engine.data.links import copy as copy_file
+from exq.engine.data.threads import creating_threads, map_chunked, worth_threads
 from exq.engine.errors import CacheError, ConfigError
 
 __all__ = ["DEFAULT_LINK_TYPES", "LINK_TYPES", "Cache", "hash_path", "remove_out"]
 
-FICLONE = 0x40049409  # Linux ioctl: share the source's extents (btrfs, xfs, ...)
 LINK_TYPES = ("reflink", "hardlink", "symlink", "copy")
 DEFAULT_LINK_TYPES = ["reflink", "hardlink", "copy"]
 READ_ONLY = 0o444
 SHARED_DIR_MODE = 0o2775
 SHARED_FILE_BITS = stat.S_IRGRP | stat.S_IWGRP  # a writable workspace file in a shared cache
-
-# errnos that mean "this link type cannot work here", not "this one file failed"
-_UNSUPPORTED = {
-    errno.EOPNOTSUPP,
-    errno.ENOTSUP,
-    errno.EXDEV,
-    errno.ENOTTY,
-    errno.EINVAL,
-    errno.ENOSYS,
-    errno.EPERM,
-}
-
-
-def _reflink(src: Path | str, dst: Path | str) -> None:
-    if not sys.platform.startswith("linux"):
-        raise OSError(errno.ENOTSUP, "reflink is only implemented on Linux")
-    import fcntl
-
-    fd_src = os.open(src, os.O_RDONLY)
-    try:
-        fd_dst = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            fcntl.ioctl(fd_dst, FICLONE, fd_src)
-        except OSError:
-            os.close(fd_dst)
-            os.unlink(dst)
-            raise
-        os.close(fd_dst)
-    finally:
-        os.close(fd_src)
-
-
-def _hardlink(src: Path | str, dst: Path | str) -> None:
-    os.link(src, dst)
-
-
-def _symlink(src: Path | str, dst: Path | str) -> None:
-    os.symlink(os.path.abspath(src), dst)
-
-
-def _copy(src: Path | str, dst: Path | str) -> None:
-    """Copy a file's bytes in the kernel (no user-space buffer, no extra stats)."""
-    fd_src = os.open(src, os.O_RDONLY)
-    try:
-        fd_dst = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-        try:
-            _copy_fds(fd_src, fd_dst)
-        finally:
-            os.close(fd_dst)
-    finally:
-        os.close(fd_src)
-
-
-def _copy_fds(fd_src: int, fd_dst: int) -> None:
-    offset = 0
-    try:
-        while sent := os.sendfile(fd_dst, fd_src, offset, 1 << 30):
-            offset += sent
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOSYS) or offset:
-            raise
-        with open(fd_src, "rb", closefd=False) as fsrc, open(fd_dst, "wb", closefd=False) as fdst:
-            shutil.copyfileobj(fsrc, fdst, 1 << 20)
-
-
-_LINKERS: dict[str, Callable[[Path | str, Path | str], None]] = {
-    "reflink": _reflink,
-    "hardlink": _hardlink,
-    "symlink": _symlink,
-    "copy": _copy,
-}
-
-
-def _tmp_beside(path: Path | str) -> str:
-    head, name = os.path.split(path)
-    return os.path.join(head, f".{name}.exq-{secrets.token_hex(6)}.tmp")
-
-
-def _unlink_quiet(path: Path | str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
 
 
 def remove_out(path: Path | str) -> None:
@@ -256,11 +179,11 @@ class Cache:
         """
         for kind in self._order(allowed):
             try:
-                _LINKERS[kind](src, dst)
+                LINKERS[kind](src, dst)
             except OSError as exc:
-                if exc.errno in _UNSUPPORTED:
+                if exc.errno in UNSUPPORTED:
                     self._unsupported.add(kind)
-                _unlink_quiet(dst)
+                unlink_quiet(dst)
                 continue
             self.last_link_type = kind
             return kind
@@ -272,9 +195,9 @@ class Cache:
         if kind is not None:
             return kind
         try:
-            _copy(src, dst)
+            copy_file(src, dst)
         except OSError as exc:
-            _unlink_quiet(dst)
+            unlink_quiet(dst)
             raise CacheError(f"{dst}: cannot copy from {src}: {exc.strerror}") from exc
         return "copy"
 
@@ -311,7 +234,7 @@ class Cache:
                 state.put(obj, st, HashInfo(md5=expected, size=st.st_size))
             return st
         # Someone wrote through a link into the cache: this object lies.
-        _unlink_quiet(obj)
+        unlink_quiet(obj)
         if state is not None:
             state.forget(obj)
         self.removed_corrupt.append(Path(obj))
@@ -361,15 +284,30 @@ class Cache:
         except FileNotFoundError as exc:
             raise CacheError(f"{path}: does not exist, cannot save it") from exc
         if stat.S_ISDIR(st.st_mode):
-            dinfo, data, files = hash_dir_entries(path, state)
-            self._save_files(files, state)
-            self._save_listing(dinfo.md5, data, state)
-            return dinfo
+            return self._save_dir(path, state)
         if not stat.S_ISREG(st.st_mode):
             raise CacheError(f"{path}: neither a file nor a folder, cannot save it")
+        apath = os.fspath(path)
+        md5 = state.known_md5(apath, st)
+        if md5 is None and self._ingests(apath)[is_exec(st.st_mode)]:
+            return file_info(self._ingest(apath, st, state), st)
         info = hash_file(path, st, state)
         self._save_file(path, st, info, state)
         return info
+
+    def _save_dir(self, path: Path, state: HashState) -> HashInfo:
+        known, unknown = scan_dir(path, state)
+        ingests = self._ingests(unknown[0][1]) if unknown else (False, False)
+        if ingests[0]:  # (executable files are few: they follow the plain files' way)
+            fresh = self._ingest_many(unknown, state, ingests)
+            self._save_files(known, state)
+        else:  # objects are links: hash what changed, then link every file
+            fresh = hash_many(unknown, state)
+            self._save_files(known + fresh, state)
+        files = known + fresh
+        dinfo, data = dir_hash((rel, md5, st.st_size) for rel, _, st, md5 in files)
+        self._save_listing(dinfo.md5, data, state)
+        return dinfo
 
     def _save_files(self, files: DirFiles, state: HashState) -> None:
         total = sum(st.st_size for _, _, st, _ in files)
@@ -381,6 +319,91 @@ class Cache:
 
             map_chunked(one, files, worth_threads(total, len(files)))
 
+    # ---------------------------------------------------------------- ingest
+
+    def _ingests(self, sample: str) -> tuple[bool, bool]:
+        """Whether new objects are copies that leave the workspace file as it is, for
+        plain and for executable files: then ``_ingest`` reads each new file once.
+
+        ``sample`` is a file to try a reflink with, once, when reflinks may work here.
+        """
+        if "reflink" in self._order({"reflink"}):
+            self._make_dirs(self.objects_dir)
+            probe = tmp_beside(self.objects_dir / "reflink-probe")
+            if self._link(sample, probe, {"reflink"}) is not None:
+                unlink_quiet(probe)
+        answer = []
+        for isexec in (False, True):
+            obj_kinds = self._order(
+                {"reflink", "copy"} if isexec else {"reflink", "hardlink", "copy"}
+            )
+            ws_kinds = self._order(set(LINK_TYPES) - ({"hardlink", "symlink"} if isexec else set()))
+            answer.append(obj_kinds[:1] in ([], ["copy"]) and ws_kinds[:1] in ([], ["copy"]))
+        return answer[0], answer[1]
+
+    def _ingest_many(
+        self,
+        files: list[tuple[str, str, os.stat_result]],
+        state: HashState,
+        ingests: tuple[bool, bool],
+    ) -> DirFiles:
+        """Hash and save files the state does not know, on a few threads; their md5s."""
+        total = sum(st.st_size for _, _, st in files)
+        with progress.task("Caching", len(files), total) as shown:
+
+            def one(item: tuple[str, str, os.stat_result]) -> str:
+                _, fpath, st = item
+                if ingests[is_exec(st.st_mode)]:
+                    md5 = self._ingest(fpath, st, state)
+                else:
+                    info = hash_file(fpath, st, state)
+                    self._save_file(fpath, st, info, state)
+                    md5 = info.md5
+                shown.advance(st.st_size)
+                return md5
+
+            md5s = map_chunked(one, files, creating_threads(len(files)))
+        return [(rel, fpath, st, md5) for (rel, fpath, st), md5 in zip(files, md5s, strict=True)]
+
+    def _ingest(self, fpath: str, st: os.stat_result, state: HashState) -> str:
+        """Hash a file and make its object from one read of it; its md5."""
+        staged = None
+        try:
+            if st.st_size <= ingest.SMALL:
+                data, after = ingest.read_whole(fpath, st.st_size)
+                md5 = bytes_md5(data)
+            else:
+                self._make_dirs(self.objects_dir)
+                staged = tmp_beside(self.objects_dir / "new")
+                md5, after, staged_st = ingest.hash_while_copying(
+                    fpath, staged, st.st_size, READ_ONLY
+                )
+        except OSError as exc:
+            raise CacheError(f"{fpath}: cannot read: {exc.strerror}") from exc
+        try:
+            if not same_stat(st, after):
+                raise CacheError(f"{fpath}: changed while it was being saved")
+            info = file_info(md5, st)
+            state.put_abs(fpath, st, info)
+            obj = self._obj_str(md5)
+            if self._verify(obj, md5, state):
+                return md5  # already cached; the workspace keeps its own copy
+            self._make_dirs(os.path.dirname(obj))
+            if staged is None:
+                staged = tmp_beside(obj)
+                staged_st = ingest.write_new(staged, data, READ_ONLY)
+            if stat.S_IMODE(staged_st.st_mode) != READ_ONLY:  # a umask took bits away
+                os.chmod(staged, READ_ONLY)
+            os.replace(staged, obj)
+            staged = None
+        except OSError as exc:
+            raise CacheError(f"{fpath}: cannot write its cache object: {exc.strerror}") from exc
+        finally:
+            if staged is not None:
+                unlink_quiet(staged)
+        state.put_abs(obj, staged_st, info)
+        return md5
+
     def _save_file(
         self, path: Path | str, st: os.stat_result, info: HashInfo, state: HashState
     ) -> None:
@@ -390,7 +413,7 @@ class Cache:
             self._place(obj, path, info, state, expect=st)
             return
         self._make_dirs(os.path.dirname(obj))
-        tmp = _tmp_beside(obj)
+        tmp = tmp_beside(obj)
         # Never a symlink: the object itself must hold the bytes.
         allowed = {"reflink", "copy"} if info.isexec else {"reflink", "hardlink", "copy"}
         made = self._link_or_copy(path, tmp, allowed)
@@ -400,10 +423,10 @@ class Cache:
             os.chmod(tmp, READ_ONLY)  # for a hardlink this is the workspace file too
             os.replace(tmp, obj)
         except OSError as exc:
-            _unlink_quiet(tmp)
+            unlink_quiet(tmp)
             raise CacheError(f"{obj}: cannot write cache object: {exc.strerror}") from exc
         except CacheError:
-            _unlink_quiet(tmp)
+            unlink_quiet(tmp)
             raise
         state.put_abs(obj, os.stat(obj), info)
         wanted = self._order(set(LINK_TYPES) - ({"hardlink", "symlink"} if info.isexec else set()))
@@ -417,13 +440,13 @@ class Cache:
         if self._verify(obj, md5, state):
             return
         self._make_dirs(obj.parent)
-        tmp = _tmp_beside(obj)
+        tmp = tmp_beside(obj)
         try:
             Path(tmp).write_bytes(data)
             os.chmod(tmp, READ_ONLY)
             os.replace(tmp, obj)
         except OSError as exc:
-            _unlink_quiet(tmp)
+            unlink_quiet(tmp)
             raise CacheError(f"{obj}: cannot write directory listing: {exc.strerror}") from exc
         state.put(obj, os.stat(obj), HashInfo(md5=md5.removesuffix(DIR_SUFFIX), size=len(data)))
 
@@ -446,7 +469,7 @@ class Cache:
         stat ``expect``.
         """
         allowed = {"reflink", "copy"} if info.isexec else set(LINK_TYPES)
-        tmp = _tmp_beside(path)
+        tmp = tmp_beside(path)
         if expect is None:
             kind = self._link_or_copy(obj, tmp, allowed)
         else:
@@ -459,14 +482,38 @@ class Cache:
         try:
             self._fix_mode(tmp, kind, info, expect)
             if expect is not None and not same_stat(os.stat(path), expect):
-                _unlink_quiet(tmp)
+                unlink_quiet(tmp)
                 return  # the workspace file changed under us: leave it alone
             os.replace(tmp, path)
         except OSError as exc:
-            _unlink_quiet(tmp)
+            unlink_quiet(tmp)
             raise CacheError(f"{path}: cannot link from cache: {exc.strerror}") from exc
         if not info.legacy:  # the state DB holds DVC 3 hashes only
             state.put_abs(os.fspath(path), os.stat(path), HashInfo(md5=info.md5, size=info.size))
+
+    def _place_new(self, obj: str, target: str, info: HashInfo, state: HashState) -> None:
+        """``_place`` into a folder this checkout made: straight to ``target``, no temp name.
+
+        Nothing stood at ``target``, so nothing whole is replaced by something
+        half-made; a checkout stopped part way leaves a short file without a
+        state row, which the next status reports as changed and the next
+        checkout replaces.
+        """
+        allowed = {"reflink", "copy"} if info.isexec else set(LINK_TYPES)
+        try:
+            if self._order(allowed)[:1] in ([], ["copy"]):
+                st = copy_new(obj, target, info.size, 0o777 if info.isexec else 0o666)
+                if self.shared or not st.st_mode & stat.S_IWUSR:
+                    self._fix_mode(target, "copy", info, None)
+            else:
+                kind = self._link_or_copy(obj, target, allowed)
+                self._fix_mode(target, kind, info, None)
+                st = os.stat(target)
+        except OSError as exc:
+            unlink_quiet(target)
+            raise CacheError(f"{target}: cannot link from cache: {exc.strerror}") from exc
+        if not info.legacy:  # the state DB holds DVC 3 hashes only
+            state.put_abs(target, st, HashInfo(md5=info.md5, size=info.size))
 
     @staticmethod
     def _already_linked(obj: Path | str, path: Path | str, expect: os.stat_result) -> bool:
@@ -539,18 +586,44 @@ class Cache:
         sizes = self._sizes_of(path, todo, state, legacy)
         if os.path.lexists(path) and (os.path.islink(path) or not os.path.isdir(path)):
             remove_out(path)
+        fresh_top = not os.path.isdir(path)
         path.mkdir(parents=True, exist_ok=True)
         wanted = dict(listing)
         for rel in sorted(set(current) - set(wanted)):
             remove_out(current[rel][0])
             _prune_empty(Path(current[rel][0]).parent, path)
-        folders = _Folders(str(path))
+        self._restore_files(path, todo, sizes, legacy, state, fresh_top)
+
+    def _restore_files(
+        self,
+        path: Path,
+        todo: list[tuple[str, str]],
+        sizes: dict[str, int],
+        legacy: bool,
+        state: HashState,
+        fresh_top: bool,
+    ) -> None:
+        """Place each ``(relpath, md5)`` of ``todo`` below ``path``, on a few threads.
+
+        Folders are made first, here, once each; then the files are made in
+        parallel: making a file is kernel work that releases the GIL.
+        """
+        folders = _Folders(str(path), fresh_top)
+        jobs = [(*folders.prepare(rel), md5) for rel, md5 in todo]
         total = sum(sizes[md5] for _, md5 in todo)
         with progress.task("Restoring", len(todo), total) as shown:
-            for rel, md5 in todo:
-                found_info = HashInfo(md5=md5, size=sizes[md5], legacy=legacy)
-                self._place(self._obj_str(md5, legacy), folders.prepare(rel), found_info, state)
-                shown.advance(sizes[md5])
+
+            def one(job: tuple[str, bool, str]) -> None:
+                target, fresh, md5 = job
+                found = HashInfo(md5=md5, size=sizes[md5], legacy=legacy)
+                obj = self._obj_str(md5, legacy)
+                if fresh:
+                    self._place_new(obj, target, found, state)
+                else:
+                    self._place(obj, target, found, state)
+                shown.advance(found.size)
+
+            map_chunked(one, jobs, creating_threads(len(jobs)))
 
     def _sizes_of(
         self, path: Path, todo: list[tuple[str, str]], state: HashState, legacy: bool
@@ -593,13 +666,13 @@ def _unprotect_file(path: Path, state: HashState | None, group: bool = False) ->
                 os.chmod(path, stat.S_IMODE(st.st_mode) | SHARED_FILE_BITS)
         return
     known = state.get(path, st) if state is not None else None
-    tmp = _tmp_beside(path)
+    tmp = tmp_beside(path)
     try:
-        _copy(path, tmp)
+        copy_file(path, tmp)
         os.chmod(tmp, stat.S_IMODE(st.st_mode) | stat.S_IWUSR | (SHARED_FILE_BITS if group else 0))
         os.replace(tmp, path)
     except OSError as exc:
-        _unlink_quiet(tmp)
+        unlink_quiet(tmp)
         raise CacheError(f"{path}: cannot unprotect: {exc.strerror}") from exc
     if known is not None and state is not None:
         state.put(path, os.stat(path), known)
@@ -608,30 +681,34 @@ def _unprotect_file(path: Path, state: HashState | None, group: bool = False) ->
 class _Folders:
     """The folders of a checkout below ``top``, each made (or cleared of a file) once."""
 
-    def __init__(self, top: str) -> None:
+    def __init__(self, top: str, fresh_top: bool = False) -> None:
         self.top = top
-        self._ready: set[str] = set()
-        self._fresh: set[str] = set()  # made here, so empty: nothing in them to clear
+        self._ready: set[str] = {top}
+        # made here, so empty: nothing in them to clear, no file of the same name to replace
+        self._fresh: set[str] = {top} if fresh_top else set()
 
-    def prepare(self, rel: str) -> str:
-        """Make ``rel``'s parent folders, replacing files in the way; its absolute path."""
+    def prepare(self, rel: str) -> tuple[str, bool]:
+        """Make ``rel``'s parent folders, replacing files in the way; its absolute path,
+        and whether its folder was made here (then nothing stands at that path)."""
         parent = rel.rpartition("/")[0]
         folder = self._folder(parent) if parent else self.top
         target = f"{self.top}/{rel}"
-        if folder not in self._fresh and os.path.isdir(target) and not os.path.islink(target):
+        if folder in self._fresh:
+            return target, True
+        if os.path.isdir(target) and not os.path.islink(target):
             remove_out(target)
-        return target
+        return target, False
 
     def _folder(self, rel: str) -> str:
         path = f"{self.top}/{rel}"
         if path in self._ready:
             return path
         head = rel.rpartition("/")[0]
-        if head:
-            self._folder(head)
-        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
-            remove_out(path)
-        if not os.path.isdir(path):
+        parent = self._folder(head) if head else self.top
+        if parent not in self._fresh:
+            if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+                remove_out(path)
+        if parent in self._fresh or not os.path.isdir(path):
             os.mkdir(path)
             self._fresh.add(path)
         self._ready.add(path)

@@ -37,3 +37,9 @@ def map_chunked(fn: Callable[[T], R], items: Sequence[T], workers: int = WORKERS
     with ThreadPoolExecutor(n_threads) as pool:
         parts = list(pool.map(lambda chunk: [fn(item) for item in chunk], chunks))
     return [result for part in parts for result in part]
+
+
+def creating_threads(count: int) -> int:
+    """How many threads suit making ``count`` files: making one is kernel work whatever
+    its size (a new inode, a folder entry), and folders apart do not wait on each other."""
+    return WORKERS if count >= 2 * _MIN_PER_THREAD else 1

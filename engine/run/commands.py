@@ -62,13 +62,15 @@ def status(project: Project, targets: list[str]) -> dict[str, list[StatusItem]]:
             if items:
                 report[stage.address] = items
         if not targets:
-            report.update(_tracked_status(project, io))
+            report.update(_tracked_status(project, io, pipeline.tracked))
     return report
 
 
-def _tracked_status(project: Project, io: StageIO) -> dict[str, list[StatusItem]]:
+def _tracked_status(
+    project: Project, io: StageIO, tracked: list[str]
+) -> dict[str, list[StatusItem]]:
     report: dict[str, list[StatusItem]] = {}
-    for dvcfile in find_tracked(project.root):
+    for dvcfile in (project.root / rel for rel in tracked):
         rel_file = dvcfile.relative_to(project.root).as_posix()
         changed: dict[str, str] = {}
         for rel, info in _dvcfile_outs(project, dvcfile):
@@ -116,10 +118,9 @@ def render_dag(project: Project, targets: list[str], fmt: str) -> str:
     stages = pipeline.graph.select(targets, cwd=cwd_in(project)) if targets else None
     tracked = [
         dagview.TrackedNode(
-            dvcfile.relative_to(project.root).as_posix(),
-            tuple(rel for rel, _ in _dvcfile_outs(project, dvcfile)),
+            dvcfile, tuple(rel for rel, _ in _dvcfile_outs(project, project.root / dvcfile))
         )
-        for dvcfile in find_tracked(project.root)
+        for dvcfile in pipeline.tracked
     ]
     cwd = cwd_in(project)
     names = {stage.address: address_from(stage, cwd) for stage in pipeline.stages}
@@ -177,7 +178,7 @@ def checkout(
     pipeline = load_pipeline(project.root)
     restored: list[str] = []
     with StageIO(project, state_db=state_db) as io:
-        tracked = _tracked_outs(project)
+        tracked = _tracked_outs(project, pipeline.tracked)
         if not targets:
             outs = _stage_outs(pipeline, pipeline.stages) + list(tracked.items())
         else:
@@ -193,12 +194,12 @@ def checkout(
     return restored
 
 
-def _tracked_outs(project: Project) -> dict[str, Any]:
-    """Data of every .dvc file: path from the root -> recorded hash."""
+def _tracked_outs(project: Project, tracked: list[str]) -> dict[str, Any]:
+    """Data of the ``tracked`` .dvc files: path from the root -> recorded hash."""
     return {
         rel: info
-        for dvcfile in find_tracked(project.root)
-        for rel, info in _dvcfile_outs(project, dvcfile)
+        for dvcfile in tracked
+        for rel, info in _dvcfile_outs(project, project.root / dvcfile)
     }
 
 

@@ -18,7 +18,7 @@ from exq.engine.data.cache import Cache
 from exq.engine.data.hashdb import HashState
 from exq.engine.data.hashing import HashInfo
 from exq.engine.errors import DvcFileError, ExqError
-from exq.engine.spec.loading import searched
+from exq.engine.spec.loading import find_project_files
 from exq.engine.writes import atomic_write_text
 
 SUFFIX = ".dvc"
@@ -39,11 +39,7 @@ def dvcfile_for(path: Path) -> Path:
 def find_tracked(root: Path) -> list[Path]:
     """Every ``*.dvc`` file in the project, outside git's and DVC's folders and
     the projects inside it."""
-    found: list[Path] = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if searched(folder, d))
-        found.extend(Path(folder) / f for f in sorted(files) if f.endswith(SUFFIX))
-    return found
+    return [root / rel for rel in find_project_files(root)[1]]
 
 
 def read_tracked(dvcfile: Path, root: Path) -> list[TrackedOut]:

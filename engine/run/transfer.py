@@ -31,7 +31,7 @@ class Transfer:
 def outs(project: Project, targets: list[str]) -> list[tuple[str, Any]]:
     """(path, recorded hash) of the targets' cached outputs, or of every one."""
     pipeline = load_pipeline(project.root)
-    tracked = ops._tracked_outs(project)
+    tracked = ops._tracked_outs(project, pipeline.tracked)
     if not targets:
         found = ops._stage_outs(pipeline, pipeline.stages) + list(tracked.items())
     else:

@@ -16,6 +16,7 @@ from exq.engine.spec.templating import load_dvcfile
 
 DVCFILE = "dvc.yaml"
 LOCKFILE = "dvc.lock"
+TRACKED_SUFFIX = ".dvc"  # data tracked by ``exq add`` / ``dvc add``
 # Folders never searched for dvc.yaml or .dvc files: hidden ones (git's and
 # DVC's own among them), and homes of packages that can hold many thousand files.
 _SKIP_DIRS = {"node_modules", "__pycache__"}
@@ -50,6 +51,8 @@ class Pipeline:
     graph: Graph
     dvcfiles: list[str]
     locks: dict[str, dict[str, LockEntry]] = field(default_factory=dict)
+    # project-relative ``.dvc`` files, found by the same walk as ``dvcfiles``
+    tracked: list[str] = field(default_factory=list)
 
     def lock_path(self, stage: Stage) -> Path:
         return self.root / lock_name(stage.dvcfile)
@@ -68,13 +71,52 @@ def lock_name(dvcfile: str) -> str:
 def find_dvcfiles(root: Path) -> list[str]:
     """Project-relative paths of every dvc.yaml, the root one first, then sorted;
     the folders of other projects inside this one are not searched."""
-    found: list[str] = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if searched(folder, d))
-        if DVCFILE in files:
-            rel = os.path.relpath(os.path.join(folder, DVCFILE), root)
-            found.append(Path(rel).as_posix())
-    return sorted(found, key=lambda path: (path.count("/"), path))
+    return find_project_files(root)[0]
+
+
+def find_project_files(root: Path) -> tuple[list[str], list[str]]:
+    """Every dvc.yaml (as ``find_dvcfiles`` orders them) and every ``.dvc`` file
+    (folder by folder, names sorted), project-relative, from one walk.
+
+    A walk with ``os.scandir`` that keeps only these names: a tracked folder
+    of 100,000 files is passed over without a list of its names.
+    """
+    dvcfiles: list[str] = []
+    tracked: list[str] = []
+
+    def walk(folder: str, rel: str) -> None:
+        try:
+            with os.scandir(folder) as entries:
+                found = [(e.name, e.is_dir(), e.is_symlink()) for e in entries if _wanted(e)]
+        except OSError:
+            return  # an unreadable folder holds nothing we can load
+        prefix = f"{rel}/" if rel else ""
+        subdirs = []
+        for name, isdir, islink in sorted(found):
+            if isdir:
+                if not islink and searched(folder, name):
+                    subdirs.append(name)
+            elif name == DVCFILE:
+                dvcfiles.append(prefix + name)
+            else:
+                tracked.append(prefix + name)
+        for name in subdirs:
+            walk(os.path.join(folder, name), prefix + name)
+
+    walk(os.fspath(root), "")
+    dvcfiles.sort(key=lambda path: (path.count("/"), path))
+    return dvcfiles, tracked
+
+
+def _wanted(entry: os.DirEntry[str]) -> bool:
+    """A folder to look into, a dvc.yaml or a ``.dvc`` file (what ``os.walk`` would show)."""
+    name = entry.name
+    if name == DVCFILE or name.endswith(TRACKED_SUFFIX):
+        return True
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def load_pipeline(root: Path, source: FileSource | None = None) -> Pipeline:
@@ -82,7 +124,7 @@ def load_pipeline(root: Path, source: FileSource | None = None) -> Pipeline:
     from disk (no ``source``), also that every out really lies in ``root``."""
     on_disk = source is None
     source = source or DiskSource(root)
-    dvcfiles = find_dvcfiles(root)
+    dvcfiles, tracked = find_project_files(root)
     stages: list[Stage] = []
     for dvcfile in dvcfiles:
         stages.extend(load_dvcfile(source, dvcfile))
@@ -90,7 +132,9 @@ def load_pipeline(root: Path, source: FileSource | None = None) -> Pipeline:
     if on_disk:
         check_outs_inside(root, stages)
     locks = {dvcfile: read_lock(root / lock_name(dvcfile)) for dvcfile in dvcfiles}
-    return Pipeline(root=root, stages=stages, graph=graph, dvcfiles=dvcfiles, locks=locks)
+    return Pipeline(
+        root=root, stages=stages, graph=graph, dvcfiles=dvcfiles, locks=locks, tracked=tracked
+    )
 
 
 def check_outs_inside(root: Path, stages: list[Stage]) -> None:

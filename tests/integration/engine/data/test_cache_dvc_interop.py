@@ -75,3 +75,39 @@ def test_exq_checks_out_what_dvc_added(git_repo: Path, dvc_bin: str, tmp_path: P
         cache.checkout(git_repo / "data", expected, state)
         assert hash_path(git_repo / "data", state) == expected
     assert json.loads(dvc(dvc_bin, git_repo, "status", "--json")) == {}
+
+
+def make_big_tree(top: Path, count: int = 1500) -> None:
+    for i in range(count):
+        path = top / f"d{i % 15:02d}" / f"f{i:05d}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(f"file {i}\n".encode() * (i % 11))
+    (top / "big.bin").write_bytes(os.urandom(3 << 20))  # hashed while the kernel copies it
+
+
+@pytest.mark.parametrize("link", ["copy", "hardlink"])
+def test_dvc_reads_a_big_folder_exq_saved(git_repo: Path, dvc_bin: str, link: str) -> None:
+    dvc(dvc_bin, git_repo, "init", "-q")
+    make_big_tree(git_repo / "data")
+    cache = Cache(git_repo / ".dvc" / "cache", [link])
+    with HashState(git_repo) as state:
+        info = cache.save(git_repo / "data", state)
+    (git_repo / "data.dvc").write_text(dvcfile(info, "data"))
+    assert json.loads(dvc(dvc_bin, git_repo, "status", "--json")) == {}
+    remove_out(git_repo / "data")
+    dvc(dvc_bin, git_repo, "checkout", "-q")
+    with HashState(git_repo) as state:
+        assert hash_path(git_repo / "data", state) == info
+
+
+def test_exq_restores_a_big_folder_dvc_added(git_repo: Path, dvc_bin: str) -> None:
+    dvc(dvc_bin, git_repo, "init", "-q")
+    make_big_tree(git_repo / "data")
+    dvc(dvc_bin, git_repo, "add", "-q", "data")
+    expected = info_of(git_repo / "data.dvc")
+    remove_out(git_repo / "data")
+    cache = Cache(git_repo / ".dvc" / "cache", ["copy"])
+    with HashState(git_repo) as state:
+        cache.checkout(git_repo / "data", expected, state)
+        assert hash_path(git_repo / "data", state) == expected
+    assert json.loads(dvc(dvc_bin, git_repo, "status", "--json")) == {}

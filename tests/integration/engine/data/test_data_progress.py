@@ -61,25 +61,34 @@ def make_folder(top: Path, count: int) -> int:
     return total
 
 
+@pytest.mark.parametrize(
+    ("link", "labels"),
+    [
+        # objects are copies: each new file is read once, hashed and cached in one task
+        ("copy", ["Caching", "Restoring"]),
+        # objects are links: hashing reads the files, caching links them
+        ("hardlink", ["Hashing", "Caching", "Restoring"]),
+    ],
+)
 def test_saving_and_restoring_a_folder_report_every_file(
-    tmp_path: Path, recorder: Recorder
+    tmp_path: Path, recorder: Recorder, link: str, labels: list[str]
 ) -> None:
     total = make_folder(tmp_path / "data", 300)
-    cache = Cache(tmp_path / ".dvc" / "cache", ["copy"])
+    cache = Cache(tmp_path / ".dvc" / "cache", [link])
     with HashState(tmp_path) as state:
         info = cache.save(tmp_path / "data", state)
         (tmp_path / "data" / "d3").rename(tmp_path / "gone")  # files 3, 10, 17, ...: to restore
         cache.checkout(tmp_path / "data", info, state)
     by_label = {task.label: task for task in recorder.tasks}
-    assert [t.label for t in recorder.tasks] == ["Hashing", "Caching", "Restoring"]
-    for label in ("Hashing", "Caching"):
+    assert [t.label for t in recorder.tasks] == labels
+    for label in labels[:-1]:
         task = by_label[label]
         assert (task.files, task.nbytes) == (300, total)
         assert (task.done_files, task.done_bytes) == (300, total)
     restoring = by_label["Restoring"]
     assert restoring.files == restoring.done_files == len(range(3, 300, 7))
     assert restoring.done_bytes == restoring.nbytes > 0
-    assert recorder.closed == ["Hashing", "Caching", "Restoring"]
+    assert recorder.closed == labels
 
 
 def test_nothing_to_do_opens_no_task(tmp_path: Path, recorder: Recorder) -> None:

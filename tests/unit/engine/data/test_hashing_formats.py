@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from exq.engine.data.hashing import (
@@ -50,6 +52,26 @@ def test_listing_sorts_by_plain_string_not_by_path_parts() -> None:
     # "a.txt" < "a/z" < "a0" as strings; sorting by parts would put "a/z" first.
     data = dir_listing_bytes([("a0", "3"), ("a/z", "2"), ("a.txt", "1")])
     assert [rel for rel, _ in parse_dir_listing(data)] == ["a.txt", "a/z", "a0"]
+
+
+@pytest.mark.parametrize(
+    "rel",
+    [
+        'quote " and back\\slash',
+        "tab\tnew\nline",
+        "caf\u00e9/\u6587\u4ef6",
+        "bad \udcff byte",
+        "\U0001f600",
+    ],
+)
+def test_listing_escapes_names_as_json_dumps_does(rel: str) -> None:
+    # DVC writes the listing with json.dumps (ASCII escapes): the same bytes, name for name
+    pairs = [(rel, "0" * 32), ("plain", "1" * 32)]
+    expected = json.dumps(
+        [{"md5": md5, "relpath": r} for r, md5 in sorted(pairs)], sort_keys=True
+    ).encode()
+    assert dir_listing_bytes(pairs) == expected
+    assert parse_dir_listing(expected) == sorted(pairs)
 
 
 def test_empty_dir_hash_is_md5_of_empty_list() -> None:
