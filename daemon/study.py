@@ -2,7 +2,7 @@
 
 A study (``exp run --queue --optimize FILE:KEY --trials N``) is a row of the
 queue database (:mod:`exq.daemon.study_store`) and an Optuna study in Optuna's
-RDB storage, ``studies.db`` in the daemon's state folder (:func:`storage_url`),
+RDB storage, ``studies-*.db`` in the daemon's state folder (:func:`storage_url`),
 named :func:`optuna_name` of the row's id. The scheduler calls
 :meth:`Studies.step` at each reconcile with free slots: it tells Optuna the
 end of each trial whose run ended (the objective read from the run's
@@ -73,8 +73,13 @@ FINAL = frozenset(ENDED - {RunState.INTERRUPTED})
 
 
 def storage_url(config: DaemonConfig) -> str:
-    """Optuna's RDB storage of every study: SQLite in the state folder."""
-    return f"sqlite:///{config.state_dir / 'studies.db'}"
+    """Optuna's RDB storage of the studies of this queue: a SQLite file in the
+    state folder, ``studies-<12 hex>.db``, named in the queue database. A queue
+    database moved away (to start an empty queue) takes its studies with it: a
+    new study 1 never loads the old study 1's trials."""
+    with StudyStore(config.db_path) as store:
+        name = store.studies_file()
+    return f"sqlite:///{config.state_dir / name}"
 
 
 def optuna_name(study_id: int) -> str:

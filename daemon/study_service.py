@@ -160,10 +160,13 @@ def enqueue_fixed_study(
         git.remove_ref_lock(study_ref(study_id))
         git.set_ref(study_ref(study_id), first.snapshot, message="exq: study")
 
+    # Named before the transaction below: naming it may write to the queue database.
+    storage = storage_url(config)
+
     def ask(study_id: int) -> list[tuple[int, int]]:
         # Optuna's own database: a bare trial per run, its -S edits as an attribute.
         handle = optuna.create_study(
-            storage=storage_url(config),
+            storage=storage,
             study_name=optuna_name(study_id),
             direction=spec.objective.direction,
             load_if_exists=True,

@@ -141,6 +141,13 @@ SQL_TRIAL_OF_RUN = (
 SQL_TRIAL_TOLD = (
     "UPDATE trials SET outcome = ?, value = ? WHERE study_id = ? AND trial = ? AND outcome IS NULL"
 )
+# The name of the queue database's file of Optuna studies, made once: a queue
+# database moved away to start afresh leaves its studies behind with it.
+SQL_STUDIES_TOKEN_MAKE = (
+    "INSERT OR IGNORE INTO settings (key, value) VALUES ('studies_file', "
+    "'studies-' || lower(hex(randomblob(6))) || '.db')"
+)
+SQL_STUDIES_TOKEN = "SELECT value FROM settings WHERE key = 'studies_file'"
 # Stopping a study: no more trials are asked (its budget is what it queued).
 SQL_STUDY_STOP = "UPDATE studies SET budget = queued, error = ? WHERE id = ? AND state = 'active'"
 SQL_STUDY_END = (
@@ -300,6 +307,12 @@ class StudyStore(SyncStore):
         except sqlite3.Error as exc:
             raise store_failure(self.db_path, exc) from exc
         return ids
+
+    def studies_file(self) -> str:
+        """The name of the file (in the state folder) of this queue's Optuna
+        studies; made at the first call."""
+        self._write(SQL_STUDIES_TOKEN_MAKE, ())
+        return str(self._read(SQL_STUDIES_TOKEN, ())[0][0])
 
     def waiting_runs(self) -> int:
         """How many queued runs wait for nothing but a slot."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import exq, write
-from tests.e2e.queue_helpers import QueueEnv, status, wait_for
+from tests.e2e.queue_helpers import QueueEnv, status, stop_daemon, wait_for
 from tests.e2e.study_helpers import SPACE, loss_of, make_study_project, sweep_status
 from tests.support import git
 
@@ -42,7 +42,7 @@ def test_a_study_queues_its_trials_as_slots_free_and_tells_optuna_each_metric(
     best = min(trials, key=lambda t: t["value"])
     assert study["best"]["name"] == best["name"]
     assert study["best"]["experiment"].endswith("/" + best["name"])
-    assert (queue_env.state / "studies.db").is_file()
+    (storage,) = queue_env.state.glob("studies-*.db")  # Optuna's own database
     # The plain text says the same, the best with its params and experiment.
     _, text, _ = exq("sweep", "status", cwd=root)
     assert "Study st (done): minimize scores.json:loss, tpe sampler, seed 5" in text
@@ -196,3 +196,25 @@ def test_sweep_stop_asks_no_more_trials_and_lets_the_running_one_end(
     assert code == 1 and "study 'st' is done: nothing to stop" in err
     code, _, err = exq("sweep", "stop", "nope", cwd=root, check=False)
     assert code == 1 and err.count("\n") == 1 and "no study 'nope'" in err
+
+
+def test_a_queue_started_afresh_starts_its_studies_afresh(
+    queue_env: QueueEnv, tmp_path: Path
+) -> None:
+    """The queue database moved away (as its error hint says, to start an empty
+    queue): the next study 1 is a new Optuna study, not the old study 1 again."""
+    root = make_study_project(tmp_path / "repo")
+    for name in ("old", "new"):
+        exq("exp", "run", "--queue", *SPACE, *OPT[:-1], "2", "-n", name, cwd=root)
+        exq("queue", "start", "-j", "2", cwd=root)
+        study = wait_for(
+            lambda name=name: (s := sweep_status(root, name))["state"] == "done" and s,
+            f"study {name} to end",
+        )
+        assert (study["id"], [t["trial"] for t in study["trials"]]) == (1, [0, 1])
+        stop_daemon(queue_env)
+        moved = tmp_path / f"queue-{name}"
+        moved.mkdir()
+        for path in queue_env.state.glob("queue.db*"):
+            path.rename(moved / path.name)
+    assert len(list(queue_env.state.glob("studies-*.db"))) == 2
