@@ -29,6 +29,8 @@ MODE_EXEC = FileMode.BLOB_EXECUTABLE  # 0o100755
 MODE_LINK = FileMode.LINK  # 0o120000
 MODE_GITLINK = FileMode.COMMIT  # 0o160000, a submodule
 HEX40 = re.compile(r"[0-9a-f]{40}")
+# Commits whose facts one Git keeps (a few hundred bytes each).
+_KEPT_COMMITS = 200_000
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,8 @@ class Repository:
             author=commit.author.name,
             email=commit.author.email,
         )
+        if len(self._infos) >= _KEPT_COMMITS:  # a Git kept open for long: bounded memory
+            self._infos.clear()
         self._infos[info.sha] = info
         return info
 
