@@ -8,11 +8,16 @@ exp_app`` also still works, through that module's ``__getattr__``).
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+import traceback
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
 import typer
+from typer.core import TyperCommand, TyperOption
 
 from exq import __version__
 from exq.cli.messages import error_line
@@ -50,6 +55,64 @@ app.add_typer(remote_app, name="remote")
 EXIT_INTERRUPTED = 130
 
 
+# Set by -v: debug logs on stderr, and a traceback under an error's one line.
+VERBOSE_VAR = "EXQ_VERBOSE"
+
+
+def silence_stdout() -> None:
+    """As DVC's -q: nothing on standard output from here on, what commands this
+    process starts print included; errors still reach stderr."""
+    sys.stdout.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _quiet(ctx: Any, param: Any, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        silence_stdout()
+
+
+def _verbose(ctx: Any, param: Any, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        os.environ[VERBOSE_VAR] = "1"
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(name)s: %(message)s")
+
+
+class DvcFlagsCommand(TyperCommand):
+    """A command that also takes DVC's ``-q``/``--quiet`` and ``-v``/``--verbose``,
+    which every dvc command takes, unless it has a ``-q`` or ``-v`` of its own."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        taken = {opt for param in self.params for opt in getattr(param, "opts", ())}
+        if not taken & {"-q", "--quiet"}:
+            self.params.append(_flag("-q", "--quiet", _quiet, "Print nothing on stdout."))
+        if not taken & {"-v", "--verbose"}:
+            help_text = "Debug logs on stderr; a traceback with an error."
+            self.params.append(_flag("-v", "--verbose", _verbose, help_text))
+
+
+def _flag(short: str, long: str, callback: Any, help_text: str) -> TyperOption:
+    return TyperOption(
+        param_decls=[short, long],
+        is_flag=True,
+        expose_value=False,
+        callback=callback,
+        help=help_text,
+    )
+
+
+def add_dvc_flags(typer_app: typer.Typer) -> None:
+    """Give every command registered under ``typer_app`` DVC's -q and -v."""
+    for command in typer_app.registered_commands:
+        if command.cls in (None, TyperCommand):
+            command.cls = DvcFlagsCommand
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            add_dvc_flags(group.typer_instance)
+
+
 def fail(message: str, code: int = 1) -> None:
     typer.echo(error_line(message), err=True)
     raise typer.Exit(code)
@@ -63,17 +126,24 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except ExqError as exc:
+            _trace()
             fail(str(exc), exc.exit_code)
         except (ExceptionGroup, OSError) as exc:  # a task group's errors, a full disk
             error = user_error_of(exc)
             if error is None:
                 raise
+            _trace()
             fail(str(error), error.exit_code)
         except KeyboardInterrupt:
             typer.echo("Interrupted.", err=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _trace() -> None:
+    if os.environ.get(VERBOSE_VAR):
+        traceback.print_exc(file=sys.stderr)
 
 
 def version_callback(value: bool) -> None:

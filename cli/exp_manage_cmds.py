@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from exq.cli.completion import complete_experiments
-from exq.cli.main import exp_app, handle_errors
+from exq.cli.main import exp_app, handle_errors, silence_stdout
 from exq.engine.errors import ExperimentError
 
 if TYPE_CHECKING:
@@ -57,7 +57,9 @@ def exp_apply(
     force: bool = typer.Option(
         False, "--force", "-f", help="Overwrite uncommitted changes in the workspace."
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Print nothing on stdout, no progress bars."
+    ),
 ) -> None:
     """Put an experiment's files and cached outputs into the workspace."""
     from exq.cli.progress import install as install_progress
@@ -65,6 +67,8 @@ def exp_apply(
     from exq.engine.run.project import open_project
 
     install_progress(quiet)
+    if quiet:
+        silence_stdout()
     result = manage.apply(open_project(), experiment, force=force)
     typer.echo(
         f"Changes for experiment '{result.name}' have been applied to your current workspace."

@@ -49,11 +49,12 @@ def root_command() -> Any:
     """The click command typer builds from the app, with every command registered."""
     import typer.main
 
-    from exq.cli.app import app
+    from exq.cli.app import add_dvc_flags, app
     from exq.cli.main import COMMAND_MODULES
 
     for module in COMMAND_MODULES:
         importlib.import_module(f"exq.cli.{module}")
+    add_dvc_flags(app)
     return typer.main.get_command(app)
 
 

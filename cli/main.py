@@ -92,10 +92,11 @@ def main() -> None:
     # one that holds the command asked for, since each pulls in its own engine.
     import importlib
 
-    from exq.cli.app import EXIT_INTERRUPTED, app
+    from exq.cli.app import EXIT_INTERRUPTED, add_dvc_flags, app
 
     for module in modules_for(argv):
         importlib.import_module(f"exq.cli.{module}")
+    add_dvc_flags(app)
 
     import typer
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from exq.cli.completion import complete_stages
-from exq.cli.main import app, handle_errors, stage_app
+from exq.cli.main import app, handle_errors, silence_stdout, stage_app
 from exq.cli.messages import format_seconds
 from exq.cli.progress import install as install_progress
 
@@ -164,13 +164,17 @@ def dag(
 @handle_errors
 def add(
     paths: list[str] = typer.Argument(..., help="Files or folders to track."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Print nothing on stdout, no progress bars."
+    ),
 ) -> None:
     """Track data: cache it, write PATH.dvc and add PATH to .gitignore."""
     from exq.engine.run import commands as ops
     from exq.engine.run.project import open_project
 
     install_progress(quiet)
+    if quiet:
+        silence_stdout()
     project = open_project()
     for path in paths:
         written = ops.add(project, Path(path))
@@ -185,13 +189,17 @@ def checkout(
         help="Stages, dvc.yaml or .dvc files, or paths of outputs and tracked data.",
         autocompletion=complete_stages,
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Print nothing on stdout, no progress bars."
+    ),
 ) -> None:
     """Restore stage outputs and tracked data from the cache."""
     from exq.engine.run import commands as ops
     from exq.engine.run.project import open_project
 
     install_progress(quiet)
+    if quiet:
+        silence_stdout()
     project = open_project()
     restored = ops.checkout(project, targets or [])
     for path in restored:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from exq.cli.app import app, handle_errors, remote_app
+from exq.cli.app import app, handle_errors, remote_app, silence_stdout
 from exq.cli.progress import install as install_progress
 from exq.engine.data import remote_config as config
 
@@ -96,7 +96,7 @@ def remote_remove(name: str = typer.Argument(..., help="The remote.")) -> None:
 _TARGETS = typer.Argument(None, help="Stages, .dvc files or paths of outputs (default: all).")
 _REMOTE = typer.Option(None, "--remote", "-r", help="The remote (default: core.remote).")
 _JOBS = typer.Option(0, "--jobs", "-j", help="Transfers at once (default: 4 x cores).")
-_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+_QUIET = typer.Option(False, "--quiet", "-q", help="Print nothing on stdout, no progress bars.")
 
 # What each way says of an output whose objects are missing, and when done.
 _MISSING = {
@@ -121,6 +121,8 @@ def _transfer(
     from exq.engine.run.project import open_project
 
     install_progress(quiet)
+    if quiet:
+        silence_stdout()
     args = (open_project(), targets or [], remote, jobs or default_jobs())
     restored: list[str] = []
     if way == "pull":
