@@ -11,7 +11,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Sequence
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from rich.cells import cell_len
@@ -273,5 +275,76 @@ def render_exp_diff_json(metrics: Sequence[DiffRow], params: Sequence[DiffRow]) 
 
 
 def render_json(data: Any) -> str:
-    """JSON for ``--json`` outputs (``rows_to_json`` results), indented for people, stable for tools."""
-    return json.dumps(data, indent=2)
+    """JSON for ``--json`` outputs (``rows_to_json`` results), indented for people, stable for tools.
+
+    Exactly ``json.dumps(data, indent=2)``, written faster: with an indent, the
+    json module encodes in Python through generators, a third of ``exp show
+    --json``'s time over 10,000 experiments. Anything but plain JSON data (a
+    key that is not a string, a type of its own) goes to the json module.
+    """
+    out: list[str] = []
+    try:
+        _encode(data, out, "\n")
+    except _NotPlain:
+        return json.dumps(data, indent=2)
+    return "".join(out)
+
+
+class _NotPlain(Exception):
+    """A value ``_encode`` leaves to the json module."""
+
+
+def _encode(value: Any, out: list[str], newline: str) -> None:
+    """Append ``value``'s indented JSON to ``out``; ``newline`` holds the current indent."""
+    kind = type(value)
+    if kind is str:
+        out.append(encode_basestring_ascii(value))
+    elif value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif kind is int:
+        out.append(int.__repr__(value))
+    elif kind is float:
+        out.append(_float_text(value))
+    elif kind is dict:
+        if not value:
+            out.append("{}")
+            return
+        inner = newline + "  "
+        separator = "{" + inner
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _NotPlain
+            out.append(separator)
+            out.append(encode_basestring_ascii(key))
+            out.append(": ")
+            _encode(item, out, inner)
+            separator = "," + inner
+        out.append(newline + "}")
+    elif kind is list or kind is tuple:
+        if not value:
+            out.append("[]")
+            return
+        inner = newline + "  "
+        separator = "[" + inner
+        for item in value:
+            out.append(separator)
+            _encode(item, out, inner)
+            separator = "," + inner
+        out.append(newline + "]")
+    else:
+        raise _NotPlain
+
+
+def _float_text(value: float) -> str:
+    """As the json module writes a float (allow_nan: NaN and the infinities as JavaScript)."""
+    if value != value:
+        return "NaN"
+    if value == math.inf:
+        return "Infinity"
+    if value == -math.inf:
+        return "-Infinity"
+    return float.__repr__(value)
