@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from exq.daemon.protocol import StatusReply
     from exq.daemon.resources import Ask
     from exq.daemon.study_store import StudyRecord
-    from exq.engine.experiments.study_spec import StudySpec
+    from exq.engine.experiments.study_spec import Objective, StudySpec
     from exq.engine.git import Git
 
 # Untracked files this big are named at enqueue (a snapshot commits them whole);
@@ -129,7 +129,14 @@ def enqueue(
     )
     snapshots = prepare_queue(project, git, points, force=request.force, targets=request.targets)
     if fixed is not None:
-        check_prunable(git, snapshots[0].snapshot, git.prefix_of(project.root), request.targets)
+        check_study_pipeline(
+            git,
+            snapshots[0].snapshot,
+            git.prefix_of(project.root),
+            request.targets,
+            fixed.objective,
+            prune=True,
+        )
     runs = [
         NewRun(
             repo=str(project.root),
@@ -176,13 +183,40 @@ def enqueue(
     return [(run_id, run.name) for run_id, run in zip(ids, runs, strict=True)]
 
 
-def check_prunable(git: Git, snapshot: str, prefix: str, targets: Iterable[str]) -> None:
-    """Refuse ``--prune`` for a pipeline whose runs take no checkpoint: a pruner
-    judges runs at their checkpoints, and such a run has none before its end."""
+def check_study_pipeline(
+    git: Git,
+    snapshot: str,
+    prefix: str,
+    targets: Iterable[str],
+    objective: Objective,
+    *,
+    prune: bool,
+) -> None:
+    """Refuse a study or pruned sweep the pipeline cannot feed: an ``--optimize``
+    file no stage writes and the snapshot lacks (a typo would fail every trial
+    only at its end), or ``--prune`` with no stage that takes checkpoints (a
+    pruner judges runs at their checkpoints)."""
     from exq.engine.experiments.queue_snapshot import check_snapshot
+    from exq.engine.spec.graph import repo_path
 
     stages = check_snapshot(git, snapshot, prefix, list(targets))
-    if not any(stage.has_checkpoints for stage in stages):
+    file = objective.file
+    written = {repo_path(stage, out.path) for stage in stages for out in stage.outs}
+    written |= {
+        repo_path(stage, path)
+        for stage in stages
+        if stage.live is not None
+        for path in stage.live.paths()
+    }
+    if file not in written and git.read_blob(snapshot, f"{prefix}/{file}".lstrip("/")) is None:
+        metrics = sorted(
+            p for p in written if p.lower().endswith((".json", ".yaml", ".yml", ".toml"))
+        )
+        raise ConfigError(
+            f"--optimize {objective}: no stage writes '{file}' and the workspace has no such file",
+            hint=f"the pipeline writes {', '.join(metrics)}" if metrics else None,
+        )
+    if prune and not any(stage.has_checkpoints for stage in stages):
         raise ConfigError(
             "--prune: no stage of the pipeline takes checkpoints, so no run can be judged"
             " before it ends",

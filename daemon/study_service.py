@@ -78,10 +78,16 @@ def enqueue_study(
     baseline, snapshot = prepare_study(
         project, git, names, probe_point(space), force=request.force, targets=request.targets
     )
-    if spec.pruner is not None:
-        from exq.daemon.service import check_prunable
+    from exq.daemon.service import check_study_pipeline
 
-        check_prunable(git, snapshot, git.prefix_of(project.root), request.targets)
+    check_study_pipeline(
+        git,
+        snapshot,
+        git.prefix_of(project.root),
+        request.targets,
+        spec.objective,
+        prune=spec.pruner is not None,
+    )
     run = {
         "targets": list(request.targets),
         "stage_jobs": request.stage_jobs,

@@ -113,6 +113,14 @@ OPT = ["--optimize", "scores.json:loss", "--minimize", "--trials", "3"]
         (["-S", "nokey=interval(0, 1)", *OPT], "key 'nokey' not found"),
         (["-S", "x=interval(0, 1)"], "interval() is a distribution: draw from it with --samples"),
         (["-S", "x=0.5", *OPT, "--temp"], "--optimize searches a space"),  # typer's path
+        (
+            [*SPACE, "--optimize", "score.json:loss", "--minimize", "--trials", "3"],
+            "--optimize score.json:loss: no stage writes 'score.json' and the workspace has no",
+        ),
+        (
+            ["-S", "x=0.1,0.2", "--optimize", "score.json:loss", "--minimize", "--prune", "asha"],
+            "no stage writes 'score.json'",
+        ),
     ],
 )
 def test_a_bad_study_is_one_line_and_queues_nothing(
