@@ -29,6 +29,8 @@ EXTRAS = {"s3": ("s3fs", "s3"), "gs": ("gcsfs", "gs"), "azure": ("adlfs", "azure
 EXTRAS |= {"ssh": ("sshfs", "ssh"), "http": ("aiohttp", "http"), "https": ("aiohttp", "http")}
 READ_ONLY = 0o444
 DIR_SUFFIX = ".dir"
+# Past this many objects to look for, one listing of the remote beats a request each.
+QUERY_LIMIT = 256
 
 
 def default_jobs() -> int:
@@ -202,6 +204,28 @@ def listing(storage: Storage) -> dict[str, int]:
     return names
 
 
+def known_on_remote(storage: Storage, names: Iterable[str], jobs: int) -> dict[str, int]:
+    """Which of ``names`` the remote holds, and their sizes: a request each (at
+    ``jobs`` at once) when they are few, else one listing of the whole remote."""
+    wanted = set(names)
+    if len(wanted) > QUERY_LIMIT:
+        found = listing(storage)
+        return {n: found[n] for n in wanted if n in found}
+    sizes: dict[str, int] = {}
+
+    def ask(name: str) -> None:
+        try:
+            info = storage.fs.info(storage.object_path(name))
+        except FileNotFoundError:
+            return
+        except Exception as exc:  # noqa: BLE001 - any library's failure becomes one line
+            raise _explain(storage, exc) from exc
+        sizes[name] = int(info.get("size") or 0)
+
+    _run(jobs, sorted(wanted), ask)
+    return sizes
+
+
 def _run(jobs: int, work: Iterable[Any], fn: Any) -> None:
     items = list(work)
     if jobs <= 1 or len(items) <= 1:
@@ -232,8 +256,13 @@ def push(storage: Storage, cache: Cache, names: list[str], jobs: int) -> int:
             raise _explain(storage, exc) from exc
         task.advance(sizes[name])
 
+    # A folder's .dir listing goes last, once every file it lists is there: DVC
+    # (and exq) take a .dir on the remote to mean its whole folder is.
+    files = [n for n in names if not n.endswith(DIR_SUFFIX)]
+    listings = [n for n in names if n.endswith(DIR_SUFFIX)]
     with progress.task(f"push to {storage.remote.name}", len(names), sum(sizes.values())) as task:
-        _run(jobs, names, send)
+        _run(jobs, files, send)
+        _run(jobs, listings, send)
     return len(names)
 
 
@@ -274,12 +303,25 @@ def fetch(storage: Storage, cache: Cache, names: dict[str, int], jobs: int) -> i
     return len(names)
 
 
+def reachable(storage: Storage) -> None:
+    """Raise the one line that says why, if the remote cannot be read (one request)."""
+    try:
+        storage.fs.ls(f"{storage.root}/files/md5", detail=False)
+    except FileNotFoundError:
+        return
+    except Exception as exc:  # noqa: BLE001 - any library's failure becomes one line
+        raise _explain(storage, exc) from exc
+
+
 def send_missing(
     storage: Storage, cache: Cache, names: Iterable[str], on_remote: dict[str, int], jobs: int
 ) -> list[str]:
-    """Push those of ``names`` the cache holds and the remote (as ``on_remote``, its
-    listing, says) lacks; ``on_remote`` learns them. The names pushed."""
-    send = sorted(n for n in set(names) if n not in on_remote and cache.obj_path(n).is_file())
+    """Push those of ``names`` the cache holds and the remote lacks (``on_remote``:
+    what is known there already, which learns what this finds and sends); the
+    names pushed."""
+    held = {n for n in names if cache.obj_path(n).is_file()}
+    on_remote.update(known_on_remote(storage, held - on_remote.keys(), jobs))
+    send = sorted(held - on_remote.keys())
     push(storage, cache, send, jobs)
     on_remote.update((n, os.path.getsize(cache.obj_path(n))) for n in send)
     return send
@@ -289,7 +331,8 @@ def fetch_missing(
     storage: Storage, cache: Cache, names: Iterable[str], on_remote: dict[str, int], jobs: int
 ) -> list[str]:
     """Fetch those of ``names`` the cache lacks and the remote holds, then the
-    files their ``.dir`` listings name; the names fetched."""
+    files their ``.dir`` listings name; the names fetched (``on_remote`` as in
+    :func:`send_missing`)."""
     wanted = set(names)
     got = _fetch_absent(storage, cache, wanted, on_remote, jobs)
     listed: set[str] = set()
@@ -307,7 +350,8 @@ def fetch_missing(
 def _fetch_absent(
     storage: Storage, cache: Cache, names: set[str], on_remote: dict[str, int], jobs: int
 ) -> list[str]:
-    absent = {n: on_remote[n] for n in sorted(names) if n in on_remote}
-    absent = {n: size for n, size in absent.items() if not cache.obj_path(n).is_file()}
-    fetch(storage, cache, absent, jobs)
-    return list(absent)
+    absent = {n for n in names if not cache.obj_path(n).is_file()}
+    on_remote.update(known_on_remote(storage, absent - on_remote.keys(), jobs))
+    there = {n: on_remote[n] for n in sorted(absent) if n in on_remote}
+    fetch(storage, cache, there, jobs)
+    return list(there)

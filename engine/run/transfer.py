@@ -3,6 +3,9 @@
 The objects are those of the hashes ``dvc.lock`` and the ``.dvc`` files
 record (the targets', or all of them), with the files of each folder's
 ``.dir`` listing. Pulling fetches the listings first, then what they list.
+What the remote holds is asked object by object when they are few, else read
+with one listing (:func:`exq.engine.data.remote.known_on_remote`); a folder's
+``.dir`` on the remote means the whole folder is there, as DVC takes it.
 """
 
 from __future__ import annotations
@@ -70,16 +73,23 @@ def push_outs(
     """Send the objects of these outputs that the remote lacks."""
     cache = Cache(project.cache_dir, project.link_types)
     storage = storage_mod.open_storage(get_remote(project.dvc_dir, remote))
-    on_remote = storage_mod.listing(storage)
+    objects = _objects(cache, found)
+    # An output whose own object (a file's, or a folder's .dir, which is pushed
+    # last) is on the remote is whole there: asking for those few is enough.
+    on_remote = storage_mod.known_on_remote(storage, {ns[0] for ns in objects.values()}, jobs)
+    rest = {rel: names for rel, names in objects.items() if names[0] not in on_remote}
+    whole = {n for rel, names in objects.items() if rel not in rest for n in names}
+    asked = {n for names in rest.values() for n in names} - on_remote.keys()
+    on_remote.update(storage_mod.known_on_remote(storage, asked, jobs))
     result = Transfer()
     wanted: set[str] = set()
-    for rel, names in _objects(cache, found).items():
+    for rel, names in rest.items():
         absent = [n for n in names if not _in_cache(cache, n) and n not in on_remote]
-        if absent:
+        if absent:  # its .dir stays here: on the remote it would promise the missing files
             result.missing.append(rel)
-        wanted.update(n for n in names if _in_cache(cache, n))
+        wanted.update(n for n in names if _in_cache(cache, n) and not (absent and n == names[0]))
     send = sorted(wanted - on_remote.keys())
-    result.present = len(wanted) - len(send)
+    result.present = len(whole | (wanted - set(send)))
     result.done = storage_mod.push(storage, cache, send, jobs)
     return result
 
@@ -94,7 +104,7 @@ def fetch_outs(
     """Download into the cache the objects of these outputs that it lacks."""
     cache = Cache(project.cache_dir, project.link_types)
     storage = storage_mod.open_storage(get_remote(project.dvc_dir, remote))
-    on_remote = storage_mod.listing(storage)
+    on_remote: dict[str, int] = {}  # what the remote is known to hold, asked as needed
     result = Transfer()
     # Listings first: what a folder holds is known only from its .dir object.
     tops = sorted({info.md5 for _, info in found if info.isdir})
@@ -118,6 +128,7 @@ def _fetch_missing(
 ) -> int:
     absent = [n for n in names if not _in_cache(cache, n)]
     result.present += len(names) - len(absent)
+    on_remote.update(storage_mod.known_on_remote(storage, set(absent) - on_remote.keys(), jobs))
     wanted = {n: on_remote[n] for n in absent if n in on_remote}
     return storage_mod.fetch(storage, cache, wanted, jobs)
 

@@ -130,11 +130,12 @@ def run_remote(project: Project, config: DaemonConfig) -> Remote | None:
 
 
 def send_inputs(project: Project, remote: Remote, names: set[str]) -> list[str]:
-    """Push those of a run's inputs the remote lacks (one listing); the names pushed."""
+    """Push those of a run's inputs the remote lacks; the names pushed. A remote
+    that cannot be used fails the run here, before anything is sent."""
     storage = storage_mod.open_storage(remote)
+    storage_mod.reachable(storage)
     cache = Cache(project.cache_dir, project.link_types)
-    on_remote = storage_mod.listing(storage)
-    return storage_mod.send_missing(storage, cache, names, on_remote, storage_mod.default_jobs())
+    return storage_mod.send_missing(storage, cache, names, {}, storage_mod.default_jobs())
 
 
 class PayloadTooBig(ExqError):

@@ -95,14 +95,14 @@ class LineStream:
 
 
 class Through:
-    """The run's cache objects through the data remote its job names: one listing
-    at the start, kept up to date with what this worker pushes."""
+    """The run's cache objects through the data remote its job names, and what
+    this worker knows the remote holds (asked as needed, then kept)."""
 
     def __init__(self, spec: dict[str, Any], project: Project, note: Any) -> None:
         remote = Remote(str(spec["name"]), str(spec["url"]), dict(spec.get("options") or {}))
         self.storage = storage_mod.open_storage(remote)
         self.cache = Cache(project.cache_dir, project.link_types)
-        self.on_remote = storage_mod.listing(self.storage)
+        self.on_remote: dict[str, int] = {}
         self.note = note
         self.jobs = storage_mod.default_jobs()
 
@@ -117,6 +117,8 @@ class Through:
             self.note(f"exq: pulled {len(got)} object(s), {_mb(size)}, from remote '{self.name}'")
 
     def push(self, names: set[str]) -> None:
+        asked = names - self.on_remote.keys()
+        self.on_remote.update(storage_mod.known_on_remote(self.storage, asked, self.jobs))
         fresh = [n for n in names if n not in self.on_remote]
         if fresh:
             size = sum(self.cache.obj_path(n).stat().st_size for n in fresh)

@@ -7,6 +7,7 @@ metadata, no cache, no data): the files must come back byte for byte.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -123,3 +124,27 @@ def test_unknown_remote_and_missing_extra_are_one_line(tmp_path: Path) -> None:
         exq("remote", "add", "-d", "gcs", "gs://bucket/path", cwd=source)
         code, _, stderr = exq("pull", cwd=source, check=False)
         assert code != 0 and "needs gcsfs: pip install 'exq[gs]'" in stderr
+
+
+def test_a_folder_listing_goes_only_with_all_its_files_and_stands_for_them(
+    tmp_path: Path,
+) -> None:
+    source = make_source(tmp_path / "source")
+    store = tmp_path / "store"
+    exq("remote", "add", "-d", "store", str(store), cwd=source)
+    cache = source / ".dvc" / "cache"
+    (listing,) = [o for o in objects(cache) if o.endswith(".dir")]
+    listed = json.loads((cache / listing).read_text())[0]["md5"]
+    lost = cache / "files" / "md5" / listed[:2] / listed[2:]
+    kept = lost.read_bytes()
+    lost.unlink()  # but 'data' lists it
+    code, out, err = exq("push", "-j", "1", cwd=source, check=False)
+    assert code == 1 and "'data': some of its objects" in err
+    assert listing not in objects(store)  # it would tell DVC and exq the folder is whole
+
+    lost.write_bytes(kept)
+    exq("push", cwd=source)
+    assert listing in objects(store)
+    (store / lost.relative_to(cache)).unlink()  # gone behind its listing's back
+    _, again, _ = exq("push", cwd=source)
+    assert "0 file(s) pushed" in again  # the listing on the remote stands for its folder
