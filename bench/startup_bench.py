@@ -124,10 +124,12 @@ def denied(label: str, modules: dict[str, float]) -> list[str]:
 
 def main() -> None:
     exq, dvc = exq_bin(), dvc_bin()
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "DVC_NO_UPDATER": "1"}
     with tempfile.TemporaryDirectory(prefix="exq-bench-") as tmp:
         cache_bytecode(Path(tmp))
-        env = {**os.environ, **env}
+        # Read after cache_bytecode: an environment taken before it kept
+        # PYTHONDONTWRITEBYTECODE beside the cache prefix, so every module of
+        # every command (typer's, pygit2's) was compiled again at each run.
+        env = {**os.environ, "DVC_NO_ANALYTICS": "1", "DVC_NO_UPDATER": "1"}
         base = Path(tmp) / "base"
         make_project(base)
         dirs = {"exq": Path(tmp) / "exq", "dvc": Path(tmp) / "dvc"}
