@@ -62,6 +62,8 @@ class AsyncStore:
         self._conn = conn
         self._lock = anyio.Lock()
         self._identity = _identity(db_path)
+        self._reserve = db_path.with_name(RESERVE_NAME)
+        _hold_reserve(self._reserve)
 
     def is_lost(self) -> bool:
         """Whether the database file was moved or deleted since it was opened: the
@@ -203,23 +205,37 @@ class AsyncStore:
 
     async def _write(self, steps: list[tuple[str, tuple[Any, ...]]]) -> bool:
         """Run ``steps`` in one transaction; True if the first changed a row (else
-        the rest are rolled back)."""
+        the rest are rolled back).
+
+        On a full disk the reserve file is given up and the transaction tried
+        once more, so that the end of the run that filled the disk is recorded.
+        """
         async with self._lock:
             try:
-                await self._conn.execute(SQL_BEGIN)
-                try:
-                    first = await self._conn.execute(*steps[0])
-                    applied = first.rowcount == 1
-                    if applied:
-                        for sql, params in steps[1:]:
-                            await self._conn.execute(sql, params)
-                    await self._conn.execute(SQL_COMMIT if applied else SQL_ROLLBACK)
-                except BaseException:
-                    with anyio.CancelScope(shield=True):
-                        await self._conn.execute(SQL_ROLLBACK)
-                    raise
+                return await self._transaction(steps)
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_FULL or not _release(self._reserve):
+                    raise store_failure(self.db_path, exc) from exc
+            try:
+                return await self._transaction(steps)
             except sqlite3.Error as exc:
                 raise store_failure(self.db_path, exc) from exc
+
+    async def _transaction(self, steps: list[tuple[str, tuple[Any, ...]]]) -> bool:
+        await self._conn.execute(SQL_BEGIN)
+        try:
+            first = await self._conn.execute(*steps[0])
+            applied = first.rowcount == 1
+            if applied:
+                for sql, params in steps[1:]:
+                    await self._conn.execute(sql, params)
+            await self._conn.execute(SQL_COMMIT if applied else SQL_ROLLBACK)
+        except BaseException:
+            # SQLite has rolled back itself after some errors (a full disk).
+            if self._conn.in_transaction:
+                with anyio.CancelScope(shield=True):
+                    await self._conn.execute(SQL_ROLLBACK)
+            raise
         return applied
 
     async def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
@@ -228,6 +244,32 @@ class AsyncStore:
                 return list(await cursor.fetchall())
         except sqlite3.Error as exc:
             raise store_failure(self.db_path, exc) from exc
+
+
+# Space the daemon holds beside the queue database and gives up when the disk is
+# full, so that it can still record how runs ended (a run's log may fill the disk).
+RESERVE_NAME = "queue.reserve"
+RESERVE_BYTES = 256 * 1024
+
+
+def _hold_reserve(path: Path) -> None:
+    """Write the reserve file if it is missing; a full disk leaves it missing."""
+    if path.exists():
+        return
+    try:
+        with open(path, "wb") as handle:
+            handle.write(bytes(RESERVE_BYTES))  # written, not sparse: the space is taken
+    except OSError:
+        path.unlink(missing_ok=True)
+
+
+def _release(path: Path) -> bool:
+    """Give up the reserve; whether there was one to give."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

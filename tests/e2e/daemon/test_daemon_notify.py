@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,8 +89,13 @@ def test_the_command_runs_once_per_run_end_and_once_when_the_queue_drains(
     assert good["experiment_ref"].endswith("/good")
     # the drain is the last word, and the command's output is in the daemon log
     assert _calls(calls)[-1]["EXQ_EVENT"] == "queue-drained"
-    ran = [e for e in _events(queue_env.state) if e["event"] == "notify.ran"]
-    assert sorted(e["output"] for e in ran) == ["told queue-drained\n", *["told run-end\n"] * 2]
+
+    def ran() -> list[dict[str, Any]]:
+        return [e for e in _events(queue_env.state) if e["event"] == "notify.ran"]
+
+    # The daemon logs a command's output once it has exited, after it wrote its call.
+    wait_for(lambda: len(ran()) >= 3, "three notify.ran events")
+    assert sorted(e["output"] for e in ran()) == ["told queue-drained\n", *["told run-end\n"] * 2]
 
     # a second night drains again: one more drain, one more run end
     _, again, _ = exq("exp", "run", "--queue", "-n", "later", cwd=root)
@@ -131,7 +137,7 @@ def test_a_bad_notify_table_is_one_line_naming_the_file_and_key(
     assert code != 0 and "Traceback" not in err
     assert err.strip().splitlines() == [
         f"ERROR: {path}: [notify] on must be a list of run-end, queue-drained,"
-        " success, failed, interrupted, cancelled"
+        " success, failed, interrupted, cancelled, pruned"
     ]
 
 
