@@ -257,8 +257,11 @@ def _hold_reserve(path: Path) -> None:
     if path.exists():
         return
     try:
-        with open(path, "wb") as handle:
+        # Owner-only, as everything in the state folder.
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
             handle.write(bytes(RESERVE_BYTES))  # written, not sparse: the space is taken
+    except FileExistsError:
+        return
     except OSError:
         path.unlink(missing_ok=True)
 
