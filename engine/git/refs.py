@@ -112,8 +112,16 @@ class Refs(Repository):
                 return
             except (pygit2.GitError, OSError) as exc:
                 # git itself holds ref locks for moments (gc packing refs, a fetch),
-                # and pack-refs removes the folders it empties as a ref is made there.
-                passing = "failed to lock" in str(exc) or "failed to make directory" in str(exc)
+                # and pack-refs removes the folders it empties as a ref is made there
+                # (between libgit2 making the folder and creating the lock file in it).
+                passing = any(
+                    text in str(exc)
+                    for text in (
+                        "failed to lock",
+                        "failed to make directory",
+                        "failed to create locked file",
+                    )
+                )
                 if passing and attempt + 1 < _LOCK_TRIES:
                     time.sleep(_LOCK_WAIT)
                     continue
