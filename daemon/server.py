@@ -200,6 +200,19 @@ def _unlink_if_ours(path: Path, inode: int) -> None:
         pass
 
 
+async def _drain(stream: SocketStream) -> None:
+    """Read, for a moment and up to 64 KiB, what a refused peer sent: closing a
+    socket with unread data resets it, and the peer would lose the refusal."""
+    with anyio.move_on_after(1):
+        await stream.send_eof()
+        received = 0
+        while received < 65536:
+            try:
+                received += len(await stream.receive(4096))
+            except anyio.EndOfStream:
+                return
+
+
 async def _connection(
     dispatcher: Dispatcher, allowed_uid: int, idle_timeout: float, stream: SocketStream
 ) -> None:
@@ -210,6 +223,7 @@ async def _connection(
                 log.warning("socket.rejected", peer_pid=pid, peer_uid=uid)
                 refusal = ErrorReply(Code.PERMISSION_DENIED, f"uid {uid} may not use this daemon")
                 await _send(stream, encode_reply("?", refusal), idle_timeout)
+                await _drain(stream)
                 return
             await _serve_lines(dispatcher, stream, idle_timeout)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
