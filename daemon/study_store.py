@@ -200,24 +200,7 @@ class StudyStore(SyncStore):
         active study of the same project has is refused."""
         try:
             with self._transaction():
-                self._refuse_taken_study(study)
-                cursor = self._conn.execute(
-                    SQL_STUDY_INSERT,
-                    (
-                        study.name or "",
-                        study.repo,
-                        study.baseline,
-                        study.snapshot,
-                        json.dumps(study.space),
-                        json.dumps(study.spec),
-                        json.dumps(study.template),
-                        study.budget,
-                        now(),
-                    ),
-                )
-                study_id = int(cursor.lastrowid or 0)
-                if study.name is None:
-                    self._conn.execute(SQL_STUDY_NAME, (f"study-{study_id}", study_id))
+                study_id = self._insert_study(study)
                 on_id(study_id)
                 row = self._conn.execute(SQL_STUDY_BY_ID, (study_id,)).fetchone()
         except sqlite3.Error as exc:
@@ -250,6 +233,29 @@ class StudyStore(SyncStore):
             raise store_failure(self.db_path, exc) from exc
         return run_id
 
+    def _insert_study(self, study: NewStudy) -> int:
+        """Insert an active study's row (named ``study-<id>`` without a name),
+        in the caller's transaction; its id. A taken name is refused."""
+        self._refuse_taken_study(study)
+        cursor = self._conn.execute(
+            SQL_STUDY_INSERT,
+            (
+                study.name or "",
+                study.repo,
+                study.baseline,
+                study.snapshot,
+                json.dumps(study.space),
+                json.dumps(study.spec),
+                json.dumps(study.template),
+                study.budget,
+                now(),
+            ),
+        )
+        study_id = int(cursor.lastrowid or 0)
+        if study.name is None:
+            self._conn.execute(SQL_STUDY_NAME, (f"study-{study_id}", study_id))
+        return study_id
+
     def _refuse_taken_study(self, study: NewStudy) -> None:
         """A name an active study of the same project has is refused."""
         if study.name is None:
@@ -277,24 +283,7 @@ class StudyStore(SyncStore):
         written if any step fails. The run ids, in order."""
         try:
             with self._transaction():
-                self._refuse_taken_study(study)
-                cursor = self._conn.execute(
-                    SQL_STUDY_INSERT,
-                    (
-                        study.name or "",
-                        study.repo,
-                        study.baseline,
-                        study.snapshot,
-                        json.dumps(study.space),
-                        json.dumps(study.spec),
-                        json.dumps(study.template),
-                        study.budget,
-                        now(),
-                    ),
-                )
-                study_id = int(cursor.lastrowid or 0)
-                if study.name is None:
-                    self._conn.execute(SQL_STUDY_NAME, (f"study-{study_id}", study_id))
+                study_id = self._insert_study(study)
                 on_id(study_id)
                 ids = []
                 for (trial, optuna_id), run in zip(ask(study_id), runs, strict=True):
