@@ -19,17 +19,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from common import cache_bytecode, dvc_bin, exq_bin, git_commit_all, git_init
+from common import ROOT, cache_bytecode, dvc_bin, exq_bin, git_commit_all, git_init
 from data_bench import measure
+
+sys.path.insert(0, str(ROOT))
+from tests.s3_server import moto_server  # noqa: E402
 
 FILES = int(os.environ.get("EXQ_BENCH_REMOTE_FILES", "10000"))
 BIG_MB = int(os.environ.get("EXQ_BENCH_BIG_MB", "2048"))
@@ -51,41 +52,15 @@ def line(label: str, exq: tuple[float, float], dvc: tuple[float, float]) -> None
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def s3_server() -> Iterator[str]:
     """moto's S3 server on a free port of 127.0.0.1 with an empty bucket; its endpoint."""
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    sys.exit("moto's S3 server did not start (make remote installs it)")
-                time.sleep(0.1)
-        import s3fs
-
-        s3fs.S3FileSystem(
-            key="bench", secret="bench", client_kwargs={"endpoint_url": endpoint}
-        ).mkdir(BUCKET)
+    with ExitStack() as stack:
+        try:
+            endpoint = stack.enter_context(moto_server(BUCKET))
+        except RuntimeError:
+            sys.exit("moto's S3 server did not start (make remote installs it)")
         yield endpoint
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def use_remote(root: Path, exq: str, endpoint: str, prefix: str) -> None:
