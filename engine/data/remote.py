@@ -120,7 +120,7 @@ def _ssh_options(options: dict[str, str]) -> dict[str, Any]:
     if "user" in options:
         kwargs["username"] = options["user"]
     if "port" in options:
-        kwargs["port"] = int(_number(options, "port"))
+        kwargs["port"] = _number(options, "port", int)
     if "keyfile" in options:
         kwargs["client_keys"] = [os.path.expanduser(options["keyfile"])]
     for name in ("password", "passphrase"):
@@ -133,11 +133,12 @@ def _ssh_options(options: dict[str, str]) -> dict[str, Any]:
     return kwargs
 
 
-def _number(options: dict[str, str], name: str) -> float:
+def _number(options: dict[str, str], name: str, kind: type[float] | type[int] = float) -> Any:
     try:
-        return float(options[name])
+        return kind(options[name])
     except ValueError:
-        raise ConfigError(f"ssh remote option {name}: '{options[name]}' is not a number") from None
+        what = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"ssh remote option {name}: '{options[name]}' is not {what}") from None
 
 
 def _options(remote: Remote) -> dict[str, Any]:

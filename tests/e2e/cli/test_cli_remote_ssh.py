@@ -168,7 +168,12 @@ def test_a_wrong_key_and_a_closed_port_are_one_line(tmp_path: Path, ssh_server: 
     exq("remote", "modify", "store", "port", "twenty-two", cwd=source)
     code, _, err = exq("push", cwd=source, env=ssh_server.env(), check=False)
     assert code != 0 and err.strip().splitlines() == [
-        "ERROR: ssh remote option port: 'twenty-two' is not a number"
+        "ERROR: ssh remote option port: 'twenty-two' is not a whole number"
+    ], err
+    exq("remote", "modify", "store", "port", "22.5", cwd=source)
+    code, _, err = exq("push", cwd=source, env=ssh_server.env(), check=False)
+    assert code != 0 and err.strip().splitlines() == [
+        "ERROR: ssh remote option port: '22.5' is not a whole number"
     ], err
 
     exq("remote", "modify", "store", "port", str(_free_port()), cwd=source)
