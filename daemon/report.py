@@ -67,7 +67,8 @@ def duration_seconds(run: RunRecord, until: datetime) -> float | None:
     if run.started is None:
         return None
     end = run.finished or (until if run.state is RunState.RUNNING else None)
-    return None if end is None else round(max((end - run.started).total_seconds(), 0.0), 1)
+    # Milliseconds, not tenths: a run that fails at once took 30 ms, not 0.
+    return None if end is None else round(max((end - run.started).total_seconds(), 0.0), 3)
 
 
 def build_report(
@@ -95,7 +96,7 @@ def build_report(
         "since": since.isoformat(),
         "until": until.isoformat(),
         "counts": dict(sorted(Counter(r.record.state.value for r in ordered).items())),
-        "total_seconds": round(sum(row["duration_seconds"] or 0.0 for row in rows), 1),
+        "total_seconds": round(sum(row["duration_seconds"] or 0.0 for row in rows), 3),
         "runs": rows,
         "failures": failures,
         "best": None if sort_by is None else best_runs(ordered, sort_by, ascending),
