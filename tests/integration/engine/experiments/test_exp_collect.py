@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -315,7 +314,7 @@ def test_collect_rev_names_experiments_branches_and_the_workspace(repo: Path) ->
         collect_rev(git, coll, "nope")
 
 
-def test_many_experiments_are_read_quickly(repo: Path) -> None:
+def test_three_hundred_experiments_are_all_read(repo: Path) -> None:
     git = Git.open(repo)
     baseline = git.head_sha()
     assert baseline is not None
@@ -329,12 +328,10 @@ def test_many_experiments_are_read_quickly(repo: Path) -> None:
             },
         )
         git.set_ref(exp_ref(baseline, f"exp-{i:03d}"), sha)
-    start = time.perf_counter()
+    # How fast is measured in bench/, never asserted here.
     rows = exp_show_rows(git, collector(repo))
-    elapsed = time.perf_counter() - start
     assert len(rows) == 302
     assert {r.metrics["metrics.json"]["acc"] for r in rows[2:]} == set(range(300))
-    assert elapsed < 1.0, f"300 experiments took {elapsed:.2f} s"
 
 
 def test_pending_runs_join_their_group_and_a_started_chain_is_listed_once(repo: Path) -> None:
