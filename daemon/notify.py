@@ -32,11 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from exq.daemon.states import RunState
 from exq.engine.errors import ConfigError
 
 RUN_END = "run-end"
 QUEUE_DRAINED = "queue-drained"
-END_STATES = ("success", "failed", "interrupted", "cancelled", "pruned")
+# every state a run ends in, a run past its --timeout ('timeout') as well
+END_STATES = tuple(s.value for s in RunState if s not in (RunState.QUEUED, RunState.RUNNING))
 FILTERS = (RUN_END, QUEUE_DRAINED, *END_STATES)
 DEFAULT_TIMEOUT = 30.0
 OUTPUT_TAIL = 2000  # characters of the command's output kept in the log

@@ -16,6 +16,7 @@ from exq.daemon.notify import (
     summary,
     wanted,
 )
+from exq.daemon.states import RunState
 from exq.engine.errors import ConfigError
 
 PATH = Path("/cfg/config.toml")
@@ -48,6 +49,16 @@ def test_bad_tables_name_the_file_and_key(table: object, message: str) -> None:
     with pytest.raises(ConfigError, match=r"^/cfg/config.toml: ") as caught:
         parse_notify(table, PATH)
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "state", [s.value for s in RunState if s not in (RunState.QUEUED, RunState.RUNNING)]
+)
+def test_on_takes_every_state_a_run_ends_in(state: str) -> None:
+    # a run past its --timeout ends 'timeout': a user must be able to ask for it
+    assert parse_notify({"on": [state]}, PATH).on == (state,)
+    ended = Event(RUN_END, run_id=6, name="slow", state=state)
+    assert wanted((state,), ended)
 
 
 @pytest.mark.parametrize(
