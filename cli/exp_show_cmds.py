@@ -192,7 +192,7 @@ def exp_show(
         False, "--param-deps", help="Only params that stages depend on."
     ),
     precision: int = typer.Option(
-        DEFAULT_PRECISION, "--precision", help="Significant digits of numbers."
+        DEFAULT_PRECISION, "--precision", min=0, help="Significant digits of numbers."
     ),
     hide_queued: bool = typer.Option(False, "--hide-queued", help="No queued runs (DVC 3)."),
     hide_failed: bool = typer.Option(
@@ -325,7 +325,7 @@ def exp_diff(
         False, "--param-deps", help="Only params that stages depend on."
     ),
     precision: int = typer.Option(
-        DEFAULT_PRECISION, "--precision", help="Significant digits of metrics."
+        DEFAULT_PRECISION, "--precision", min=0, help="Significant digits of metrics."
     ),
 ) -> None:
     """Show how metrics and params changed between two experiments or revisions."""
@@ -360,7 +360,7 @@ def metrics_diff(
     as_md: bool = typer.Option(False, "--md", help="Print a markdown table."),
     show_all: bool = typer.Option(False, "--all", help="Also unchanged metrics."),
     precision: int = typer.Option(
-        DEFAULT_PRECISION, "--precision", help="Digits after the decimal point."
+        DEFAULT_PRECISION, "--precision", min=0, help="Digits after the decimal point."
     ),
 ) -> None:
     """Show how metrics changed between two revisions (default: HEAD and the workspace)."""
@@ -452,7 +452,7 @@ def metrics_show(
     all_tags: bool = typer.Option(False, "--all-tags", "-T", help="Every tagged commit."),
     all_commits: bool = typer.Option(False, "--all-commits", "-A", help="Every commit."),
     precision: int = typer.Option(
-        DEFAULT_PRECISION, "--precision", help="Digits after the decimal point."
+        DEFAULT_PRECISION, "--precision", min=0, help="Digits after the decimal point."
     ),
 ) -> None:
     """Show the metrics of the workspace (and of branches, tags or commits)."""

@@ -143,6 +143,29 @@ CASES: list[tuple[str, dict[str, str], list[str], str, int]] = [
     ("queue-start-zero-jobs", {}, ["queue", "start", "-j", "0"], "--jobs", 2),
     ("unknown-option", {}, ["repro", "--bogus"], "--bogus", 2),
     ("stage-add-without-command", {}, ["stage", "add", "-n", "t"], "command", 2),
+    # a negative --precision reached a format string: a ValueError traceback
+    (
+        "exp-show-negative-precision",
+        {"params.yaml": "a: 0.5\nb:\n  c: 2\n"},
+        ["exp", "show", "--precision", "-1"],
+        "--precision",
+        2,
+    ),
+    ("exp-diff-negative-precision", {}, ["exp", "diff", "--precision", "-1"], "--precision", 2),
+    (
+        "metrics-show-negative-precision",
+        {},
+        ["metrics", "show", "--precision", "-2"],
+        "--precision",
+        2,
+    ),
+    (
+        "metrics-diff-negative-precision",
+        {},
+        ["metrics", "diff", "--precision", "-2"],
+        "--precision",
+        2,
+    ),
 ]
 
 
