@@ -48,7 +48,9 @@ OPTIONS: dict[str, set[str]] = {
 OPTIONS["https"] = OPTIONS["http"]
 OPTIONS["file"] = OPTIONS[""]
 
-_HEADER = re.compile(r"^\s*\[(?P<name>.*)\]\s*$")
+# configobj's syntax, which DVC reads: a "#" starts a comment after a header or an
+# unquoted value (";" does not); a quoted value keeps its "#".
+_HEADER = re.compile(r"^\s*\[(?P<name>[^\]]*)\]\s*(?:#.*)?$")
 _KEY = re.compile(r"^\s*(?P<key>[^=#;\s][^=]*?)\s*=\s*(?P<value>.*?)\s*$")
 
 
@@ -69,6 +71,16 @@ def _unquote(value: str) -> str:
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
         return value[1:-1]
     return value
+
+
+def _value(raw: str) -> str:
+    """A key's value as configobj reads it: quoted, or up to a comment."""
+    if raw[:1] in ("'", '"'):
+        end = raw.find(raw[0], 1)
+        after = raw[end + 1 :].strip()
+        if end > 0 and (not after or after.startswith("#")):
+            return raw[1:end]
+    return raw.split("#", 1)[0].strip()
 
 
 def _quote(value: str) -> str:
@@ -109,7 +121,7 @@ class IniFile:
             pair = _KEY.match(line)
             if pair is None or current is None:
                 raise ConfigError(f"{self.path}:{number}: cannot be read: {stripped!r}")
-            current[pair.group("key")] = _unquote(pair.group("value"))
+            current[pair.group("key")] = _value(pair.group("value"))
         return result
 
     def _span(self, section: str) -> tuple[int, int] | None:

@@ -81,3 +81,29 @@ def test_bad_remote_commands_give_one_line_and_change_nothing(tmp_path: Path) ->
         assert code != 0, command
         assert words in stderr and len(stderr.strip().splitlines()) == 1, stderr
         assert _files(root) == before, command
+
+
+def test_inline_comments_are_read_as_dvc_reads_them(tmp_path: Path, dvc_bin: str) -> None:
+    root = init_repo(tmp_path / "repo")
+    store = tmp_path / "store"
+    (root / ".dvc" / "config").write_text(
+        "[core]  # settings\n"
+        "    remote = store  # the shared one\n"
+        "['remote \"store\"']\n"
+        f"    url = {store}  # on the NAS\n"
+        "    jobs = 2#two at once\n"
+        "['remote \"quoted\"']\n"
+        "    url = '/srv/a#b'  # a hash in the path\n"
+    )
+    dvc_listing = subprocess.run(
+        [dvc_bin, "remote", "list"], cwd=root, check=True, capture_output=True, text=True
+    ).stdout
+    assert dvc_listing.split() == ["store", str(store), "(default)", "quoted", "/srv/a#b"]
+    _, listing, _ = exq("remote", "list", cwd=root)
+    assert listing.split() == dvc_listing.split()
+    _, default, _ = exq("remote", "default", cwd=root)
+    assert default.strip() == "store"
+    (root / "f").write_text("hi\n")
+    exq("add", "f", cwd=root)
+    exq("push", cwd=root)
+    assert [p.name for p in (store / "files" / "md5").iterdir()] == ["76"]
