@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from exq.engine.data.remote_config import IniFile
 from exq.engine.errors import ConfigError, ExqError, GitError
 
 DVC_DIR = ".dvc"
@@ -70,15 +71,20 @@ def open_project(start: Path | None = None) -> Project:
 
 
 def read_config(root: Path) -> configparser.ConfigParser:
-    """``.dvc/config`` overlaid by ``.dvc/config.local`` (missing files are fine)."""
+    """``.dvc/config`` overlaid by ``.dvc/config.local`` (missing files are fine).
+
+    Read as DVC reads them (configobj's syntax, not configparser's): a value
+    DVC wrote quoted (``type = "reflink,copy"``) loses its quotes, and a ``#``
+    after an unquoted value starts a comment.
+    """
     parser = configparser.ConfigParser(interpolation=None)
     for name in ("config", "config.local"):
-        path = root / DVC_DIR / name
-        try:
-            parser.read(path, encoding="utf-8")
-        except configparser.Error as exc:
-            first = str(exc).splitlines()[0]
-            raise ConfigError(f"{path.relative_to(root)}: cannot parse: {first}") from exc
+        sections = IniFile.read(root / DVC_DIR / name).sections()
+        for section, values in sections.items():
+            if not parser.has_section(section):
+                parser.add_section(section)
+            for key, value in values.items():
+                parser.set(section, key, value)
     return parser
 
 

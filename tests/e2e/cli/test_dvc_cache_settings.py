@@ -82,3 +82,20 @@ def test_unprotected_files_are_group_writable_in_a_shared_cache(tmp_path: Path) 
     exq("repro", cwd=root)
     mode = stat.S_IMODE((root / "out.txt").stat().st_mode)
     assert mode & stat.S_IWGRP and mode & stat.S_IWUSR, oct(mode)
+
+
+def test_settings_dvc_config_writes_quoted_are_read(tmp_path: Path, dvc_bin: str) -> None:
+    # DVC quotes a value with a comma or a '#' (configobj would read a list or a
+    # comment), and a '#' after a value starts a comment.
+    root = init_repo(tmp_path / "repo")
+    cache = tmp_path / "my cache#1"
+    for key, value in [("cache.type", "reflink,copy"), ("cache.dir", str(cache))]:
+        subprocess.run([dvc_bin, "config", key, value], cwd=root, check=True)
+    with (root / ".dvc" / "config").open("a") as config:
+        config.write("    shared = group  # the team's\n")
+    write(root / "data.txt", "data\n")
+    exq("add", "data.txt", cwd=root)
+    objects = [p for p in cache.rglob("*") if p.is_file()]
+    assert len(objects) == 1 and stat.S_IMODE(objects[0].stat().st_mode) == 0o444
+    assert not (root / "data.txt").is_symlink()
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o2775
