@@ -13,6 +13,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from exq.engine.errors import ConfigError
 from exq.engine.writes import atomic_write_text
@@ -46,6 +47,11 @@ OPTIONS: dict[str, set[str]] = {
     "http": {"auth", "custom_auth_header", "ask_password", "method", *_SHARED_HTTP},
 }  # fmt: skip
 OPTIONS["https"] = OPTIONS["http"]
+# The options that hold secrets: written only to config.local, which git ignores.
+CREDENTIALS = {
+    "access_key_id", "secret_access_key", "session_token", "sse_customer_key", "password",
+    "passphrase", "account_key", "connection_string", "sas_token", "client_secret",
+}  # fmt: skip
 OPTIONS["file"] = OPTIONS[""]
 
 # configobj's syntax, which DVC reads: a "#" starts a comment after a header or an
@@ -265,7 +271,31 @@ def _stored_url(dvc_dir: Path, url: str) -> str:
     return os.path.relpath(os.path.abspath(url), dvc_dir)
 
 
+def _password_in(url: str) -> bool:
+    try:
+        return urlsplit(url).password is not None
+    except ValueError:  # not a URL urllib can read: its file system will say so
+        return False
+
+
+def _keep_out_of_git(name: str, key: str, value: str, *, local: bool) -> None:
+    """Refuse a secret bound for the committed ``.dvc/config``."""
+    if local:
+        return
+    if key in CREDENTIALS:
+        what = key
+    elif key == "url" and scheme_of(value) and _password_in(value):
+        what = "the url's password"
+    else:
+        return
+    raise ConfigError(
+        f"remote '{name}': {what} is a credential, and .dvc/config is committed with the project",
+        hint="write it to .dvc/config.local with --local",
+    )
+
+
 def add(dvc_dir: Path, name: str, url: str, *, default: bool, local: bool, force: bool) -> None:
+    _keep_out_of_git(name, "url", url, local=local)
     ini = _file_for(dvc_dir, local)
     if not force and name in _remote_sections(ini):
         raise ConfigError(
@@ -295,6 +325,8 @@ def modify(dvc_dir: Path, name: str, key: str, value: str | None, *, local: bool
         raise ConfigError(f".dvc/config: no remote named '{name}'")
     url = value if key == "url" and value is not None else found.url
     _check_option(name, url, key)
+    if value is not None:
+        _keep_out_of_git(name, key, value, local=local)
     ini = _file_for(dvc_dir, local)
     if value is None:
         ini.unset(section_of(name), key)

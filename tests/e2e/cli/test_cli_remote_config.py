@@ -76,6 +76,11 @@ def test_bad_remote_commands_give_one_line_and_change_nothing(tmp_path: Path) ->
         (["remote", "modify", "nope", "url", "/x"], "no remote named 'nope'"),
         (["remote", "default", "nope"], "no remote named 'nope'"),
         (["remote", "remove", "nope"], "no remote named 'nope'"),
+        # credentials go to config.local, never to the file git commits
+        (["remote", "modify", "store", "secret_access_key", "s3cr3t"], "--local"),
+        (["remote", "modify", "store", "access_key_id", "AKIAEXAMPLE"], "--local"),
+        (["remote", "add", "box", "ssh://me:s3cr3t@host/store"], "--local"),
+        (["remote", "modify", "store", "url", "https://me:s3cr3t@host/x"], "--local"),
     ]:
         code, _, stderr = exq(*command, cwd=root, check=False)
         assert code != 0, command
