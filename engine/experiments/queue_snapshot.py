@@ -32,7 +32,7 @@ from exq.engine.params.edit import (
     parse_set_params,
     plan_changes,
 )
-from exq.engine.params.values import calls_function
+from exq.engine.params.values import MAX_SWEEP_RUNS, calls_function
 from exq.engine.run.project import Project
 
 if TYPE_CHECKING:
@@ -81,6 +81,8 @@ def search_of(samples: str | None, seed: str | None) -> RandomSearch | None:
         return None
     if not samples.strip().isdigit() or int(samples) < 1:
         raise ParamsError(f"--samples {samples!r}: give a whole number of runs, 1 or more")
+    if int(samples) > MAX_SWEEP_RUNS:
+        raise ParamsError(f"--samples {samples!r}: at most {MAX_SWEEP_RUNS} runs at once")
     if seed is None:
         import random
 

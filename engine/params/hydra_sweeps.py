@@ -13,6 +13,8 @@ overrides in the grid read exactly as the values Hydra parsed.
 
 from __future__ import annotations
 
+import decimal
+import itertools
 import math
 import random
 import re
@@ -20,7 +22,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from exq.engine.params.values import _scan, bad_override, calls_function, parse_value
+from exq.engine.params.values import (
+    MAX_SWEEP_RUNS,
+    bad_override,
+    calls_function,
+    comma_parts,
+    parse_value,
+)
 
 # The options of a params group for glob(): a group name -> its option names.
 GroupOptions = Callable[[str], list[str]]
@@ -31,7 +39,7 @@ class Dimension:
     """One ``-S`` of a sampled space: fixed values to pick from, or an interval."""
 
     head: str  # the text before '=' (key, with its file prefix if any)
-    values: list[Any] | None  # choice / range / comma list / a single value
+    values: Sequence[Any] | None  # choice / range / comma list / a single value
     low: float = 0.0
     high: float = 0.0
     log: bool = False
@@ -66,10 +74,20 @@ def expand_function(text: str, groups: GroupOptions | None = None) -> list[str]:
     if kind == "GLOB_CHOICE_SWEEP":
         values: list[Any] = _glob(text, head, override, groups)
     else:
-        try:
-            values = list(override.sweep_iterator())
-        except ValueError as exc:  # range(1, 5, 0)
-            raise bad_override(text, "bad value", str(exc)) from None
+        if kind == "RANGE_SWEEP":
+            size = range_size(text, override.value())
+            if size > MAX_SWEEP_RUNS:
+                raise bad_override(
+                    text,
+                    f"a sweep of {size} values",
+                    f"more than {MAX_SWEEP_RUNS} runs at once; narrow it, or draw --samples N"
+                    " from it",
+                )
+        values = list(itertools.islice(override.sweep_iterator(), MAX_SWEEP_RUNS + 1))
+        if len(values) > MAX_SWEEP_RUNS:
+            raise bad_override(
+                text, "a sweep of too many values", f"more than {MAX_SWEEP_RUNS} runs at once"
+            )
     if not values:
         raise bad_override(text, "bad value", "the sweep has no values")
     return [f"{head}={flow(value)}" for value in values]
@@ -81,9 +99,15 @@ def dimension(text: str, groups: GroupOptions | None = None) -> Dimension:
     if not eq:
         raise bad_override(text, "random search sets values", "write KEY=VALUE")
     if not calls_function(text):
-        parts = _scan(raw.strip())[0]
+        parts = comma_parts(text, raw)
         return Dimension(head, [parse_value(part, text) for part in parts])
     override = _parse(text, raw)
+    if override.value_type.name == "RANGE_SWEEP":
+        size = range_size(text, override.value())
+        if size > MAX_SWEEP_RUNS:  # drawn from, never listed
+            if not size:
+                raise bad_override(text, "bad value", "the sweep has no values")
+            return Dimension(head, _Steps(override.value(), size))
     if override.value_type.name != "INTERVAL_SWEEP":
         values = [parse_value(o.partition("=")[2], text) for o in expand_function(text, groups)]
         return Dimension(head, values)
@@ -109,6 +133,37 @@ def draw_samples(
     dimensions = [dimension(text, groups) for text in texts]
     rng = random.Random(seed)
     return [[d.draw(rng) for d in dimensions] for _ in range(samples)]
+
+
+def range_size(text: str, sweep: Any) -> int:
+    """How many values Hydra's ``range(start, stop, step)`` yields, counted, not listed."""
+    step = 1 if sweep.step is None else sweep.step
+    if step == 0:
+        raise bad_override(text, "bad value", "range() step must not be zero")
+    if all(isinstance(v, int) for v in (sweep.start, sweep.stop, step)):
+        return len(range(sweep.start, sweep.stop, step))
+    # Hydra steps floats as decimals of their exact values
+    span = (decimal.Decimal(sweep.stop) - decimal.Decimal(sweep.start)) / decimal.Decimal(step)
+    return max(0, math.ceil(span))
+
+
+class _Steps(Sequence[Any]):
+    """The values of a range too long to list, computed on demand for random draws."""
+
+    def __init__(self, sweep: Any, size: int) -> None:
+        self._start = decimal.Decimal(sweep.start)
+        self._step = decimal.Decimal(1 if sweep.step is None else sweep.step)
+        self._int = all(isinstance(v, int) for v in (sweep.start, sweep.stop, sweep.step or 1))
+        self._size = size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, index: Any) -> Any:
+        if not isinstance(index, int) or not 0 <= index < self._size:
+            raise IndexError(index)
+        value = self._start + index * self._step
+        return int(value) if self._int else float(value)
 
 
 def _parse(text: str, raw: str) -> Any:

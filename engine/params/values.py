@@ -11,6 +11,7 @@ refuses them.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -19,7 +20,14 @@ import yaml
 
 from exq.engine.errors import ParamsError
 
-_SWEEP_FUNCTION = re.compile(r"(?:choice|range|interval|glob|tag|shuffle|sort)\(")
+SWEEP_FUNCTIONS = ("choice", "range", "interval", "glob", "tag", "shuffle", "sort")
+_SWEEP_FUNCTION = re.compile(rf"(?:{'|'.join(SWEEP_FUNCTIONS)})\s*\(")
+# Hydra's grammar reads an unquoted NAME( as a call; a name it does not know is an error
+_FUNCTION_CALL = re.compile(r"([A-Za-z_]\w*)\s*\(")
+_CASTS = ("int", "float", "str", "bool")
+# The most runs one enqueue makes: a bigger grid (range(0, 1e9)) is refused before
+# it is listed, not held in memory for ever
+MAX_SWEEP_RUNS = 10_000
 
 
 def parse_value(raw: str, text: str = "") -> Any:
@@ -34,6 +42,7 @@ def parse_value(raw: str, text: str = "") -> Any:
             "bad value",
             "a sweep function: queue it with 'exq exp run --queue'",
         )
+    check_function_name(text or raw, stripped)
     if comment:
         raise bad_override(text or raw, "bad value", "'#' would start a comment; quote the value")
     if len(parts) > 1:
@@ -134,6 +143,35 @@ def bad_override(text: str, what: str, why: str | None = None) -> ParamsError:
     return ParamsError(f"{message}: {why}" if why else message)
 
 
+def check_function_name(text: str, value: str) -> None:
+    """Refuse an unquoted call of a function that is none of Hydra's sweep functions,
+    as Hydra does, rather than set the string (a typo: ``choise(1,2)``). Pure."""
+    call = _FUNCTION_CALL.match(value)
+    if call is None or call.group(1) in SWEEP_FUNCTIONS:
+        return
+    name = call.group(1)
+    if name in _CASTS:
+        raise bad_override(
+            text, f"Hydra's cast {name}() is not supported", "write the value itself"
+        )
+    close = difflib.get_close_matches(name.lower(), SWEEP_FUNCTIONS, n=1, cutoff=0.6)
+    hint = f"did you mean '{close[0]}'?" if close else f"use {', '.join(SWEEP_FUNCTIONS)}"
+    raise bad_override(
+        text, f"unknown function '{name}'", f"{hint} (quote the value to set a string)"
+    )
+
+
+def comma_parts(text: str, raw: str) -> list[str]:
+    """The items of a comma list (one item without commas); an empty item, which Hydra
+    refuses, is an error rather than an empty string. Pure."""
+    parts = _scan(raw.strip())[0]
+    for part in parts:
+        if not part and len(parts) > 1:
+            raise bad_override(text, "bad value", "an empty value in a comma list")
+        check_function_name(text, part)
+    return parts
+
+
 def calls_function(text: str) -> bool:
     """Whether the value of ``-S`` ``text`` calls one of Hydra's sweep functions. Pure."""
     _, eq, raw = text.partition("=")
@@ -157,6 +195,12 @@ def expand_sweeps(texts: Sequence[str], groups: Any = None) -> list[list[str]]:
 
             choices = expand_function(text, groups)
         else:
-            choices = [f"{head}={part}" for part in _scan(raw.strip())[0]] if eq else [text]
+            choices = [f"{head}={part}" for part in comma_parts(text, raw)] if eq else [text]
+        if len(grid) * len(choices) > MAX_SWEEP_RUNS:
+            raise bad_override(
+                text,
+                f"a grid of {len(grid) * len(choices)} runs",
+                f"more than {MAX_SWEEP_RUNS} at once; narrow it, or draw --samples N from it",
+            )
         grid = [[*row, choice] for row in grid for choice in choices]
     return grid

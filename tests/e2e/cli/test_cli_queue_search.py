@@ -90,6 +90,13 @@ def test_hydra_grid_is_queued_point_by_point(queue_env: QueueEnv, tmp_path: Path
         ),
         (["-S", "lr=1,2", "--seed", "3"], "--seed seeds a random search: add --samples N"),
         (["-S", "mode=glob(*)"], "glob() picks from the options of a params group: no conf/mode"),
+        # a typo of a function was queued as a string; an empty item as ''
+        (["-S", "mode=choise(ok, fine)"], "unknown function 'choise': did you mean 'choice'?"),
+        (["-S", "lr=1,,2"], "an empty value in a comma list"),
+        # a grid too big to queue held the command for ever; a zero float step, a traceback
+        (["-S", "lr=range(0, 1e9)"], "a sweep of 1000000000 values: more than 10000 runs"),
+        (["-S", "lr=range(0.0, 1.0, 0.0)"], "range() step must not be zero"),
+        (["-S", "lr=1,2", "--samples", "20000"], "--samples '20000': at most 10000 runs"),
     ],
 )
 def test_a_bad_sweep_is_one_line_and_queues_nothing(

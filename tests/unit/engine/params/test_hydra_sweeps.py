@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from exq.engine.errors import ParamsError
+from exq.engine.experiments.queue_snapshot import search_of
 from exq.engine.params.edit import parse_set_params
 from exq.engine.params.hydra_sweeps import conf_groups, draw_samples, flow
 from exq.engine.params.values import expand_sweeps, parse_value
@@ -129,3 +130,21 @@ def test_bad_distributions(text: str, why: str) -> None:
         draw_samples([text], 3, seed=1)
     message = str(info.value)
     assert "\n" not in message and f"'{text}'" in message and why in message
+
+
+def test_samples_beyond_what_a_queue_takes_at_once_are_refused() -> None:
+    # a billion draws were listed in memory before anything was checked
+    with pytest.raises(ParamsError, match=r"^--samples '20000': at most 10000 runs at once"):
+        search_of("20000", "1")
+    assert search_of("10000", "1").samples == 10000
+
+
+def test_random_search_draws_from_a_range_too_long_to_list() -> None:
+    # a range is a set of values to draw from, however long: it was listed whole first
+    (point,) = draw_samples(["a=range(5, 1000000000, 7)", "b=range(0.0, 1e6, 0.5)"], 1, seed=3)
+    a, b = (text.partition("=")[2] for text in point)
+    assert (int(a) - 5) % 7 == 0 and 5 <= int(a) < 10**9
+    assert float(b) * 2 == int(float(b) * 2) and 0 <= float(b) < 1e6
+    assert draw_samples(["a=range(5, 1000000000, 7)"], 2, seed=3) == draw_samples(
+        ["a=range(5, 1000000000, 7)"], 2, seed=3
+    )

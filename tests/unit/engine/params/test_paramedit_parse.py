@@ -132,6 +132,11 @@ def test_parse_set_params_keeps_order() -> None:
         ("a=!!binary aGk=", "bad value"),
         ("a=!!timestamp 2020-01-01", "bad value"),
         ("a={? [1]: 2}", "bad value"),
+        # a call of no function Hydra knows: Hydra (and so DVC) refuses it; a typo of
+        # choice() was set as the string 'choise(1,2)'
+        ("a=choise(1,2)", "unknown function 'choise': did you mean 'choice'"),
+        ("a=relu(x)", "unknown function 'relu'"),
+        ("a=int(3.5)", "write the value itself"),
     ],
 )
 def test_parse_bad(text: str, why: str) -> None:
@@ -188,9 +193,31 @@ def test_expand_sweeps(texts: list[str], grid: list[list[str]]) -> None:
         ("a=choice(1,", "no viable alternative"),
         ("a=interval(1, 2)", "interval() is a distribution: draw from it with --samples N"),
         ("a=glob(*)", "no conf/a/*.yaml"),
+        ("a=choise(1, 2)", "unknown function 'choise': did you mean 'choice'"),
+        ("a=Range(3)", "unknown function 'Range': did you mean 'range'"),
+        # an empty item of a comma list, which Hydra refuses, was queued as ''
+        ("a=1,,2", "an empty value in a comma list"),
+        ("a=1,", "an empty value in a comma list"),
+        ("a=,1", "an empty value in a comma list"),
+        # sweeps too big to queue are refused before they are listed (this one
+        # took all the memory it could, for ever)
+        ("a=range(0, 1e9)", "a sweep of 1000000000 values: more than 10000 runs"),
+        ("a=range(1000000)", "a sweep of 1000000 values: more than 10000 runs"),
+        ("a=shuffle(range(0, 1000000000))", "more than 10000 runs"),
+        ("a=sort(range(0, 20000), reverse=true)", "more than 10000 runs"),
+        # a zero float step reached Hydra's iterator: its HydraException, a traceback
+        ("a=range(0.0, 1.0, 0.0)", "range() step must not be zero"),
     ],
 )
 def test_bad_sweep_functions(text: str, why: str) -> None:
     with pytest.raises(ParamsError) as info:
         expand_sweeps([text])
     assert f"'{text}'" in str(info.value) and why in str(info.value)
+
+
+def test_a_grid_too_big_to_queue_names_the_s_that_makes_it_so() -> None:
+    with pytest.raises(ParamsError) as info:
+        expand_sweeps(["a=range(200)", "b=1,2", "c=range(100)"])
+    message = str(info.value)
+    assert "-S 'c=range(100)'" in message and "a grid of 40000 runs" in message
+    assert len(expand_sweeps(["a=range(100)", "b=range(100)"])) == 10000
