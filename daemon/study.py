@@ -356,6 +356,7 @@ class Studies:
 
 def _sampler(optuna: Any, loaded: _Loaded, seed: int) -> Any:
     samplers = optuna.samplers
+    seed %= 2**32  # numpy's range: any --seed, and the trials added to the top one, fit
     name = loaded.spec.sampler
     if name == "random":
         return samplers.RandomSampler(seed=seed)

@@ -209,6 +209,10 @@ def stop_study(config: DaemonConfig, key: str) -> Stopped:
     note = f"stopped by 'exq sweep stop' after {study.queued} of {study.budget} trials"
     with StudyStore(config.db_path) as store:
         if not store.stop_study(study.id, note):
+            if study.state == "active":
+                raise ExperimentError(
+                    f"study '{study.name}' is stopped already: it ends with its running trials"
+                )
             raise ExperimentError(f"study '{study.name}' is {study.state}: nothing to stop")
     queued = [str(t.run_id) for t in status.trials if t.state == RunState.QUEUED.value]
     cancelled = kill(config, queued, force=False) if queued else None

@@ -149,7 +149,11 @@ SQL_STUDIES_TOKEN_MAKE = (
 )
 SQL_STUDIES_TOKEN = "SELECT value FROM settings WHERE key = 'studies_file'"
 # Stopping a study: no more trials are asked (its budget is what it queued).
-SQL_STUDY_STOP = "UPDATE studies SET budget = queued, error = ? WHERE id = ? AND state = 'active'"
+# only once: the note an active study carries is its stop's, which a second stop keeps
+SQL_STUDY_STOP = (
+    "UPDATE studies SET budget = queued, error = ? "
+    "WHERE id = ? AND state = 'active' AND error IS NULL"
+)
 SQL_STUDY_END = (
     "UPDATE studies SET state = ?, error = COALESCE(?, error) WHERE id = ? AND state = 'active'"
 )
@@ -312,7 +316,8 @@ class StudyStore(SyncStore):
         return self._write(SQL_TRIAL_TOLD, (outcome, value, study_id, trial))
 
     def stop_study(self, study_id: int, note: str) -> bool:
-        """Ask no more trials of an active study; False if it is not active."""
+        """Ask no more trials of an active study; False if it is not active or was
+        stopped already."""
         return self._write(SQL_STUDY_STOP, (note, study_id))
 
     def end_study(self, study_id: int, state: str, error: str | None = None) -> bool:

@@ -21,7 +21,7 @@ from typing import Any
 
 from exq.engine.errors import ExperimentError, ParamsError, did_you_mean
 from exq.engine.params.hydra_sweeps import Dimension, GroupOptions, dimension, flow
-from exq.engine.params.values import parse_value
+from exq.engine.params.values import MAX_SWEEP_RUNS, parse_value
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes")
 # The sampler of a grid or random sweep queued with --prune: its points are the
@@ -173,6 +173,8 @@ def study_of(
         raise ParamsError(f"--optimize {optimize}: say how many runs with --trials N")
     if not trials.strip().isdigit() or int(trials) < 1:
         raise ParamsError(f"--trials {trials!r}: give a whole number of runs, 1 or more")
+    if int(trials) > MAX_SWEEP_RUNS:
+        raise ParamsError(f"--trials {trials!r}: at most {MAX_SWEEP_RUNS} runs at once")
     chosen = (sampler or DEFAULT_SAMPLER).strip().lower()
     if chosen not in SAMPLERS:
         raise ParamsError(f"--sampler {sampler!r}: use one of {', '.join(SAMPLERS)}")

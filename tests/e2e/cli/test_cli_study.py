@@ -112,6 +112,11 @@ OPT = ["--optimize", "scores.json:loss", "--minimize", "--trials", "3"]
         (["-S", "opt=choice(sgd, adam)", *OPT, "--sampler", "grid"], "the grid has 2 points"),
         (["-S", "nokey=interval(0, 1)", *OPT], "key 'nokey' not found"),
         (["-S", "x=interval(0, 1)"], "interval() is a distribution: draw from it with --samples"),
+        # a budget beyond SQLite's integers ended in an OverflowError traceback
+        (
+            [*SPACE, *OPT[:-1], "99999999999999999999"],
+            "--trials '99999999999999999999': at most 10000 runs",
+        ),
         (["-S", "x=0.5", *OPT, "--temp"], "--optimize searches a space"),  # typer's path
         (
             [*SPACE, "--optimize", "score.json:loss", "--minimize", "--trials", "3"],
@@ -181,6 +186,26 @@ def test_a_seeded_study_draws_the_same_points_whatever_the_timing(
     assert points["a"] != points["c"]
 
 
+def test_any_whole_seed_seeds_a_study(queue_env: QueueEnv, tmp_path: Path) -> None:
+    """Optuna's samplers take seeds of 0 to 2**32 - 1: the top one (each trial adds
+    the trials so far to it), a negative or a huge one made the daemon fail to ask
+    for ever, the study never ending."""
+    roots = {}
+    for name, seed in (("top", "4294967295"), ("neg", "-1"), ("huge", "9" * 30)):
+        roots[name] = make_study_project(tmp_path / name)
+        exq(
+            "exp", "run", "--queue", *SPACE, "--optimize", "scores.json:loss", "--minimize",
+            "--trials", "2", "--seed", seed, "-n", name, cwd=roots[name],
+        )  # fmt: skip
+    exq("queue", "start", "-j", "2", cwd=roots["top"])
+    for name, root in roots.items():
+        study = wait_for(
+            lambda root=root, name=name: (s := sweep_status(root, name))["state"] != "active" and s,
+            f"study {name} to end",
+        )
+        assert (study["state"], study["done"], study["failed"]) == ("done", 2, 0), study
+
+
 def test_sweep_stop_asks_no_more_trials_and_lets_the_running_one_end(
     queue_env: QueueEnv, tmp_path: Path
 ) -> None:
@@ -204,6 +229,20 @@ def test_sweep_stop_asks_no_more_trials_and_lets_the_running_one_end(
     assert code == 1 and "study 'st' is done: nothing to stop" in err
     code, _, err = exq("sweep", "stop", "nope", cwd=root, check=False)
     assert code == 1 and err.count("\n") == 1 and "no study 'nope'" in err
+
+
+def test_a_second_sweep_stop_says_so_and_keeps_the_first_ones_note(
+    queue_env: QueueEnv, tmp_path: Path
+) -> None:
+    root = make_study_project(tmp_path / "repo")
+    exq("exp", "run", "--queue", *SPACE, *OPT, "-n", "st", cwd=root)  # no daemon runs
+    _, out, _ = exq("sweep", "stop", "st", cwd=root)
+    assert out == "Stopped study 'st' after 0 of 3 trials.\n"
+    # it said "Stopped study 'st' after 0 of 0 trials." again, and the note became that
+    code, out, err = exq("sweep", "stop", "st", cwd=root, check=False)
+    assert (code, out) == (1, "") and err.count("\n") == 1
+    assert "study 'st' is stopped already" in err
+    assert "after 0 of 3 trials" in sweep_status(root, "st")["error"]
 
 
 def test_a_queue_started_afresh_starts_its_studies_afresh(
