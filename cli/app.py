@@ -8,10 +8,6 @@ exp_app`` also still works, through that module's ``__getattr__``).
 
 from __future__ import annotations
 
-import logging
-import os
-import sys
-import traceback
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -21,7 +17,9 @@ from typer.core import TyperCommand, TyperOption
 
 from exq import __version__
 from exq.cli.messages import error_line
-from exq.engine.errors import ExqError, user_error_of
+from exq.cli.terminal import be_verbose, report_error
+from exq.cli.terminal import silence_stdout as silence_stdout  # the command modules' -q
+from exq.engine.errors import ExqError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,22 +49,6 @@ app.add_typer(plots_app, name="plots")
 remote_app = typer.Typer(help="Add, list and change data remotes.", no_args_is_help=True)
 app.add_typer(remote_app, name="remote")
 
-# Exit statuses: 1 for user errors, 130 for Ctrl-C (as shells report SIGINT).
-EXIT_INTERRUPTED = 130
-
-
-# Set by -v: debug logs on stderr, and a traceback under an error's one line.
-VERBOSE_VAR = "EXQ_VERBOSE"
-
-
-def silence_stdout() -> None:
-    """As DVC's -q: nothing on standard output from here on, what commands this
-    process starts print included; errors still reach stderr."""
-    sys.stdout.flush()
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
-
 
 def _quiet(ctx: Any, param: Any, value: bool) -> None:
     if value and not ctx.resilient_parsing:
@@ -75,8 +57,7 @@ def _quiet(ctx: Any, param: Any, value: bool) -> None:
 
 def _verbose(ctx: Any, param: Any, value: bool) -> None:
     if value and not ctx.resilient_parsing:
-        os.environ[VERBOSE_VAR] = "1"
-        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(name)s: %(message)s")
+        be_verbose()
 
 
 class DvcFlagsCommand(TyperCommand):
@@ -119,31 +100,20 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def handle_errors(func: F) -> F:
-    """Print user errors as one line and exit non-zero, without a traceback."""
+    """Print user errors as one line and exit non-zero, without a traceback
+    (:func:`exq.cli.terminal.report_error`, as the commands answered before typer)."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except ExqError as exc:
-            _trace()
-            fail(str(exc), exc.exit_code)
-        except (ExceptionGroup, OSError) as exc:  # a task group's errors, a full disk
-            error = user_error_of(exc)
-            if error is None:
+        except (ExqError, ExceptionGroup, OSError, KeyboardInterrupt) as exc:
+            code = report_error(exc)
+            if code is None:
                 raise
-            _trace()
-            fail(str(error), error.exit_code)
-        except KeyboardInterrupt:
-            typer.echo("Interrupted.", err=True)
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            raise typer.Exit(code) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def _trace() -> None:
-    if os.environ.get(VERBOSE_VAR):
-        traceback.print_exc(file=sys.stderr)
 
 
 def version_callback(value: bool) -> None:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from exq.cli.terminal import reporting_errors
 from exq.daemon.service import EnqueueRequest, enqueue, queue_study
 
 
@@ -87,13 +88,13 @@ def fast_exp_run(argv: Sequence[str]) -> int | None:
     if call.queue:
         if call.temp or call.reset:
             return None
-        return _reporting_errors(lambda: queue_and_print(call.request, as_json=call.as_json))
+        return reporting_errors(lambda: queue_and_print(call.request, as_json=call.as_json))
     if call.as_json or call.request != _workspace_request(call.request):
         return None  # options of queued runs without --queue: typer words the error
     from exq.cli.exp_run_workspace import run_in_workspace
 
     args = call.request
-    return _reporting_errors(
+    return reporting_errors(
         lambda: run_in_workspace(
             args.targets,
             args.set_params,
@@ -115,28 +116,6 @@ def _workspace_request(args: EnqueueRequest) -> EnqueueRequest:
         force=args.force,
         stage_jobs=args.stage_jobs,
     )
-
-
-def _reporting_errors(run: Callable[[], None]) -> int:
-    """``run()``'s exit status, its user errors printed as one line (as typer's commands do)."""
-    from exq.cli.messages import error_line
-    from exq.engine.errors import ExqError, user_error_of
-
-    try:
-        run()
-    except ExqError as exc:
-        print(error_line(str(exc)), file=sys.stderr)
-        return exc.exit_code
-    except (ExceptionGroup, OSError) as exc:  # a task group's errors, a full disk
-        error = user_error_of(exc)
-        if error is None:
-            raise
-        print(error_line(str(error)), file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        print("Interrupted.", file=sys.stderr)
-        return 130
-    return 0
 
 
 VALUE_OPTIONS = {

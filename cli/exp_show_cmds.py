@@ -15,12 +15,17 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 import typer
 
 from exq.cli.completion import complete_revisions
 from exq.cli.main import exp_app, handle_errors, metrics_app, params_app
+from exq.cli.metrics_show import DEFAULT_PRECISION, show_metrics
+from exq.cli.metrics_show import one_format as _one_format
+from exq.cli.metrics_show import only_targets as _only_targets
+from exq.cli.metrics_show import open_collector as _open
+from exq.cli.metrics_show import warn as _warn
 from exq.engine.errors import ConfigError, GitError
 
 if TYPE_CHECKING:
@@ -29,45 +34,8 @@ if TYPE_CHECKING:
     from exq.engine.experiments.rows import PendingRun
     from exq.engine.git import Git
 
-# The engine's compare.DEFAULT_PRECISION, here so that help pages need no engine
-# (a test checks that the two agree).
-DEFAULT_PRECISION = 5
-
 # With no terminal (output piped to a file or a test) nothing is elided.
 _UNLIMITED_WIDTH = 1 << 40
-
-
-def _open(
-    param_deps: bool = False, *, need_git: bool = True, keep_revs: bool = False
-) -> tuple[Git | None, Collector]:
-    """The project's git repository and a Collector over it; with ``keep_revs``, one
-    that keeps what it reads of commits for the next run (see ``RevStore``)."""
-    from exq.engine.experiments.collect import Collector
-    from exq.engine.experiments.revstore import RevStore
-    from exq.engine.git import Git
-    from exq.engine.run.project import open_project
-
-    project = open_project()
-    try:
-        git: Git | None = Git.open(project.root)
-    except GitError:
-        if need_git:
-            raise
-        git = None
-    store = None
-    if keep_revs and git is not None:
-        prefix = git.prefix_of(project.root)
-        store = RevStore.open(git, prefix=prefix, param_deps=param_deps)
-    return git, Collector(git, project.root, project.cache_dir, param_deps=param_deps, store=store)
-
-
-def _open_workspace() -> tuple[None, Collector]:
-    """A Collector of the working tree only: no git repository is opened."""
-    from exq.engine.experiments.collect import Collector
-    from exq.engine.run.project import open_project
-
-    project = open_project()
-    return None, Collector(None, project.root, project.cache_dir)
 
 
 def _pending_runs(root: Path) -> list[PendingRun]:
@@ -120,11 +88,6 @@ def _live_metrics(worktree: Path) -> Values | None:
 PENDING_STATES: tuple[RowState, ...] = ("queued", "running", "failed", "interrupted", "pruned")
 
 
-def _warn(errors: list[str]) -> None:
-    for message in dict.fromkeys(errors):
-        typer.echo(f"WARNING: {message}", err=True)
-
-
 def _width() -> int:
     """COLUMNS if set, else the terminal's width, else unlimited (piped output)."""
     columns = os.environ.get("COLUMNS", "")
@@ -137,12 +100,6 @@ def _width() -> int:
 
 def _color() -> bool:
     return sys.stdout.isatty() and "NO_COLOR" not in os.environ
-
-
-def _one_format(**flags: bool) -> None:
-    chosen = [name for name, on in flags.items() if on]
-    if len(chosen) > 1:
-        raise ConfigError(f"options {' and '.join(chosen)} cannot be used together")
 
 
 # ---------------------------------------------------------------- exp show
@@ -295,18 +252,6 @@ def _collect_pair(
     return pair[0], pair[1]
 
 
-def _only_targets(values: Values, targets: list[str]) -> Values:
-    """The files named by ``--targets`` (a file, or a folder holding files)."""
-    if not targets:
-        return values
-    wanted = [t.strip("/").removeprefix("./") for t in targets]
-    return {
-        file: keys
-        for file, keys in values.items()
-        if any(file == t or file.startswith(t + "/") for t in wanted)
-    }
-
-
 @exp_app.command("diff")
 @handle_errors
 def exp_diff(
@@ -456,57 +401,12 @@ def metrics_show(
     ),
 ) -> None:
     """Show the metrics of the workspace (and of branches, tags or commits)."""
-    from exq.cli import render
-    from exq.engine.experiments.collect import WORKSPACE
-
-    _one_format(**{"--json": as_json, "--md": as_md})
-    many = all_branches or all_tags or all_commits
-    # the workspace alone is read from disk: git (pygit2) only for other revisions
-    git, collector = _open(need_git=True) if many else _open_workspace()
-    revisions: list[tuple[str, Values]] = []
-    errors: list[str] = []
-    workspace = collector.workspace()
-    errors += workspace.errors
-    revisions.append((WORKSPACE, _only_targets(workspace.metrics, targets or [])))
-    if git is not None:
-        from exq.engine.experiments.rows import RevisionSet, select_revisions
-
-        for rev in select_revisions(git, RevisionSet(all_branches, all_tags, all_commits)):
-            data = collector.commit(rev.sha)
-            errors += [f"{rev.name}: {message}" for message in data.errors]
-            revisions.append((rev.name, _only_targets(data.metrics, targets or [])))
-    _warn(errors)
-    if as_json:
-        typer.echo(render.render_json(dict(revisions)))
-        return
-    text = _metrics_grid(revisions, with_revision=many, precision=precision, markdown=as_md)
-    if text:
-        typer.echo(text, nl=False)
-
-
-def _metrics_grid(
-    revisions: list[tuple[str, Values]], *, with_revision: bool, precision: int, markdown: bool
-) -> str:
-    """DVC's ``metrics show`` table: a row per (revision, file), a column per metric."""
-    from exq.cli import render
-    from exq.engine.experiments.compare import format_value
-
-    files: dict[str, None] = {}
-    keys: dict[str, None] = {}
-    for _, values in revisions:
-        for file, names in values.items():
-            files.setdefault(file)
-            keys.update(dict.fromkeys(names))
-    if not files:
-        return ""
-    header = (["Revision"] if with_revision else []) + ["Path", *keys]
-    lines: list[list[str]] = []
-    for name, values in revisions:
-        for file in files:
-            if file not in values and not with_revision:
-                continue
-            flat: dict[str, Any] = values.get(file, {})
-            cells = [format_value(flat.get(k), precision, round_digits=True) for k in keys]
-            lines.append(([name] if with_revision else []) + [file, *cells])
-    grid = render.markdown_grid if markdown else render.plain_grid
-    return grid(header, lines)
+    show_metrics(
+        targets or [],
+        as_json=as_json,
+        as_md=as_md,
+        all_branches=all_branches,
+        all_tags=all_tags,
+        all_commits=all_commits,
+        precision=precision,
+    )

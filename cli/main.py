@@ -1,20 +1,23 @@
 """The ``exq`` command line: a thin typer app over the engine.
 
 The app and its sub-apps live in :mod:`exq.cli.app`; this module is the
-console-script entry point. It imports typer only when needed: ``exq
---version`` prints the version before anything else is imported, a help
-page comes from the pages :mod:`exq.cli.help_render` stores, and ``exq exp
-run --queue`` must answer in about 0.1 s, so :func:`main` hands a plain ``exp
-run`` call (queued or not) to :func:`exq.cli.exp_queue.fast_exp_run` before typer, rich and
-the command modules are imported (anything it does not recognise goes the
-usual way). Names of :mod:`exq.cli.app` (``app``, ``exp_app``, ``fail``,
-``handle_errors``, ...) can still be imported from here.
+console-script entry point, and the one place that decides which way a
+command line goes. Typer, click and rich alone take longer than the commands
+a user types most may, so before them: ``exq --version`` prints the version, a
+help page comes from the pages :mod:`exq.cli.help_render` stores, and the
+plain command lines of ``status``, ``dag``, ``stage list``, ``metrics show``,
+``queue status`` (:data:`FAST_COMMANDS`) and ``exp run`` (queued or not,
+:func:`exq.cli.exp_queue.fast_exp_run`) go straight to the function the typer
+command calls. Anything else, or anything those do not recognise, goes through
+typer (:func:`through_typer`). Names of :mod:`exq.cli.app` (``app``,
+``exp_app``, ``fail``, ``handle_errors``, ...) can still be imported from here.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 # Modules that register commands; a missing one is a packaging bug, not optional.
@@ -69,6 +72,41 @@ def modules_for(argv: list[str]) -> tuple[str, ...]:
     return (module,) if module in COMMAND_MODULES else COMMAND_MODULES
 
 
+# The commands answered before typer, for a plain command line: module and
+# function of the body the typer command calls, its flags (option -> keyword
+# argument set to True) and whether it takes targets (the positional words).
+# Anything else on the line (an option that takes a value, --help, --) goes to typer.
+FAST_COMMANDS: dict[tuple[str, ...], tuple[str, str, dict[str, str], bool]] = {
+    ("status",): ("pipeline_show", "show_status", {"--json": "as_json"}, True),
+    ("dag",): (
+        "pipeline_show",
+        "show_dag",
+        {"--json": "as_json", "--dot": "dot", "--mermaid": "mermaid"},
+        True,
+    ),
+    ("stage", "list"): (
+        "pipeline_show",
+        "show_stage_list",
+        {"--all": "every", "--json": "as_json", "--name-only": "name_only"}
+        | {"--names-only": "name_only"},
+        True,
+    ),
+    ("metrics", "show"): (
+        "metrics_show",
+        "show_metrics",
+        {"--json": "as_json", "--md": "as_md"}
+        | {"-a": "all_branches", "--all-branches": "all_branches"}
+        | {"-T": "all_tags", "--all-tags": "all_tags"}
+        | {"-A": "all_commits", "--all-commits": "all_commits"},
+        True,
+    ),
+    ("queue", "status"): ("queue_status", "show_queue_status", {"--json": "as_json"}, False),
+}
+
+# DVC's flags, which every command takes (exq.cli.app's DvcFlagsCommand).
+_QUIET, _VERBOSE = ("-q", "--quiet"), ("-v", "--verbose")
+
+
 def main() -> None:
     """Console-script entry point."""
     argv = sys.argv[1:]
@@ -81,18 +119,70 @@ def main() -> None:
     if page is not None:
         sys.stdout.write(page[0])
         sys.exit(page[1])
+    code = fast_path(argv)
+    if code is not None:
+        sys.exit(code)
+    through_typer(argv)
+
+
+def fast_path(argv: list[str]) -> int | None:
+    """The exit status of ``argv`` run before typer is imported; None (and
+    nothing done) to leave it to typer."""
+    if "_EXQ_COMPLETE" in os.environ:
+        return None  # shell completion is typer's
     if argv[:2] == ["exp", "run"]:
         from exq.cli.exp_queue import fast_exp_run
 
-        code = fast_exp_run(argv[2:])
-        if code is not None:
-            sys.exit(code)
+        return fast_exp_run(argv[2:])
+    call = fast_call(argv)
+    if call is None:
+        return None
+    (module, name), targets, kwargs, flags = call
+    import importlib
 
+    from exq.cli.terminal import be_verbose, reporting_errors, silence_stdout
+
+    if flags & set(_QUIET):  # as the flags' callbacks do, before the command's body
+        silence_stdout()
+    if flags & set(_VERBOSE):
+        be_verbose()
+    function: Callable[..., None] = getattr(importlib.import_module(f"exq.cli.{module}"), name)
+    if targets is not None:
+        return reporting_errors(lambda: function(targets, **kwargs))
+    return reporting_errors(lambda: function(**kwargs))
+
+
+def fast_call(
+    argv: list[str],
+) -> tuple[tuple[str, str], list[str] | None, dict[str, bool], set[str]] | None:
+    """(module, function), targets (None for a command that takes none), keyword
+    arguments and DVC flags of a :data:`FAST_COMMANDS` line; None for any other. Pure."""
+    words = tuple(argv[:2]) if tuple(argv[:2]) in FAST_COMMANDS else tuple(argv[:1])
+    if words not in FAST_COMMANDS:
+        return None
+    module, name, options, takes_targets = FAST_COMMANDS[words]
+    targets: list[str] = []
+    kwargs: dict[str, bool] = {}
+    flags: set[str] = set()
+    for word in argv[len(words) :]:
+        if word in options:
+            kwargs[options[word]] = True
+        elif word in _QUIET or word in _VERBOSE:
+            flags.add(word)
+        elif word.startswith("-") or not takes_targets:
+            return None  # typer words the error, or knows the option
+        else:
+            targets.append(word)
+    return (module, name), targets if takes_targets else None, kwargs, flags
+
+
+def through_typer(argv: list[str]) -> None:
+    """Run ``argv`` through the typer app (which reads ``sys.argv``) and exit."""
     # Import the command modules for their registrations on ``app``: only the
     # one that holds the command asked for, since each pulls in its own engine.
     import importlib
 
-    from exq.cli.app import EXIT_INTERRUPTED, add_dvc_flags, app
+    from exq.cli.app import add_dvc_flags, app
 
     for module in modules_for(argv):
         importlib.import_module(f"exq.cli.{module}")
@@ -101,6 +191,7 @@ def main() -> None:
     import typer
 
     from exq.cli.messages import error_line
+    from exq.cli.terminal import EXIT_INTERRUPTED
 
     usage_error, abort = _click_exception(), typer.Abort
     try:

@@ -6,7 +6,6 @@ for its registrations and must not pay for the pipeline.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -119,26 +118,9 @@ def status(
     remote: str = typer.Option(None, "--remote", "-r", help="The remote (with -c)."),
 ) -> None:
     """Show stages and tracked data that changed since they were last run or added."""
-    from exq.engine.run import commands as ops
-    from exq.engine.run.project import open_project
+    from exq.cli.pipeline_show import show_status
 
-    project = open_project()
-    if cloud or remote:
-        from exq.engine.run.transfer import cloud_status
-
-        differs = cloud_status(project, targets or [], remote)
-        if as_json:
-            typer.echo(json.dumps(differs, indent=2))
-        for rel, how in differs.items() if not as_json else ():
-            typer.echo(f"\t{how}:\t{rel}")
-        if not differs and not as_json:
-            typer.echo("Cache and remote are in sync.")
-        return
-    report = ops.status(project, targets or [])
-    if as_json:
-        typer.echo(json.dumps(report, indent=2))
-        return
-    typer.echo(ops.render_status(report))
+    show_status(targets or [], as_json=as_json, cloud=cloud, remote=remote)
 
 
 @app.command()
@@ -152,12 +134,9 @@ def dag(
     mermaid: bool = typer.Option(False, "--mermaid", help="Print a Mermaid flowchart."),
 ) -> None:
     """Show the stage graph."""
-    from exq.engine.run import commands as ops
-    from exq.engine.run.project import open_project
+    from exq.cli.pipeline_show import show_dag
 
-    project = open_project()
-    fmt = "json" if as_json else "dot" if dot else "mermaid" if mermaid else "text"
-    typer.echo(ops.render_dag(project, targets or [], fmt))
+    show_dag(targets or [], as_json=as_json, dot=dot, mermaid=mermaid)
 
 
 @app.command()
@@ -221,17 +200,9 @@ def stage_list(
     name_only: bool = typer.Option(False, "--name-only", "--names-only", help="Only the names."),
 ) -> None:
     """List the resolved stages, each with what it outputs or depends on."""
-    from exq.engine.run import commands as ops
-    from exq.engine.run.project import open_project
+    from exq.cli.pipeline_show import show_stage_list
 
-    project = open_project()
-    if as_json:
-        typer.echo(json.dumps(ops.stage_list(project, targets or [], every=every), indent=2))
-        return
-    rows = ops.stage_descriptions(project, targets or [], every=every)
-    width = max((len(address) for address, _ in rows), default=0)
-    for address, text in rows:
-        typer.echo(address if name_only else f"{address:<{width}}  {text}".rstrip())
+    show_stage_list(targets or [], every=every, as_json=as_json, name_only=name_only)
 
 
 @stage_app.command("add", context_settings={"allow_interspersed_args": False})

@@ -11,30 +11,24 @@ stderr; :data:`EXIT_STATUS` maps the protocol's error codes to exit statuses.
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import typer
 
 from exq.cli.main import app, fail, handle_errors
 from exq.cli.queue_run import ensure_daemon
-from exq.cli.queue_view import daemon_line, format_table, status_json, status_rows
-from exq.daemon.client import Client, DaemonError, DaemonNotRunning, lock_holder
+from exq.cli.queue_status import Snapshot, daemon_status, show_queue_status, status_snapshot
+from exq.daemon.client import Client, DaemonError, DaemonNotRunning
 from exq.daemon.config import DaemonConfig
-from exq.daemon.progress import RunProgress, progress_of, queue_eta
-from exq.daemon.protocol import MAX_JOBS, Code, StatusReply
+from exq.daemon.protocol import MAX_JOBS, Code
 from exq.daemon.resources import parse_duration
 from exq.daemon.states import RunRecord, RunState
-
-if TYPE_CHECKING:
-    from exq.daemon.study_service import StudyStatus
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -192,93 +186,7 @@ def queue_status(
     if watch:
         _watch(config, interval)
         return
-    snapshot = _status_snapshot(config)
-    if as_json:
-        typer.echo(json.dumps(snapshot.to_json(), indent=2))
-        return
-    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
-    typer.echo(snapshot.text(width))
-
-
-@dataclass(frozen=True)
-class _Snapshot:
-    """What ``queue status`` read at one moment."""
-
-    runs: list[RunRecord]
-    daemon: StatusReply | None
-    silent: int | None
-    progress: dict[int, RunProgress]
-    drains: float | None
-    now: datetime
-    sweeps: dict[int, str] = field(default_factory=dict)  # by run id: its sweep or study
-    studies: list[StudyStatus] = field(default_factory=list)
-
-    def json_args(self) -> tuple[Any, ...]:
-        return (self.daemon, self.runs, self.silent, self.progress, self.drains)
-
-    def to_json(self) -> dict[str, Any]:
-        """``status_json``, each run with its sweep, and the studies under way."""
-        from exq.cli.sweep_view import study_summary
-
-        data = status_json(*self.json_args())
-        for run in data["runs"]:
-            run["sweep"] = self.sweeps.get(run["id"])
-        data["studies"] = [study_summary(s) for s in self.studies]
-        return data
-
-    def text(self, width: int | None) -> str:
-        alive = self.daemon is not None or self.silent is not None
-        lines = ["No runs in the queue."]
-        if self.runs:
-            rows = status_rows(
-                self.runs, self.now, Path.home(), daemon_alive=alive, progress=self.progress
-            )
-            lines = format_table(rows, width)
-        if self.studies:
-            from exq.cli.sweep_view import study_line
-
-            lines += [study_line(s) for s in self.studies]
-        return "\n".join([*lines, daemon_line(self.daemon, self.silent, self.drains)])
-
-    @property
-    def drained(self) -> bool:
-        """Nothing running or queued is left."""
-        return not any(r.state in (RunState.RUNNING, RunState.QUEUED) for r in self.runs)
-
-    @property
-    def settled(self) -> bool:
-        """Nothing will change: the queue drained, or no daemon is there to run it."""
-        return self.drained or (self.daemon is None and self.silent is None)
-
-
-def _status_snapshot(config: DaemonConfig) -> _Snapshot:
-    from exq.daemon import service
-
-    runs = service.list_runs(config)
-    daemon, silent = _daemon_status(config)
-    now = datetime.now(UTC)
-    alive = daemon is not None or silent is not None
-    # A run left "running" by a dead daemon is shown interrupted: no progress.
-    progress = progress_of(config, runs, now) if alive else {}
-    drains = queue_eta(runs, progress, daemon.slots_total if daemon is not None else None)
-    sweeps, studies = _sweeps(config, runs)
-    return _Snapshot(runs, daemon, silent, progress, drains, now, sweeps, studies)
-
-
-def _sweeps(
-    config: DaemonConfig, runs: list[RunRecord]
-) -> tuple[dict[int, str], list[StudyStatus]]:
-    """Each run's sweep, and the studies under way or with runs in the queue."""
-    from exq.daemon.study_service import run_sweeps, study_status
-
-    sweeps = {run_id: sweep for run_id, _, _, sweep in run_sweeps(config)}
-    shown = {run.id for run in runs}
-    studies = [
-        s
-        for s in study_status(config)
-        if s.study.state == "active" or any(t.run_id in shown for t in s.trials)
-    ]
-    return sweeps, studies
+    show_queue_status(config, as_json=as_json)
 
 
 def _watch(config: DaemonConfig, interval: float) -> None:
@@ -295,25 +203,25 @@ def _watch(config: DaemonConfig, interval: float) -> None:
         typer.echo("No daemon runs the queue: start it with 'exq queue start'.", err=True)
 
 
-def _watch_live(config: DaemonConfig, interval: float) -> _Snapshot:
+def _watch_live(config: DaemonConfig, interval: float) -> Snapshot:
     from rich.console import Console
     from rich.live import Live
     from rich.text import Text
 
     console = Console()
-    snapshot = _status_snapshot(config)
+    snapshot = status_snapshot(config)
     with Live(Text(snapshot.text(console.width)), console=console, auto_refresh=False) as live:
         while not snapshot.settled:
             time.sleep(interval)
-            snapshot = _status_snapshot(config)
+            snapshot = status_snapshot(config)
             live.update(Text(snapshot.text(console.width)), refresh=True)
     return snapshot
 
 
-def _watch_plain(config: DaemonConfig, interval: float) -> _Snapshot:
+def _watch_plain(config: DaemonConfig, interval: float) -> Snapshot:
     shown: list[tuple[object, ...]] | None = None
     while True:
-        snapshot = _status_snapshot(config)
+        snapshot = status_snapshot(config)
         # Durations and times left move every second: a new block only when
         # a state or a step changes, not at every tick.
         key: list[tuple[object, ...]] = [
@@ -330,17 +238,8 @@ def _watch_plain(config: DaemonConfig, interval: float) -> _Snapshot:
 
 
 def _slots(config: DaemonConfig) -> int | str:
-    status, _ = _daemon_status(config)
+    status, _ = daemon_status(config)
     return status.slots_total if status is not None else "?"
-
-
-def _daemon_status(config: DaemonConfig) -> tuple[StatusReply | None, int | None]:
-    """The daemon's status reply; else the pid of a live daemon that did not
-    answer (stopped with SIGSTOP, say), or None when no daemon is alive."""
-    try:
-        return _client(config, timeout=3).status(), None
-    except DaemonError:
-        return None, lock_holder(config.lock_path)
 
 
 @queue_app.command("logs")

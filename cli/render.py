@@ -16,14 +16,24 @@ from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
-from rich.cells import cell_len
-
 from exq.engine.experiments.compare import Column, DiffRow, Row, Table, cell_value, diff_to_dict
 
 ELLIPSIS = "…"
 
 
 # ---------------------------------------------------------------- fitting
+
+
+def cell_len(text: str) -> int:
+    """The columns ``text`` takes on a terminal, as rich counts them: its length
+    when it is printable ASCII (without importing rich's Unicode tables, which
+    take longer than a whole ``metrics show``), else rich's own count (wide
+    characters take two columns, control characters none)."""
+    if text.isascii() and text.isprintable():
+        return len(text)
+    from rich.cells import cell_len as rich_cell_len
+
+    return rich_cell_len(text)
 
 
 def table_width(widths: Sequence[int]) -> int:

@@ -33,8 +33,6 @@ Settings come from the environment, over the user's config file
 from __future__ import annotations
 
 import os
-import secrets
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -126,6 +124,8 @@ class DaemonConfig:
         except FileNotFoundError:
             pass
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        import secrets  # once per state folder
+
         new = secrets.token_hex(4)
         try:
             with open(path, "x") as out:  # two racing daemons: the first one wins
@@ -192,10 +192,16 @@ def config_path(env: dict[str, str]) -> Path:
 def read_config_file(path: Path) -> dict[str, Any]:
     """The user's config file as tables (empty when there is none)."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    import tomllib  # only with a config file: most users have none
+
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from exc
     for table in ("queue", "ray", "resources"):
         if not isinstance(data.get(table, {}), dict):

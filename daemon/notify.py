@@ -24,9 +24,6 @@ the command in a worker thread so the scheduler never waits on it.
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,6 +140,8 @@ def deliver(config: NotifyConfig, event: Event, environ: Mapping[str, str]) -> l
     if not wanted(config.on, event):
         return []
     env = {**environ, **notify_env(event)}
+    import shutil  # only when notifying: every queue command imports this module
+
     done = []
     if config.command is not None:
         done.append(_run(("sh", "-c", config.command), env, config.timeout))
@@ -156,6 +155,8 @@ def deliver(config: NotifyConfig, event: Event, environ: Mapping[str, str]) -> l
 
 
 def _run(argv: tuple[str, ...], env: dict[str, str], timeout: float) -> Delivery:
+    import subprocess
+
     try:
         proc = subprocess.Popen(
             argv,
@@ -178,6 +179,8 @@ def _run(argv: tuple[str, ...], env: dict[str, str], timeout: float) -> Delivery
 
 
 def _kill_group(pgid: int) -> None:
+    import signal
+
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):

@@ -18,7 +18,6 @@ An estimate is None when there is nothing to base it on.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -110,7 +109,7 @@ def run_eta(
             return 0.0
         return elapsed / done * (total_steps - done)
     if durations:
-        return max(statistics.median(durations) - elapsed, 0.0)
+        return max(_median(durations) - elapsed, 0.0)
     return None
 
 
@@ -131,10 +130,20 @@ def queue_eta(
             durations = [
                 d for o in runs if o.repo == run.repo and (d := duration_of(o)) is not None
             ]
-            left = statistics.median(durations) if durations else None
+            left = _median(durations) if durations else None
         else:
             continue
         if left is None:
             return None
         work += left
     return work / slots
+
+
+def _median(values: Sequence[float]) -> float:
+    """statistics.median, without importing statistics (and fractions, decimal,
+    random) into every ``queue status``."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2

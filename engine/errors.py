@@ -51,7 +51,6 @@ they happen, with ``raise ... from exc``.
 
 from __future__ import annotations
 
-import difflib
 import errno
 from collections.abc import Iterable
 
@@ -75,6 +74,8 @@ class ExqError(Exception):
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """``did you mean 'train'?`` for the closest of ``choices`` to a mistyped ``word``
     (up to three, closest first); None when nothing is close."""
+    import difflib  # only for a mistyped name: every command imports this module
+
     close = difflib.get_close_matches(word, sorted(set(choices)), n=3, cutoff=0.6)
     if not close:
         return None

@@ -18,7 +18,6 @@ import ast
 import json
 import os
 import posixpath
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -157,6 +156,8 @@ def _parse_json(text: str, path: str) -> Any:
 
 
 def _parse_toml(text: str, path: str) -> Any:
+    import tomllib  # only for .toml params files
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

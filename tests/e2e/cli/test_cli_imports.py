@@ -128,3 +128,33 @@ def test_a_plain_exp_run_imports_no_typer(basic: Path) -> None:
         sorted(m for m in modules if m in ("typer", "click", "rich") or m.startswith("typer."))
         == []
     )
+
+
+FAST_COMMANDS = [
+    ["status"],
+    ["status", "--json", "-q"],
+    ["dag"],
+    ["stage", "list"],
+    ["metrics", "show"],
+    ["metrics", "show", "--json"],
+    ["queue", "status"],
+    ["queue", "status", "--json"],
+]
+
+
+@pytest.mark.parametrize("args", FAST_COMMANDS, ids=" ".join)
+def test_commands_answered_before_typer_import_no_typer_rich_or_git(
+    basic: Path, queue_env: QueueEnv, args: list[str]
+) -> None:
+    # main hands these to the function the typer command calls, before typer loads
+    git(basic, "add", "-A")
+    git(basic, "commit", "-q", "-m", "pipeline")
+    exq("repro", cwd=basic)
+    (basic / "metrics.json").write_text('{"acc": 0.5}\n')
+    exq("exp", "run", "--queue", "-S", "train.lr=0.2", cwd=basic)
+    _, modules = imports_of(*args, cwd=basic)
+    heavy = ("typer", "click", "rich", "pygit2", "logging", "exq.cli.app")
+    assert (
+        sorted(m for m in modules if m in heavy or m.startswith(tuple(h + "." for h in heavy)))
+        == []
+    )

@@ -264,3 +264,24 @@ def test_a_table_of_many_thousand_params_is_drawn_whole() -> None:
     assert len(drawn) == 5
     assert drawn[1].split("┃")[-2].strip() == "k49999"
     assert drawn[3].split("│")[-2].strip() == "49999"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "".join(chr(c) for c in range(0x20, 0x7F)),  # every printable ASCII character
+        "metrics.json",
+        "a\tb",  # a control character: rich counts it as none
+        "\x1b[31mred",
+        "Ünïcödé",
+        "学習率",  # wide characters: two columns each
+        "\u200b zero width",
+    ],
+)
+def test_cell_len_counts_as_rich_does(text: str) -> None:
+    from rich.cells import cell_len as rich_cell_len
+
+    from exq.cli.render import cell_len
+
+    assert cell_len(text) == rich_cell_len(text)
