@@ -171,6 +171,9 @@ def checkout(
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="Print nothing on stdout, no progress bars."
     ),
+    force: bool = typer.Option(
+        False, "--force", "-f", help="Overwrite and delete files the cache does not hold."
+    ),
 ) -> None:
     """Restore stage outputs and tracked data from the cache."""
     from exq.engine.run import commands as ops
@@ -180,7 +183,7 @@ def checkout(
     if quiet:
         silence_stdout()
     project = open_project()
-    restored = ops.checkout(project, targets or [])
+    restored = ops.checkout(project, targets or [], keep_unsaved=not force)
     for path in restored:
         typer.echo(f"M\t{path}")
     if not restored:

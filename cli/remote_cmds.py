@@ -112,7 +112,12 @@ _DONE = {
 
 
 def _transfer(
-    way: str, targets: list[str] | None, remote: str | None, jobs: int, quiet: bool
+    way: str,
+    targets: list[str] | None,
+    remote: str | None,
+    jobs: int,
+    quiet: bool,
+    force: bool = False,
 ) -> None:
     """Run one of push, fetch, pull and report it; exit 1 if some output's objects were
     found nowhere."""
@@ -126,7 +131,7 @@ def _transfer(
     args = (open_project(), targets or [], remote, jobs or default_jobs())
     restored: list[str] = []
     if way == "pull":
-        result, restored = transfer.pull(*args)
+        result, restored = transfer.pull(*args, force=force)
     else:
         result = transfer.push(*args) if way == "push" else transfer.fetch(*args)
     for rel in result.missing:
@@ -169,6 +174,9 @@ def pull(
     remote: str = _REMOTE,
     jobs: int = _JOBS,
     quiet: bool = _QUIET,
+    force: bool = typer.Option(
+        False, "--force", "-f", help="Overwrite and delete files the cache does not hold."
+    ),
 ) -> None:
     """Fetch, then put the outputs into the workspace."""
-    _transfer("pull", targets, remote, jobs, quiet)
+    _transfer("pull", targets, remote, jobs, quiet, force)

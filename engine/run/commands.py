@@ -169,11 +169,15 @@ def checkout(
     *,
     state_db: Path | None = None,
     missing_ok: bool = False,
+    keep_unsaved: bool = False,
 ) -> list[str]:
     """Restore outs of stages (and data of .dvc files) from the cache; paths restored.
 
     With ``missing_ok``, outs whose objects are not in the cache are left out
-    (a run will make them) instead of stopping the checkout.
+    (a run will make them) instead of stopping the checkout. With
+    ``keep_unsaved``, nothing is restored if a workspace file the cache does
+    not hold would be overwritten or deleted (what ``checkout`` without
+    ``--force`` promises).
     """
     pipeline = load_pipeline(project.root)
     restored: list[str] = []
@@ -187,6 +191,8 @@ def checkout(
                 for target in targets
                 for out in _target_outs(project, pipeline, tracked, target)
             ]
+        if keep_unsaved:
+            _refuse_unsaved(io, [(rel, info) for rel, info in outs if info is not None])
         for rel, info in outs:
             if info is not None and _restore(io, rel, info, missing_ok):
                 restored.append(rel)
@@ -251,9 +257,28 @@ def _target_outs(
     return _stage_outs(pipeline, stages)
 
 
-def _restore(io: StageIO, rel: str, info: Any, missing_ok: bool = False) -> bool:
+def _refuse_unsaved(io: StageIO, outs: list[tuple[str, Any]]) -> None:
+    from exq.engine.data.unsaved import unsaved
+
+    # The hashes of unchanged outs are those _restore asks for next (remembered).
+    changed = [(rel, info) for rel, info in outs if _now_md5(io, rel, info) != info.md5]
+    lost = [f for rel, info in changed for f in unsaved(io.cache, io.root / rel, info, io.state)]
+    if lost:
+        first = Path(lost[0]).relative_to(io.root).as_posix()
+        more = f" (and {len(lost) - 1} more file(s))" if len(lost) > 1 else ""
+        raise ExqError(
+            f"'{first}'{more}: not in the cache; the checkout would lose it",
+            hint="keep a copy of it elsewhere, or use --force to discard it",
+        )
+
+
+def _now_md5(io: StageIO, rel: str, info: Any) -> str | None:
     now = io.hash_like(rel, info)
-    if now is not None and now.md5 == info.md5:
+    return None if now is None else now.md5
+
+
+def _restore(io: StageIO, rel: str, info: Any, missing_ok: bool = False) -> bool:
+    if _now_md5(io, rel, info) == info.md5:
         return False
     if missing_ok and not io.cache.exists(info, io.state):
         return False

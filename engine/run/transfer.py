@@ -134,12 +134,13 @@ def _fetch_missing(
 
 
 def pull(
-    project: Project, targets: list[str], remote: str | None, jobs: int
+    project: Project, targets: list[str], remote: str | None, jobs: int, *, force: bool = False
 ) -> tuple[Transfer, list[str]]:
-    """Fetch, then check out what arrived; the transfer and the paths restored."""
+    """Fetch, then check out what arrived; the transfer and the paths restored.
+    Without ``force``, files the cache does not hold are never overwritten."""
     result = fetch(project, targets, remote, jobs)
     complete = [rel for rel, _ in outs(project, targets) if rel not in result.missing]
-    restored = ops.checkout(project, complete) if complete else []
+    restored = ops.checkout(project, complete, keep_unsaved=not force) if complete else []
     return result, restored
 
 
