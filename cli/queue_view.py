@@ -263,14 +263,26 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+# Columns a narrow terminal leaves out, first to last, so that the Result column
+# (a running run's step, time left and metrics) shows as much as it can.
+NARROW_DROPS = ("Created", "Repo", "Where", "Attempt")
+
+
 def format_table(rows: Sequence[Sequence[str]], width: int | None = None) -> list[str]:
     """Rows under ``HEADERS`` as aligned text lines, two spaces between columns.
 
-    With ``width`` (a terminal's), the last column is cut with ``…`` to fit;
-    the others always show whole.
+    With ``width`` (a terminal's), the columns of ``NARROW_DROPS`` are left out
+    one by one while the table is wider, then the last column is cut with ``…``.
     """
+    columns = list(range(len(HEADERS)))
     table = [list(HEADERS), *[list(row) for row in rows]]
-    widths = [max(len(row[i]) for row in table) for i in range(len(HEADERS))]
+    if width is not None:
+        for name in NARROW_DROPS:
+            if _table_width(table, columns) <= width:
+                break
+            columns.remove(HEADERS.index(name))
+    table = [[row[i] for i in columns] for row in table]
+    widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
     lines = []
     for row in table:
         head = "  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths[:-1], strict=True))
@@ -281,3 +293,8 @@ def format_table(rows: Sequence[Sequence[str]], width: int | None = None) -> lis
                 last = last[: room - 1] + "…"
         lines.append(f"{head}  {last}".rstrip())
     return lines
+
+
+def _table_width(table: Sequence[Sequence[str]], columns: Sequence[int]) -> int:
+    """The width of the widest line of ``table`` showing ``columns`` whole."""
+    return sum(max(len(row[i]) for row in table) for i in columns) + 2 * (len(columns) - 1)

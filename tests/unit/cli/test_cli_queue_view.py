@@ -10,6 +10,7 @@ import pytest
 
 from exq.cli.exp_queue import parse_queue_args, parse_run_args
 from exq.cli.queue_view import (
+    HEADERS,
     daemon_json,
     daemon_line,
     duration,
@@ -288,9 +289,11 @@ def test_status_rows_and_table() -> None:
         "Result",
     ]
     assert lines[0].index("Name") == lines[1].index("exp-a")  # aligned
-    cut = format_table(rows, width=len(lines[2]) - 10)
-    assert cut[2].endswith("…") and len(cut[2]) == len(lines[2]) - 10
-    assert cut[1] == lines[1]
+    cut = format_table(rows, width=len(lines[2]) - 10)  # Created left out: it fits
+    assert "Created" not in cut[0] and cut[2].endswith("failed with exit code 3")
+    tiny = format_table(rows, width=40)  # every column that may go, then the result cut
+    assert tiny[0].split() == ["ID", "Name", "State", "Duration", "Result"]
+    assert tiny[2].endswith("…") and len(tiny[2]) == 40
 
 
 @pytest.mark.parametrize(
@@ -357,3 +360,21 @@ def test_fast_path_reads_a_workspace_run_as_exp_run_does() -> None:
     assert call.request == EnqueueRequest(
         targets=["train"], set_params=["a=1"], name="x", force=True, stage_jobs=2
     )
+
+
+def test_a_narrow_terminal_drops_columns_before_it_cuts_the_progress() -> None:
+    """Created, Repo, Where and Attempt give way, in that order, to the progress:
+    at 80 columns it was cut to ``slot 0:…`` behind a long repo path and a date."""
+    progress = "slot 0: step 40/100, 2m30s left, acc=0.91 loss=0.231"
+    row = ["12", "sweep-12", "/tmp/night/b/proj", "running", "local"]
+    rows = [[*row, "2026-12-06 08:36:04", "1m40s", "1", progress]]
+    full = format_table(rows)
+    assert format_table(rows, width=len(full[1])) == full  # room enough: all of it
+    (head, line) = format_table(rows, width=len(full[1]) - 1)
+    assert head.split() == [h for h in HEADERS if h != "Created"]
+    assert line.endswith(progress) and len(line) < len(full[1])
+    (head, line) = format_table(rows, width=80)
+    assert head.split() == ["ID", "Name", "State", "Duration", "Result"]
+    assert line.split()[:4] == ["12", "sweep-12", "running", "1m40s"]
+    assert "step 40/100, 2m30s left" in line and line.endswith("…") and len(line) == 80
+    assert head.index("Result") == line.index("slot 0")
