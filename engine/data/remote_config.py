@@ -213,7 +213,7 @@ def _files(dvc_dir: Path) -> tuple[IniFile, IniFile]:
 def _remote_sections(ini: IniFile) -> dict[str, dict[str, str]]:
     found = {}
     for section, values in ini.sections().items():
-        match = re.fullmatch(r'remote\s+"(?P<name>[^"]+)"', section)
+        match = re.fullmatch(r'\s*remote\s*"(?P<name>.+)"\s*', section)
         if match:
             found[match.group("name")] = values
     return found
@@ -318,6 +318,16 @@ def _check_option(name: str, url: str, key: str) -> None:
         )
 
 
+def _refuse_local_only(dvc_dir: Path, name: str) -> None:
+    """A remote config.local defines cannot be named in config: a clone, which
+    has no config.local, would find a section without a url, or no remote."""
+    if "url" not in _remote_sections(IniFile.read(dvc_dir / CONFIG)).get(name, {}):
+        raise ConfigError(
+            f".dvc/config: remote '{name}' is defined in .dvc/config.local only",
+            hint="change it there with --local",
+        )
+
+
 def modify(dvc_dir: Path, name: str, key: str, value: str | None, *, local: bool) -> None:
     """Set (or with ``value`` None, unset) one option of an existing remote."""
     found = remotes(dvc_dir).get(name)
@@ -325,6 +335,8 @@ def modify(dvc_dir: Path, name: str, key: str, value: str | None, *, local: bool
         raise ConfigError(f".dvc/config: no remote named '{name}'")
     url = value if key == "url" and value is not None else found.url
     _check_option(name, url, key)
+    if not (local or key == "url"):
+        _refuse_local_only(dvc_dir, name)
     if value is not None:
         _keep_out_of_git(name, key, value, local=local)
     ini = _file_for(dvc_dir, local)
@@ -339,6 +351,8 @@ def set_default(dvc_dir: Path, name: str | None, *, local: bool) -> None:
     """Make ``name`` the default remote (None: no default)."""
     if name is not None and name not in remotes(dvc_dir):
         raise ConfigError(f".dvc/config: no remote named '{name}'")
+    if name is not None and not local:
+        _refuse_local_only(dvc_dir, name)
     ini = _file_for(dvc_dir, local)
     if name is None:
         ini.unset("core", "remote")

@@ -112,3 +112,30 @@ def test_inline_comments_are_read_as_dvc_reads_them(tmp_path: Path, dvc_bin: str
     exq("add", "f", cwd=root)
     exq("push", cwd=root)
     assert [p.name for p in (store / "files" / "md5").iterdir()] == ["76"]
+
+
+def test_a_remote_of_config_local_is_changed_with_local(tmp_path: Path) -> None:
+    # Written to .dvc/config, the option (or default) would name a remote that a
+    # clone, which has no config.local, cannot find: every remote command there
+    # would fail on the url-less section.
+    root = init_repo(tmp_path / "repo")
+    exq("remote", "add", "--local", "mine", "/home/me/store", cwd=root)
+    before = _files(root)
+    for command in (["remote", "modify", "mine", "jobs", "3"], ["remote", "default", "mine"]):
+        code, _, stderr = exq(*command, cwd=root, check=False)
+        assert code != 0, command
+        assert "--local" in stderr and "'mine'" in stderr, stderr
+        assert len(stderr.strip().splitlines()) == 1, stderr
+        assert _files(root) == before, command
+    exq("remote", "modify", "--local", "mine", "jobs", "3", cwd=root)
+    exq("remote", "default", "--local", "mine", cwd=root)
+    _, listing, _ = exq("remote", "list", cwd=root)
+    assert listing.split() == ["mine", "/home/me/store", "(default)"]
+
+
+def test_remote_names_dvc_allows_are_listed(tmp_path: Path, dvc_bin: str) -> None:
+    root = init_repo(tmp_path / "repo")
+    for name in ('we"ird', "my store"):
+        subprocess.run([dvc_bin, "remote", "add", name, "/srv/x"], cwd=root, check=True)
+    _, listing, _ = exq("remote", "list", cwd=root)
+    assert [line.split("\t")[0] for line in listing.splitlines()] == ['we"ird', "my store"]
