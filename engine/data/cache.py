@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import stat
 import sys
 from collections.abc import Callable, Iterable
@@ -83,6 +82,8 @@ def remove_out(path: Path | str) -> None:
 
 
 def _rmtree(path: Path) -> None:
+    import shutil  # only to remove a folder: status and checkout's reads need it not
+
     def retry(func: Callable[..., object], failed: str, *_: object) -> None:
         # A read-only folder blocks deleting its entries: make it writable once.
         os.chmod(os.path.dirname(failed), stat.S_IRWXU)

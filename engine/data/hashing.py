@@ -30,7 +30,6 @@ not read again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -78,6 +77,8 @@ def file_md5(path: Path | str) -> str:
     """Return the hex md5 of a file's bytes, read in large chunks."""
     # Unbuffered: the digest reads into its own buffer, and a raw file skips the
     # isatty and seek calls a buffered one makes at open (a folder may hold a million).
+    import hashlib  # here, as below: commands that hash nothing do not load OpenSSL
+
     with open(path, "rb", buffering=0) as fobj:
         return hashlib.file_digest(fobj, "md5").hexdigest()
 
@@ -100,6 +101,8 @@ def looks_like_text(block: bytes) -> bool:
 
 def legacy_md5(path: Path | str) -> str:
     """The md5 DVC 2 gave a file (``md5-dos2unix`` to DVC 3)."""
+    import hashlib
+
     digest = hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as fobj:
         while chunk := fobj.read(LEGACY_CHUNK):
@@ -110,6 +113,8 @@ def legacy_md5(path: Path | str) -> str:
 
 def bytes_md5(data: bytes) -> str:
     """Return the hex md5 of ``data``."""
+    import hashlib
+
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 

@@ -15,7 +15,6 @@ once to copy it to the object that hash names. These primitives read it once:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 
@@ -56,6 +55,8 @@ def write_new(path: str, data: bytes, mode: int) -> os.stat_result:
 
 def file_md5_fd(fd: int) -> str:
     """The md5 of what ``fd`` reads from its position on, through one reused buffer."""
+    import hashlib  # only when bytes are hashed: status on an unchanged workspace hashes none
+
     digest = hashlib.md5(usedforsecurity=False)
     buf = bytearray(_BUFSIZE)
     view = memoryview(buf)

@@ -12,8 +12,6 @@ import contextlib
 import errno
 import itertools
 import os
-import secrets
-import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -113,6 +111,8 @@ def copy_fds(fd_src: int, fd_dst: int, size: int | None = None) -> None:
             if exc.errno not in _NO_KERNEL_COPY or offset:
                 raise
     with open(fd_src, "rb", closefd=False) as fsrc, open(fd_dst, "wb", closefd=False) as fdst:
+        import shutil  # the last resort: commands that only read never come here
+
         shutil.copyfileobj(fsrc, fdst, 1 << 20)
 
 
@@ -135,13 +135,14 @@ LINKERS: dict[str, Callable[[Path | str, Path | str], None]] = {
 }
 
 # Temp names: one random token per process and a counter, not a random draw per file.
-_token = secrets.token_hex(6)
+# (os.urandom, as secrets.token_hex does: secrets would load OpenSSL into every command.)
+_token = os.urandom(6).hex()
 _counter = itertools.count()
 
 
 def _new_token() -> None:
     global _token
-    _token = secrets.token_hex(6)
+    _token = os.urandom(6).hex()
 
 
 if hasattr(os, "register_at_fork"):  # a forked child must not reuse its parent's names

@@ -31,7 +31,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from exq.engine.data.cache import Cache
 from exq.engine.data.hashing import HashInfo
 from exq.engine.errors import CacheError, DvcFileError, ExqError, ParamsError
 from exq.engine.spec.gitsource import DvcfileFinder, GitSource
@@ -49,6 +48,7 @@ from exq.engine.spec.paramfiles import (
 from exq.engine.spec.templating import resolve_dvcfile
 
 if TYPE_CHECKING:  # the workspace's values need no pygit2: only a Git passed in does
+    from exq.engine.data.cache import Cache
     from exq.engine.experiments.revstore import RevStore
     from exq.engine.git import Git
 
@@ -157,8 +157,18 @@ class Collector:
         # a project in a sub-folder of its repository reads its own files only,
         # keyed by paths relative to it, in commits as in the workspace
         self.prefix = git.prefix_of(self.root) if git is not None else ""
-        self._cache = Cache(cache_dir) if cache_dir is not None else None
+        self._cache_made: Cache | None = None
         self._listings: dict[str, list[tuple[str, str]]] = {}
+
+    @property
+    def _cache(self) -> Cache | None:
+        """The cache, made when a cached out is first read: a workspace whose
+        metrics are all in git (``metrics show``) needs no cache module."""
+        if self._cache_made is None and self.cache_dir is not None:
+            from exq.engine.data.cache import Cache
+
+            self._cache_made = Cache(self.cache_dir)
+        return self._cache_made
 
     # -- entry points ------------------------------------------------------
 

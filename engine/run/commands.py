@@ -10,10 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from exq.engine.errors import ExqError, PipelineError, StageNotFound, did_you_mean
-from exq.engine.run.outdated import StatusItem
 from exq.engine.run.project import Project
-from exq.engine.run.tracked import add_path, find_tracked, ignore_in_git, read_tracked
-from exq.engine.run.workspace import StageIO
 from exq.engine.spec import graph as graph_mod
 from exq.engine.spec.graph import repo_path
 from exq.engine.spec.loading import find_dvcfiles, load_pipeline
@@ -22,7 +19,9 @@ from exq.engine.spec.stage import Stage
 from exq.engine.spec.templating import load_dvcfile
 
 if TYPE_CHECKING:
+    from exq.engine.run.outdated import StatusItem
     from exq.engine.run.repro import ReproOptions, ReproResult
+    from exq.engine.run.workspace import StageIO
     from exq.engine.spec.dvcyaml_edit import LiveOptions
 
 
@@ -41,6 +40,7 @@ async def run_repro(project: Project, options: ReproOptions, *, quiet: bool = Fa
     # The scheduler and the runner only here: status, dag and stage list need neither.
     from exq.engine.run.repro import repro
     from exq.engine.run.runner import stdout_sink
+    from exq.engine.run.workspace import StageIO
 
     pipeline = load_pipeline(project.root)
     selected = pipeline.graph.select(
@@ -53,6 +53,10 @@ async def run_repro(project: Project, options: ReproOptions, *, quiet: bool = Fa
 
 def status(project: Project, targets: list[str]) -> dict[str, list[StatusItem]]:
     """``status --json``: changed stages and .dvc files, up-to-date ones left out."""
+    # The workspace's hashes and the cache only here and below: dag and stage list
+    # read the pipeline alone.
+    from exq.engine.run.workspace import StageIO
+
     pipeline = load_pipeline(project.root)
     stages = pipeline.graph.select(targets, cwd=cwd_in(project)) if targets else pipeline.stages
     report: dict[str, list[StatusItem]] = {}
@@ -141,6 +145,9 @@ def add(project: Project, path: Path) -> str:
     As DVC, refuses a path that is, holds or lies inside an out of a stage:
     dvc.lock tracks those already.
     """
+    from exq.engine.run.tracked import add_path
+    from exq.engine.run.workspace import StageIO
+
     _refuse_stage_outs(project, path)
     with StageIO(project) as io:
         written = add_path(project.root, path, io.cache, io.state)
@@ -179,6 +186,8 @@ def checkout(
     not hold would be overwritten or deleted (what ``checkout`` without
     ``--force`` promises).
     """
+    from exq.engine.run.workspace import StageIO
+
     pipeline = load_pipeline(project.root)
     restored: list[str] = []
     with StageIO(project, state_db=state_db) as io:
@@ -211,6 +220,8 @@ def _tracked_outs(project: Project, tracked: list[str]) -> dict[str, Any]:
 
 def _dvcfile_outs(project: Project, dvcfile: Path) -> list[tuple[str, Any]]:
     """The data one .dvc file tracks: (path from the root, recorded hash)."""
+    from exq.engine.run.tracked import read_tracked  # only where there are .dvc files
+
     return [
         ((dvcfile.parent / out.path).relative_to(project.root).as_posix(), out.info)
         for out in read_tracked(dvcfile, project.root)
@@ -320,12 +331,23 @@ def stage_descriptions(
         (walk_key(stage.dvcfile), address_from(stage, cwd), stage.description())
         for stage in listed_stages(project, targets, every=every)
     ]
-    for dvcfile in find_tracked(project.root) if every else []:
+    if every:
+        rows += _tracked_descriptions(project, cwd)
+    rows.sort(key=lambda row: row[0])  # stable: stages of one file keep their order
+    return [(address, text) for _, address, text in rows]
+
+
+def _tracked_descriptions(project: Project, cwd: str) -> list[tuple[Any, str, str]]:
+    """(walk key, address, ``Outputs <data>``) of every .dvc file of the project."""
+    from exq.engine.run.tracked import find_tracked, read_tracked  # only with --all
+    from exq.engine.spec.dagview import walk_key
+
+    rows = []
+    for dvcfile in find_tracked(project.root):
         rel = dvcfile.relative_to(project.root).as_posix()
         outs = ", ".join(out.path for out in read_tracked(dvcfile, project.root))
         rows.append((walk_key(rel), posixpath.relpath(rel, cwd), f"Outputs {outs}"))
-    rows.sort(key=lambda row: row[0])  # stable: stages of one file keep their order
-    return [(address, text) for _, address, text in rows]
+    return rows
 
 
 def address_from(stage: Stage, cwd: str) -> str:
@@ -394,6 +416,8 @@ def stage_add(
     for out in [*outs, *metrics, *plots, *(checkpoints or []), *cached_live]:
         path = Path(os.path.normpath(base / out))
         if project.root in path.parents:
+            from exq.engine.run.tracked import ignore_in_git
+
             ignore_in_git(path.parent / ".gitignore", "/" + path.name)
     return dvcfile.relative_to(project.root).as_posix()
 

@@ -158,3 +158,17 @@ def test_commands_answered_before_typer_import_no_typer_rich_or_git(
         sorted(m for m in modules if m in heavy or m.startswith(tuple(h + "." for h in heavy)))
         == []
     )
+
+
+@pytest.mark.parametrize("args", [["dag"], ["stage", "list"]], ids=" ".join)
+def test_reading_the_pipeline_imports_no_cache_or_hashing(basic: Path, args: list[str]) -> None:
+    # the graph comes from dvc.yaml and dvc.lock: no state database, cache or OpenSSL
+    git(basic, "add", "-A")
+    git(basic, "commit", "-q", "-m", "pipeline")
+    exq("repro", cwd=basic)
+    _, modules = imports_of(*args, cwd=basic)
+    heavy = ("sqlite3", "hashlib", "shutil", "tempfile", "exq.engine.data.cache")
+    assert (
+        sorted(m for m in modules if m in heavy or m.startswith(tuple(h + "." for h in heavy)))
+        == []
+    )
