@@ -102,12 +102,12 @@ def status_snapshot(config: DaemonConfig) -> Snapshot:
     # A run left "running" by a dead daemon is shown interrupted: no progress.
     progress = progress_of(config, runs, now) if alive else {}
     drains = queue_eta(runs, progress, daemon.slots_total if daemon is not None else None)
-    sweeps, studies = _sweeps(config, runs)
+    sweeps, studies = _sweeps(config, runs, alive)
     return Snapshot(runs, daemon, silent, progress, drains, now, sweeps, studies)
 
 
 def _sweeps(
-    config: DaemonConfig, runs: list[RunRecord]
+    config: DaemonConfig, runs: list[RunRecord], alive: bool
 ) -> tuple[dict[int, str], list[StudyStatus]]:
     """Each run's sweep, and the studies under way or with runs in the queue."""
     from exq.daemon.study_service import run_sweeps, study_status
@@ -116,7 +116,7 @@ def _sweeps(
     shown = {run.id for run in runs}
     studies = [
         s
-        for s in study_status(config)
+        for s in study_status(config, daemon_alive=alive)
         if s.study.state == "active" or any(t.run_id in shown for t in s.trials)
     ]
     return sweeps, studies

@@ -36,7 +36,7 @@ from typing import Any
 from exq.cli.messages import format_seconds
 from exq.daemon.progress import RunProgress
 from exq.daemon.protocol import StatusReply
-from exq.daemon.states import DIED, RunRecord, RunState
+from exq.daemon.states import DIED, RunRecord, RunState, seen_state
 
 HEADERS = ("ID", "Name", "Repo", "State", "Where", "Created", "Duration", "Attempt", "Result")
 
@@ -64,12 +64,8 @@ def daemon_json(daemon: StatusReply | None, silent_pid: int | None = None) -> di
 
 
 def shown_state(run: RunRecord, daemon_alive: bool) -> RunState:
-    """The state to show: a local run left ``running`` by a dead daemon is interrupted.
-    (A cluster run goes on without the daemon: the next one follows it again.)"""
-    local = run.location in (None, "local")
-    if run.state is RunState.RUNNING and local and not daemon_alive:
-        return RunState.INTERRUPTED
-    return run.state
+    """The state to show (see :func:`exq.daemon.states.seen_state`)."""
+    return seen_state(run, daemon_alive)
 
 
 def run_json(

@@ -11,6 +11,7 @@ import typer
 
 from exq.cli.app import app, handle_errors
 from exq.cli.sweep_view import study_text
+from exq.daemon.client import lock_holder
 from exq.daemon.config import DaemonConfig
 from exq.daemon.study_service import stop_study, study_status
 
@@ -25,7 +26,9 @@ def sweep_status(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Trials done, running, pruned and failed, and the best so far, of each study."""
-    studies = study_status(DaemonConfig.from_env(), name)
+    config = DaemonConfig.from_env()
+    alive = lock_holder(config.lock_path) is not None
+    studies = study_status(config, name, daemon_alive=alive)
     if as_json:
         typer.echo(json.dumps([s.to_json() for s in studies], indent=2))
         return

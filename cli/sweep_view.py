@@ -15,8 +15,8 @@ def study_text(status: StudyStatus, width: int | None, *, trials: bool) -> str:
         f"Study {data['name']} ({data['state']}): {data['direction']} {data['objective']},"
         f" {data['sampler']} sampler, seed {data['seed']}",
         f"  trials {data['budget']}: {data['done']} done, {data['running']} running,"
-        f" {data['queued']} queued, {data['pruned']} pruned, {data['failed']} failed,"
-        f" {data['to_ask']} to ask",
+        f"{interrupted(data)} {data['queued']} queued, {data['pruned']} pruned,"
+        f" {data['failed']} failed, {data['to_ask']} to ask",
     ]
     if data["error"]:  # why it failed, or that it was stopped
         label = "error" if data["state"] == "failed" else "note"
@@ -62,12 +62,18 @@ def study_line(status: StudyStatus) -> str:
     data = status.to_json()
     line = (
         f"Study {data['name']} ({data['state']}): {data['done']}/{data['budget']} done,"
-        f" {data['running']} running, {data['pruned']} pruned, {data['failed']} failed"
+        f" {data['running']} running,{interrupted(data)} {data['pruned']} pruned,"
+        f" {data['failed']} failed"
     )
     best = status.best
     if best is not None:
         line += f"; best {data['objective']} {best.value:g} by {best.name}"
     return line
+
+
+def interrupted(data: dict[str, Any]) -> str:
+    """`` N interrupted,`` when trials wait for the next daemon to run again, else nothing."""
+    return f" {data['interrupted']} interrupted," if data["interrupted"] else ""
 
 
 def study_summary(status: StudyStatus) -> dict[str, Any]:

@@ -175,6 +175,16 @@ def can_transition(old: RunState, new: RunState) -> bool:
 DIED = "the daemon died while the run was running"
 
 
+def seen_state(run: RunRecord, daemon_alive: bool) -> RunState:
+    """The state to show: a local run left ``running`` by a dead daemon is interrupted
+    (the next start runs it again). A cluster run goes on without the daemon: the
+    next one follows it again."""
+    local = run.location in (None, "local")
+    if run.state is RunState.RUNNING and local and not daemon_alive:
+        return RunState.INTERRUPTED
+    return run.state
+
+
 @dataclass(frozen=True)
 class Recovery:
     """What to do at start-up with a run a previous daemon left behind."""

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from exq.daemon.config import DaemonConfig
-from exq.daemon.states import RunState
+from exq.daemon.states import RunState, seen_state
 from exq.daemon.store import NewRun
 from exq.daemon.study_store import (
     TOLD_COMPLETE,
@@ -288,6 +288,7 @@ class StudyStatus:
             "budget": self.study.budget,
             "queued": self.count(RunState.QUEUED.value),
             "running": self.count(RunState.RUNNING.value),
+            "interrupted": self.count(RunState.INTERRUPTED.value),
             "done": self.count(RunState.SUCCESS.value),
             "pruned": self.count(RunState.PRUNED.value),
             "failed": self.count(
@@ -314,22 +315,25 @@ def _trial_json(t: TrialRow) -> dict[str, Any]:
     }
 
 
-def trial_row(t: TrialRecord) -> TrialRow:
+def trial_row(t: TrialRecord, daemon_alive: bool = True) -> TrialRow:
     run = t.run
     return TrialRow(
         trial=t.trial,
         run_id=t.run_id,
         name=None if run is None else run.name,
-        state="removed" if run is None else run.state.value,
+        state="removed" if run is None else seen_state(run, daemon_alive).value,
         params=[] if run is None else list(run.params),
         value=t.value if t.outcome == TOLD_COMPLETE else None,
         experiment=None if run is None or run.state is not RunState.SUCCESS else run.experiment_ref,
     )
 
 
-def study_status(config: DaemonConfig, key: str | None = None) -> list[StudyStatus]:
+def study_status(
+    config: DaemonConfig, key: str | None = None, *, daemon_alive: bool = True
+) -> list[StudyStatus]:
     """The studies (or the one named ``key``: a name or an id), oldest first; none
-    when there is no queue yet. Raises ``ExperimentError`` for an unknown ``key``."""
+    when there is no queue yet. Without a daemon alive, a trial left running is
+    interrupted. Raises ``ExperimentError`` for an unknown ``key``."""
     if not config.db_path.exists():
         if key is not None:
             raise ExperimentError(f"no study '{key}'", hint="see 'exq sweep status'")
@@ -344,7 +348,10 @@ def study_status(config: DaemonConfig, key: str | None = None) -> list[StudyStat
                 hint = did_you_mean(key, names) or "see 'exq sweep status'"
                 raise ExperimentError(f"no study '{key}'", hint=hint)
             studies = [found]
-        return [StudyStatus(s, [trial_row(t) for t in store.trials(s.id)]) for s in studies]
+        return [
+            StudyStatus(s, [trial_row(t, daemon_alive) for t in store.trials(s.id)])
+            for s in studies
+        ]
 
 
 def run_sweeps(config: DaemonConfig, repo: str | None = None) -> list[tuple[int, str, str, str]]:

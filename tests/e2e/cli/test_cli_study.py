@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import exq, write
-from tests.e2e.queue_helpers import QueueEnv, status, stop_daemon, wait_for
+from tests.e2e.queue_helpers import QueueEnv, daemon_pid, status, stop_daemon, wait_for
 from tests.e2e.study_helpers import SPACE, loss_of, make_study_project, sweep_status
 from tests.support import git
 
@@ -243,6 +245,37 @@ def test_a_second_sweep_stop_says_so_and_keeps_the_first_ones_note(
     assert (code, out) == (1, "") and err.count("\n") == 1
     assert "study 'st' is stopped already" in err
     assert "after 0 of 3 trials" in sweep_status(root, "st")["error"]
+
+
+def test_sweep_status_tells_a_trial_a_dead_daemon_left_from_a_running_one(
+    queue_env: QueueEnv, tmp_path: Path
+) -> None:
+    """As queue status does: with no daemon alive, a trial left 'running' is
+    interrupted (the next start runs it again); it was counted running."""
+    root = make_study_project(tmp_path / "repo")
+    exq("exp", "run", "--queue", *SPACE, *OPT[:-1], "2", "-n", "st", cwd=root, env={"SLOW": "1"})
+    exq("queue", "start", "-j", "1", cwd=root)
+    wait_for(lambda: sweep_status(root, "st")["running"] == 1, "the first trial to run")
+    pid = daemon_pid(queue_env)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: daemon_pid(queue_env) is None, "the daemon to die")
+    try:
+        study = sweep_status(root, "st")
+        assert (study["running"], study["interrupted"]) == (0, 1), study
+        assert [t["state"] for t in study["trials"]] == ["interrupted"]
+        _, text, _ = exq("sweep", "status", "st", cwd=root)
+        assert "0 running" in text and "1 interrupted" in text, text
+        _, text, _ = exq("queue", "status", cwd=root)
+        assert "Study st (active): 0/2 done, 0 running, 1 interrupted" in text, text
+        (queue_env.shared / "go").write_text("")  # the orphaned trial may end
+        exq("queue", "start", cwd=root)  # and the next daemon runs it again, to the end
+        study = wait_for(
+            lambda: (s := sweep_status(root, "st"))["state"] == "done" and s, "the study to end"
+        )
+        assert (study["done"], study["running"], study["interrupted"]) == (2, 0, 0)
+    finally:
+        (queue_env.shared / "go").write_text("")
 
 
 def test_a_queue_started_afresh_starts_its_studies_afresh(
