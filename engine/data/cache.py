@@ -307,7 +307,7 @@ class Cache:
             self._save_files(known + fresh, state)
         files = known + fresh
         dinfo, data = dir_hash((rel, md5, st.st_size) for rel, _, st, md5 in files)
-        self._save_listing(dinfo.md5, data, state)
+        self.save_listing(dinfo.md5, data, state)
         return dinfo
 
     def _save_files(self, files: DirFiles, state: HashState) -> None:
@@ -436,7 +436,8 @@ class Cache:
             # link type configured first (a symlink into the cache), as DVC does.
             self._place(obj, path, info, state, expect=os.stat(path))
 
-    def _save_listing(self, md5: str, data: bytes, state: HashState) -> None:
+    def save_listing(self, md5: str, data: bytes, state: HashState) -> None:
+        """Keep a folder's listing (``data``, named ``md5``) as its ``.dir`` object."""
         obj = self.obj_path(md5)
         if self._verify(obj, md5, state):
             return

@@ -186,6 +186,7 @@ def checkout(
     not hold would be overwritten or deleted (what ``checkout`` without
     ``--force`` promises).
     """
+    from exq.engine.run.within import Part, part_hash
     from exq.engine.run.workspace import StageIO
 
     pipeline = load_pipeline(project.root)
@@ -200,6 +201,10 @@ def checkout(
                 for target in targets
                 for out in _target_outs(project, pipeline, tracked, target)
             ]
+        outs = [
+            (rel, part_hash(io.cache, io.state, info) if isinstance(info, Part) else info)
+            for rel, info in outs
+        ]
         if keep_unsaved:
             _refuse_unsaved(io, [(rel, info) for rel, info in outs if info is not None])
         for rel, info in outs:
@@ -244,7 +249,8 @@ def _target_outs(
     project: Project, pipeline: Any, tracked: dict[str, Any], target: str
 ) -> list[tuple[str, Any]]:
     """What one ``checkout`` target names: a .dvc file, a data path (of a .dvc
-    file or of a stage's outs), else stages or a dvc.yaml."""
+    file or of a stage's outs), else stages or a dvc.yaml, else a path inside a
+    folder output (a :class:`~exq.engine.run.within.Part` of it)."""
     path = Path(target).absolute()
     rel = os.path.relpath(path, project.root).replace(os.sep, "/")
     if target.endswith(".dvc") and path.is_file() and not rel.startswith("../"):
@@ -259,8 +265,13 @@ def _target_outs(
     except (PipelineError, StageNotFound):
         if ":" in target or target.endswith(("dvc.yaml", "dvc.yml")):
             raise  # it names a dvc.yaml: its own error says what is wrong
-        known = [stage.address for stage in pipeline.stages]
-        known += [out for out, _ in _stage_outs(pipeline, pipeline.stages)] + list(tracked)
+        from exq.engine.run.within import containing  # only for a path no output is
+
+        every = _stage_outs(pipeline, pipeline.stages) + list(tracked.items())
+        part = containing(every, rel)
+        if part is not None:
+            return [(rel, part)]
+        known = [stage.address for stage in pipeline.stages] + [out for out, _ in every]
         raise PipelineError(
             f"'{target}' is not a stage, a .dvc file or an output of this project",
             hint=did_you_mean(target, known) or "'exq stage list' lists the stages and their outs",

@@ -19,6 +19,7 @@ from exq.engine.data.hashing import parse_dir_listing
 from exq.engine.data.remote_config import get_remote
 from exq.engine.run import commands as ops
 from exq.engine.run.project import Project
+from exq.engine.run.within import Part
 from exq.engine.spec.loading import load_pipeline
 
 
@@ -42,21 +43,24 @@ def outs(project: Project, targets: list[str]) -> list[tuple[str, Any]]:
     return [(rel, info) for rel, info in found if info is not None and not info.legacy]
 
 
-def _listed(cache: Cache, name: str) -> list[str] | None:
-    """The file objects a ``.dir`` object lists, if the cache holds it."""
+def _listed(cache: Cache, info: Any) -> list[str]:
+    """The file objects a folder's ``.dir`` object lists (a part's: those under its
+    path), if the cache holds it."""
     try:
-        return [md5 for _, md5 in parse_dir_listing(cache.obj_path(name).read_bytes())]
+        listing = parse_dir_listing(cache.obj_path(info.md5).read_bytes())
     except (OSError, ValueError):
-        return None
+        return []
+    if isinstance(info, Part):
+        listing = info.entries(listing)
+    return [md5 for _, md5 in listing]
 
 
 def _objects(cache: Cache, found: list[tuple[str, Any]]) -> dict[str, list[str]]:
-    """Each output's object names as far as the cache knows them (a folder: its listing too)."""
-    names: dict[str, list[str]] = {}
-    for rel, info in found:
-        top = info.md5
-        names[rel] = [top, *(_listed(cache, top) or [])] if info.isdir else [top]
-    return names
+    """Each output's object names as far as the cache knows them (a folder: its listing
+    too; a path inside a folder: the folder's .dir and the files under the path)."""
+    return {
+        rel: [info.md5, *_listed(cache, info)] if info.isdir else [info.md5] for rel, info in found
+    }
 
 
 def _in_cache(cache: Cache, name: str) -> bool:
