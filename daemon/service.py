@@ -302,6 +302,8 @@ def _placement(
 def study_of_request(request: EnqueueRequest) -> StudySpec | None:
     """The study ``--optimize`` asks for, checked (None without it); raises
     ``ParamsError`` for study options without ``--optimize`` and the like."""
+    if request.optimize is None and request.prune is None and not _study_flags(request):
+        return None  # no study asked for: a plain enqueue imports no study module
     from exq.engine.experiments.study_spec import check_pruner, study_of
 
     spec = study_of(
@@ -322,6 +324,11 @@ def study_of_request(request: EnqueueRequest) -> StudySpec | None:
             " --minimize or --maximize"
         )
     return spec
+
+
+def _study_flags(request: EnqueueRequest) -> bool:
+    """Whether ``request`` gives an option that only a study takes."""
+    return request.maximize or request.minimize or (request.trials, request.sampler) != (None, None)
 
 
 def check_untracked(

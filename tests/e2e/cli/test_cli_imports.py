@@ -172,3 +172,16 @@ def test_reading_the_pipeline_imports_no_cache_or_hashing(basic: Path, args: lis
         sorted(m for m in modules if m in heavy or m.startswith(tuple(h + "." for h in heavy)))
         == []
     )
+
+
+def test_a_plain_enqueue_imports_no_typer_or_study(basic: Path, queue_env: QueueEnv) -> None:
+    # studies (Optuna's options, Hydra's sweep parser) only when a study option is given
+    git(basic, "add", "-A")
+    git(basic, "commit", "-q", "-m", "pipeline")
+    out, modules = imports_of("exp", "run", "--queue", "-S", "train.lr=0.3", cwd=basic)
+    assert "Queued experiment" in out
+    heavy = ("typer", "click", "rich", "hydra", "optuna", "exq.engine.experiments.study_spec")
+    assert (
+        sorted(m for m in modules if m in heavy or m.startswith(tuple(h + "." for h in heavy)))
+        == []
+    )
