@@ -176,10 +176,12 @@ def queue_status(
         False, "--watch", "-w", help="Refresh until the queue drains (or Ctrl-C)."
     ),
     interval: float = typer.Option(
-        2.0, "--interval", min=0.1, help="Seconds between refreshes, with --watch."
+        2.0, "--interval", min=0.1, max=3600, help="Seconds between refreshes, with --watch."
     ),
 ) -> None:
     """The runs of the queue and the daemon's state (works when the daemon is down)."""
+    if interval != interval:  # nan passes any range check
+        fail("Invalid value for '--interval': nan is not a number of seconds.", 2)
     config = _config()
     if watch and as_json:
         fail("--watch and --json do not go together: pick one", 2)

@@ -38,6 +38,7 @@ QUEUE_DRAINED = "queue-drained"
 END_STATES = tuple(s.value for s in RunState if s not in (RunState.QUEUED, RunState.RUNNING))
 FILTERS = (RUN_END, QUEUE_DRAINED, *END_STATES)
 DEFAULT_TIMEOUT = 30.0
+MAX_TIMEOUT = 86400  # a day
 OUTPUT_TAIL = 2000  # characters of the command's output kept in the log
 
 
@@ -89,8 +90,10 @@ def parse_notify(table: Any, path: Path) -> NotifyConfig:
             f"{path}: [notify] on must be a list of {', '.join(FILTERS)}",
         )
     timeout = table.get("timeout", DEFAULT_TIMEOUT)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         raise ConfigError(f"{path}: [notify] timeout must be a number of seconds above 0")
+    if timeout > MAX_TIMEOUT:  # TOML's inf too: no wait takes it
+        raise ConfigError(f"{path}: [notify] timeout must be up to {MAX_TIMEOUT} seconds")
     desktop = table.get("desktop", False)
     if not isinstance(desktop, bool):
         raise ConfigError(f"{path}: [notify] desktop must be true or false")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from exq.daemon.resources import (
+    MAX_WHOLE,
     Ask,
     ResourceError,
     parse_cpus,
@@ -60,6 +61,8 @@ def parse_int(value: Any, what: str, *, minimum: int | None = None) -> int:
         raise ResourceError(f"{what} '{value}' is not a whole number") from None
     if minimum is not None and number < minimum:
         raise ResourceError(f"{what} '{value}' must be {minimum} or more")
+    if abs(number) > MAX_WHOLE:  # the queue's SQLite integers hold no more
+        raise ResourceError(f"{what} '{value}': at most {MAX_WHOLE} either way")
     return number
 
 

@@ -35,8 +35,15 @@ _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)", re.IGNORECASE)
 _BYTES = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
+# The longest duration a user may give: added to now, it stays a date a clock holds
+MAX_DURATION = 3650 * 86400.0
+# The largest whole number a user may give (--priority, --retries), either way
+MAX_WHOLE = 2**31 - 1
+
+
 def parse_duration(text: str, what: str = "--timeout") -> float:
-    """Seconds in ``text``: ``90``, ``90s``, ``30m``, ``2h``, ``1.5h``, ``1d``; above 0."""
+    """Seconds in ``text``: ``90``, ``90s``, ``30m``, ``2h``, ``1.5h``, ``1d``; above 0,
+    at most ten years."""
     match = _DURATION.fullmatch(text.strip().lower())
     seconds = float(match.group(1)) * _SECONDS[match.group(2)] if match else 0.0
     if not match or seconds <= 0:
@@ -44,6 +51,8 @@ def parse_duration(text: str, what: str = "--timeout") -> float:
             f"{what} '{text}' is not a duration",
             hint="give seconds, or a number with s, m, h or d: 90, 30m, 2h",
         )
+    if seconds > MAX_DURATION:
+        raise ResourceError(f"{what} '{text}': at most 3650d (ten years)")
     return seconds
 
 
@@ -264,5 +273,6 @@ def gpu_env(gpus: Sequence[str] | None, machine: Machine) -> dict[str, str]:
 
 
 def retry_delay(base: float, used: int) -> float:
-    """The wait before retry number ``used + 1``: ``base``, doubling each time."""
-    return base * (2 ** max(used, 0))
+    """The wait before retry number ``used + 1``: ``base``, doubling each time, up to
+    ``MAX_DURATION``."""
+    return min(base * (2 ** min(max(used, 0), 64)), MAX_DURATION)

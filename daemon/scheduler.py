@@ -642,7 +642,13 @@ class Scheduler:
     async def _deliver(self, event: Event) -> None:
         # One at a time, in order: a run's end is told before the drain it caused.
         async with self._notify_lock:
-            done = await anyio.to_thread.run_sync(deliver, self._config.notify, event, os.environ)
+            try:
+                done = await anyio.to_thread.run_sync(
+                    deliver, self._config.notify, event, os.environ
+                )
+            except Exception:  # a notification never takes the daemon (and its runs) down
+                self._log.exception("notify.failed", kind=event.kind)
+                return
         for item in done:
             fields = {"kind": event.kind, "command": " ".join(item.argv), "output": item.output}
             if item.error is None and item.exit_code == 0:

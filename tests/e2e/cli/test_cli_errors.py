@@ -143,6 +143,26 @@ CASES: list[tuple[str, dict[str, str], list[str], str, int]] = [
     ("queue-start-zero-jobs", {}, ["queue", "start", "-j", "0"], "--jobs", 2),
     ("unknown-option", {}, ["repro", "--bogus"], "--bogus", 2),
     ("stage-add-without-command", {}, ["stage", "add", "-n", "t"], "command", 2),
+    # numbers past what a clock or SQLite holds: OverflowError tracebacks
+    ("report-since-overflow", {}, ["queue", "report", "--since", "99999999d"], "--since", 1),
+    (
+        "queue-retries-overflow",
+        {},
+        ["exp", "run", "--queue", "--retries", "99999999999999999999"],
+        "--retries",
+        1,
+    ),
+    (
+        "queue-retry-delay-overflow",
+        {},
+        ["exp", "run", "--queue", "--retry-delay", "99999999999999d", "--retries", "1"],
+        "--retry-delay",
+        1,
+    ),
+    # an --interval no sleep takes: OverflowError and ValueError tracebacks once
+    # --watch slept; refused before it starts
+    ("watch-interval-huge", {}, ["queue", "status", "-w", "--interval", "1e300"], "--interval", 2),
+    ("watch-interval-nan", {}, ["queue", "status", "-w", "--interval", "nan"], "--interval", 2),
     # a negative --precision reached a format string: a ValueError traceback
     (
         "exp-show-negative-precision",

@@ -42,6 +42,10 @@ def test_a_full_table_and_none() -> None:
         ({"on": ["sucess"]}, "[notify] on must be a list of"),
         ({"timeout": 0}, "[notify] timeout must be a number of seconds above 0"),
         ({"timeout": True}, "[notify] timeout must be a number"),
+        # TOML's inf and nan, and what no clock holds, failed each delivery with an error
+        ({"timeout": float("inf")}, "[notify] timeout must be up to 86400 seconds"),
+        ({"timeout": float("nan")}, "[notify] timeout must be a number of seconds above 0"),
+        ({"timeout": 1e300}, "up to 86400"),
         ({"desktop": "yes"}, "[notify] desktop must be true or false"),
     ],
 )

@@ -10,6 +10,7 @@ import pytest
 from exq.daemon.machine import detect
 from exq.daemon.options import RawOptions, RunOptions, resolve
 from exq.daemon.resources import (
+    MAX_DURATION,
     Ask,
     Candidate,
     Holding,
@@ -204,6 +205,35 @@ def test_gpu_env() -> None:
 
 def test_retry_delay_doubles() -> None:
     assert [retry_delay(60, used) for used in range(4)] == [60, 120, 240, 480]
+
+
+def test_retry_delay_stops_doubling_at_the_longest_duration() -> None:
+    # the daemon added it to now: past year 9999 an OverflowError ended the daemon
+    assert retry_delay(3650 * 86400, 20) == MAX_DURATION == 3650 * 86400
+    assert retry_delay(60, 10**6) == MAX_DURATION
+
+
+@pytest.mark.parametrize("text", ["99999999d", "3651d", "1" + "0" * 400])
+def test_parse_duration_refuses_what_no_clock_reaches(text: str) -> None:
+    with pytest.raises(ResourceError, match=r"^--since '.*': at most 3650d \(ten years\)"):
+        parse_duration(text, "--since")
+    assert parse_duration("3650d") == MAX_DURATION
+
+
+@pytest.mark.parametrize(
+    ("raw", "option"),
+    [
+        (RawOptions(retries="99999999999999999999"), "--retries"),
+        (RawOptions(priority="99999999999999999999"), "--priority"),
+        (RawOptions(priority="-99999999999999999999"), "--priority"),
+    ],
+)
+def test_whole_numbers_beyond_what_the_queue_stores_are_refused(
+    raw: RawOptions, option: str
+) -> None:
+    # an OverflowError traceback from SQLite at enqueue
+    with pytest.raises(ResourceError, match=rf"^{option} '.*': at most 2147483647 either way"):
+        resolve(raw)
 
 
 @pytest.mark.parametrize(
