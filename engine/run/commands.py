@@ -78,13 +78,15 @@ def _tracked_status(
         rel_file = dvcfile.relative_to(project.root).as_posix()
         changed: dict[str, str] = {}
         for rel, info in _dvcfile_outs(project, dvcfile):
+            # As DVC's: a missing object first, whatever the workspace holds.
+            if info is not None and not io.cache.exists(info, io.state):
+                changed[rel] = "not in cache"
+                continue
             now = io.hash_like(rel, info)
             if now is None:
                 changed[rel] = "deleted"
             elif info is None or now.md5 != info.md5:
                 changed[rel] = "modified"
-            elif not io.cache.exists(info, io.state):
-                changed[rel] = "not in cache"
         if changed:
             report[rel_file] = [{"changed outs": changed}]
     return report
