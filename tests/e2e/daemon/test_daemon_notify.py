@@ -137,7 +137,7 @@ def test_a_bad_notify_table_is_one_line_naming_the_file_and_key(
     assert code != 0 and "Traceback" not in err
     assert err.strip().splitlines() == [
         f"ERROR: {path}: [notify] on must be a list of run-end, queue-drained,"
-        " success, failed, interrupted, cancelled, pruned"
+        " success, failed, interrupted, cancelled, timeout, pruned"
     ]
 
 
