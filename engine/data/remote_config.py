@@ -223,14 +223,16 @@ def remotes(dvc_dir: Path) -> dict[str, Remote]:
     """Every remote, config.local's options over config's."""
     shared, local = _files(dvc_dir)
     merged: dict[str, dict[str, str]] = {}
+    where: dict[str, str] = {}  # the first file with a section for each remote
     for ini in (shared, local):
         for name, values in _remote_sections(ini).items():
             merged.setdefault(name, {}).update(values)
+            where.setdefault(name, ini.path.name)
     found = {}
     for name, options in merged.items():
         url = options.get("url")
         if not url:
-            raise ConfigError(f".dvc/config: remote '{name}' has no url")
+            raise ConfigError(f".dvc/{where[name]}: remote '{name}' has no url")
         if scheme_of(url) == "" and not os.path.isabs(url):
             url = os.path.normpath(dvc_dir / url)  # DVC keeps local paths relative to .dvc/
         found[name] = Remote(name, url, options)

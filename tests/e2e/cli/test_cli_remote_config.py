@@ -139,3 +139,10 @@ def test_remote_names_dvc_allows_are_listed(tmp_path: Path, dvc_bin: str) -> Non
         subprocess.run([dvc_bin, "remote", "add", name, "/srv/x"], cwd=root, check=True)
     _, listing, _ = exq("remote", "list", cwd=root)
     assert [line.split("\t")[0] for line in listing.splitlines()] == ['we"ird', "my store"]
+
+
+def test_a_remote_without_url_is_named_with_its_file(tmp_path: Path) -> None:
+    root = init_repo(tmp_path / "repo")
+    (root / ".dvc" / "config.local").write_text("['remote \"half\"']\n    region = us-east-1\n")
+    code, _, stderr = exq("remote", "list", cwd=root, check=False)
+    assert code == 1 and stderr.strip() == "ERROR: .dvc/config.local: remote 'half' has no url"
