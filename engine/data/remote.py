@@ -173,11 +173,23 @@ def open_storage(remote: Remote) -> Storage:
 
 
 def _refused(remote: Remote, exc: BaseException) -> RemoteError:
-    text = _first_line(exc)
-    hint = None
+    return RemoteError(
+        f"remote '{remote.name}' ({remote.url}): {_first_line(exc)}", hint=_hint(remote, exc)
+    )
+
+
+def _hint(remote: Remote, exc: BaseException) -> str | None:
+    """What to do about a failure whose remedy is known."""
     if type(exc).__name__ == "HostKeyNotVerifiable":
-        hint = "trust it as ssh does: in ~/.ssh/known_hosts (connect once with ssh)"
-    return RemoteError(f"remote '{remote.name}' ({remote.url}): {text}", hint=hint)
+        return "trust it as ssh does: in ~/.ssh/known_hosts (connect once with ssh)"
+    text = str(exc)
+    if remote.scheme == "s3" and ("locate credentials" in text or "Partial credentials" in text):
+        return (
+            f"give them with 'exq remote modify --local {remote.name} access_key_id ...' and "
+            f"'exq remote modify --local {remote.name} secret_access_key ...', or name a "
+            "profile or credentialpath"
+        )
+    return None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -185,7 +197,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _explain(storage: Storage, exc: BaseException) -> RemoteError:
-    return RemoteError(f"remote '{storage.remote.name}' ({storage.remote.url}): {_first_line(exc)}")
+    return _refused(storage.remote, exc)
 
 
 def listing(storage: Storage) -> dict[str, int]:

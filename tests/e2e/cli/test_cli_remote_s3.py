@@ -91,6 +91,10 @@ def test_bad_s3_remotes_give_one_line(tmp_path: Path, s3_server: str) -> None:
         exq("remote", "modify", "--local", "--unset", "store", key, cwd=source)
     stderr = _assert_one_line_and_nothing_written(source, s3_server, "push")
     assert "remote 'store'" in stderr
+    assert "exq remote modify --local store secret_access_key" in stderr  # how to give them
+    exq("remote", "modify", "--local", "store", "access_key_id", "testing", cwd=source)
+    stderr = _assert_one_line_and_nothing_written(source, s3_server, "push")
+    assert "exq remote modify --local store secret_access_key" in stderr
 
     use_s3(source, f"http://127.0.0.1:{_free_port()}")
     stderr = _assert_one_line_and_nothing_written(source, s3_server, "push")
