@@ -204,6 +204,8 @@ def exp_push(
     from exq.engine.experiments import sync
 
     git = _git()
+    if not no_cache:
+        _check_dvc_remote(dvc_remote)  # before any ref leaves: its outputs must follow
     result = sync.push(
         git, git_remote, experiments or [], _selection(all_commits, rev, num), force=force
     )
@@ -231,6 +233,8 @@ def exp_pull(
     from exq.engine.experiments import sync
 
     git = _git()
+    if not no_cache:
+        _check_dvc_remote(dvc_remote)
     result = sync.pull(
         git, git_remote, experiments or [], _selection(all_commits, rev, num), force=force
     )
@@ -238,6 +242,17 @@ def exp_pull(
         typer.echo(line)
     if not no_cache:
         _sync_cache("pull", git, result.shas, dvc_remote, jobs)
+
+
+def _check_dvc_remote(remote: str | None) -> None:
+    """Fail now, in one line, if the DVC remote to use is unknown or unreachable."""
+    from exq.engine.data.remote import open_storage, reachable
+    from exq.engine.data.remote_config import default_name, get_remote
+    from exq.engine.run.project import open_project
+
+    dvc_dir = open_project().dvc_dir
+    if remote is not None or default_name(dvc_dir) is not None:
+        reachable(open_storage(get_remote(dvc_dir, remote)))
 
 
 def _sync_cache(way: str, git: Git, shas: list[str], remote: str | None, jobs: int) -> None:

@@ -55,3 +55,20 @@ def test_exp_push_without_a_dvc_remote_says_so(template: Path, tmp_path: Path) -
     git(tmp_path, "init", "-q", "--bare", str(bare))
     _, out, err = exq("exp", "push", str(bare), "a", cwd=source)
     assert out.strip().startswith("Pushed experiment a") and "No DVC remote" in err
+
+
+def test_exp_push_to_a_bad_dvc_remote_pushes_nothing(template: Path, tmp_path: Path) -> None:  # noqa: F811
+    # The outputs could not follow the experiment: its refs stay off the git remote.
+    source = tmp_path / "source"
+    shutil.copytree(template, source, symlinks=True)
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    exq("remote", "add", "store", str(tmp_path / "store"), cwd=source)
+    (tmp_path / "blocker").write_text("a file where the store's folders would go\n")
+    exq("remote", "add", "blocked", str(tmp_path / "blocker" / "store"), cwd=source)
+    for args in (["-r", "nope"], ["-r", "blocked"]):
+        code, _, err = exq("exp", "push", str(bare), "a", *args, cwd=source, check=False)
+        assert code == 1 and len(err.strip().splitlines()) == 1, err
+        assert exp_refs(bare) == {}
+    exq("exp", "push", str(bare), "a", "-r", "store", cwd=source)
+    assert exp_refs(bare)
