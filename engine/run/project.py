@@ -7,7 +7,6 @@ usually at the root of a git repository. Configuration is DVC's INI-style
 
 from __future__ import annotations
 
-import configparser
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,13 +50,13 @@ def find_root(start: Path | None = None) -> Path:
 def open_project(start: Path | None = None) -> Project:
     """Find the project around ``start`` and read its configuration."""
     root = find_root(start)
-    config = read_config(root)
+    cache = read_config(root).get("cache", {})
     cache_dir = root / DVC_DIR / "cache"
-    if config.has_option("cache", "dir"):
-        configured = Path(config.get("cache", "dir"))
+    if "dir" in cache:
+        configured = Path(cache["dir"])
         # DVC resolves a relative cache dir against the .dvc folder.
         cache_dir = configured if configured.is_absolute() else root / DVC_DIR / configured
-    shared = config.get("cache", "shared", fallback="").strip().lower()
+    shared = cache.get("shared", "").strip().lower()
     if shared not in ("", "group"):
         raise ConfigError(
             f".dvc/config: cache.shared: unknown value '{shared}'", hint="the one value is 'group'"
@@ -65,32 +64,31 @@ def open_project(start: Path | None = None) -> Project:
     return Project(
         root=root,
         cache_dir=cache_dir.resolve(),
-        link_types=_link_types(config),
+        link_types=_link_types(cache),
         shared_group=shared == "group",
     )
 
 
-def read_config(root: Path) -> configparser.ConfigParser:
-    """``.dvc/config`` overlaid by ``.dvc/config.local`` (missing files are fine).
+def read_config(root: Path) -> dict[str, dict[str, str]]:
+    """``.dvc/config`` overlaid by ``.dvc/config.local`` (missing files are fine):
+    section -> option (lower-cased) -> value.
 
     Read as DVC reads them (configobj's syntax, not configparser's): a value
     DVC wrote quoted (``type = "reflink,copy"``) loses its quotes, and a ``#``
     after an unquoted value starts a comment.
     """
-    parser = configparser.ConfigParser(interpolation=None)
+    config: dict[str, dict[str, str]] = {}
     for name in ("config", "config.local"):
         sections = IniFile.read(root / DVC_DIR / name).sections()
         for section, values in sections.items():
-            if not parser.has_section(section):
-                parser.add_section(section)
-            for key, value in values.items():
-                parser.set(section, key, value)
-    return parser
+            merged = config.setdefault(section, {})
+            merged.update((key.lower(), value) for key, value in values.items())
+    return config
 
 
-def _link_types(config: configparser.ConfigParser) -> tuple[str, ...]:
+def _link_types(cache: dict[str, str]) -> tuple[str, ...]:
     env = os.environ.get("EXQ_CACHE_TYPE")
-    raw = env if env is not None else config.get("cache", "type", fallback="")
+    raw = env if env is not None else cache.get("type", "")
     if not raw.strip():
         return default_link_types()
     kinds = tuple(part.strip() for part in raw.split(",") if part.strip())
