@@ -10,97 +10,24 @@ imports this module for its registrations only.
 
 from __future__ import annotations
 
-import gc
-import os
-import shutil
-import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import typer
 
 from exq.cli.completion import complete_revisions
+from exq.cli.exp_show import show_experiments
 from exq.cli.main import exp_app, handle_errors, metrics_app, params_app
 from exq.cli.metrics_show import DEFAULT_PRECISION, show_metrics
 from exq.cli.metrics_show import one_format as _one_format
 from exq.cli.metrics_show import only_targets as _only_targets
 from exq.cli.metrics_show import open_collector as _open
 from exq.cli.metrics_show import warn as _warn
-from exq.engine.errors import ConfigError, GitError
+from exq.engine.errors import GitError
 
 if TYPE_CHECKING:
     from exq.engine.experiments.collect import Collector, RevData
-    from exq.engine.experiments.compare import DiffRow, RowState, Values
-    from exq.engine.experiments.rows import PendingRun
+    from exq.engine.experiments.compare import DiffRow
     from exq.engine.git import Git
-
-# With no terminal (output piped to a file or a test) nothing is elided.
-_UNLIMITED_WIDTH = 1 << 40
-
-
-def _pending_runs(root: Path) -> list[PendingRun]:
-    """Queued, running and failed runs of this repository, read from the queue's database."""
-    from exq.daemon.config import DaemonConfig
-    from exq.daemon.service import list_runs
-    from exq.daemon.states import RunState
-    from exq.engine.experiments.rows import PendingRun
-
-    config = DaemonConfig.from_env()
-    states = [RunState(state) for state in PENDING_STATES]
-    records = list_runs(config, states, repo=str(root))
-    return [
-        PendingRun(
-            name=r.name,
-            snapshot=r.snapshot,
-            baseline=r.baseline,
-            state=cast("RowState", r.state.value),  # one of PENDING_STATES
-            created=r.created,
-            live_metrics=_live_metrics(config.worktree_path(r.id, r.attempts))
-            if r.state is RunState.RUNNING
-            else None,
-        )
-        for r in records
-    ]
-
-
-def _sweeps(root: Path) -> dict[tuple[str, str], str]:
-    """The sweep or study of each experiment of this repository that the queue
-    ran as a point of one, by (baseline, name); the newest run of a name wins."""
-    from exq.daemon.config import DaemonConfig
-    from exq.daemon.study_service import run_sweeps
-
-    return {
-        (baseline, name): sweep
-        for _, baseline, name, sweep in run_sweeps(DaemonConfig.from_env(), str(root))
-    }
-
-
-def _live_metrics(worktree: Path) -> Values | None:
-    """The metrics files of a running run's worktree as they are now; None when it
-    runs elsewhere (a cluster) or its worktree is gone."""
-    if not worktree.is_dir():
-        return None
-    from exq.engine.experiments.collect import Collector
-
-    return Collector(None, worktree).workspace().metrics
-
-
-PENDING_STATES: tuple[RowState, ...] = ("queued", "running", "failed", "interrupted", "pruned")
-
-
-def _width() -> int:
-    """COLUMNS if set, else the terminal's width, else unlimited (piped output)."""
-    columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit() and int(columns) > 0:
-        return int(columns)
-    if sys.stdout.isatty():
-        return shutil.get_terminal_size().columns
-    return _UNLIMITED_WIDTH
-
-
-def _color() -> bool:
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
-
 
 # ---------------------------------------------------------------- exp show
 
@@ -165,61 +92,31 @@ def exp_show(
     ),
 ) -> None:
     """Show the workspace, the baseline and its experiments with their metrics and params."""
-    from exq.cli import render
-    from exq.engine.experiments.compare import (
-        ColumnPicks,
-        build_table,
-        mark_sweeps,
-        pick_values,
-        rows_to_json,
-        split_filter_list,
-    )
-    from exq.engine.experiments.rows import RevisionSet, add_pending, exp_show_rows
-    from exq.engine.run.project import open_project
-
-    del no_pager  # nothing to page: tables are printed whole
-    _one_format(**{"--json": as_json, "--csv": as_csv, "--md": as_md})
-    if sort_order not in ("asc", "desc"):
-        raise ConfigError(f"--sort-order: expected asc or desc, got '{sort_order}'")
-    if num < 1:
-        raise ConfigError(f"--num: expected a number of commits of 1 or more, got {num}")
-    picks = ColumnPicks.of(drop, keep)
-    # Thousands of rows make no reference cycles: the collector would only scan them again.
-    gc.disable()
-    git, collector = _open(param_deps, keep_revs=True)
-    assert git is not None and collector.store is not None
-    errors: list[str] = []
-    selection = RevisionSet(all_branches, all_tags, all_commits, num, tuple(revs))
-    rows = exp_show_rows(git, collector, selection, errors=errors)
-    collector.store.save()
-    pending = _pending_runs(open_project().root)
-    hidden = {"queued"} if hide_queued else set()
-    hidden |= {"failed", "interrupted"} if hide_failed else set()
-    rows = add_pending(rows, [p for p in pending if p.state not in hidden], collector, errors)
-    rows = mark_sweeps(rows, _sweeps(open_project().root))
-    _warn(errors)
-    if as_json:
-        typer.echo(render.render_json(rows_to_json(pick_values(rows, picks))))
-        return
-    table = build_table(
-        rows,
-        include_params=split_filter_list(include_params) or None,
-        exclude_params=split_filter_list(exclude_params) or None,
-        include_metrics=split_filter_list(include_metrics) or None,
-        exclude_metrics=split_filter_list(exclude_metrics) or None,
+    show_experiments(
+        as_json=as_json,
+        as_csv=as_csv,
+        as_md=as_md,
+        include_params=include_params,
+        exclude_params=exclude_params,
+        include_metrics=include_metrics,
+        exclude_metrics=exclude_metrics,
         sort_by=sort_by,
-        sort_order="desc" if sort_order == "desc" else "asc",
+        sort_order=sort_order,
         only_changed=only_changed,
-        precision=precision,
+        all_branches=all_branches,
+        all_tags=all_tags,
+        all_commits=all_commits,
+        revs=revs,
+        num=num,
         no_timestamp=no_timestamp,
-        picks=picks,
+        no_pager=no_pager,
+        param_deps=param_deps,
+        precision=precision,
+        hide_queued=hide_queued,
+        hide_failed=hide_failed,
+        drop=drop,
+        keep=keep,
     )
-    if as_csv:
-        typer.echo(render.render_csv(table), nl=False)
-    elif as_md:
-        typer.echo(render.render_markdown(table), nl=False)
-    else:
-        typer.echo(render.render_table(table, width=_width(), color=_color()), nl=False)
 
 
 # ---------------------------------------------------------------- diffs

@@ -6,7 +6,7 @@ command line goes. Typer, click and rich alone take longer than the commands
 a user types most may, so before them: ``exq --version`` prints the version, a
 help page comes from the pages :mod:`exq.cli.help_render` stores, and the
 plain command lines of ``status``, ``dag``, ``stage list``, ``metrics show``,
-``queue status`` (:data:`FAST_COMMANDS`) and ``exp run`` (queued or not,
+``queue status``, ``exp show`` (:data:`FAST_COMMANDS`) and ``exp run`` (queued or not,
 :func:`exq.cli.exp_queue.fast_exp_run`) go straight to the function the typer
 command calls. Anything else, or anything those do not recognise, goes through
 typer (:func:`through_typer`). Names of :mod:`exq.cli.app` (``app``,
@@ -101,6 +101,18 @@ FAST_COMMANDS: dict[tuple[str, ...], tuple[str, str, dict[str, str], bool]] = {
         True,
     ),
     ("queue", "status"): ("queue_status", "show_queue_status", {"--json": "as_json"}, False),
+    ("exp", "show"): (
+        "exp_show",
+        "show_experiments",
+        {"--json": "as_json", "--csv": "as_csv", "--md": "as_md"}
+        | {"-a": "all_branches", "--all-branches": "all_branches"}
+        | {"-T": "all_tags", "--all-tags": "all_tags"}
+        | {"-A": "all_commits", "--all-commits": "all_commits"}
+        | {"--only-changed": "only_changed", "--no-timestamp": "no_timestamp"}
+        | {"--no-pager": "no_pager", "--param-deps": "param_deps"}
+        | {"--hide-queued": "hide_queued", "--hide-failed": "hide_failed"},
+        False,
+    ),
 }
 
 # DVC's flags, which every command takes (exq.cli.app's DvcFlagsCommand).

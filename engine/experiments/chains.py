@@ -34,16 +34,18 @@ import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from exq.engine.errors import GitError
 from exq.engine.experiments.refs import ExpRef, list_experiments, parse_exp_ref
 from exq.engine.git import CommitInfo, Git
-from exq.engine.run.workspace import StageIO
 from exq.engine.spec.graph import repo_path
 from exq.engine.spec.loading import Pipeline, lock_name
 from exq.engine.spec.lockfile import parse_lock
 from exq.engine.writes import atomic_write_text
+
+if TYPE_CHECKING:  # exp show reads chains: the workspace's hashing and cache it needs not
+    from exq.engine.run.workspace import StageIO
 
 CHAIN_TRAILER = "Exq-Checkpoint-Of"
 STEP_TRAILER = "Exq-Step"

@@ -31,7 +31,8 @@ stages:
     deps: [data.txt]
     outs: [prep.txt]
   train:
-    cmd: echo train
+    cmd: >-
+      printf '{"acc": 0.9, "loss": {"train": 0.25}}' > metrics.json
     deps: [prep.txt]
     params: [train.lr]
     metrics:
@@ -190,3 +191,35 @@ def test_queue_status_with_a_bad_config_file(
     monkeypatch.setenv("EXQ_CONFIG", str(config))
     code, _, err = assert_same_both_ways(["queue", "status"], tmp_path)
     assert code == 1 and str(config) in err
+
+
+EXP_SHOW_CASES = [
+    ["exp", "show", "--json"],
+    ["exp", "show", "--csv"],
+    ["exp", "show", "--md", "--no-timestamp"],
+    ["exp", "show"],
+    ["exp", "show", "--only-changed", "--hide-queued", "--hide-failed"],
+    ["exp", "show", "-A", "--json", "--param-deps"],
+    ["exp", "show", "-a", "-T", "--no-pager", "-q"],
+    ["exp", "show", "--json", "--csv"],  # refused: one format
+]
+
+
+def test_exp_show_prints_the_same(pipeline: Path, queue_env: QueueEnv) -> None:
+    write(pipeline / "data.txt", "one\n")
+    exq("exp", "run", "-S", "train.lr=0.2", "-n", "lr-two", cwd=pipeline)
+    exq("exp", "run", "--queue", "-S", "train.lr=0.3", "-n", "lr-three", cwd=pipeline)
+    for args in EXP_SHOW_CASES:
+        code, out, err = assert_same_both_ways(args, pipeline)
+        if "--csv" in args and "--json" in args:
+            assert code == 1 and err.startswith("ERROR: ")
+        elif "-q" not in args:
+            assert code == 0 and "lr-two" in out
+
+
+@pytest.mark.parametrize("where", ["outside a project", "no git"])
+def test_exp_show_errors_are_the_same(tmp_path: Path, where: str) -> None:
+    if where == "no git":
+        exq("init", "--no-scm", cwd=tmp_path)
+    code, _, err = assert_same_both_ways(["exp", "show", "--json"], tmp_path)
+    assert code != 0 and err.startswith("ERROR: ")

@@ -142,6 +142,24 @@ FAST_COMMANDS = [
 ]
 
 
+@pytest.mark.parametrize(
+    "args", [["exp", "show", "--json"], ["exp", "show", "--csv"]], ids=" ".join
+)
+def test_exp_show_without_a_box_imports_no_typer_or_rich(
+    basic: Path, queue_env: QueueEnv, args: list[str]
+) -> None:
+    git(basic, "add", "-A")
+    git(basic, "commit", "-q", "-m", "pipeline")
+    exq("exp", "run", "-S", "train.lr=0.3", cwd=basic)
+    out, modules = imports_of(*args, cwd=basic)
+    assert "0.3" in out
+    heavy = ("typer", "click", "rich", "logging", "exq.cli.app")
+    assert (
+        sorted(m for m in modules if m in heavy or m.startswith(tuple(h + "." for h in heavy)))
+        == []
+    )
+
+
 @pytest.mark.parametrize("args", FAST_COMMANDS, ids=" ".join)
 def test_commands_answered_before_typer_import_no_typer_rich_or_git(
     basic: Path, queue_env: QueueEnv, args: list[str]
