@@ -542,6 +542,7 @@ class Scheduler:
                     on_spawn=partial(self._on_spawn, active),
                     on_checkpoint=partial(self._on_checkpoint, active),
                     snapshot_lock=active.snapshot_lock,
+                    stopping=lambda: active.signum is not None,
                 )
                 hooks = RunHooks(
                     callbacks=callbacks,

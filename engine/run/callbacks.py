@@ -37,6 +37,9 @@ class RunCallbacks:
     # Held while a checkpoint snapshot is under way: the daemon sends no signal
     # to the run's processes while it is locked. None: each stage its own lock.
     snapshot_lock: anyio.Lock | None = None
+    # True once the run was told to stop (a kill, a prune, a time limit): a
+    # checkpoint asked for after that is refused, so the chain ends where it stopped.
+    stopping: Callable[[], bool] | None = None
 
 
 NO_CALLBACKS = RunCallbacks()

@@ -59,14 +59,22 @@ class CheckpointSession:
     """Serves the checkpoint channels of one stage command while it runs."""
 
     def __init__(
-        self, handler: CheckpointHandler, *, dvc_root: Path, lock: anyio.Lock | None = None
+        self,
+        handler: CheckpointHandler,
+        *,
+        dvc_root: Path,
+        lock: anyio.Lock | None = None,
+        stopping: Callable[[], bool] | None = None,
     ) -> None:
         """``lock`` is held during each snapshot: a caller that shares it (the
-        daemon) can hold off signalling the command until the snapshot is done."""
+        daemon) can hold off signalling the command until the snapshot is done.
+        ``stopping`` says the caller signalled the command to stop: a snapshot
+        asked for after that is refused, as after a cancellation."""
         self._handler = handler
         self._dvc_root = dvc_root
         self._busy = lock if lock is not None else anyio.Lock()
         self._stopping = False
+        self._told_to_stop = stopping or (lambda: False)
         self.count = 0  # checkpoints taken
         self.errors: list[str] = []  # checkpoints refused, with why
 
@@ -136,7 +144,7 @@ class CheckpointSession:
         self, step: int | None, ack: Callable[[], None], fail: Callable[[str], None]
     ) -> None:
         async with self._busy:
-            if self._stopping:
+            if self._stopping or self._told_to_stop():
                 fail("the run is stopping")
                 return
             with anyio.CancelScope(shield=True):

@@ -257,8 +257,12 @@ class _StageRun:
             await self._write_lock(stage, entry)
             await hook.checkpoint(stage, step)
 
+        callbacks = self.options.callbacks
         session = CheckpointSession(
-            on_signal, dvc_root=self.pipeline.root, lock=self.options.callbacks.snapshot_lock
+            on_signal,
+            dvc_root=self.pipeline.root,
+            lock=callbacks.snapshot_lock,
+            stopping=callbacks.stopping,
         )
         try:
             code = await session.run(lambda extra: self._command(stage, {**env, **extra}))

@@ -217,3 +217,34 @@ def test_optimized_and_random_sweeps_are_pruned_and_their_study_counts_it(
         step = int(record.error.split("pruned at step ", 1)[1].split(":")[0])
         assert record.checkpoints == step + 1 < STEPS
         assert chain_steps(repo, record.experiment_sha or "", baseline) == list(range(step + 1))
+
+
+def test_a_pruned_run_takes_no_checkpoint_after_its_stop_was_sent(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """The SIGINT of a prune goes out once the judged checkpoint's snapshot is done;
+    a checkpoint the script asks for after that is refused, so the chain ends at the
+    judged step. A script quick to its next step (here one that does not stop at
+    SIGINT at all) had every later checkpoint committed: 'pruned at step 1' with
+    three, or all six, checkpoints."""
+    repo, baseline = project(tmp_path / "train")
+    script = repo / "train.py"
+    script.write_text("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n" + TRAIN)
+    git(repo, "commit", "-qam", "a script that goes on at SIGINT")
+    baseline = git(repo, "rev-parse", "HEAD").strip()
+    queued = exq(env, repo, "exp", "run", "--queue", "-S", "train.lr=1.0,0.9,0.5", *PRUNE)
+    assert queued.returncode == 0, queued.stderr
+    daemon = start(env, jobs=1)
+    try:
+        wait_until(
+            lambda: len(runs(env)) == 3 and runs(env)[2].state is RunState.PRUNED,
+            "the worst run to end pruned",
+        )
+        assert terminate(daemon) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    worst = runs(env)[2]
+    assert worst.error is not None and worst.error.startswith("pruned at step 1: ")
+    assert worst.checkpoints == 2 and worst.experiment_sha is not None
+    assert chain_steps(repo, worst.experiment_sha, baseline) == [0, 1]
