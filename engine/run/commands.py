@@ -151,6 +151,7 @@ def add(project: Project, path: Path) -> str:
     from exq.engine.run.workspace import StageIO
 
     _refuse_stage_outs(project, path)
+    _refuse_tracked_overlap(project, path)
     with StageIO(project) as io:
         written = add_path(project.root, path, io.cache, io.state)
     return written.relative_to(project.root).as_posix()
@@ -169,6 +170,28 @@ def _refuse_stage_outs(project: Project, path: Path) -> None:
                     f"cannot add '{rel}': it overlaps with output '{out}' of stage "
                     f"'{stage.address}'",
                     hint="run the pipeline instead: dvc.lock tracks stage outputs",
+                )
+
+
+def _refuse_tracked_overlap(project: Project, path: Path) -> None:
+    """As DVC, no tracked data inside other tracked data: a .dvc file written in a
+    tracked folder would change that folder, and a folder holding tracked data
+    would track it twice."""
+    try:
+        rel = Path(os.path.normpath(path.absolute())).relative_to(project.root).as_posix()
+    except ValueError:
+        return  # add_path reports paths outside the project
+    for dvcfile in load_pipeline(project.root).tracked:
+        for out, _ in _dvcfile_outs(project, project.root / dvcfile):
+            if rel.startswith(out + "/"):
+                raise PipelineError(
+                    f"cannot add '{rel}': it lies inside '{out}', which {dvcfile} tracks",
+                    hint=f"'exq add {out}' records the folder's changes",
+                )
+            if out.startswith(rel + "/"):
+                raise PipelineError(
+                    f"cannot add '{rel}': it holds '{out}', which {dvcfile} tracks",
+                    hint=f"remove {dvcfile} first to track '{out}' as part of '{rel}'",
                 )
 
 

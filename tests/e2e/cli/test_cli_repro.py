@@ -595,6 +595,27 @@ def test_add_tracks_a_file_and_a_folder(project: Path) -> None:
     assert (project / "data.csv").read_text() == "a,b\n1,2\n"
 
 
+def test_add_refuses_to_overlap_tracked_data(project: Path) -> None:
+    # A .dvc file inside a tracked folder would change the folder it sits in;
+    # a folder holding tracked data would track it twice (DVC refuses that too).
+    write(project / "data" / "d1" / "f.txt", "f\n")
+    write(project / "outer" / "z.txt", "z\n")
+    exq("add", "data", "outer/z.txt", cwd=project)
+    before = sorted(p.relative_to(project).as_posix() for p in project.rglob("*.dvc"))
+    for path, words in [
+        ("data/d1", ("'data/d1'", "'data'", "data.dvc")),
+        ("data/d1/f.txt", ("'data/d1/f.txt'", "data.dvc")),
+        ("outer", ("'outer'", "'outer/z.txt'", "outer/z.txt.dvc")),
+    ]:
+        code, _, err = exq("add", path, cwd=project, check=False)
+        assert code == 1
+        assert_one_line_error(err, *words)
+    after = sorted(p.relative_to(project).as_posix() for p in project.rglob("*.dvc"))
+    assert after == before
+    _, out, _ = exq("status", cwd=project)
+    assert out.strip() == "Data and pipelines are up to date."
+
+
 def test_add_refuses_a_stage_out(basic: Path) -> None:
     exq("repro", cwd=basic)
     for path in ("model.txt", "./prep.txt"):
