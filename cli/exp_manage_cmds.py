@@ -29,7 +29,9 @@ _NO_CACHE = typer.Option(False, "--no-cache", help="Leave out the cached outputs
 _DVC_REMOTE = typer.Option(
     None, "--remote", "-r", help="The DVC remote for cached outputs (default: core.remote)."
 )
-_JOBS = typer.Option(0, "--jobs", "-j", help="Transfers at once (default: 4 x cores).")
+_JOBS = typer.Option(
+    0, "--jobs", "-j", help="Transfers at once (default: the remote's jobs, else 4 x cores)."
+)
 _NUM = typer.Option(
     1, "--num", "-n", help="Baselines from the last NUM first-parent commits (<0: all)."
 )
@@ -257,7 +259,6 @@ def _check_dvc_remote(remote: str | None) -> None:
 
 def _sync_cache(way: str, git: Git, shas: list[str], remote: str | None, jobs: int) -> None:
     """The experiments' cached outputs to or from the DVC remote, if there is one."""
-    from exq.engine.data.remote import default_jobs
     from exq.engine.data.remote_config import default_name
     from exq.engine.experiments import sync_cache
     from exq.engine.run.project import open_project
@@ -269,6 +270,6 @@ def _sync_cache(way: str, git: Git, shas: list[str], remote: str | None, jobs: i
         typer.echo("No DVC remote: cached outputs not exchanged (--no-cache to skip).", err=True)
         return
     move = sync_cache.push if way == "push" else sync_cache.pull
-    done = move(project, git, shas, remote, jobs or default_jobs()).done
+    done = move(project, git, shas, remote, jobs).done  # 0: the remote's jobs, or the default
     verb = "pushed to" if way == "push" else "fetched from"
     typer.echo(f"{done} cached file(s) {verb} the DVC remote.")

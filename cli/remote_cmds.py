@@ -95,7 +95,9 @@ def remote_remove(name: str = typer.Argument(..., help="The remote.")) -> None:
 # The options push, fetch and pull share (typer reads these defaults, never changes them).
 _TARGETS = typer.Argument(None, help="Stages, .dvc files or paths of outputs (default: all).")
 _REMOTE = typer.Option(None, "--remote", "-r", help="The remote (default: core.remote).")
-_JOBS = typer.Option(0, "--jobs", "-j", help="Transfers at once (default: 4 x cores).")
+_JOBS = typer.Option(
+    0, "--jobs", "-j", help="Transfers at once (default: the remote's jobs, else 4 x cores)."
+)
 _QUIET = typer.Option(False, "--quiet", "-q", help="Print nothing on stdout, no progress bars.")
 
 # What each way says of an output whose objects are missing, and when done.
@@ -121,14 +123,13 @@ def _transfer(
 ) -> None:
     """Run one of push, fetch, pull and report it; exit 1 if some output's objects were
     found nowhere."""
-    from exq.engine.data.remote import default_jobs
     from exq.engine.run import transfer
     from exq.engine.run.project import open_project
 
     install_progress(quiet)
     if quiet:
         silence_stdout()
-    args = (open_project(), targets or [], remote, jobs or default_jobs())
+    args = (open_project(), targets or [], remote, jobs)  # 0: the remote's jobs, or the default
     restored: list[str] = []
     if way == "pull":
         result, restored = transfer.pull(*args, force=force)

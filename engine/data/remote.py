@@ -21,7 +21,7 @@ from typing import Any
 from exq.engine.data import progress
 from exq.engine.data.cache import Cache
 from exq.engine.data.hashing import file_md5, parse_dir_listing
-from exq.engine.data.remote_config import Remote
+from exq.engine.data.remote_config import Remote, whole_number
 from exq.engine.errors import ConfigError, ExqError
 
 # The extra that brings each kind of remote's file system.
@@ -59,6 +59,14 @@ class Storage:
         """Whether an upload goes to a temporary name first: a file system's
         write is seen half done, an object store's single put is not."""
         return self.is_local or self.remote.scheme in ("ssh", "sftp")
+
+    def jobs(self, asked: int) -> int:
+        """Transfers at once: as asked (-j), else the remote's ``jobs`` option, else
+        :func:`default_jobs`."""
+        if asked:
+            return asked
+        value = self.remote.options.get("jobs")
+        return whole_number(self.remote.name, "jobs", value) if value else default_jobs()
 
     def object_path(self, md5: str) -> str:
         return f"{self.root}/files/md5/{md5[:2]}/{md5[2:]}"
@@ -159,6 +167,8 @@ def _seconds(name: str, key: str, value: str) -> float:
 def open_storage(remote: Remote) -> Storage:
     """The remote's file system, or one line saying why it cannot be used."""
     fsspec = _fsspec(remote)
+    if "jobs" in remote.options:
+        whole_number(remote.name, "jobs", remote.options["jobs"])
     if remote.scheme in ("", "file"):
         path = remote.url.removeprefix("file://")
         return Storage(remote, fsspec.filesystem("file"), os.path.abspath(path))

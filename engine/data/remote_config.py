@@ -47,6 +47,15 @@ OPTIONS: dict[str, set[str]] = {
     "http": {"auth", "custom_auth_header", "ask_password", "method", *_SHARED_HTTP},
 }  # fmt: skip
 OPTIONS["https"] = OPTIONS["http"]
+# The options whose values DVC checks, by kind.
+WHOLE = {"jobs", "checksum_jobs", "max_sessions"}  # a whole number above 0
+SECONDS = {"read_timeout", "connect_timeout", "timeout"}
+BOOLEAN = {
+    "verify", "use_ssl", "allow_anonymous_login", "listobjects", "version_aware", "worktree",
+    "ask_password", "ask_passphrase", "gss_auth", "allow_agent", "cache_regions", "protected",
+    "exclude_environment_credential", "exclude_visual_studio_code_credential",
+    "exclude_shared_token_cache_credential", "exclude_managed_identity_credential",
+}  # fmt: skip
 # The options that hold secrets: written only to config.local, which git ignores.
 CREDENTIALS = {
     "access_key_id", "secret_access_key", "session_token", "sse_customer_key", "password",
@@ -311,6 +320,30 @@ def add(dvc_dir: Path, name: str, url: str, *, default: bool, local: bool, force
     ini.save()
 
 
+def whole_number(name: str, key: str, value: str) -> int:
+    """A whole-number option's value (above 0), or the one line saying it is not one."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ConfigError(f"remote '{name}': {key} must be a whole number above 0, not '{value}'")
+    return number
+
+
+def _check_value(name: str, key: str, value: str) -> None:
+    """Refuse, as DVC does, a value that is not of the option's kind."""
+    if key in WHOLE:
+        whole_number(name, key, value)
+    elif key in SECONDS:
+        try:
+            float(value)
+        except ValueError:
+            raise ConfigError(f"remote '{name}': {key} must be seconds, not '{value}'") from None
+    elif key in BOOLEAN and value.lower() not in ("true", "false"):
+        raise ConfigError(f"remote '{name}': {key} must be true or false, not '{value}'")
+
+
 def _check_option(name: str, url: str, key: str) -> None:
     known = _COMMON | OPTIONS.get(scheme_of(url), set())
     if key not in known:
@@ -340,6 +373,7 @@ def modify(dvc_dir: Path, name: str, key: str, value: str | None, *, local: bool
     if not (local or key == "url"):
         _refuse_local_only(dvc_dir, name)
     if value is not None:
+        _check_value(name, key, value)
         _keep_out_of_git(name, key, value, local=local)
     ini = _file_for(dvc_dir, local)
     if value is None:

@@ -77,6 +77,7 @@ def push_outs(
     """Send the objects of these outputs that the remote lacks."""
     cache = Cache(project.cache_dir, project.link_types)
     storage = storage_mod.open_storage(get_remote(project.dvc_dir, remote))
+    jobs = storage.jobs(jobs)
     objects = _objects(cache, found)
     # An output whose own object (a file's, or a folder's .dir, which is pushed
     # last) is on the remote is whole there: asking for those few is enough.
@@ -108,6 +109,7 @@ def fetch_outs(
     """Download into the cache the objects of these outputs that it lacks."""
     cache = Cache(project.cache_dir, project.link_types)
     storage = storage_mod.open_storage(get_remote(project.dvc_dir, remote))
+    jobs = storage.jobs(jobs)
     on_remote: dict[str, int] = {}  # what the remote is known to hold, asked as needed
     result = Transfer()
     # Listings first: what a folder holds is known only from its .dir object.

@@ -76,6 +76,11 @@ def test_bad_remote_commands_give_one_line_and_change_nothing(tmp_path: Path) ->
         (["remote", "modify", "nope", "url", "/x"], "no remote named 'nope'"),
         (["remote", "default", "nope"], "no remote named 'nope'"),
         (["remote", "remove", "nope"], "no remote named 'nope'"),
+        # values of the kind DVC takes for the option
+        (["remote", "modify", "store", "jobs", "many"], "jobs"),
+        (["remote", "modify", "store", "jobs", "0"], "jobs"),
+        (["remote", "modify", "store", "verify", "maybe"], "verify"),
+        (["remote", "modify", "store", "read_timeout", "soon"], "read_timeout"),
         # credentials go to config.local, never to the file git commits
         (["remote", "modify", "store", "secret_access_key", "s3cr3t"], "--local"),
         (["remote", "modify", "store", "access_key_id", "AKIAEXAMPLE"], "--local"),

@@ -148,3 +148,21 @@ def test_a_folder_listing_goes_only_with_all_its_files_and_stands_for_them(
     (store / lost.relative_to(cache)).unlink()  # gone behind its listing's back
     _, again, _ = exq("push", cwd=source)
     assert "0 file(s) pushed" in again  # the listing on the remote stands for its folder
+
+
+def test_the_remotes_jobs_option_is_read(tmp_path: Path) -> None:
+    # DVC's remote option 'jobs' sets the transfers at once where -j does not; a
+    # value DVC would refuse stops every command that uses the remote, as DVC's.
+    source = make_source(tmp_path / "source")
+    store = tmp_path / "store"
+    exq("remote", "add", "-d", "store", str(store), cwd=source)
+    with (source / ".dvc" / "config").open("a") as config:
+        config.write("    jobs = lots\n")  # by hand: remote modify refuses it
+    for command in (["push"], ["fetch"], ["pull"], ["status", "-c"]):
+        code, _, err = exq(*command, cwd=source, check=False)
+        assert code == 1 and err.strip() == (
+            "ERROR: remote 'store': jobs must be a whole number above 0, not 'lots'"
+        ), command
+    exq("remote", "modify", "store", "jobs", "1", cwd=source)
+    exq("push", cwd=source)
+    assert objects(store)
