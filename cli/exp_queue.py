@@ -2,11 +2,12 @@
 
 Used twice: by the typer command in ``exp_run_cmd`` and, to answer in about
 0.1 s, straight from ``main()`` before typer and rich are imported
-(:func:`fast_exp_run`). So this module imports neither at load time, and
-nothing heavier than the queue service, whose :func:`exq.daemon.service.enqueue`
-does the queueing (it works when no daemon runs). The same parse of ``exp
-run``'s arguments hands a plain run in the workspace to
-:func:`exq.cli.exp_run_workspace.run_in_workspace`, as the typer command does.
+(:func:`fast_exp_run`). So this module imports neither, and the queue service,
+whose :func:`exq.daemon.service.enqueue` does the queueing (it works when no
+daemon runs), only to queue. The same parse of ``exp run``'s arguments hands a
+plain run in the workspace to
+:func:`exq.cli.exp_run_workspace.run_in_workspace`, as the typer command does,
+without importing the queue.
 """
 
 from __future__ import annotations
@@ -15,20 +16,35 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from exq.cli.terminal import reporting_errors
-from exq.daemon.service import EnqueueRequest, enqueue, queue_study
+
+if TYPE_CHECKING:
+    from exq.daemon.service import EnqueueRequest
+
+# What a run in the workspace takes of exp run's options (the other fields of
+# EnqueueRequest are the queue's).
+WORKSPACE_FIELDS = {"targets", "set_params", "name", "force", "stage_jobs"}
 
 
 @dataclass
 class QueueCall:
-    """A plain ``exp run --queue`` call: what to queue, and how to say it."""
+    """A plain ``exp run`` call: what to run or queue, and how to say it."""
 
-    request: EnqueueRequest = field(default_factory=EnqueueRequest)
+    # The options given, as EnqueueRequest's fields: the queue service, which
+    # defines that class, is imported only for a call that queues.
+    fields: dict[str, Any] = field(default_factory=dict)
     as_json: bool = False  # --json: what was queued as JSON on stdout
     queue: bool = False  # --queue; else a run in the workspace
     temp: bool = False  # --temp: a run in the workspace, in a temporary worktree
     reset: bool = False  # --reset: a run in the workspace, checkpoints from scratch
+
+    @property
+    def request(self) -> EnqueueRequest:
+        from exq.daemon.service import EnqueueRequest
+
+        return EnqueueRequest(**self.fields)
 
 
 def warn(message: str) -> None:
@@ -47,6 +63,8 @@ def queue_and_print(args: EnqueueRequest, *, as_json: bool = False) -> None:
     """Queue what ``args`` ask for (runs, or a study) and say what was queued:
     ``[{"id", "name"}]`` for runs and ``{"study", "trials", "metric",
     "direction", "sampler", "seed"}`` for a study with ``as_json``."""
+    from exq.daemon.service import enqueue, queue_study
+
     # --prune on a grid or random sweep (no --trials): its own points, carried by a study.
     fixed = args.prune is not None and args.trials is None and args.sampler is None
     if args.optimize is None or fixed:
@@ -89,32 +107,21 @@ def fast_exp_run(argv: Sequence[str]) -> int | None:
         if call.temp or call.reset:
             return None
         return reporting_errors(lambda: queue_and_print(call.request, as_json=call.as_json))
-    if call.as_json or call.request != _workspace_request(call.request):
+    if call.as_json or not call.fields.keys() <= WORKSPACE_FIELDS:
         return None  # options of queued runs without --queue: typer words the error
     from exq.cli.exp_run_workspace import run_in_workspace
 
-    args = call.request
+    args = call.fields
     return reporting_errors(
         lambda: run_in_workspace(
-            args.targets,
-            args.set_params,
-            args.name,
+            args.get("targets", []),
+            args.get("set_params", []),
+            args.get("name"),
             temp=call.temp,
-            force=args.force,
+            force=args.get("force", False),
             reset=call.reset,
-            jobs=args.stage_jobs or 0,
+            jobs=args.get("stage_jobs") or 0,
         )
-    )
-
-
-def _workspace_request(args: EnqueueRequest) -> EnqueueRequest:
-    """``args`` with only what a run in the workspace takes (the rest as by default)."""
-    return EnqueueRequest(
-        targets=args.targets,
-        set_params=args.set_params,
-        name=args.name,
-        force=args.force,
-        stage_jobs=args.stage_jobs,
     )
 
 
@@ -164,25 +171,25 @@ def parse_run_args(argv: Sequence[str]) -> QueueCall | None:
     """The ``exp run`` arguments as a :class:`QueueCall`, or None if this parser
     leaves them to typer (an option it does not know, a value typer must word). Pure."""
     call = QueueCall()
-    args = call.request
+    args = call.fields
     rest = list(argv)
     while rest:
         word = rest.pop(0)
         if word == "--":
-            args.targets.extend(rest)
+            args.setdefault("targets", []).extend(rest)
             break
         if not word.startswith("-") or word == "-":
-            args.targets.append(word)
+            args.setdefault("targets", []).append(word)
             continue
         option, value = _split(word)
         if option in FLAGS and value is None:
-            call.queue |= FLAGS[option] == "queue"
-            call.temp |= FLAGS[option] == "temp"
-            call.reset |= FLAGS[option] == "reset"
-            args.force |= FLAGS[option] == "force"
-            args.maximize |= FLAGS[option] == "maximize"
-            args.minimize |= FLAGS[option] == "minimize"
-            call.as_json |= FLAGS[option] == "as_json"
+            flag = FLAGS[option]
+            call.queue |= flag == "queue"
+            call.temp |= flag == "temp"
+            call.reset |= flag == "reset"
+            call.as_json |= flag == "as_json"
+            if flag in ("force", "maximize", "minimize"):
+                args[flag] = True
             continue
         if option not in VALUE_OPTIONS:
             return None
@@ -204,16 +211,12 @@ def _split(word: str) -> tuple[str, str | None]:
     return word, None
 
 
-def _store(args: EnqueueRequest, key: str, value: str) -> bool:
-    if key == "set_params":
-        args.set_params.append(value)
-    elif key == "name":
-        args.name = value
-    elif key == "executor":
-        args.executor = value
-    elif key == "after":
-        args.after.append(value)
+def _store(args: dict[str, Any], key: str, value: str) -> bool:
+    if key in ("set_params", "after"):
+        args.setdefault(key, []).append(value)
     elif key in (
+        "name",
+        "executor",
         "cpus",
         "gpus",
         "mem",
@@ -228,9 +231,9 @@ def _store(args: EnqueueRequest, key: str, value: str) -> bool:
         "sampler",
         "prune",
     ):
-        setattr(args, key, value)  # checked by enqueue, which words the error
+        args[key] = value  # checked by enqueue, which words the error
     else:
         if not value.isdigit():
             return False  # let typer word the error
-        args.stage_jobs = int(value) or None
+        args["stage_jobs"] = int(value) or None
     return True

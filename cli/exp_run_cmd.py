@@ -167,9 +167,10 @@ def _queue_and_run_all(
 ) -> None:
     """``--queue`` (with sweeps), then ``--run-all``; the fast path in ``main()``
     usually handles a plain ``--queue`` before typer is even imported."""
-    from exq.cli.exp_queue import EnqueueRequest, queue_and_print
+    from exq.cli.exp_queue import queue_and_print
     from exq.cli.queue_cmds import daemon_errors
     from exq.cli.queue_run import run_all_queued
+    from exq.daemon.service import EnqueueRequest
 
     if queue:
         args = EnqueueRequest(
