@@ -20,7 +20,7 @@ from typing import Any
 
 from exq.engine.data import progress
 from exq.engine.data.cache import Cache
-from exq.engine.data.hashing import file_md5, parse_dir_listing
+from exq.engine.data.hashing import file_md5, legacy_md5, parse_dir_listing
 from exq.engine.data.remote_config import Remote, whole_number
 from exq.engine.errors import ConfigError, ExqError
 
@@ -31,6 +31,25 @@ READ_ONLY = 0o444
 DIR_SUFFIX = ".dir"
 # Past this many objects to look for, one listing of the remote beats a request each.
 QUERY_LIMIT = 256
+# An object of a DVC 2 entry goes by "legacy/<md5>": DVC keeps it at
+# <remote>/<md5[:2]>/<md5[2:]>, as in its old cache, and its md5 is DVC 2's.
+LEGACY = "legacy/"
+
+
+def object_name(info: Any) -> str:
+    """The name of a recorded hash's object, as push and fetch take it."""
+    return LEGACY + info.md5 if info.legacy else str(info.md5)
+
+
+def split_name(name: str) -> tuple[str, bool]:
+    """An object name's md5, and whether it is a DVC 2 entry's."""
+    return (name[len(LEGACY) :], True) if name.startswith(LEGACY) else (name, False)
+
+
+def cache_path(cache: Cache, name: str) -> Path:
+    """Where the cache keeps the object ``name``."""
+    md5, legacy = split_name(name)
+    return cache.obj_path(md5, legacy)
 
 
 def default_jobs() -> int:
@@ -68,8 +87,10 @@ class Storage:
         value = self.remote.options.get("jobs")
         return whole_number(self.remote.name, "jobs", value) if value else default_jobs()
 
-    def object_path(self, md5: str) -> str:
-        return f"{self.root}/files/md5/{md5[:2]}/{md5[2:]}"
+    def object_path(self, name: str) -> str:
+        md5, legacy = split_name(name)
+        folder = self.root if legacy else f"{self.root}/files/md5"
+        return f"{folder}/{md5[:2]}/{md5[2:]}"
 
 
 def _fsspec(remote: Remote) -> Any:
@@ -231,10 +252,15 @@ def known_on_remote(storage: Storage, names: Iterable[str], jobs: int) -> dict[s
     """Which of ``names`` the remote holds, and their sizes: a request each (at
     ``jobs`` at once) when they are few, else one listing of the whole remote."""
     wanted = set(names)
-    if len(wanted) > QUERY_LIMIT:
-        found = listing(storage)
-        return {n: found[n] for n in wanted if n in found}
+    legacy = {n for n in wanted if n.startswith(LEGACY)}
     sizes: dict[str, int] = {}
+    if len(wanted - legacy) > QUERY_LIMIT:
+        found = listing(storage)
+        sizes = {n: found[n] for n in wanted - legacy if n in found}
+        wanted = legacy
+    if len(legacy) > QUERY_LIMIT:
+        sizes.update(_legacy_listing(storage, legacy, jobs))
+        wanted -= legacy
 
     def ask(name: str) -> None:
         try:
@@ -246,6 +272,27 @@ def known_on_remote(storage: Storage, names: Iterable[str], jobs: int) -> dict[s
         sizes[name] = int(info.get("size") or 0)
 
     _run(jobs, sorted(wanted), ask)
+    return sizes
+
+
+def _legacy_listing(storage: Storage, names: set[str], jobs: int) -> dict[str, int]:
+    """Which of these DVC 2 objects the remote holds: one listing per prefix folder
+    they use (the remote's root holds them, beside anything else it holds)."""
+    sizes: dict[str, int] = {}
+
+    def list_prefix(prefix: str) -> None:
+        try:
+            found = storage.fs.ls(f"{storage.root}/{prefix}", detail=True)
+        except FileNotFoundError:
+            return
+        except Exception as exc:  # noqa: BLE001 - any library's failure becomes one line
+            raise _explain(storage, exc) from exc
+        for info in found:
+            name = LEGACY + prefix + info["name"].rstrip("/").rsplit("/", 1)[-1]
+            if name in names:
+                sizes[name] = int(info.get("size") or 0)
+
+    _run(jobs, sorted({split_name(n)[0][:2] for n in names}), list_prefix)
     return sizes
 
 
@@ -262,11 +309,11 @@ def _run(jobs: int, work: Iterable[Any], fn: Any) -> None:
 
 def push(storage: Storage, cache: Cache, names: list[str], jobs: int) -> int:
     """Upload these objects from the cache; the number sent."""
-    sizes = {name: os.path.getsize(cache.obj_path(name)) for name in names}
+    sizes = {name: os.path.getsize(cache_path(cache, name)) for name in names}
 
     def send(name: str) -> None:
         target = storage.object_path(name)
-        local = str(cache.obj_path(name))
+        local = str(cache_path(cache, name))
         try:
             if storage.renames:
                 storage.fs.makedirs(os.path.dirname(target), exist_ok=True)
@@ -300,12 +347,13 @@ def fetch(storage: Storage, cache: Cache, names: dict[str, int], jobs: int) -> i
     """Download these objects (name: size) into the cache, each verified; the number fetched."""
 
     def get(name: str) -> None:
-        obj = cache.obj_path(name)
+        obj = cache_path(cache, name)
         obj.parent.mkdir(parents=True, exist_ok=True)
         tmp = obj.with_name(f"{obj.name}.{uuid.uuid4().hex}.tmp")
+        md5, legacy = split_name(name)
         try:
             storage.fs.get_file(storage.object_path(name), str(tmp))
-            if file_md5(tmp) != name.removesuffix(".dir"):
+            if (legacy_md5(tmp) if legacy else file_md5(tmp)) != md5.removesuffix(DIR_SUFFIX):
                 raise RemoteError(
                     f"remote '{storage.remote.name}': object {name} is corrupt "
                     f"(its md5 does not match); not fetched"
@@ -342,11 +390,11 @@ def send_missing(
     """Push those of ``names`` the cache holds and the remote lacks (``on_remote``:
     what is known there already, which learns what this finds and sends); the
     names pushed."""
-    held = {n for n in names if cache.obj_path(n).is_file()}
+    held = {n for n in names if cache_path(cache, n).is_file()}
     on_remote.update(known_on_remote(storage, held - on_remote.keys(), jobs))
     send = sorted(held - on_remote.keys())
     push(storage, cache, send, jobs)
-    on_remote.update((n, os.path.getsize(cache.obj_path(n))) for n in send)
+    on_remote.update((n, os.path.getsize(cache_path(cache, n))) for n in send)
     return send
 
 
@@ -360,10 +408,10 @@ def fetch_missing(
     got = _fetch_absent(storage, cache, wanted, on_remote, jobs)
     listed: set[str] = set()
     for name in wanted:
-        if name.endswith(DIR_SUFFIX) and cache.obj_path(name).is_file():
+        if name.endswith(DIR_SUFFIX) and cache_path(cache, name).is_file():
             try:
                 listed.update(
-                    md5 for _, md5 in parse_dir_listing(cache.obj_path(name).read_bytes())
+                    md5 for _, md5 in parse_dir_listing(cache_path(cache, name).read_bytes())
                 )
             except ValueError:
                 continue  # not a listing: its folder's stage runs again
@@ -373,7 +421,7 @@ def fetch_missing(
 def _fetch_absent(
     storage: Storage, cache: Cache, names: set[str], on_remote: dict[str, int], jobs: int
 ) -> list[str]:
-    absent = {n for n in names if not cache.obj_path(n).is_file()}
+    absent = {n for n in names if not cache_path(cache, n).is_file()}
     on_remote.update(known_on_remote(storage, absent - on_remote.keys(), jobs))
     there = {n: on_remote[n] for n in sorted(absent) if n in on_remote}
     fetch(storage, cache, there, jobs)

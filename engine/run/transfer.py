@@ -40,31 +40,33 @@ def outs(project: Project, targets: list[str]) -> list[tuple[str, Any]]:
         found = ops._stage_outs(pipeline, pipeline.stages) + list(tracked.items())
     else:
         found = [o for t in targets for o in ops._target_outs(project, pipeline, tracked, t)]
-    return [(rel, info) for rel, info in found if info is not None and not info.legacy]
+    return [(rel, info) for rel, info in found if info is not None]
 
 
 def _listed(cache: Cache, info: Any) -> list[str]:
     """The file objects a folder's ``.dir`` object lists (a part's: those under its
     path), if the cache holds it."""
     try:
-        listing = parse_dir_listing(cache.obj_path(info.md5).read_bytes())
+        listing = parse_dir_listing(cache.obj_path(info.md5, info.legacy).read_bytes())
     except (OSError, ValueError):
         return []
     if isinstance(info, Part):
         listing = info.entries(listing)
-    return [md5 for _, md5 in listing]
+    prefix = storage_mod.LEGACY if info.legacy else ""  # a DVC 2 folder lists DVC 2 objects
+    return [prefix + md5 for _, md5 in listing]
 
 
 def _objects(cache: Cache, found: list[tuple[str, Any]]) -> dict[str, list[str]]:
     """Each output's object names as far as the cache knows them (a folder: its listing
     too; a path inside a folder: the folder's .dir and the files under the path)."""
     return {
-        rel: [info.md5, *_listed(cache, info)] if info.isdir else [info.md5] for rel, info in found
+        rel: [storage_mod.object_name(info), *(_listed(cache, info) if info.isdir else [])]
+        for rel, info in found
     }
 
 
 def _in_cache(cache: Cache, name: str) -> bool:
-    return cache.obj_path(name).is_file()
+    return storage_mod.cache_path(cache, name).is_file()
 
 
 def push(project: Project, targets: list[str], remote: str | None, jobs: int) -> Transfer:
@@ -113,7 +115,7 @@ def fetch_outs(
     on_remote: dict[str, int] = {}  # what the remote is known to hold, asked as needed
     result = Transfer()
     # Listings first: what a folder holds is known only from its .dir object.
-    tops = sorted({info.md5 for _, info in found if info.isdir})
+    tops = sorted({storage_mod.object_name(info) for _, info in found if info.isdir})
     result.done += _fetch_missing(storage, cache, tops, on_remote, jobs, result)
     files = sorted({n for names in _objects(cache, found).values() for n in names})
     result.done += _fetch_missing(storage, cache, files, on_remote, jobs, result)
@@ -155,9 +157,11 @@ def cloud_status(project: Project, targets: list[str], remote: str | None) -> di
     remote) or 'missing' (in neither)."""
     cache = Cache(project.cache_dir, project.link_types)
     storage = storage_mod.open_storage(get_remote(project.dvc_dir, remote))
-    on_remote = storage_mod.listing(storage)
+    objects = _objects(cache, outs(project, targets))
+    wanted = {n for names in objects.values() for n in names}
+    on_remote = storage_mod.known_on_remote(storage, wanted, storage.jobs(0))
     report = {}
-    for rel, names in _objects(cache, outs(project, targets)).items():
+    for rel, names in objects.items():
         local = all(_in_cache(cache, n) for n in names)
         remote_has = all(n in on_remote for n in names)
         if local and remote_has:

@@ -197,3 +197,46 @@ def test_plots_and_metrics_of_a_dvc2_commit_are_read_from_its_cache(tmp_path: Pa
     assert [(line["x"], line["y"]) for line in lines] == [([0, 1], [0.5, 0.25])], out
     _, out, _ = exq("metrics", "show", "-a", "--json", cwd=root)
     assert json.loads(out)["main"] == {"m.json": {"loss": 0.25}}
+
+
+def _stored(store: Path) -> set[str]:
+    return {p.relative_to(store).as_posix() for p in store.rglob("*") if p.is_file()}
+
+
+def _metadata_only(root: Path, dest: Path, store: Path) -> Path:
+    """A clone of the project: its git files, no cache, no data."""
+    subprocess.run(["git", "clone", "-q", str(root), str(dest)], check=True)
+    exq("remote", "add", "-f", "-d", "store", str(store), cwd=dest)
+    return dest
+
+
+def test_push_and_pull_move_dvc2_objects_in_dvc2s_remote_layout(
+    tmp_path: Path, dvc_bin: str
+) -> None:
+    # DVC keeps a DVC 2 entry's objects at <remote>/<md5[:2]>/<md5[2:]>, as in its
+    # old cache; a project not re-added since DVC 2 must still reach a new machine.
+    root = tmp_path / "repo"
+    dvc2_project(root)
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    twin = tmp_path / "twin"
+    shutil.copytree(root, twin, symlinks=True)
+    exq("remote", "add", "-d", "store", str(ours), cwd=root)
+    _, out, _ = exq("push", cwd=root)
+    assert "5 file(s) pushed" in out
+    subprocess.run([dvc_bin, "remote", "add", "-d", "store", str(theirs)], cwd=twin, check=True)
+    subprocess.run([dvc_bin, "push"], cwd=twin, check=True, capture_output=True)
+    assert _stored(ours) == _stored(theirs) and len(_stored(ours)) == 5
+    _, out, _ = exq("status", "-c", cwd=root)
+    assert "in sync" in out
+
+    clone = _metadata_only(root, tmp_path / "clone", ours)
+    _, out, _ = exq("pull", cwd=clone)
+    assert "5 file(s) fetched" in out
+    assert (clone / "raw.csv").read_bytes() == RAW and (clone / "model.bin").read_bytes() == MODEL
+    assert {rel: (clone / "feats" / rel).read_bytes() for rel in FEATS} == FEATS
+    _, out, _ = exq("status", "--json", cwd=clone)
+    assert json.loads(out) == {}
+
+    other = _metadata_only(root, tmp_path / "other", ours)
+    subprocess.run([dvc_bin, "pull"], cwd=other, check=True, capture_output=True)
+    assert (other / "raw.csv").read_bytes() == RAW
