@@ -21,13 +21,14 @@ from exq.engine.run.project import Project
 
 def outs_at(git: Git, sha: str) -> list[tuple[str, HashInfo]]:
     """(path, hash) of the cached outputs the commit's dvc.lock and .dvc files record
-    (not the outs its stages keep out of the cache, such as a live section's logs)."""
+    (not the outs its stages keep out of the cache, such as a live section's logs);
+    DVC 2's entries too, which a run keeps for what it did not change."""
     found: list[tuple[str, HashInfo]] = list(committed_outs(git, sha).items())
     for path in git.list_files(sha):
         folder, name = posixpath.split(path)
         if name.endswith(".dvc") and not path.startswith(".dvc/"):
             found += _tracked_outs(git, sha, path, folder)
-    return [(rel, info) for rel, info in found if not info.legacy]
+    return found
 
 
 def _tracked_outs(git: Git, sha: str, path: str, folder: str) -> list[tuple[str, HashInfo]]:

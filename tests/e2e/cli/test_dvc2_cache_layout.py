@@ -240,3 +240,18 @@ def test_push_and_pull_move_dvc2_objects_in_dvc2s_remote_layout(
     other = _metadata_only(root, tmp_path / "other", ours)
     subprocess.run([dvc_bin, "pull"], cwd=other, check=True, capture_output=True)
     assert (other / "raw.csv").read_bytes() == RAW
+
+
+def test_exp_push_sends_the_dvc2_objects_an_experiment_keeps(tmp_path: Path) -> None:
+    # A run rewrites only the entries whose content changed: model.bin's stays
+    # DVC 2's, and its object must reach the remote with the experiment.
+    root = tmp_path / "repo"
+    md5 = dvc2_project(root)
+    write(root / "params.yaml", "prep:\n  n: 2\ntrain:\n  lr: 0.2\n")
+    commit_all(root, "lr 0.2")
+    exq("exp", "run", "-S", "train.lr=0.3", "-n", "e1", cwd=root)
+    store, bare = tmp_path / "store", tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    exq("remote", "add", "-d", "store", str(store), cwd=root)
+    exq("exp", "push", str(bare), "e1", cwd=root)
+    assert (store / md5["model.bin"][:2] / md5["model.bin"][2:]).read_bytes() == MODEL
