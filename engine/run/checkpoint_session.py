@@ -22,14 +22,16 @@ import tempfile
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 import anyio.lowlevel
 
 from exq.engine.errors import ExqError
 from exq.engine.spec.stage import Stage
-from exq.live.checkpoint import CheckpointServer, SignalFileWatcher
+
+if TYPE_CHECKING:  # the live package only for a checkpoint stage's run
+    from exq.live.checkpoint import CheckpointServer, SignalFileWatcher
 
 # Called with the step the script reported (None when it did not say); raises
 # ExqError to refuse the checkpoint (the script's make_checkpoint then raises).
@@ -84,6 +86,8 @@ class CheckpointSession:
         Cancelled from outside, the command is stopped once no snapshot is
         under way, and the cancellation goes on.
         """
+        from exq.live.checkpoint import CheckpointServer, SignalFileWatcher
+
         with _private_folder() as folder:
             server = CheckpointServer(folder / SOCKET_NAME)
             watcher = SignalFileWatcher(self._dvc_root)

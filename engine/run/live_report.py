@@ -16,10 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from exq.engine.spec.stage import Stage
-from exq.live import files
-from exq.live.env import experiment_heading
-from exq.live.layout import history_dirs
-from exq.live.report import render_report
 
 SIGNAL = Path(".dvc") / "tmp" / "DVC_LIVE"
 REFRESH_SECONDS = 5
@@ -34,6 +30,11 @@ def render_requested_report(
     live = stage.live
     if live is None or not live.html or not signal.exists():
         return False
+    # exq.live (its report page) only when a logger asked: most stages have no live section
+    from exq.live import files
+    from exq.live.env import experiment_heading
+    from exq.live.report import render_report
+
     folder = root / stage.wdir / live.path
     experiment, edits = experiment_heading(env)
     page = render_report(
@@ -51,6 +52,9 @@ def render_requested_report(
 
 def _history(folder: Path) -> dict[str, list[tuple[int, float]]]:
     """Every metric's (step, value) points, in whichever layout the logger wrote."""
+    from exq.live import files
+    from exq.live.layout import history_dirs
+
     series: dict[str, list[tuple[int, float]]] = {}
     dirs = history_dirs(folder)
     for index, where in enumerate(dirs):

@@ -120,12 +120,13 @@ def test_workspace_reads_import_neither_git_nor_round_trip_yaml(
 
 def test_a_plain_exp_run_imports_no_typer_or_queue(basic: Path) -> None:
     # main hands a plain run to the same code the typer command calls, before typer
-    # loads; a run in the workspace needs nothing of the queue
+    # loads; a run in the workspace needs nothing of the queue, nor of exq.live without
+    # a live section or checkpoints
     git(basic, "add", "-A")
     git(basic, "commit", "-q", "-m", "pipeline")
     out, modules = imports_of("exp", "run", "-S", "train.lr=0.3", cwd=basic)
     assert "Reproduced experiment(s)" in out
-    heavy = ("typer", "click", "rich", "exq.daemon")
+    heavy = ("typer", "click", "rich", "exq.daemon", "exq.live")
     assert (
         sorted(m for m in modules if m in heavy or m.startswith(tuple(h + "." for h in heavy)))
         == []
