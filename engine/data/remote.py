@@ -185,8 +185,25 @@ def _seconds(name: str, key: str, value: str) -> float:
         raise ConfigError(f"remote '{name}': {key} must be seconds, not '{value}'") from None
 
 
+def _check_url(remote: Remote) -> None:
+    """Refuse a URL that names no place: 'file://' would be the current folder."""
+    rest = remote.url.split("://", 1)[1] if remote.scheme else remote.url
+    if remote.scheme == "file":
+        missing = "folder" if not rest else None
+    else:
+        host = rest.split("/", 1)[0]
+        missing = None if host or not remote.scheme else _PLACE.get(remote.scheme, "host")
+    if missing:
+        raise ConfigError(f"remote '{remote.name}' ({remote.url}) names no {missing}")
+
+
+# What the first part of a URL names, by scheme (others: a host).
+_PLACE = {"s3": "bucket", "gs": "bucket", "azure": "container"}
+
+
 def open_storage(remote: Remote) -> Storage:
     """The remote's file system, or one line saying why it cannot be used."""
+    _check_url(remote)
     fsspec = _fsspec(remote)
     if "jobs" in remote.options:
         whole_number(remote.name, "jobs", remote.options["jobs"])

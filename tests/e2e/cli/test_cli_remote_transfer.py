@@ -166,3 +166,18 @@ def test_the_remotes_jobs_option_is_read(tmp_path: Path) -> None:
     exq("remote", "modify", "store", "jobs", "1", cwd=source)
     exq("push", cwd=source)
     assert objects(store)
+
+
+def test_a_url_without_its_host_or_folder_is_refused(tmp_path: Path) -> None:
+    source = make_source(tmp_path / "source")
+    for url, words in [
+        ("file://", "names no folder"),
+        ("ssh://", "names no host"),
+        ("ssh:///srv/store", "names no host"),
+        ("s3:///path", "names no bucket"),
+        ("http://", "names no host"),
+    ]:
+        exq("remote", "add", "-f", "bad", url, cwd=source)
+        code, _, err = exq("push", "-r", "bad", cwd=source, check=False)
+        assert code == 1 and err.strip() == f"ERROR: remote 'bad' ({url}) {words}", err
+        assert not (source / "files").exists()  # file:// was the current folder
