@@ -124,6 +124,7 @@ test: venv ray remote optuna dvc dvclive browser sshd
 		$(PY) -m pytest -q
 
 bench: venv ray remote dvc optuna
+	EXQ_BENCH_DVC="$(abspath $(DVC_VENV))/bin/dvc" $(PY) bench/startup_bench.py
 	EXQ_BENCH_DVC="$(abspath $(DVC_VENV))/bin/dvc" $(PY) bench/repro_bench.py
 	EXQ_BENCH_DVC="$(abspath $(DVC_VENV))/bin/dvc" $(PY) bench/exp_show_bench.py
 	EXQ_BENCH_DVC="$(abspath $(DVC_VENV))/bin/dvc" $(PY) bench/queue_bench.py

@@ -46,16 +46,24 @@ stages:
 # Heavy modules a command must not pay for: pipeline modules, git, tables, the daemon.
 PIPELINE = ("exq.engine.run.commands", "exq.engine.spec.templating", "exq.engine.experiments")
 DENY_ALWAYS = ("ray", "optuna", "hydra", "s3fs", "fsspec")
+# The commands main answers before typer: none of them imports typer, click or rich.
+NO_TYPER = ("typer", "click", "rich")
 DENY = {
     "--version": ("pygit2", "rich", "typer", "exq.engine", "exq.daemon", *PIPELINE),
     "--help": ("pygit2", "typer", "click", "exq.daemon", "exq.engine", *PIPELINE),
     "exp --help": ("pygit2", "typer", "click", "exq.daemon", "exq.engine", *PIPELINE),
-    "queue status": ("pygit2", "exq.engine.spec", "exq.engine.run", "exq.engine.experiments"),
-    "status": ("exq.daemon", "exq.engine.experiments", "exq.engine.plots"),
-    "dag": ("exq.daemon", "exq.engine.experiments", "exq.engine.plots"),
-    "stage list": ("exq.daemon", "exq.engine.experiments", "exq.engine.plots", "pygit2"),
-    "metrics show": ("exq.daemon", "exq.engine.plots"),
-    "exp show --json": ("exq.engine.plots",),
+    "queue status": (
+        *NO_TYPER,
+        "pygit2",
+        "exq.engine.spec",
+        "exq.engine.run",
+        "exq.engine.experiments",
+    ),
+    "status": (*NO_TYPER, "pygit2", "exq.daemon", "exq.engine.experiments", "exq.engine.plots"),
+    "dag": (*NO_TYPER, "pygit2", "sqlite3", "exq.daemon", "exq.engine.experiments"),
+    "stage list": (*NO_TYPER, "pygit2", "sqlite3", "exq.daemon", "exq.engine.experiments"),
+    "metrics show": (*NO_TYPER, "pygit2", "exq.daemon", "exq.engine.plots"),
+    "exp show --json": (*NO_TYPER, "exq.engine.plots"),
 }
 
 # (label, exq arguments, dvc arguments or None when dvc has no such command)
