@@ -228,29 +228,53 @@ def _remote_sections(ini: IniFile) -> dict[str, dict[str, str]]:
     return found
 
 
+def machine_configs() -> list[Path]:
+    """DVC's system-wide and per-user config files, where DVC looks for them on
+    Linux (``dvc config --system``/``--global``): read below the project's, never written."""
+    env = os.environ.get
+    system = env("DVC_SYSTEM_CONFIG_DIR") or os.path.join(
+        (env("XDG_CONFIG_DIRS") or "/etc/xdg").split(":")[0], "dvc"
+    )
+    user = env("DVC_GLOBAL_CONFIG_DIR") or os.path.join(
+        env("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"), "dvc"
+    )
+    return [Path(system) / CONFIG, Path(user) / CONFIG]
+
+
+def _levels(dvc_dir: Path) -> list[IniFile]:
+    """Every config file that may hold remotes, lowest first: system, user, project, local."""
+    return [IniFile.read(path) for path in machine_configs()] + list(_files(dvc_dir))
+
+
+def _shown(ini: IniFile, dvc_dir: Path) -> str:
+    return f".dvc/{ini.path.name}" if ini.path.parent == dvc_dir else str(ini.path)
+
+
 def remotes(dvc_dir: Path) -> dict[str, Remote]:
-    """Every remote, config.local's options over config's."""
-    shared, local = _files(dvc_dir)
+    """Every remote, each file's options over those of the files below it."""
     merged: dict[str, dict[str, str]] = {}
     where: dict[str, str] = {}  # the first file with a section for each remote
-    for ini in (shared, local):
+    base: dict[str, Path] = {}  # the folder of the file that gave each remote its url
+    for ini in _levels(dvc_dir):
         for name, values in _remote_sections(ini).items():
             merged.setdefault(name, {}).update(values)
-            where.setdefault(name, ini.path.name)
+            where.setdefault(name, _shown(ini, dvc_dir))
+            if "url" in values:
+                base[name] = ini.path.parent
     found = {}
     for name, options in merged.items():
         url = options.get("url")
         if not url:
-            raise ConfigError(f".dvc/{where[name]}: remote '{name}' has no url")
+            raise ConfigError(f"{where[name]}: remote '{name}' has no url")
         if scheme_of(url) == "" and not os.path.isabs(url):
-            url = os.path.normpath(dvc_dir / url)  # DVC keeps local paths relative to .dvc/
+            # DVC keeps a local path relative to the folder of its config file (.dvc/).
+            url = os.path.normpath(base[name] / os.path.expanduser(url))
         found[name] = Remote(name, url, options)
     return found
 
 
 def default_name(dvc_dir: Path) -> str | None:
-    shared, local = _files(dvc_dir)
-    for ini in (local, shared):
+    for ini in reversed(_levels(dvc_dir)):
         name = ini.sections().get("core", {}).get("remote")
         if name:
             return name
@@ -356,7 +380,8 @@ def _check_option(name: str, url: str, key: str) -> None:
 def _refuse_local_only(dvc_dir: Path, name: str) -> None:
     """A remote config.local defines cannot be named in config: a clone, which
     has no config.local, would find a section without a url, or no remote."""
-    if "url" not in _remote_sections(IniFile.read(dvc_dir / CONFIG)).get(name, {}):
+    below_local = _levels(dvc_dir)[:-1]
+    if not any("url" in _remote_sections(ini).get(name, {}) for ini in below_local):
         raise ConfigError(
             f".dvc/config: remote '{name}' is defined in .dvc/config.local only",
             hint="change it there with --local",

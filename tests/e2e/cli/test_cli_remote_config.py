@@ -7,10 +7,11 @@ and other sections of the files stay where they were.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
-from tests.e2e.conftest import exq
+from tests.e2e.conftest import exq, write
 from tests.e2e.exp_helpers import init_repo
 
 COMMANDS = [
@@ -151,3 +152,26 @@ def test_a_remote_without_url_is_named_with_its_file(tmp_path: Path) -> None:
     (root / ".dvc" / "config.local").write_text("['remote \"half\"']\n    region = us-east-1\n")
     code, _, stderr = exq("remote", "list", cwd=root, check=False)
     assert code == 1 and stderr.strip() == "ERROR: .dvc/config.local: remote 'half' has no url"
+
+
+def test_remotes_of_dvcs_global_and_system_config_are_read(tmp_path: Path, dvc_bin: str) -> None:
+    # DVC reads remotes (and core.remote) from the machine's and the user's config
+    # too, below the project's; 'dvc remote add --global' writes the user's.
+    root = init_repo(tmp_path / "repo")
+    env = {
+        "XDG_CONFIG_HOME": str(tmp_path / "home-config"),
+        "XDG_CONFIG_DIRS": str(tmp_path / "etc-xdg"),
+    }
+    dvc_env = {**os.environ, **env}
+    store = tmp_path / "store"
+    for args in (["--global", "-d", "mine", str(store)], ["--system", "shared", "/srv/shared"]):
+        subprocess.run([dvc_bin, "remote", "add", *args], cwd=root, env=dvc_env, check=True)
+    _, listing, _ = exq("remote", "list", cwd=root, env=env)
+    assert sorted(listing.splitlines()) == [f"mine\t{store}\t(default)", "shared\t/srv/shared"]
+    write(root / "data.txt", "data\n")
+    exq("add", "data.txt", cwd=root, env=env)
+    exq("push", cwd=root, env=env)
+    assert (store / "files" / "md5").is_dir()
+    exq("remote", "default", "shared", cwd=root, env=env)  # the project's choice wins
+    _, default, _ = exq("remote", "default", cwd=root, env=env)
+    assert default.strip() == "shared"
