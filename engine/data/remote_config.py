@@ -300,8 +300,9 @@ def _file_for(dvc_dir: Path, local: bool) -> IniFile:
 
 
 def _stored_url(dvc_dir: Path, url: str) -> str:
-    """A relative local path as DVC stores it: relative to the .dvc folder."""
-    if scheme_of(url) or os.path.isabs(url):
+    """A relative local path as DVC stores it: relative to the .dvc folder ('~/...'
+    as it is: read, it is the user's home)."""
+    if scheme_of(url) or os.path.isabs(url) or url.startswith("~"):
         return url
     return os.path.relpath(os.path.abspath(url), dvc_dir)
 

@@ -23,6 +23,7 @@ COMMANDS = [
     ["remote", "modify", "--local", "cloud", "secret_access_key", "s3cr3t"],
     ["remote", "modify", "store", "jobs", "4"],
     ["remote", "add", "nearby", "../shared/store"],
+    ["remote", "add", "home", "~/dvc-store"],
     ["remote", "modify", "nearby", "url", "../other,store"],
     ["remote", "default", "cloud"],
     ["remote", "modify", "cloud", "--unset", "region"],
