@@ -274,20 +274,32 @@ def render_exp_diff(
 
 def render_diff_json(rows: Sequence[DiffRow]) -> str:
     """``{file: {key: {"old", "new"[, "diff"]}}}`` for ``metrics diff --json`` / ``params diff --json``."""
-    return json.dumps(diff_to_dict(list(rows)))
+    return json.dumps(finite(diff_to_dict(list(rows))))
 
 
 def render_exp_diff_json(metrics: Sequence[DiffRow], params: Sequence[DiffRow]) -> str:
     """``{"metrics": {...}, "params": {...}}`` as ``dvc exp diff --json`` prints it."""
     return json.dumps(
-        {"metrics": diff_to_dict(list(metrics)), "params": diff_to_dict(list(params))}
+        finite({"metrics": diff_to_dict(list(metrics)), "params": diff_to_dict(list(params))})
     )
+
+
+def finite(value: Any) -> Any:
+    """``value`` with NaN and the infinities as None: JSON has no such numbers (the
+    json module would write ``NaN``, which jq, JavaScript and strict parsers refuse)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(item) for item in value]
+    return value
 
 
 def render_json(data: Any) -> str:
     """JSON for ``--json`` outputs (``rows_to_json`` results), indented for people, stable for tools.
 
-    Exactly ``json.dumps(data, indent=2)``, written faster: with an indent, the
+    Exactly ``json.dumps(finite(data), indent=2)``, written faster: with an indent, the
     json module encodes in Python through generators, a third of ``exp show
     --json``'s time over 10,000 experiments. Anything but plain JSON data (a
     key that is not a string, a type of its own) goes to the json module.
@@ -296,7 +308,7 @@ def render_json(data: Any) -> str:
     try:
         _encode(data, out, "\n")
     except _NotPlain:
-        return json.dumps(data, indent=2)
+        return json.dumps(finite(data), indent=2)
     return "".join(out)
 
 
@@ -350,11 +362,7 @@ def _encode(value: Any, out: list[str], newline: str) -> None:
 
 
 def _float_text(value: float) -> str:
-    """As the json module writes a float (allow_nan: NaN and the infinities as JavaScript)."""
-    if value != value:
-        return "NaN"
-    if value == math.inf:
-        return "Infinity"
-    if value == -math.inf:
-        return "-Infinity"
+    """As the json module writes a float; NaN and the infinities as null (see ``finite``)."""
+    if not math.isfinite(value):
+        return "null"
     return float.__repr__(value)

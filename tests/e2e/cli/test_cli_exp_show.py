@@ -261,3 +261,45 @@ def test_unknown_revision_is_one_line_and_non_zero(proj: Path, args: tuple[str, 
     code, out, err = exq(*args, cwd=proj, check=False)
     assert_refused(code, err, "unknown revision", args[-1])
     assert out == ""
+
+
+def strict_json(text: str) -> object:
+    """JSON as RFC 8259 has it: NaN and Infinity are no JSON numbers."""
+
+    def refuse(constant: str) -> object:
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_outputs_stay_json_when_a_metric_is_nan_or_infinite(tmp_path: Path) -> None:
+    """A diverged training writes NaN (Python's json module does); every --json of
+    it printed NaN and Infinity, which jq, JavaScript and strict parsers refuse.
+    They print null there (the tables still say nan and inf)."""
+    root = init_repo(tmp_path / "repo")
+    script = (
+        'import json\njson.dump({"loss": float("nan"), "acc": float("inf")}, open("m.json", "w"))\n'
+    )
+    write(root / "train.py", script)
+    write(root / "params.yaml", "lr: .nan\n")
+    write(
+        root / "dvc.yaml",
+        f"stages:\n  train:\n    cmd: {PY} train.py\n    params: [lr]\n"
+        "    metrics:\n    - m.json:\n        cache: false\n",
+    )
+    commit_all(root, "baseline")
+    exq("exp", "run", "-n", "diverged", cwd=root)
+    for args in (
+        ("exp", "show"),
+        ("exp", "diff", "HEAD", "diverged"),
+        ("metrics", "show"),
+        ("metrics", "diff", "HEAD", "diverged"),
+        ("params", "diff", "HEAD", "diverged", "--all"),
+    ):
+        _, out, _ = exq(*args, "--json", cwd=root)
+        strict_json(out)
+    rows = strict_json(exq("exp", "show", "--json", cwd=root)[1])
+    assert isinstance(rows, list)
+    (row,) = [r for r in rows if r.get("name") == "diverged"]
+    assert json.dumps(row).count("null") >= 2
+    assert "nan" in exq("exp", "show", "--md", cwd=root)[1]

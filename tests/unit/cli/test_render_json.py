@@ -1,4 +1,5 @@
-"""render_json writes exactly what json.dumps(indent=2) writes, whatever the data."""
+"""render_json writes exactly what json.dumps(indent=2) writes, whatever the data, but
+NaN and the infinities, which are no JSON: null."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from exq.cli.render import render_json
+from exq.cli.render import finite, render_json
 
 
 class Level(enum.IntEnum):
@@ -41,14 +42,15 @@ ROW = {
         1e-05,
         1.5e300,
         2**70,
-        [math.nan, math.inf, -math.inf],
+        [math.nan, math.inf, -math.inf, {"loss": math.nan}],
         {'quote"and\\slash': "tab\tnew\nline\x1b", "é": "日本", "": ""},
         [[], {}, [[]], {"a": {}}],
         (1, (2, 3)),
-        {1: "int key", None: "null key"},  # keys json turns into strings
+        {1: "int key", None: "null key", 2: math.inf},  # keys json turns into strings
         {"level": Level.LOW},  # a type of its own
         [True, False, None, 0, 1.0],
     ],
 )
 def test_render_json_is_json_dumps_indent_2(data: Any) -> None:
-    assert render_json(data) == json.dumps(data, indent=2)
+    assert render_json(data) == json.dumps(finite(data), indent=2)
+    assert "NaN" not in render_json(data) and "Infinity" not in render_json(data)
