@@ -427,7 +427,14 @@ def remove(dvc_dir: Path, name: str) -> None:
     """Drop the remote from both files (and as default), so neither names a half remote."""
     if name not in remotes(dvc_dir):
         raise ConfigError(f".dvc/config: no remote named '{name}'")
-    for ini in _files(dvc_dir):
+    files = _files(dvc_dir)
+    if not any(name in _remote_sections(ini) for ini in files):
+        elsewhere = next(i.path for i in _levels(dvc_dir) if name in _remote_sections(i))
+        raise ConfigError(
+            f"remote '{name}' is defined in {elsewhere}, which exq does not write",
+            hint=f"'dvc remote remove --global {name}' (or --system) removes it",
+        )
+    for ini in files:
         changed = ini.remove(section_of(name))
         if ini.sections().get("core", {}).get("remote") == name:
             changed = ini.unset("core", "remote") or changed

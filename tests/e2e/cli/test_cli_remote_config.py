@@ -176,3 +176,5 @@ def test_remotes_of_dvcs_global_and_system_config_are_read(tmp_path: Path, dvc_b
     exq("remote", "default", "shared", cwd=root, env=env)  # the project's choice wins
     _, default, _ = exq("remote", "default", cwd=root, env=env)
     assert default.strip() == "shared"
+    code, _, err = exq("remote", "remove", "mine", cwd=root, env=env, check=False)
+    assert code == 1 and "home-config/dvc/config" in err and len(err.splitlines()) == 1, err
