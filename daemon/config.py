@@ -154,6 +154,11 @@ class DaemonConfig:
         """Where a local run's exq.live logger keeps its step and declared total."""
         return self.state_dir / "progress" / f"{run_id}.json"
 
+    def ready_path(self, run_id: int) -> Path:
+        """Touched when the worktree of a local run's attempt is ready, before its
+        first stage: files of the worktree older than it are not the attempt's."""
+        return self.state_dir / "progress" / f"{run_id}.ready"
+
     @property
     def daemon_log(self) -> Path:
         return self.state_dir / "daemon.log"

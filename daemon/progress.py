@@ -18,6 +18,7 @@ An estimate is None when there is nothing to base it on.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,13 +57,24 @@ def run_progress(
     # of a queue with nothing running stays clear of them.
     from exq.engine.experiments.progress import read_progress
 
-    read = read_progress(config.worktree_path(run.id, run.attempts), config.progress_path(run.id))
+    worktree = config.worktree_path(run.id, run.attempts)
+    read = read_progress(worktree, config.progress_path(run.id), _ready_since(config, run))
     # A checkpoint run that logs nothing the stages name still counts its checkpoints.
     step = read.step if read.step is not None else (run.checkpoints or None)
     elapsed = _elapsed(run, now)
     eta = run_eta(elapsed, step, read.total_steps, sweep_durations(run, runs))
     updated = None if read.updated is None else datetime.fromtimestamp(read.updated, UTC)
     return RunProgress(step, read.total_steps, read.metrics, updated, eta)
+
+
+def _ready_since(config: DaemonConfig, run: RunRecord) -> float:
+    """When the attempt's worktree was ready: what is older came with its snapshot
+    (the baseline's results kept in git) or an earlier attempt. Not ready yet:
+    nothing there is the attempt's."""
+    try:
+        return config.ready_path(run.id).stat().st_mtime
+    except OSError:
+        return math.inf
 
 
 def progress_of(

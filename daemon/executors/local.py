@@ -21,7 +21,9 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -66,6 +68,14 @@ def worktree_path(config: DaemonConfig, run: RunRecord) -> Path:
     return config.worktree_path(run.id, run.attempts)
 
 
+async def _mark_ready(config: DaemonConfig, run: RunRecord) -> None:
+    """The attempt's worktree is ready: ``queue status`` reads none of the files
+    older than this mark (the baseline's results in the snapshot, say)."""
+    path = config.ready_path(run.id)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.touch()
+
+
 def snapshot_run(
     project: Project,
     run: RunRecord,
@@ -92,7 +102,7 @@ def snapshot_run(
         # scratch, whatever checkpoint the snapshotted workspace held (as DVC's
         # queue does); only a resumed attempt trains on, from its own chain.
         reset=True,
-        callbacks=hooks.callbacks,
+        callbacks=replace(hooks.callbacks, on_ready=partial(_mark_ready, config, run)),
         # The run only ever moves its experiment ref from nothing or from its own
         # commits, unless it was queued with -f to replace what is there.
         expected_ref=expected_tip(
@@ -123,6 +133,8 @@ async def execute(
         sink = OutputSink(stream=stream, prefixed=(run.stage_jobs or os.cpu_count() or 1) > 1)
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         sink.note(f"exq: run {run.id} '{run.name}', attempt {run.attempts}, slot {slot}, {stamp}")
+        # Until this attempt's worktree is ready, none of its files are the attempt's.
+        config.ready_path(run.id).unlink(missing_ok=True)
         try:
             project = open_project(Path(run.repo))
             snapshot = await anyio.to_thread.run_sync(

@@ -12,7 +12,9 @@ numeric metric and when any of it last changed.
 The loggers' folders are found from the stages: each ``live:`` section and
 each out that is a logger folder (or the ``<dir>.json``/``<dir>/metrics.json``
 summary of one). Files half-written at the moment of reading are skipped: the
-next look reads them whole. Nothing here writes.
+next look reads them whole, and so are files older than ``since`` (the moment
+the run's worktree was ready: they came with its snapshot, such as the
+baseline's results kept in git). Nothing here writes.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Progress:
     total_steps: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     updated: float | None = None  # epoch seconds of the newest file read
+    since: float | None = None  # files older than this are not the run's
 
     def seen(self, path: Path) -> None:
         try:
@@ -48,11 +51,23 @@ class Progress:
             return
         self.updated = mtime if self.updated is None else max(self.updated, mtime)
 
+    def stale(self, path: Path) -> bool:
+        """Whether ``path`` is older than the run (or gone): to be left unread."""
+        if self.since is None:
+            return False
+        try:
+            return path.stat().st_mtime < self.since
+        except OSError:
+            return True
 
-def read_progress(worktree: Path, facts: Path | None = None) -> Progress:
+
+def read_progress(
+    worktree: Path, facts: Path | None = None, since: float | None = None
+) -> Progress:
     """The step, total, metrics and last change of the run in ``worktree``;
-    ``facts``: the file exq.live keeps its step and declared total in."""
-    progress = Progress()
+    ``facts``: the file exq.live keeps its step and declared total in; ``since``:
+    the epoch seconds before which a file is not the run's (None: all are)."""
+    progress = Progress(since=since)
     if worktree.is_dir():
         for root in live_roots(worktree):
             _read_logger(root, progress)
@@ -65,7 +80,7 @@ def read_progress(worktree: Path, facts: Path | None = None) -> Progress:
 def _read_facts(path: Path, progress: Progress) -> None:
     """What exq.live said of itself: its step (a logger the stages do not name
     is seen through it only) and the total it declared."""
-    facts = _read_json(path)
+    facts = None if progress.stale(path) else _read_json(path)
     if facts is None:
         return
     step, total = _int(facts.get("step")), _int(facts.get("total_steps"))
@@ -124,7 +139,7 @@ def logger_root(path: Path) -> Path | None:
 def _read_logger(root: Path, progress: Progress) -> None:
     """A logger folder: the summary's step and metrics; else the TSVs' last rows."""
     layout = layouts.Layout(layouts.detect(root) or "flat", root)
-    summary = _read_json(layout.summary_path)
+    summary = None if progress.stale(layout.summary_path) else _read_json(layout.summary_path)
     if summary is not None:
         progress.seen(layout.summary_path)
         step = _int(summary.get("step"))
@@ -142,7 +157,7 @@ def _read_histories(folder: Path, progress: Progress) -> None:
     if not folder.is_dir():
         return
     for tsv in sorted(folder.rglob("*.tsv")):
-        last = _last_line(tsv)
+        last = None if progress.stale(tsv) else _last_line(tsv)
         if last is None:
             continue
         cells = last.split("\t")
@@ -176,7 +191,7 @@ def _read_pipeline_metrics(worktree: Path, progress: Progress) -> None:
     data = Collector(None, worktree).workspace()
     for path, values in data.metrics.items():
         found = _numbers(values)
-        if not found:
+        if not found or progress.stale(worktree / path):
             continue
         progress.seen(worktree / path)
         step = found.pop("step", None)

@@ -304,6 +304,8 @@ async def run_snapshot(
                 callbacks=run.callbacks,
                 base_env=run.base_env,
             )
+        if run.callbacks.on_ready is not None:
+            await run.callbacks.on_ready()
         result.repro = await _reproduce(sub, options, sink, state_db)
         if not result.repro.failed:
             if hook is not None:

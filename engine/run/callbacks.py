@@ -40,6 +40,9 @@ class RunCallbacks:
     # True once the run was told to stop (a kill, a prune, a time limit): a
     # checkpoint asked for after that is refused, so the chain ends where it stopped.
     stopping: Callable[[], bool] | None = None
+    # Called once a worktree run's worktree is ready (checked out, cached outs
+    # linked), before its first stage: what it holds then is not the run's doing.
+    on_ready: Callable[[], Awaitable[None]] | None = None
 
 
 NO_CALLBACKS = RunCallbacks()

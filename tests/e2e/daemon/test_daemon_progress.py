@@ -103,3 +103,68 @@ def test_status_shows_the_step_metrics_and_time_left_of_a_running_run(
     finally:
         if daemon.poll() is None:
             daemon.kill()
+
+
+HOLD = """\
+import os, time
+from pathlib import Path
+rdv = Path(os.environ["RDV"])
+(rdv / "held-prep").write_text("")
+while not (rdv / "go-prep").exists():
+    time.sleep(0.02)
+Path("prep.txt").write_text("ready\\n")
+"""
+
+TWO_STAGES = """\
+stages:
+  prep:
+    cmd: {py} hold.py
+    deps: [hold.py]
+    outs: [prep.txt]
+  train:
+    cmd: {py} train.py
+    deps: [prep.txt, train.py]
+    metrics:
+    - metrics.json:
+        cache: false
+"""
+
+
+def test_status_shows_none_of_the_metrics_the_run_started_with(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """The snapshot holds the results committed with the baseline (a metrics file
+    kept in git, as DVC keeps them): until the run writes its own, queue status
+    showed those as the running run's step and metrics ('step 7, loss=9.5' while
+    its first stage was still preparing the data)."""
+    import sys
+
+    repo = tmp_path / "train"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.name", "Test")
+    git(repo, "config", "user.email", "test@example.com")
+    init_project(repo)
+    (repo / "hold.py").write_text(HOLD)
+    (repo / "train.py").write_text("open('metrics.json', 'w').write('{\"loss\": 0.5}')\n")
+    (repo / "dvc.yaml").write_text(TWO_STAGES.format(py=sys.executable))
+    (repo / "metrics.json").write_text('{"step": 7, "loss": 9.5}')  # the baseline's result
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "a pipeline and its last results")
+    assert exq(env, repo, "exp", "run", "--queue", "-n", "fresh").returncode == 0
+    rdv = Path(env["RDV"])
+    daemon = start(env)
+    try:
+        wait_until(lambda: (rdv / "held-prep").exists(), "the first stage to run")
+        (run,) = _status(env, repo)["runs"]
+        assert run["state"] == "running"
+        assert (run["progress"]["step"], run["progress"]["metrics"]) == (None, {}), run
+        table = exq(env, repo, "queue", "status").stdout
+        assert "loss=9.5" not in table and "step 7" not in table, table
+        (rdv / "go-prep").write_text("")
+        wait_until(lambda: runs(env)[0].state is RunState.SUCCESS, "the run to end")
+        assert terminate(daemon) == 0
+    finally:
+        (rdv / "go-prep").write_text("")
+        if daemon.poll() is None:
+            daemon.kill()
