@@ -47,6 +47,10 @@ from exq.engine.run.project import open_project
 LAST_LINES = 10
 BEST = 5
 
+# The runs the report lists as failures, with their last lines: those that failed
+# or ran past their --timeout (a pruned run was stopped on purpose: no failure).
+FAILURES = frozenset({RunState.FAILED, RunState.TIMEOUT})
+
 
 @dataclass(frozen=True)
 class ReportRun:
@@ -90,7 +94,7 @@ def build_report(
             "last_lines": r.last_lines,
         }
         for r in ordered
-        if r.record.state is RunState.FAILED
+        if r.record.state in FAILURES
     ]
     return {
         "since": since.isoformat(),
@@ -251,7 +255,7 @@ def gather(runs: Sequence[RunRecord], since: datetime) -> list[ReportRun]:
         # A pruned run's metrics are those of the last checkpoint it kept.
         kept = record.state in (RunState.SUCCESS, RunState.PRUNED)
         metrics = experiment_metrics(record) if kept else {}
-        last = last_lines(record) if record.state is RunState.FAILED else []
+        last = last_lines(record) if record.state in FAILURES else []
         found.append(ReportRun(record, metrics, last))
     return found
 

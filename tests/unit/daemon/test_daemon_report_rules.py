@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from exq.daemon.report import ReportRun, best_runs, build_report, in_window, render_markdown
+from exq.daemon.report import (
+    ReportRun,
+    best_runs,
+    build_report,
+    gather,
+    in_window,
+    render_markdown,
+)
 from exq.daemon.states import RunRecord, RunState
 from exq.engine.errors import ConfigError
 
@@ -112,3 +120,31 @@ def test_a_pruned_run_counts_apart_and_names_what_it_kept_and_why() -> None:
         ReportRun(BASE, {"m.json": {"acc": 0.5}}),
     ]
     assert [r["name"] for r in best_runs(ranked, "acc", ascending=False)["runs"]] == ["a"]
+
+
+def test_a_run_past_its_time_limit_is_a_failure_with_its_last_lines(tmp_path: Path) -> None:
+    # it was counted 'timeout' and left out of the failures: no error, no output
+    log = tmp_path / "9.log"
+    log.write_text("epoch 1\nepoch 2\n")
+    late = replace(
+        BASE,
+        id=9,
+        name="long",
+        state=RunState.TIMEOUT,
+        exit_code=-2,
+        error="stopped: it ran past its time limit",
+        log_path=str(log),
+    )
+    runs = gather([BASE, late], T0 - timedelta(hours=1))
+    report = build_report(runs, T0, T0 + timedelta(hours=1))
+    assert report["counts"] == {"success": 1, "timeout": 1}
+    assert report["failures"] == [
+        {
+            "id": 9,
+            "name": "long",
+            "exit_code": -2,
+            "error": "stopped: it ran past its time limit",
+            "last_lines": ["epoch 1", "epoch 2"],
+        }
+    ]
+    assert "### long (run 9, exit -2)" in render_markdown(report)
