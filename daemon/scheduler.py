@@ -156,6 +156,18 @@ class Active:
         return self.record.token or ""
 
 
+def _note_end(record: RunRecord, line: str) -> None:
+    """Append ``line`` to the run's log (the runner closed it); a log that cannot be
+    written is no reason to lose the run's end."""
+    if record.log_path is None:
+        return
+    try:
+        with open(record.log_path, "a", encoding="utf-8") as log:
+            log.write(line + "\n")
+    except OSError:
+        pass
+
+
 class Scheduler:
     """Takes queued runs up to ``jobs`` at a time and runs them to an end state."""
 
@@ -584,6 +596,9 @@ class Scheduler:
         if not self._is_remote(active):
             await self._reap(active)
         state, error = end_state(result.outcome, active.stop, active.why or result.error)
+        if active.stop is not None and not self._is_remote(active):
+            # The runner's last line says the command failed; say why it was stopped.
+            _note_end(record, f"exq: ended {state.value}: {error}")
         # A run that did not succeed keeps the experiment its checkpoints recorded.
         outcome = (
             {"experiment_ref": result.experiment_ref, "experiment_sha": result.experiment_sha}

@@ -248,3 +248,6 @@ def test_a_pruned_run_takes_no_checkpoint_after_its_stop_was_sent(
     assert worst.error is not None and worst.error.startswith("pruned at step 1: ")
     assert worst.checkpoints == 2 and worst.experiment_sha is not None
     assert chain_steps(repo, worst.experiment_sha, baseline) == [0, 1]
+    # Its log ends saying so: its last line was the runner's 'exq: failed: ... code -2'.
+    logged = exq(env, repo, "queue", "logs", worst.name, "-n", "1")
+    assert logged.stdout == f"exq: ended pruned: {worst.error}\n", logged.stdout
