@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -140,6 +139,8 @@ def _under(rel: str, prefix: str) -> bool:
 
 def _write_file(dest: Path, data: bytes, mode: int) -> None:
     """Write one blob atomically: a temp file (or link) beside it, then rename."""
+    import uuid  # only to write files: reading the workspace's state needs it not
+
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.exq-{uuid.uuid4().hex[:8]}")
     try:

@@ -9,15 +9,18 @@ config.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pygit2
 
 from exq.engine.errors import GitError
 from exq.engine.git.refs import Refs
 from exq.engine.git.repository import HEX40, MODE_GITLINK
+
+if TYPE_CHECKING:
+    import subprocess
 
 # Variables that would point a child `git` at another repository than ours.
 _GIT_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX")
@@ -97,6 +100,8 @@ class Transport(Refs):
         return remote
 
     def _run_git(self, args: list[str]) -> subprocess.CompletedProcess[str]:
+        import subprocess  # only to push and fetch
+
         env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV}
         try:
             return subprocess.run(

@@ -7,7 +7,6 @@ import re
 import shutil
 import stat
 import sys
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +49,8 @@ class Worktrees(Repository):
         # libgit2 only adds worktrees on a branch: use a throwaway branch, detach
         # the new worktree's HEAD, then delete the branch. Its name carries our
         # pid: a process killed meanwhile leaves it, to be told apart and removed.
+        import uuid  # only to add a worktree (uuid imports platform: not for every git user)
+
         temp = f"{TEMP_BRANCH_FOLDER}/{os.getpid()}-{uuid.uuid4().hex}"
         try:
             branch = self._repo.branches.local.create(temp, commit)

@@ -33,7 +33,6 @@ import importlib
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -363,6 +362,8 @@ def write_plan(plan: EditPlan) -> list[Path]:
 
 
 def _stage(path: Path, data: bytes) -> str:
+    import tempfile  # only to write params files: a queued run's edits go into blobs
+
     mode = os.stat(path).st_mode & 0o7777
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -11,7 +11,6 @@ refuses them.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -154,6 +153,8 @@ def check_function_name(text: str, value: str) -> None:
         raise bad_override(
             text, f"Hydra's cast {name}() is not supported", "write the value itself"
         )
+    import difflib  # only for an unknown function
+
     close = difflib.get_close_matches(name.lower(), SWEEP_FUNCTIONS, n=1, cutoff=0.6)
     hint = f"did you mean '{close[0]}'?" if close else f"use {', '.join(SWEEP_FUNCTIONS)}"
     raise bad_override(
