@@ -140,6 +140,30 @@ def dir_listing_bytes(entries: Iterable[tuple[str, str]]) -> bytes:
     return ("[" + ", ".join(items) + "]").encode("ascii")
 
 
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def is_md5(name: str) -> bool:
+    """Whether ``name`` can name an object: 32 hex digits, then ``.dir`` for a folder.
+
+    A name becomes a path in the cache and on remotes, and names come from
+    files anyone can write (``.dvc``, ``dvc.lock``, listings): nothing else passes.
+    """
+    digits = name[:-4] if name.endswith(DIR_SUFFIX) else name
+    return len(digits) == 32 and _HEX_DIGITS.issuperset(digits)
+
+
+def listing_problem(pairs: Iterable[tuple[str, str]]) -> str | None:
+    """What makes a listing from elsewhere (a remote) unsafe to check out: a file
+    outside its folder, or an object named by something other than an md5."""
+    for rel, md5 in pairs:
+        if not rel or rel[0] == "/" or "/../" in f"/{rel}/" or "\x00" in rel:
+            return f"{rel!r} is outside the folder"
+        if not is_md5(md5):
+            return f"{rel!r} names the object {md5!r}"
+    return None
+
+
 def parse_dir_listing(data: bytes) -> list[tuple[str, str]]:
     """Parse a ``.dir`` object into sorted ``(relpath, md5)`` pairs.
 

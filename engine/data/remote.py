@@ -20,7 +20,7 @@ from typing import Any
 
 from exq.engine.data import progress
 from exq.engine.data.cache import Cache
-from exq.engine.data.hashing import file_md5, legacy_md5, parse_dir_listing
+from exq.engine.data.hashing import file_md5, legacy_md5, listing_problem, parse_dir_listing
 from exq.engine.data.remote_config import Remote, whole_number
 from exq.engine.errors import ConfigError, ExqError
 
@@ -375,6 +375,8 @@ def fetch(storage: Storage, cache: Cache, names: dict[str, int], jobs: int) -> i
                     f"remote '{storage.remote.name}': object {name} is corrupt "
                     f"(its md5 does not match); not fetched"
                 )
+            if name.endswith(DIR_SUFFIX):
+                _check_listing(storage, name, tmp)
             os.chmod(tmp, READ_ONLY)
             os.replace(tmp, obj)
         except RemoteError:
@@ -389,6 +391,17 @@ def fetch(storage: Storage, cache: Cache, names: dict[str, int], jobs: int) -> i
     with progress.task(f"fetch from {storage.remote.name}", len(names), total) as task:
         _run(jobs, names, get)
     return len(names)
+
+
+def _check_listing(storage: Storage, name: str, path: Path) -> None:
+    """Refuse a folder's listing that would put files outside it (a checkout writes
+    where its relpaths say) or name objects by paths."""
+    try:
+        problem = listing_problem(parse_dir_listing(path.read_bytes()))
+    except ValueError:
+        problem = "it is no listing"
+    if problem:
+        raise RemoteError(f"remote '{storage.remote.name}': object {name}: {problem}; not fetched")
 
 
 def reachable(storage: Storage) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from exq.engine.data.hashing import HashInfo
+from exq.engine.data.hashing import HashInfo, is_md5
 from exq.engine.errors import DvcFileError
 from exq.engine.experiments.manage import committed_outs
 from exq.engine.git import Git
@@ -39,6 +39,8 @@ def _tracked_outs(git: Git, sha: str, path: str, folder: str) -> list[tuple[str,
     found = []
     for item in data.get("outs", []) if isinstance(data, dict) else []:
         if isinstance(item, dict) and item.get("md5") and isinstance(item.get("path"), str):
+            if not is_md5(str(item["md5"])):
+                raise DvcFileError(f"{sha[:7]}:{path}: outs: '{item['md5']}' is not an md5")
             info = HashInfo(
                 md5=item["md5"], size=int(item.get("size") or 0), legacy=item.get("hash") is None
             )

@@ -16,7 +16,7 @@ import yaml
 from exq.engine.confine import check_inside
 from exq.engine.data.cache import Cache
 from exq.engine.data.hashdb import HashState
-from exq.engine.data.hashing import HashInfo
+from exq.engine.data.hashing import HashInfo, is_md5
 from exq.engine.errors import DvcFileError, ExqError
 from exq.engine.spec.loading import find_project_files
 from exq.engine.writes import atomic_write_text
@@ -56,6 +56,8 @@ def read_tracked(dvcfile: Path, root: Path) -> list[TrackedOut]:
         if not isinstance(item, dict) or not isinstance(item.get("path"), str):
             raise DvcFileError(f"{rel}: outs: every entry needs a 'path'")
         md5 = item.get("md5")
+        if md5 and not is_md5(str(md5)):
+            raise DvcFileError(f"{rel}: outs: '{md5}' is not an md5")
         info = (
             HashInfo(
                 md5=md5,

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from exq.engine import yaml12
-from exq.engine.data.hashing import HashInfo
+from exq.engine.data.hashing import HashInfo, is_md5
 from exq.engine.errors import DvcFileError
 from exq.engine.writes import atomic_write_text
 
@@ -154,6 +154,8 @@ def _paths(where: str, location: str, raw: Any) -> list[LockPath]:
         if not isinstance(item, dict) or not isinstance(item.get("path"), str):
             raise DvcFileError(f"{where}: {location}[{i}]: needs a 'path'")
         md5 = item.get("md5")
+        if md5 is not None and not is_md5(str(md5)):
+            raise DvcFileError(f"{where}: {location}[{i}]: '{md5}' is not an md5")
         hash_name = item.get("hash")
         result.append(
             LockPath(

@@ -12,6 +12,7 @@ from exq.engine.data.hashing import (
     bytes_md5,
     dir_hash,
     dir_listing_bytes,
+    listing_problem,
     parse_dir_listing,
 )
 
@@ -50,7 +51,7 @@ def test_dir_hash_reproduces_dvc_value() -> None:
 
 def test_listing_sorts_by_plain_string_not_by_path_parts() -> None:
     # "a.txt" < "a/z" < "a0" as strings; sorting by parts would put "a/z" first.
-    data = dir_listing_bytes([("a0", "3"), ("a/z", "2"), ("a.txt", "1")])
+    data = dir_listing_bytes([("a0", "3" * 32), ("a/z", "2" * 32), ("a.txt", "1" * 32)])
     assert [rel for rel, _ in parse_dir_listing(data)] == ["a.txt", "a/z", "a0"]
 
 
@@ -90,6 +91,23 @@ def test_parse_dir_listing_round_trips_dvc_bytes() -> None:
 def test_parse_dir_listing_rejects_garbage(data: bytes) -> None:
     with pytest.raises(ValueError):
         parse_dir_listing(data)
+
+
+GOOD = "0" * 32
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        [("a", "../../etc/passwd")],  # an md5 is a path in the cache
+        [("../out", GOOD)],  # out of the folder
+        [("a/../../out", GOOD)],
+        [("/etc/x", GOOD)],
+    ],
+)
+def test_a_listing_that_leaves_its_folder_is_a_problem(pairs: list[tuple[str, str]]) -> None:
+    assert listing_problem(pairs) is not None
+    assert listing_problem([("a/b..c", GOOD), ("d", GOOD + ".dir")]) is None
 
 
 def test_hashinfo_equality_ignores_isexec() -> None:
