@@ -23,6 +23,7 @@ from exq.daemon.states import RunState, seen_state
 from exq.daemon.store import NewRun
 from exq.daemon.study_store import (
     TOLD_COMPLETE,
+    TOLD_FAIL,
     NewStudy,
     StudyRecord,
     StudyStore,
@@ -242,7 +243,7 @@ class TrialRow:
     trial: int
     run_id: int
     name: str | None  # the run's (None: removed from the queue)
-    state: str  # the run's state, or 'removed'
+    state: str  # the run's state, 'removed', or 'no-metric' (it ran, without the metric)
     params: list[str]
     value: float | None
     experiment: str | None  # the experiment ref of a run that succeeded
@@ -296,6 +297,7 @@ class StudyStatus:
                 RunState.TIMEOUT.value,
                 RunState.CANCELLED.value,
                 "removed",
+                NO_METRIC,
             ),
             "to_ask": self.study.budget - self.study.queued,
             "best": None if best is None else _trial_json(best),
@@ -315,13 +317,20 @@ def _trial_json(t: TrialRow) -> dict[str, Any]:
     }
 
 
+# A trial whose run succeeded without the study's metric: Optuna heard it failed.
+NO_METRIC = "no-metric"
+
+
 def trial_row(t: TrialRecord, daemon_alive: bool = True) -> TrialRow:
     run = t.run
+    state = "removed" if run is None else seen_state(run, daemon_alive).value
+    if state == RunState.SUCCESS.value and t.outcome == TOLD_FAIL:
+        state = NO_METRIC
     return TrialRow(
         trial=t.trial,
         run_id=t.run_id,
         name=None if run is None else run.name,
-        state="removed" if run is None else seen_state(run, daemon_alive).value,
+        state=state,
         params=[] if run is None else list(run.params),
         value=t.value if t.outcome == TOLD_COMPLETE else None,
         experiment=None if run is None or run.state is not RunState.SUCCESS else run.experiment_ref,

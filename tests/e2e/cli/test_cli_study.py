@@ -278,6 +278,27 @@ def test_sweep_status_tells_a_trial_a_dead_daemon_left_from_a_running_one(
         (queue_env.shared / "go").write_text("")
 
 
+def test_trials_that_wrote_no_metric_count_failed_and_say_why(
+    queue_env: QueueEnv, tmp_path: Path
+) -> None:
+    """Optuna hears of a run without the metric as failed; sweep status counted it
+    done, with no value and no word of why."""
+    root = make_study_project(tmp_path / "repo")
+    exq(
+        "exp", "run", "--queue", *SPACE, "--optimize", "scores.json:acc", "--maximize",
+        "--trials", "2", "-n", "st", cwd=root,
+    )  # fmt: skip
+    exq("queue", "start", "-j", "2", cwd=root)
+    study = wait_for(
+        lambda: (s := sweep_status(root, "st"))["state"] == "done" and s, "the study to end"
+    )
+    assert (study["done"], study["failed"], study["best"]) == (0, 2, None), study
+    assert [t["state"] for t in study["trials"]] == ["no-metric", "no-metric"]
+    assert all(r["state"] == "success" for r in status(root)["runs"])  # the runs ran well
+    _, text, _ = exq("sweep", "status", "st", cwd=root)
+    assert "0 done" in text and "2 failed" in text and "no-metric" in text, text
+
+
 def test_a_queue_started_afresh_starts_its_studies_afresh(
     queue_env: QueueEnv, tmp_path: Path
 ) -> None:
