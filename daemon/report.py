@@ -128,7 +128,8 @@ def _run_json(run: ReportRun, until: datetime) -> dict[str, Any]:
 
 def best_runs(runs: Sequence[ReportRun], sort_by: str, ascending: bool) -> dict[str, Any]:
     """The successful runs ranked by the metric ``sort_by`` (``NAME`` or ``FILE:NAME``);
-    ConfigError when no run has it, or when it names more than one file's metric."""
+    none when no run has metrics yet (a night of failures); ConfigError when runs
+    have metrics but not this one, or when it names more than one file's metric."""
     path, _, name = sort_by.rpartition(":")
     files = {
         file
@@ -136,6 +137,8 @@ def best_runs(runs: Sequence[ReportRun], sort_by: str, ascending: bool) -> dict[
         for file, values in r.metrics.items()
         if name in values and (not path or path == file)
     }
+    if not files and not any(r.metrics for r in runs):  # nothing to rank, no misspelling
+        return {"metric": sort_by, "order": "asc" if ascending else "desc", "runs": []}
     if not files:
         raise ConfigError(f"--sort-by: no run in the report has the metric '{sort_by}'")
     if len(files) > 1:
@@ -194,7 +197,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += [
             f"{i}. {run['name']} (run {run['id']}): {run['value']:.5g}"
             for i, run in enumerate(best["runs"], 1)
-        ]
+        ] or ["no successful run has it yet"]
         lines.append("")
     if report["failures"]:
         lines += ["## Failures", ""]

@@ -148,3 +148,17 @@ def test_a_run_past_its_time_limit_is_a_failure_with_its_last_lines(tmp_path: Pa
         }
     ]
     assert "### long (run 9, exit -2)" in render_markdown(report)
+
+
+def test_a_night_without_results_ranks_nothing_rather_than_fail() -> None:
+    # '--sort-by loss' in a cron job: a night of failures (or of no runs) exited 1,
+    # as if the metric were misspelled, and printed no report
+    failed = replace(BASE, id=2, name="x", state=RunState.FAILED, exit_code=3, error="boom")
+    for runs in ([], [ReportRun(failed)]):
+        report = build_report(runs, T0, T0 + timedelta(hours=1), sort_by="loss")
+        assert report["best"] == {"metric": "loss", "order": "desc", "runs": []}
+        assert "## Best runs by loss (desc)\n\nno successful run has it yet" in (
+            render_markdown(report)
+        )
+    with pytest.raises(ConfigError, match="no run in the report has the metric 'los'"):
+        build_report([ReportRun(BASE, {"m.json": {"loss": 1.0}})], T0, T0, sort_by="los")
