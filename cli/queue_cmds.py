@@ -439,7 +439,7 @@ def queue_kill(
     runs: list[str] = typer.Argument(
         ..., metavar="ID|NAME...", help="Runs to stop.", autocompletion=complete_runs
     ),
-    force: bool = typer.Option(False, "--force", help="SIGKILL instead of SIGINT."),
+    force: bool = typer.Option(False, "--force", "-f", help="SIGKILL instead of SIGINT."),
 ) -> None:
     """Stop running runs (SIGINT to their process groups; SIGKILL with --force); cancel queued ones."""
     from exq.daemon import service

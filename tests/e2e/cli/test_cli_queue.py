@@ -330,3 +330,13 @@ def test_exp_gc_clears_queued_runs_through_the_queue(queue_env: QueueEnv, tmp_pa
     assert "Removed 1 queued experiments." in out
     assert run_id not in runs_by_id(root)
     assert queue_refs(root) == {}
+
+
+def test_queue_kill_takes_dvcs_short_force_flag(queue_env: QueueEnv, tmp_path: Path) -> None:
+    # 'dvc queue kill -f TASK': exq knew --force only ("No such option: -f")
+    root = make_project(tmp_path / "repo")
+    _, out, _ = exq("exp", "run", "--queue", "-n", "k", cwd=root)
+    (run_id,) = queued_ids(out)
+    _, out, _ = exq("queue", "kill", "-f", "k", cwd=root)
+    assert out == f"Cancelled run {run_id} (it was queued).\n"
+    assert runs_by_id(root)[run_id]["state"] == "cancelled"
