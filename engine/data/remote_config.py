@@ -378,11 +378,15 @@ def _check_option(name: str, url: str, key: str) -> None:
         )
 
 
+def _url_in(ini: IniFile, name: str) -> bool:
+    return "url" in _remote_sections(ini).get(name, {})
+
+
 def _refuse_local_only(dvc_dir: Path, name: str) -> None:
     """A remote config.local defines cannot be named in config: a clone, which
     has no config.local, would find a section without a url, or no remote."""
     below_local = _levels(dvc_dir)[:-1]
-    if not any("url" in _remote_sections(ini).get(name, {}) for ini in below_local):
+    if not any(_url_in(ini, name) for ini in below_local):
         raise ConfigError(
             f".dvc/config: remote '{name}' is defined in .dvc/config.local only",
             hint="change it there with --local",
@@ -396,6 +400,13 @@ def modify(dvc_dir: Path, name: str, key: str, value: str | None, *, local: bool
         raise ConfigError(f".dvc/config: no remote named '{name}'")
     url = value if key == "url" and value is not None else found.url
     _check_option(name, url, key)
+    target = dvc_dir / (LOCAL_CONFIG if local else CONFIG)
+    others = [ini for ini in _levels(dvc_dir) if ini.path != target]
+    if key == "url" and value is None and not any(_url_in(ini, name) for ini in others):
+        raise ConfigError(
+            f"remote '{name}': its url cannot be unset",
+            hint=f"'exq remote remove {name}' removes the remote",
+        )
     if not (local or key == "url"):
         _refuse_local_only(dvc_dir, name)
     if value is not None:

@@ -78,6 +78,7 @@ def test_bad_remote_commands_give_one_line_and_change_nothing(tmp_path: Path) ->
         (["remote", "modify", "nope", "url", "/x"], "no remote named 'nope'"),
         (["remote", "default", "nope"], "no remote named 'nope'"),
         (["remote", "remove", "nope"], "no remote named 'nope'"),
+        (["remote", "modify", "store", "--unset", "url"], "remote remove"),
         # values of the kind DVC takes for the option
         (["remote", "modify", "store", "jobs", "many"], "jobs"),
         (["remote", "modify", "store", "jobs", "0"], "jobs"),
@@ -134,6 +135,11 @@ def test_a_remote_of_config_local_is_changed_with_local(tmp_path: Path) -> None:
         assert "--local" in stderr and "'mine'" in stderr, stderr
         assert len(stderr.strip().splitlines()) == 1, stderr
         assert _files(root) == before, command
+    # a url config.local sets over config's may go, config's stays
+    exq("remote", "add", "shared", "/srv/shared", cwd=root)
+    exq("remote", "modify", "--local", "shared", "url", "/mnt/shared", cwd=root)
+    exq("remote", "modify", "--local", "--unset", "shared", "url", cwd=root)
+    exq("remote", "remove", "shared", cwd=root)
     exq("remote", "modify", "--local", "mine", "jobs", "3", cwd=root)
     exq("remote", "default", "--local", "mine", cwd=root)
     _, listing, _ = exq("remote", "list", cwd=root)
