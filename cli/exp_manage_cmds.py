@@ -16,6 +16,7 @@ from exq.cli.main import exp_app, handle_errors, silence_stdout
 from exq.engine.errors import ExperimentError
 
 if TYPE_CHECKING:
+    from exq.daemon.states import RunRecord
     from exq.engine.experiments import manage
     from exq.engine.git import Git
 
@@ -101,16 +102,42 @@ def exp_remove(
     all_commits: bool = _ALL_COMMITS,
     rev: list[str] = _REV,
     num: int = _NUM,
+    queue: bool = typer.Option(False, "--queue", help="Also every queued experiment (DVC's)."),
 ) -> None:
-    """Remove experiments: by name, or every one of some baselines."""
+    """Remove experiments: by name (queued ones too), or every one of some baselines."""
     from exq.engine.experiments import manage
 
+    names = experiments or []
+    queued = _queued_runs()
+    # A name no experiment has yet may be a queued one's, as in DVC.
+    dequeue = [run for run in queued if queue or run.name in names]
+    names = [name for name in names if name not in {run.name for run in dequeue}]
     selection = _selection(all_commits, rev, num) if all_commits or rev else None
-    removed = manage.remove(_git(), experiments or [], selection)
+    removed: list[str] = []
+    if names or selection is not None or not (queue or dequeue):
+        removed = [repr(e.name) for e in manage.remove(_git(), names, selection)]
+    if dequeue:
+        from exq.daemon.config import DaemonConfig
+        from exq.daemon.service import remove as remove_runs
+
+        # never a run that started meanwhile: remove() leaves running runs alone
+        gone = remove_runs(DaemonConfig.from_env(), [str(run.id) for run in dequeue], [])
+        removed += [repr(run.name) for run in gone.removed]
     if removed:
-        typer.echo(f"Removed experiments: {manage.humanize_join(repr(e.name) for e in removed)}")
+        typer.echo(f"Removed experiments: {manage.humanize_join(removed)}")
     else:
         typer.echo("No experiments to remove.")
+
+
+def _queued_runs() -> list[RunRecord]:
+    """The queued runs of this project, oldest first."""
+    from exq.daemon.config import DaemonConfig
+    from exq.daemon.service import list_runs
+    from exq.daemon.states import RunState
+    from exq.engine.run.project import open_project
+
+    root = str(open_project().root)
+    return list_runs(DaemonConfig.from_env(), [RunState.QUEUED], repo=root)
 
 
 exp_app.command("rm", hidden=True)(exp_remove)

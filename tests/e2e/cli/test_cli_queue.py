@@ -340,3 +340,25 @@ def test_queue_kill_takes_dvcs_short_force_flag(queue_env: QueueEnv, tmp_path: P
     _, out, _ = exq("queue", "kill", "-f", "k", cwd=root)
     assert out == f"Cancelled run {run_id} (it was queued).\n"
     assert runs_by_id(root)[run_id]["state"] == "cancelled"
+
+
+def test_exp_remove_takes_queued_experiments_as_dvc_does(
+    queue_env: QueueEnv, tmp_path: Path
+) -> None:
+    # 'dvc exp remove NAME' removes a queued experiment, 'dvc exp remove --queue' all
+    # of them: exq said "'r-1' is not a valid experiment name" and had no --queue
+    root = make_project(tmp_path / "repo")
+    other = make_project(tmp_path / "other")
+    _, out, _ = exq("exp", "run", "--queue", "-S", "lr=1,2,3", "-n", "r", cwd=root)
+    ids = queued_ids(out)
+    exq("exp", "run", "--queue", "-n", "elsewhere", cwd=other)
+    _, out, _ = exq("exp", "remove", "r-1", cwd=root)
+    assert out == "Removed experiments: 'r-1'\n"
+    assert [r["name"] for r in status(root)["runs"]] == ["r-2", "r-3", "elsewhere"]
+    assert f"refs/exq/queue/{ids[0]}" not in queue_refs(root)
+    _, out, _ = exq("exp", "remove", "--queue", cwd=root)
+    assert out == "Removed experiments: 'r-2' and 'r-3'\n"
+    assert [r["name"] for r in status(root)["runs"]] == ["elsewhere"]  # another repo's
+    assert queue_refs(root) == {}
+    code, _, err = exq("exp", "remove", "r-9", cwd=root, check=False)
+    assert code == 1 and err.count("\n") == 1 and "'r-9'" in err
