@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -117,6 +118,7 @@ def show_experiments(
     hide_failed: bool = False,
     drop: Sequence[str] = (),
     keep: Sequence[str] = (),
+    sha: bool = False,
 ) -> None:
     """The workspace, the baseline and its experiments with their metrics and params."""
     from exq.cli import render
@@ -150,6 +152,11 @@ def show_experiments(
     hidden |= {"failed", "interrupted"} if hide_failed else set()
     rows = add_pending(rows, [p for p in pending if p.state not in hidden], collector, errors)
     rows = mark_sweeps(rows, _sweeps(collector.root))
+    if sha:  # DVC's --sha: baseline commits by their sha, not a branch or tag
+        rows = [
+            replace(row, name=row.rev[:7]) if row.kind == "baseline" and row.rev else row
+            for row in rows
+        ]
     warn(errors)
     if as_json:
         echo(render.render_json(rows_to_json(pick_values(rows, picks))))

@@ -90,6 +90,9 @@ def exp_show(
         "--keep",
         help="Keep the columns matching this regex despite --drop and --only-changed (DVC 3).",
     ),
+    sha: bool = typer.Option(
+        False, "--sha", help="Name baseline commits by their sha, not a branch or tag."
+    ),
 ) -> None:
     """Show the workspace, the baseline and its experiments with their metrics and params."""
     show_experiments(
@@ -116,6 +119,7 @@ def exp_show(
         hide_failed=hide_failed,
         drop=drop,
         keep=keep,
+        sha=sha,
     )
 
 

@@ -225,3 +225,15 @@ def test_the_same_columns_as_dvc(proj: Path, dvc_bin: str, args: list[str]) -> N
     theirs = [c.strip() for c in done.stdout.splitlines()[0].strip("|").split("|")]
     theirs = [h for h in theirs if h not in ("train.py", "State", "Executor")]
     assert headers(proj, *args) == theirs
+
+
+def test_sha_names_baselines_by_their_commit(proj: Path) -> None:
+    # 'dvc exp show --sha': "No such option: --sha"
+    head = git(proj, "rev-parse", "HEAD").strip()
+    first = git(proj, "rev-parse", "v1").strip()
+    names = [row[0] for row in md_table(proj, "--sha", "--rev", "v1", "--rev", "HEAD")[1]]
+    assert head[:7] in names and first[:7] in names
+    assert "v1" not in names and "main" not in names
+    assert any(name.endswith("new-a") for name in names)  # experiments keep their names
+    plain = [row[0] for row in md_table(proj, "--rev", "v1")[1]]
+    assert "v1" in plain
