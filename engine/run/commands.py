@@ -77,9 +77,9 @@ def _tracked_status(
     for dvcfile in (project.root / rel for rel in tracked):
         rel_file = dvcfile.relative_to(project.root).as_posix()
         changed: dict[str, str] = {}
-        for rel, info in _dvcfile_outs(project, dvcfile):
+        for rel, info, cached in _dvcfile_entries(project, dvcfile):
             # As DVC's: a missing object first, whatever the workspace holds.
-            if info is not None and not io.cache.exists(info, io.state):
+            if cached and info is not None and not io.cache.exists(info, io.state):
                 changed[rel] = "not in cache"
                 continue
             now = io.hash_like(rel, info)
@@ -124,7 +124,7 @@ def render_dag(project: Project, targets: list[str], fmt: str) -> str:
     stages = pipeline.graph.select(targets, cwd=cwd_in(project)) if targets else None
     tracked = [
         dagview.TrackedNode(
-            dvcfile, tuple(rel for rel, _ in _dvcfile_outs(project, project.root / dvcfile))
+            dvcfile, tuple(rel for rel, _, _ in _dvcfile_entries(project, project.root / dvcfile))
         )
         for dvcfile in pipeline.tracked
     ]
@@ -182,7 +182,7 @@ def _refuse_tracked_overlap(project: Project, path: Path) -> None:
     except ValueError:
         return  # add_path reports paths outside the project
     for dvcfile in load_pipeline(project.root).tracked:
-        for out, _ in _dvcfile_outs(project, project.root / dvcfile):
+        for out, _, _ in _dvcfile_entries(project, project.root / dvcfile):
             if rel.startswith(out + "/"):
                 raise PipelineError(
                     f"cannot add '{rel}': it lies inside '{out}', which {dvcfile} tracks",
@@ -249,11 +249,16 @@ def _tracked_outs(project: Project, tracked: list[str]) -> dict[str, Any]:
 
 
 def _dvcfile_outs(project: Project, dvcfile: Path) -> list[tuple[str, Any]]:
-    """The data one .dvc file tracks: (path from the root, recorded hash)."""
+    """The cached data one .dvc file tracks: (path from the root, recorded hash)."""
+    return [(rel, info) for rel, info, cache in _dvcfile_entries(project, dvcfile) if cache]
+
+
+def _dvcfile_entries(project: Project, dvcfile: Path) -> list[tuple[str, Any, bool]]:
+    """Every entry of a .dvc file: (path from the root, recorded hash, whether cached)."""
     from exq.engine.run.tracked import read_tracked  # only where there are .dvc files
 
     return [
-        ((dvcfile.parent / out.path).relative_to(project.root).as_posix(), out.info)
+        ((dvcfile.parent / out.path).relative_to(project.root).as_posix(), out.info, out.cache)
         for out in read_tracked(dvcfile, project.root)
     ]
 

@@ -30,6 +30,7 @@ class TrackedOut:
 
     path: str
     info: HashInfo | None
+    cache: bool = True  # 'cache: false': the hash is recorded, no object kept
 
 
 def dvcfile_for(path: Path) -> Path:
@@ -68,7 +69,7 @@ def read_tracked(dvcfile: Path, root: Path) -> list[TrackedOut]:
             if md5
             else None
         )
-        outs.append(TrackedOut(item["path"], info))
+        outs.append(TrackedOut(item["path"], info, item.get("cache", True) is not False))
     return outs
 
 
