@@ -45,6 +45,7 @@ from exq.engine.data.hashing import (
     hash_many,
     hash_path,
     is_exec,
+    is_md5,
     legacy_dir_entries,
     legacy_md5,
     parse_dir_listing,
@@ -234,6 +235,8 @@ class Cache:
             if state is not None:
                 state.put(obj, st, HashInfo(md5=expected, size=st.st_size))
             return st
+        if not is_md5(md5):
+            return None  # not a name but a path (from a hostile file): never delete it
         # Someone wrote through a link into the cache: this object lies.
         unlink_quiet(obj)
         if state is not None:

@@ -263,3 +263,16 @@ def test_remove_out_handles_read_only_trees(tmp_path: Path, state: HashState) ->
 def test_unknown_link_type_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cache.type"):
         Cache(tmp_path, ["teleport"])
+
+
+def test_a_name_that_is_a_path_never_deletes_outside_the_cache(
+    tmp_path: Path, state: HashState
+) -> None:
+    # A corrupt object is deleted; a "name" that leads out of the cache is no object.
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    cache = cache_at(tmp_path)
+    # objects live at <cache>/files/md5/<md5[:2]>/<md5[2:]>
+    for md5 in (".." + str(victim), "..x/../../../victim.txt"):
+        assert not cache.exists(HashInfo(md5=md5, size=9), state)
+        assert victim.read_text() == "precious\n", md5
