@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from exq.cli.queue_view import daemon_line, format_table, status_json, status_rows
 from exq.cli.terminal import echo
-from exq.daemon.client import Client, DaemonError, lock_holder
+from exq.daemon.alive import lock_holder
 from exq.daemon.config import DaemonConfig
 from exq.daemon.progress import RunProgress, progress_of, queue_eta
-from exq.daemon.protocol import StatusReply
 from exq.daemon.states import RunRecord, RunState
 
 if TYPE_CHECKING:
+    from exq.daemon.protocol import StatusReply
     from exq.daemon.study_service import StudyStatus
 
 
@@ -125,6 +125,10 @@ def _sweeps(
 def daemon_status(config: DaemonConfig) -> tuple[StatusReply | None, int | None]:
     """The daemon's status reply; else the pid of a live daemon that did not
     answer (stopped with SIGSTOP, say), or None when no daemon is alive."""
+    if not config.socket_path.exists():  # no one to ask: no client, no socket protocol
+        return None, lock_holder(config.lock_path)
+    from exq.daemon.client import Client, DaemonError
+
     try:
         return Client(config.socket_path, timeout=3).status(), None
     except DaemonError:

@@ -31,12 +31,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exq.cli.messages import format_seconds
 from exq.daemon.progress import RunProgress
-from exq.daemon.protocol import StatusReply
 from exq.daemon.states import DIED, RunRecord, RunState, seen_state
+
+if TYPE_CHECKING:
+    from exq.daemon.protocol import StatusReply
 
 HEADERS = ("ID", "Name", "Repo", "State", "Where", "Created", "Duration", "Attempt", "Result")
 

@@ -206,3 +206,13 @@ def test_a_plain_enqueue_imports_no_typer_or_study(basic: Path, queue_env: Queue
         sorted(m for m in modules if m in heavy or m.startswith(tuple(h + "." for h in heavy)))
         == []
     )
+
+
+def test_queue_status_without_a_daemon_imports_no_socket_protocol(
+    basic: Path, queue_env: QueueEnv
+) -> None:
+    # no socket, no one to ask: the daemon's liveness comes from its lock alone
+    out, modules = imports_of("queue", "status", "--json", cwd=basic)
+    assert '"runs": []' in out
+    heavy = ("exq.daemon.protocol", "exq.daemon.client", "socket")
+    assert sorted(m for m in modules if m in heavy) == []
