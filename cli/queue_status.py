@@ -101,7 +101,12 @@ def status_snapshot(config: DaemonConfig) -> Snapshot:
     alive = daemon is not None or silent is not None
     # A run left "running" by a dead daemon is shown interrupted: no progress.
     progress = progress_of(config, runs, now) if alive else {}
-    drains = queue_eta(runs, progress, daemon.slots_total if daemon is not None else None)
+    drains = queue_eta(
+        runs,
+        progress,
+        daemon.slots_total if daemon is not None else None,
+        paused=daemon is not None and daemon.paused,
+    )
     sweeps, studies = _sweeps(config, runs, alive)
     return Snapshot(runs, daemon, silent, progress, drains, now, sweeps, studies)
 

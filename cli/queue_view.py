@@ -3,7 +3,7 @@
 ``status_json`` is the ``--json`` shape of the issue::
 
     {"daemon": {"running", "answering", "pid", "slots_busy", "slots_total", "gpus_total",
-                "gpus_free"},
+                "gpus_free", "paused"},
      "runs": [{"id", "name", "repo", "state", "attempt", "created", "started",
                "finished", "exit_code", "experiment_ref", "error", "checkpoints",
                "executor", "location", "cpus", "gpus", "mem", "gpus_assigned",
@@ -53,6 +53,7 @@ def daemon_json(daemon: StatusReply | None, silent_pid: int | None = None) -> di
             "slots_total": None,
             "gpus_total": None,
             "gpus_free": None,
+            "paused": None,
         }
     return {
         "running": True,
@@ -62,6 +63,7 @@ def daemon_json(daemon: StatusReply | None, silent_pid: int | None = None) -> di
         "slots_total": daemon.slots_total,
         "gpus_total": daemon.gpus_total,
         "gpus_free": daemon.gpus_free,
+        "paused": daemon.paused,
     }
 
 

@@ -126,13 +126,20 @@ def run_eta(
 
 
 def queue_eta(
-    runs: Sequence[RunRecord], progress: dict[int, RunProgress], slots: int | None
+    runs: Sequence[RunRecord],
+    progress: dict[int, RunProgress],
+    slots: int | None,
+    *,
+    paused: bool = False,
 ) -> float | None:
     """Seconds until the queue drains: the running runs' time left and the queued
     runs' expected durations (median of their repository's finished runs),
     spread over ``slots``. 0 when nothing is running or queued; None when a part
-    has no estimate, or no daemon gives the slots."""
+    has no estimate, no daemon gives the slots, or a paused daemon holds queued
+    runs (they start only once it is resumed)."""
     if not slots:
+        return None
+    if paused and any(run.state is RunState.QUEUED for run in runs):
         return None
     work = 0.0
     for run in runs:

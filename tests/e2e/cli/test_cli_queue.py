@@ -168,6 +168,7 @@ def test_status_json_shape_with_daemon_down(queue_env: QueueEnv, tmp_path: Path)
         "slots_total": None,
         "gpus_total": None,
         "gpus_free": None,
+        "paused": None,
     }
     (run,) = data["runs"]
     assert list(run) == [
@@ -294,6 +295,7 @@ def test_status_json_of_an_empty_queue(queue_env: QueueEnv, tmp_path: Path) -> N
             "slots_total": None,
             "gpus_total": None,
             "gpus_free": None,
+            "paused": None,
         },
         "runs": [],
         "queue": {"eta_seconds": None},

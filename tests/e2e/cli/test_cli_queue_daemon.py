@@ -75,6 +75,7 @@ def test_start_runs_two_at_once_and_reports(queue_env: QueueEnv, tmp_path: Path)
         "slots_total": 2,
         "gpus_total": 0,
         "gpus_free": 0,
+        "paused": False,
     }
     _, table, _ = exq("queue", "status", cwd=root)
     assert table.splitlines()[-1] == f"Daemon: running (pid {pid}), 0/2 slots busy"

@@ -213,6 +213,7 @@ def test_daemon_json_and_line() -> None:
         "slots_total": 2,
         "gpus_total": 0,
         "gpus_free": 0,
+        "paused": True,
     }
     assert daemon_json(None) == {
         "running": False,
@@ -222,6 +223,7 @@ def test_daemon_json_and_line() -> None:
         "slots_total": None,
         "gpus_total": None,
         "gpus_free": None,
+        "paused": None,
     }
     assert daemon_json(None, silent_pid=9)["running"] is True
     assert daemon_line(reply) == "Daemon: running (pid 42), 1/2 slots busy, paused"

@@ -85,6 +85,9 @@ def test_queue_eta_spreads_running_and_queued_work_over_the_slots() -> None:
     assert queue_eta([done(2, 5)], {}, 1) == 0.0  # drained
     other_repo = replace(BASE, id=12, repo="/other")
     assert queue_eta([*runs, other_repo], progress, 2) is None  # nothing ran there yet
+    # a paused queue starts none of its queued runs: it said 'drains in about 1m40s'
+    assert queue_eta(runs, progress, 2, paused=True) is None
+    assert queue_eta([done(2, 100), running], progress, 2, paused=True) == 40 / 2
 
 
 def test_running_runs_show_their_progress_in_text_and_json() -> None:
