@@ -201,7 +201,11 @@ def _watch(config: DaemonConfig, interval: float) -> None:
             snapshot = _watch_plain(config, interval)
     except KeyboardInterrupt:
         return
-    if not snapshot.drained:  # no daemon: the queued runs would wait for ever
+    if snapshot.drained:
+        return
+    if snapshot.held:  # paused: the queued runs wait for a resume
+        typer.echo("The queue is paused: its runs start after 'exq queue resume'.", err=True)
+    else:  # no daemon: the queued runs would wait for ever
         typer.echo("No daemon runs the queue: start it with 'exq queue start'.", err=True)
 
 

@@ -88,8 +88,15 @@ class Snapshot:
 
     @property
     def settled(self) -> bool:
-        """Nothing will change: the queue drained, or no daemon is there to run it."""
-        return self.drained or (self.daemon is None and self.silent is None)
+        """Nothing will change: the queue drained, no daemon is there to run it, or
+        its daemon is paused with nothing running."""
+        return self.drained or (self.daemon is None and self.silent is None) or self.held
+
+    @property
+    def held(self) -> bool:
+        """A paused daemon runs nothing: its queued runs wait for 'queue resume'."""
+        running = any(r.state is RunState.RUNNING for r in self.runs)
+        return self.daemon is not None and self.daemon.paused and not running
 
 
 def status_snapshot(config: DaemonConfig) -> Snapshot:

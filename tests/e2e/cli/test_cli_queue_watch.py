@@ -63,3 +63,18 @@ def test_watch_with_no_daemon_says_so_and_exits(queue_env: QueueEnv, tmp_path: P
     assert code == 0
     assert " waiting " in out and " queued " in out and "Daemon: not running" in out
     assert err == "No daemon runs the queue: start it with 'exq queue start'.\n"
+
+
+def test_watch_of_a_paused_queue_with_nothing_running_says_so_and_exits(
+    queue_env: QueueEnv, tmp_path: Path
+) -> None:
+    """Paused, nothing running: nothing will change until 'queue resume'; the watch
+    waited for ever."""
+    root = make_project(tmp_path / "repo")
+    exq("queue", "start", cwd=root)
+    exq("queue", "pause", cwd=root)
+    exq("exp", "run", "--queue", "-n", "held", cwd=root)
+    code, out, err = exq("queue", "status", "--watch", "--interval", "0.2", cwd=root, timeout=30)
+    assert code == 0
+    assert " held " in out and " queued " in out and "paused" in out
+    assert err == "The queue is paused: its runs start after 'exq queue resume'.\n"
