@@ -107,6 +107,16 @@ def _last_line(path: Path) -> str:
     return lines[-1] if lines else ""
 
 
+def _say_if_paused(config: DaemonConfig) -> None:
+    """A paused daemon starts none of the queued runs being followed: say so, once
+    (they start if the queue is resumed meanwhile, from another shell)."""
+    from exq.cli.queue_status import daemon_status
+
+    status, _ = daemon_status(config)
+    if status is not None and status.paused:
+        typer.echo("exq: the queue is paused: its runs start after 'exq queue resume'.", err=True)
+
+
 def run_all_queued(jobs: int | None) -> None:
     """``exp run --run-all``: start the daemon if needed, follow the queued runs.
 
@@ -125,6 +135,7 @@ def run_all_queued(jobs: int | None) -> None:
             f"{how} the exq daemon (pid {pid}); following {len(ids)} run(s). "
             "Ctrl-C stops following, not the runs."
         )
+        _say_if_paused(config)
         records = service.follow_runs(config, ids, lambda record: typer.echo(progress_line(record)))
     except KeyboardInterrupt:
         typer.echo("Stopped following; the runs go on (see 'exq queue status').", err=True)

@@ -249,3 +249,32 @@ def test_logs_follow_until_the_run_ends(queue_env: QueueEnv, tmp_path: Path) -> 
     assert follower.returncode == 0, err
     assert f"qtool run {blocked} mode block lr 0.1" in out
     assert "'followed' saved as refs/exps/" in out  # the whole log, to the end of the run
+
+
+def test_run_all_on_a_paused_queue_says_so_and_follows_on_resume(
+    queue_env: QueueEnv, tmp_path: Path
+) -> None:
+    # it showed '[1] r: queued' and then nothing, for ever, with no word of the pause
+    root = make_project(tmp_path / "repo")
+    exq("queue", "start", cwd=root)
+    exq("queue", "pause", cwd=root)
+    (run_id,) = enqueue(root)
+    said = tmp_path / "stderr"
+    with open(said, "w") as stderr:
+        proc = subprocess.Popen(
+            [str(EXQ_BIN), "exp", "run", "--run-all"],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    try:
+        paused = "exq: the queue is paused: its runs start after 'exq queue resume'.\n"
+        wait_for(lambda: said.read_text() == paused, "a word of the pause")
+        exq("queue", "resume", cwd=root)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out
+    assert out.splitlines()[-1] == "Done: 1 success."
+    assert runs_by_id(root)[run_id]["state"] == "success"
