@@ -646,7 +646,12 @@ class Scheduler:
                     repo=record.repo,
                 )
             )
-        if not self._active and self._stop_mode is None and not await self._store.queued(1):
+        if (
+            not self._active
+            and self._stop_mode is None
+            and not await self._store.queued(1)
+            and not await self._store.has_study_to_ask()  # its next trial comes at once
+        ):
             self._notify(Event(QUEUE_DRAINED))
         self._wakeup.set()
 

@@ -48,7 +48,7 @@ from exq.daemon.store import (
     transition_params,
     transition_sql,
 )
-from exq.daemon.study_store import SQL_ANY_ACTIVE_STUDY
+from exq.daemon.study_store import SQL_ANY_ACTIVE_STUDY, SQL_ANY_STUDY_TO_ASK
 
 
 class AsyncStore:
@@ -124,6 +124,10 @@ class AsyncStore:
     async def has_active_study(self) -> bool:
         """Whether a study still has trials to queue or to hear the end of."""
         return bool(await self._read(SQL_ANY_ACTIVE_STUDY, ()))
+
+    async def has_study_to_ask(self) -> bool:
+        """Whether a study still has trials to ask Optuna for (and then to queue)."""
+        return bool(await self._read(SQL_ANY_STUDY_TO_ASK, ()))
 
     async def setting(self, key: str) -> str | None:
         rows = await self._read(SQL_GET_SETTING, (key,))

@@ -123,6 +123,8 @@ SQL_ACTIVE_STUDIES = f"SELECT {STUDY_COLUMNS} FROM studies WHERE state = 'active
 # the slots they leave).
 SQL_WAITING_RUNS = "SELECT COUNT(*) FROM runs WHERE state = 'queued' AND after_ids = '[]'"
 SQL_ANY_ACTIVE_STUDY = "SELECT 1 FROM studies WHERE state = 'active' LIMIT 1"
+# A study with trials still to ask: the queue has not drained while one is left.
+SQL_ANY_STUDY_TO_ASK = "SELECT 1 FROM studies WHERE state = 'active' AND budget > queued LIMIT 1"
 # The study's count goes up only while it has budget left and for a trial
 # newer than the last one queued: the same trial can never be queued twice.
 SQL_STUDY_TAKE = (

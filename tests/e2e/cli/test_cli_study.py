@@ -299,6 +299,25 @@ def test_trials_that_wrote_no_metric_count_failed_and_say_why(
     assert "0 done" in text and "2 failed" in text and "no-metric" in text, text
 
 
+def test_the_queue_drains_once_when_a_study_ends_not_between_its_trials(
+    queue_env: QueueEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between two trials nothing is running or queued for a moment (the daemon asks
+    Optuna for the next one as the slot frees): '[notify]' heard 'queue-drained'
+    after every trial of a study, not once at its end."""
+    told = tmp_path / "told"
+    config = tmp_path / "config.toml"
+    config.write_text(f'[notify]\ncommand = "echo $EXQ_EVENT $EXQ_RUN_NAME >> {told}"\n')
+    monkeypatch.setenv("EXQ_CONFIG", str(config))
+    root = make_study_project(tmp_path / "repo")
+    exq("exp", "run", "--queue", *SPACE, *OPT, "-n", "st", cwd=root)
+    exq("queue", "start", "-j", "1", cwd=root)
+    wait_for(lambda: sweep_status(root, "st")["state"] == "done", "the study to end")
+    lines = lambda: told.read_text().splitlines() if told.exists() else []  # noqa: E731
+    wait_for(lambda: len(lines()) >= 4, "three run ends and a drain")
+    assert lines() == ["run-end st-1", "run-end st-2", "run-end st-3", "queue-drained"]
+
+
 def test_a_queue_started_afresh_starts_its_studies_afresh(
     queue_env: QueueEnv, tmp_path: Path
 ) -> None:
