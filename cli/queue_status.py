@@ -83,8 +83,13 @@ class Snapshot:
 
     @property
     def drained(self) -> bool:
-        """Nothing running or queued is left."""
-        return not any(r.state in (RunState.RUNNING, RunState.QUEUED) for r in self.runs)
+        """Nothing running or queued is left, and no study has trials left to ask
+        (between two of its trials, nothing runs or waits for a moment)."""
+        if any(r.state in (RunState.RUNNING, RunState.QUEUED) for r in self.runs):
+            return False
+        return not any(
+            s.study.state == "active" and s.study.budget > s.study.queued for s in self.studies
+        )
 
     @property
     def settled(self) -> bool:
