@@ -123,20 +123,26 @@ def run_all_queued(jobs: int | None) -> None:
     Ctrl-C stops following, not the runs. Exits 1 if any run did not succeed.
     """
     from exq.daemon import service
+    from exq.daemon.study_service import study_status
 
     config = DaemonConfig.from_env()
     ids = [r.id for r in service.list_runs(config, [RunState.QUEUED, RunState.RUNNING])]
+    # A study queues its trials one by one, as slots free: follow them as they come.
+    studies = [s.study.id for s in study_status(config) if s.study.state == "active"]
     try:
         # Ctrl-C may come while the daemon starts: it is detached, so it and
         # the runs go on either way.
         pid, started = ensure_daemon(config, jobs)
         how = "Started" if started else "Using"
+        watching = f" and {len(studies)} {'study' if len(studies) == 1 else 'studies'}"
         typer.echo(
-            f"{how} the exq daemon (pid {pid}); following {len(ids)} run(s). "
-            "Ctrl-C stops following, not the runs."
+            f"{how} the exq daemon (pid {pid}); following {len(ids)} run(s)"
+            f"{watching if studies else ''}. Ctrl-C stops following, not the runs."
         )
         _say_if_paused(config)
-        records = service.follow_runs(config, ids, lambda record: typer.echo(progress_line(record)))
+        records = service.follow_runs(
+            config, ids, lambda record: typer.echo(progress_line(record)), studies
+        )
     except KeyboardInterrupt:
         typer.echo("Stopped following; the runs go on (see 'exq queue status').", err=True)
         raise typer.Exit(130) from None

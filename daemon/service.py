@@ -585,22 +585,34 @@ def tail_offset(path: Path, lines: int) -> int:
 
 
 def follow_runs(
-    config: DaemonConfig, ids: Iterable[int], on_change: Callable[[RunRecord], None]
+    config: DaemonConfig,
+    ids: Iterable[int],
+    on_change: Callable[[RunRecord], None],
+    studies: Iterable[int] = (),
 ) -> list[RunRecord]:
-    """Call ``on_change`` each time one of ``ids`` changes state, until all have ended.
+    """Call ``on_change`` each time one of ``ids`` changes state, until all have ended;
+    and so for the trials the ``studies`` queue, one by one, until they end too.
 
     Returns their last records. Raises ``DaemonNotRunning`` if the daemon goes
     away while some have not ended.
     """
     from exq.daemon.client import Client, DaemonNotRunning
+    from exq.daemon.study_store import StudyStore
 
     pending = set(ids)
+    watched = set(studies)
     seen: dict[int, tuple[RunState, int]] = {}
     last: dict[int, RunRecord] = {}
     client = Client(config.socket_path, timeout=3)
     next_check = time.monotonic() + 1.0
-    with SyncStore(config.db_path) as store:
-        while pending:
+    with SyncStore(config.db_path) as store, StudyStore(config.db_path) as study_store:
+        while pending or watched:
+            for study_id in sorted(watched):
+                # its trials first: a study ends only after its last trial did
+                found = study_store.study(study_id)
+                pending |= {t.run_id for t in study_store.trials(study_id)} - set(last)
+                if found is None or found.state != "active":
+                    watched.discard(study_id)
             for run_id in sorted(pending):
                 record = store.get_run(run_id)
                 if record is None:  # removed meanwhile
@@ -612,11 +624,11 @@ def follow_runs(
                     on_change(record)
                 if record.state in ENDED:
                     pending.discard(run_id)
-            if pending and time.monotonic() > next_check:
+            if (pending or watched) and time.monotonic() > next_check:
                 next_check = time.monotonic() + 1.0
                 if client.running() is None:
                     raise DaemonNotRunning(config.socket_path)
-            if pending:
+            if pending or watched:
                 time.sleep(RUNS_POLL)
     return [last[i] for i in sorted(last)]
 

@@ -318,6 +318,20 @@ def test_the_queue_drains_once_when_a_study_ends_not_between_its_trials(
     assert lines() == ["run-end st-1", "run-end st-2", "run-end st-3", "queue-drained"]
 
 
+def test_run_all_follows_a_study_to_its_end(queue_env: QueueEnv, tmp_path: Path) -> None:
+    # a study queues its trials one by one: --run-all followed the 0 runs queued at
+    # its start and returned at once
+    root = make_study_project(tmp_path / "repo")
+    exq("exp", "run", "--queue", *SPACE, *OPT[:-1], "2", "-n", "st", cwd=root)
+    _, out, _ = exq("exp", "run", "--run-all", "-j", "1", cwd=root)
+    lines = out.splitlines()
+    assert "following 0 run(s) and 1 study" in lines[0], lines[0]
+    assert any(" st-1: success" in line for line in lines), out
+    assert any(" st-2: success" in line for line in lines), out
+    assert lines[-1] == "Done: 2 success."
+    assert sweep_status(root, "st")["state"] == "done"
+
+
 def test_a_queue_started_afresh_starts_its_studies_afresh(
     queue_env: QueueEnv, tmp_path: Path
 ) -> None:
