@@ -139,7 +139,10 @@ def prepare_environment(dvc: str, tmp: Path) -> None:
 
 def main() -> None:
     exq, dvc = exq_bin(), dvc_bin()
-    with tempfile.TemporaryDirectory(prefix="exq-qbench-") as tmp:
+    # DVC's queue workers may still write into the folder after 'queue stop
+    # --kill' returns: its removal is tried again below rather than failing
+    # the benchmark after its figures are printed.
+    with tempfile.TemporaryDirectory(prefix="exq-qbench-", ignore_cleanup_errors=True) as tmp:
         prepare_environment(dvc, Path(tmp))
         # exq's queue for this run only; the socket path must stay short.
         os.environ["EXQ_STATE_DIR"] = str(Path(tmp) / "state")
@@ -171,6 +174,17 @@ def main() -> None:
             subprocess.run([exq, "queue", "stop", "--kill"], cwd=tmp, capture_output=True)
             stop_dvc_workers(dvc, dvc_dir)
             shutil.rmtree(runtime, ignore_errors=True)
+    remove_when_quiet(Path(tmp))
+
+
+def remove_when_quiet(folder: Path, seconds: float = 30) -> None:
+    """Remove what the temporary folder's own cleanup left, once DVC's workers stop writing."""
+    deadline = time.monotonic() + seconds
+    while folder.exists() and time.monotonic() < deadline:
+        shutil.rmtree(folder, ignore_errors=True)
+        time.sleep(0.5)
+    if folder.exists():
+        print(f"note: {folder} is left behind: DVC's queue workers still write into it")
 
 
 if __name__ == "__main__":
