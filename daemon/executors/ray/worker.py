@@ -5,7 +5,8 @@ A cluster starts this in the folder the daemon sent (``job.json`` and
 nothing of the cluster's own libraries: it only reads files and prints.
 
 It builds a private repository in a temporary folder from the pack (objects,
-the experiment ref as the daemon had it, the cache objects), and runs the
+the experiment ref as the daemon had it, the cache objects; a killed
+worker's folder is removed by the next, :mod:`exq.daemon.executors.ray.run_dirs`), and runs the
 experiment there with the engine, exactly as the daemon runs one locally
 (:func:`exq.engine.experiments.run.run_snapshot`, or ``resume_run`` for a
 checkpoint run that resumes). After each checkpoint and at the end it prints
@@ -41,6 +42,7 @@ from typing import IO, Any
 import anyio
 
 from exq.daemon.executors.ray.remote import JOB_FILE, JOB_VERSION, PACK_FILE
+from exq.daemon.executors.ray.run_dirs import run_dir
 from exq.daemon.executors.ray.shipment import (
     Pack,
     ShipmentError,
@@ -397,8 +399,8 @@ async def run_job(job: dict[str, Any], pack: Pack, stream: LineStream) -> int:
     sink = OutputSink(stream=stream, prefixed=(job["jobs"] or os.cpu_count() or 1) > 1)  # type: ignore[arg-type]
     watchdog = Watchdog()
     stopper = Stopper(watchdog)
-    with tempfile.TemporaryDirectory(prefix="exq-run-") as tmp:
-        project = await anyio.to_thread.run_sync(build_repo, Path(tmp) / "repo", job, pack)
+    with run_dir() as tmp:
+        project = await anyio.to_thread.run_sync(build_repo, tmp / "repo", job, pack)
         sender = Sender(
             stream,
             project,
@@ -416,7 +418,7 @@ async def run_job(job: dict[str, Any], pack: Pack, stream: LineStream) -> int:
                         )
                     )
                 run = await anyio.to_thread.run_sync(snapshot_run, project, job, stopper, sender)
-                result = await run_snapshot(project, run, Path(tmp) / "worktree", sink)
+                result = await run_snapshot(project, run, tmp / "worktree", sink)
             except ExqError as exc:
                 sink.note(f"exq: error: {exc}")
                 meta, status = {"kind": "result", "outcome": "failed", "error": str(exc)}, 1

@@ -21,6 +21,7 @@ import pytest
 
 from exq.daemon.config import DaemonConfig
 from exq.daemon.executors.ray.remote import JOB_FILE, Importer, write_payload
+from exq.daemon.executors.ray.run_dirs import remove_orphans
 from exq.daemon.executors.ray.shipment import FrameReader, ShipmentError
 from exq.daemon.store import RunRecord, SyncStore
 from exq.engine.errors import ExperimentError
@@ -185,7 +186,9 @@ def test_a_killed_worker_takes_its_stage_with_it(config: DaemonConfig, tmp_path:
     ship(config, record(config, run_id), folder)
     rdv = tmp_path / "rdv"
     rdv.mkdir()
-    env = {**os.environ, "RDV": str(rdv), "HOLD_AT": "0"}
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "RDV": str(rdv), "HOLD_AT": "0", "TMPDIR": str(temp)}
     proc = subprocess.Popen(
         WORKER, cwd=folder, env=env, stdout=subprocess.DEVNULL, start_new_session=True
     )
@@ -200,6 +203,11 @@ def test_a_killed_worker_takes_its_stage_with_it(config: DaemonConfig, tmp_path:
     while alive(stage_pid):
         assert time.monotonic() < deadline, "the stage outlived its worker"
         time.sleep(0.05)
+    # Its folder (the repository, the run's outputs) is left; the next worker removes it.
+    (left,) = temp.glob("exq-run-*")
+    assert (left / "repo").is_dir()
+    assert remove_orphans(temp) == [left]
+    assert not left.exists()
 
 
 def test_a_project_in_a_sub_folder_runs_there_on_the_worker(
