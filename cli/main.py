@@ -68,8 +68,17 @@ def modules_for(argv: list[str]) -> tuple[str, ...]:
     if len(words) == 1 and words[0] in _GROUPS:
         return COMMAND_MODULES  # a group alone prints its help: list every command
     pair = (words[0], words[1]) if len(words) > 1 else None
+    if pair and pair not in _ROUTES and words[0] in _GROUPS and not _is_command(pair):
+        return COMMAND_MODULES  # a mistyped sub-command: suggest from all of the group's
     module = (_ROUTES.get(pair) if pair else None) or _ROUTES.get(words[0])
     return (module,) if module in COMMAND_MODULES else COMMAND_MODULES
+
+
+def _is_command(pair: tuple[str, str]) -> bool:
+    """Whether ``group name`` is a command: each has a stored help page."""
+    from exq.cli.help_pages import PAGES
+
+    return " ".join(pair) in PAGES
 
 
 # The commands answered before typer, for a plain command line: module and

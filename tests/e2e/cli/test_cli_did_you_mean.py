@@ -33,6 +33,11 @@ def test_mistyped_names_get_a_suggestion(queue_env: QueueEnv, tmp_path: Path) ->
         (["reprp"], "No such command 'reprp'. Did you mean 'repro'?"),
         (["repro", "trian"], "(did you mean 'train'?)"),
         (["queue", "stauts"], "Did you mean 'status'"),
+        # sub-commands that other modules than the group's own register
+        (["exp", "shw"], "Did you mean 'show'?"),
+        (["exp", "dif"], "Did you mean 'diff'?"),
+        (["queue", "shw"], "Did you mean 'show'?"),
+        (["queue", "priorty"], "Did you mean 'priority'"),
     ]
     exq("exp", "run", "-n", "first-try", cwd=root)
     cases.append((["exp", "apply", "frist-try"], "(did you mean 'first-try'?)"))
