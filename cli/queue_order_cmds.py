@@ -116,7 +116,7 @@ class RunDetails:
         """The metrics at each checkpoint, then the last steps the loggers wrote."""
         lines = []
         if self.checkpoints:
-            lines.append(f"Metrics at each of {len(self.checkpoints)} checkpoints:")
+            lines.append(f"Metrics at each of {_checkpoints(len(self.checkpoints))}:")
             for point in self.checkpoints:
                 step = "" if point.step is None else f" step {point.step}"
                 values = "; ".join(
@@ -132,6 +132,10 @@ class RunDetails:
 STEPS_SHOWN = 10
 
 
+def _checkpoints(count: int) -> str:
+    return "1 checkpoint" if count == 1 else f"{count} checkpoints"
+
+
 def _metrics_text(values: dict[str, float]) -> str:
     return " ".join(f"{k}={format_metric(v)}" for k, v in values.items())
 
@@ -144,7 +148,7 @@ def attempt_text(attempt: AttemptRecord) -> str:
     if attempt.exit_code is not None:
         text += f" (exit {attempt.exit_code})"
     if attempt.checkpoints:
-        text += f", {attempt.checkpoints} checkpoints"
+        text += f", {_checkpoints(attempt.checkpoints)}"
     if attempt.error:
         text += f": {attempt.error.splitlines()[0]}"
     return text
