@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "plots_cmds",
     "remote_cmds",
     "sweep_cmds",
+    "shell_cmds",
 )
 
 
@@ -53,6 +54,7 @@ _ROUTES: dict[str | tuple[str, str], str] = {
     "daemon": "queue_cmds",
     "plots": "plots_cmds",
     "sweep": "sweep_cmds",
+    "completion": "shell_cmds",
     **{name: "remote_cmds" for name in ("remote", "push", "pull", "fetch")},
 }
 

@@ -113,3 +113,19 @@ def test_run_ids_complete_for_every_queue_command(queue_env: QueueEnv, tmp_path:
     _, out, _ = exq("exp", "run", "--queue", "-n", "nightly", cwd=root)
     for command in ("kill", "remove", "retry", "priority", "run", "logs", "show"):
         assert _complete("bash", f"exq queue {command} nig", root) == ["nightly"], command
+
+
+@pytest.mark.parametrize("shell", sorted(SCRIPTS))
+def test_completion_writes_the_script_of_the_shell_named(shell: str, tmp_path: Path) -> None:
+    # as 'dvc completion -s SHELL', whatever shell runs exq
+    _, script, _ = exq("completion", "-s", shell, cwd=tmp_path)
+    assert SCRIPTS[shell] in script
+    assert all(SCRIPTS[other] not in script for other in SCRIPTS if other != shell)
+
+
+def test_completion_writes_bash_by_default_and_refuses_an_unknown_shell(tmp_path: Path) -> None:
+    _, script, _ = exq("completion", cwd=tmp_path)
+    assert SCRIPTS["bash"] in script
+    code, out, err = exq("completion", "--shell", "tcsh", cwd=tmp_path, check=False)
+    assert (code, out) == (2, "")
+    assert err == "ERROR: unknown shell 'tcsh': choose bash, zsh or fish\n"
