@@ -208,13 +208,14 @@ def remove_stale_folders() -> list[Path]:
                 owned = folder.is_dir() and folder.lstat().st_uid == uid
             except OSError:
                 continue
-            if owned and pid.isdigit() and not _pid_alive(int(pid)):
+            if owned and pid.isdigit() and not pid_alive(int(pid)):
                 shutil.rmtree(folder, ignore_errors=True)
                 removed.append(folder)
     return removed
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process numbered ``pid`` runs (another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from exq.engine.run.checkpoint_session import pid_alive
+
 PREFIX = "exq-run-"
 OWNER_FILE = "worker.pid"
 
@@ -38,7 +40,7 @@ def remove_orphans(root: Path) -> list[Path]:
     removed = []
     for folder in root.glob(f"{PREFIX}*"):
         pid = _owner(folder)
-        if pid is None or _alive(pid):
+        if pid is None or pid_alive(pid):
             continue  # a live worker's, or one being made (no owner yet), or not ours
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder)
@@ -52,13 +54,3 @@ def _owner(folder: Path) -> int | None:
         return int((folder / OWNER_FILE).read_text())
     except (OSError, ValueError):
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process holds that number
-    return True
